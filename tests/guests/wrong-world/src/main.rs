@@ -1,0 +1,1 @@
+fn main() { println!("a command, not a policy"); }
