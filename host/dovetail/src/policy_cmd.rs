@@ -1,0 +1,482 @@
+//! `dovetail policy …`: the operator's and author's tools for policies.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use dovetail_core::policy::document::{
+    RequestDocument, explain_consolidation, explain_selection,
+};
+use dovetail_core::policy::fixtures::{synthetic_consolidation, synthetic_selection};
+use dovetail_core::policy::select::default_select;
+use dovetail_core::policy::types::Decision;
+use dovetail_policy::{
+    Budget, LoadedPolicy, PolicyHost, PolicyWatcher, Runtime, RuntimeConfig, policy_file_name,
+};
+use serde::Serialize;
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Check a policy fully (as the controller does before using it) and
+    /// print its name, version, world and digest.
+    Validate {
+        file: PathBuf,
+        #[command(flatten)]
+        opts: RunOpts,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one decision from a JSON request and print the result as JSON.
+    Test {
+        file: PathBuf,
+        /// Request file (see docs/policy-requests.md and examples/requests/).
+        #[arg(long)]
+        input: PathBuf,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
+    /// Measure decision latency through the real runtime.
+    Bench {
+        file: PathBuf,
+        /// Offerings per selection request (or candidates per scoring round).
+        #[arg(long, default_value_t = 400)]
+        offerings: usize,
+        /// Launch requests per selection round.
+        #[arg(long, default_value_t = 1)]
+        launches: usize,
+        /// Timed decisions.
+        #[arg(long, default_value_t = 2000)]
+        iterations: usize,
+        /// Which decision to measure, when the policy implements both.
+        #[arg(long)]
+        decision: Option<DecisionArg>,
+        #[command(flatten)]
+        opts: RunOpts,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure hot-reload latency: from writing the file into a watched
+    /// directory to the new version serving decisions.
+    BenchReload {
+        file: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve a policy directory with hot reload and print every change (what
+    /// the controller does with its mounted ConfigMap).
+    Watch {
+        dir: PathBuf,
+        /// Stop after this many seconds (default: run until interrupted).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum DecisionArg {
+    InstanceSelection,
+    ConsolidationScoring,
+}
+
+impl From<DecisionArg> for Decision {
+    fn from(d: DecisionArg) -> Self {
+        match d {
+            DecisionArg::InstanceSelection => Decision::InstanceSelection,
+            DecisionArg::ConsolidationScoring => Decision::ConsolidationScoring,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct RunOpts {
+    /// The policy's JSON config file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Wall-clock deadline per decision, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    timeout_ms: u64,
+    /// Run with this fuel budget instead (deterministic).
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Memory cap per policy instance, in MiB.
+    #[arg(long, default_value_t = 64)]
+    memory_mib: usize,
+}
+
+impl RunOpts {
+    fn runtime(&self) -> Result<Runtime> {
+        let config = RuntimeConfig {
+            budget: match self.fuel {
+                Some(f) => Budget::Fuel(f),
+                None => Budget::Deadline(Duration::from_millis(self.timeout_ms)),
+            },
+            memory_limit: self.memory_mib << 20,
+            ..RuntimeConfig::default()
+        };
+        Ok(Runtime::new(config)?)
+    }
+
+    fn config(&self) -> Result<Option<String>> {
+        self.config
+            .as_ref()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config {}", p.display()))
+            })
+            .transpose()
+    }
+
+    fn load(&self, file: &Path) -> Result<(Runtime, LoadedPolicy)> {
+        let rt = self.runtime()?;
+        let config = self.config()?;
+        let policy = LoadedPolicy::load_file(&rt, file, config.as_deref())?;
+        Ok((rt, policy))
+    }
+}
+
+pub fn run(cmd: PolicyCommand) -> Result<()> {
+    match cmd {
+        PolicyCommand::Validate { file, opts, json } => validate(&file, &opts, json),
+        PolicyCommand::Test { file, input, opts } => test(&file, &input, &opts),
+        PolicyCommand::Bench {
+            file,
+            offerings,
+            launches,
+            iterations,
+            decision,
+            opts,
+            json,
+        } => bench(&file, offerings, launches, iterations, decision, &opts, json),
+        PolicyCommand::BenchReload { file, rounds, json } => bench_reload(&file, rounds, json),
+        PolicyCommand::Watch { dir, seconds } => watch(&dir, seconds),
+    }
+}
+
+#[derive(Serialize)]
+struct ValidateReport<'a> {
+    name: &'a str,
+    version: &'a str,
+    description: &'a str,
+    world: &'a str,
+    decisions: Vec<&'a str>,
+    digest: &'a str,
+    contract: &'a str,
+    compile_ms: f64,
+    validate_ms: f64,
+}
+
+fn validate(file: &Path, opts: &RunOpts, json: bool) -> Result<()> {
+    let (_rt, p) = opts.load(file)?;
+    let report = ValidateReport {
+        name: &p.info.name,
+        version: &p.info.version,
+        description: &p.info.description,
+        world: p.world(),
+        decisions: p.info.decisions.iter().map(|d| d.as_str()).collect(),
+        digest: &p.digest,
+        contract: dovetail_policy::CONTRACT,
+        compile_ms: p.compile_time.as_secs_f64() * 1e3,
+        validate_ms: p.validate_time.as_secs_f64() * 1e3,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("valid: {} {}", report.name, report.version);
+        if !report.description.is_empty() {
+            println!("  description: {}", report.description);
+        }
+        println!("  world:       {} ({})", report.world, report.decisions.join(", "));
+        println!("  digest:      {}", report.digest);
+        println!("  contract:    {}", report.contract);
+        println!(
+            "  compiled in {:.1} ms, validated in {:.1} ms",
+            report.compile_ms, report.validate_ms
+        );
+    }
+    Ok(())
+}
+
+fn test(file: &Path, input: &Path, opts: &RunOpts) -> Result<()> {
+    let text = std::fs::read_to_string(input)
+        .with_context(|| format!("cannot read request {}", input.display()))?;
+    let doc: RequestDocument = serde_json::from_str(&text)
+        .map_err(|e| anyhow!("{}: not a valid request: {e}", input.display()))?;
+    let (_rt, p) = opts.load(file)?;
+    let output = match doc {
+        RequestDocument::InstanceSelection(doc) => {
+            let req = doc
+                .to_request()
+                .map_err(|e| anyhow!("{}: {e}", input.display()))?;
+            let selection = p.select(&req)?;
+            serde_json::json!({
+                "policy": p.label(),
+                "decision": "instance-selection",
+                "launches": explain_selection(&req, &selection),
+            })
+        }
+        RequestDocument::ConsolidationScoring(doc) => {
+            let (ctx, moves) = doc
+                .to_request()
+                .map_err(|e| anyhow!("{}: {e}", input.display()))?;
+            let ranking = p.rank(&ctx)?;
+            let verdicts = p.approve(&ctx, &moves)?;
+            serde_json::json!({
+                "policy": p.label(),
+                "decision": "consolidation-scoring",
+                "result": explain_consolidation(&ctx, &ranking, &moves, &verdicts),
+            })
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct BenchReport {
+    policy: String,
+    decision: &'static str,
+    offerings: usize,
+    launches: usize,
+    iterations: usize,
+    calls_per_sec: f64,
+    p50_us: f64,
+    p90_us: f64,
+    p99_us: f64,
+    max_us: f64,
+    native_p50_us: Option<f64>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn time_calls(iterations: usize, mut f: impl FnMut() -> Result<()>) -> Result<(Vec<f64>, f64)> {
+    for _ in 0..iterations.min(50) {
+        f()?;
+    }
+    let mut samples = Vec::with_capacity(iterations);
+    let all = Instant::now();
+    for _ in 0..iterations {
+        let t = Instant::now();
+        f()?;
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let total = all.elapsed().as_secs_f64();
+    samples.sort_by(f64::total_cmp);
+    Ok((samples, total))
+}
+
+fn bench(
+    file: &Path,
+    offerings: usize,
+    launches: usize,
+    iterations: usize,
+    decision: Option<DecisionArg>,
+    opts: &RunOpts,
+    json: bool,
+) -> Result<()> {
+    let (_rt, p) = opts.load(file)?;
+    let decision = match decision.map(Decision::from) {
+        Some(d) if !p.implements(d) => bail!("{} does not implement {d}", p.label()),
+        Some(d) => d,
+        None => p.info.decisions[0],
+    };
+    let iterations = iterations.max(1);
+    let (samples, total, native) = match decision {
+        Decision::InstanceSelection => {
+            let req = synthetic_selection(offerings, launches, 42);
+            let (samples, total) = time_calls(iterations, || p.select(&req).map(drop).map_err(Into::into))?;
+            let (native, _) = time_calls(iterations, || {
+                std::hint::black_box(default_select(&req));
+                Ok(())
+            })?;
+            (samples, total, Some(percentile(&native, 0.5)))
+        }
+        Decision::ConsolidationScoring => {
+            let (ctx, moves) = synthetic_consolidation(offerings, 42);
+            let (samples, total) = time_calls(iterations, || {
+                p.rank(&ctx)?;
+                p.approve(&ctx, &moves)?;
+                Ok(())
+            })?;
+            (samples, total, None)
+        }
+    };
+    let report = BenchReport {
+        policy: p.label(),
+        decision: decision.as_str(),
+        offerings,
+        launches,
+        iterations,
+        calls_per_sec: iterations as f64 / total,
+        p50_us: percentile(&samples, 0.5),
+        p90_us: percentile(&samples, 0.9),
+        p99_us: percentile(&samples, 0.99),
+        max_us: percentile(&samples, 1.0),
+        native_p50_us: native,
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let unit = if decision == Decision::InstanceSelection {
+            format!("{offerings} offerings, {launches} launch(es)")
+        } else {
+            format!("{offerings} candidates, rank + approve")
+        };
+        println!("{} — {} ({unit})", report.policy, report.decision);
+        println!(
+            "  {:.0} decisions/s   p50 {:.1} µs   p90 {:.1} µs   p99 {:.1} µs   max {:.1} µs",
+            report.calls_per_sec, report.p50_us, report.p90_us, report.p99_us, report.max_us
+        );
+        if let Some(n) = report.native_p50_us {
+            println!("  built-in native default: p50 {n:.1} µs");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ReloadReport {
+    policy: String,
+    rounds: usize,
+    cold_p50_ms: f64,
+    cold_max_ms: f64,
+    cached_p50_ms: f64,
+    cached_max_ms: f64,
+}
+
+/// Writes `bytes` into the watched directory the way a kubelet updates a
+/// ConfigMap (write aside, then rename) and waits until it serves.
+fn reload_once(host: &PolicyHost, dir: &Path, bytes: &[u8], digest: &str) -> Result<f64> {
+    let target = dir.join(policy_file_name(Decision::InstanceSelection));
+    let tmp = dir.join(".incoming.tmp");
+    let start = Instant::now();
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, &target)?;
+    loop {
+        let active = host.status(Decision::InstanceSelection).active_digest;
+        if active.as_deref() == Some(digest) {
+            return Ok(start.elapsed().as_secs_f64() * 1e3);
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            bail!("the new version did not become active within 10 s");
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// A copy of the component with a custom section appended: same code, new
+/// digest, so the runtime must compile it afresh.
+fn with_nonce(bytes: &[u8], nonce: usize) -> Vec<u8> {
+    let name = b"dovetail-bench-nonce";
+    let payload = format!("{nonce:08}");
+    let body_len = 1 + name.len() + payload.len();
+    let mut out = bytes.to_vec();
+    out.push(0); // custom section id
+    out.push(body_len as u8); // fits in one LEB128 byte
+    out.push(name.len() as u8);
+    out.extend_from_slice(name);
+    out.extend_from_slice(payload.as_bytes());
+    out
+}
+
+fn bench_reload(file: &Path, rounds: usize, json: bool) -> Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let rt = Runtime::new(RuntimeConfig::default())?;
+    let host = Arc::new(PolicyHost::new(rt));
+    let dir = tempfile_dir()?;
+    let _watcher = PolicyWatcher::spawn(&dir, host.clone())?;
+    let mut cold = Vec::new();
+    let mut cached = Vec::new();
+    let mut label = String::new();
+    let variants: Vec<Vec<u8>> = (0..rounds.max(1)).map(|i| with_nonce(&bytes, i)).collect();
+    let digests: Vec<String> = variants
+        .iter()
+        .map(|b| {
+            use sha2::Digest as _;
+            let full: [u8; 32] = sha2::Sha256::digest(b).into();
+            dovetail_policy::short_digest(&full)
+        })
+        .collect();
+    // Cold: every version is new to the runtime and compiled on reload.
+    for (b, d) in variants.iter().zip(&digests) {
+        cold.push(reload_once(&host, &dir, b, d)?);
+    }
+    // Cached: the same versions again, their compiled code already at hand.
+    for (b, d) in variants.iter().zip(&digests) {
+        cached.push(reload_once(&host, &dir, b, d)?);
+    }
+    if let Some(p) = host.active(Decision::InstanceSelection) {
+        label = p.label();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    cold.sort_by(f64::total_cmp);
+    cached.sort_by(f64::total_cmp);
+    let report = ReloadReport {
+        policy: label,
+        rounds: variants.len(),
+        cold_p50_ms: percentile(&cold, 0.5),
+        cold_max_ms: percentile(&cold, 1.0),
+        cached_p50_ms: percentile(&cached, 0.5),
+        cached_max_ms: percentile(&cached, 1.0),
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{} — reload from file change to serving ({} rounds)", report.policy, report.rounds);
+        println!(
+            "  new component (compile + validate): p50 {:.1} ms, max {:.1} ms",
+            report.cold_p50_ms, report.cold_max_ms
+        );
+        println!(
+            "  seen before (compiled-code cache):  p50 {:.1} ms, max {:.1} ms",
+            report.cached_p50_ms, report.cached_max_ms
+        );
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("dovetail-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn watch(dir: &Path, seconds: Option<u64>) -> Result<()> {
+    let rt = Runtime::new(RuntimeConfig::default())?;
+    let host = Arc::new(PolicyHost::new(rt));
+    let _watcher = PolicyWatcher::spawn(dir, host.clone())?;
+    let start = Instant::now();
+    let mut last = String::new();
+    loop {
+        let mut line = String::new();
+        for d in [Decision::InstanceSelection, Decision::ConsolidationScoring] {
+            let s = host.status(d);
+            line.push_str(&format!(
+                "{d}: {}{}   ",
+                s.active.as_deref().unwrap_or("built-in default"),
+                s.last_reload_error
+                    .as_deref()
+                    .map(|e| format!(" (last change rejected: {e})"))
+                    .unwrap_or_default()
+            ));
+        }
+        if line != last {
+            println!("{}", line.trim_end());
+            last = line;
+        }
+        if seconds.is_some_and(|s| start.elapsed() >= Duration::from_secs(s)) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
