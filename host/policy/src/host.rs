@@ -200,7 +200,7 @@ impl PolicyHost {
         bytes: &[u8],
         config: Option<&str>,
     ) -> Result<Arc<LoadedPolicy>, PolicyFailure> {
-        let result = LoadedPolicy::load(&self.runtime, source, bytes, config)
+        let result = LoadedPolicy::load_for(d, &self.runtime, source, bytes, config)
             .map(Arc::new)
             .and_then(|p| self.install(d, p.clone()).map(|()| p));
         if let Err(f) = &result {

@@ -96,6 +96,28 @@ impl LoadedPolicy {
         bytes: &[u8],
         config: Option<&str>,
     ) -> Result<Self, PolicyFailure> {
+        Self::load_inner(runtime, source, bytes, config, None)
+    }
+
+    /// Like [`LoadedPolicy::load`], for a policy that must implement `decision`:
+    /// a component of another world is refused before its config is tried.
+    pub fn load_for(
+        decision: core::Decision,
+        runtime: &Runtime,
+        source: &str,
+        bytes: &[u8],
+        config: Option<&str>,
+    ) -> Result<Self, PolicyFailure> {
+        Self::load_inner(runtime, source, bytes, config, Some(decision))
+    }
+
+    fn load_inner(
+        runtime: &Runtime,
+        source: &str,
+        bytes: &[u8],
+        config: Option<&str>,
+        expect: Option<core::Decision>,
+    ) -> Result<Self, PolicyFailure> {
         let compiled = runtime.compile(source, bytes)?;
         let start = Instant::now();
         let digest = compiled.digest.clone();
@@ -119,6 +141,21 @@ impl LoadedPolicy {
         let scoring = consolidation_scoring::GuestIndices::new(&pre).ok();
         if selection.is_none() && scoring.is_none() {
             return Err(load_err(wrong_world(&exports)));
+        }
+        let exported: Vec<core::Decision> = [
+            (selection.is_some(), core::Decision::InstanceSelection),
+            (scoring.is_some(), core::Decision::ConsolidationScoring),
+        ]
+        .into_iter()
+        .filter_map(|(has, d)| has.then_some(d))
+        .collect();
+        if let Some(d) = expect.filter(|d| !exported.contains(d)) {
+            return Err(load_err(format!(
+                "it implements {} ({} world), not {d}; deploy it as {}",
+                exported.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(" and "),
+                world_name(&exported),
+                exported.iter().map(|d| format!("{d}.wasm")).collect::<Vec<_>>().join(" or ")
+            )));
         }
         let mut policy = LoadedPolicy {
             runtime: runtime.clone(),
@@ -152,13 +189,6 @@ impl LoadedPolicy {
                 p.meta.load(&mut *store, instance)?.call_describe(&mut *store)
             })
             .map_err(|f| load_err(format!("trial run failed: [{}] {}", f.class, f.detail)))?;
-        let exported: Vec<core::Decision> = [
-            (policy.selection.is_some(), core::Decision::InstanceSelection),
-            (policy.scoring.is_some(), core::Decision::ConsolidationScoring),
-        ]
-        .into_iter()
-        .filter_map(|(has, d)| has.then_some(d))
-        .collect();
         let claimed: Vec<core::Decision> = info.decisions.iter().map(decision).collect();
         if let Some(missing) = claimed.iter().find(|d| !exported.contains(d)) {
             return Err(load_err(format!(

@@ -1,1 +1,115 @@
-//! placeholder
+//! A policy that behaves until asked not to. The misbehaviour is chosen by
+//! the config's `mode` and triggered only by requests whose seed is
+//! [`TRIGGER_SEED`], so the policy passes its load-time smoke calls and the
+//! tests decide when it attacks.
+
+use dovetail_policy_sdk::prelude::*;
+
+/// Requests with this seed trigger the configured misbehaviour.
+pub const TRIGGER_SEED: u64 = 666;
+
+#[derive(Default)]
+pub struct Hostile {
+    mode: String,
+}
+
+impl Policy for Hostile {
+    const NAME: &'static str = "hostile";
+    const VERSION: &'static str = "0.0.1";
+
+    fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
+        config.deny_unknown(&["mode"])?;
+        self.mode = config.string("mode", "none")?;
+        Ok(())
+    }
+}
+
+fn spin() -> u64 {
+    let mut n = 0u64;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+        if std::hint::black_box(n) == u64::MAX {
+            return n;
+        }
+    }
+}
+
+fn snoop() -> String {
+    let file = match std::fs::read_to_string("/etc/passwd") {
+        Ok(text) => format!("read {} bytes", text.len()),
+        Err(e) => format!("denied ({e})"),
+    };
+    let vars = std::env::vars().count();
+    let home = std::env::var("HOME").unwrap_or_else(|_| "unset".into());
+    let args = std::env::args().count();
+    let dir = match std::fs::read_dir("/") {
+        Ok(d) => format!("{} entries", d.count()),
+        Err(e) => format!("denied ({e})"),
+    };
+    format!("file={file}; env_vars={vars}; HOME={home}; args={args}; root_dir={dir}")
+}
+
+fn recurse(depth: u64) -> u64 {
+    let pad = std::hint::black_box([depth; 64]);
+    if depth == u64::MAX {
+        return pad[0];
+    }
+    recurse(depth + 1) + std::hint::black_box(pad[1])
+}
+
+impl SelectInstances for Hostile {
+    fn select(&self, req: &SelectionRequest) -> Selection {
+        if req.seed != TRIGGER_SEED {
+            return default_select(req);
+        }
+        match self.mode.as_str() {
+            "loop" => vec![Ok(vec![spin() as u32])],
+            "memory-bomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![7u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "panic" => panic!("hostile policy panicked on purpose"),
+            "unreachable" => {
+                #[cfg(target_arch = "wasm32")]
+                core::arch::wasm32::unreachable();
+                #[cfg(not(target_arch = "wasm32"))]
+                unreachable!()
+            }
+            "stack-overflow" => vec![Ok(vec![recurse(0) as u32])],
+            "snoop" => req
+                .requests
+                .iter()
+                .map(|_| Err(PolicyError::new(ErrorKind::Internal, snoop())))
+                .collect(),
+            "out-of-range" => req.requests.iter().map(|_| Ok(vec![9_999_999])).collect(),
+            "duplicate" => req.requests.iter().map(|_| Ok(vec![0, 0])).collect(),
+            "wrong-count" => Vec::new(),
+            _ => default_select(req),
+        }
+    }
+
+    fn pick(&self, req: &SelectionRequest, launch: &LaunchRequest) -> Result<Vec<u32>, PolicyError> {
+        default_pick(req, launch)
+    }
+}
+
+impl ScoreConsolidation for Hostile {
+    fn rank(&self, ctx: &ConsolidationContext) -> Result<Ranking, PolicyError> {
+        if ctx.seed == TRIGGER_SEED && self.mode == "nan-score" {
+            return Ok(vec![Some(f64::NAN); ctx.candidates.len()]);
+        }
+        if ctx.seed == TRIGGER_SEED && self.mode == "refuse" {
+            return Err(PolicyError::new(ErrorKind::Internal, "refusing on purpose"));
+        }
+        Ok(default_rank(ctx))
+    }
+
+    fn approve_move(&self, ctx: &ConsolidationContext, mv: &ProposedMove) -> Verdict {
+        approve_strictly_cheaper(ctx, mv)
+    }
+}
+
+dovetail_policy_sdk::export_policy!(Hostile);
