@@ -5,9 +5,7 @@
 //! `DOVETAIL_BLESS=1 cargo test -p dovetail-tests --test golden`.
 
 use dovetail_core::policy::consolidate::{default_approve, default_rank};
-use dovetail_core::policy::document::{
-    RequestDocument, explain_consolidation, explain_selection,
-};
+use dovetail_core::policy::document::{RequestDocument, explain_consolidation, explain_selection};
 use dovetail_core::policy::fixtures::{synthetic_consolidation, synthetic_selection};
 use dovetail_core::policy::select::default_select;
 use dovetail_core::policy::types::{Attribute, MinValues};
@@ -42,7 +40,10 @@ fn decide(p: &LoadedPolicy, request: &str) -> Option<Value> {
             let (ctx, moves) = doc.to_request().unwrap();
             let ranking = p.rank(&ctx).unwrap();
             let verdicts = p.approve(&ctx, &moves).unwrap();
-            Some(serde_json::to_value(explain_consolidation(&ctx, &ranking, &moves, &verdicts)).unwrap())
+            Some(
+                serde_json::to_value(explain_consolidation(&ctx, &ranking, &moves, &verdicts))
+                    .unwrap(),
+            )
         }
     }
 }
@@ -55,24 +56,36 @@ fn shipped_policies_make_their_golden_decisions() {
     for package in SHIPPED {
         let p = load(&rt, package, None);
         for request in ["requests/selection.json", "requests/consolidation.json"] {
-            let Some(got) = decide(&p, request) else { continue };
-            let stem = request.trim_start_matches("requests/").trim_end_matches(".json");
+            let Some(got) = decide(&p, request) else {
+                continue;
+            };
+            let stem = request
+                .trim_start_matches("requests/")
+                .trim_end_matches(".json");
             let path = workspace_root()
                 .join("tests/golden")
                 .join(format!("{}.{stem}.json", p.info.name));
             if bless {
                 std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
             }
-            let want: Value = serde_json::from_str(
-                &std::fs::read_to_string(&path)
-                    .unwrap_or_else(|_| panic!("missing {}; run with DOVETAIL_BLESS=1", path.display())),
-            )
-            .unwrap();
-            assert_eq!(got, want, "{package} on {request} differs from {}", path.display());
+            let want: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|_| {
+                    panic!("missing {}; run with DOVETAIL_BLESS=1", path.display())
+                }))
+                .unwrap();
+            assert_eq!(
+                got,
+                want,
+                "{package} on {request} differs from {}",
+                path.display()
+            );
             checked += 1;
         }
     }
-    assert_eq!(checked, 5, "2 decisions for default, 1 for each of the other three");
+    assert_eq!(
+        checked, 5,
+        "2 decisions for default, 1 for each of the other three"
+    );
 }
 
 #[test]
@@ -86,8 +99,16 @@ fn golden_decisions_say_what_each_policy_is_for() {
             .map(|p| p["instance_type"].as_str().unwrap().to_string())
             .collect()
     };
-    let default = decide(&load(&rt, "dovetail-policy-default", None), "requests/selection.json").unwrap();
-    let graviton = decide(&load(&rt, "dovetail-policy-graviton-first", None), "requests/selection.json").unwrap();
+    let default = decide(
+        &load(&rt, "dovetail-policy-default", None),
+        "requests/selection.json",
+    )
+    .unwrap();
+    let graviton = decide(
+        &load(&rt, "dovetail-policy-graviton-first", None),
+        "requests/selection.json",
+    )
+    .unwrap();
     // Default: spot first, cheapest first, at most 60.
     let first = &default[0]["picks"];
     assert_eq!(first[0]["capacity_type"], "spot");
@@ -109,12 +130,23 @@ fn golden_decisions_say_what_each_policy_is_for() {
 
     let verdicts = |package: &str, config: Option<&str>| -> Vec<bool> {
         let v = decide(&load(&rt, package, config), "requests/consolidation.json").unwrap();
-        v["verdicts"].as_array().unwrap().iter().map(|v| v["approve"].as_bool().unwrap()).collect()
+        v["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["approve"].as_bool().unwrap())
+            .collect()
     };
     // The replacement of ip-10-0-1-11 saves 5 %: default approves, 20 % threshold does not.
-    assert_eq!(verdicts("dovetail-policy-default", None), [true, true, true, true, false]);
     assert_eq!(
-        verdicts("dovetail-policy-savings-threshold", Some(r#"{"min-savings-percent": 20}"#)),
+        verdicts("dovetail-policy-default", None),
+        [true, true, true, true, false]
+    );
+    assert_eq!(
+        verdicts(
+            "dovetail-policy-savings-threshold",
+            Some(r#"{"min-savings-percent": 20}"#)
+        ),
         [true, false, false, false, false]
     );
     let balanced = verdicts("dovetail-policy-balanced", None);
@@ -129,17 +161,27 @@ fn wasm_default_matches_the_native_builtin() {
     for (offerings, launches, seed) in [(24, 1, 1), (100, 3, 2), (400, 5, 3), (1000, 2, 4)] {
         let mut req = synthetic_selection(offerings, launches, seed);
         if let Some(l) = req.requests.get_mut(1) {
-            l.min_values = vec![MinValues { attribute: Attribute::Family, min: 4 }];
+            l.min_values = vec![MinValues {
+                attribute: Attribute::Family,
+                min: 4,
+            }];
             l.picks = 10;
         }
         if let Some(l) = req.requests.get_mut(2) {
             l.compatible.retain(|r| r % 3 == 0);
         }
-        assert_eq!(p.select(&req).unwrap(), default_select(&req), "{offerings} offerings");
+        assert_eq!(
+            p.select(&req).unwrap(),
+            default_select(&req),
+            "{offerings} offerings"
+        );
     }
     for (nodes, seed) in [(8, 1), (100, 2), (1000, 3)] {
         let (ctx, moves) = synthetic_consolidation(nodes, seed);
         assert_eq!(p.rank(&ctx).unwrap(), default_rank(&ctx));
-        assert_eq!(p.approve(&ctx, &moves).unwrap(), default_approve(&ctx, &moves));
+        assert_eq!(
+            p.approve(&ctx, &moves).unwrap(),
+            default_approve(&ctx, &moves)
+        );
     }
 }

@@ -23,8 +23,13 @@ fn runtime() -> Runtime {
 
 fn hostile(rt: &Runtime, mode: &str) -> LoadedPolicy {
     let config = format!(r#"{{"mode": "{mode}"}}"#);
-    LoadedPolicy::load(rt, mode, &guest_bytes("dovetail-guest-hostile"), Some(&config))
-        .unwrap_or_else(|e| panic!("hostile policy in mode {mode} should load: {e}"))
+    LoadedPolicy::load(
+        rt,
+        mode,
+        &guest_bytes("dovetail-guest-hostile"),
+        Some(&config),
+    )
+    .unwrap_or_else(|e| panic!("hostile policy in mode {mode} should load: {e}"))
 }
 
 fn load_err(rt: &Runtime, bytes: &[u8]) -> PolicyFailure {
@@ -43,12 +48,21 @@ fn attack(mode: &str, class: FailureClass, says: &str) -> Duration {
     let took = start.elapsed();
     assert_eq!(err.class, class, "{mode}: {err}");
     let msg = err.to_string();
-    assert!(msg.contains(says), "{mode}: message should mention {says:?}: {msg}");
-    assert!(msg.contains("hostile") && msg.contains("sha256:"), "names policy and digest: {msg}");
+    assert!(
+        msg.contains(says),
+        "{mode}: message should mention {says:?}: {msg}"
+    );
+    assert!(
+        msg.contains("hostile") && msg.contains("sha256:"),
+        "names policy and digest: {msg}"
+    );
     req.seed = 1;
     let ok = p.select(&req).expect("the next decision succeeds");
     assert_eq!(ok.len(), 2);
-    assert!(ok.iter().all(|r| r.as_ref().is_ok_and(|picks| !picks.is_empty())));
+    assert!(
+        ok.iter()
+            .all(|r| r.as_ref().is_ok_and(|picks| !picks.is_empty()))
+    );
     took
 }
 
@@ -91,7 +105,11 @@ fn duplicate_picks_are_invalid() {
 
 #[test]
 fn wrong_result_count_is_invalid() {
-    attack("wrong-count", FailureClass::InvalidOutput, "0 results for 2 launch requests");
+    attack(
+        "wrong-count",
+        FailureClass::InvalidOutput,
+        "0 results for 2 launch requests",
+    );
 }
 
 #[test]
@@ -124,10 +142,14 @@ fn nan_scores_are_invalid_and_consolidation_makes_no_move() {
     assert!(err.to_string().contains("not a finite number"), "{err}");
 
     let host = PolicyHost::new(rt);
-    host.install(Decision::ConsolidationScoring, std::sync::Arc::new(p)).unwrap();
+    host.install(Decision::ConsolidationScoring, std::sync::Arc::new(p))
+        .unwrap();
     let ranked = host.rank(&ctx);
     assert!(ranked.fallback.is_some());
-    assert!(ranked.value.iter().all(Option::is_none), "no candidate while the policy fails");
+    assert!(
+        ranked.value.iter().all(Option::is_none),
+        "no candidate while the policy fails"
+    );
     ctx.seed = 1;
     let ranked = host.rank(&ctx);
     assert!(ranked.fallback.is_none(), "{:?}", ranked.fallback);
@@ -154,7 +176,10 @@ fn wrong_world_is_refused_at_load() {
     assert_eq!(err.class, FailureClass::Load);
     let msg = err.to_string();
     assert!(msg.contains("wasi:cli/run"), "names what it exports: {msg}");
-    assert!(msg.contains("instance-selector"), "names the worlds expected: {msg}");
+    assert!(
+        msg.contains("instance-selector"),
+        "names the worlds expected: {msg}"
+    );
 }
 
 #[test]
@@ -184,7 +209,10 @@ fn garbage_empty_and_oversize_files_are_refused_at_load() {
     assert!(empty.to_string().contains("empty"), "{empty}");
 
     let text = load_err(&rt, b"#!/bin/sh\nrm -rf /\n");
-    assert!(text.to_string().contains("not a WebAssembly file"), "{text}");
+    assert!(
+        text.to_string().contains("not a WebAssembly file"),
+        "{text}"
+    );
 
     let mut garbage = b"\0asm\x0d\0\x01\0".to_vec();
     garbage.extend((0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8));
@@ -206,8 +234,13 @@ fn garbage_empty_and_oversize_files_are_refused_at_load() {
 fn a_bad_config_is_refused_naming_the_field() {
     let rt = runtime();
     let bytes = guest_bytes("dovetail-policy-savings-threshold");
-    let err = LoadedPolicy::load(&rt, "s.wasm", &bytes, Some(r#"{"min-savings-percent": "lots"}"#))
-        .expect_err("refused");
+    let err = LoadedPolicy::load(
+        &rt,
+        "s.wasm",
+        &bytes,
+        Some(r#"{"min-savings-percent": "lots"}"#),
+    )
+    .expect_err("refused");
     assert_eq!(err.class, FailureClass::Config);
     assert!(err.to_string().contains("`min-savings-percent`"), "{err}");
     let err = LoadedPolicy::load(&rt, "s.wasm", &bytes, Some("{not json")).expect_err("refused");
@@ -237,11 +270,22 @@ fn failing_selection_falls_back_then_the_breaker_skips_the_policy() {
     for _ in 0..3 {
         let d = host.select(&req);
         assert_eq!(d.value, builtin, "falls back to the built-in choice");
-        assert!(d.fallback.as_deref().unwrap().contains("panicked on purpose"));
+        assert!(
+            d.fallback
+                .as_deref()
+                .unwrap()
+                .contains("panicked on purpose")
+        );
     }
     // Open: the policy is not even called.
     let skipped = host.select(&req);
-    assert!(skipped.fallback.as_deref().unwrap().contains("skipped for another 30 s"));
+    assert!(
+        skipped
+            .fallback
+            .as_deref()
+            .unwrap()
+            .contains("skipped for another 30 s")
+    );
     let status = host.status(Decision::InstanceSelection);
     assert_eq!(status.failures.get(FailureClass::Trap), 3);
     assert_eq!(status.fallbacks, 4);
@@ -251,7 +295,11 @@ fn failing_selection_falls_back_then_the_breaker_skips_the_policy() {
     let d = host.select(&req);
     assert!(d.fallback.is_none(), "{:?}", d.fallback);
     assert_eq!(d.by, "hostile@0.0.1");
-    assert!(host.status(Decision::InstanceSelection).breaker_open_until_ms.is_none());
+    assert!(
+        host.status(Decision::InstanceSelection)
+            .breaker_open_until_ms
+            .is_none()
+    );
 }
 
 #[test]

@@ -49,28 +49,43 @@ fn swapping_100_times_under_load_never_fails_a_decision() {
     let graviton = guest_bytes("dovetail-policy-graviton-first");
     let truncated = default[..default.len() / 2].to_vec();
     let hostile = guest_bytes("dovetail-guest-hostile");
-    let valid = [(default.clone(), digest(&default)), (graviton.clone(), digest(&graviton))];
+    let valid = [
+        (default.clone(), digest(&default)),
+        (graviton.clone(), digest(&graviton)),
+    ];
 
-    let host = Arc::new(PolicyHost::new(Runtime::new(RuntimeConfig::default()).unwrap()));
+    let host = Arc::new(PolicyHost::new(
+        Runtime::new(RuntimeConfig::default()).unwrap(),
+    ));
     publish(dir.path(), 0, &[("instance-selection.wasm", &valid[0].0)]);
     let _watcher = PolicyWatcher::spawn(dir.path(), host.clone()).unwrap();
     let active = || host.status(Decision::InstanceSelection).active_digest;
-    assert_eq!(active().as_deref(), Some(valid[0].1.as_str()), "loaded at start");
+    assert_eq!(
+        active().as_deref(),
+        Some(valid[0].1.as_str()),
+        "loaded at start"
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let decisions = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..4)
         .map(|t| {
-            let (host, stop, decisions, failures) =
-                (host.clone(), stop.clone(), decisions.clone(), failures.clone());
+            let (host, stop, decisions, failures) = (
+                host.clone(),
+                stop.clone(),
+                decisions.clone(),
+                failures.clone(),
+            );
             std::thread::spawn(move || {
                 let req = synthetic_selection(200, 2, t);
                 while !stop.load(Ordering::Relaxed) {
                     let d = host.select(&req);
                     let ok = d.fallback.is_none()
                         && d.by != dovetail_core::policy::ports::BUILTIN
-                        && d.value.iter().all(|r| r.as_ref().is_ok_and(|p| !p.is_empty()));
+                        && d.value
+                            .iter()
+                            .all(|r| r.as_ref().is_ok_and(|p| !p.is_empty()));
                     if !ok {
                         eprintln!("failed decision: {:?}", d.fallback);
                         failures.fetch_add(1, Ordering::Relaxed);
@@ -89,7 +104,10 @@ fn swapping_100_times_under_load_never_fails_a_decision() {
             // Valid: alternate between the two shipped selectors.
             0 | 2 => {
                 let next = 1 - last_valid;
-                (vec![("instance-selection.wasm", valid[next].0.clone())], Some(next))
+                (
+                    vec![("instance-selection.wasm", valid[next].0.clone())],
+                    Some(next),
+                )
             }
             // Invalid: a half-written component.
             1 => (vec![("instance-selection.wasm", truncated.clone())], None),
@@ -97,7 +115,10 @@ fn swapping_100_times_under_load_never_fails_a_decision() {
             _ => (
                 vec![
                     ("instance-selection.wasm", hostile.clone()),
-                    ("instance-selection.config.json", br#"{"mood": "grumpy"}"#.to_vec()),
+                    (
+                        "instance-selection.config.json",
+                        br#"{"mood": "grumpy"}"#.to_vec(),
+                    ),
                 ],
                 None,
             ),
@@ -111,14 +132,23 @@ fn swapping_100_times_under_load_never_fails_a_decision() {
             if s.reloads + s.rejected_reloads > seen {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "swap {swap} was never acted on");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "swap {swap} was never acted on"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         if let Some(v) = expect {
             last_valid = v;
         } else {
-            let err = host.status(Decision::InstanceSelection).last_reload_error.unwrap();
-            assert!(err.contains("fix:"), "the rejection says what to fix: {err}");
+            let err = host
+                .status(Decision::InstanceSelection)
+                .last_reload_error
+                .unwrap();
+            assert!(
+                err.contains("fix:"),
+                "the rejection says what to fix: {err}"
+            );
         }
         assert_eq!(
             active().as_deref(),
@@ -133,7 +163,10 @@ fn swapping_100_times_under_load_never_fails_a_decision() {
         w.join().unwrap();
     }
     let total = decisions.load(Ordering::Relaxed);
-    assert!(total > 100, "the deciding threads made progress ({total} decisions)");
+    assert!(
+        total > 100,
+        "the deciding threads made progress ({total} decisions)"
+    );
     assert_eq!(failures.load(Ordering::Relaxed), 0, "of {total} decisions");
     let status = host.status(Decision::InstanceSelection);
     assert_eq!(status.rejected_reloads, 50);
@@ -143,16 +176,25 @@ fn swapping_100_times_under_load_never_fails_a_decision() {
 #[test]
 fn removing_the_file_returns_to_the_builtin_and_plain_directories_work() {
     let dir = tempfile::tempdir().unwrap();
-    let host = Arc::new(PolicyHost::new(Runtime::new(RuntimeConfig::default()).unwrap()));
+    let host = Arc::new(PolicyHost::new(
+        Runtime::new(RuntimeConfig::default()).unwrap(),
+    ));
     let _watcher = PolicyWatcher::spawn(dir.path(), host.clone()).unwrap();
     let scorer = guest_bytes("dovetail-policy-savings-threshold");
     let path = dir.path().join("consolidation-scoring.wasm");
-    std::fs::write(dir.path().join("consolidation-scoring.config.json"), r#"{"min-savings-percent": 30}"#).unwrap();
+    std::fs::write(
+        dir.path().join("consolidation-scoring.config.json"),
+        r#"{"min-savings-percent": 30}"#,
+    )
+    .unwrap();
     std::fs::write(&path, &scorer).unwrap();
     let wait = |want: bool| {
         let start = Instant::now();
         while host.active(Decision::ConsolidationScoring).is_some() != want {
-            assert!(start.elapsed() < Duration::from_secs(20), "watcher did not react");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "watcher did not react"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     };
@@ -167,9 +209,18 @@ fn removing_the_file_returns_to_the_builtin_and_plain_directories_work() {
         assert!(start.elapsed() < Duration::from_secs(20));
         std::thread::sleep(Duration::from_millis(5));
     }
-    let err = host.status(Decision::ConsolidationScoring).last_reload_error.unwrap();
+    let err = host
+        .status(Decision::ConsolidationScoring)
+        .last_reload_error
+        .unwrap();
     assert!(err.contains("instance-selector world"), "{err}");
-    assert_eq!(host.active(Decision::ConsolidationScoring).unwrap().info.name, "savings-threshold");
+    assert_eq!(
+        host.active(Decision::ConsolidationScoring)
+            .unwrap()
+            .info
+            .name,
+        "savings-threshold"
+    );
     std::fs::remove_file(&path).unwrap();
     wait(false);
 }

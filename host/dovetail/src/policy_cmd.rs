@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use dovetail_core::policy::document::{
-    RequestDocument, explain_consolidation, explain_selection,
-};
+use dovetail_core::policy::document::{RequestDocument, explain_consolidation, explain_selection};
 use dovetail_core::policy::fixtures::{synthetic_consolidation, synthetic_selection};
 use dovetail_core::policy::select::default_select;
 use dovetail_core::policy::types::Decision;
@@ -16,6 +14,14 @@ use dovetail_policy::{
     Budget, LoadedPolicy, PolicyHost, PolicyWatcher, Runtime, RuntimeConfig, policy_file_name,
 };
 use serde::Serialize;
+
+/// Prints a line; a closed pipe (`| head`) is not an error.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
@@ -151,7 +157,9 @@ pub fn run(cmd: PolicyCommand) -> Result<()> {
             decision,
             opts,
             json,
-        } => bench(&file, offerings, launches, iterations, decision, &opts, json),
+        } => bench(
+            &file, offerings, launches, iterations, decision, &opts, json,
+        ),
         PolicyCommand::BenchReload { file, rounds, json } => bench_reload(&file, rounds, json),
         PolicyCommand::Watch { dir, seconds } => watch(&dir, seconds),
     }
@@ -184,18 +192,23 @@ fn validate(file: &Path, opts: &RunOpts, json: bool) -> Result<()> {
         validate_ms: p.validate_time.as_secs_f64() * 1e3,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("valid: {} {}", report.name, report.version);
+        out!("valid: {} {}", report.name, report.version);
         if !report.description.is_empty() {
-            println!("  description: {}", report.description);
+            out!("  description: {}", report.description);
         }
-        println!("  world:       {} ({})", report.world, report.decisions.join(", "));
-        println!("  digest:      {}", report.digest);
-        println!("  contract:    {}", report.contract);
-        println!(
+        out!(
+            "  world:       {} ({})",
+            report.world,
+            report.decisions.join(", ")
+        );
+        out!("  digest:      {}", report.digest);
+        out!("  contract:    {}", report.contract);
+        out!(
             "  compiled in {:.1} ms, validated in {:.1} ms",
-            report.compile_ms, report.validate_ms
+            report.compile_ms,
+            report.validate_ms
         );
     }
     Ok(())
@@ -232,7 +245,7 @@ fn test(file: &Path, input: &Path, opts: &RunOpts) -> Result<()> {
             })
         }
     };
-    println!("{}", serde_json::to_string_pretty(&output)?);
+    out!("{}", serde_json::to_string_pretty(&output)?);
     Ok(())
 }
 
@@ -294,7 +307,8 @@ fn bench(
     let (samples, total, native) = match decision {
         Decision::InstanceSelection => {
             let req = synthetic_selection(offerings, launches, 42);
-            let (samples, total) = time_calls(iterations, || p.select(&req).map(drop).map_err(Into::into))?;
+            let (samples, total) =
+                time_calls(iterations, || p.select(&req).map(drop).map_err(Into::into))?;
             let (native, _) = time_calls(iterations, || {
                 std::hint::black_box(default_select(&req));
                 Ok(())
@@ -325,20 +339,24 @@ fn bench(
         native_p50_us: native,
     };
     if json {
-        println!("{}", serde_json::to_string(&report)?);
+        out!("{}", serde_json::to_string(&report)?);
     } else {
         let unit = if decision == Decision::InstanceSelection {
             format!("{offerings} offerings, {launches} launch(es)")
         } else {
             format!("{offerings} candidates, rank + approve")
         };
-        println!("{} — {} ({unit})", report.policy, report.decision);
-        println!(
+        out!("{} — {} ({unit})", report.policy, report.decision);
+        out!(
             "  {:.0} decisions/s   p50 {:.1} µs   p90 {:.1} µs   p99 {:.1} µs   max {:.1} µs",
-            report.calls_per_sec, report.p50_us, report.p90_us, report.p99_us, report.max_us
+            report.calls_per_sec,
+            report.p50_us,
+            report.p90_us,
+            report.p99_us,
+            report.max_us
         );
         if let Some(n) = report.native_p50_us {
-            println!("  built-in native default: p50 {n:.1} µs");
+            out!("  built-in native default: p50 {n:.1} µs");
         }
     }
     Ok(())
@@ -430,16 +448,22 @@ fn bench_reload(file: &Path, rounds: usize, json: bool) -> Result<()> {
         cached_max_ms: percentile(&cached, 1.0),
     };
     if json {
-        println!("{}", serde_json::to_string(&report)?);
+        out!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("{} — reload from file change to serving ({} rounds)", report.policy, report.rounds);
-        println!(
-            "  new component (compile + validate): p50 {:.1} ms, max {:.1} ms",
-            report.cold_p50_ms, report.cold_max_ms
+        out!(
+            "{} — reload from file change to serving ({} rounds)",
+            report.policy,
+            report.rounds
         );
-        println!(
+        out!(
+            "  new component (compile + validate): p50 {:.1} ms, max {:.1} ms",
+            report.cold_p50_ms,
+            report.cold_max_ms
+        );
+        out!(
             "  seen before (compiled-code cache):  p50 {:.1} ms, max {:.1} ms",
-            report.cached_p50_ms, report.cached_max_ms
+            report.cached_p50_ms,
+            report.cached_max_ms
         );
     }
     Ok(())
@@ -471,7 +495,7 @@ fn watch(dir: &Path, seconds: Option<u64>) -> Result<()> {
             ));
         }
         if line != last {
-            println!("{}", line.trim_end());
+            out!("{}", line.trim_end());
             last = line;
         }
         if seconds.is_some_and(|s| start.elapsed() >= Duration::from_secs(s)) {

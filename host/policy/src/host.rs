@@ -113,8 +113,14 @@ pub struct PolicyHost {
 impl std::fmt::Debug for PolicyHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PolicyHost")
-            .field("selection", &self.status(Decision::InstanceSelection).active)
-            .field("scoring", &self.status(Decision::ConsolidationScoring).active)
+            .field(
+                "selection",
+                &self.status(Decision::InstanceSelection).active,
+            )
+            .field(
+                "scoring",
+                &self.status(Decision::ConsolidationScoring).active,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -309,10 +315,9 @@ impl ConsolidationScorer for PolicyHost {
     fn rank(&self, ctx: &ConsolidationContext) -> Decided<Ranking> {
         match self.attempt(Decision::ConsolidationScoring, |p| p.rank(ctx)) {
             Attempt::Decided(v, by) => Decided::by(v, by),
-            Attempt::Fallback(why) if why.is_empty() => fallback(
-                dovetail_core::policy::consolidate::default_rank(ctx),
-                why,
-            ),
+            Attempt::Fallback(why) if why.is_empty() => {
+                fallback(dovetail_core::policy::consolidate::default_rank(ctx), why)
+            }
             // A failed scorer means no move this round: exclude everyone.
             Attempt::Fallback(why) => fallback(vec![None; ctx.candidates.len()], why),
         }
@@ -325,7 +330,10 @@ impl ConsolidationScorer for PolicyHost {
             Attempt::Fallback(why) => {
                 let reason = format!("no move while the consolidation policy fails: {why}");
                 fallback(
-                    moves.iter().map(|_| Verdict::reject(reason.clone())).collect(),
+                    moves
+                        .iter()
+                        .map(|_| Verdict::reject(reason.clone()))
+                        .collect(),
                     why,
                 )
             }

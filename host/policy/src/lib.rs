@@ -22,4 +22,3 @@ pub use policy::{CONTRACT, LoadedPolicy, world_name};
 pub use runtime::{Budget, Runtime, RuntimeConfig, short_digest};
 pub use sandbox::ALLOWED_IMPORTS;
 pub use watch::{PolicyWatcher, config_file_name, policy_file_name};
-

@@ -83,7 +83,12 @@ impl LoadedPolicy {
     ) -> Result<Self, PolicyFailure> {
         let source = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| {
-            PolicyFailure::new(&source, "", FailureClass::Load, format!("cannot read the file: {e}"))
+            PolicyFailure::new(
+                &source,
+                "",
+                FailureClass::Load,
+                format!("cannot read the file: {e}"),
+            )
         })?;
         Self::load(runtime, &source, &bytes, config)
     }
@@ -135,7 +140,11 @@ impl LoadedPolicy {
             .inner
             .linker
             .instantiate_pre(&compiled.component)
-            .map_err(|e| load_err(format!("its imports do not match what Dovetail provides: {e:#}")))?;
+            .map_err(|e| {
+                load_err(format!(
+                    "its imports do not match what Dovetail provides: {e:#}"
+                ))
+            })?;
         let meta = meta::GuestIndices::new(&pre).map_err(|_| load_err(wrong_world(&exports)))?;
         let selection = instance_selection::GuestIndices::new(&pre).ok();
         let scoring = consolidation_scoring::GuestIndices::new(&pre).ok();
@@ -152,9 +161,17 @@ impl LoadedPolicy {
         if let Some(d) = expect.filter(|d| !exported.contains(d)) {
             return Err(load_err(format!(
                 "it implements {} ({} world), not {d}; deploy it as {}",
-                exported.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(" and "),
+                exported
+                    .iter()
+                    .map(|d| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" and "),
                 world_name(&exported),
-                exported.iter().map(|d| format!("{d}.wasm")).collect::<Vec<_>>().join(" or ")
+                exported
+                    .iter()
+                    .map(|d| format!("{d}.wasm"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             )));
         }
         let mut policy = LoadedPolicy {
@@ -186,7 +203,9 @@ impl LoadedPolicy {
                 if let Some(s) = &p.scoring {
                     s.load(&mut *store, instance)?;
                 }
-                p.meta.load(&mut *store, instance)?.call_describe(&mut *store)
+                p.meta
+                    .load(&mut *store, instance)?
+                    .call_describe(&mut *store)
             })
             .map_err(|f| load_err(format!("trial run failed: [{}] {}", f.class, f.detail)))?;
         let claimed: Vec<core::Decision> = info.decisions.iter().map(decision).collect();
@@ -285,7 +304,11 @@ impl LoadedPolicy {
             match meta.call_configure(&mut store, &self.config) {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    let field = if e.field.is_empty() { "(document)" } else { &e.field };
+                    let field = if e.field.is_empty() {
+                        "(document)"
+                    } else {
+                        &e.field
+                    };
                     return Err(self.failure(
                         FailureClass::Config,
                         format!("config field `{field}`: {}", e.message),
@@ -297,7 +320,12 @@ impl LoadedPolicy {
         f(&mut store, &instance, self).map_err(|e| self.classify(&store, e, "call"))
     }
 
-    fn classify(&self, store: &Store<HostState>, err: wasmtime::Error, stage: &str) -> PolicyFailure {
+    fn classify(
+        &self,
+        store: &Store<HostState>,
+        err: wasmtime::Error,
+        stage: &str,
+    ) -> PolicyFailure {
         let state = store.data();
         if let Some(asked) = state.memory_exceeded {
             return self.failure(
@@ -318,7 +346,10 @@ impl LoadedPolicy {
                 };
                 self.failure(
                     FailureClass::Timeout,
-                    format!("still running after its {} ms deadline; stopped", limit.as_millis()),
+                    format!(
+                        "still running after its {} ms deadline; stopped",
+                        limit.as_millis()
+                    ),
                 )
             }
             Some(Trap::OutOfFuel) => {
@@ -326,7 +357,10 @@ impl LoadedPolicy {
                     Budget::Fuel(f) => f,
                     Budget::Deadline(_) => 0,
                 };
-                self.failure(FailureClass::OutOfFuel, format!("used all of its {fuel} fuel"))
+                self.failure(
+                    FailureClass::OutOfFuel,
+                    format!("used all of its {fuel} fuel"),
+                )
             }
             Some(trap) => {
                 let stderr = state.stderr_tail();
@@ -335,7 +369,10 @@ impl LoadedPolicy {
                 } else {
                     format!("; it wrote: {stderr}")
                 };
-                self.failure(FailureClass::Trap, format!("trapped during {stage}: {trap}{said}"))
+                self.failure(
+                    FailureClass::Trap,
+                    format!("trapped during {stage}: {trap}{said}"),
+                )
             }
             None if stage == "instantiate" => self.failure(
                 FailureClass::Host,
@@ -348,18 +385,21 @@ impl LoadedPolicy {
                 } else {
                     format!("; it wrote: {stderr}")
                 };
-                self.failure(FailureClass::Trap, format!("failed during {stage}: {err:#}{said}"))
+                self.failure(
+                    FailureClass::Trap,
+                    format!("failed during {stage}: {err:#}{said}"),
+                )
             }
         }
     }
 
     /// One instance-selection round.
-    pub fn select(&self, request: &core::SelectionRequest) -> Result<core::Selection, PolicyFailure> {
+    pub fn select(
+        &self,
+        request: &core::SelectionRequest,
+    ) -> Result<core::Selection, PolicyFailure> {
         let Some(indices) = &self.selection else {
-            return Err(self.failure(
-                FailureClass::Load,
-                "does not implement instance selection",
-            ));
+            return Err(self.failure(FailureClass::Load, "does not implement instance selection"));
         };
         let launches: Vec<Vec<wit::MinValues>> = request
             .requests
@@ -399,12 +439,11 @@ impl LoadedPolicy {
             requests: &requests,
         };
         let out = self.run(request.now_ms, request.seed, true, |store, instance, _| {
-            indices.load(&mut *store, instance)?.call_select(&mut *store, wire)
+            indices
+                .load(&mut *store, instance)?
+                .call_select(&mut *store, wire)
         })?;
-        let selection: core::Selection = out
-            .into_iter()
-            .map(|r| r.map_err(policy_error))
-            .collect();
+        let selection: core::Selection = out.into_iter().map(|r| r.map_err(policy_error)).collect();
         validate::check_selection(request, &selection)
             .map_err(|e| self.failure(FailureClass::InvalidOutput, e.0))?;
         Ok(selection)
@@ -412,7 +451,10 @@ impl LoadedPolicy {
 
     fn scorer(&self) -> Result<&consolidation_scoring::GuestIndices, PolicyFailure> {
         self.scoring.as_ref().ok_or_else(|| {
-            self.failure(FailureClass::Load, "does not implement consolidation scoring")
+            self.failure(
+                FailureClass::Load,
+                "does not implement consolidation scoring",
+            )
         })
     }
 
@@ -425,7 +467,10 @@ impl LoadedPolicy {
                 .call_rank(&mut *store, context(ctx))
         })?;
         let ranking = out.map_err(|e| {
-            self.failure(FailureClass::PolicyError, format!("rank refused: {}", e.message))
+            self.failure(
+                FailureClass::PolicyError,
+                format!("rank refused: {}", e.message),
+            )
         })?;
         validate::check_ranking(ctx, &ranking)
             .map_err(|e| self.failure(FailureClass::InvalidOutput, e.0))?;
@@ -457,7 +502,10 @@ impl LoadedPolicy {
         })?;
         let verdicts: Vec<core::Verdict> = out
             .map_err(|e| {
-                self.failure(FailureClass::PolicyError, format!("approve refused: {}", e.message))
+                self.failure(
+                    FailureClass::PolicyError,
+                    format!("approve refused: {}", e.message),
+                )
             })?
             .into_iter()
             .map(|v| core::Verdict {
@@ -475,7 +523,11 @@ fn smoke_err(policy: &LoadedPolicy, what: &str, f: PolicyFailure) -> PolicyFailu
     PolicyFailure::new(
         f.policy,
         policy.digest.clone(),
-        if f.class == FailureClass::Config { FailureClass::Config } else { FailureClass::Load },
+        if f.class == FailureClass::Config {
+            FailureClass::Config
+        } else {
+            FailureClass::Load
+        },
         format!("failed its {what} smoke call: [{}] {}", f.class, f.detail),
     )
 }

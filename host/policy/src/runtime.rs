@@ -148,12 +148,14 @@ impl Runtime {
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .and_then(|()| {
-                crate::bindings::log::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
-                    &mut linker,
-                    |s| s,
-                )
+                crate::bindings::log::add_to_linker::<
+                    HostState,
+                    wasmtime::component::HasSelf<HostState>,
+                >(&mut linker, |s| s)
             })
-            .map_err(|e| PolicyFailure::new("runtime", "", FailureClass::Host, format!("linker: {e}")))?;
+            .map_err(|e| {
+                PolicyFailure::new("runtime", "", FailureClass::Host, format!("linker: {e}"))
+            })?;
         let stop = Arc::new(AtomicBool::new(false));
         {
             let engine = engine.clone();
@@ -198,9 +200,8 @@ impl Runtime {
     pub(crate) fn compile(&self, source: &str, bytes: &[u8]) -> Result<Compiled, PolicyFailure> {
         let full: [u8; 32] = Sha256::digest(bytes).into();
         let digest = short_digest(&full);
-        let fail = |detail: String| {
-            PolicyFailure::new(source, digest.clone(), FailureClass::Load, detail)
-        };
+        let fail =
+            |detail: String| PolicyFailure::new(source, digest.clone(), FailureClass::Load, detail);
         let limit = self.inner.config.max_component_bytes;
         if bytes.is_empty() {
             return Err(fail("the file is empty".into()));
@@ -235,12 +236,12 @@ impl Runtime {
             });
         }
         let start = Instant::now();
-        let (component, cached) = match self.from_disk(&full) {
+        let (component, cached) = match self.read_cached(&full) {
             Some(c) => (c, true),
             None => {
                 let c = Component::new(&self.inner.engine, bytes)
                     .map_err(|e| fail(format!("not a valid component: {e:#}")))?;
-                self.to_disk(&full, &c);
+                self.write_cached(&full, &c);
                 (c, false)
             }
         };
@@ -264,12 +265,15 @@ impl Runtime {
         use std::hash::{Hash, Hasher};
         let dir = self.inner.config.cache_dir.as_ref()?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.inner.engine.precompile_compatibility_hash().hash(&mut h);
+        self.inner
+            .engine
+            .precompile_compatibility_hash()
+            .hash(&mut h);
         let hex: String = full.iter().map(|b| format!("{b:02x}")).collect();
         Some(dir.join(format!("{hex}-{:016x}.cwasm", h.finish())))
     }
 
-    fn from_disk(&self, full: &[u8; 32]) -> Option<Component> {
+    fn read_cached(&self, full: &[u8; 32]) -> Option<Component> {
         let path = self.cache_path(full)?;
         if !path.exists() {
             return None;
@@ -285,7 +289,7 @@ impl Runtime {
         }
     }
 
-    fn to_disk(&self, full: &[u8; 32], component: &Component) {
+    fn write_cached(&self, full: &[u8; 32], component: &Component) {
         let Some(path) = self.cache_path(full) else {
             return;
         };
@@ -303,7 +307,7 @@ impl Runtime {
     }
 }
 
-/// Loads compiled code written by [`Runtime::to_disk`].
+/// Loads compiled code written by [`Runtime::write_cached`].
 #[allow(unsafe_code)]
 fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     // SAFETY: only files this runtime wrote into its own cache directory are

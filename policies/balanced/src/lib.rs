@@ -96,7 +96,8 @@ mod tests {
     fn larger_k_is_more_permissive() {
         let (ctx, moves) = round();
         let mut p = Balanced::default();
-        p.configure(&Config::parse(r#"{"k": 100}"#).unwrap()).unwrap();
+        p.configure(&Config::parse(r#"{"k": 100}"#).unwrap())
+            .unwrap();
         assert!(p.approve(&ctx, &moves).unwrap()[0].approve);
     }
 

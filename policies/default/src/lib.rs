@@ -20,7 +20,11 @@ impl Policy for KarpenterDefault {
 }
 
 impl SelectInstances for KarpenterDefault {
-    fn pick(&self, req: &SelectionRequest, launch: &LaunchRequest) -> Result<Vec<u32>, PolicyError> {
+    fn pick(
+        &self,
+        req: &SelectionRequest,
+        launch: &LaunchRequest,
+    ) -> Result<Vec<u32>, PolicyError> {
         default_pick(req, launch)
     }
 }
@@ -55,7 +59,12 @@ mod tests {
             .iter()
             .map(|&r| {
                 let o = req.offering(r);
-                format!("{}/{}/{}", o.instance_type(), o.zone(), o.capacity_type().as_str())
+                format!(
+                    "{}/{}/{}",
+                    o.instance_type(),
+                    o.zone(),
+                    o.capacity_type().as_str()
+                )
             })
             .collect()
     }
@@ -91,7 +100,11 @@ mod tests {
         let mut gone = offering("m7i.xlarge", "us-east-1a", "on-demand", 0.02);
         gone["available"] = json!(false);
         let req = request(
-            vec![small, gone, offering("m7i.2xlarge", "us-east-1a", "on-demand", 0.4)],
+            vec![
+                small,
+                gone,
+                offering("m7i.2xlarge", "us-east-1a", "on-demand", 0.4),
+            ],
             json!({"node_pool": "default", "demand": {"cpu_milli": 2000, "memory_mib": 1024, "pods": 1, "gpus": 0}}),
         );
         let picks = KarpenterDefault.pick(&req, &req.requests[0]).unwrap();
@@ -102,7 +115,12 @@ mod tests {
     fn at_most_sixty_picks_and_min_values_kept() {
         let mut offerings = Vec::new();
         for i in 0..80 {
-            offerings.push(offering(&format!("m7i.t{i}"), "us-east-1a", "on-demand", 0.1 + i as f64 * 0.001));
+            offerings.push(offering(
+                &format!("m7i.t{i}"),
+                "us-east-1a",
+                "on-demand",
+                0.1 + i as f64 * 0.001,
+            ));
         }
         // Two expensive families that minValues forces in.
         offerings.push(offering("c7i.xlarge", "us-east-1a", "on-demand", 5.0));
@@ -116,9 +134,16 @@ mod tests {
         assert_eq!(picks.len(), 60);
         let families: std::collections::BTreeSet<&str> =
             picks.iter().map(|&r| req.offering(r).family()).collect();
-        assert_eq!(families.into_iter().collect::<Vec<_>>(), ["c7i", "m7i", "r7i"]);
+        assert_eq!(
+            families.into_iter().collect::<Vec<_>>(),
+            ["c7i", "m7i", "r7i"]
+        );
         // Order is still cheapest first.
-        assert!(picks.windows(2).all(|w| req.offering(w[0]).price() <= req.offering(w[1]).price()));
+        assert!(
+            picks
+                .windows(2)
+                .all(|w| req.offering(w[0]).price() <= req.offering(w[1]).price())
+        );
     }
 
     #[test]
@@ -153,9 +178,19 @@ mod tests {
         .unwrap();
         let (ctx, moves) = doc.to_request().unwrap();
         let rank = KarpenterDefault.rank(&ctx).unwrap();
-        assert_eq!(rank, [Some(10.0), Some(10.0 * (1.0 - 0.9)), Some(2.0)].map(|s| s.map(|v: f64| v)));
+        assert_eq!(
+            rank,
+            [Some(10.0), Some(10.0 * (1.0 - 0.9)), Some(2.0)].map(|s| s.map(|v: f64| v))
+        );
         let verdicts = KarpenterDefault.approve(&ctx, &moves).unwrap();
-        assert_eq!(verdicts.iter().map(|v| v.approve).collect::<Vec<_>>(), [true, false, true]);
-        assert!(verdicts[1].reason.contains("not less than"), "{}", verdicts[1].reason);
+        assert_eq!(
+            verdicts.iter().map(|v| v.approve).collect::<Vec<_>>(),
+            [true, false, true]
+        );
+        assert!(
+            verdicts[1].reason.contains("not less than"),
+            "{}",
+            verdicts[1].reason
+        );
     }
 }

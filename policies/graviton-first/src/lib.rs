@@ -14,7 +14,11 @@ impl Policy for GravitonFirst {
 }
 
 impl SelectInstances for GravitonFirst {
-    fn pick(&self, req: &SelectionRequest, launch: &LaunchRequest) -> Result<Vec<u32>, PolicyError> {
+    fn pick(
+        &self,
+        req: &SelectionRequest,
+        launch: &LaunchRequest,
+    ) -> Result<Vec<u32>, PolicyError> {
         let mut rows = acceptable_or_error(req, launch)?;
         rank_cheapest(req, &mut rows);
         // Stable: keeps Karpenter's order within each architecture.
@@ -44,8 +48,14 @@ mod tests {
         .unwrap();
         let req = doc.to_request().unwrap();
         let picks = GravitonFirst.pick(&req, &req.requests[0]).unwrap();
-        let names: Vec<_> = picks.iter().map(|&r| req.offering(r).instance_type()).collect();
-        assert_eq!(names, ["m7g.xlarge", "c7g.xlarge", "m6a.xlarge", "m7i.xlarge"]);
+        let names: Vec<_> = picks
+            .iter()
+            .map(|&r| req.offering(r).instance_type())
+            .collect();
+        assert_eq!(
+            names,
+            ["m7g.xlarge", "c7g.xlarge", "m6a.xlarge", "m7i.xlarge"]
+        );
     }
 
     #[test]

@@ -37,7 +37,10 @@ impl ScoreConsolidation for SavingsThreshold {
         }
         let percent = 100.0 * mv.savings_per_hour / removed_cost(ctx, mv);
         if percent >= self.min_percent {
-            Verdict::approve(format!("saves {percent:.1}% (threshold {}%)", self.min_percent))
+            Verdict::approve(format!(
+                "saves {percent:.1}% (threshold {}%)",
+                self.min_percent
+            ))
         } else {
             Verdict::reject(format!(
                 "saves only {percent:.1}%, below the {}% threshold",
@@ -77,7 +80,8 @@ mod tests {
     fn twenty_percent_rejects_a_five_percent_saving() {
         let (ctx, moves) = round();
         let mut p = SavingsThreshold::default();
-        p.configure(&Config::parse(r#"{"min-savings-percent": 20}"#).unwrap()).unwrap();
+        p.configure(&Config::parse(r#"{"min-savings-percent": 20}"#).unwrap())
+            .unwrap();
         let v = p.approve(&ctx, &moves).unwrap();
         assert!(!v[0].approve);
         assert!(v[0].reason.contains("5.0%"), "{}", v[0].reason);
@@ -88,9 +92,13 @@ mod tests {
     #[test]
     fn config_errors_name_the_field() {
         let mut p = SavingsThreshold::default();
-        let e = p.configure(&Config::parse(r#"{"min-savings-percent": -1}"#).unwrap()).unwrap_err();
+        let e = p
+            .configure(&Config::parse(r#"{"min-savings-percent": -1}"#).unwrap())
+            .unwrap_err();
         assert_eq!(e.field, "min-savings-percent");
-        let e = p.configure(&Config::parse(r#"{"min_savings": 5}"#).unwrap()).unwrap_err();
+        let e = p
+            .configure(&Config::parse(r#"{"min_savings": 5}"#).unwrap())
+            .unwrap_err();
         assert_eq!(e.field, "min_savings");
     }
 }

@@ -20,7 +20,10 @@ impl Config {
                 "",
                 format!("config must be a JSON object, got {}", kind(&other)),
             )),
-            Err(e) => Err(ConfigError::new("", format!("config is not valid JSON: {e}"))),
+            Err(e) => Err(ConfigError::new(
+                "",
+                format!("config is not valid JSON: {e}"),
+            )),
         }
     }
 
@@ -30,7 +33,13 @@ impl Config {
     }
 
     /// A number field within `min..=max`, or `default` when absent.
-    pub fn number(&self, field: &str, default: f64, min: f64, max: f64) -> Result<f64, ConfigError> {
+    pub fn number(
+        &self,
+        field: &str,
+        default: f64,
+        min: f64,
+        max: f64,
+    ) -> Result<f64, ConfigError> {
         match self.fields.get(field) {
             None => Ok(default),
             Some(Value::Number(n)) => {
@@ -109,12 +118,20 @@ mod tests {
     #[test]
     fn numbers_are_range_checked_and_named() {
         let c = Config::parse(r#"{"min-savings-percent": 120}"#).unwrap();
-        let e = c.number("min-savings-percent", 20.0, 0.0, 100.0).unwrap_err();
+        let e = c
+            .number("min-savings-percent", 20.0, 0.0, 100.0)
+            .unwrap_err();
         assert_eq!(e.field, "min-savings-percent");
         assert!(e.message.contains("between 0 and 100"));
         let c = Config::parse(r#"{"min-savings-percent": "ten"}"#).unwrap();
         assert!(c.number("min-savings-percent", 20.0, 0.0, 100.0).is_err());
-        assert_eq!(Config::parse("").unwrap().number("x", 2.0, 0.0, 9.0).unwrap(), 2.0);
+        assert_eq!(
+            Config::parse("")
+                .unwrap()
+                .number("x", 2.0, 0.0, 9.0)
+                .unwrap(),
+            2.0
+        );
     }
 
     #[test]
@@ -122,7 +139,17 @@ mod tests {
         let c = Config::parse(r#"{"min-saving-percent": 10}"#).unwrap();
         let e = c.deny_unknown(&["min-savings-percent"]).unwrap_err();
         assert_eq!(e.field, "min-saving-percent");
-        assert!(Config::parse("[1]").unwrap_err().message.contains("JSON object"));
-        assert!(Config::parse("{").unwrap_err().message.contains("not valid JSON"));
+        assert!(
+            Config::parse("[1]")
+                .unwrap_err()
+                .message
+                .contains("JSON object")
+        );
+        assert!(
+            Config::parse("{")
+                .unwrap_err()
+                .message
+                .contains("not valid JSON")
+        );
     }
 }

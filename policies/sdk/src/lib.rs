@@ -80,8 +80,11 @@ pub trait Policy: Default + 'static {
 /// Instance selection.
 pub trait SelectInstances: Policy {
     /// Offering rows for one launch, best first.
-    fn pick(&self, request: &SelectionRequest, launch: &LaunchRequest)
-    -> Result<Vec<u32>, PolicyError>;
+    fn pick(
+        &self,
+        request: &SelectionRequest,
+        launch: &LaunchRequest,
+    ) -> Result<Vec<u32>, PolicyError>;
 
     /// The whole round; override to share work across launches.
     fn select(&self, request: &SelectionRequest) -> Selection {
@@ -110,7 +113,10 @@ pub trait ScoreConsolidation: Policy {
         context: &ConsolidationContext,
         moves: &[ProposedMove],
     ) -> Result<Vec<Verdict>, PolicyError> {
-        Ok(moves.iter().map(|m| self.approve_move(context, m)).collect())
+        Ok(moves
+            .iter()
+            .map(|m| self.approve_move(context, m))
+            .collect())
     }
 }
 
@@ -319,7 +325,7 @@ macro_rules! export_policy {
             );
             $crate::__impl_selection!($ty, __DovetailExport);
             $crate::__impl_scoring!($ty, __DovetailExport);
-            $crate::bindings::export_policy_world!(__DovetailExport with_types_in $crate::bindings);
+    $crate::bindings::export_policy_world!(__DovetailExport with_types_in $crate::bindings);
         };
     };
 }

@@ -6,8 +6,7 @@ use super::types::{ConsolidationContext, ProposedMove, Ranking, Verdict};
 /// Karpenter's per-pod eviction cost: 1 + deletion-cost/2^27 + priority/2^25,
 /// clamped to [-10, 10].
 pub fn pod_disruption_cost(deletion_cost: i32, priority: i32) -> f64 {
-    let cost =
-        1.0 + f64::from(deletion_cost) / 2f64.powi(27) + f64::from(priority) / 2f64.powi(25);
+    let cost = 1.0 + f64::from(deletion_cost) / 2f64.powi(27) + f64::from(priority) / 2f64.powi(25);
     cost.clamp(-10.0, 10.0)
 }
 
@@ -52,10 +51,9 @@ pub fn approve_strictly_cheaper(ctx: &ConsolidationContext, mv: &ProposedMove) -
         Some(price) if price >= current => Verdict::reject(format!(
             "replacement costs ${price:.4}/h, not less than the ${current:.4}/h it replaces"
         )),
-        _ if mv.savings_per_hour <= 0.0 => Verdict::reject(format!(
-            "saves nothing (${:.4}/h)",
-            mv.savings_per_hour
-        )),
+        _ if mv.savings_per_hour <= 0.0 => {
+            Verdict::reject(format!("saves nothing (${:.4}/h)", mv.savings_per_hour))
+        }
         _ => Verdict::approve(format!("saves ${:.4}/h", mv.savings_per_hour)),
     }
 }

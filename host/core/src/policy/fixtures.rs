@@ -137,14 +137,18 @@ pub fn smoke_selection() -> SelectionRequest {
 
 /// A consolidation round over `nodes` candidates with one delete move per
 /// candidate, for smoke calls and benchmarks.
-pub fn synthetic_consolidation(nodes: usize, seed: u64) -> (ConsolidationContext, Vec<ProposedMove>) {
+pub fn synthetic_consolidation(
+    nodes: usize,
+    seed: u64,
+) -> (ConsolidationContext, Vec<ProposedMove>) {
     let sel = synthetic_selection(96, 0, seed);
     let mut rng = SplitMix::new(seed ^ 0xD1CE);
     let mut names = Dictionary::default();
     let mut c = CandidateTable::default();
     for n in 0..nodes {
         let row = (rng.next_u64() % sel.offerings.len() as u64) as usize;
-        c.node.push(names.push(&format!("ip-10-0-{}-{}.ec2.internal", n / 250, n % 250)));
+        c.node
+            .push(names.push(&format!("ip-10-0-{}-{}.ec2.internal", n / 250, n % 250)));
         c.node_pool.push(0);
         c.instance_type.push(sel.offerings.instance_type[row]);
         c.capacity_type.push(sel.offerings.capacity_type[row]);
@@ -158,7 +162,11 @@ pub fn synthetic_consolidation(nodes: usize, seed: u64) -> (ConsolidationContext
         let pods = (rng.next_u64() % 30) as u32;
         c.pods.push(pods);
         c.disruption_cost.push(f64::from(pods));
-        c.reason.push(if pods == 0 { reason::EMPTY } else { reason::UNDERUTILIZED });
+        c.reason.push(if pods == 0 {
+            reason::EMPTY
+        } else {
+            reason::UNDERUTILIZED
+        });
     }
     let pools = NodePoolStats {
         nodes: vec![nodes as u32],

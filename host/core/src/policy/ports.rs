@@ -6,7 +6,9 @@
 
 use super::consolidate::{default_approve, default_rank};
 use super::select::default_select;
-use super::types::{ConsolidationContext, ProposedMove, Ranking, Selection, SelectionRequest, Verdict};
+use super::types::{
+    ConsolidationContext, ProposedMove, Ranking, Selection, SelectionRequest, Verdict,
+};
 
 /// A decision and who made it.
 #[derive(Debug, Clone, PartialEq)]

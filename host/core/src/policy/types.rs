@@ -93,7 +93,9 @@ impl Dictionary {
 
     /// Index of `s`, if present (linear: dictionaries are small).
     pub fn position(&self, s: &str) -> Option<u32> {
-        (0..self.len()).find(|&i| self.get(i) == s).map(|i| i as u32)
+        (0..self.len())
+            .find(|&i| self.get(i) == s)
+            .map(|i| i as u32)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {

@@ -2,7 +2,9 @@
 //! untrusted code: its output is held to the same contract as its input.
 
 use super::select::{attribute_value, pick_limit};
-use super::types::{ConsolidationContext, ProposedMove, Ranking, Selection, SelectionRequest, Verdict};
+use super::types::{
+    ConsolidationContext, ProposedMove, Ranking, Selection, SelectionRequest, Verdict,
+};
 
 /// Longest reason string kept from a verdict.
 pub const MAX_REASON_BYTES: usize = 4096;
@@ -18,7 +20,10 @@ fn invalid(msg: impl Into<String>) -> InvalidOutput {
 
 /// One result per launch; picks in range, compatible, unique, within the
 /// limit, and meeting every min-values requirement.
-pub fn check_selection(request: &SelectionRequest, selection: &Selection) -> Result<(), InvalidOutput> {
+pub fn check_selection(
+    request: &SelectionRequest,
+    selection: &Selection,
+) -> Result<(), InvalidOutput> {
     if selection.len() != request.requests.len() {
         return Err(invalid(format!(
             "returned {} results for {} launch requests",
@@ -56,7 +61,9 @@ pub fn check_selection(request: &SelectionRequest, selection: &Selection) -> Res
                 )));
             }
             if std::mem::replace(&mut seen[p], true) {
-                return Err(invalid(format!("request {i}: offering {p} is picked twice")));
+                return Err(invalid(format!(
+                    "request {i}: offering {p} is picked twice"
+                )));
             }
         }
         for mv in &launch.min_values {
@@ -96,7 +103,9 @@ pub fn check_ranking(ctx: &ConsolidationContext, ranking: &Ranking) -> Result<()
         .enumerate()
         .find_map(|(i, s)| s.filter(|s| !s.is_finite()).map(|s| (i, s)))
     {
-        return Err(invalid(format!("candidate {i} scored {s}, which is not a finite number")));
+        return Err(invalid(format!(
+            "candidate {i} scored {s}, which is not a finite number"
+        )));
     }
     Ok(())
 }
@@ -110,7 +119,10 @@ pub fn check_verdicts(moves: &[ProposedMove], verdicts: &[Verdict]) -> Result<()
             moves.len()
         )));
     }
-    if let Some(i) = verdicts.iter().position(|v| v.reason.len() > MAX_REASON_BYTES) {
+    if let Some(i) = verdicts
+        .iter()
+        .position(|v| v.reason.len() > MAX_REASON_BYTES)
+    {
         return Err(invalid(format!(
             "verdict {i} has a reason over {MAX_REASON_BYTES} bytes"
         )));

@@ -75,7 +75,8 @@ impl<'a> Offering<'a> {
         self.dicts.category_of(self.table.instance_type[self.r()])
     }
     pub fn architecture(&self) -> &'a str {
-        self.dicts.architecture_of(self.table.instance_type[self.r()])
+        self.dicts
+            .architecture_of(self.table.instance_type[self.r()])
     }
     pub fn zone(&self) -> &'a str {
         self.dicts.zones.get(self.table.zone[self.r()] as usize)
@@ -113,7 +114,10 @@ impl SelectionRequest {
     /// Row `row` of the offering table. Panics when out of range: check rows
     /// with [`super::select::check_launch`] first.
     pub fn offering(&self, row: u32) -> Offering<'_> {
-        assert!((row as usize) < self.offerings.len(), "offering {row} out of range");
+        assert!(
+            (row as usize) < self.offerings.len(),
+            "offering {row} out of range"
+        );
         Offering {
             table: &self.offerings,
             dicts: &self.dictionaries,
@@ -156,7 +160,9 @@ impl<'a> Candidate<'a> {
         self.t().node_pool[self.r()]
     }
     pub fn instance_type(&self) -> &'a str {
-        self.ctx.dictionaries.instance_type(self.t().instance_type[self.r()])
+        self.ctx
+            .dictionaries
+            .instance_type(self.t().instance_type[self.r()])
     }
     pub fn architecture(&self) -> &'a str {
         self.ctx
@@ -167,7 +173,10 @@ impl<'a> Candidate<'a> {
         CapacityType::from_code(self.t().capacity_type[self.r()])
     }
     pub fn zone(&self) -> &'a str {
-        self.ctx.dictionaries.zones.get(self.t().zone[self.r()] as usize)
+        self.ctx
+            .dictionaries
+            .zones
+            .get(self.t().zone[self.r()] as usize)
     }
     pub fn price(&self) -> f64 {
         self.t().price_per_hour[self.r()]
@@ -198,7 +207,10 @@ impl<'a> Candidate<'a> {
 impl ConsolidationContext {
     /// Candidate `row`. Panics when out of range.
     pub fn candidate(&self, row: u32) -> Candidate<'_> {
-        assert!((row as usize) < self.candidates.len(), "candidate {row} out of range");
+        assert!(
+            (row as usize) < self.candidates.len(),
+            "candidate {row} out of range"
+        );
         Candidate { ctx: self, row }
     }
 

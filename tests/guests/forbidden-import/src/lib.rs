@@ -12,10 +12,17 @@ impl Policy for PhoneHome {
 }
 
 impl SelectInstances for PhoneHome {
-    fn pick(&self, req: &SelectionRequest, launch: &LaunchRequest) -> Result<Vec<u32>, PolicyError> {
+    fn pick(
+        &self,
+        req: &SelectionRequest,
+        launch: &LaunchRequest,
+    ) -> Result<Vec<u32>, PolicyError> {
         if req.seed == 666 {
             let sent = std::net::TcpStream::connect("127.0.0.1:9").is_ok();
-            return Err(PolicyError::new(ErrorKind::Internal, format!("connected: {sent}")));
+            return Err(PolicyError::new(
+                ErrorKind::Internal,
+                format!("connected: {sent}"),
+            ));
         }
         default_pick(req, launch)
     }

@@ -91,7 +91,11 @@ impl SelectInstances for Hostile {
         }
     }
 
-    fn pick(&self, req: &SelectionRequest, launch: &LaunchRequest) -> Result<Vec<u32>, PolicyError> {
+    fn pick(
+        &self,
+        req: &SelectionRequest,
+        launch: &LaunchRequest,
+    ) -> Result<Vec<u32>, PolicyError> {
         default_pick(req, launch)
     }
 }

@@ -1,1 +1,3 @@
-fn main() { println!("a command, not a policy"); }
+fn main() {
+    println!("a command, not a policy");
+}

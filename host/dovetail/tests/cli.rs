@@ -1,0 +1,164 @@
+//! The `dovetail policy` commands as an operator runs them.
+
+use std::process::{Command, Output};
+
+use dovetail_tests::{example, guest};
+
+fn dovetail(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dovetail"))
+        .args(args)
+        .output()
+        .expect("run dovetail")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn validate_prints_identity_of_a_good_policy() {
+    let wasm = guest("dovetail-policy-default");
+    let o = dovetail(&["policy", "validate", wasm.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("valid: default 0.1.0"), "{text}");
+    assert!(
+        text.contains("world:       policy (instance-selection, consolidation-scoring)"),
+        "{text}"
+    );
+    assert!(text.contains("digest:      sha256:"), "{text}");
+
+    let o = dovetail(&["policy", "validate", "--json", wasm.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["world"], "policy");
+    assert_eq!(v["contract"], "dovetail:policy@0.1.0");
+}
+
+#[test]
+fn validate_refuses_a_bad_policy_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.wasm");
+    std::fs::write(&bad, b"\0asm\x0d\0\x01\0garbage").unwrap();
+    let o = dovetail(&["policy", "validate", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("error: policy `"), "{err}");
+    assert!(err.contains("[load]") && err.contains("fix:"), "{err}");
+
+    let wrong = guest("dovetail-guest-wrong-version");
+    let o = dovetail(&["policy", "validate", wrong.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("0.2.0"), "{}", stderr(&o));
+}
+
+#[test]
+fn validate_checks_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(&cfg, r#"{"min-savings-percent": 150}"#).unwrap();
+    let wasm = guest("dovetail-policy-savings-threshold");
+    let o = dovetail(&[
+        "policy",
+        "validate",
+        wasm.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("[config]") && err.contains("`min-savings-percent`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn test_prints_the_decision_as_json() {
+    let wasm = guest("dovetail-policy-default");
+    let input = example("requests/selection.json");
+    let o = dovetail(&[
+        "policy",
+        "test",
+        wasm.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["policy"], "default@0.1.0");
+    assert_eq!(v["launches"].as_array().unwrap().len(), 3);
+    assert_eq!(v["launches"][0]["picks"][0]["capacity_type"], "spot");
+
+    let scorer = guest("dovetail-policy-savings-threshold");
+    let input = example("requests/consolidation.json");
+    let o = dovetail(&[
+        "policy",
+        "test",
+        scorer.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["result"]["verdicts"][1]["approve"], false);
+    assert!(
+        v["result"]["verdicts"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("below the 20% threshold")
+    );
+}
+
+#[test]
+fn test_names_the_bad_field_of_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let req = dir.path().join("r.json");
+    std::fs::write(
+        &req,
+        r#"{"decision": "instance-selection", "offerings": [{"instance_type": "m7i.large", "vcpu": 2,
+            "memory_mib": 8192, "zone": "us-east-1a", "capacity_type": "spot-ish", "price_per_hour": 0.1}],
+            "requests": [{"node_pool": "default"}]}"#,
+    )
+    .unwrap();
+    let wasm = guest("dovetail-policy-default");
+    let o = dovetail(&[
+        "policy",
+        "test",
+        wasm.to_str().unwrap(),
+        "--input",
+        req.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("offerings[0].capacity_type"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn bench_prints_latency_figures_as_json() {
+    let wasm = guest("dovetail-policy-default");
+    let o = dovetail(&[
+        "policy",
+        "bench",
+        wasm.to_str().unwrap(),
+        "--offerings",
+        "400",
+        "--iterations",
+        "50",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["offerings"], 400);
+    for field in ["calls_per_sec", "p50_us", "p99_us"] {
+        assert!(v[field].as_f64().unwrap() > 0.0, "{field} in {v}");
+    }
+    assert!(v["p50_us"].as_f64() <= v["p99_us"].as_f64());
+}
