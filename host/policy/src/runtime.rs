@@ -110,6 +110,9 @@ pub fn short_digest(full: &[u8; 32]) -> String {
     format!("sha256:{hex}")
 }
 
+/// Bytes of each pooled linear memory kept resident between instances.
+const KEEP_RESIDENT: usize = 4 << 20;
+
 fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true)
@@ -127,7 +130,13 @@ fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
             .total_memories(slots * 2)
             .total_tables(slots * 4)
             .max_memory_size(config.memory_limit.max(1 << 20))
-            .max_unused_warm_slots(slots / 2);
+            .max_unused_warm_slots(slots / 2)
+            // Keep touched pages resident and reset only those (PAGEMAP_SCAN
+            // where the kernel has it): a fresh instance then takes no page
+            // faults, which otherwise dominate a decision's fixed cost.
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(64 << 10)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
     }
     c

@@ -39,7 +39,7 @@ pub fn config_file_name(d: Decision) -> String {
 
 /// Quiet period after the last change before reloading, so a file written
 /// in several steps is read once, whole.
-const SETTLE: Duration = Duration::from_millis(15);
+const SETTLE: Duration = Duration::from_millis(5);
 
 /// What was last seen for a decision, to act on real changes only.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! A policy is a type implementing [`Policy`] plus [`SelectInstances`],
 //! [`ScoreConsolidation`] or both, exported with one macro line:
 //!
-//! ```ignore
+//! ```
 //! use dovetail_policy_sdk::prelude::*;
 //!
 //! #[derive(Default)]

@@ -42,48 +42,46 @@ pub fn attribute_value(request: &SelectionRequest, row: u32, attribute: Attribut
 pub fn fits(request: &SelectionRequest, launch: &LaunchRequest, row: u32) -> bool {
     let o = &request.offerings;
     let r = row as usize;
-    if r >= o.len() || !o.is_rectangular() {
-        return false;
-    }
-    o.available[r]
-        && o.alloc_cpu_milli[r] >= launch.demand.cpu_milli
-        && o.alloc_memory_mib[r] >= launch.demand.memory_mib
-        && o.alloc_pods[r] >= launch.demand.pods
-        && o.gpus[r] >= launch.demand.gpus
+    let d = &launch.demand;
+    // `get` rather than indexing: a malformed table must not panic a guest.
+    o.available.get(r) == Some(&true)
+        && o.alloc_cpu_milli.get(r).is_some_and(|&v| v >= d.cpu_milli)
+        && o.alloc_memory_mib
+            .get(r)
+            .is_some_and(|&v| v >= d.memory_mib)
+        && o.alloc_pods.get(r).is_some_and(|&v| v >= d.pods)
+        && o.gpus.get(r).is_some_and(|&v| v >= d.gpus)
 }
 
 /// The launch's compatible rows that are in range, available and fit, minus
 /// accelerator offerings when the pods ask for none and anything else fits
 /// (Karpenter's "exotic" filter: never burn a GPU node on CPU pods).
 pub fn acceptable(request: &SelectionRequest, launch: &LaunchRequest) -> Vec<u32> {
-    let fitting: Vec<u32> = launch
+    let mut fitting: Vec<u32> = launch
         .compatible
         .iter()
         .copied()
         .filter(|&row| fits(request, launch, row))
         .collect();
-    if launch.demand.gpus == 0 {
-        let plain: Vec<u32> = fitting
-            .iter()
-            .copied()
-            .filter(|&row| request.offerings.gpus[row as usize] == 0)
-            .collect();
-        if !plain.is_empty() {
-            return plain;
-        }
+    let gpus = &request.offerings.gpus;
+    if launch.demand.gpus == 0 && fitting.iter().any(|&r| gpus[r as usize] == 0) {
+        fitting.retain(|&r| gpus[r as usize] == 0);
     }
     fitting
 }
 
-/// Sorts rows by `key`, breaking ties by row so the order is total and stable
-/// across runs.
+/// Sorts rows by `key`, breaking ties by row so the order is the same on
+/// every run. Each key is computed once.
 pub fn rank_by<K: PartialOrd>(rows: &mut [u32], mut key: impl FnMut(u32) -> K) {
-    rows.sort_by(|&a, &b| {
-        key(a)
-            .partial_cmp(&key(b))
+    let mut keyed: Vec<(K, u32)> = rows.iter().map(|&r| (key(r), r)).collect();
+    keyed.sort_unstable_by(|a, b| {
+        a.0.partial_cmp(&b.0)
             .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.cmp(&b))
+            .then(a.1.cmp(&b.1))
     });
+    for (slot, (_, row)) in rows.iter_mut().zip(keyed) {
+        *slot = row;
+    }
 }
 
 /// Karpenter's capacity-type preference: reserved, then spot that is no
