@@ -224,3 +224,50 @@ fn removing_the_file_returns_to_the_builtin_and_plain_directories_work() {
     std::fs::remove_file(&path).unwrap();
     wait(false);
 }
+
+#[test]
+fn a_decision_in_flight_finishes_on_the_version_it_started_with() {
+    use dovetail_policy::{Budget, LoadedPolicy};
+    let rt = Runtime::new(RuntimeConfig {
+        budget: Budget::Deadline(Duration::from_secs(10)),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let host = Arc::new(PolicyHost::new(rt.clone()));
+    let slow = LoadedPolicy::load(
+        &rt,
+        "slow",
+        &guest_bytes("dovetail-guest-hostile"),
+        Some(r#"{"mode": "slow"}"#),
+    )
+    .unwrap();
+    host.install(Decision::InstanceSelection, Arc::new(slow))
+        .unwrap();
+    let mut req = synthetic_selection(60, 1, 1);
+    req.seed = dovetail_tests::TRIGGER_SEED;
+    let in_flight = {
+        let (host, req) = (host.clone(), req.clone());
+        std::thread::spawn(move || host.select(&req))
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    let next = LoadedPolicy::load(
+        &rt,
+        "default",
+        &guest_bytes("dovetail-policy-default"),
+        None,
+    )
+    .unwrap();
+    host.install(Decision::InstanceSelection, Arc::new(next))
+        .unwrap();
+    let old = in_flight.join().unwrap();
+    assert_eq!(
+        old.by, "hostile@0.0.1",
+        "finished on the version it started with"
+    );
+    assert!(old.fallback.is_none(), "{:?}", old.fallback);
+    assert_eq!(
+        host.select(&req).by,
+        "default@0.1.0",
+        "the next decision uses the new version"
+    );
+}

@@ -484,21 +484,21 @@ impl LoadedPolicy {
         moves: &[core::ProposedMove],
     ) -> Result<Vec<core::Verdict>, PolicyFailure> {
         let indices = self.scorer()?;
-        let wire: Vec<wit::ProposedMove<'_>> = moves
-            .iter()
-            .map(|m| wit::ProposedMove {
-                reason: m.reason,
-                removed: &m.removed,
-                replacement_price_per_hour: m.replacement_price_per_hour,
-                savings_per_hour: m.savings_per_hour,
-                pods_evicted: m.pods_evicted,
-                disruption_cost: m.disruption_cost,
-            })
-            .collect();
+        let table = core::MoveTable::from_moves(moves);
+        let wire = wit::MoveTable {
+            reason: &table.reason,
+            removed: &table.removed,
+            removed_ends: &table.removed_ends,
+            replaces: &table.replaces,
+            replacement_price_per_hour: &table.replacement_price_per_hour,
+            savings_per_hour: &table.savings_per_hour,
+            pods_evicted: &table.pods_evicted,
+            disruption_cost: &table.disruption_cost,
+        };
         let out = self.run(ctx.now_ms, ctx.seed, true, |store, instance, _| {
             indices
                 .load(&mut *store, instance)?
-                .call_approve(&mut *store, context(ctx), &wire)
+                .call_approve(&mut *store, context(ctx), wire)
         })?;
         let verdicts: Vec<core::Verdict> = out
             .map_err(|e| {

@@ -127,17 +127,22 @@ pub fn consolidation_context(x: w::ConsolidationContext) -> c::ConsolidationCont
     }
 }
 
-pub fn moves(m: Vec<w::ProposedMove>) -> Vec<c::ProposedMove> {
-    m.into_iter()
-        .map(|m| c::ProposedMove {
-            reason: m.reason,
-            removed: m.removed,
-            replacement_price_per_hour: m.replacement_price_per_hour,
-            savings_per_hour: m.savings_per_hour,
-            pods_evicted: m.pods_evicted,
-            disruption_cost: m.disruption_cost,
-        })
-        .collect()
+pub fn moves(m: w::MoveTable) -> Result<Vec<c::ProposedMove>, w::PolicyError> {
+    c::MoveTable {
+        reason: m.reason,
+        removed: m.removed,
+        removed_ends: m.removed_ends,
+        replaces: m.replaces,
+        replacement_price_per_hour: m.replacement_price_per_hour,
+        savings_per_hour: m.savings_per_hour,
+        pods_evicted: m.pods_evicted,
+        disruption_cost: m.disruption_cost,
+    }
+    .to_moves()
+    .ok_or_else(|| w::PolicyError {
+        kind: w::ErrorKind::InvalidInput,
+        message: "move table columns do not line up".into(),
+    })
 }
 
 pub fn verdicts(v: Vec<c::Verdict>) -> Vec<w::Verdict> {

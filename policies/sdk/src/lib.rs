@@ -259,13 +259,13 @@ macro_rules! __impl_scoring {
             }
             fn approve(
                 context: $crate::bindings::dovetail::policy::types::ConsolidationContext,
-                moves: Vec<$crate::bindings::dovetail::policy::types::ProposedMove>,
+                moves: $crate::bindings::dovetail::policy::types::MoveTable,
             ) -> Result<
                 Vec<$crate::bindings::dovetail::policy::types::Verdict>,
                 $crate::bindings::dovetail::policy::types::PolicyError,
             > {
                 let context = $crate::__private::consolidation_context(context);
-                let moves = $crate::__private::moves(moves);
+                let moves = $crate::__private::moves(moves)?;
                 $crate::__private::with(&__POLICY, |p: &$ty| {
                     <$ty as $crate::ScoreConsolidation>::approve(p, &context, &moves)
                 })

@@ -368,6 +368,72 @@ pub struct ProposedMove {
     pub disruption_cost: f64,
 }
 
+/// Moves in columns, as they cross the wire; see [`MoveTable::from_moves`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MoveTable {
+    pub reason: Vec<u8>,
+    pub removed: Vec<u32>,
+    pub removed_ends: Vec<u32>,
+    pub replaces: Vec<bool>,
+    pub replacement_price_per_hour: Vec<f64>,
+    pub savings_per_hour: Vec<f64>,
+    pub pods_evicted: Vec<u32>,
+    pub disruption_cost: Vec<f64>,
+}
+
+impl MoveTable {
+    pub fn from_moves(moves: &[ProposedMove]) -> Self {
+        let mut t = MoveTable::default();
+        for m in moves {
+            t.reason.push(m.reason);
+            t.removed.extend_from_slice(&m.removed);
+            t.removed_ends.push(t.removed.len() as u32);
+            t.replaces.push(m.replacement_price_per_hour.is_some());
+            t.replacement_price_per_hour
+                .push(m.replacement_price_per_hour.unwrap_or(0.0));
+            t.savings_per_hour.push(m.savings_per_hour);
+            t.pods_evicted.push(m.pods_evicted);
+            t.disruption_cost.push(m.disruption_cost);
+        }
+        t
+    }
+
+    /// Back to rows; `None` when the columns do not line up.
+    pub fn to_moves(&self) -> Option<Vec<ProposedMove>> {
+        let n = self.reason.len();
+        let same = [
+            self.removed_ends.len(),
+            self.replaces.len(),
+            self.replacement_price_per_hour.len(),
+            self.savings_per_hour.len(),
+            self.pods_evicted.len(),
+            self.disruption_cost.len(),
+        ]
+        .iter()
+        .all(|&l| l == n);
+        if !same {
+            return None;
+        }
+        let mut start = 0usize;
+        let mut moves = Vec::with_capacity(n);
+        for i in 0..n {
+            let end = self.removed_ends[i] as usize;
+            let removed = self.removed.get(start..end)?.to_vec();
+            start = end;
+            moves.push(ProposedMove {
+                reason: self.reason[i],
+                removed,
+                replacement_price_per_hour: self.replaces[i]
+                    .then_some(self.replacement_price_per_hour[i]),
+                savings_per_hour: self.savings_per_hour[i],
+                pods_evicted: self.pods_evicted[i],
+                disruption_cost: self.disruption_cost[i],
+            });
+        }
+        Some(moves)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
     pub approve: bool,
@@ -460,6 +526,34 @@ mod tests {
         assert_eq!(broken.get(0), "ab");
         assert_eq!(broken.get(1), "");
         assert_eq!(broken.get(2), "");
+    }
+
+    #[test]
+    fn moves_round_trip_through_columns() {
+        let moves = vec![
+            ProposedMove {
+                reason: reason::EMPTY,
+                removed: vec![3],
+                replacement_price_per_hour: None,
+                savings_per_hour: 0.2,
+                pods_evicted: 0,
+                disruption_cost: 0.0,
+            },
+            ProposedMove {
+                reason: reason::UNDERUTILIZED,
+                removed: vec![0, 1, 2],
+                replacement_price_per_hour: Some(0.3),
+                savings_per_hour: 0.1,
+                pods_evicted: 9,
+                disruption_cost: 9.5,
+            },
+        ];
+        let t = MoveTable::from_moves(&moves);
+        assert_eq!(t.removed_ends, [1, 4]);
+        assert_eq!(t.to_moves().unwrap(), moves);
+        let mut broken = t.clone();
+        broken.removed_ends[1] = 99;
+        assert_eq!(broken.to_moves(), None);
     }
 
     #[test]

@@ -64,6 +64,14 @@ impl SelectInstances for Hostile {
         }
         match self.mode.as_str() {
             "loop" => vec![Ok(vec![spin() as u32])],
+            "slow" => {
+                // Busy for a while (hundreds of ms), then a normal answer.
+                let mut n = 0u64;
+                while std::hint::black_box(n) < 300_000_000 {
+                    n += 1;
+                }
+                default_select(req)
+            }
             "memory-bomb" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
