@@ -42,9 +42,8 @@ impl ScoreConsolidation for Balanced {
     }
 
     fn approve_move(&self, ctx: &ConsolidationContext, mv: &ProposedMove) -> Verdict {
-        let cheaper = approve_strictly_cheaper(ctx, mv);
-        if !cheaper.approve {
-            return cheaper;
+        if !is_strictly_cheaper(ctx, mv) {
+            return approve_strictly_cheaper(ctx, mv);
         }
         let score = balanced_score(ctx, mv);
         let threshold = 1.0 / self.k;

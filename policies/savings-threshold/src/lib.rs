@@ -31,9 +31,8 @@ impl Policy for SavingsThreshold {
 
 impl ScoreConsolidation for SavingsThreshold {
     fn approve_move(&self, ctx: &ConsolidationContext, mv: &ProposedMove) -> Verdict {
-        let cheaper = approve_strictly_cheaper(ctx, mv);
-        if !cheaper.approve {
-            return cheaper;
+        if !is_strictly_cheaper(ctx, mv) {
+            return approve_strictly_cheaper(ctx, mv);
         }
         let percent = 100.0 * mv.savings_per_hour / removed_cost(ctx, mv);
         if percent >= self.min_percent {

@@ -51,7 +51,7 @@ pub use dovetail_core::policy::{
 pub mod prelude {
     pub use crate::consolidate::{
         approve_strictly_cheaper, balanced_score, default_approve, default_rank, delete_move,
-        lifetime_remaining, removed_cost, scaled_disruption_cost,
+        is_strictly_cheaper, lifetime_remaining, removed_cost, scaled_disruption_cost,
     };
     pub use crate::select::{
         acceptable, acceptable_or_error, default_pick, default_select, fits, rank_by,

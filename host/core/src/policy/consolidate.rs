@@ -44,6 +44,14 @@ pub fn removed_cost(ctx: &ConsolidationContext, mv: &ProposedMove) -> f64 {
         .sum()
 }
 
+/// Whether a move costs less per hour after than before.
+pub fn is_strictly_cheaper(ctx: &ConsolidationContext, mv: &ProposedMove) -> bool {
+    mv.savings_per_hour > 0.0
+        && mv
+            .replacement_price_per_hour
+            .is_none_or(|price| price < removed_cost(ctx, mv))
+}
+
 /// Karpenter's built-in approval: any strictly cheaper move.
 pub fn approve_strictly_cheaper(ctx: &ConsolidationContext, mv: &ProposedMove) -> Verdict {
     let current = removed_cost(ctx, mv);

@@ -98,12 +98,31 @@ pub fn rank_cheapest(request: &SelectionRequest, rows: &mut Vec<u32>) {
         o.capacity_type[r as usize] != capacity::SPOT
             || o.price_per_hour[r as usize] <= cheapest_on_demand
     });
-    rank_by(rows, |r| {
-        (
-            capacity_tier(o.capacity_type[r as usize]),
-            o.price_per_hour[r as usize],
-        )
-    });
+    // One integer key per row — tier, then price, then row — so the sort
+    // compares plain integers: this is the hot loop of a launch decision.
+    let mut keys: Vec<u128> = rows
+        .iter()
+        .map(|&r| {
+            let i = r as usize;
+            (u128::from(capacity_tier(o.capacity_type[i])) << 96)
+                | (u128::from(price_key(o.price_per_hour[i])) << 32)
+                | u128::from(r)
+        })
+        .collect();
+    keys.sort_unstable();
+    for (slot, key) in rows.iter_mut().zip(keys) {
+        *slot = key as u32;
+    }
+}
+
+/// Maps a price to an integer with the same order (IEEE-754 total order).
+fn price_key(price: f64) -> u64 {
+    let bits = price.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
 }
 
 fn capacity_tier(code: u8) -> u8 {
