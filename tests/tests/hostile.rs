@@ -129,6 +129,23 @@ fn reading_host_files_or_environment_gets_nothing() {
     assert!(m.contains("HOME=unset"), "{m}");
     assert!(m.contains("args=0"), "{m}");
     assert!(m.contains("root_dir=denied"), "{m}");
+    // The clock reads the request's time; randomness follows the request's seed.
+    assert!(m.contains(&format!("now_ms={};", req.now_ms)), "{m}");
+    let random = |p: &LoadedPolicy, req: &dovetail_core::policy::types::SelectionRequest| {
+        let seen = p.select(req).unwrap();
+        let msg = seen[0].as_ref().unwrap_err().message.clone();
+        msg.split("random=").nth(1).unwrap().to_string()
+    };
+    let first = random(&p, &req);
+    assert_eq!(random(&p, &req), first, "same seed, same randomness");
+    let other = LoadedPolicy::load(
+        &rt,
+        "again",
+        &guest_bytes("dovetail-guest-hostile"),
+        Some(r#"{"mode": "snoop"}"#),
+    )
+    .unwrap();
+    assert_eq!(random(&other, &req), first, "reproducible across loads");
 }
 
 #[test]
@@ -314,6 +331,33 @@ fn fuel_mode_stops_a_loop_deterministically() {
     }
     req.seed = 1;
     assert!(p.select(&req).is_ok());
+}
+
+#[test]
+fn compiled_code_is_cached_on_disk_and_a_damaged_cache_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || RuntimeConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..RuntimeConfig::default()
+    };
+    let bytes = guest_bytes("dovetail-policy-graviton-first");
+    let first = LoadedPolicy::load(&Runtime::new(config()).unwrap(), "g", &bytes, None).unwrap();
+    assert!(!first.from_cache);
+    let cached: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    // A new process (runtime) finds it.
+    let second = LoadedPolicy::load(&Runtime::new(config()).unwrap(), "g", &bytes, None).unwrap();
+    assert!(second.from_cache);
+    assert!(second.compile_time < first.compile_time);
+    // A damaged entry is dropped and the component compiled again.
+    std::fs::write(&cached[0], b"not compiled code").unwrap();
+    let third = LoadedPolicy::load(&Runtime::new(config()).unwrap(), "g", &bytes, None).unwrap();
+    assert!(!third.from_cache);
+    let req = synthetic_selection(60, 1, 1);
+    assert_eq!(third.select(&req).unwrap(), first.select(&req).unwrap());
 }
 
 #[test]

@@ -362,34 +362,18 @@ impl LoadedPolicy {
                     format!("used all of its {fuel} fuel"),
                 )
             }
-            Some(trap) => {
-                let stderr = state.stderr_tail();
-                let said = if stderr.is_empty() {
-                    String::new()
-                } else {
-                    format!("; it wrote: {stderr}")
-                };
-                self.failure(
-                    FailureClass::Trap,
-                    format!("trapped during {stage}: {trap}{said}"),
-                )
-            }
+            Some(trap) => self.failure(
+                FailureClass::Trap,
+                format!("trapped during {stage}: {trap}{}", state.stderr_note()),
+            ),
             None if stage == "instantiate" => self.failure(
                 FailureClass::Host,
                 format!("could not create an instance: {err:#}"),
             ),
-            None => {
-                let stderr = state.stderr_tail();
-                let said = if stderr.is_empty() {
-                    String::new()
-                } else {
-                    format!("; it wrote: {stderr}")
-                };
-                self.failure(
-                    FailureClass::Trap,
-                    format!("failed during {stage}: {err:#}{said}"),
-                )
-            }
+            None => self.failure(
+                FailureClass::Trap,
+                format!("failed during {stage}: {err:#}{}", state.stderr_note()),
+            ),
         }
     }
 

@@ -319,8 +319,11 @@ impl Runtime {
 /// Loads compiled code written by [`Runtime::write_cached`].
 #[allow(unsafe_code)]
 fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // Read into memory rather than map the file: a mapped file truncated by
+    // someone else would crash the process instead of failing this load.
+    let bytes = std::fs::read(path)?;
     // SAFETY: only files this runtime wrote into its own cache directory are
     // read, named by the source digest and the engine's compatibility hash;
     // wasmtime still checks the embedded engine metadata and refuses a mismatch.
-    unsafe { Component::deserialize_file(engine, path) }
+    unsafe { Component::deserialize(engine, bytes) }
 }

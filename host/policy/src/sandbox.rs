@@ -113,8 +113,18 @@ impl HostState {
         }
     }
 
-    /// The end of what the guest wrote to stderr (a panic message, usually).
-    pub fn stderr_tail(&self) -> String {
+    /// `; it wrote: …` with the end of the guest's stderr (a panic message,
+    /// usually), or nothing when it wrote nothing.
+    pub fn stderr_note(&self) -> String {
+        let tail = self.stderr_tail();
+        if tail.is_empty() {
+            tail
+        } else {
+            format!("; it wrote: {tail}")
+        }
+    }
+
+    fn stderr_tail(&self) -> String {
         let bytes = self.stderr.contents();
         let text = String::from_utf8_lossy(&bytes);
         let text = text.trim();

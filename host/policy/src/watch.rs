@@ -48,43 +48,35 @@ enum Seen {
     Content([u8; 32]),
 }
 
+/// The file's bytes, `None` when it does not exist, or why it cannot be read.
+fn read_optional(path: &Path, class: FailureClass) -> Result<Option<Vec<u8>>, PolicyFailure> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(PolicyFailure::new(
+            path.display().to_string(),
+            "",
+            class,
+            format!("cannot read the file: {e}"),
+        )),
+    }
+}
+
 /// Reads the directory once and applies what changed since `seen`.
 fn reconcile(dir: &Path, host: &PolicyHost, seen: &mut HashMap<Decision, Seen>) {
     for d in [Decision::InstanceSelection, Decision::ConsolidationScoring] {
         let wasm_path = dir.join(policy_file_name(d));
         let config_path = dir.join(config_file_name(d));
-        let wasm = match std::fs::read(&wasm_path) {
-            Ok(b) => Some(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                host.reject_reload(
-                    d,
-                    &PolicyFailure::new(
-                        wasm_path.display().to_string(),
-                        "",
-                        FailureClass::Load,
-                        format!("cannot read the file: {e}"),
-                    ),
-                );
+        let read = read_optional(&wasm_path, FailureClass::Load)
+            .and_then(|wasm| Ok((wasm, read_optional(&config_path, FailureClass::Config)?)));
+        let (wasm, config) = match read {
+            Ok(found) => found,
+            Err(failure) => {
+                host.reject_reload(d, &failure);
                 continue;
             }
         };
-        let config = match std::fs::read_to_string(&config_path) {
-            Ok(c) => Some(c),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                host.reject_reload(
-                    d,
-                    &PolicyFailure::new(
-                        config_path.display().to_string(),
-                        "",
-                        FailureClass::Config,
-                        format!("cannot read the config: {e}"),
-                    ),
-                );
-                continue;
-            }
-        };
+        let config = config.map(|c| String::from_utf8_lossy(&c).into_owned());
         let now = match &wasm {
             None => Seen::Absent,
             Some(bytes) => {

@@ -46,7 +46,15 @@ fn snoop() -> String {
         Ok(d) => format!("{} entries", d.count()),
         Err(e) => format!("denied ({e})"),
     };
-    format!("file={file}; env_vars={vars}; HOME={home}; args={args}; root_dir={dir}")
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    // std seeds its hashers from the WASI random source.
+    let random =
+        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 42u64);
+    format!(
+        "file={file}; env_vars={vars}; HOME={home}; args={args}; root_dir={dir}; now_ms={now_ms}; random={random}"
+    )
 }
 
 fn recurse(depth: u64) -> u64 {
