@@ -317,6 +317,65 @@ fn failing_selection_falls_back_then_the_breaker_skips_the_policy() {
             .breaker_open_until_ms
             .is_none()
     );
+    // Open again; after the next cool-down one more failure re-opens it at once.
+    req.seed = TRIGGER_SEED;
+    for _ in 0..3 {
+        host.select(&req);
+    }
+    clock.advance_ms(30_001);
+    let tried = host.select(&req).fallback.unwrap();
+    assert!(
+        tried.contains("panicked on purpose"),
+        "half-open: tried: {tried}"
+    );
+    let skipped = host.select(&req).fallback.unwrap();
+    assert!(
+        skipped.contains("skipped"),
+        "re-opened after one failure: {skipped}"
+    );
+}
+
+#[test]
+fn a_chatty_policy_cannot_flood_the_log() {
+    let rt = runtime();
+    let p = hostile(&rt, "chatty");
+    let mut req = synthetic_selection(60, 1, 1);
+    req.seed = TRIGGER_SEED;
+    let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let sink = written.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || Sink(sink.clone()))
+        .finish();
+    let picks = tracing::subscriber::with_default(subscriber, || p.select(&req))
+        .expect("logging is not a failure");
+    assert!(picks[0].as_ref().is_ok_and(|p| !p.is_empty()));
+    let log = String::from_utf8_lossy(&written.lock().unwrap()).into_owned();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("policy=\"hostile\""))
+        .count();
+    assert!(
+        lines > 0,
+        "the policy's log reaches the host log, tagged with its name: {log:.300}"
+    );
+    assert!(
+        lines <= 64,
+        "10 MiB asked, at most 64 KiB kept: {lines} lines"
+    );
+}
+
+struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[test]

@@ -162,3 +162,35 @@ fn bench_prints_latency_figures_as_json() {
     }
     assert!(v["p50_us"].as_f64() <= v["p99_us"].as_f64());
 }
+
+#[test]
+fn watch_serves_a_policy_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        guest("dovetail-policy-graviton-first"),
+        dir.path().join("instance-selection.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("consolidation-scoring.wasm"),
+        b"not a component",
+    )
+    .unwrap();
+    let o = dovetail(&[
+        "policy",
+        "watch",
+        dir.path().to_str().unwrap(),
+        "--seconds",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("instance-selection: graviton-first@0.1.0 (sha256:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("consolidation-scoring: built-in default (last change rejected:"),
+        "{text}"
+    );
+}

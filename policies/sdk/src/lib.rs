@@ -59,7 +59,7 @@ pub mod prelude {
     };
     pub use crate::{
         Attribute, Candidate, CapacityType, Config, ConfigError, ConsolidationContext, ErrorKind,
-        LaunchRequest, Offering, Policy, PolicyError, ProposedMove, Ranking, Reason,
+        LaunchRequest, Level, Offering, Policy, PolicyError, ProposedMove, Ranking, Reason,
         ScoreConsolidation, SelectInstances, Selection, SelectionRequest, Verdict, log,
     };
 }

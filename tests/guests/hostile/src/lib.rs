@@ -100,6 +100,14 @@ impl SelectInstances for Hostile {
                 .iter()
                 .map(|_| Err(PolicyError::new(ErrorKind::Internal, snoop())))
                 .collect(),
+            "chatty" => {
+                // 10 MiB of log lines: the host keeps a bounded amount.
+                let line = "x".repeat(1024);
+                for _ in 0..10_240 {
+                    dovetail_policy_sdk::log(dovetail_policy_sdk::Level::Warn, &line);
+                }
+                default_select(req)
+            }
             "out-of-range" => req.requests.iter().map(|_| Ok(vec![9_999_999])).collect(),
             "duplicate" => req.requests.iter().map(|_| Ok(vec![0, 0])).collect(),
             "wrong-count" => Vec::new(),
