@@ -22,7 +22,7 @@ use dovetail_core::policy::types::{
 use dovetail_core::policy::{ConsolidationScorer, Decided, InstanceSelector};
 
 use crate::error::{FailureClass, PolicyFailure};
-use crate::policy::LoadedPolicy;
+use crate::policy::{LoadedPolicy, wrong_decision};
 use crate::runtime::Runtime;
 
 /// When to stop calling a failing policy, and for how long.
@@ -169,27 +169,14 @@ impl PolicyHost {
                 policy.info.name.clone(),
                 policy.digest.clone(),
                 FailureClass::Load,
-                format!(
-                    "it implements {} ({} world), not {d}",
-                    policy
-                        .info
-                        .decisions
-                        .iter()
-                        .map(|d| d.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" and "),
-                    policy.world()
-                ),
+                wrong_decision(&policy.info.decisions, d),
             ));
         }
         let slot = self.slot(d);
-        let label = format!("{} ({})", policy.label(), policy.digest);
-        tracing::info!(decision = %d, policy = %label, "policy active");
+        tracing::info!(decision = %d, policy = %policy.label(), digest = %policy.digest, "policy active");
         slot.active.store(Some(policy.clone()));
         let mut st = slot.state();
         st.consecutive_failures = 0;
-        st.status.active = Some(label);
-        st.status.active_digest = Some(policy.digest.clone());
         st.status.breaker_open_until_ms = None;
         st.status.reloads += 1;
         st.status.last_reload_error = None;
@@ -232,14 +219,17 @@ impl PolicyHost {
         slot.active.store(None);
         let mut st = slot.state();
         st.consecutive_failures = 0;
-        st.status.active = None;
-        st.status.active_digest = None;
         st.status.breaker_open_until_ms = None;
         tracing::info!(decision = %d, "built-in policy active");
     }
 
     pub fn status(&self, d: Decision) -> SlotStatus {
-        self.slot(d).state().status.clone()
+        let mut status = self.slot(d).state().status.clone();
+        if let Some(p) = self.active(d) {
+            status.active = Some(format!("{} ({})", p.label(), p.digest));
+            status.active_digest = Some(p.digest.clone());
+        }
+        status
     }
 
     /// Runs `call` on the active policy unless there is none or its breaker

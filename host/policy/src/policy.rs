@@ -159,20 +159,7 @@ impl LoadedPolicy {
         .filter_map(|(has, d)| has.then_some(d))
         .collect();
         if let Some(d) = expect.filter(|d| !exported.contains(d)) {
-            return Err(load_err(format!(
-                "it implements {} ({} world), not {d}; deploy it as {}",
-                exported
-                    .iter()
-                    .map(|d| d.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" and "),
-                world_name(&exported),
-                exported
-                    .iter()
-                    .map(|d| format!("{d}.wasm"))
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            )));
+            return Err(load_err(wrong_decision(&exported, d)));
         }
         let mut policy = LoadedPolicy {
             runtime: runtime.clone(),
@@ -513,6 +500,18 @@ fn smoke_err(policy: &LoadedPolicy, what: &str, f: PolicyFailure) -> PolicyFailu
             FailureClass::Load
         },
         format!("failed its {what} smoke call: [{}] {}", f.class, f.detail),
+    )
+}
+
+/// Why a component exporting `exported` cannot serve `wanted`.
+pub(crate) fn wrong_decision(exported: &[core::Decision], wanted: core::Decision) -> String {
+    let names: Vec<&str> = exported.iter().map(|d| d.as_str()).collect();
+    let files: Vec<String> = names.iter().map(|d| format!("{d}.wasm")).collect();
+    format!(
+        "it implements {} ({} world), not {wanted}; deploy it as {}",
+        names.join(" and "),
+        world_name(exported),
+        files.join(" or ")
     )
 }
 
