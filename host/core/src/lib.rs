@@ -4,5 +4,13 @@
 //! cloud or cluster client and no Wasm engine. Adapters depend on this crate,
 //! never the reverse, and time comes in through [`clock::Clock`].
 
+pub mod builders;
+pub mod catalog;
 pub mod clock;
+pub mod labels;
+pub mod model;
 pub mod policy;
+pub mod requirements;
+pub mod resources;
+pub mod scheduler;
+pub mod sym;

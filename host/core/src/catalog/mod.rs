@@ -1,0 +1,303 @@
+//! Instance types and their offerings.
+//!
+//! A [`Catalog`] is what the scheduler chooses from: instance types with
+//! Karpenter's labels, capacity and overhead, each with one [`Offering`] per
+//! (zone, capacity type) and its price. Three sources:
+//!
+//! - [`Catalog::aws_us_east_1`]: EC2's instance types in us-east-1, from data
+//!   compiled into the crate (`data/aws/`), resolved with the AWS provider's
+//!   capacity math ([`aws`]). On-demand prices are AWS's public list; spot
+//!   prices are modelled ([`SpotModel`]) until the AWS adapter supplies
+//!   observed ones.
+//! - [`Catalog::synthetic_benchmark`]: the fake types of Karpenter's
+//!   scheduling benchmark.
+//! - [`Catalog::from_specs`]: a user-supplied catalog ([`InstanceTypeSpec`]).
+
+pub mod aws;
+mod csv;
+mod spec;
+mod spot;
+mod synthetic;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::labels;
+use crate::policy::types::capacity;
+use crate::resources::Resources;
+use crate::sym::Sym;
+
+pub use aws::CatalogSettings;
+pub use csv::DataError;
+pub use spec::{InstanceTypeSpec, OfferingSpec, OverheadSpec, SpecError};
+pub use spot::{PriceSource, SpotModel};
+
+/// How an instance is bought. Ordered by policy code: on-demand, spot,
+/// reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CapacityType {
+    OnDemand,
+    Spot,
+    Reserved,
+}
+
+impl CapacityType {
+    pub const ALL: [CapacityType; 3] = [Self::OnDemand, Self::Spot, Self::Reserved];
+
+    /// The value of the `karpenter.sh/capacity-type` label.
+    pub fn label(self) -> &'static str {
+        capacity::name(self.code())
+    }
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        capacity::from_name(label).and_then(Self::from_code)
+    }
+
+    /// The code used in the policy columns (`policy::types::capacity`).
+    pub fn code(self) -> u8 {
+        match self {
+            Self::OnDemand => capacity::ON_DEMAND,
+            Self::Spot => capacity::SPOT,
+            Self::Reserved => capacity::RESERVED,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code() == code)
+    }
+}
+
+impl fmt::Display for CapacityType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// One way to launch an instance type: a zone and a capacity type, at a
+/// price.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Offering {
+    pub zone: Sym,
+    pub capacity_type: CapacityType,
+    /// USD per hour.
+    pub price: f64,
+    /// False after an insufficient-capacity error, or when no price is known.
+    pub available: bool,
+}
+
+/// What the node keeps for itself: allocatable = capacity − total.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overhead {
+    pub kube_reserved: Resources,
+    pub system_reserved: Resources,
+    pub eviction_threshold: Resources,
+}
+
+impl Overhead {
+    pub fn total(&self) -> Resources {
+        self.kube_reserved
+            .plus(&self.system_reserved)
+            .plus(&self.eviction_threshold)
+    }
+}
+
+/// An instance type as the scheduler sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceType {
+    pub name: Sym,
+    /// The labels a node of this type gets, sorted by key: the well-known
+    /// Kubernetes ones and, for AWS types, Karpenter's
+    /// `karpenter.k8s.aws/instance-*` ones. Never zone or capacity type:
+    /// those come from the offering a node launches with.
+    pub labels: Vec<(Sym, Sym)>,
+    /// cpu, memory (after VM overhead), pods, ephemeral-storage and devices
+    /// (`nvidia.com/gpu`, `amd.com/gpu`, `aws.amazon.com/neuron`, …).
+    pub capacity: Resources,
+    pub overhead: Overhead,
+    /// Sorted by (zone, capacity type); at most one per pair.
+    pub offerings: Vec<Offering>,
+}
+
+impl InstanceType {
+    /// Capacity minus overhead: what pods can request.
+    pub fn allocatable(&self) -> Resources {
+        self.capacity.minus(&self.overhead.total())
+    }
+
+    pub fn label(&self, key: &str) -> Option<Sym> {
+        self.labels
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| self.labels[i].1)
+    }
+
+    /// The `kubernetes.io/arch` label; `amd64` for a user-supplied type
+    /// that does not say, the common case.
+    pub fn architecture(&self) -> Sym {
+        self.label(labels::ARCH)
+            .unwrap_or_else(|| Sym::new(aws::ARCH_AMD64))
+    }
+
+    /// Accelerators of any kind: NVIDIA and AMD GPUs and Neuron devices.
+    pub fn gpus(&self) -> i64 {
+        self.capacity.gpus()
+    }
+
+    pub fn offering(&self, zone: &str, capacity_type: CapacityType) -> Option<&Offering> {
+        self.offering_index(zone, capacity_type)
+            .map(|i| &self.offerings[i])
+    }
+
+    fn offering_index(&self, zone: &str, capacity_type: CapacityType) -> Option<usize> {
+        self.offerings
+            .binary_search_by(|o| {
+                o.zone
+                    .as_str()
+                    .cmp(zone)
+                    .then(o.capacity_type.cmp(&capacity_type))
+            })
+            .ok()
+    }
+
+    /// The cheapest available offering, if any.
+    pub fn cheapest_offering(&self) -> Option<&Offering> {
+        self.offerings
+            .iter()
+            .filter(|o| o.available)
+            .min_by(|a, b| a.price.total_cmp(&b.price))
+    }
+
+    fn sort_offerings(&mut self) {
+        self.offerings.sort_by_key(|o| (o.zone, o.capacity_type));
+    }
+}
+
+/// The instance types a NodePool can launch in one region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Catalog {
+    pub region: Sym,
+    /// Sorted by name, which [`Catalog::get`] relies on; [`Catalog::new`]
+    /// sorts.
+    pub instance_types: Vec<InstanceType>,
+    pub spot_prices: PriceSource,
+}
+
+impl Catalog {
+    /// A catalog of `instance_types`, sorted by name with sorted offerings.
+    pub fn new(
+        region: Sym,
+        mut instance_types: Vec<InstanceType>,
+        spot_prices: PriceSource,
+    ) -> Self {
+        instance_types.sort_by_key(|a| a.name);
+        for it in &mut instance_types {
+            it.sort_offerings();
+        }
+        Self {
+            region,
+            instance_types,
+            spot_prices,
+        }
+    }
+
+    /// EC2 in us-east-1 with Karpenter's defaults for the AL2023 AMI family.
+    pub fn aws_us_east_1() -> Catalog {
+        Self::aws_us_east_1_with(&CatalogSettings::default())
+    }
+
+    /// EC2 in us-east-1, resolved with `settings` (kubelet and provider
+    /// options, spot model).
+    pub fn aws_us_east_1_with(settings: &CatalogSettings) -> Catalog {
+        // The data is compiled in and a unit test parses all of it.
+        aws::load_us_east_1(settings)
+            .expect("embedded AWS data parses")
+            .catalog
+    }
+
+    pub fn get(&self, name: &str) -> Option<&InstanceType> {
+        self.index(name).map(|i| &self.instance_types[i])
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        self.instance_types
+            .binary_search_by(|it| it.name.as_str().cmp(name))
+            .ok()
+    }
+
+    /// Every zone any type is offered in, sorted.
+    pub fn zones(&self) -> Vec<Sym> {
+        let mut zones: Vec<Sym> = self
+            .instance_types
+            .iter()
+            .flat_map(|it| it.offerings.iter().map(|o| o.zone))
+            .collect();
+        zones.sort();
+        zones.dedup();
+        zones
+    }
+
+    /// Karpenter's scheduling-benchmark catalog: `count` fake types named
+    /// `fake-it-{i}` with i+1 vCPU, 2(i+1) GiB and 10(i+1) pods, offered as
+    /// Karpenter's fake cloud provider offers them.
+    pub fn synthetic_benchmark(count: usize) -> Catalog {
+        synthetic::benchmark(count)
+    }
+
+    /// A catalog from user-supplied types. Labels get
+    /// `node.kubernetes.io/instance-type` and `topology.kubernetes.io/region`
+    /// when they lack them.
+    pub fn from_specs(region: &str, specs: &[InstanceTypeSpec]) -> Result<Catalog, SpecError> {
+        spec::catalog(region, specs)
+    }
+
+    /// The catalog as specs, e.g. to write it out for a scenario file.
+    pub fn to_specs(&self) -> Vec<InstanceTypeSpec> {
+        self.instance_types
+            .iter()
+            .map(InstanceTypeSpec::from)
+            .collect()
+    }
+
+    /// Marks one offering unavailable, as after an insufficient-capacity
+    /// error. False when the catalog has no such offering.
+    pub fn mark_unavailable(
+        &mut self,
+        instance_type: &str,
+        zone: &str,
+        capacity_type: CapacityType,
+    ) -> bool {
+        self.offering_mut(instance_type, zone, capacity_type)
+            .map(|o| o.available = false)
+            .is_some()
+    }
+
+    /// Replaces a spot price with an observed one and records that the
+    /// catalog's spot prices are no longer all modelled. False when the
+    /// catalog has no such spot offering.
+    pub fn set_spot_price(&mut self, instance_type: &str, zone: &str, price: f64) -> bool {
+        let Some(offering) = self.offering_mut(instance_type, zone, CapacityType::Spot) else {
+            return false;
+        };
+        offering.price = price;
+        if matches!(self.spot_prices, PriceSource::Model(_)) {
+            self.spot_prices = PriceSource::Observed;
+        }
+        true
+    }
+
+    fn offering_mut(
+        &mut self,
+        instance_type: &str,
+        zone: &str,
+        capacity_type: CapacityType,
+    ) -> Option<&mut Offering> {
+        let index = self.index(instance_type)?;
+        let it = &mut self.instance_types[index];
+        let i = it.offering_index(zone, capacity_type)?;
+        Some(&mut it.offerings[i])
+    }
+}

@@ -1,0 +1,305 @@
+//! User-supplied instance types, as written in scenario files.
+//!
+//! Quantities are Kubernetes strings (`"4"`, `"500m"`, `"16Gi"`), labels a
+//! plain map, and every error names the instance type and the field.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::{CapacityType, Catalog, InstanceType, Offering, Overhead, PriceSource};
+use crate::labels;
+use crate::resources::{
+    self, CPU, EPHEMERAL_STORAGE, MEMORY, PODS, ResourceList, Resources, format_bytes, format_cpu,
+};
+use crate::sym::Sym;
+
+/// One instance type as a user writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InstanceTypeSpec {
+    pub name: String,
+    /// Node labels. `node.kubernetes.io/instance-type` and
+    /// `topology.kubernetes.io/region` are added when missing; zone and
+    /// capacity type belong to offerings, not here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Needs `cpu` and `memory`; `pods` defaults to kubelet's 110.
+    pub capacity: ResourceList,
+    /// Empty by default: capacity is then all allocatable.
+    #[serde(default, skip_serializing_if = "OverheadSpec::is_empty")]
+    pub overhead: OverheadSpec,
+    pub offerings: Vec<OfferingSpec>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OverheadSpec {
+    #[serde(default, skip_serializing_if = "is_empty_list")]
+    pub kube_reserved: ResourceList,
+    #[serde(default, skip_serializing_if = "is_empty_list")]
+    pub system_reserved: ResourceList,
+    #[serde(default, skip_serializing_if = "is_empty_list")]
+    pub eviction_threshold: ResourceList,
+}
+
+impl OverheadSpec {
+    pub fn is_empty(&self) -> bool {
+        is_empty_list(&self.kube_reserved)
+            && is_empty_list(&self.system_reserved)
+            && is_empty_list(&self.eviction_threshold)
+    }
+}
+
+fn is_empty_list(list: &ResourceList) -> bool {
+    list.0.is_empty()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OfferingSpec {
+    pub zone: String,
+    pub capacity_type: CapacityType,
+    /// USD per hour.
+    pub price: f64,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub available: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// A user-supplied instance type that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("instance type `{instance_type}`, {field}: {message}")]
+pub struct SpecError {
+    pub instance_type: String,
+    /// The path within the spec, e.g. `capacity.memory` or `offerings[2].price`.
+    pub field: String,
+    pub message: String,
+}
+
+impl InstanceTypeSpec {
+    /// The instance type, with labels sorted and offerings sorted.
+    pub fn to_instance_type(&self) -> Result<InstanceType, SpecError> {
+        let fail = |field: &str, message: String| SpecError {
+            instance_type: self.name.clone(),
+            field: field.to_string(),
+            message,
+        };
+        if self.name.trim().is_empty() {
+            return Err(fail("name", "must not be empty".to_string()));
+        }
+        let mut labels: Vec<(Sym, Sym)> = Vec::with_capacity(self.labels.len() + 1);
+        for (key, value) in &self.labels {
+            let field = format!("labels.{key}");
+            if key.is_empty() {
+                return Err(fail("labels", "a label key is empty".to_string()));
+            }
+            if key == labels::ZONE || key == labels::CAPACITY_TYPE {
+                return Err(fail(
+                    &field,
+                    "zone and capacity type come from the offerings; list them there".to_string(),
+                ));
+            }
+            if key == labels::INSTANCE_TYPE && *value != self.name {
+                return Err(fail(&field, format!("`{value}` differs from the name")));
+            }
+            labels.push((Sym::new(key), Sym::new(value)));
+        }
+        if !self.labels.contains_key(labels::INSTANCE_TYPE) {
+            labels.push((Sym::new(labels::INSTANCE_TYPE), Sym::new(&self.name)));
+        }
+        labels.sort_by_key(|a| a.0);
+
+        let mut capacity = parse_list(&self.capacity, "capacity", &fail)?;
+        for (resource, value) in [(CPU, capacity.cpu), (MEMORY, capacity.memory)] {
+            if value <= 0 {
+                return Err(fail(
+                    &format!("capacity.{resource}"),
+                    "is required and must be positive".to_string(),
+                ));
+            }
+        }
+        if !self.capacity.0.contains_key(PODS) {
+            capacity.pods = 110;
+        }
+        let overhead = Overhead {
+            kube_reserved: parse_list(
+                &self.overhead.kube_reserved,
+                "overhead.kubeReserved",
+                &fail,
+            )?,
+            system_reserved: parse_list(
+                &self.overhead.system_reserved,
+                "overhead.systemReserved",
+                &fail,
+            )?,
+            eviction_threshold: parse_list(
+                &self.overhead.eviction_threshold,
+                "overhead.evictionThreshold",
+                &fail,
+            )?,
+        };
+
+        if self.offerings.is_empty() {
+            return Err(fail(
+                "offerings",
+                "at least one offering is needed".to_string(),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        let mut offerings = Vec::with_capacity(self.offerings.len());
+        for (i, o) in self.offerings.iter().enumerate() {
+            if o.zone.trim().is_empty() {
+                return Err(fail(
+                    &format!("offerings[{i}].zone"),
+                    "must not be empty".to_string(),
+                ));
+            }
+            if !(o.price.is_finite() && o.price >= 0.0) {
+                return Err(fail(
+                    &format!("offerings[{i}].price"),
+                    format!("{} is not a price in USD per hour", o.price),
+                ));
+            }
+            if !seen.insert((o.zone.as_str(), o.capacity_type)) {
+                return Err(fail(
+                    &format!("offerings[{i}]"),
+                    format!("{} in {} is listed twice", o.capacity_type, o.zone),
+                ));
+            }
+            offerings.push(Offering {
+                zone: Sym::new(&o.zone),
+                capacity_type: o.capacity_type,
+                price: o.price,
+                available: o.available,
+            });
+        }
+
+        let mut it = InstanceType {
+            name: Sym::new(&self.name),
+            labels,
+            capacity,
+            overhead,
+            offerings,
+        };
+        it.sort_offerings();
+        Ok(it)
+    }
+}
+
+/// Reads a resource list, naming `prefix.<resource>` on failure.
+fn parse_list(
+    list: &ResourceList,
+    prefix: &str,
+    fail: &impl Fn(&str, String) -> SpecError,
+) -> Result<Resources, SpecError> {
+    let mut r = Resources::default();
+    for (name, quantity) in &list.0 {
+        let field = format!("{prefix}.{name}");
+        let value = if name == CPU {
+            resources::parse_milli(quantity)
+        } else {
+            resources::parse_units(quantity)
+        }
+        .map_err(|e| fail(&field, e.to_string()))?;
+        if value < 0 {
+            return Err(fail(&field, format!("`{quantity}` is negative")));
+        }
+        r.set(name, value);
+    }
+    Ok(r)
+}
+
+/// A resource list as Kubernetes writes it, leaving out zeros.
+fn to_list(r: &Resources) -> ResourceList {
+    let mut list = BTreeMap::new();
+    let mut put = |name: &str, value: String| {
+        list.insert(name.to_string(), value);
+    };
+    if r.cpu != 0 {
+        put(CPU, format_cpu(r.cpu));
+    }
+    if r.memory != 0 {
+        put(MEMORY, format_bytes(r.memory));
+    }
+    if r.pods != 0 {
+        put(PODS, r.pods.to_string());
+    }
+    if r.ephemeral != 0 {
+        put(EPHEMERAL_STORAGE, format_bytes(r.ephemeral));
+    }
+    for (name, value) in &r.extended {
+        put(name.as_str(), value.to_string());
+    }
+    ResourceList(list)
+}
+
+impl From<&InstanceType> for InstanceTypeSpec {
+    fn from(it: &InstanceType) -> Self {
+        Self {
+            name: it.name.as_str().to_string(),
+            labels: it
+                .labels
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.as_str().to_string()))
+                .collect(),
+            capacity: to_list(&it.capacity),
+            overhead: OverheadSpec {
+                kube_reserved: to_list(&it.overhead.kube_reserved),
+                system_reserved: to_list(&it.overhead.system_reserved),
+                eviction_threshold: to_list(&it.overhead.eviction_threshold),
+            },
+            offerings: it
+                .offerings
+                .iter()
+                .map(|o| OfferingSpec {
+                    zone: o.zone.as_str().to_string(),
+                    capacity_type: o.capacity_type,
+                    price: o.price,
+                    available: o.available,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// [`Catalog::from_specs`].
+pub(super) fn catalog(region: &str, specs: &[InstanceTypeSpec]) -> Result<Catalog, SpecError> {
+    let region_sym = Sym::new(region);
+    let region_key = Sym::new(labels::REGION);
+    let mut names = BTreeSet::new();
+    let mut types = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let mut it = spec.to_instance_type()?;
+        if !names.insert(spec.name.as_str()) {
+            return Err(SpecError {
+                instance_type: spec.name.clone(),
+                field: "name".to_string(),
+                message: "is listed twice".to_string(),
+            });
+        }
+        match it.label(labels::REGION) {
+            Some(r) if r != region_sym => {
+                return Err(SpecError {
+                    instance_type: spec.name.clone(),
+                    field: format!("labels.{}", labels::REGION),
+                    message: format!("`{r}` differs from the catalog's region `{region}`"),
+                });
+            }
+            Some(_) => {}
+            None => {
+                let at = it.labels.partition_point(|(k, _)| *k < region_key);
+                it.labels.insert(at, (region_key, region_sym));
+            }
+        }
+        types.push(it);
+    }
+    Ok(Catalog::new(region_sym, types, PriceSource::Given))
+}

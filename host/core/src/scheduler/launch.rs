@@ -1,0 +1,216 @@
+//! The launch choice: every planned NodeClaim goes to the instance-selection
+//! port in one batched call, and the answer is checked before it is used.
+
+use std::collections::HashMap;
+
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+use crate::labels;
+use crate::model::Pod;
+use crate::policy::InstanceSelector;
+use crate::policy::ports::BUILTIN;
+use crate::policy::select::default_select;
+use crate::policy::types::{
+    Attribute, Demand, Dictionaries, Dictionary, LaunchRequest, MinValues, OfferingTable,
+    Selection, SelectionRequest,
+};
+use crate::policy::validate::check_selection;
+use crate::resources::MIB;
+use crate::sym::Sym;
+
+use super::plan::{OfferingRef, Plan};
+use super::{Snapshot, solve};
+
+/// The launch list for one NodeClaim: offerings in order of preference, or
+/// why it cannot launch.
+pub type LaunchDecision = Result<Vec<OfferingRef>, String>;
+
+#[derive(Debug, Clone)]
+pub struct LaunchChoice {
+    /// One per planned NodeClaim, in plan order.
+    pub launches: Vec<LaunchDecision>,
+    /// `name@version` of the policy that chose.
+    pub by: String,
+    /// Set when the configured policy failed and the built-in chose instead.
+    pub fallback: Option<String>,
+}
+
+/// The selection request for `plan`'s NodeClaims, and the offering behind
+/// each row of its table.
+pub fn selection_request(
+    plan: &Plan,
+    catalog: &Catalog,
+    now_ms: u64,
+    seed: u64,
+) -> (SelectionRequest, Vec<OfferingRef>) {
+    let mut dicts = Dictionaries::default();
+    let mut type_ids: HashMap<Sym, u32> = HashMap::new();
+    let mut zone_ids: HashMap<Sym, u16> = HashMap::new();
+    let mut pool_ids: HashMap<Sym, u16> = HashMap::new();
+    let mut small: HashMap<(u8, Sym), u32> = HashMap::new();
+    let mut rows: HashMap<(Sym, Sym, u8), u32> = HashMap::new();
+    let mut table = OfferingTable::default();
+    let mut refs = Vec::new();
+    let mut requests = Vec::with_capacity(plan.node_claims.len());
+    let family_key = Sym::new(labels::INSTANCE_FAMILY);
+    let category_key = Sym::new(labels::INSTANCE_CATEGORY);
+    let arch_key = Sym::new(labels::ARCH);
+    for claim in &plan.node_claims {
+        let pool = *pool_ids
+            .entry(claim.node_pool)
+            .or_insert_with(|| dicts.node_pools.push(claim.node_pool.as_str()) as u16);
+        let mut compatible = Vec::with_capacity(claim.offerings.len());
+        for o in &claim.offerings {
+            let code = o.capacity_type.code();
+            let row = *rows
+                .entry((o.instance_type, o.zone, code))
+                .or_insert_with(|| {
+                    let Some(it) = catalog.get(o.instance_type.as_str()) else {
+                        return u32::MAX;
+                    };
+                    let type_id = *type_ids.entry(it.name).or_insert_with(|| {
+                        let mut intern = |kind: u8, dict: &mut Dictionary, v: Sym| {
+                            *small
+                                .entry((kind, v))
+                                .or_insert_with(|| dict.push(v.as_str()))
+                        };
+                        let family = it.label(family_key.as_str()).unwrap_or_default();
+                        let category = it.label(category_key.as_str()).unwrap_or_default();
+                        let arch = it.label(arch_key.as_str()).unwrap_or_default();
+                        let f = intern(0, &mut dicts.families, family);
+                        let c = intern(1, &mut dicts.categories, category);
+                        let a = intern(2, &mut dicts.architectures, arch);
+                        dicts.type_family.push(f as u16);
+                        dicts.type_category.push(c as u16);
+                        dicts.type_architecture.push(a as u8);
+                        dicts.instance_types.push(it.name.as_str())
+                    });
+                    let zone = *zone_ids
+                        .entry(o.zone)
+                        .or_insert_with(|| dicts.zones.push(o.zone.as_str()) as u16);
+                    let alloc = it.allocatable();
+                    table.instance_type.push(type_id);
+                    table.vcpu.push((it.capacity.cpu / 1000) as u32);
+                    table.memory_mib.push((it.capacity.memory / MIB) as u64);
+                    table.gpus.push(it.gpus() as u32);
+                    table.alloc_cpu_milli.push(alloc.cpu.max(0) as u64);
+                    table
+                        .alloc_memory_mib
+                        .push((alloc.memory.max(0) / MIB) as u64);
+                    table.alloc_pods.push(alloc.pods.max(0) as u32);
+                    table.zone.push(zone);
+                    table.capacity_type.push(code);
+                    table.price_per_hour.push(o.price);
+                    table.available.push(true);
+                    refs.push(*o);
+                    (refs.len() - 1) as u32
+                });
+            if row != u32::MAX {
+                compatible.push(row);
+            }
+        }
+        let min_values = claim
+            .compiled
+            .iter()
+            .filter_map(|r| {
+                let min = r.min_values?;
+                Some(MinValues {
+                    attribute: Attribute::from_label(r.key.as_str())?,
+                    min,
+                })
+            })
+            .collect();
+        let d = &claim.requests;
+        requests.push(LaunchRequest {
+            node_pool: pool,
+            demand: Demand {
+                cpu_milli: d.cpu.max(0) as u64,
+                // Rounded down like the allocatable column, so a policy
+                // never rejects an offering the simulation found room on.
+                memory_mib: (d.memory.max(0) / MIB) as u64,
+                pods: d.pods.max(0) as u32,
+                gpus: d.gpus().max(0) as u32,
+            },
+            compatible,
+            min_values,
+            picks: 0,
+        });
+    }
+    let request = SelectionRequest {
+        now_ms,
+        seed,
+        dictionaries: dicts,
+        offerings: table,
+        requests,
+    };
+    (request, refs)
+}
+
+/// Asks `selector` for every NodeClaim's launch list in one call.
+pub fn choose_launches(
+    plan: &Plan,
+    catalog: &Catalog,
+    selector: &dyn InstanceSelector,
+    now_ms: u64,
+    seed: u64,
+) -> LaunchChoice {
+    if plan.node_claims.is_empty() {
+        return LaunchChoice {
+            launches: Vec::new(),
+            by: BUILTIN.into(),
+            fallback: None,
+        };
+    }
+    let (request, refs) = selection_request(plan, catalog, now_ms, seed);
+    let decided = selector.select(&request);
+    let (selection, by, fallback): (Selection, String, Option<String>) =
+        match check_selection(&request, &decided.value) {
+            Ok(()) => (decided.value, decided.by, decided.fallback),
+            Err(e) => (
+                default_select(&request),
+                BUILTIN.to_string(),
+                Some(format!(
+                    "policy `{}` returned an invalid selection: {e}",
+                    decided.by
+                )),
+            ),
+        };
+    let launches = plan
+        .node_claims
+        .iter()
+        .zip(selection)
+        .map(|(claim, picked)| {
+            if let Some(e) = &claim.error {
+                return Err(e.clone());
+            }
+            picked
+                .map(|rows| rows.iter().map(|&r| refs[r as usize]).collect())
+                .map_err(|e| e.message)
+        })
+        .collect();
+    LaunchChoice {
+        launches,
+        by,
+        fallback,
+    }
+}
+
+/// A provisioning round: the plan and the launch choice for it.
+#[derive(Debug, Clone)]
+pub struct Provisioning {
+    pub plan: super::Plan,
+    pub launch: LaunchChoice,
+}
+
+/// Solves, then chooses launches through `selector`.
+pub fn provision(
+    snapshot: &Snapshot,
+    pending: &[Pod],
+    selector: &dyn InstanceSelector,
+    clock: &dyn Clock,
+    seed: u64,
+) -> Provisioning {
+    let plan = solve(snapshot, pending);
+    let launch = choose_launches(&plan, &snapshot.catalog, selector, clock.now_ms(), seed);
+    Provisioning { plan, launch }
+}

@@ -1,0 +1,329 @@
+//! The provisioning simulation: where pending pods fit, on existing nodes,
+//! on NodeClaims being launched, or on new NodeClaims from NodePools.
+//!
+//! This follows Karpenter's scheduler: pods are taken largest first (CPU,
+//! then memory); each goes to the first existing node that takes it
+//! (initialized nodes first, then in-flight ones), else to the planned
+//! NodeClaim with the fewest pods that takes it, else to a new NodeClaim from
+//! the heaviest NodePool that can host it. A NodeClaim keeps every instance
+//! type that still fits, narrowing as pods join. A pod that fits nowhere has
+//! its preferences relaxed one at a time and goes to the back of the queue;
+//! the queue stops when a full pass places nothing.
+
+mod claims;
+pub mod fixtures;
+mod launch;
+mod plan;
+mod pods;
+mod topology;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+pub use launch::{LaunchChoice, LaunchDecision, Provisioning, choose_launches, provision};
+pub use plan::{Binding, NodeClaimPlan, OfferingRef, Plan, Unschedulable};
+
+use crate::catalog::Catalog;
+use crate::model::{DaemonSet, Namespace, Node, NodePool, Pod, TaintEffect};
+
+use claims::{Claim, Existing, Template};
+use pods::{PodState, queue_order};
+use topology::{BoundPod, Topology, Universe};
+
+/// Karpenter caps a NodeClaim's instance types at this many, cheapest first.
+pub const MAX_INSTANCE_TYPES: usize = 600;
+
+/// How preferences are treated (Karpenter's `--preference-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PreferencePolicy {
+    /// Preferences are treated as requirements until relaxed.
+    #[default]
+    Respect,
+    /// Preferences are dropped up front.
+    Ignore,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub max_instance_types: usize,
+    pub preference_policy: PreferencePolicy,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_instance_types: MAX_INSTANCE_TYPES,
+            preference_policy: PreferencePolicy::Respect,
+        }
+    }
+}
+
+/// Everything a scheduling decision reads.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub node_pools: Vec<NodePool>,
+    /// Instance types every NodePool may launch (one EC2NodeClass).
+    pub catalog: Arc<Catalog>,
+    /// Existing nodes and in-flight NodeClaims, with their bound pods.
+    pub nodes: Vec<Node>,
+    pub daemon_sets: Vec<DaemonSet>,
+    pub namespaces: Vec<Namespace>,
+    pub settings: Settings,
+}
+
+impl Snapshot {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        Self {
+            node_pools: Vec::new(),
+            catalog,
+            nodes: Vec::new(),
+            daemon_sets: Vec::new(),
+            namespaces: Vec::new(),
+            settings: Settings::default(),
+        }
+    }
+}
+
+/// Simulates scheduling `pending` onto the cluster in `snapshot`.
+pub fn solve(snapshot: &Snapshot, pending: &[Pod]) -> Plan {
+    Scheduler::new(snapshot, pending).run()
+}
+
+struct Scheduler<'a> {
+    snapshot: &'a Snapshot,
+    pods: Vec<PodState>,
+    /// Pods whose constraints could not be compiled, with the error.
+    invalid: Vec<(usize, String)>,
+    types: claims::Types,
+    templates: Vec<Template>,
+    existing: Vec<Existing>,
+    claims: Vec<Claim>,
+    /// (pod count, claim index): the order planned NodeClaims are tried in.
+    claim_order: BTreeSet<(usize, usize)>,
+    topology: Topology,
+    tolerate_prefer_no_schedule: bool,
+    /// Where each pod went: `Some(Place)` once placed.
+    placed: Vec<Option<Place>>,
+    errors: Vec<Option<String>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    Existing(usize),
+    Claim(usize),
+}
+
+impl<'a> Scheduler<'a> {
+    fn new(snapshot: &'a Snapshot, pending: &[Pod]) -> Self {
+        let respect = snapshot.settings.preference_policy == PreferencePolicy::Respect;
+        let mut pods = Vec::with_capacity(pending.len());
+        let mut invalid = Vec::new();
+        for (i, p) in pending.iter().enumerate() {
+            match PodState::new(p, respect) {
+                Ok(s) => pods.push(s),
+                Err(e) => {
+                    invalid.push((i, e.to_string()));
+                    let mut bare = p.clone();
+                    bare.required_node_affinity.clear();
+                    bare.preferred_node_affinity.clear();
+                    pods.push(PodState::new(&bare, respect).expect("no terms left to fail"));
+                }
+            }
+        }
+        let types = claims::Types::compile(&snapshot.catalog);
+        let mut universe = Universe::default();
+        let mut templates: Vec<Template> = Vec::new();
+        let mut template_errors = Vec::new();
+        for pool in &snapshot.node_pools {
+            match Template::new(pool, &types, &snapshot.daemon_sets, &snapshot.nodes) {
+                Ok(t) => {
+                    t.add_domains(&types, &mut universe);
+                    templates.push(t);
+                }
+                Err(e) => template_errors.push(e),
+            }
+        }
+        // Heavier NodePools first; by name among equals.
+        templates.sort_by(|a, b| b.weight.cmp(&a.weight).then(a.name.cmp(&b.name)));
+        let tolerate_prefer_no_schedule = snapshot.node_pools.iter().any(|p| {
+            p.taints
+                .iter()
+                .any(|t| t.effect == TaintEffect::PreferNoSchedule)
+        });
+
+        let mut existing: Vec<Existing> = snapshot
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !n.marked_for_deletion)
+            .map(|(i, n)| Existing::new(i, n, &snapshot.daemon_sets))
+            .collect();
+        // Initialized nodes first, in-flight ones after, each by name.
+        existing.sort_by(|a, b| b.initialized.cmp(&a.initialized).then(a.name.cmp(&b.name)));
+
+        let bound: Vec<BoundPod> = snapshot
+            .nodes
+            .iter()
+            .flat_map(|n| {
+                let reqs = crate::requirements::Requirements::from_labels(
+                    n.labels.iter().map(|(k, v)| (k, v)),
+                );
+                n.pods.iter().map(move |p| BoundPod {
+                    pod: p.clone(),
+                    node_labels: n.labels.clone(),
+                    node_requirements: reqs.clone(),
+                    node_taints: n.taints.clone(),
+                    node_name: n.name,
+                })
+            })
+            .collect();
+        for n in &snapshot.nodes {
+            for &(k, v) in &n.labels {
+                universe.insert(k, v, &n.taints);
+            }
+        }
+        let mut topology = Topology::new(universe, snapshot.namespaces.clone(), bound, pods.len());
+        let hostname = crate::sym::Sym::new(crate::labels::HOSTNAME);
+        for e in &existing {
+            topology.register(hostname, e.hostname());
+        }
+        for (i, p) in pods.iter().enumerate() {
+            topology.update(i, &p.pod, &p.strict_terms);
+        }
+        let pod_refs: Vec<&Pod> = pods.iter().map(|p| &p.pod).collect();
+        topology.index_inverse(&pod_refs);
+
+        let n = pods.len();
+        let mut s = Scheduler {
+            snapshot,
+            pods,
+            invalid,
+            types,
+            templates,
+            existing,
+            claims: Vec::new(),
+            claim_order: BTreeSet::new(),
+            topology,
+            tolerate_prefer_no_schedule,
+            placed: vec![None; n],
+            errors: vec![None; n],
+        };
+        if s.templates.is_empty() {
+            let why = if snapshot.node_pools.is_empty() {
+                "no NodePool exists; create one".to_string()
+            } else {
+                format!(
+                    "no NodePool can launch anything: {}",
+                    template_errors.join("; ")
+                )
+            };
+            for e in s.errors.iter_mut() {
+                *e = Some(why.clone());
+            }
+        }
+        s
+    }
+
+    fn run(mut self) -> Plan {
+        let mut order: Vec<usize> = (0..self.pods.len()).collect();
+        order.sort_by(|&a, &b| queue_order(&self.pods[a], &self.pods[b]));
+        let invalid: Vec<usize> = self.invalid.iter().map(|(i, _)| *i).collect();
+        let mut queue: std::collections::VecDeque<usize> =
+            order.into_iter().filter(|i| !invalid.contains(i)).collect();
+        // Queue length when each pod was last pushed back unchanged: seeing
+        // the same length again means a whole pass placed nothing.
+        let mut last_len: Vec<Option<usize>> = vec![None; self.pods.len()];
+        while let Some(&p) = queue.front() {
+            if last_len[p] == Some(queue.len()) {
+                break;
+            }
+            queue.pop_front();
+            match self.add(p) {
+                Ok(place) => {
+                    self.placed[p] = Some(place);
+                    self.errors[p] = None;
+                }
+                Err(e) => {
+                    self.errors[p] = Some(e);
+                    let relaxed = self.pods[p].relax(self.tolerate_prefer_no_schedule);
+                    queue.push_back(p);
+                    if relaxed {
+                        last_len.iter_mut().for_each(|l| *l = None);
+                        let ps = &self.pods[p];
+                        self.topology.update(p, &ps.pod, &ps.strict_terms);
+                    } else {
+                        last_len[p] = Some(queue.len());
+                    }
+                }
+            }
+        }
+        plan::build(self)
+    }
+
+    fn add(&mut self, p: usize) -> Result<Place, String> {
+        let pod = &self.pods[p];
+        for (i, node) in self.existing.iter_mut().enumerate() {
+            if node.try_add(p, pod, &mut self.topology).is_ok() {
+                return Ok(Place::Existing(i));
+            }
+        }
+        let mut accepted = None;
+        for &(count, c) in &self.claim_order {
+            if self.claims[c]
+                .try_add(p, pod, &self.types, &self.templates, &mut self.topology)
+                .is_ok()
+            {
+                accepted = Some((count, c));
+                break;
+            }
+        }
+        if let Some((count, c)) = accepted {
+            self.claim_order.remove(&(count, c));
+            self.claim_order.insert((count + 1, c));
+            return Ok(Place::Claim(c));
+        }
+        if self.templates.is_empty() {
+            return Err(self.errors[p]
+                .clone()
+                .unwrap_or_else(|| "no NodePool can launch anything".into()));
+        }
+        let mut why = Vec::new();
+        for t in 0..self.templates.len() {
+            let template = &self.templates[t];
+            let hostname =
+                crate::sym::Sym::new(&format!("hostname-placeholder-{:04}", self.claims.len()));
+            let options = match template.types_within_limits(&self.types) {
+                Ok(o) => o,
+                Err(e) => {
+                    why.push(format!("NodePool `{}`: {e}", template.name));
+                    continue;
+                }
+            };
+            let mut claim = Claim::new(t, template, hostname, options, &self.types);
+            self.topology
+                .register(crate::sym::Sym::new(crate::labels::HOSTNAME), hostname);
+            match claim.try_add(p, pod, &self.types, &self.templates, &mut self.topology) {
+                Ok(()) => {
+                    self.templates[t].reserve(&claim, &self.types);
+                    let c = self.claims.len();
+                    self.claims.push(claim);
+                    self.claim_order.insert((1, c));
+                    return Ok(Place::Claim(c));
+                }
+                Err(e) => {
+                    let overhead = &self.templates[t].daemon_overhead;
+                    let daemons = if overhead.cpu == 0 && overhead.memory == 0 {
+                        String::new()
+                    } else {
+                        format!(" (DaemonSet overhead {overhead})")
+                    };
+                    why.push(format!(
+                        "NodePool `{}`{daemons}: {e}",
+                        self.templates[t].name
+                    ));
+                }
+            }
+        }
+        Err(why.join("; "))
+    }
+}

@@ -1,0 +1,195 @@
+//! What a solve decided, as plain values.
+
+use serde::Serialize;
+
+use crate::catalog::CapacityType;
+use crate::model::PodKey;
+use crate::requirements::{NodeSelectorRequirement, Requirements};
+use crate::resources::Resources;
+use crate::sym::Sym;
+
+use super::claims::check_min_values;
+use super::{Place, Scheduler};
+
+/// One launch option: an instance type in a zone with a capacity type.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferingRef {
+    pub instance_type: Sym,
+    pub zone: Sym,
+    pub capacity_type: CapacityType,
+    pub price: f64,
+}
+
+/// A NodeClaim to create.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeClaimPlan {
+    pub node_pool: Sym,
+    /// Placeholder hostname used while planning.
+    pub hostname: Sym,
+    pub requirements: Vec<NodeSelectorRequirement>,
+    #[serde(skip)]
+    pub compiled: Requirements,
+    pub pods: Vec<PodKey>,
+    /// The pods' requests plus DaemonSet overhead.
+    #[serde(serialize_with = "crate::resources::serialize_resources")]
+    pub requests: Resources,
+    /// Compatible instance types, cheapest first, at most the configured cap.
+    pub instance_types: Vec<Sym>,
+    /// Their available offerings that meet the requirements, cheapest first.
+    pub offerings: Vec<OfferingRef>,
+    /// Set when the NodeClaim cannot be launched as planned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A pod placed on an existing or in-flight node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Binding {
+    pub pod: PodKey,
+    pub node: Sym,
+    /// False for a node still launching.
+    pub initialized: bool,
+}
+
+/// A pod no node can take, and why, per NodePool.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unschedulable {
+    pub pod: PodKey,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub node_claims: Vec<NodeClaimPlan>,
+    pub bindings: Vec<Binding>,
+    pub unschedulable: Vec<Unschedulable>,
+    /// Preferences dropped so pods could schedule.
+    pub relaxed: Vec<(PodKey, Vec<String>)>,
+}
+
+impl Plan {
+    /// Pods the plan places, on any node.
+    pub fn scheduled(&self) -> usize {
+        self.bindings.len() + self.node_claims.iter().map(|c| c.pods.len()).sum::<usize>()
+    }
+
+    /// The NodeClaim or node `pod` goes to.
+    pub fn placement(&self, pod: &PodKey) -> Option<Placement<'_>> {
+        if let Some(b) = self.bindings.iter().find(|b| b.pod == *pod) {
+            return Some(Placement::Node(b.node));
+        }
+        self.node_claims
+            .iter()
+            .find(|c| c.pods.contains(pod))
+            .map(Placement::NodeClaim)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Placement<'a> {
+    Node(Sym),
+    NodeClaim(&'a NodeClaimPlan),
+}
+
+pub(super) fn build(s: Scheduler<'_>) -> Plan {
+    let keys = s.types.keys;
+    let max = s.snapshot.settings.max_instance_types;
+    let mut plan = Plan::default();
+    for claim in &s.claims {
+        let template = &s.templates[claim.template];
+        // Cheapest first, as Karpenter orders before truncating.
+        let mut ordered: Vec<(f64, Sym, u32)> = claim
+            .types
+            .iter()
+            .map(|&t| {
+                let it = &s.types.list[t as usize];
+                (it.cheapest(&claim.requirements, &keys), it.name, t)
+            })
+            .collect();
+        ordered.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        ordered.truncate(max);
+        let kept: Vec<u32> = ordered.iter().map(|o| o.2).collect();
+        let error = check_min_values(&claim.requirements, &kept, &s.types)
+            .err()
+            .map(|e| format!("after keeping the {max} cheapest instance types: {e}"));
+        let zone = claim.requirements.get(keys.zone);
+        let ct = claim.requirements.get(keys.capacity_type);
+        let mut offerings: Vec<OfferingRef> = kept
+            .iter()
+            .flat_map(|&t| {
+                let it = &s.types.list[t as usize];
+                it.offerings
+                    .iter()
+                    .filter(|o| {
+                        o.available
+                            && zone.is_none_or(|r| r.has(o.zone))
+                            && ct.is_none_or(|r| r.has(o.capacity_label))
+                    })
+                    .map(|o| OfferingRef {
+                        instance_type: it.name,
+                        zone: o.zone,
+                        capacity_type: o.capacity_type,
+                        price: o.price,
+                    })
+            })
+            .collect();
+        offerings.sort_by(|a, b| {
+            a.price
+                .total_cmp(&b.price)
+                .then(a.instance_type.cmp(&b.instance_type))
+                .then(a.zone.cmp(&b.zone))
+        });
+        let _ = template;
+        let mut requirements = claim.requirements.clone();
+        requirements.remove(keys.hostname);
+        plan.node_claims.push(NodeClaimPlan {
+            node_pool: template.name,
+            hostname: claim.hostname,
+            requirements: requirements.to_terms(),
+            compiled: requirements,
+            pods: claim.pods.iter().map(|&p| s.pods[p].pod.key()).collect(),
+            requests: claim.requests.clone(),
+            instance_types: ordered.iter().map(|o| o.1).collect(),
+            offerings,
+            error,
+        });
+    }
+    for (p, place) in s.placed.iter().enumerate() {
+        match place {
+            Some(Place::Existing(e)) => {
+                let node = &s.existing[*e];
+                plan.bindings.push(Binding {
+                    pod: s.pods[p].pod.key(),
+                    node: node.name,
+                    initialized: node.initialized,
+                });
+            }
+            Some(Place::Claim(_)) => {}
+            None => {
+                let reason = s
+                    .invalid
+                    .iter()
+                    .find(|(i, _)| *i == p)
+                    .map(|(_, e)| format!("invalid node affinity: {e}"))
+                    .or_else(|| s.errors[p].clone())
+                    .unwrap_or_else(|| "no node or NodePool could take it".into());
+                plan.unschedulable.push(Unschedulable {
+                    pod: s.pods[p].pod.key(),
+                    reason,
+                });
+            }
+        }
+        if !s.pods[p].relaxations.is_empty() && place.is_some() {
+            plan.relaxed
+                .push((s.pods[p].pod.key(), s.pods[p].relaxations.clone()));
+        }
+    }
+    plan.bindings.sort_by(|a, b| a.pod.cmp(&b.pod));
+    plan.unschedulable.sort_by(|a, b| a.pod.cmp(&b.pod));
+    plan.relaxed.sort_by(|a, b| a.0.cmp(&b.0));
+    plan
+}

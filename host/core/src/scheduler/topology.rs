@@ -1,0 +1,639 @@
+//! Topology: pod affinity, pod anti-affinity and topology spread.
+//!
+//! Pods that share a constraint share one group; a group counts, per domain
+//! (zone, hostname, any label), the pods its selector matches. Asking a group
+//! for the domains a pod may use turns the constraint into one more
+//! requirement on the node's label, which the requirement algebra then
+//! intersects with everything else. Anti-affinity is symmetric, so each
+//! required anti-affinity term also gets an "inverse" group that keeps other
+//! pods out of the domains its owners occupy.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::labels;
+use crate::model::{
+    InclusionPolicy, LabelSelector, Labels, Namespace, Pod, PodAffinityTerm, SelectorOperator,
+    SelectorRequirement, Taint, Toleration, WhenUnsatisfiable, label, untolerated,
+};
+use crate::requirements::{Requirement, Requirements};
+use crate::sym::Sym;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Kind {
+    Spread,
+    Affinity,
+    AntiAffinity,
+}
+
+/// Which nodes a spread constraint counts (`nodeAffinityPolicy`,
+/// `nodeTaintsPolicy`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub(crate) struct NodeFilter {
+    /// OR of the owner's node-selector terms; empty = every node.
+    terms: Vec<Requirements>,
+    /// Set when taints are honoured.
+    tolerations: Option<Vec<Toleration>>,
+}
+
+impl NodeFilter {
+    fn matches(
+        &self,
+        requirements: &Requirements,
+        taints: &[Taint],
+        allow_well_known: bool,
+    ) -> bool {
+        (self.terms.is_empty()
+            || self
+                .terms
+                .iter()
+                .any(|t| requirements.compatible(t, allow_well_known, "").is_ok()))
+            && self
+                .tolerations
+                .as_ref()
+                .is_none_or(|tol| untolerated(taints, tol).is_none())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct GroupKey {
+    kind: Kind,
+    key: Sym,
+    namespaces: Vec<Sym>,
+    selector: LabelSelector,
+    max_skew: i32,
+    min_domains: Option<i32>,
+    filter: NodeFilter,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    id: GroupKey,
+    counts: HashMap<Sym, i32>,
+    /// Domains with a count above zero.
+    occupied: BTreeSet<Sym>,
+    owners: usize,
+}
+
+impl Group {
+    fn new(id: GroupKey) -> Self {
+        Self {
+            id,
+            counts: HashMap::new(),
+            occupied: BTreeSet::new(),
+            owners: 0,
+        }
+    }
+
+    pub(crate) fn key(&self) -> Sym {
+        self.id.key
+    }
+
+    fn selects(&self, pod: &Pod) -> bool {
+        self.id.namespaces.contains(&pod.namespace) && self.id.selector.matches(&pod.labels)
+    }
+
+    fn register(&mut self, domain: Sym) {
+        self.counts.entry(domain).or_insert(0);
+    }
+
+    fn record(&mut self, domain: Sym) {
+        let c = self.counts.entry(domain).or_insert(0);
+        *c += 1;
+        if *c == 1 {
+            self.occupied.insert(domain);
+        }
+    }
+
+    fn count(&self, domain: Sym) -> Option<i32> {
+        self.counts.get(&domain).copied()
+    }
+
+    fn describe(&self) -> String {
+        let what = match self.id.kind {
+            Kind::Spread => format!(
+                "topology spread on `{}` (maxSkew {})",
+                self.id.key, self.id.max_skew
+            ),
+            Kind::Affinity => format!("pod affinity on `{}`", self.id.key),
+            Kind::AntiAffinity => format!("pod anti-affinity on `{}`", self.id.key),
+        };
+        format!(
+            "{what} for pods matching {}",
+            describe_selector(&self.id.selector)
+        )
+    }
+
+    /// The domains `pod` may use under this group, as a requirement on the
+    /// group's key; empty when none.
+    fn allowed(
+        &self,
+        pod: &Pod,
+        pod_domains: &Requirement,
+        node_domains: &Requirement,
+        inverse: bool,
+    ) -> Requirement {
+        match self.id.kind {
+            Kind::Spread => self.next_spread(pod, pod_domains, node_domains),
+            Kind::Affinity => self.next_affinity(pod, pod_domains, node_domains),
+            Kind::AntiAffinity if inverse => self.next_inverse_anti_affinity(node_domains),
+            Kind::AntiAffinity => self.next_anti_affinity(pod_domains, node_domains),
+        }
+    }
+
+    /// Domains the node may be in, each with its count: the node's own
+    /// values when it names them, else every registered domain.
+    fn candidates<'a>(
+        &'a self,
+        node_domains: &'a Requirement,
+    ) -> Box<dyn Iterator<Item = (Sym, i32)> + 'a> {
+        if node_domains.is_complement() {
+            Box::new(
+                self.counts
+                    .iter()
+                    .filter(|(d, _)| node_domains.has(**d))
+                    .map(|(d, c)| (*d, *c)),
+            )
+        } else {
+            Box::new(
+                node_domains
+                    .values()
+                    .iter()
+                    .filter_map(|d| self.count(*d).map(|c| (*d, c))),
+            )
+        }
+    }
+
+    fn min_count(&self, pod_domains: &Requirement) -> i32 {
+        // A new node is always an empty hostname.
+        if self.id.key.as_str() == labels::HOSTNAME {
+            return 0;
+        }
+        let mut min = i32::MAX;
+        let mut supported = 0;
+        for (d, &c) in &self.counts {
+            if pod_domains.has(*d) {
+                supported += 1;
+                min = min.min(c);
+            }
+        }
+        if self.id.min_domains.is_some_and(|m| supported < m) || min == i32::MAX {
+            min = 0;
+        }
+        min
+    }
+
+    fn next_spread(
+        &self,
+        pod: &Pod,
+        pod_domains: &Requirement,
+        node_domains: &Requirement,
+    ) -> Requirement {
+        let min = self.min_count(pod_domains);
+        let own = i32::from(self.selects(pod));
+        let mut best: Option<(i32, Sym)> = None;
+        for (d, c) in self.candidates(node_domains) {
+            let c = c + own;
+            if c - min <= self.id.max_skew && best.is_none_or(|(bc, bd)| (c, d) < (bc, bd)) {
+                best = Some((c, d));
+            }
+        }
+        match best {
+            Some((_, d)) => Requirement::single(self.id.key, d),
+            None => Requirement::does_not_exist(self.id.key),
+        }
+    }
+
+    fn next_affinity(
+        &self,
+        pod: &Pod,
+        pod_domains: &Requirement,
+        node_domains: &Requirement,
+    ) -> Requirement {
+        let mut options: Vec<Sym> = self
+            .occupied
+            .iter()
+            .copied()
+            .filter(|d| pod_domains.has(*d))
+            .collect();
+        if options.is_empty() && self.selects(pod) {
+            // The first pod of a self-affine set picks its domain, preferring
+            // one the node can be in.
+            let mut domains: Vec<Sym> = self
+                .counts
+                .keys()
+                .copied()
+                .filter(|d| pod_domains.has(*d))
+                .collect();
+            domains.sort_unstable();
+            if let Some(d) = domains
+                .iter()
+                .find(|d| node_domains.has(**d))
+                .or(domains.first())
+            {
+                options.push(*d);
+            }
+        }
+        Requirement::is_in(self.id.key, options)
+    }
+
+    fn next_anti_affinity(
+        &self,
+        pod_domains: &Requirement,
+        node_domains: &Requirement,
+    ) -> Requirement {
+        if self.counts.len() == self.occupied.len() {
+            return Requirement::does_not_exist(self.id.key);
+        }
+        Requirement::is_in(
+            self.id.key,
+            self.candidates(node_domains)
+                .filter(|&(d, c)| c == 0 && pod_domains.has(d))
+                .map(|(d, _)| d),
+        )
+    }
+
+    /// Other pods' anti-affinity: anywhere but where they are.
+    fn next_inverse_anti_affinity(&self, node_domains: &Requirement) -> Requirement {
+        if node_domains.is_complement() {
+            let mut r = node_domains.clone();
+            for &d in &self.occupied {
+                r.remove(d);
+            }
+            r
+        } else {
+            Requirement::is_in(
+                self.id.key,
+                node_domains
+                    .values()
+                    .iter()
+                    .copied()
+                    .filter(|d| !self.occupied.contains(d)),
+            )
+        }
+    }
+}
+
+fn describe_selector(s: &LabelSelector) -> String {
+    let mut parts: Vec<String> = s
+        .match_labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for e in &s.match_expressions {
+        let vals: Vec<&str> = e.values.iter().map(|v| v.as_str()).collect();
+        parts.push(format!("{} {:?} [{}]", e.key, e.operator, vals.join(",")));
+    }
+    if parts.is_empty() {
+        "everything".into()
+    } else {
+        format!("{{{}}}", parts.join(", "))
+    }
+}
+
+/// A domain value and the taints of the NodePools (or nodes) offering it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Universe {
+    domains: HashMap<Sym, Vec<(Sym, Vec<Taint>)>>,
+}
+
+impl Universe {
+    pub(crate) fn insert(&mut self, key: Sym, domain: Sym, taints: &[Taint]) {
+        let entry = self.domains.entry(key).or_default();
+        if !entry
+            .iter()
+            .any(|(d, t)| *d == domain && t.as_slice() == taints)
+        {
+            entry.push((domain, taints.to_vec()));
+        }
+    }
+}
+
+/// Why a topology constraint refuses a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TopologyError(pub String);
+
+#[derive(Debug, Default)]
+pub(crate) struct Topology {
+    groups: Vec<Group>,
+    index: HashMap<GroupKey, usize>,
+    inverse: Vec<Group>,
+    inverse_index: HashMap<GroupKey, usize>,
+    universe: Universe,
+    /// Domains registered after the universe was built (hostnames of nodes
+    /// and planned NodeClaims), by key.
+    registered: HashMap<Sym, Vec<Sym>>,
+    namespaces: Vec<Namespace>,
+    /// Pods already bound, with their node's labels, requirements and taints.
+    bound: Vec<BoundPod>,
+    /// Per pending pod: the groups it owns and the inverse groups selecting it.
+    owned: Vec<Vec<usize>>,
+    matching_inverse: Vec<Vec<usize>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct BoundPod {
+    pub pod: Pod,
+    pub node_labels: Labels,
+    pub node_requirements: Requirements,
+    pub node_taints: Vec<Taint>,
+    pub node_name: Sym,
+}
+
+impl Topology {
+    pub(crate) fn new(
+        universe: Universe,
+        namespaces: Vec<Namespace>,
+        bound: Vec<BoundPod>,
+        pending: usize,
+    ) -> Self {
+        let mut t = Topology {
+            universe,
+            namespaces,
+            owned: vec![Vec::new(); pending],
+            matching_inverse: vec![Vec::new(); pending],
+            ..Topology::default()
+        };
+        // Anti-affinity of pods already running keeps new pods away.
+        for b in &bound {
+            for term in &b.pod.pod_anti_affinity {
+                let id = t.inverse_id(&b.pod, term);
+                let g = t.inverse_group(id);
+                let domain = domain_of(&b.node_labels, b.node_name, t.inverse[g].key());
+                if let Some(d) = domain {
+                    t.inverse[g].record(d);
+                }
+            }
+        }
+        t.bound = bound;
+        t
+    }
+
+    fn namespaces_for(&self, pod: &Pod, term: &PodAffinityTerm) -> Vec<Sym> {
+        let mut ns: Vec<Sym> = term.namespaces.clone();
+        if let Some(sel) = &term.namespace_selector {
+            ns.extend(
+                self.namespaces
+                    .iter()
+                    .filter(|n| sel.matches(&n.labels))
+                    .map(|n| n.name),
+            );
+        } else if ns.is_empty() {
+            ns.push(pod.namespace);
+        }
+        ns.sort_unstable();
+        ns.dedup();
+        ns
+    }
+
+    fn inverse_id(&self, pod: &Pod, term: &PodAffinityTerm) -> GroupKey {
+        GroupKey {
+            kind: Kind::AntiAffinity,
+            key: term.topology_key,
+            namespaces: self.namespaces_for(pod, term),
+            selector: term.selector.clone(),
+            max_skew: i32::MAX,
+            min_domains: None,
+            filter: NodeFilter::default(),
+        }
+    }
+
+    fn inverse_group(&mut self, id: GroupKey) -> usize {
+        if let Some(&g) = self.inverse_index.get(&id) {
+            return g;
+        }
+        let mut group = Group::new(id.clone());
+        self.register_universe(&mut group, None);
+        self.inverse.push(group);
+        self.inverse_index.insert(id, self.inverse.len() - 1);
+        self.inverse.len() - 1
+    }
+
+    fn register_universe(&self, group: &mut Group, tolerations: Option<&[Toleration]>) {
+        let key = group.key();
+        if let Some(domains) = self.universe.domains.get(&key) {
+            for (d, taints) in domains {
+                if tolerations.is_none_or(|tol| untolerated(taints, tol).is_none()) {
+                    group.register(*d);
+                }
+            }
+        }
+        if let Some(extra) = self.registered.get(&key) {
+            for d in extra {
+                group.register(*d);
+            }
+        }
+    }
+
+    /// Makes `domain` of `key` known to every group (a node or a planned
+    /// NodeClaim's hostname).
+    pub(crate) fn register(&mut self, key: Sym, domain: Sym) {
+        self.registered.entry(key).or_default().push(domain);
+        for g in self.groups.iter_mut().chain(self.inverse.iter_mut()) {
+            if g.key() == key {
+                g.register(domain);
+            }
+        }
+    }
+
+    /// (Re)builds the groups pending pod `p` owns from its current
+    /// constraints (after a relaxation, some are gone).
+    pub(crate) fn update(&mut self, p: usize, pod: &Pod, strict: &[Requirements]) {
+        for &g in &self.owned[p] {
+            self.groups[g].owners -= 1;
+        }
+        let mut ids = Vec::new();
+        for c in &pod.topology_spread {
+            let mut selector = c.selector.clone();
+            for &k in &c.match_label_keys {
+                if let Some(v) = label(&pod.labels, k) {
+                    selector.match_expressions.push(SelectorRequirement {
+                        key: k,
+                        operator: SelectorOperator::In,
+                        values: vec![v],
+                    });
+                }
+            }
+            let filter = NodeFilter {
+                terms: if c.node_affinity_policy == InclusionPolicy::Honor {
+                    strict.iter().filter(|r| !r.is_empty()).cloned().collect()
+                } else {
+                    Vec::new()
+                },
+                tolerations: (c.node_taints_policy == InclusionPolicy::Honor)
+                    .then(|| pod.tolerations.clone()),
+            };
+            ids.push(GroupKey {
+                kind: Kind::Spread,
+                key: c.topology_key,
+                namespaces: vec![pod.namespace],
+                selector,
+                max_skew: c.max_skew,
+                min_domains: (c.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule)
+                    .then_some(c.min_domains)
+                    .flatten(),
+                filter,
+            });
+        }
+        let affinity = pod
+            .pod_affinity
+            .iter()
+            .chain(pod.preferred_pod_affinity.iter().map(|w| &w.term))
+            .map(|t| (Kind::Affinity, t));
+        let anti = pod
+            .pod_anti_affinity
+            .iter()
+            .chain(pod.preferred_pod_anti_affinity.iter().map(|w| &w.term))
+            .map(|t| (Kind::AntiAffinity, t));
+        for (kind, term) in affinity.chain(anti) {
+            ids.push(GroupKey {
+                kind,
+                key: term.topology_key,
+                namespaces: self.namespaces_for(pod, term),
+                selector: term.selector.clone(),
+                max_skew: i32::MAX,
+                min_domains: None,
+                filter: NodeFilter::default(),
+            });
+        }
+        let mut owned = Vec::with_capacity(ids.len());
+        for id in ids {
+            let g = match self.index.get(&id) {
+                Some(&g) => g,
+                None => {
+                    let tolerations = id.filter.tolerations.clone();
+                    let mut group = Group::new(id.clone());
+                    self.register_universe(&mut group, tolerations.as_deref());
+                    self.count_bound(&mut group);
+                    self.groups.push(group);
+                    self.index.insert(id, self.groups.len() - 1);
+                    self.groups.len() - 1
+                }
+            };
+            self.groups[g].owners += 1;
+            owned.push(g);
+        }
+        self.owned[p] = owned;
+        for term in &pod.pod_anti_affinity {
+            let id = self.inverse_id(pod, term);
+            let g = self.inverse_group(id);
+            self.inverse[g].owners += 1;
+        }
+    }
+
+    /// Once every pending pod is known: which inverse groups select each.
+    pub(crate) fn index_inverse(&mut self, pods: &[&Pod]) {
+        for (p, pod) in pods.iter().enumerate() {
+            self.matching_inverse[p] = (0..self.inverse.len())
+                .filter(|&g| self.inverse[g].selects(pod))
+                .collect();
+        }
+    }
+
+    fn count_bound(&self, group: &mut Group) {
+        for b in &self.bound {
+            if !group.selects(&b.pod) {
+                continue;
+            }
+            let Some(domain) = domain_of(&b.node_labels, b.node_name, group.key()) else {
+                continue;
+            };
+            if group.id.kind == Kind::Spread
+                && !group
+                    .id
+                    .filter
+                    .matches(&b.node_requirements, &b.node_taints, false)
+            {
+                continue;
+            }
+            group.record(domain);
+        }
+    }
+
+    /// Whether pod `p` has any topology constraint to check.
+    pub(crate) fn constrains(&self, p: usize) -> bool {
+        !self.owned[p].is_empty() || !self.matching_inverse[p].is_empty()
+    }
+
+    /// The extra requirements pod `p` puts on a node with `node`
+    /// requirements, or why it cannot go there.
+    pub(crate) fn add_requirements(
+        &self,
+        p: usize,
+        pod: &Pod,
+        strict: &Requirements,
+        node: &Requirements,
+    ) -> Result<Requirements, TopologyError> {
+        let mut out = Requirements::new();
+        let forward = self.owned[p].iter().map(|&g| (&self.groups[g], false));
+        let inverse = self.matching_inverse[p]
+            .iter()
+            .map(|&g| (&self.inverse[g], true));
+        for (group, is_inverse) in forward.chain(inverse) {
+            let key = group.key();
+            let pod_domains = strict.get_or_exists(key);
+            let node_domains = node.get_or_exists(key);
+            let allowed = group.allowed(pod, &pod_domains, &node_domains, is_inverse);
+            if allowed.is_empty() || !allowed.has_intersection(&node_domains) {
+                let whose = if is_inverse { "another pod's " } else { "" };
+                return Err(TopologyError(format!(
+                    "{whose}{} leaves no allowed `{key}` here",
+                    group.describe()
+                )));
+            }
+            out.add(allowed);
+        }
+        Ok(out)
+    }
+
+    /// Counts pod `p` in every group that cares, now that it is placed on a
+    /// node with `requirements` and `taints`.
+    pub(crate) fn record(
+        &mut self,
+        p: usize,
+        pod: &Pod,
+        taints: &[Taint],
+        requirements: &Requirements,
+        allow_well_known: bool,
+    ) {
+        for g in &mut self.groups {
+            if !g.selects(pod) {
+                continue;
+            }
+            if g.id.kind == Kind::Spread
+                && !g.id.filter.matches(requirements, taints, allow_well_known)
+            {
+                continue;
+            }
+            let Some(domains) = requirements.get(g.key()) else {
+                continue;
+            };
+            if domains.is_complement() {
+                continue;
+            }
+            if g.id.kind == Kind::AntiAffinity {
+                for &d in domains.values() {
+                    g.record(d);
+                }
+            } else if let Some(d) = domains.single_value() {
+                g.record(d);
+            }
+        }
+        for term in &pod.pod_anti_affinity {
+            let id = self.inverse_id(pod, term);
+            if let Some(&g) = self.inverse_index.get(&id)
+                && let Some(domains) = requirements.get(self.inverse[g].key())
+                && !domains.is_complement()
+            {
+                for &d in domains.values() {
+                    self.inverse[g].record(d);
+                }
+            }
+        }
+        let _ = p;
+    }
+}
+
+/// A node's domain for `key`; the hostname falls back to the node name.
+fn domain_of(labels: &Labels, name: Sym, key: Sym) -> Option<Sym> {
+    label(labels, key).or_else(|| (key.as_str() == labels::HOSTNAME).then_some(name))
+}
