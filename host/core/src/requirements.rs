@@ -238,7 +238,11 @@ impl Requirement {
 
     /// Whether `value` is allowed.
     pub fn has(&self, value: Sym) -> bool {
-        let listed = self.values.binary_search(&value).is_ok();
+        let listed = if self.values.len() <= 8 {
+            self.values.contains(&value)
+        } else {
+            self.values.binary_search(&value).is_ok()
+        };
         listed != self.complement && self.within_bounds(value)
     }
 
@@ -505,11 +509,12 @@ impl Requirements {
     }
 
     pub fn get(&self, key: Sym) -> Option<&Requirement> {
-        self.position(key).ok().map(|i| &self.0[i])
+        // Pointer comparisons beat an ordered search over a few keys.
+        self.0.iter().find(|r| r.key == key)
     }
 
     pub fn has(&self, key: Sym) -> bool {
-        self.position(key).is_ok()
+        self.get(key).is_some()
     }
 
     /// The requirement for `key`, `Exists` when unconstrained.
@@ -581,10 +586,8 @@ impl Requirements {
         what: &'static str,
     ) -> Result<(), Incompatible> {
         for r in &incoming.0 {
-            if !self.has(r.key)
-                && !r.is_negative()
-                && !(allow_well_known && labels::is_well_known(r.key.as_str()))
-            {
+            let open = r.is_negative() || allow_well_known && labels::is_well_known(r.key.as_str());
+            if !self.has(r.key) && !open {
                 return Err(Incompatible::Undefined { key: r.key, what });
             }
         }

@@ -238,6 +238,31 @@ impl Resources {
         r
     }
 
+    /// Raises each amount to at least `other`'s.
+    pub fn max_in_place(&mut self, other: &Resources) {
+        self.cpu = self.cpu.max(other.cpu);
+        self.memory = self.memory.max(other.memory);
+        self.pods = self.pods.max(other.pods);
+        self.ephemeral = self.ephemeral.max(other.ephemeral);
+        for &(name, v) in &other.extended {
+            if v > self.extended(name) {
+                self.set(name.as_str(), v);
+            }
+        }
+    }
+
+    /// Whether `self + extra` fits in `available`, without building the sum.
+    pub fn fits_with(&self, extra: &Resources, available: &Resources) -> bool {
+        if !self.extended.is_empty() || !extra.extended.is_empty() {
+            return self.plus(extra).fits_in(available);
+        }
+        !available.any_negative()
+            && self.cpu + extra.cpu <= available.cpu
+            && self.memory + extra.memory <= available.memory
+            && self.pods + extra.pods <= available.pods
+            && self.ephemeral + extra.ephemeral <= available.ephemeral
+    }
+
     /// Whether every amount requested here is within `available`. As in
     /// Karpenter, nothing fits where anything is already over-committed.
     pub fn fits_in(&self, available: &Resources) -> bool {

@@ -1,5 +1,6 @@
 //! The `dovetail` command.
 
+mod bench_cmd;
 mod policy_cmd;
 
 use anyhow::Result;
@@ -22,6 +23,9 @@ enum Command {
     /// Validate, run and benchmark decision policies (Wasm components).
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Benchmark the decision engines end to end.
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
 }
 
 fn main() {
@@ -42,5 +46,6 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Policy(cmd) => policy_cmd::run(cmd),
+        Command::Bench(cmd) => bench_cmd::run(cmd),
     }
 }

@@ -115,7 +115,7 @@ pub struct RunOpts {
 }
 
 impl RunOpts {
-    fn runtime(&self) -> Result<Runtime> {
+    pub fn runtime(&self) -> Result<Runtime> {
         let config = RuntimeConfig {
             budget: match self.fuel {
                 Some(f) => Budget::Fuel(f),
@@ -127,7 +127,7 @@ impl RunOpts {
         Ok(Runtime::new(config)?)
     }
 
-    fn config(&self) -> Result<Option<String>> {
+    pub fn config(&self) -> Result<Option<String>> {
         self.config
             .as_ref()
             .map(|p| {

@@ -183,7 +183,7 @@ impl LoadedPolicy {
         // Trial instantiation: loads every export with its full type, which
         // name lookup alone does not check, then asks who the policy is.
         let info = policy
-            .run(0, 0, false, |store, instance, p| {
+            .run(0, 0, RequestSize::setup(false), |store, instance, p| {
                 if let Some(s) = &p.selection {
                     s.load(&mut *store, instance)?;
                 }
@@ -212,7 +212,7 @@ impl LoadedPolicy {
         };
         // The configure call runs in every decision; run it once here so a
         // bad config is reported now, naming the field.
-        policy.run(0, 0, true, |_, _, _| Ok(()))?;
+        policy.run(0, 0, RequestSize::setup(true), |_, _, _| Ok(()))?;
         if policy.selection.is_some() {
             let req = smoke_selection();
             policy
@@ -258,24 +258,33 @@ impl LoadedPolicy {
         &self,
         now_ms: u64,
         seed: u64,
-        configure: bool,
+        size: RequestSize,
         f: impl FnOnce(&mut Store<HostState>, &Instance, &Self) -> wasmtime::Result<R>,
     ) -> Result<R, PolicyFailure> {
         let rt = &self.runtime.inner;
+        let c = &rt.config;
+        let memory_limit = c
+            .memory_limit
+            .saturating_add(size.bytes.saturating_mul(c.memory_per_request_byte))
+            .min(c.max_memory_limit.max(c.memory_limit));
         let mut store = Store::new(
             &rt.engine,
-            HostState::new(&self.info.name, rt.config.memory_limit, now_ms, seed),
+            HostState::new(&self.info.name, memory_limit, now_ms, seed),
         );
         store.limiter(|s| s);
-        let deadline = match rt.config.budget {
-            Budget::Deadline(d) => d,
+        let extra = c
+            .deadline_per_row
+            .saturating_mul(size.rows.min(u32::MAX as usize) as u32);
+        let deadline = match c.budget {
+            Budget::Deadline(d) => d + extra,
             Budget::Fuel(fuel) => {
                 store
                     .set_fuel(fuel)
                     .map_err(|e| self.failure(FailureClass::Host, format!("fuel: {e}")))?;
-                rt.config.fuel_mode_deadline
+                c.fuel_mode_deadline + extra
             }
         };
+        store.data_mut().deadline = deadline;
         // The deadline is set before instantiation: start-up code runs under it too.
         store.set_epoch_deadline(self.runtime.ticks(deadline));
         store.epoch_deadline_trap();
@@ -283,7 +292,7 @@ impl LoadedPolicy {
             Ok(i) => i,
             Err(e) => return Err(self.classify(&store, e, "instantiate")),
         };
-        if configure {
+        if size.configure {
             let meta = self
                 .meta
                 .load(&mut store, &instance)
@@ -327,10 +336,7 @@ impl LoadedPolicy {
         let rt = &self.runtime.inner.config;
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => {
-                let limit = match rt.budget {
-                    Budget::Deadline(d) => d,
-                    Budget::Fuel(_) => rt.fuel_mode_deadline,
-                };
+                let limit = state.deadline;
                 self.failure(
                     FailureClass::Timeout,
                     format!(
@@ -409,7 +415,15 @@ impl LoadedPolicy {
             },
             requests: &requests,
         };
-        let out = self.run(request.now_ms, request.seed, true, |store, instance, _| {
+        let rows = o.len()
+            + request
+                .requests
+                .iter()
+                .map(|l| l.compatible.len())
+                .sum::<usize>();
+        // Eleven columns of at most 8 bytes per offering, 4 per compatible row.
+        let size = RequestSize::call(rows, o.len() * 48 + (rows - o.len()) * 4);
+        let out = self.run(request.now_ms, request.seed, size, |store, instance, _| {
             indices
                 .load(&mut *store, instance)?
                 .call_select(&mut *store, wire)
@@ -432,11 +446,17 @@ impl LoadedPolicy {
     /// Ranks consolidation candidates.
     pub fn rank(&self, ctx: &core::ConsolidationContext) -> Result<core::Ranking, PolicyFailure> {
         let indices = self.scorer()?;
-        let out = self.run(ctx.now_ms, ctx.seed, true, |store, instance, _| {
-            indices
-                .load(&mut *store, instance)?
-                .call_rank(&mut *store, context(ctx))
-        })?;
+        let n = ctx.candidates.len();
+        let out = self.run(
+            ctx.now_ms,
+            ctx.seed,
+            RequestSize::call(n, n * 64),
+            |store, instance, _| {
+                indices
+                    .load(&mut *store, instance)?
+                    .call_rank(&mut *store, context(ctx))
+            },
+        )?;
         let ranking = out.map_err(|e| {
             self.failure(
                 FailureClass::PolicyError,
@@ -466,7 +486,9 @@ impl LoadedPolicy {
             pods_evicted: &table.pods_evicted,
             disruption_cost: &table.disruption_cost,
         };
-        let out = self.run(ctx.now_ms, ctx.seed, true, |store, instance, _| {
+        let rows = ctx.candidates.len() + table.removed.len();
+        let size = RequestSize::call(rows, ctx.candidates.len() * 64 + table.removed.len() * 48);
+        let out = self.run(ctx.now_ms, ctx.seed, size, |store, instance, _| {
             indices
                 .load(&mut *store, instance)?
                 .call_approve(&mut *store, context(ctx), wire)
@@ -625,5 +647,32 @@ fn context(ctx: &core::ConsolidationContext) -> wit::ConsolidationContext<'_> {
             cost_per_hour: &ctx.node_pools.cost_per_hour,
             disruption_cost: &ctx.node_pools.disruption_cost,
         },
+    }
+}
+
+/// How big a call's request is: its limits grow with it.
+#[derive(Debug, Clone, Copy)]
+struct RequestSize {
+    rows: usize,
+    bytes: usize,
+    /// Apply the policy's config first.
+    configure: bool,
+}
+
+impl RequestSize {
+    fn setup(configure: bool) -> Self {
+        Self {
+            rows: 0,
+            bytes: 0,
+            configure,
+        }
+    }
+
+    fn call(rows: usize, bytes: usize) -> Self {
+        Self {
+            rows,
+            bytes,
+            configure: true,
+        }
     }
 }

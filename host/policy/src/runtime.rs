@@ -31,8 +31,17 @@ pub struct RuntimeConfig {
     pub budget: Budget,
     /// Wall-clock cap in fuel mode, as a safety net.
     pub fuel_mode_deadline: Duration,
-    /// Linear memory cap per policy instance.
+    /// Linear memory cap per policy instance for a small request.
     pub memory_limit: usize,
+    /// Extra time a call gets per row of its request (offerings, compatible
+    /// rows, candidates, moves): a round with thousands of NodeClaims is a
+    /// lot of honest work, and a fixed deadline would fail it.
+    pub deadline_per_row: Duration,
+    /// Extra memory a call gets per byte of its request (the request itself
+    /// lands in the instance's memory, and the policy works on copies),
+    /// up to `max_memory_limit`.
+    pub memory_per_request_byte: usize,
+    pub max_memory_limit: usize,
     /// Largest component file accepted.
     pub max_component_bytes: usize,
     /// Epoch tick; deadlines are rounded up to whole ticks.
@@ -49,6 +58,9 @@ impl Default for RuntimeConfig {
             budget: Budget::Deadline(Duration::from_millis(100)),
             fuel_mode_deadline: Duration::from_secs(2),
             memory_limit: 64 << 20,
+            deadline_per_row: Duration::from_nanos(100),
+            memory_per_request_byte: 4,
+            max_memory_limit: 1 << 30,
             max_component_bytes: 32 << 20,
             tick: Duration::from_millis(2),
             cache_dir: None,
@@ -129,7 +141,12 @@ fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
             .total_core_instances(slots * 4)
             .total_memories(slots * 2)
             .total_tables(slots * 4)
-            .max_memory_size(config.memory_limit.max(1 << 20))
+            .max_memory_size(
+                config
+                    .memory_limit
+                    .max(config.max_memory_limit)
+                    .max(1 << 20),
+            )
             .max_unused_warm_slots(slots / 2)
             // Keep touched pages resident and reset only those (PAGEMAP_SCAN
             // where the kernel has it): a fresh instance then takes no page

@@ -56,6 +56,8 @@ pub fn forbidden_import(name: &str) -> Option<String> {
 /// Per-store state: limits, the empty WASI context and the log sink.
 pub struct HostState {
     pub(crate) memory_limit: usize,
+    /// This call's wall-clock allowance, for messages.
+    pub(crate) deadline: Duration,
     /// Set when the guest tried to grow past `memory_limit`.
     pub(crate) memory_exceeded: Option<usize>,
     pub(crate) policy: String,
@@ -104,6 +106,7 @@ impl HostState {
             .build();
         Self {
             memory_limit,
+            deadline: Duration::ZERO,
             memory_exceeded: None,
             policy: policy.to_string(),
             log_budget: LOG_BUDGET,

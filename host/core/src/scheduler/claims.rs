@@ -169,7 +169,6 @@ pub(crate) struct Template {
     pub weight: i32,
     pub requirements: Requirements,
     pub taints: Vec<Taint>,
-    pub labels: Vec<(Sym, Sym)>,
     /// Compatible instance types with an available offering.
     pub types: Vec<u32>,
     pub daemon_overhead: Resources,
@@ -239,7 +238,6 @@ impl Template {
             weight: pool.weight,
             requirements,
             taints: pool.taints.clone(),
-            labels: pool.labels.clone(),
             types: list,
             daemon_overhead,
             daemon_ports,
@@ -335,6 +333,36 @@ fn port_conflict(ports: &[HostPort], pod: &Pod) -> Option<HostPort> {
         .copied()
 }
 
+/// Why a pod cannot go somewhere; turned into text only when reported,
+/// since most attempts fail and only the last failure is shown.
+#[derive(Debug, Clone)]
+pub(crate) enum Reject {
+    Room {
+        total: Resources,
+        largest: Resources,
+    },
+    Taint(Taint),
+    HostPort(HostPort),
+    Requirements(crate::requirements::Incompatible),
+    Topology(super::topology::TopologyError),
+    Types(String),
+}
+
+impl Reject {
+    pub fn describe(&self, topology: &Topology) -> String {
+        match self {
+            Reject::Room { total, largest } => {
+                format!("no instance type has room for {total} (the largest has {largest})")
+            }
+            Reject::Taint(t) => format!("the pod does not tolerate taint `{t}`"),
+            Reject::HostPort(p) => format!("host port {}/{} is already taken", p.port, p.protocol),
+            Reject::Requirements(e) => format!("incompatible requirements: {e}"),
+            Reject::Topology(e) => topology.describe(*e),
+            Reject::Types(s) => s.clone(),
+        }
+    }
+}
+
 /// A NodeClaim this plan will create.
 #[derive(Debug, Clone)]
 pub(crate) struct Claim {
@@ -355,7 +383,7 @@ pub(crate) struct Claim {
 fn max_allocatable(list: &[u32], types: &Types) -> Resources {
     let mut max = Resources::default();
     for &t in list {
-        max = max.max(&types.list[t as usize].allocatable);
+        max.max_in_place(&types.list[t as usize].allocatable);
     }
     max
 }
@@ -389,36 +417,47 @@ impl Claim {
         types: &Types,
         templates: &[Template],
         topology: &mut Topology,
-    ) -> Result<(), String> {
-        let total = self.requests.plus(&pod.requests);
-        if !total.fits_in(&self.max_alloc) {
-            return Err(format!(
-                "no instance type has room for {total} (the largest has {})",
-                self.max_alloc
-            ));
+    ) -> Result<(), Reject> {
+        if !self.requests.fits_with(&pod.requests, &self.max_alloc) {
+            return Err(Reject::Room {
+                total: self.requests.plus(&pod.requests),
+                largest: self.max_alloc.clone(),
+            });
         }
         let template = &templates[self.template];
         if let Some(t) = untolerated(&template.taints, &pod.pod.tolerations) {
-            return Err(format!("the pod does not tolerate taint `{t}`"));
+            return Err(Reject::Taint(*t));
         }
         if let Some(port) = port_conflict(&self.host_ports, &pod.pod) {
-            return Err(format!(
-                "host port {}/{} is already taken",
-                port.port, port.protocol
-            ));
+            return Err(Reject::HostPort(port));
         }
         self.requirements
             .compatible(&pod.requirements, true, "the NodePool")
-            .map_err(|e| format!("incompatible requirements: {e}"))?;
-        let mut reqs = self.requirements.clone();
-        reqs.add_all(&pod.requirements);
-        if topology.constrains(p) {
+            .map_err(Reject::Requirements)?;
+        // Most attempts fail on topology: check it before copying anything.
+        let merged;
+        let base = if pod.requirements.is_empty() {
+            &self.requirements
+        } else {
+            let mut r = self.requirements.clone();
+            r.add_all(&pod.requirements);
+            merged = r;
+            &merged
+        };
+        let topo = if topology.constrains(p) {
             let topo = topology
-                .add_requirements(p, &pod.pod, &pod.strict, &reqs)
-                .map_err(|e| e.0)?;
-            reqs.compatible(&topo, true, "the NodePool")
-                .map_err(|e| format!("incompatible topology: {e}"))?;
-            reqs.add_all(&topo);
+                .add_requirements(p, &pod.pod, &pod.strict, base)
+                .map_err(Reject::Topology)?;
+            base.compatible(&topo, true, "the NodePool")
+                .map_err(Reject::Requirements)?;
+            Some(topo)
+        } else {
+            None
+        };
+        let total = self.requests.plus(&pod.requests);
+        let mut reqs = base.clone();
+        if let Some(topo) = &topo {
+            reqs.add_all(topo);
         }
         let changed: Vec<&Requirement> = reqs
             .iter()
@@ -460,7 +499,7 @@ impl Claim {
                 .filter(|r| r.key != keys.hostname)
                 .map(|r| format!("`{r}`"))
                 .collect();
-            return Err(if matching == 0 {
+            return Err(Reject::Types(if matching == 0 {
                 format!("no instance type matches {}", wanted.join(" and "))
             } else if roomy == 0 {
                 format!("no instance type has room for {total}")
@@ -469,9 +508,9 @@ impl Claim {
                     "no instance type both matches {} and has room for {total} ({matching} match, {roomy} have room)",
                     wanted.join(" and ")
                 )
-            });
+            }));
         }
-        check_min_values(&reqs, &remaining, types)?;
+        check_min_values(&reqs, &remaining, types).map_err(Reject::Types)?;
         if remaining.len() != self.types.len() {
             self.max_alloc = max_allocatable(&remaining, types);
         }
@@ -518,7 +557,6 @@ pub(crate) fn check_min_values(
 /// A node that exists or is launching, as a place for pods.
 #[derive(Debug, Clone)]
 pub(crate) struct Existing {
-    pub node: usize,
     pub name: Sym,
     pub initialized: bool,
     pub requirements: Requirements,
@@ -530,7 +568,7 @@ pub(crate) struct Existing {
 }
 
 impl Existing {
-    pub fn new(index: usize, node: &Node, daemon_sets: &[DaemonSet]) -> Self {
+    pub fn new(node: &Node, daemon_sets: &[DaemonSet]) -> Self {
         let mut requirements = Requirements::from_labels(node.labels.iter().map(|(k, v)| (k, v)));
         let hostname = Sym::new(labels::HOSTNAME);
         if !requirements.has(hostname) {
@@ -561,7 +599,6 @@ impl Existing {
             }
         }
         Existing {
-            node: index,
             name: node.name,
             initialized: node.initialized,
             requirements,
@@ -580,40 +617,35 @@ impl Existing {
             .unwrap_or(self.name)
     }
 
-    pub fn try_add(
-        &mut self,
-        p: usize,
-        pod: &PodState,
-        topology: &mut Topology,
-    ) -> Result<(), String> {
-        let total = self.requests.plus(&pod.requests);
-        if !total.fits_in(&self.available) {
-            return Err("not enough room".into());
+    /// Places pod `p` here if it fits; existing nodes are only ever
+    /// accepted or skipped, so no reason is kept.
+    pub fn try_add(&mut self, p: usize, pod: &PodState, topology: &mut Topology) -> bool {
+        if !self.requests.fits_with(&pod.requests, &self.available)
+            || untolerated(&self.taints, &pod.pod.tolerations).is_some()
+            || port_conflict(&self.host_ports, &pod.pod).is_some()
+            || self
+                .requirements
+                .compatible(&pod.requirements, false, "the node")
+                .is_err()
+        {
+            return false;
         }
-        if let Some(t) = untolerated(&self.taints, &pod.pod.tolerations) {
-            return Err(format!("does not tolerate taint `{t}`"));
-        }
-        if port_conflict(&self.host_ports, &pod.pod).is_some() {
-            return Err("host port taken".into());
-        }
-        self.requirements
-            .compatible(&pod.requirements, false, "the node")
-            .map_err(|e| e.to_string())?;
         let mut reqs = self.requirements.clone();
         reqs.add_all(&pod.requirements);
         if topology.constrains(p) {
-            let topo = topology
-                .add_requirements(p, &pod.pod, &pod.strict, &reqs)
-                .map_err(|e| e.0)?;
-            reqs.compatible(&topo, false, "the node")
-                .map_err(|e| e.to_string())?;
+            let Ok(topo) = topology.add_requirements(p, &pod.pod, &pod.strict, &reqs) else {
+                return false;
+            };
+            if reqs.compatible(&topo, false, "the node").is_err() {
+                return false;
+            }
             reqs.add_all(&topo);
         }
-        self.requests = total;
+        self.requests.add(&pod.requests);
         self.requirements = reqs;
         self.pods.push(p);
         self.host_ports.extend(pod.pod.host_ports.iter().copied());
         topology.record(p, &pod.pod, &self.taints, &self.requirements, false);
-        Ok(())
+        true
     }
 }

@@ -110,7 +110,7 @@ struct Scheduler<'a> {
 #[derive(Debug, Clone, Copy)]
 enum Place {
     Existing(usize),
-    Claim(usize),
+    Claim,
 }
 
 impl<'a> Scheduler<'a> {
@@ -154,9 +154,8 @@ impl<'a> Scheduler<'a> {
         let mut existing: Vec<Existing> = snapshot
             .nodes
             .iter()
-            .enumerate()
-            .filter(|(_, n)| !n.marked_for_deletion)
-            .map(|(i, n)| Existing::new(i, n, &snapshot.daemon_sets))
+            .filter(|n| !n.marked_for_deletion)
+            .map(|n| Existing::new(n, &snapshot.daemon_sets))
             .collect();
         // Initialized nodes first, in-flight ones after, each by name.
         existing.sort_by(|a, b| b.initialized.cmp(&a.initialized).then(a.name.cmp(&b.name)));
@@ -263,7 +262,7 @@ impl<'a> Scheduler<'a> {
     fn add(&mut self, p: usize) -> Result<Place, String> {
         let pod = &self.pods[p];
         for (i, node) in self.existing.iter_mut().enumerate() {
-            if node.try_add(p, pod, &mut self.topology).is_ok() {
+            if node.try_add(p, pod, &mut self.topology) {
                 return Ok(Place::Existing(i));
             }
         }
@@ -280,7 +279,7 @@ impl<'a> Scheduler<'a> {
         if let Some((count, c)) = accepted {
             self.claim_order.remove(&(count, c));
             self.claim_order.insert((count + 1, c));
-            return Ok(Place::Claim(c));
+            return Ok(Place::Claim);
         }
         if self.templates.is_empty() {
             return Err(self.errors[p]
@@ -308,9 +307,10 @@ impl<'a> Scheduler<'a> {
                     let c = self.claims.len();
                     self.claims.push(claim);
                     self.claim_order.insert((1, c));
-                    return Ok(Place::Claim(c));
+                    return Ok(Place::Claim);
                 }
                 Err(e) => {
+                    let e = e.describe(&self.topology);
                     let overhead = &self.templates[t].daemon_overhead;
                     let daemons = if overhead.cpu == 0 && overhead.memory == 0 {
                         String::new()

@@ -168,7 +168,7 @@ pub(super) fn build(s: Scheduler<'_>) -> Plan {
                     initialized: node.initialized,
                 });
             }
-            Some(Place::Claim(_)) => {}
+            Some(Place::Claim) => {}
             None => {
                 let reason = s
                     .invalid
@@ -188,8 +188,8 @@ pub(super) fn build(s: Scheduler<'_>) -> Plan {
                 .push((s.pods[p].pod.key(), s.pods[p].relaxations.clone()));
         }
     }
-    plan.bindings.sort_by(|a, b| a.pod.cmp(&b.pod));
-    plan.unschedulable.sort_by(|a, b| a.pod.cmp(&b.pod));
-    plan.relaxed.sort_by(|a, b| a.0.cmp(&b.0));
+    plan.bindings.sort_by_key(|b| b.pod);
+    plan.unschedulable.sort_by_key(|u| u.pod);
+    plan.relaxed.sort_by_key(|r| r.0);
     plan
 }

@@ -68,6 +68,8 @@ struct GroupKey {
 #[derive(Debug, Clone)]
 pub(crate) struct Group {
     id: GroupKey,
+    /// `key Exists`, for pods and nodes that leave the key open.
+    exists: Requirement,
     counts: HashMap<Sym, i32>,
     /// Domains with a count above zero.
     occupied: BTreeSet<Sym>,
@@ -77,6 +79,7 @@ pub(crate) struct Group {
 impl Group {
     fn new(id: GroupKey) -> Self {
         Self {
+            exists: Requirement::exists(id.key),
             id,
             counts: HashMap::new(),
             occupied: BTreeSet::new(),
@@ -142,24 +145,11 @@ impl Group {
 
     /// Domains the node may be in, each with its count: the node's own
     /// values when it names them, else every registered domain.
-    fn candidates<'a>(
-        &'a self,
-        node_domains: &'a Requirement,
-    ) -> Box<dyn Iterator<Item = (Sym, i32)> + 'a> {
+    fn candidates<'a>(&'a self, node_domains: &'a Requirement) -> Candidates<'a> {
         if node_domains.is_complement() {
-            Box::new(
-                self.counts
-                    .iter()
-                    .filter(|(d, _)| node_domains.has(**d))
-                    .map(|(d, c)| (*d, *c)),
-            )
+            Candidates::All(self.counts.iter(), node_domains)
         } else {
-            Box::new(
-                node_domains
-                    .values()
-                    .iter()
-                    .filter_map(|d| self.count(*d).map(|c| (*d, c))),
-            )
+            Candidates::Listed(node_domains.values().iter(), self)
         }
     }
 
@@ -273,6 +263,25 @@ impl Group {
     }
 }
 
+enum Candidates<'a> {
+    All(
+        std::collections::hash_map::Iter<'a, Sym, i32>,
+        &'a Requirement,
+    ),
+    Listed(std::slice::Iter<'a, Sym>, &'a Group),
+}
+
+impl Iterator for Candidates<'_> {
+    type Item = (Sym, i32);
+
+    fn next(&mut self) -> Option<(Sym, i32)> {
+        match self {
+            Candidates::All(it, node) => it.find(|(d, _)| node.has(**d)).map(|(d, c)| (*d, *c)),
+            Candidates::Listed(it, group) => it.find_map(|d| group.count(*d).map(|c| (*d, c))),
+        }
+    }
+}
+
 fn describe_selector(s: &LabelSelector) -> String {
     let mut parts: Vec<String> = s
         .match_labels
@@ -308,9 +317,12 @@ impl Universe {
     }
 }
 
-/// Why a topology constraint refuses a node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TopologyError(pub String);
+/// Which topology constraint refuses a node; described only when reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TopologyError {
+    group: usize,
+    inverse: bool,
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Topology {
@@ -564,25 +576,37 @@ impl Topology {
         node: &Requirements,
     ) -> Result<Requirements, TopologyError> {
         let mut out = Requirements::new();
-        let forward = self.owned[p].iter().map(|&g| (&self.groups[g], false));
+        let forward = self.owned[p].iter().map(|&g| (g, &self.groups[g], false));
         let inverse = self.matching_inverse[p]
             .iter()
-            .map(|&g| (&self.inverse[g], true));
-        for (group, is_inverse) in forward.chain(inverse) {
+            .map(|&g| (g, &self.inverse[g], true));
+        for (index, group, is_inverse) in forward.chain(inverse) {
             let key = group.key();
-            let pod_domains = strict.get_or_exists(key);
-            let node_domains = node.get_or_exists(key);
-            let allowed = group.allowed(pod, &pod_domains, &node_domains, is_inverse);
-            if allowed.is_empty() || !allowed.has_intersection(&node_domains) {
-                let whose = if is_inverse { "another pod's " } else { "" };
-                return Err(TopologyError(format!(
-                    "{whose}{} leaves no allowed `{key}` here",
-                    group.describe()
-                )));
+            let pod_domains = strict.get(key).unwrap_or(&group.exists);
+            let node_domains = node.get(key).unwrap_or(&group.exists);
+            let allowed = group.allowed(pod, pod_domains, node_domains, is_inverse);
+            if allowed.is_empty() || !allowed.has_intersection(node_domains) {
+                return Err(TopologyError {
+                    group: index,
+                    inverse: is_inverse,
+                });
             }
             out.add(allowed);
         }
         Ok(out)
+    }
+
+    pub(crate) fn describe(&self, e: TopologyError) -> String {
+        let (group, whose) = if e.inverse {
+            (&self.inverse[e.group], "another pod's ")
+        } else {
+            (&self.groups[e.group], "")
+        };
+        format!(
+            "{whose}{} leaves no allowed `{}` here",
+            group.describe(),
+            group.key()
+        )
     }
 
     /// Counts pod `p` in every group that cares, now that it is placed on a

@@ -1,0 +1,184 @@
+//! `dovetail bench`: end-to-end figures for the decision engines.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use dovetail_core::policy::types::Decision;
+use dovetail_core::policy::{Builtin, InstanceSelector};
+use dovetail_core::scheduler::{choose_launches, fixtures, solve};
+use dovetail_policy::PolicyHost;
+use serde::Serialize;
+
+use crate::policy_cmd::RunOpts;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Karpenter's scheduling benchmark: 400 synthetic instance types and
+    /// "diverse" pods (a fifth each generic, zone spread, hostname spread,
+    /// zone self-affinity, hostname self-anti-affinity), scheduled in one
+    /// round and then given launch lists by the instance-selection policy.
+    Scheduling(SchedulingArgs),
+}
+
+#[derive(Args)]
+pub struct SchedulingArgs {
+    /// Pods to schedule; without it, runs Karpenter's sizes 1 to 20,000.
+    #[arg(long)]
+    pods: Option<usize>,
+    /// Synthetic instance types.
+    #[arg(long, default_value_t = 400)]
+    instance_types: usize,
+    /// Instance-selection policy (Wasm component); the built-in default
+    /// when absent.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Runs per size; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    iterations: usize,
+    /// Seed for the pod mix.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    opts: RunOpts,
+}
+
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Scheduling(args) => scheduling(&args),
+    }
+}
+
+#[derive(Serialize)]
+struct SchedulingReport {
+    pods: usize,
+    nodes: usize,
+    unschedulable: usize,
+    instance_types: usize,
+    /// Median wall time of the whole round: simulation plus launch choice.
+    seconds: f64,
+    solve_seconds: f64,
+    launch_seconds: f64,
+    pods_per_sec: f64,
+    policy: String,
+    /// Set when the policy failed and the built-in chose instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_fallback: Option<String>,
+    iterations: usize,
+}
+
+const SIZES: [usize; 9] = [1, 50, 100, 500, 1000, 2000, 5000, 10000, 20000];
+
+fn scheduling(args: &SchedulingArgs) -> Result<()> {
+    if args.iterations == 0 {
+        bail!("--iterations must be at least 1");
+    }
+    let host;
+    let selector: &dyn InstanceSelector = match &args.policy {
+        Some(file) => {
+            let bytes = std::fs::read(file)
+                .with_context(|| format!("cannot read policy {}", file.display()))?;
+            host = PolicyHost::new(args.opts.runtime()?);
+            let config = args.opts.config()?;
+            host.load_and_install(
+                Decision::InstanceSelection,
+                &file.display().to_string(),
+                &bytes,
+                config.as_deref(),
+            )?;
+            &host
+        }
+        None => &Builtin,
+    };
+    let snapshot = fixtures::benchmark_snapshot(args.instance_types);
+    let sizes: Vec<usize> = match args.pods {
+        Some(n) => vec![n],
+        None => SIZES.to_vec(),
+    };
+    let mut reports = Vec::new();
+    for &n in &sizes {
+        let pods = fixtures::diverse_pods(n, args.seed);
+        let mut runs = Vec::new();
+        for i in 0..args.iterations {
+            let start = Instant::now();
+            let plan = solve(&snapshot, &pods);
+            let solved = start.elapsed().as_secs_f64();
+            let launch =
+                choose_launches(&plan, &snapshot.catalog, selector, 0, args.seed + i as u64);
+            let total = start.elapsed().as_secs_f64();
+            if let Some(e) = launch.launches.iter().find_map(|l| l.as_ref().err()) {
+                bail!("a NodeClaim got no launch list: {e}");
+            }
+            runs.push((total, solved, plan, launch));
+        }
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (seconds, solve_seconds, plan, launch) = runs.swap_remove(runs.len() / 2);
+        let report = SchedulingReport {
+            pods: n,
+            nodes: plan.node_claims.len(),
+            unschedulable: plan.unschedulable.len(),
+            instance_types: args.instance_types,
+            seconds,
+            solve_seconds,
+            launch_seconds: seconds - solve_seconds,
+            pods_per_sec: n as f64 / seconds,
+            policy: launch.by,
+            policy_fallback: launch.fallback,
+            iterations: args.iterations,
+        };
+        if !args.json {
+            print_row(&report, reports.is_empty());
+        }
+        reports.push(report);
+    }
+    if args.json {
+        let out = if reports.len() == 1 {
+            serde_json::to_string_pretty(&reports[0])?
+        } else {
+            serde_json::to_string_pretty(&reports)?
+        };
+        println!("{out}");
+    } else {
+        let pods: usize = reports.iter().map(|r| r.pods).sum();
+        let secs: f64 = reports.iter().map(|r| r.seconds).sum();
+        if reports.len() > 1 {
+            println!(
+                "total: {pods} pods in {secs:.3} s = {:.0} pods/s",
+                pods as f64 / secs
+            );
+        }
+        if let Some(f) = reports.iter().find_map(|r| r.policy_fallback.as_ref()) {
+            println!("warning: the policy failed and the built-in default chose instead: {f}");
+        }
+    }
+    let _ = Arc::new(());
+    Ok(())
+}
+
+fn print_row(r: &SchedulingReport, header: bool) {
+    if header {
+        println!("policy: {}", r.policy);
+        println!(
+            "{:>7} {:>6} {:>10} {:>10} {:>10} {:>10}",
+            "pods", "nodes", "seconds", "solve s", "launch s", "pods/s"
+        );
+    }
+    println!(
+        "{:>7} {:>6} {:>10.4} {:>10.4} {:>10.4} {:>10.0}{}",
+        r.pods,
+        r.nodes,
+        r.seconds,
+        r.solve_seconds,
+        r.launch_seconds,
+        r.pods_per_sec,
+        if r.unschedulable > 0 {
+            format!("  ({} unschedulable)", r.unschedulable)
+        } else {
+            String::new()
+        }
+    );
+}
