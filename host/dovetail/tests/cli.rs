@@ -194,3 +194,59 @@ fn watch_serves_a_policy_directory() {
         "{text}"
     );
 }
+
+#[test]
+fn bench_scheduling_reports_karpenters_benchmark_shape() {
+    let o = dovetail(&[
+        "bench",
+        "scheduling",
+        "--pods",
+        "500",
+        "--iterations",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["pods"], 500);
+    assert_eq!(v["unschedulable"], 0);
+    // A fifth of the pods have hostname anti-affinity to each other: one node each.
+    assert!(v["nodes"].as_u64().unwrap() >= 100, "{v}");
+    assert!(v["seconds"].as_f64().unwrap() > 0.0);
+    assert!(v["pods_per_sec"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["policy"], "builtin-default@0.1.0");
+}
+
+#[test]
+fn bench_scheduling_runs_a_wasm_policy_in_the_loop() {
+    let wasm = guest("dovetail-policy-default");
+    let args = [
+        "bench",
+        "scheduling",
+        "--pods",
+        "200",
+        "--iterations",
+        "1",
+        "--json",
+    ];
+    let native: serde_json::Value = serde_json::from_slice(&dovetail(&args).stdout).unwrap();
+    let mut with_policy = args.to_vec();
+    with_policy.extend(["--policy", wasm.to_str().unwrap()]);
+    let o = dovetail(&with_policy);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["policy"], "default@0.1.0");
+    assert!(v.get("policy_fallback").is_none(), "{v}");
+    assert_eq!(
+        v["nodes"], native["nodes"],
+        "the policy chooses launches, not packing"
+    );
+
+    let missing = dovetail(&["bench", "scheduling", "--policy", "/nonexistent.wasm"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("/nonexistent.wasm"),
+        "{}",
+        stderr(&missing)
+    );
+}
