@@ -1,7 +1,6 @@
 //! `dovetail bench`: end-to-end figures for the decision engines.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -155,7 +154,6 @@ fn scheduling(args: &SchedulingArgs) -> Result<()> {
             println!("warning: the policy failed and the built-in default chose instead: {f}");
         }
     }
-    let _ = Arc::new(());
     Ok(())
 }
 

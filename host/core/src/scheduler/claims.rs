@@ -519,7 +519,7 @@ impl Claim {
         self.requirements = reqs;
         self.pods.push(p);
         self.host_ports.extend(pod.pod.host_ports.iter().copied());
-        topology.record(p, &pod.pod, &template.taints, &self.requirements, true);
+        topology.record(&pod.pod, &template.taints, &self.requirements, true);
         Ok(())
     }
 }
@@ -645,7 +645,7 @@ impl Existing {
         self.requirements = reqs;
         self.pods.push(p);
         self.host_ports.extend(pod.pod.host_ports.iter().copied());
-        topology.record(p, &pod.pod, &self.taints, &self.requirements, false);
+        topology.record(&pod.pod, &self.taints, &self.requirements, false);
         true
     }
 }

@@ -9,7 +9,6 @@ use crate::catalog::Catalog;
 use crate::labels;
 use crate::model::Pod;
 use crate::policy::fixtures::SplitMix;
-use crate::sym::Sym;
 
 use super::Snapshot;
 
@@ -73,6 +72,5 @@ pub fn diverse_pods(count: usize, seed: u64) -> Vec<Pod> {
     for i in 0..count - 5 * fifth {
         push(0, fifth + i, &mut pick);
     }
-    let _ = Sym::new;
     pods
 }

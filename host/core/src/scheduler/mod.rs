@@ -102,6 +102,8 @@ struct Scheduler<'a> {
     claim_order: BTreeSet<(usize, usize)>,
     topology: Topology,
     tolerate_prefer_no_schedule: bool,
+    /// Placeholder hostnames already known to the topology.
+    registered_placeholders: usize,
     /// Where each pod went: `Some(Place)` once placed.
     placed: Vec<Option<Place>>,
     errors: Vec<Option<String>>,
@@ -204,6 +206,7 @@ impl<'a> Scheduler<'a> {
             claim_order: BTreeSet::new(),
             topology,
             tolerate_prefer_no_schedule,
+            registered_placeholders: 0,
             placed: vec![None; n],
             errors: vec![None; n],
         };
@@ -299,8 +302,12 @@ impl<'a> Scheduler<'a> {
                 }
             };
             let mut claim = Claim::new(t, template, hostname, options, &self.types);
-            self.topology
-                .register(crate::sym::Sym::new(crate::labels::HOSTNAME), hostname);
+            // One placeholder per planned NodeClaim; failed attempts reuse it.
+            if self.registered_placeholders <= self.claims.len() {
+                self.registered_placeholders = self.claims.len() + 1;
+                self.topology
+                    .register(crate::sym::Sym::new(crate::labels::HOSTNAME), hostname);
+            }
             match claim.try_add(p, pod, &self.types, &self.templates, &mut self.topology) {
                 Ok(()) => {
                     self.templates[t].reserve(&claim, &self.types);

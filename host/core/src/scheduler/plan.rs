@@ -143,7 +143,6 @@ pub(super) fn build(s: Scheduler<'_>) -> Plan {
                 .then(a.instance_type.cmp(&b.instance_type))
                 .then(a.zone.cmp(&b.zone))
         });
-        let _ = template;
         let mut requirements = claim.requirements.clone();
         requirements.remove(keys.hostname);
         plan.node_claims.push(NodeClaimPlan {

@@ -609,11 +609,10 @@ impl Topology {
         )
     }
 
-    /// Counts pod `p` in every group that cares, now that it is placed on a
+    /// Counts `pod` in every group that cares, now that it is placed on a
     /// node with `requirements` and `taints`.
     pub(crate) fn record(
         &mut self,
-        p: usize,
         pod: &Pod,
         taints: &[Taint],
         requirements: &Requirements,
@@ -653,7 +652,6 @@ impl Topology {
                 }
             }
         }
-        let _ = p;
     }
 }
 
