@@ -8,7 +8,10 @@
 //! required anti-affinity term also gets an "inverse" group that keeps other
 //! pods out of the domains its owners occupy.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+// Keys are interned pointers: a fast non-cryptographic hash is enough.
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::labels;
 use crate::model::{
@@ -81,7 +84,7 @@ impl Group {
         Self {
             exists: Requirement::exists(id.key),
             id,
-            counts: HashMap::new(),
+            counts: HashMap::default(),
             occupied: BTreeSet::new(),
             owners: 0,
         }
@@ -257,9 +260,38 @@ impl Group {
                     .values()
                     .iter()
                     .copied()
-                    .filter(|d| !self.occupied.contains(d)),
+                    .filter(|&d| !self.is_occupied(d)),
             )
         }
+    }
+
+    fn is_occupied(&self, d: Sym) -> bool {
+        self.count(d).is_some_and(|c| c > 0)
+    }
+
+    /// For a node in exactly one domain `d`: whether `pod` may go there.
+    /// The same answer as intersecting [`Group::allowed`] with `{d}`,
+    /// without building any set (most attempts on a busy node end here).
+    /// `None` for affinity, whose first pod picks among all domains.
+    fn allows_single(
+        &self,
+        pod: &Pod,
+        pod_domains: &Requirement,
+        d: Sym,
+        inverse: bool,
+    ) -> Option<bool> {
+        Some(match self.id.kind {
+            Kind::Affinity => return None,
+            Kind::AntiAffinity if inverse => !self.is_occupied(d),
+            Kind::AntiAffinity => {
+                self.counts.len() != self.occupied.len()
+                    && self.count(d) == Some(0)
+                    && pod_domains.has(d)
+            }
+            Kind::Spread => self.count(d).is_some_and(|c| {
+                c + i32::from(self.selects(pod)) - self.min_count(pod_domains) <= self.id.max_skew
+            }),
+        })
     }
 }
 
@@ -584,12 +616,22 @@ impl Topology {
             let key = group.key();
             let pod_domains = strict.get(key).unwrap_or(&group.exists);
             let node_domains = node.get(key).unwrap_or(&group.exists);
+            let error = TopologyError {
+                group: index,
+                inverse: is_inverse,
+            };
+            if let Some(d) = node_domains.single_value()
+                && let Some(ok) = group.allows_single(pod, pod_domains, d, is_inverse)
+            {
+                if !ok {
+                    return Err(error);
+                }
+                out.add(Requirement::single(key, d));
+                continue;
+            }
             let allowed = group.allowed(pod, pod_domains, node_domains, is_inverse);
             if allowed.is_empty() || !allowed.has_intersection(node_domains) {
-                return Err(TopologyError {
-                    group: index,
-                    inverse: is_inverse,
-                });
+                return Err(error);
             }
             out.add(allowed);
         }
