@@ -440,6 +440,10 @@ pub fn node(
         marked_for_deletion: false,
         price_per_hour: price,
         created_at: 0,
+        ready: true,
+        nominated: false,
+        last_pod_event: 0,
+        node_pool_hash: None,
     })
 }
 

@@ -7,6 +7,7 @@
 pub mod builders;
 pub mod catalog;
 pub mod clock;
+pub mod disruption;
 pub mod labels;
 pub mod model;
 pub mod policy;

@@ -271,6 +271,34 @@ pub struct Pod {
     pub created: u64,
     /// The DaemonSet owning it, if any.
     pub daemon_set: Option<Sym>,
+    /// When it started running (seconds), for `do-not-disrupt` durations.
+    pub started_at: u64,
+}
+
+impl Pod {
+    /// `controller.kubernetes.io/pod-deletion-cost`, 0 when absent or malformed.
+    pub fn deletion_cost(&self) -> i32 {
+        label(&self.annotations, Sym::new(DELETION_COST))
+            .and_then(|v| v.as_str().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+pub const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+
+/// A PodDisruptionBudget, with the `disruptionsAllowed` its status reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodDisruptionBudget {
+    pub namespace: Sym,
+    pub name: Sym,
+    pub selector: LabelSelector,
+    pub disruptions_allowed: i32,
+}
+
+impl PodDisruptionBudget {
+    pub fn covers(&self, pod: &Pod) -> bool {
+        self.namespace == pod.namespace && self.selector.matches(&pod.labels)
+    }
 }
 
 impl Pod {
@@ -324,6 +352,16 @@ pub struct Node {
     pub price_per_hour: f64,
     /// Seconds since the epoch of the snapshot's clock.
     pub created_at: u64,
+    /// The node's Ready condition; budgets count not-ready nodes as disrupted.
+    pub ready: bool,
+    /// Pending pods were nominated to it: disruption leaves it alone.
+    pub nominated: bool,
+    /// When a pod was last bound to or removed from it (seconds), for
+    /// `consolidateAfter`.
+    pub last_pod_event: u64,
+    /// The NodePool template hash it was launched with
+    /// (`karpenter.sh/nodepool-hash`); a different current hash is drift.
+    pub node_pool_hash: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -407,6 +445,28 @@ pub struct NodePool {
 }
 
 impl NodePool {
+    /// The drift hash of the template: labels, annotations, taints, start-up
+    /// taints and the node class. Requirements drift is checked separately
+    /// and behavioural fields (weight, limits, disruption, expireAfter) never
+    /// drift, as in Karpenter. FNV-1a over a canonical rendering, so the value
+    /// is the same in every process and version of Dovetail.
+    pub fn template_hash(&self) -> u64 {
+        let mut text = String::new();
+        for (k, v) in self.labels.iter().chain(&self.annotations) {
+            text.push_str(&format!("{k}={v};"));
+        }
+        for (prefix, taints) in [("t", &self.taints), ("s", &self.startup_taints)] {
+            for t in taints {
+                text.push_str(&format!("{prefix}:{t};"));
+            }
+        }
+        let c = &self.node_class_ref;
+        text.push_str(&format!("class:{}/{}/{}", c.group, c.kind, c.name));
+        text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
     pub fn new(name: &str) -> Self {
         Self {
             name: Sym::new(name),

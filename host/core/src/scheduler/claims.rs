@@ -169,8 +169,9 @@ pub(crate) struct Template {
     pub weight: i32,
     pub requirements: Requirements,
     pub taints: Vec<Taint>,
-    /// Compatible instance types with an available offering.
-    pub types: Vec<u32>,
+    /// Compatible instance types with an available offering (shared: what-if
+    /// solves copy templates).
+    pub types: std::sync::Arc<Vec<u32>>,
     pub daemon_overhead: Resources,
     pub daemon_ports: Vec<HostPort>,
     /// What the pool's limits still allow, per limited resource.
@@ -238,7 +239,7 @@ impl Template {
             weight: pool.weight,
             requirements,
             taints: pool.taints.clone(),
-            types: list,
+            types: std::sync::Arc::new(list),
             daemon_overhead,
             daemon_ports,
             remaining,
@@ -247,7 +248,7 @@ impl Template {
 
     /// Adds the domains this pool can launch into to the topology universe.
     pub fn add_domains(&self, types: &Types, universe: &mut Universe) {
-        for &t in &self.types {
+        for &t in self.types.iter() {
             let mut reqs = self.requirements.clone();
             reqs.add_all(&types.list[t as usize].requirements);
             for r in reqs.iter().filter(|r| !r.is_complement()) {
@@ -266,7 +267,7 @@ impl Template {
     /// The pool's types that still fit within its limits.
     pub fn types_within_limits(&self, types: &Types) -> Result<Vec<u32>, String> {
         let Some(remaining) = &self.remaining else {
-            return Ok(self.types.clone());
+            return Ok(self.types.to_vec());
         };
         let list: Vec<u32> = self
             .types
@@ -557,9 +558,12 @@ pub(crate) fn check_min_values(
 /// A node that exists or is launching, as a place for pods.
 #[derive(Debug, Clone)]
 pub(crate) struct Existing {
+    /// Index into the snapshot's nodes.
+    pub node: usize,
     pub name: Sym,
     pub initialized: bool,
-    pub requirements: Requirements,
+    /// Shared until a pod narrows it: what-if solves clone every node.
+    pub requirements: std::sync::Arc<Requirements>,
     taints: Vec<Taint>,
     available: Resources,
     requests: Resources,
@@ -568,7 +572,7 @@ pub(crate) struct Existing {
 }
 
 impl Existing {
-    pub fn new(node: &Node, daemon_sets: &[DaemonSet]) -> Self {
+    pub fn new(index: usize, node: &Node, daemon_sets: &[DaemonSet]) -> Self {
         let mut requirements = Requirements::from_labels(node.labels.iter().map(|(k, v)| (k, v)));
         let hostname = Sym::new(labels::HOSTNAME);
         if !requirements.has(hostname) {
@@ -599,9 +603,10 @@ impl Existing {
             }
         }
         Existing {
+            node: index,
             name: node.name,
             initialized: node.initialized,
-            requirements,
+            requirements: std::sync::Arc::new(requirements),
             taints,
             available: node.allocatable.minus(&used),
             requests,
@@ -610,9 +615,9 @@ impl Existing {
         }
     }
 
-    pub fn hostname(&self) -> Sym {
+    pub fn hostname(&self, key: Sym) -> Sym {
         self.requirements
-            .get(Sym::new(labels::HOSTNAME))
+            .get(key)
             .and_then(|r| r.single_value())
             .unwrap_or(self.name)
     }
@@ -630,19 +635,41 @@ impl Existing {
         {
             return false;
         }
-        let mut reqs = self.requirements.clone();
-        reqs.add_all(&pod.requirements);
+        // Check topology against the node as it is before copying anything:
+        // most attempts end here.
+        let merged;
+        let base: &Requirements = if pod.requirements.is_empty() {
+            &self.requirements
+        } else {
+            let mut r = (*self.requirements).clone();
+            r.add_all(&pod.requirements);
+            merged = r;
+            &merged
+        };
+        let mut topo = None;
         if topology.constrains(p) {
-            let Ok(topo) = topology.add_requirements(p, &pod.pod, &pod.strict, &reqs) else {
+            let Ok(t) = topology.add_requirements(p, &pod.pod, &pod.strict, base) else {
                 return false;
             };
-            if reqs.compatible(&topo, false, "the node").is_err() {
+            if base.compatible(&t, false, "the node").is_err() {
                 return false;
             }
-            reqs.add_all(&topo);
+            topo = Some(t);
+        }
+        // A node's labels are single values: a requirement that admits them
+        // changes nothing, so the shared copy is kept whenever possible.
+        let narrows = !pod.requirements.is_empty()
+            || topo
+                .as_ref()
+                .is_some_and(|t| t.iter().any(|r| self.requirements.get(r.key) != Some(r)));
+        if narrows {
+            let mut reqs = base.clone();
+            if let Some(t) = &topo {
+                reqs.add_all(t);
+            }
+            self.requirements = std::sync::Arc::new(reqs);
         }
         self.requests.add(&pod.requests);
-        self.requirements = reqs;
         self.pods.push(p);
         self.host_ports.extend(pod.pod.host_ports.iter().copied());
         topology.record(&pod.pod, &self.taints, &self.requirements, false);

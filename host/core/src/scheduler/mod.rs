@@ -21,14 +21,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub use launch::{LaunchChoice, LaunchDecision, Provisioning, choose_launches, provision};
-pub use plan::{Binding, NodeClaimPlan, OfferingRef, Plan, Unschedulable};
+pub use plan::{Binding, NodeClaimPlan, OfferingRef, Placement, Plan, Unschedulable};
 
 use crate::catalog::Catalog;
-use crate::model::{DaemonSet, Namespace, Node, NodePool, Pod, TaintEffect};
+use crate::model::{DaemonSet, Namespace, Node, NodePool, Pod, PodDisruptionBudget, TaintEffect};
 
 use claims::{Claim, Existing, Template};
 use pods::{PodState, queue_order};
-use topology::{BoundPod, Topology, Universe};
+use topology::{BoundPod, GroupCache, Topology, Universe};
 
 /// Karpenter caps a NodeClaim's instance types at this many, cheapest first.
 pub const MAX_INSTANCE_TYPES: usize = 600;
@@ -68,6 +68,8 @@ pub struct Snapshot {
     pub nodes: Vec<Node>,
     pub daemon_sets: Vec<DaemonSet>,
     pub namespaces: Vec<Namespace>,
+    /// PodDisruptionBudgets, for disruption decisions.
+    pub pdbs: Vec<PodDisruptionBudget>,
     pub settings: Settings,
 }
 
@@ -79,6 +81,7 @@ impl Snapshot {
             nodes: Vec::new(),
             daemon_sets: Vec::new(),
             namespaces: Vec::new(),
+            pdbs: Vec::new(),
             settings: Settings::default(),
         }
     }
@@ -86,7 +89,113 @@ impl Snapshot {
 
 /// Simulates scheduling `pending` onto the cluster in `snapshot`.
 pub fn solve(snapshot: &Snapshot, pending: &[Pod]) -> Plan {
-    Scheduler::new(snapshot, pending).run()
+    let prepared = Prepared::new(snapshot);
+    Scheduler::new(snapshot, &prepared, pending, &[]).run(None)
+}
+
+/// What-if: schedules `pending` onto the cluster as if the nodes at indices
+/// `removed` (into `snapshot.nodes`) were gone, reusing `prepared`. This is
+/// how disruption proves a node's pods fit elsewhere. With `price_cap`,
+/// new NodeClaims keep only offerings cheaper than it.
+pub fn solve_without(
+    snapshot: &Snapshot,
+    prepared: &Prepared,
+    pending: &[Pod],
+    removed: &[usize],
+    price_cap: Option<f64>,
+) -> Plan {
+    Scheduler::new(snapshot, prepared, pending, removed).run(price_cap)
+}
+
+/// What a solve compiles from a snapshot, once: instance types, NodePool
+/// templates, topology domains, existing nodes and bound pods. What-if
+/// solves over the same snapshot share it.
+#[derive(Debug)]
+pub struct Prepared {
+    types: Arc<claims::Types>,
+    templates: Vec<Template>,
+    template_errors: Vec<String>,
+    universe: Arc<Universe>,
+    existing: Vec<Existing>,
+    bound: Arc<Vec<BoundPod>>,
+    /// Shared group counts, for snapshots solved more than once.
+    groups: Option<Arc<GroupCache>>,
+    tolerate_prefer_no_schedule: bool,
+}
+
+impl Prepared {
+    /// For solving `snapshot` more than once (what-ifs): topology group
+    /// counts are kept and shared.
+    pub fn reusable(snapshot: &Snapshot) -> Self {
+        let mut p = Self::new(snapshot);
+        p.groups = Some(Arc::new(GroupCache::new(&p.bound, snapshot.nodes.len())));
+        p
+    }
+
+    pub fn new(snapshot: &Snapshot) -> Self {
+        let types = claims::Types::compile(&snapshot.catalog);
+        let mut universe = Universe::default();
+        let mut templates: Vec<Template> = Vec::new();
+        let mut template_errors = Vec::new();
+        for pool in &snapshot.node_pools {
+            match Template::new(pool, &types, &snapshot.daemon_sets, &snapshot.nodes) {
+                Ok(t) => {
+                    t.add_domains(&types, &mut universe);
+                    templates.push(t);
+                }
+                Err(e) => template_errors.push(e),
+            }
+        }
+        // Heavier NodePools first; by name among equals.
+        templates.sort_by(|a, b| b.weight.cmp(&a.weight).then(a.name.cmp(&b.name)));
+        let tolerate_prefer_no_schedule = snapshot.node_pools.iter().any(|p| {
+            p.taints
+                .iter()
+                .any(|t| t.effect == TaintEffect::PreferNoSchedule)
+        });
+        let mut existing: Vec<Existing> = snapshot
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !n.marked_for_deletion)
+            .map(|(i, n)| Existing::new(i, n, &snapshot.daemon_sets))
+            .collect();
+        // Initialized nodes first, in-flight ones after, each by name.
+        existing.sort_by(|a, b| b.initialized.cmp(&a.initialized).then(a.name.cmp(&b.name)));
+        let bound: Vec<BoundPod> = snapshot
+            .nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| {
+                let reqs = crate::requirements::Requirements::from_labels(
+                    n.labels.iter().map(|(k, v)| (k, v)),
+                );
+                n.pods.iter().map(move |p| BoundPod {
+                    pod: p.clone(),
+                    node: i,
+                    node_labels: n.labels.clone(),
+                    node_requirements: reqs.clone(),
+                    node_taints: n.taints.clone(),
+                    node_name: n.name,
+                })
+            })
+            .collect();
+        for n in &snapshot.nodes {
+            for &(k, v) in &n.labels {
+                universe.insert(k, v, &n.taints);
+            }
+        }
+        Prepared {
+            types: Arc::new(types),
+            templates,
+            template_errors,
+            universe: Arc::new(universe),
+            existing,
+            bound: Arc::new(bound),
+            groups: None,
+            tolerate_prefer_no_schedule,
+        }
+    }
 }
 
 struct Scheduler<'a> {
@@ -94,7 +203,7 @@ struct Scheduler<'a> {
     pods: Vec<PodState>,
     /// Pods whose constraints could not be compiled, with the error.
     invalid: Vec<(usize, String)>,
-    types: claims::Types,
+    types: Arc<claims::Types>,
     templates: Vec<Template>,
     existing: Vec<Existing>,
     claims: Vec<Claim>,
@@ -116,7 +225,12 @@ enum Place {
 }
 
 impl<'a> Scheduler<'a> {
-    fn new(snapshot: &'a Snapshot, pending: &[Pod]) -> Self {
+    fn new(
+        snapshot: &'a Snapshot,
+        prepared: &'a Prepared,
+        pending: &[Pod],
+        removed: &[usize],
+    ) -> Self {
         let respect = snapshot.settings.preference_policy == PreferencePolicy::Respect;
         let mut pods = Vec::with_capacity(pending.len());
         let mut invalid = Vec::new();
@@ -132,74 +246,47 @@ impl<'a> Scheduler<'a> {
                 }
             }
         }
-        let types = claims::Types::compile(&snapshot.catalog);
-        let mut universe = Universe::default();
-        let mut templates: Vec<Template> = Vec::new();
-        let mut template_errors = Vec::new();
-        for pool in &snapshot.node_pools {
-            match Template::new(pool, &types, &snapshot.daemon_sets, &snapshot.nodes) {
-                Ok(t) => {
-                    t.add_domains(&types, &mut universe);
-                    templates.push(t);
-                }
-                Err(e) => template_errors.push(e),
-            }
-        }
-        // Heavier NodePools first; by name among equals.
-        templates.sort_by(|a, b| b.weight.cmp(&a.weight).then(a.name.cmp(&b.name)));
-        let tolerate_prefer_no_schedule = snapshot.node_pools.iter().any(|p| {
-            p.taints
-                .iter()
-                .any(|t| t.effect == TaintEffect::PreferNoSchedule)
-        });
-
-        let mut existing: Vec<Existing> = snapshot
-            .nodes
+        let Prepared {
+            types,
+            templates,
+            template_errors,
+            universe,
+            existing,
+            bound,
+            groups,
+            tolerate_prefer_no_schedule,
+        } = prepared;
+        let existing: Vec<Existing> = existing
             .iter()
-            .filter(|n| !n.marked_for_deletion)
-            .map(|n| Existing::new(n, &snapshot.daemon_sets))
+            .filter(|e| !removed.contains(&e.node))
+            .cloned()
             .collect();
-        // Initialized nodes first, in-flight ones after, each by name.
-        existing.sort_by(|a, b| b.initialized.cmp(&a.initialized).then(a.name.cmp(&b.name)));
-
-        let bound: Vec<BoundPod> = snapshot
-            .nodes
-            .iter()
-            .flat_map(|n| {
-                let reqs = crate::requirements::Requirements::from_labels(
-                    n.labels.iter().map(|(k, v)| (k, v)),
-                );
-                n.pods.iter().map(move |p| BoundPod {
-                    pod: p.clone(),
-                    node_labels: n.labels.clone(),
-                    node_requirements: reqs.clone(),
-                    node_taints: n.taints.clone(),
-                    node_name: n.name,
-                })
-            })
-            .collect();
-        for n in &snapshot.nodes {
-            for &(k, v) in &n.labels {
-                universe.insert(k, v, &n.taints);
-            }
-        }
-        let mut topology = Topology::new(universe, snapshot.namespaces.clone(), bound, pods.len());
+        let templates = templates.clone();
+        let mut topology = Topology::new(
+            universe.clone(),
+            snapshot.namespaces.clone(),
+            bound.clone(),
+            groups.clone(),
+            removed,
+            pods.len(),
+        );
         let hostname = crate::sym::Sym::new(crate::labels::HOSTNAME);
         for e in &existing {
-            topology.register(hostname, e.hostname());
+            topology.register(hostname, e.hostname(hostname));
         }
         for (i, p) in pods.iter().enumerate() {
             topology.update(i, &p.pod, &p.strict_terms);
         }
         let pod_refs: Vec<&Pod> = pods.iter().map(|p| &p.pod).collect();
         topology.index_inverse(&pod_refs);
+        let tolerate_prefer_no_schedule = *tolerate_prefer_no_schedule;
 
         let n = pods.len();
         let mut s = Scheduler {
             snapshot,
             pods,
             invalid,
-            types,
+            types: types.clone(),
             templates,
             existing,
             claims: Vec::new(),
@@ -226,7 +313,7 @@ impl<'a> Scheduler<'a> {
         s
     }
 
-    fn run(mut self) -> Plan {
+    fn run(mut self, price_cap: Option<f64>) -> Plan {
         let mut order: Vec<usize> = (0..self.pods.len()).collect();
         order.sort_by(|&a, &b| queue_order(&self.pods[a], &self.pods[b]));
         let invalid: Vec<usize> = self.invalid.iter().map(|(i, _)| *i).collect();
@@ -259,7 +346,7 @@ impl<'a> Scheduler<'a> {
                 }
             }
         }
-        plan::build(self)
+        plan::build(self, price_cap)
     }
 
     fn add(&mut self, p: usize) -> Result<Place, String> {

@@ -95,7 +95,9 @@ pub enum Placement<'a> {
     NodeClaim(&'a NodeClaimPlan),
 }
 
-pub(super) fn build(s: Scheduler<'_>) -> Plan {
+/// `price_cap`: keep only offerings cheaper than this (what-if solves that
+/// look for a cheaper replacement need no others).
+pub(super) fn build(s: Scheduler<'_>, price_cap: Option<f64>) -> Plan {
     let keys = s.types.keys;
     let max = s.snapshot.settings.max_instance_types;
     let mut plan = Plan::default();
@@ -109,6 +111,7 @@ pub(super) fn build(s: Scheduler<'_>) -> Plan {
                 let it = &s.types.list[t as usize];
                 (it.cheapest(&claim.requirements, &keys), it.name, t)
             })
+            .filter(|o| price_cap.is_none_or(|cap| o.0 < cap))
             .collect();
         ordered.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         ordered.truncate(max);
@@ -126,6 +129,7 @@ pub(super) fn build(s: Scheduler<'_>) -> Plan {
                     .iter()
                     .filter(|o| {
                         o.available
+                            && price_cap.is_none_or(|cap| o.price < cap)
                             && zone.is_none_or(|r| r.has(o.zone))
                             && ct.is_none_or(|r| r.has(o.capacity_label))
                     })

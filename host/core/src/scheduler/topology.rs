@@ -9,6 +9,7 @@
 //! pods out of the domains its owners occupy.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 // Keys are interned pointers: a fast non-cryptographic hash is enough.
 use rustc_hash::FxHashMap as HashMap;
@@ -107,6 +108,15 @@ impl Group {
         *c += 1;
         if *c == 1 {
             self.occupied.insert(domain);
+        }
+    }
+
+    fn unrecord(&mut self, domain: Sym) {
+        if let Some(c) = self.counts.get_mut(&domain) {
+            *c -= 1;
+            if *c == 0 {
+                self.occupied.remove(&domain);
+            }
         }
     }
 
@@ -349,6 +359,35 @@ impl Universe {
     }
 }
 
+/// Groups counted over every bound pod of a snapshot, shared by the
+/// what-if solves over it: counting is the costly part of a group, and a
+/// what-if only has to take its removed nodes' pods back out.
+#[derive(Debug, Default)]
+pub(crate) struct GroupCache {
+    groups: std::sync::Mutex<HashMap<GroupKey, Group>>,
+    /// Per snapshot node: its pods' range in the bound list.
+    by_node: Vec<std::ops::Range<usize>>,
+}
+
+impl GroupCache {
+    pub(crate) fn new(bound: &[BoundPod], nodes: usize) -> Self {
+        let mut by_node = vec![0..0; nodes];
+        let mut i = 0;
+        while i < bound.len() {
+            let n = bound[i].node;
+            let start = i;
+            while i < bound.len() && bound[i].node == n {
+                i += 1;
+            }
+            by_node[n] = start..i;
+        }
+        Self {
+            groups: Default::default(),
+            by_node,
+        }
+    }
+}
+
 /// Which topology constraint refuses a node; described only when reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TopologyError {
@@ -362,13 +401,17 @@ pub(crate) struct Topology {
     index: HashMap<GroupKey, usize>,
     inverse: Vec<Group>,
     inverse_index: HashMap<GroupKey, usize>,
-    universe: Universe,
+    universe: Arc<Universe>,
     /// Domains registered after the universe was built (hostnames of nodes
     /// and planned NodeClaims), by key.
     registered: HashMap<Sym, Vec<Sym>>,
     namespaces: Vec<Namespace>,
     /// Pods already bound, with their node's labels, requirements and taints.
-    bound: Vec<BoundPod>,
+    bound: Arc<Vec<BoundPod>>,
+    /// Per snapshot node: left out of this solve (a what-if without it).
+    removed: Vec<bool>,
+    removed_list: Vec<usize>,
+    cache: Option<Arc<GroupCache>>,
     /// Per pending pod: the groups it owns and the inverse groups selecting it.
     owned: Vec<Vec<usize>>,
     matching_inverse: Vec<Vec<usize>>,
@@ -377,6 +420,8 @@ pub(crate) struct Topology {
 #[derive(Debug)]
 pub(crate) struct BoundPod {
     pub pod: Pod,
+    /// Index into the snapshot's nodes.
+    pub node: usize,
     pub node_labels: Labels,
     pub node_requirements: Requirements,
     pub node_taints: Vec<Taint>,
@@ -385,31 +430,49 @@ pub(crate) struct BoundPod {
 
 impl Topology {
     pub(crate) fn new(
-        universe: Universe,
+        universe: Arc<Universe>,
         namespaces: Vec<Namespace>,
-        bound: Vec<BoundPod>,
+        bound: Arc<Vec<BoundPod>>,
+        cache: Option<Arc<GroupCache>>,
+        removed: &[usize],
         pending: usize,
     ) -> Self {
+        let mut mask = Vec::new();
+        for &r in removed {
+            if mask.len() <= r {
+                mask.resize(r + 1, false);
+            }
+            mask[r] = true;
+        }
         let mut t = Topology {
             universe,
             namespaces,
             owned: vec![Vec::new(); pending],
             matching_inverse: vec![Vec::new(); pending],
+            removed: mask,
+            removed_list: removed.to_vec(),
+            cache,
             ..Topology::default()
         };
         // Anti-affinity of pods already running keeps new pods away.
-        for b in &bound {
+        for b in bound.iter().filter(|b| !b.pod.pod_anti_affinity.is_empty()) {
+            if t.is_removed(b.node) {
+                continue;
+            }
             for term in &b.pod.pod_anti_affinity {
                 let id = t.inverse_id(&b.pod, term);
                 let g = t.inverse_group(id);
-                let domain = domain_of(&b.node_labels, b.node_name, t.inverse[g].key());
-                if let Some(d) = domain {
+                if let Some(d) = domain_of(&b.node_labels, b.node_name, t.inverse[g].key()) {
                     t.inverse[g].record(d);
                 }
             }
         }
         t.bound = bound;
         t
+    }
+
+    fn is_removed(&self, node: usize) -> bool {
+        self.removed.get(node).copied().unwrap_or(false)
     }
 
     fn namespaces_for(&self, pod: &Pod, term: &PodAffinityTerm) -> Vec<Sym> {
@@ -544,10 +607,7 @@ impl Topology {
             let g = match self.index.get(&id) {
                 Some(&g) => g,
                 None => {
-                    let tolerations = id.filter.tolerations.clone();
-                    let mut group = Group::new(id.clone());
-                    self.register_universe(&mut group, tolerations.as_deref());
-                    self.count_bound(&mut group);
+                    let group = self.counted_group(&id);
                     self.groups.push(group);
                     self.index.insert(id, self.groups.len() - 1);
                     self.groups.len() - 1
@@ -573,24 +633,51 @@ impl Topology {
         }
     }
 
-    fn count_bound(&self, group: &mut Group) {
-        for b in &self.bound {
-            if !group.selects(&b.pod) {
-                continue;
+    /// A new group for `id`, registered and counted over the bound pods of
+    /// the nodes this solve keeps.
+    fn counted_group(&self, id: &GroupKey) -> Group {
+        let fresh = || {
+            let mut g = Group::new(id.clone());
+            self.register_universe(&mut g, id.filter.tolerations.as_deref());
+            g
+        };
+        let Some(cache) = &self.cache else {
+            let mut g = fresh();
+            for b in self.bound.iter().filter(|b| !self.is_removed(b.node)) {
+                if let Some(d) = counted_domain(&g, b) {
+                    g.record(d);
+                }
             }
-            let Some(domain) = domain_of(&b.node_labels, b.node_name, group.key()) else {
-                continue;
-            };
-            if group.id.kind == Kind::Spread
-                && !group
-                    .id
-                    .filter
-                    .matches(&b.node_requirements, &b.node_taints, false)
-            {
-                continue;
+            return g;
+        };
+        let mut g = {
+            let mut groups = cache.groups.lock().unwrap_or_else(|p| p.into_inner());
+            groups
+                .entry(id.clone())
+                .or_insert_with(|| {
+                    let mut g = fresh();
+                    for b in self.bound.iter() {
+                        if let Some(d) = counted_domain(&g, b) {
+                            g.record(d);
+                        }
+                    }
+                    g
+                })
+                .clone()
+        };
+        if let Some(extra) = self.registered.get(&g.key()) {
+            for &d in extra {
+                g.register(d);
             }
-            group.record(domain);
         }
+        for &n in &self.removed_list {
+            for b in &self.bound[cache.by_node.get(n).cloned().unwrap_or(0..0)] {
+                if let Some(d) = counted_domain(&g, b) {
+                    g.unrecord(d);
+                }
+            }
+        }
+        g
     }
 
     /// Whether pod `p` has any topology constraint to check.
@@ -695,6 +782,23 @@ impl Topology {
             }
         }
     }
+}
+
+/// The domain bound pod `b` counts in for group `g`, if it counts.
+fn counted_domain(g: &Group, b: &BoundPod) -> Option<Sym> {
+    if !g.selects(&b.pod) {
+        return None;
+    }
+    let domain = domain_of(&b.node_labels, b.node_name, g.key())?;
+    if g.id.kind == Kind::Spread
+        && !g
+            .id
+            .filter
+            .matches(&b.node_requirements, &b.node_taints, false)
+    {
+        return None;
+    }
+    Some(domain)
 }
 
 /// A node's domain for `key`; the hostname falls back to the node name.

@@ -1,0 +1,10 @@
+//! The disruption engine: which nodes to remove or replace, within
+//! budgets, judged by the consolidation-scoring policy.
+
+pub mod budgets;
+mod engine;
+pub mod fixtures;
+
+pub use engine::{
+    Command, Exclusion, Method, Pass, SPOT_TO_SPOT_TYPES, Settings, disrupt, parse_go_duration,
+};
