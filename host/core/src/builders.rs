@@ -303,6 +303,29 @@ impl PodBuilder {
         self
     }
 
+    /// When it started running (Unix seconds).
+    pub fn started_at(mut self, seconds: u64) -> Self {
+        self.pod.started_at = seconds;
+        self
+    }
+
+    /// `controller.kubernetes.io/pod-deletion-cost`.
+    pub fn deletion_cost(self, cost: i32) -> Self {
+        self.annotation(crate::model::DELETION_COST, &cost.to_string())
+    }
+
+    /// `karpenter.sh/do-not-disrupt` with `value` (`"true"` or a duration).
+    pub fn do_not_disrupt(self, value: &str) -> Self {
+        self.annotation(labels::DO_NOT_DISRUPT, value)
+    }
+
+    /// Owned by DaemonSet `name` (not rescheduled, not counted as a
+    /// reason to keep a node).
+    pub fn daemon(mut self, name: &str) -> Self {
+        self.pod.daemon_set = Some(Sym::new(name));
+        self
+    }
+
     pub fn build(&self) -> Pod {
         let mut p = self.pod.clone();
         p.requests = effective_requests(&self.containers, &self.init, &self.overhead);
@@ -391,6 +414,29 @@ impl NodePoolBuilder {
         self
     }
 
+    pub fn consolidation_policy(mut self, p: crate::model::ConsolidationPolicy) -> Self {
+        self.0.disruption.consolidation_policy = p;
+        self
+    }
+
+    /// `None` = `Never`.
+    pub fn consolidate_after(mut self, after: Option<std::time::Duration>) -> Self {
+        self.0.disruption.consolidate_after = after;
+        self
+    }
+
+    /// `None` = `Never`.
+    pub fn expire_after(mut self, after: Option<std::time::Duration>) -> Self {
+        self.0.expire_after = after;
+        self
+    }
+
+    /// Replaces the budgets with `budgets`.
+    pub fn budgets(mut self, budgets: Vec<crate::model::Budget>) -> Self {
+        self.0.disruption.budgets = budgets;
+        self
+    }
+
     pub fn build(&self) -> NodePool {
         self.0.clone()
     }
@@ -469,6 +515,50 @@ impl NodeBuilder {
         self
     }
 
+    pub fn annotation(mut self, k: &str, v: &str) -> Self {
+        self.0.annotations.push((Sym::new(k), Sym::new(v)));
+        self.0.annotations.sort_by_key(|&(k, _)| k);
+        self
+    }
+
+    pub fn not_ready(mut self) -> Self {
+        self.0.ready = false;
+        self
+    }
+
+    pub fn nominated(mut self) -> Self {
+        self.0.nominated = true;
+        self
+    }
+
+    pub fn marked_for_deletion(mut self) -> Self {
+        self.0.marked_for_deletion = true;
+        self
+    }
+
+    /// Created at (Unix seconds); the last pod event too, unless set later.
+    pub fn created_at(mut self, seconds: u64) -> Self {
+        self.0.created_at = seconds;
+        self.0.last_pod_event = self.0.last_pod_event.max(seconds);
+        self
+    }
+
+    pub fn last_pod_event(mut self, seconds: u64) -> Self {
+        self.0.last_pod_event = seconds;
+        self
+    }
+
+    /// Launched from `pool` as it is now: records its template hash.
+    pub fn launched_from(mut self, pool: &NodePool) -> Self {
+        self.0.node_pool_hash = Some(pool.template_hash());
+        self.in_pool(pool.name.as_str())
+    }
+
+    pub fn price(mut self, per_hour: f64) -> Self {
+        self.0.price_per_hour = per_hour;
+        self
+    }
+
     /// Still launching: not yet initialized.
     pub fn in_flight(mut self) -> Self {
         self.0.initialized = false;
@@ -542,6 +632,24 @@ impl Given {
 
     pub fn pod(mut self, b: PodBuilder) -> Self {
         self.pods.push(b.build());
+        self
+    }
+
+    /// A PodDisruptionBudget over pods matching `selector` in `namespace`
+    /// that currently allows `disruptions_allowed` evictions.
+    pub fn pdb(
+        mut self,
+        namespace: &str,
+        name: &str,
+        selector: &[(&str, &str)],
+        disruptions_allowed: i32,
+    ) -> Self {
+        self.snapshot.pdbs.push(crate::model::PodDisruptionBudget {
+            namespace: Sym::new(namespace),
+            name: Sym::new(name),
+            selector: LabelSelector::labels(selector.iter().copied()),
+            disruptions_allowed,
+        });
         self
     }
 

@@ -983,3 +983,105 @@ mod tests {
         assert_eq!(parse_go_duration(""), None);
     }
 }
+
+/// Why a command no longer holds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalidated(pub String);
+
+/// Re-checks `command` against a later `snapshot` (Karpenter waits 15 s and
+/// re-simulates before acting): every node must still be a candidate (not
+/// nominated, protected or gone), the budgets must still allow it, and the
+/// move must still work with the same replacement.
+pub fn validate(
+    command: &Command,
+    snapshot: &Snapshot,
+    now: u64,
+    scorer: &dyn ConsolidationScorer,
+    settings: &Settings,
+) -> Result<(), Invalidated> {
+    if command.method == Method::Expiration {
+        return Ok(());
+    }
+    let mut engine = Engine::new(snapshot, now, scorer, settings);
+    for pool in &snapshot.node_pools {
+        let mut counts = PoolCounts::default();
+        for n in snapshot
+            .nodes
+            .iter()
+            .filter(|n| n.node_pool == Some(pool.name))
+        {
+            counts.add_node(n.ready, n.marked_for_deletion);
+        }
+        engine.budgets.push(budget_report(pool, counts, now));
+    }
+    engine.collect_candidates();
+    let mut cands = Vec::new();
+    for name in &command.nodes {
+        if let Some(e) = engine.pass.exclusions.iter().find(|e| e.node == *name) {
+            return Err(Invalidated(format!("node {name}: {}", e.reason)));
+        }
+        let Some(c) = engine
+            .candidates
+            .iter()
+            .position(|c| snapshot.nodes[c.node].name == *name)
+        else {
+            return Err(Invalidated(format!(
+                "node {name} is gone or no longer a candidate"
+            )));
+        };
+        cands.push(c);
+    }
+    let reason = DisruptionReason::from_name(command.reason)
+        .ok_or_else(|| Invalidated(format!("unknown reason {}", command.reason)))?;
+    let mut per_pool: HashMap<usize, u32> = HashMap::new();
+    for &c in &cands {
+        *per_pool.entry(engine.candidates[c].pool).or_default() += 1;
+    }
+    for (&pool, &n) in &per_pool {
+        let allowed = engine.allowed(pool, reason);
+        if n > allowed {
+            return Err(Invalidated(format!(
+                "NodePool `{}` now allows {allowed} {reason} disruptions, the command needs {n}",
+                snapshot.node_pools[pool].name
+            )));
+        }
+    }
+    let replacements = match command.method {
+        Method::Drift => match engine.fit(&cands, None) {
+            Fit::No(why) => return Err(Invalidated(why)),
+            Fit::Delete => Vec::new(),
+            Fit::Replace(claims) => claims,
+        },
+        Method::Emptiness if cands.iter().any(|&c| !engine.candidates[c].pods.is_empty()) => {
+            return Err(Invalidated("a node is no longer empty".into()));
+        }
+        Method::Emptiness => Vec::new(),
+        _ => {
+            let multi = cands.len() > 1;
+            engine
+                .consolidation_move(&cands, multi)
+                .map_err(Invalidated)?
+                .1
+        }
+    };
+    if replacements.len() != command.replacements.len() {
+        return Err(Invalidated(format!(
+            "the move now needs {} replacement nodes instead of {}",
+            replacements.len(),
+            command.replacements.len()
+        )));
+    }
+    for (old, new) in command.replacements.iter().zip(&replacements) {
+        if let Some(t) = old
+            .instance_types
+            .iter()
+            .find(|t| !new.instance_types.contains(t))
+        {
+            return Err(Invalidated(format!(
+                "the replacement changed: {t} is no longer a valid option"
+            )));
+        }
+    }
+    Ok(())
+}

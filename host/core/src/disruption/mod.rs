@@ -6,5 +6,6 @@ mod engine;
 pub mod fixtures;
 
 pub use engine::{
-    Command, Exclusion, Method, Pass, SPOT_TO_SPOT_TYPES, Settings, disrupt, parse_go_duration,
+    Command, Exclusion, Invalidated, Method, Pass, SPOT_TO_SPOT_TYPES, Settings, disrupt,
+    parse_go_duration, validate,
 };
