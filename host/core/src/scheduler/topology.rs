@@ -77,6 +77,8 @@ pub(crate) struct Group {
     counts: HashMap<Sym, i32>,
     /// Domains with a count above zero.
     occupied: BTreeSet<Sym>,
+    /// The minimum count over all domains, while no count has changed.
+    min_open: std::cell::Cell<Option<i32>>,
     owners: usize,
 }
 
@@ -87,6 +89,7 @@ impl Group {
             id,
             counts: HashMap::default(),
             occupied: BTreeSet::new(),
+            min_open: std::cell::Cell::new(None),
             owners: 0,
         }
     }
@@ -100,10 +103,14 @@ impl Group {
     }
 
     fn register(&mut self, domain: Sym) {
-        self.counts.entry(domain).or_insert(0);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.counts.entry(domain) {
+            e.insert(0);
+            self.min_open.set(None);
+        }
     }
 
     fn record(&mut self, domain: Sym) {
+        self.min_open.set(None);
         let c = self.counts.entry(domain).or_insert(0);
         *c += 1;
         if *c == 1 {
@@ -112,6 +119,7 @@ impl Group {
     }
 
     fn unrecord(&mut self, domain: Sym) {
+        self.min_open.set(None);
         if let Some(c) = self.counts.get_mut(&domain) {
             *c -= 1;
             if *c == 0 {
@@ -171,6 +179,12 @@ impl Group {
         if self.id.key.as_str() == labels::HOSTNAME {
             return 0;
         }
+        // Pods that leave the key open all see the same minimum: keep it
+        // until a count changes.
+        let open = pod_domains == &self.exists;
+        if open && let Some(min) = self.min_open.get() {
+            return min;
+        }
         let mut min = i32::MAX;
         let mut supported = 0;
         for (d, &c) in &self.counts {
@@ -181,6 +195,9 @@ impl Group {
         }
         if self.id.min_domains.is_some_and(|m| supported < m) || min == i32::MAX {
             min = 0;
+        }
+        if open {
+            self.min_open.set(Some(min));
         }
         min
     }
