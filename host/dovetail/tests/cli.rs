@@ -250,3 +250,43 @@ fn bench_scheduling_runs_a_wasm_policy_in_the_loop() {
         stderr(&missing)
     );
 }
+
+#[test]
+fn bench_consolidation_evaluates_every_candidate() {
+    let o = dovetail(&[
+        "bench",
+        "consolidation",
+        "--nodes",
+        "60",
+        "--pods",
+        "600",
+        "--iterations",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["nodes"], 60);
+    assert_eq!(v["candidates_evaluated"], 60, "{v}");
+    assert!(v["pods"].as_u64().unwrap() > 500, "{v}");
+    assert!(v["seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["policy"], "builtin-default@0.1.0");
+
+    let wasm = guest("dovetail-policy-savings-threshold");
+    let o = dovetail(&[
+        "bench",
+        "consolidation",
+        "--nodes",
+        "60",
+        "--pods",
+        "600",
+        "--iterations",
+        "1",
+        "--json",
+        "--policy",
+        wasm.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["policy"], "savings-threshold@0.1.0");
+}
