@@ -238,6 +238,8 @@ struct Engine<'a> {
     prepared: Prepared,
     candidates: Vec<Candidate>,
     budgets: Vec<BudgetReport>,
+    /// Nodes this pass expires: gone for every other decision.
+    expiring: Vec<usize>,
     pass: Pass,
 }
 
@@ -268,6 +270,7 @@ impl<'a> Engine<'a> {
             prepared: Prepared::reusable(snapshot),
             candidates: Vec::new(),
             budgets: Vec::new(),
+            expiring: Vec::new(),
             pass: Pass::default(),
         }
     }
@@ -279,11 +282,22 @@ impl<'a> Engine<'a> {
 
     fn run(mut self) -> Pass {
         let s = self.snapshot;
+        // Expiration is forceful and independent of the methods below, which
+        // then see the expiring nodes as already going.
+        self.expire();
+        self.expiring = self
+            .pass
+            .commands
+            .iter()
+            .flat_map(|c| c.node_indices.iter().copied())
+            .collect();
         // Budgets per NodePool.
         for pool in &s.node_pools {
             let mut counts = PoolCounts::default();
-            for n in s.nodes.iter().filter(|n| n.node_pool == Some(pool.name)) {
-                counts.add_node(n.ready, n.marked_for_deletion);
+            for (i, n) in s.nodes.iter().enumerate() {
+                if n.node_pool == Some(pool.name) {
+                    counts.add_node(n.ready, n.marked_for_deletion || self.expiring.contains(&i));
+                }
             }
             let report = budget_report(pool, counts, self.now);
             if let Some(e) = &report.error {
@@ -291,13 +305,7 @@ impl<'a> Engine<'a> {
             }
             self.budgets.push(report);
         }
-        self.expire();
         self.collect_candidates();
-        if !self.pass.commands.is_empty() {
-            // Expiration is forceful and goes ahead alone: the next pass
-            // sees the cluster without the expired nodes.
-            return self.pass;
-        }
         let _ = self.emptiness() || self.drift() || self.multi_node() || self.single_node();
         self.pass
     }
@@ -345,7 +353,7 @@ impl<'a> Engine<'a> {
         let it_key = Sym::new(labels::INSTANCE_TYPE);
         let zone_key = Sym::new(labels::ZONE);
         for (i, node) in s.nodes.iter().enumerate() {
-            if node.marked_for_deletion || !node.initialized {
+            if node.marked_for_deletion || !node.initialized || self.expiring.contains(&i) {
                 continue;
             }
             let Some(p) = self.pool_index(node) else {
@@ -517,12 +525,18 @@ impl<'a> Engine<'a> {
             })
             .collect();
         scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        (scored.into_iter().map(|s| s.2).collect(), ctx)
+        // Candidate indices (not positions in `rows`): callers index
+        // `self.candidates` with them.
+        (scored.into_iter().map(|s| s.3).collect(), ctx)
     }
 
     /// What-if: the pods of `cands` rescheduled without their nodes.
     fn fit(&self, cands: &[usize], price_cap: Option<f64>) -> Fit {
-        let removed: Vec<usize> = cands.iter().map(|&c| self.candidates[c].node).collect();
+        let removed: Vec<usize> = cands
+            .iter()
+            .map(|&c| self.candidates[c].node)
+            .chain(self.expiring.iter().copied())
+            .collect();
         let pods: Vec<Pod> = cands
             .iter()
             .flat_map(|&c| self.candidates[c].pods.iter().cloned())
