@@ -13,6 +13,10 @@ use crate::sym::Sym;
 pub type Labels = Vec<(Sym, Sym)>;
 
 pub fn label(labels: &Labels, key: Sym) -> Option<Sym> {
+    // Pointer comparisons beat an ordered search over a handful of labels.
+    if labels.len() <= 12 {
+        return labels.iter().find(|(k, _)| *k == key).map(|&(_, v)| v);
+    }
     labels
         .binary_search_by(|(k, _)| k.cmp(&key))
         .ok()

@@ -509,8 +509,13 @@ impl Requirements {
     }
 
     pub fn get(&self, key: Sym) -> Option<&Requirement> {
-        // Pointer comparisons beat an ordered search over a few keys.
-        self.0.iter().find(|r| r.key == key)
+        // Pointer comparisons beat an ordered search over a few keys; a
+        // node's labels are many, and touching fewer of them wins there.
+        if self.0.len() <= 8 {
+            self.0.iter().find(|r| r.key == key)
+        } else {
+            self.position(key).ok().map(|i| &self.0[i])
+        }
     }
 
     pub fn has(&self, key: Sym) -> bool {
