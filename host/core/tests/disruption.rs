@@ -1,10 +1,9 @@
 //! Disruption scenarios with native scorers: Karpenter's built-in one, and
-//! native equivalents of the shipped `balanced` and `savings-threshold`
-//! policies.
+//! the shipped `balanced` and `savings-threshold` policies' rules run
+//! natively (the policies call the same core functions).
 
 use dovetail_core::policy::consolidate::{
-    approve_strictly_cheaper, balanced_score, default_rank, delete_move, is_strictly_cheaper,
-    removed_cost,
+    approve_balanced, approve_with_savings_threshold, balanced_rank, default_rank,
 };
 use dovetail_core::policy::{
     Builtin, ConsolidationContext, ConsolidationScorer, Decided, ProposedMove, Ranking, Verdict,
@@ -19,32 +18,13 @@ struct Balanced {
 
 impl ConsolidationScorer for Balanced {
     fn rank(&self, ctx: &ConsolidationContext) -> Decided<Ranking> {
-        let ranking = (0..ctx.candidates.len())
-            .map(|i| {
-                let score = balanced_score(ctx, &delete_move(ctx, i));
-                (score >= 1.0 / self.k).then(|| -score.min(f64::MAX))
-            })
-            .collect();
-        Decided::by(ranking, "balanced@native")
+        Decided::by(balanced_rank(ctx, self.k), "balanced@native")
     }
 
     fn approve(&self, ctx: &ConsolidationContext, moves: &[ProposedMove]) -> Decided<Vec<Verdict>> {
         let verdicts = moves
             .iter()
-            .map(|mv| {
-                if !is_strictly_cheaper(ctx, mv) {
-                    return approve_strictly_cheaper(ctx, mv);
-                }
-                let score = balanced_score(ctx, mv);
-                let threshold = 1.0 / self.k;
-                if score >= threshold {
-                    Verdict::approve(format!("score {score:.3} >= {threshold:.3}"))
-                } else {
-                    Verdict::reject(format!(
-                        "score {score:.3} < {threshold:.3}: the saving is small for the disruption"
-                    ))
-                }
-            })
+            .map(|mv| approve_balanced(ctx, mv, self.k))
             .collect();
         Decided::by(verdicts, "balanced@native")
     }
@@ -64,23 +44,7 @@ impl ConsolidationScorer for SavingsThreshold {
     fn approve(&self, ctx: &ConsolidationContext, moves: &[ProposedMove]) -> Decided<Vec<Verdict>> {
         let verdicts = moves
             .iter()
-            .map(|mv| {
-                if !is_strictly_cheaper(ctx, mv) {
-                    return approve_strictly_cheaper(ctx, mv);
-                }
-                let percent = 100.0 * mv.savings_per_hour / removed_cost(ctx, mv);
-                if percent >= self.min_percent {
-                    Verdict::approve(format!(
-                        "saves {percent:.1}% (threshold {}%)",
-                        self.min_percent
-                    ))
-                } else {
-                    Verdict::reject(format!(
-                        "saves only {percent:.1}%, below the {}% threshold",
-                        self.min_percent
-                    ))
-                }
-            })
+            .map(|mv| approve_with_savings_threshold(ctx, mv, self.min_percent))
             .collect();
         Decided::by(verdicts, "savings-threshold@native")
     }

@@ -67,21 +67,13 @@ fn consolidation(args: &ConsolidationArgs) -> Result<()> {
     if args.iterations == 0 {
         bail!("--iterations must be at least 1");
     }
-    let host;
-    let (scorer, name): (&dyn ConsolidationScorer, String) = match &args.policy {
-        Some(file) => {
-            let bytes = std::fs::read(file)
-                .with_context(|| format!("cannot read policy {}", file.display()))?;
-            host = PolicyHost::new(args.opts.runtime()?);
-            let config = args.opts.config()?;
-            let p = host.load_and_install(
-                Decision::ConsolidationScoring,
-                &file.display().to_string(),
-                &bytes,
-                config.as_deref(),
-            )?;
-            (&host, format!("{}@{}", p.info.name, p.info.version))
-        }
+    let host = load_policy(
+        args.policy.as_deref(),
+        &args.opts,
+        Decision::ConsolidationScoring,
+    )?;
+    let (scorer, name): (&dyn ConsolidationScorer, String) = match &host {
+        Some((host, name)) => (host, name.clone()),
         None => (&Builtin, dovetail_core::policy::ports::BUILTIN.to_string()),
     };
     let (snapshot, now) = fixtures::consolidation_cluster(args.nodes, args.pods, args.seed);
@@ -189,27 +181,41 @@ struct SchedulingReport {
     iterations: usize,
 }
 
+/// A host serving the policy in `file` for `decision`, and its
+/// `name@version`; `None` without a file (the built-in decides).
+fn load_policy(
+    file: Option<&std::path::Path>,
+    opts: &RunOpts,
+    decision: Decision,
+) -> Result<Option<(PolicyHost, String)>> {
+    let Some(file) = file else { return Ok(None) };
+    let bytes =
+        std::fs::read(file).with_context(|| format!("cannot read policy {}", file.display()))?;
+    let host = PolicyHost::new(opts.runtime()?);
+    let config = opts.config()?;
+    let p = host.load_and_install(
+        decision,
+        &file.display().to_string(),
+        &bytes,
+        config.as_deref(),
+    )?;
+    let name = format!("{}@{}", p.info.name, p.info.version);
+    Ok(Some((host, name)))
+}
+
 const SIZES: [usize; 9] = [1, 50, 100, 500, 1000, 2000, 5000, 10000, 20000];
 
 fn scheduling(args: &SchedulingArgs) -> Result<()> {
     if args.iterations == 0 {
         bail!("--iterations must be at least 1");
     }
-    let host;
-    let selector: &dyn InstanceSelector = match &args.policy {
-        Some(file) => {
-            let bytes = std::fs::read(file)
-                .with_context(|| format!("cannot read policy {}", file.display()))?;
-            host = PolicyHost::new(args.opts.runtime()?);
-            let config = args.opts.config()?;
-            host.load_and_install(
-                Decision::InstanceSelection,
-                &file.display().to_string(),
-                &bytes,
-                config.as_deref(),
-            )?;
-            &host
-        }
+    let host = load_policy(
+        args.policy.as_deref(),
+        &args.opts,
+        Decision::InstanceSelection,
+    )?;
+    let selector: &dyn InstanceSelector = match &host {
+        Some((host, _)) => host,
         None => &Builtin,
     };
     let snapshot = fixtures::benchmark_snapshot(args.instance_types);

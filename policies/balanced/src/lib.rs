@@ -33,27 +33,11 @@ impl Policy for Balanced {
 
 impl ScoreConsolidation for Balanced {
     fn rank(&self, ctx: &ConsolidationContext) -> Result<Ranking, PolicyError> {
-        Ok((0..ctx.candidates.len())
-            .map(|i| {
-                let score = balanced_score(ctx, &delete_move(ctx, i));
-                (score >= 1.0 / self.k).then(|| -score.min(f64::MAX))
-            })
-            .collect())
+        Ok(balanced_rank(ctx, self.k))
     }
 
     fn approve_move(&self, ctx: &ConsolidationContext, mv: &ProposedMove) -> Verdict {
-        if !is_strictly_cheaper(ctx, mv) {
-            return approve_strictly_cheaper(ctx, mv);
-        }
-        let score = balanced_score(ctx, mv);
-        let threshold = 1.0 / self.k;
-        if score >= threshold {
-            Verdict::approve(format!("score {score:.3} >= {threshold:.3}"))
-        } else {
-            Verdict::reject(format!(
-                "score {score:.3} < {threshold:.3}: the saving is small for the disruption"
-            ))
-        }
+        approve_balanced(ctx, mv, self.k)
     }
 }
 

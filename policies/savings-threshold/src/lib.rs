@@ -31,21 +31,7 @@ impl Policy for SavingsThreshold {
 
 impl ScoreConsolidation for SavingsThreshold {
     fn approve_move(&self, ctx: &ConsolidationContext, mv: &ProposedMove) -> Verdict {
-        if !is_strictly_cheaper(ctx, mv) {
-            return approve_strictly_cheaper(ctx, mv);
-        }
-        let percent = 100.0 * mv.savings_per_hour / removed_cost(ctx, mv);
-        if percent >= self.min_percent {
-            Verdict::approve(format!(
-                "saves {percent:.1}% (threshold {}%)",
-                self.min_percent
-            ))
-        } else {
-            Verdict::reject(format!(
-                "saves only {percent:.1}%, below the {}% threshold",
-                self.min_percent
-            ))
-        }
+        approve_with_savings_threshold(ctx, mv, self.min_percent)
     }
 }
 

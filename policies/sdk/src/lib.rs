@@ -50,8 +50,9 @@ pub use dovetail_core::policy::{
 /// Everything a policy usually needs.
 pub mod prelude {
     pub use crate::consolidate::{
-        approve_strictly_cheaper, balanced_score, default_approve, default_rank, delete_move,
-        is_strictly_cheaper, lifetime_remaining, removed_cost, scaled_disruption_cost,
+        approve_balanced, approve_strictly_cheaper, approve_with_savings_threshold, balanced_rank,
+        balanced_score, default_approve, default_rank, delete_move, is_strictly_cheaper,
+        lifetime_remaining, removed_cost, scaled_disruption_cost,
     };
     pub use crate::select::{
         acceptable, acceptable_or_error, default_pick, default_select, fits, rank_by,

@@ -18,10 +18,10 @@ use crate::model::{ConsolidationPolicy, Node, NodePool, Pod, PodKey, label};
 use crate::policy::ConsolidationScorer;
 use crate::policy::consolidate::pod_disruption_cost;
 use crate::policy::types::{
-    CandidateTable, ConsolidationContext, Dictionaries, Dictionary, NodePoolStats, ProposedMove,
+    CandidateTable, ConsolidationContext, Dictionary, NodePoolStats, ProposedMove,
 };
 use crate::requirements::Requirements;
-use crate::scheduler::{NodeClaimPlan, Plan, Prepared, Snapshot, solve_without};
+use crate::scheduler::{DictionaryIndex, NodeClaimPlan, Plan, Prepared, Snapshot, solve_without};
 use crate::sym::Sym;
 
 use super::budgets::{BudgetReport, DisruptionReason, PoolCounts, budget_report};
@@ -414,37 +414,17 @@ impl<'a> Engine<'a> {
     /// The policy's context over `rows` (candidate indices).
     fn context(&self, rows: &[usize], reason: DisruptionReason) -> ConsolidationContext {
         let s = self.snapshot;
-        let mut dicts = Dictionaries::default();
+        let mut index = DictionaryIndex::default();
         let mut node_names = Dictionary::default();
         let mut c = CandidateTable::default();
-        let mut types: HashMap<Sym, u32> = HashMap::new();
-        let mut zones: HashMap<Sym, u16> = HashMap::new();
-        let mut small: HashMap<(u8, Sym), u32> = HashMap::new();
         for p in &s.node_pools {
-            dicts.node_pools.push(p.name.as_str());
+            index.node_pool(p.name);
         }
         for &r in rows {
             let cand = &self.candidates[r];
             let node = &s.nodes[cand.node];
-            let it = *types.entry(cand.instance_type).or_insert_with(|| {
-                let found = s.catalog.get(cand.instance_type.as_str());
-                let get = |key: &str| found.and_then(|t| t.label(key)).unwrap_or_default();
-                let mut intern = |kind: u8, dict: &mut Dictionary, v: Sym| {
-                    *small
-                        .entry((kind, v))
-                        .or_insert_with(|| dict.push(v.as_str()))
-                };
-                let f = intern(0, &mut dicts.families, get(labels::INSTANCE_FAMILY));
-                let cat = intern(1, &mut dicts.categories, get(labels::INSTANCE_CATEGORY));
-                let a = intern(2, &mut dicts.architectures, get(labels::ARCH));
-                dicts.type_family.push(f as u16);
-                dicts.type_category.push(cat as u16);
-                dicts.type_architecture.push(a as u8);
-                dicts.instance_types.push(cand.instance_type.as_str())
-            });
-            let zone = *zones
-                .entry(cand.zone)
-                .or_insert_with(|| dicts.zones.push(cand.zone.as_str()) as u16);
+            let it = index.instance_type(&s.catalog, cand.instance_type);
+            let zone = index.zone(cand.zone);
             let used = node.pods.iter().fold((0i64, 0i64), |(c, m), p| {
                 (c + p.requests.cpu, m + p.requests.memory)
             });
@@ -496,7 +476,7 @@ impl<'a> Engine<'a> {
         ConsolidationContext {
             now_ms: self.now * 1000,
             seed: self.now,
-            dictionaries: dicts,
+            dictionaries: index.dicts,
             node_names,
             candidates: c,
             node_pools: stats,

@@ -109,6 +109,54 @@ pub fn balanced_score(ctx: &ConsolidationContext, mv: &ProposedMove) -> f64 {
     savings_share / (move_disruption / pool_disruption)
 }
 
+/// `savings-threshold`: a strictly cheaper move is approved only when it
+/// saves at least `min_percent` of what the removed nodes cost.
+pub fn approve_with_savings_threshold(
+    ctx: &ConsolidationContext,
+    mv: &ProposedMove,
+    min_percent: f64,
+) -> Verdict {
+    if !is_strictly_cheaper(ctx, mv) {
+        return approve_strictly_cheaper(ctx, mv);
+    }
+    let percent = 100.0 * mv.savings_per_hour / removed_cost(ctx, mv);
+    if percent >= min_percent {
+        Verdict::approve(format!("saves {percent:.1}% (threshold {min_percent}%)"))
+    } else {
+        Verdict::reject(format!(
+            "saves only {percent:.1}%, below the {min_percent}% threshold"
+        ))
+    }
+}
+
+/// Karpenter's Balanced ranking: candidates whose outright deletion scores at
+/// least 1/k, best score first; the others are left out.
+pub fn balanced_rank(ctx: &ConsolidationContext, k: f64) -> Ranking {
+    (0..ctx.candidates.len())
+        .map(|i| {
+            let score = balanced_score(ctx, &delete_move(ctx, i));
+            (score >= 1.0 / k).then(|| -score.min(f64::MAX))
+        })
+        .collect()
+}
+
+/// Karpenter's Balanced approval: a strictly cheaper move whose score is at
+/// least 1/k.
+pub fn approve_balanced(ctx: &ConsolidationContext, mv: &ProposedMove, k: f64) -> Verdict {
+    if !is_strictly_cheaper(ctx, mv) {
+        return approve_strictly_cheaper(ctx, mv);
+    }
+    let score = balanced_score(ctx, mv);
+    let threshold = 1.0 / k;
+    if score >= threshold {
+        Verdict::approve(format!("score {score:.3} >= {threshold:.3}"))
+    } else {
+        Verdict::reject(format!(
+            "score {score:.3} < {threshold:.3}: the saving is small for the disruption"
+        ))
+    }
+}
+
 /// The move Balanced would see if candidate `i` were deleted outright.
 pub fn delete_move(ctx: &ConsolidationContext, i: usize) -> ProposedMove {
     let c = &ctx.candidates;

@@ -35,6 +35,60 @@ pub struct LaunchChoice {
     pub fallback: Option<String>,
 }
 
+/// Builds a policy request's dictionaries, each name once: instance types
+/// with their family, category and architecture, zones and NodePools.
+#[derive(Debug, Default)]
+pub(crate) struct DictionaryIndex {
+    pub dicts: Dictionaries,
+    types: HashMap<Sym, u32>,
+    zones: HashMap<Sym, u16>,
+    pools: HashMap<Sym, u16>,
+    small: HashMap<(u8, Sym), u32>,
+}
+
+impl DictionaryIndex {
+    /// The id of instance type `name`, described from `catalog`.
+    pub fn instance_type(&mut self, catalog: &Catalog, name: Sym) -> u32 {
+        if let Some(&id) = self.types.get(&name) {
+            return id;
+        }
+        let found = catalog.get(name.as_str());
+        let get = |key: &str| found.and_then(|t| t.label(key)).unwrap_or_default();
+        let d = &mut self.dicts;
+        let small = &mut self.small;
+        let mut intern = |kind: u8, dict: &mut Dictionary, v: Sym| {
+            *small
+                .entry((kind, v))
+                .or_insert_with(|| dict.push(v.as_str()))
+        };
+        let f = intern(0, &mut d.families, get(labels::INSTANCE_FAMILY));
+        let c = intern(1, &mut d.categories, get(labels::INSTANCE_CATEGORY));
+        let a = intern(2, &mut d.architectures, get(labels::ARCH));
+        d.type_family.push(f as u16);
+        d.type_category.push(c as u16);
+        d.type_architecture.push(a as u8);
+        let id = d.instance_types.push(name.as_str());
+        self.types.insert(name, id);
+        id
+    }
+
+    pub fn zone(&mut self, zone: Sym) -> u16 {
+        let d = &mut self.dicts;
+        *self
+            .zones
+            .entry(zone)
+            .or_insert_with(|| d.zones.push(zone.as_str()) as u16)
+    }
+
+    pub fn node_pool(&mut self, pool: Sym) -> u16 {
+        let d = &mut self.dicts;
+        *self
+            .pools
+            .entry(pool)
+            .or_insert_with(|| d.node_pools.push(pool.as_str()) as u16)
+    }
+}
+
 /// The selection request for `plan`'s NodeClaims, and the offering behind
 /// each row of its table.
 pub fn selection_request(
@@ -43,22 +97,13 @@ pub fn selection_request(
     now_ms: u64,
     seed: u64,
 ) -> (SelectionRequest, Vec<OfferingRef>) {
-    let mut dicts = Dictionaries::default();
-    let mut type_ids: HashMap<Sym, u32> = HashMap::new();
-    let mut zone_ids: HashMap<Sym, u16> = HashMap::new();
-    let mut pool_ids: HashMap<Sym, u16> = HashMap::new();
-    let mut small: HashMap<(u8, Sym), u32> = HashMap::new();
+    let mut index = DictionaryIndex::default();
     let mut rows: HashMap<(Sym, Sym, u8), u32> = HashMap::new();
     let mut table = OfferingTable::default();
     let mut refs = Vec::new();
     let mut requests = Vec::with_capacity(plan.node_claims.len());
-    let family_key = Sym::new(labels::INSTANCE_FAMILY);
-    let category_key = Sym::new(labels::INSTANCE_CATEGORY);
-    let arch_key = Sym::new(labels::ARCH);
     for claim in &plan.node_claims {
-        let pool = *pool_ids
-            .entry(claim.node_pool)
-            .or_insert_with(|| dicts.node_pools.push(claim.node_pool.as_str()) as u16);
+        let pool = index.node_pool(claim.node_pool);
         let mut compatible = Vec::with_capacity(claim.offerings.len());
         for o in &claim.offerings {
             let code = o.capacity_type.code();
@@ -68,26 +113,8 @@ pub fn selection_request(
                     let Some(it) = catalog.get(o.instance_type.as_str()) else {
                         return u32::MAX;
                     };
-                    let type_id = *type_ids.entry(it.name).or_insert_with(|| {
-                        let mut intern = |kind: u8, dict: &mut Dictionary, v: Sym| {
-                            *small
-                                .entry((kind, v))
-                                .or_insert_with(|| dict.push(v.as_str()))
-                        };
-                        let family = it.label(family_key.as_str()).unwrap_or_default();
-                        let category = it.label(category_key.as_str()).unwrap_or_default();
-                        let arch = it.label(arch_key.as_str()).unwrap_or_default();
-                        let f = intern(0, &mut dicts.families, family);
-                        let c = intern(1, &mut dicts.categories, category);
-                        let a = intern(2, &mut dicts.architectures, arch);
-                        dicts.type_family.push(f as u16);
-                        dicts.type_category.push(c as u16);
-                        dicts.type_architecture.push(a as u8);
-                        dicts.instance_types.push(it.name.as_str())
-                    });
-                    let zone = *zone_ids
-                        .entry(o.zone)
-                        .or_insert_with(|| dicts.zones.push(o.zone.as_str()) as u16);
+                    let type_id = index.instance_type(catalog, it.name);
+                    let zone = index.zone(o.zone);
                     let alloc = it.allocatable();
                     table.instance_type.push(type_id);
                     table.vcpu.push((it.capacity.cpu / 1000) as u32);
@@ -139,7 +166,7 @@ pub fn selection_request(
     let request = SelectionRequest {
         now_ms,
         seed,
-        dictionaries: dicts,
+        dictionaries: index.dicts,
         offerings: table,
         requests,
     };
