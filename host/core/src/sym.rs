@@ -84,7 +84,8 @@ impl fmt::Debug for Sym {
 
 impl fmt::Display for Sym {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+        // `pad` honours width and alignment, for tables.
+        f.pad(self.0)
     }
 }
 

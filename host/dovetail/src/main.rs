@@ -1,6 +1,7 @@
 //! The `dovetail` command.
 
 mod bench_cmd;
+mod demo_cmd;
 mod policy_cmd;
 
 use anyhow::Result;
@@ -23,6 +24,9 @@ enum Command {
     /// Validate, run and benchmark decision policies (Wasm components).
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Watch Dovetail scale a Deployment up and consolidate after it scales
+    /// down, on a simulated cluster (no cloud, no cluster needed).
+    Demo,
     /// Benchmark the decision engines end to end.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -47,5 +51,6 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Bench(cmd) => bench_cmd::run(cmd),
+        Command::Demo => demo_cmd::run(),
     }
 }

@@ -290,3 +290,25 @@ fn bench_consolidation_evaluates_every_candidate() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["policy"], "savings-threshold@0.1.0");
 }
+
+#[test]
+fn demo_scales_up_then_consolidates() {
+    let o = dovetail(&["demo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("deployment/my-app scaled to 50 replicas"),
+        "{text}"
+    );
+    assert!(text.contains("Launched"), "{text}");
+    assert!(text.contains("Ready"), "{text}");
+    assert!(
+        text.contains("deployment/my-app scaled to 5 replicas"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Deleted"),
+        "a node is consolidated away: {text}"
+    );
+    assert!(text.contains("all 50 pods running:   after"), "{text}");
+}

@@ -1,0 +1,63 @@
+//! The classic example: a Deployment `my-app` scaled to 50 replicas on a
+//! default NodePool, then back down to 5, while the cluster consolidates.
+
+use std::time::Duration;
+
+use dovetail_core::builders::{aws_catalog, node_pool, pod};
+use dovetail_core::disruption::Settings;
+use dovetail_core::labels;
+use dovetail_core::model::ConsolidationPolicy;
+use dovetail_core::requirements::Operator;
+use dovetail_core::scheduler::Snapshot;
+
+use crate::engine::{Deployment, Models, Scale, Scenario};
+
+/// Scale-up at 0 s to 50 replicas; scale-down to 5 at 10 minutes; runs for
+/// 30 simulated minutes. Karpenter's `SpotToSpotConsolidation` gate is on, so
+/// the big spot node the scale-up gets can be right-sized afterwards
+/// (without it a spot node can only be deleted, never replaced).
+pub fn demo_scenario(seed: u64) -> Scenario {
+    let mut cluster = Snapshot::new(aws_catalog());
+    cluster.node_pools.push(
+        node_pool("default")
+            .require(labels::INSTANCE_CATEGORY, Operator::In, &["c", "m", "r"])
+            .require(labels::CAPACITY_TYPE, Operator::In, &["on-demand", "spot"])
+            .consolidation_policy(ConsolidationPolicy::WhenEmptyOrUnderutilized)
+            .consolidate_after(Some(Duration::from_secs(30)))
+            .build(),
+    );
+    Scenario {
+        cluster,
+        deployments: vec![Deployment {
+            name: "my-app".into(),
+            replicas: 0,
+            template: pod("my-app")
+                .cpu("1")
+                .memory("1536Mi")
+                .label("app", "my-app")
+                .build(),
+        }],
+        scales: vec![
+            Scale {
+                at_ms: 0,
+                deployment: "my-app".into(),
+                replicas: 50,
+            },
+            Scale {
+                at_ms: 10 * 60_000,
+                deployment: "my-app".into(),
+                replicas: 5,
+            },
+        ],
+        duration_ms: 30 * 60_000,
+        seed,
+        start_unix_seconds: 1_800_000_000,
+        models: Models {
+            disruption: Settings {
+                spot_to_spot: true,
+                ..Settings::default()
+            },
+            ..Models::default()
+        },
+    }
+}
