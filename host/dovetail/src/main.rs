@@ -3,6 +3,7 @@
 mod bench_cmd;
 mod demo_cmd;
 mod policy_cmd;
+mod sim_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -27,6 +28,9 @@ enum Command {
     /// Watch Dovetail scale a Deployment up and consolidate after it scales
     /// down, on a simulated cluster (no cloud, no cluster needed).
     Demo,
+    /// Run a scenario file on a simulated cluster with the real engines and
+    /// policies, and report cost and disruption.
+    Sim(sim_cmd::SimArgs),
     /// Benchmark the decision engines end to end.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -52,5 +56,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Bench(cmd) => bench_cmd::run(cmd),
         Command::Demo => demo_cmd::run(),
+        Command::Sim(args) => sim_cmd::run(args),
     }
 }

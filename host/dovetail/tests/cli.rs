@@ -312,3 +312,44 @@ fn demo_scales_up_then_consolidates() {
     );
     assert!(text.contains("all 50 pods running:   after"), "{text}");
 }
+
+#[test]
+fn sim_runs_a_scenario_file_with_a_wasm_policy_and_writes_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let scenario = example("scenarios/demo.yaml");
+    let balanced = guest("dovetail-policy-balanced");
+    let policy = format!("consolidation-scoring={}", balanced.display());
+    let o = dovetail(&[
+        "sim",
+        scenario.to_str().unwrap(),
+        "--policy",
+        &policy,
+        "--json",
+        report.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("nodes launched"), "{}", stdout(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(v["seed"], 42);
+    assert!(v["totals"]["nodes_launched"].as_u64().unwrap() >= 1);
+    assert!(v["wall_seconds"].as_f64().unwrap() > 0.0);
+    let decisions = v["decisions"].as_array().unwrap();
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d.as_str().unwrap().contains("score")),
+        "balanced decided: {decisions:?}"
+    );
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "seed: 1\nduration: 5m\nnodePools: []\nworkloads:\n  - deployment: a\n    replicas: x\n    cpu: \"1\"\n    memory: 1Gi\n").unwrap();
+    let o = dovetail(&["sim", bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("workloads[0].replicas") && err.contains("line 6"),
+        "{err}"
+    );
+}

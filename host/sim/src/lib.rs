@@ -22,7 +22,9 @@
 mod demo;
 mod engine;
 mod report;
+mod scenario;
 
 pub use demo::demo_scenario;
 pub use engine::{Deployment, Models, Scale, Scenario, SimEvent, Simulation};
 pub use report::{Report, Sample, Totals};
+pub use scenario::{ScenarioError, parse_scenario};

@@ -36,6 +36,10 @@ pub struct Report {
     /// Disruption commands carried out: method, nodes, policy and reason.
     pub decisions: Vec<String>,
     pub totals: Totals,
+    /// Real time the run took; set by the caller (it is the one field that
+    /// differs between identical runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wall_seconds: Option<f64>,
 }
 
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
