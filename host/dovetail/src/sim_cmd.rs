@@ -26,6 +26,9 @@ pub struct SimArgs {
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write an HTML report with charts here (opens without a network).
+    #[arg(long)]
+    report: Option<PathBuf>,
     #[command(flatten)]
     opts: RunOpts,
 }
@@ -90,6 +93,11 @@ pub fn run(args: SimArgs) -> Result<()> {
     );
     for d in &report.decisions {
         println!("decision: {d}");
+    }
+    if let Some(path) = &args.report {
+        let title = format!("Dovetail simulation: {}", args.scenario.display());
+        std::fs::write(path, report.to_html(&title))
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)

@@ -317,6 +317,7 @@ fn demo_scales_up_then_consolidates() {
 fn sim_runs_a_scenario_file_with_a_wasm_policy_and_writes_a_report() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
+    let html = dir.path().join("report.html");
     let scenario = example("scenarios/demo.yaml");
     let balanced = guest("dovetail-policy-balanced");
     let policy = format!("consolidation-scoring={}", balanced.display());
@@ -327,9 +328,13 @@ fn sim_runs_a_scenario_file_with_a_wasm_policy_and_writes_a_report() {
         &policy,
         "--json",
         report.to_str().unwrap(),
+        "--report",
+        html.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("nodes launched"), "{}", stdout(&o));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("<svg").count(), 3, "three charts");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(v["seed"], 42);

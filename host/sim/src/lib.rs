@@ -21,6 +21,7 @@
 
 mod demo;
 mod engine;
+mod html;
 mod report;
 mod scenario;
 
