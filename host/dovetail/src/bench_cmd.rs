@@ -33,13 +33,20 @@ pub struct ConsolidationArgs {
     nodes: usize,
     #[arg(long, default_value_t = 20000)]
     pods: usize,
-    /// Consolidation-scoring policy (Wasm component); the built-in default
-    /// when absent.
+    #[command(flatten)]
+    common: Common,
+}
+
+/// What every benchmark takes.
+#[derive(Args)]
+pub struct Common {
+    /// The policy deciding (Wasm component); the built-in default when absent.
     #[arg(long)]
     policy: Option<PathBuf>,
-    /// Runs; the median is reported.
+    /// Runs per size; the median is reported.
     #[arg(long, default_value_t = 3)]
     iterations: usize,
+    /// Seed for the generated cluster or pods.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     #[arg(long)]
@@ -64,19 +71,19 @@ struct ConsolidationReport {
 fn consolidation(args: &ConsolidationArgs) -> Result<()> {
     use dovetail_core::disruption::{Settings, disrupt, fixtures};
     use dovetail_core::policy::ConsolidationScorer;
-    if args.iterations == 0 {
+    if args.common.iterations == 0 {
         bail!("--iterations must be at least 1");
     }
     let host = load_policy(
-        args.policy.as_deref(),
-        &args.opts,
+        args.common.policy.as_deref(),
+        &args.common.opts,
         Decision::ConsolidationScoring,
     )?;
     let (scorer, name): (&dyn ConsolidationScorer, String) = match &host {
         Some((host, name)) => (host, name.clone()),
         None => (&Builtin, dovetail_core::policy::ports::BUILTIN.to_string()),
     };
-    let (snapshot, now) = fixtures::consolidation_cluster(args.nodes, args.pods, args.seed);
+    let (snapshot, now) = fixtures::consolidation_cluster(args.nodes, args.pods, args.common.seed);
     let pods: usize = snapshot.nodes.iter().map(|n| n.pods.len()).sum();
     // Multi-node consolidation off: the pass goes on to single-node, which
     // evaluates every candidate (Karpenter's times out after 37–49).
@@ -85,7 +92,7 @@ fn consolidation(args: &ConsolidationArgs) -> Result<()> {
         ..Settings::default()
     };
     let mut runs = Vec::new();
-    for _ in 0..args.iterations {
+    for _ in 0..args.common.iterations {
         let start = Instant::now();
         let pass = disrupt(&snapshot, now, scorer, &settings);
         runs.push((start.elapsed().as_secs_f64(), pass));
@@ -115,9 +122,9 @@ fn consolidation(args: &ConsolidationArgs) -> Result<()> {
                 c.policy_reason
             )
         }),
-        iterations: args.iterations,
+        iterations: args.common.iterations,
     };
-    if args.json {
+    if args.common.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("policy: {}", report.policy);
@@ -140,20 +147,8 @@ pub struct SchedulingArgs {
     /// Synthetic instance types.
     #[arg(long, default_value_t = 400)]
     instance_types: usize,
-    /// Instance-selection policy (Wasm component); the built-in default
-    /// when absent.
-    #[arg(long)]
-    policy: Option<PathBuf>,
-    /// Runs per size; the median is reported.
-    #[arg(long, default_value_t = 3)]
-    iterations: usize,
-    /// Seed for the pod mix.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    opts: RunOpts,
+    common: Common,
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
@@ -206,12 +201,12 @@ fn load_policy(
 const SIZES: [usize; 9] = [1, 50, 100, 500, 1000, 2000, 5000, 10000, 20000];
 
 fn scheduling(args: &SchedulingArgs) -> Result<()> {
-    if args.iterations == 0 {
+    if args.common.iterations == 0 {
         bail!("--iterations must be at least 1");
     }
     let host = load_policy(
-        args.policy.as_deref(),
-        &args.opts,
+        args.common.policy.as_deref(),
+        &args.common.opts,
         Decision::InstanceSelection,
     )?;
     let selector: &dyn InstanceSelector = match &host {
@@ -225,14 +220,19 @@ fn scheduling(args: &SchedulingArgs) -> Result<()> {
     };
     let mut reports = Vec::new();
     for &n in &sizes {
-        let pods = fixtures::diverse_pods(n, args.seed);
+        let pods = fixtures::diverse_pods(n, args.common.seed);
         let mut runs = Vec::new();
-        for i in 0..args.iterations {
+        for i in 0..args.common.iterations {
             let start = Instant::now();
             let plan = solve(&snapshot, &pods);
             let solved = start.elapsed().as_secs_f64();
-            let launch =
-                choose_launches(&plan, &snapshot.catalog, selector, 0, args.seed + i as u64);
+            let launch = choose_launches(
+                &plan,
+                &snapshot.catalog,
+                selector,
+                0,
+                args.common.seed + i as u64,
+            );
             let total = start.elapsed().as_secs_f64();
             if let Some(e) = launch.launches.iter().find_map(|l| l.as_ref().err()) {
                 bail!("a NodeClaim got no launch list: {e}");
@@ -252,14 +252,14 @@ fn scheduling(args: &SchedulingArgs) -> Result<()> {
             pods_per_sec: n as f64 / seconds,
             policy: launch.by,
             policy_fallback: launch.fallback,
-            iterations: args.iterations,
+            iterations: args.common.iterations,
         };
-        if !args.json {
+        if !args.common.json {
             print_row(&report, reports.is_empty());
         }
         reports.push(report);
     }
-    if args.json {
+    if args.common.json {
         let out = if reports.len() == 1 {
             serde_json::to_string_pretty(&reports[0])?
         } else {
