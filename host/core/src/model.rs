@@ -413,17 +413,25 @@ pub struct DisruptionSettings {
     pub budgets: Vec<Budget>,
 }
 
+impl Budget {
+    /// At most `nodes` (a count or a percentage) at once, for every reason,
+    /// always active.
+    pub fn nodes(nodes: &str) -> Self {
+        Self {
+            nodes: nodes.into(),
+            reasons: Vec::new(),
+            schedule: None,
+            duration: None,
+        }
+    }
+}
+
 impl Default for DisruptionSettings {
     fn default() -> Self {
         Self {
             consolidation_policy: ConsolidationPolicy::default(),
             consolidate_after: Some(Duration::ZERO),
-            budgets: vec![Budget {
-                nodes: "10%".into(),
-                reasons: Vec::new(),
-                schedule: None,
-                duration: None,
-            }],
+            budgets: vec![Budget::nodes("10%")],
         }
     }
 }

@@ -594,12 +594,7 @@ mod tests {
     }
 
     fn budget(nodes: &str) -> Budget {
-        Budget {
-            nodes: nodes.into(),
-            reasons: Vec::new(),
-            schedule: None,
-            duration: None,
-        }
+        Budget::nodes(nodes)
     }
 
     fn scheduled(nodes: &str, schedule: &str, duration: Duration) -> Budget {

@@ -491,23 +491,18 @@ impl<'a> Engine<'a> {
     ) -> (Vec<usize>, ConsolidationContext) {
         let ctx = self.context(&rows, reason);
         let ranking = self.scorer.rank(&ctx).value;
-        let mut scored: Vec<(f64, Sym, usize, usize)> = rows
+        let mut scored: Vec<(f64, Sym, usize)> = rows
             .iter()
             .enumerate()
             .filter_map(|(i, &r)| {
                 let score = ranking.get(i).copied().flatten()?;
-                Some((
-                    score,
-                    self.snapshot.nodes[self.candidates[r].node].name,
-                    i,
-                    r,
-                ))
+                Some((score, self.snapshot.nodes[self.candidates[r].node].name, r))
             })
             .collect();
         scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         // Candidate indices (not positions in `rows`): callers index
         // `self.candidates` with them.
-        (scored.into_iter().map(|s| s.3).collect(), ctx)
+        (scored.into_iter().map(|s| s.2).collect(), ctx)
     }
 
     /// What-if: the pods of `cands` rescheduled without their nodes.

@@ -331,12 +331,7 @@ fn daemon(node: &str) -> Pod {
 }
 
 fn budget(nodes: &str) -> Budget {
-    Budget {
-        nodes: nodes.into(),
-        reasons: Vec::new(),
-        schedule: None,
-        duration: None,
-    }
+    Budget::nodes(nodes)
 }
 
 fn budget_for(nodes: &str, reasons: &[&str]) -> Budget {
