@@ -10,7 +10,7 @@ use dovetail_core::model::ConsolidationPolicy;
 use dovetail_core::requirements::Operator;
 use dovetail_core::scheduler::Snapshot;
 
-use crate::engine::{Deployment, Models, Scale, Scenario};
+use crate::types::{Deployment, Event, EventKind, Models, Scenario};
 
 /// Scale-up at 0 s to 50 replicas; scale-down to 5 at 10 minutes; runs for
 /// 30 simulated minutes. Karpenter's `SpotToSpotConsolidation` gate is on, so
@@ -26,38 +26,32 @@ pub fn demo_scenario(seed: u64) -> Scenario {
             .consolidate_after(Some(Duration::from_secs(30)))
             .build(),
     );
-    Scenario {
-        cluster,
-        deployments: vec![Deployment {
-            name: "my-app".into(),
-            replicas: 0,
-            template: pod("my-app")
-                .cpu("1")
-                .memory("1536Mi")
-                .label("app", "my-app")
-                .build(),
-        }],
-        scales: vec![
-            Scale {
-                at_ms: 0,
+    let mut scenario = Scenario::new(cluster, 30 * 60_000, seed);
+    scenario.deployments.push(Deployment {
+        name: "my-app".into(),
+        replicas: 0,
+        template: pod("my-app")
+            .cpu("1")
+            .memory("1536Mi")
+            .label("app", "my-app")
+            .build(),
+        diurnal: None,
+    });
+    for (at_ms, replicas) in [(0, 50), (10 * 60_000, 5)] {
+        scenario.events.push(Event {
+            at_ms,
+            kind: EventKind::Scale {
                 deployment: "my-app".into(),
-                replicas: 50,
+                replicas,
             },
-            Scale {
-                at_ms: 10 * 60_000,
-                deployment: "my-app".into(),
-                replicas: 5,
-            },
-        ],
-        duration_ms: 30 * 60_000,
-        seed,
-        start_unix_seconds: 1_800_000_000,
-        models: Models {
-            disruption: Settings {
-                spot_to_spot: true,
-                ..Settings::default()
-            },
-            ..Models::default()
-        },
+        });
     }
+    scenario.models = Models {
+        disruption: Settings {
+            spot_to_spot: true,
+            ..Settings::default()
+        },
+        ..Models::default()
+    };
+    scenario
 }

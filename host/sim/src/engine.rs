@@ -2,7 +2,7 @@
 
 use dovetail_core::catalog::CapacityType;
 use dovetail_core::clock::ManualClock;
-use dovetail_core::disruption::{self, Command, Method, Settings};
+use dovetail_core::disruption::{self, Command, Method};
 use dovetail_core::labels;
 use dovetail_core::model::{Node, Pod, PodKey};
 use dovetail_core::policy::fixtures::SplitMix;
@@ -11,67 +11,9 @@ use dovetail_core::scheduler::{OfferingRef, Snapshot, provision, solve};
 use dovetail_core::sym::Sym;
 
 use crate::report::{Report, Sample, percentile};
+use crate::types::{EventKind, Scenario};
 
 const TICK_MS: u64 = 1_000;
-
-/// Model parameters; the defaults follow Karpenter and AWS as reported.
-#[derive(Debug, Clone)]
-pub struct Models {
-    /// Launch to instance running.
-    pub launch_ms: u64,
-    /// Running to node Ready (AWS: 30–40 s from launch in total).
-    pub ready_ms: u64,
-    pub batch_idle_ms: u64,
-    pub batch_max_ms: u64,
-    pub disruption_interval_ms: u64,
-    pub validation_delay_ms: u64,
-    pub sample_every_ms: u64,
-    pub disruption: Settings,
-}
-
-impl Default for Models {
-    fn default() -> Self {
-        Self {
-            launch_ms: 5_000,
-            ready_ms: 30_000,
-            batch_idle_ms: 1_000,
-            batch_max_ms: 10_000,
-            disruption_interval_ms: 10_000,
-            validation_delay_ms: 15_000,
-            sample_every_ms: 10_000,
-            disruption: Settings::default(),
-        }
-    }
-}
-
-/// A Deployment: `replicas` copies of `template`.
-#[derive(Debug, Clone)]
-pub struct Deployment {
-    pub name: String,
-    pub replicas: usize,
-    pub template: Pod,
-}
-
-/// Deployment `deployment` goes to `replicas` at `at_ms`.
-#[derive(Debug, Clone)]
-pub struct Scale {
-    pub at_ms: u64,
-    pub deployment: String,
-    pub replicas: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct Scenario {
-    /// NodePools, catalog, DaemonSets and any nodes there at the start.
-    pub cluster: Snapshot,
-    pub deployments: Vec<Deployment>,
-    pub scales: Vec<Scale>,
-    pub duration_ms: u64,
-    pub seed: u64,
-    /// Unix time of the start, seconds.
-    pub start_unix_seconds: u64,
-    pub models: Models,
-}
 
 /// What happened, for people watching.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,8 +108,8 @@ impl<'a> Simulation<'a> {
         selector: &'a dyn InstanceSelector,
         scorer: &'a dyn ConsolidationScorer,
     ) -> Self {
-        let mut scales = scenario.scales.clone();
-        scales.sort_by_key(|s| s.at_ms);
+        let mut events = scenario.events.clone();
+        events.sort_by_key(|e| e.at_ms);
         let mut s = Simulation {
             rng: SplitMix::new(scenario.seed),
             nodes: Vec::new(),
@@ -187,7 +129,7 @@ impl<'a> Simulation<'a> {
             },
             events: Vec::new(),
             pod_serial: 0,
-            scenario: Scenario { scales, ..scenario },
+            scenario: Scenario { events, ..scenario },
         };
         for n in s.scenario.cluster.nodes.clone() {
             let capacity_type =
@@ -268,22 +210,29 @@ impl<'a> Simulation<'a> {
     }
 
     fn apply_scales(&mut self) {
-        while let Some(s) = self.scenario.scales.get(self.next_scale).cloned() {
-            if s.at_ms > self.now {
+        while let Some(e) = self.scenario.events.get(self.next_scale).cloned() {
+            if e.at_ms > self.now {
                 break;
             }
             self.next_scale += 1;
+            let EventKind::Scale {
+                deployment,
+                replicas,
+            } = e.kind
+            else {
+                continue;
+            };
             if let Some(d) = self
                 .scenario
                 .deployments
                 .iter()
-                .position(|d| d.name == s.deployment)
+                .position(|d| d.name == deployment)
             {
-                self.set_replicas(d, s.replicas);
+                self.set_replicas(d, replicas);
                 self.events.push(SimEvent::Scaled {
                     at_ms: self.now,
-                    deployment: s.deployment.clone(),
-                    replicas: s.replicas,
+                    deployment,
+                    replicas,
                 });
             }
         }

@@ -24,8 +24,13 @@ mod engine;
 mod html;
 mod report;
 mod scenario;
+mod types;
 
 pub use demo::demo_scenario;
-pub use engine::{Deployment, Models, Scale, Scenario, SimEvent, Simulation};
+pub use engine::{SimEvent, Simulation};
+pub use types::{
+    Autoscaler, BaselineModel, Deployment, Diurnal, Event, EventKind, InitialNode, Job, Models,
+    NodeError, NodeGroup, PdbSpec, PolicyFiles, Scenario, node_for,
+};
 pub use report::{Report, Sample, Totals};
 pub use scenario::{ScenarioError, parse_scenario};

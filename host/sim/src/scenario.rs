@@ -37,7 +37,7 @@ use dovetail_core::scheduler::Snapshot;
 use dovetail_core::sym::Sym;
 use serde::Deserialize;
 
-use crate::engine::{Deployment, Models, Scale, Scenario};
+use crate::types::{Deployment, Event, EventKind, Models, Scenario};
 
 /// A scenario file that cannot be used, with where and why.
 #[derive(Debug, thiserror::Error)]
@@ -341,6 +341,7 @@ pub fn parse_scenario(text: &str) -> Result<Scenario, ScenarioError> {
             name: w.deployment,
             replicas: w.replicas,
             template: b.build(),
+            diurnal: None,
         });
     }
     let mut scales = Vec::new();
@@ -352,25 +353,28 @@ pub fn parse_scenario(text: &str) -> Result<Scenario, ScenarioError> {
                 format!("no workload named `{}`", e.scale.deployment),
             ));
         }
-        scales.push(Scale {
+        scales.push(Event {
             at_ms,
-            deployment: e.scale.deployment,
-            replicas: e.scale.replicas,
+            kind: EventKind::Scale {
+                deployment: e.scale.deployment,
+                replicas: e.scale.replicas,
+            },
         });
     }
-    Ok(Scenario {
+    let mut scenario = Scenario::new(
         cluster,
-        deployments,
-        scales,
-        duration_ms: duration("duration", &file.duration)?.as_millis() as u64,
-        seed: file.seed,
-        start_unix_seconds: file.start_unix_seconds.unwrap_or(1_800_000_000),
-        models: Models {
-            disruption: Settings {
-                spot_to_spot: file.settings.spot_to_spot_consolidation,
-                ..Settings::default()
-            },
-            ..Models::default()
+        duration("duration", &file.duration)?.as_millis() as u64,
+        file.seed,
+    );
+    scenario.deployments = deployments;
+    scenario.events = scales;
+    scenario.start_unix_seconds = file.start_unix_seconds.unwrap_or(1_800_000_000);
+    scenario.models = Models {
+        disruption: Settings {
+            spot_to_spot: file.settings.spot_to_spot_consolidation,
+            ..Settings::default()
         },
-    })
+        ..Models::default()
+    };
+    Ok(scenario)
 }

@@ -1,0 +1,335 @@
+//! What a scenario is made of: the cluster at the start, the workloads, the
+//! events, the models and which autoscaler runs.
+
+use dovetail_core::catalog::CapacityType;
+use dovetail_core::disruption::Settings;
+use dovetail_core::labels;
+use dovetail_core::model::{LabelSelector, Node, Pod};
+use dovetail_core::scheduler::Snapshot;
+use dovetail_core::sym::Sym;
+
+/// Model parameters; the defaults follow Karpenter and AWS as reported.
+#[derive(Debug, Clone)]
+pub struct Models {
+    /// Launch to instance running.
+    pub launch_ms: u64,
+    /// Running to node Ready (AWS: 30–40 s from launch in total).
+    pub ready_ms: u64,
+    pub batch_idle_ms: u64,
+    pub batch_max_ms: u64,
+    pub disruption_interval_ms: u64,
+    pub validation_delay_ms: u64,
+    /// Karpenter skips a disruption pass when nothing changed since the last
+    /// one that found nothing to do, but re-checks after this long.
+    pub consolidation_recheck_ms: u64,
+    /// How long an offering that failed with insufficient capacity (or whose
+    /// spot instance was interrupted) stays out of launch plans.
+    pub unavailable_offering_ms: u64,
+    /// Spot interruption notice to instance termination.
+    pub interruption_warning_ms: u64,
+    pub sample_every_ms: u64,
+    pub disruption: Settings,
+    /// The static node-group baseline (Cluster Autoscaler's defaults).
+    pub baseline: BaselineModel,
+}
+
+impl Default for Models {
+    fn default() -> Self {
+        Self {
+            launch_ms: 5_000,
+            ready_ms: 30_000,
+            batch_idle_ms: 1_000,
+            batch_max_ms: 10_000,
+            disruption_interval_ms: 10_000,
+            validation_delay_ms: 15_000,
+            consolidation_recheck_ms: 300_000,
+            unavailable_offering_ms: 180_000,
+            interruption_warning_ms: 120_000,
+            sample_every_ms: 10_000,
+            disruption: Settings::default(),
+            baseline: BaselineModel::default(),
+        }
+    }
+}
+
+/// Cluster Autoscaler's scale-down defaults.
+#[derive(Debug, Clone)]
+pub struct BaselineModel {
+    /// A node whose requested CPU and memory are both below this share of
+    /// its allocatable is unneeded (`--scale-down-utilization-threshold`).
+    pub utilization_threshold: f64,
+    /// How long a node must stay unneeded before removal
+    /// (`--scale-down-unneeded-time`).
+    pub unneeded_ms: u64,
+    /// How often scale-down looks (`--scan-interval`).
+    pub scan_ms: u64,
+}
+
+impl Default for BaselineModel {
+    fn default() -> Self {
+        Self {
+            utilization_threshold: 0.5,
+            unneeded_ms: 600_000,
+            scan_ms: 10_000,
+        }
+    }
+}
+
+/// Replicas following a day: `min` at the trough, `max` at `peak_at_ms`
+/// (time of day, from the start), a cosine in between, changed every
+/// `step_ms`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diurnal {
+    pub min: usize,
+    pub max: usize,
+    pub peak_at_ms: u64,
+    pub period_ms: u64,
+    pub step_ms: u64,
+}
+
+impl Diurnal {
+    pub fn replicas_at(&self, at_ms: u64) -> usize {
+        let phase = (at_ms as f64 - self.peak_at_ms as f64) / self.period_ms.max(1) as f64;
+        let share = (1.0 + (std::f64::consts::TAU * phase).cos()) / 2.0;
+        self.min + ((self.max.saturating_sub(self.min)) as f64 * share).round() as usize
+    }
+}
+
+/// A Deployment: `replicas` copies of `template`.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub name: String,
+    pub replicas: usize,
+    pub template: Pod,
+    pub diurnal: Option<Diurnal>,
+}
+
+/// A Job: `completions` pods, at most `parallelism` at once, each running
+/// `duration_ms` once started; an evicted pod starts over.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    pub at_ms: u64,
+    pub completions: usize,
+    pub parallelism: usize,
+    pub duration_ms: u64,
+    pub template: Pod,
+}
+
+/// A PodDisruptionBudget as written: the simulator computes
+/// `disruptionsAllowed` from the pods it covers.
+#[derive(Debug, Clone)]
+pub struct PdbSpec {
+    pub namespace: Sym,
+    pub name: Sym,
+    pub selector: LabelSelector,
+    pub min_available: Option<u32>,
+    pub max_unavailable: Option<u32>,
+}
+
+/// A node there at the start, with some of the workloads' pods bound to it.
+#[derive(Debug, Clone)]
+pub struct InitialNode {
+    /// Built with [`node_for`]; `created_at` gives its age.
+    pub node: Node,
+    pub capacity_type: CapacityType,
+    /// Not yet initialized: it becomes Ready after the launch model's
+    /// remaining time.
+    pub ready: bool,
+    /// `(deployment index, pod count)`.
+    pub pods: Vec<(usize, usize)>,
+}
+
+/// Something that happens at a given time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    Scale {
+        deployment: String,
+        replicas: usize,
+    },
+    /// Interruption notices for `count` spot nodes (those matching the
+    /// filters, chosen with the seed); empty filters match all.
+    Interruption {
+        count: usize,
+        instance_types: Vec<Sym>,
+        zones: Vec<Sym>,
+    },
+    /// Launches of matching offerings fail with insufficient capacity for
+    /// `for_ms`; empty filters match all.
+    CapacityShortage {
+        for_ms: u64,
+        instance_types: Vec<Sym>,
+        zones: Vec<Sym>,
+        capacity_type: Option<CapacityType>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub at_ms: u64,
+    pub kind: EventKind,
+}
+
+/// One Cluster-Autoscaler node group: a fixed instance type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeGroup {
+    pub instance_type: Sym,
+    pub capacity_type: CapacityType,
+    /// Zones the group may use, balanced; empty: every zone offered.
+    pub zones: Vec<Sym>,
+    pub max: usize,
+}
+
+/// What makes the scaling decisions.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Autoscaler {
+    #[default]
+    Dovetail,
+    /// Cluster-Autoscaler-like static node groups: least-waste scale-up,
+    /// scale-down of nodes under the utilisation threshold.
+    StaticNodeGroups(Vec<NodeGroup>),
+}
+
+/// Policy files named by the scenario (paths as written, relative to the
+/// scenario file).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyFiles {
+    pub instance_selection: Option<String>,
+    pub consolidation_scoring: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// NodePools, catalog, DaemonSets and namespaces. Its `nodes` and
+    /// `pdbs` are not read: the start state is `initial_nodes` and `pdbs`.
+    pub cluster: Snapshot,
+    pub initial_nodes: Vec<InitialNode>,
+    pub deployments: Vec<Deployment>,
+    pub jobs: Vec<Job>,
+    pub pdbs: Vec<PdbSpec>,
+    pub events: Vec<Event>,
+    pub duration_ms: u64,
+    pub seed: u64,
+    /// Unix time of the start, seconds.
+    pub start_unix_seconds: u64,
+    pub models: Models,
+    pub autoscaler: Autoscaler,
+    /// Node groups for the static baseline when it is asked for.
+    pub node_groups: Vec<NodeGroup>,
+    pub policies: PolicyFiles,
+}
+
+impl Scenario {
+    /// An empty cluster on `cluster`'s NodePools and catalog.
+    pub fn new(cluster: Snapshot, duration_ms: u64, seed: u64) -> Self {
+        Self {
+            cluster,
+            initial_nodes: Vec::new(),
+            deployments: Vec::new(),
+            jobs: Vec::new(),
+            pdbs: Vec::new(),
+            events: Vec::new(),
+            duration_ms,
+            seed,
+            start_unix_seconds: 1_800_000_000,
+            models: Models::default(),
+            autoscaler: Autoscaler::Dovetail,
+            node_groups: Vec::new(),
+            policies: PolicyFiles::default(),
+        }
+    }
+
+    /// The baseline's node groups: the scenario's, or general-purpose
+    /// on-demand m5 groups of four sizes.
+    pub fn baseline_groups(&self) -> Vec<NodeGroup> {
+        if !self.node_groups.is_empty() {
+            return self.node_groups.clone();
+        }
+        ["m5.large", "m5.xlarge", "m5.2xlarge", "m5.4xlarge"]
+            .into_iter()
+            .filter(|t| self.cluster.catalog.get(t).is_some())
+            .map(|t| NodeGroup {
+                instance_type: Sym::new(t),
+                capacity_type: CapacityType::OnDemand,
+                zones: Vec::new(),
+                max: 10_000,
+            })
+            .collect()
+    }
+}
+
+/// Why a node cannot be made from an offering.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NodeError {
+    #[error("instance type `{0}` is not in the catalog; use one of its types or add it under `catalog`")]
+    UnknownType(String),
+    #[error("instance type `{instance_type}` has no {capacity_type} offering in zone `{zone}`")]
+    NoOffering {
+        instance_type: String,
+        zone: String,
+        capacity_type: CapacityType,
+    },
+}
+
+/// A node of `instance_type` in `zone` as `pool` would launch it: the type's
+/// labels, zone, capacity type, hostname, the pool's labels and taints, and
+/// the offering's price. Not initialized; no pods.
+pub fn node_for(
+    cluster: &Snapshot,
+    pool: Option<Sym>,
+    instance_type: &str,
+    zone: Sym,
+    capacity_type: CapacityType,
+    name: Sym,
+    created_at: u64,
+) -> Result<Node, NodeError> {
+    let it = cluster
+        .catalog
+        .get(instance_type)
+        .ok_or_else(|| NodeError::UnknownType(instance_type.to_string()))?;
+    let price = it
+        .offerings
+        .iter()
+        .find(|o| o.zone == zone && o.capacity_type == capacity_type)
+        .map(|o| o.price)
+        .ok_or_else(|| NodeError::NoOffering {
+            instance_type: instance_type.to_string(),
+            zone: zone.to_string(),
+            capacity_type,
+        })?;
+    let mut node_labels = it.labels.clone();
+    node_labels.push((Sym::new(labels::ZONE), zone));
+    node_labels.push((
+        Sym::new(labels::CAPACITY_TYPE),
+        Sym::new(capacity_type.label()),
+    ));
+    node_labels.push((Sym::new(labels::HOSTNAME), name));
+    let template = pool.and_then(|p| cluster.node_pools.iter().find(|t| t.name == p));
+    if let Some(p) = pool {
+        node_labels.push((Sym::new(labels::NODE_POOL), p));
+    }
+    if let Some(t) = template {
+        node_labels.extend(t.labels.iter().copied());
+    }
+    node_labels.sort_by_key(|&(k, _)| k);
+    node_labels.dedup_by_key(|(k, _)| *k);
+    Ok(Node {
+        name,
+        node_pool: pool,
+        labels: node_labels,
+        annotations: Vec::new(),
+        taints: template.map(|t| t.taints.clone()).unwrap_or_default(),
+        startup_taints: Vec::new(),
+        capacity: it.capacity.clone(),
+        allocatable: it.allocatable(),
+        initialized: false,
+        pods: Vec::new(),
+        marked_for_deletion: false,
+        price_per_hour: price,
+        created_at,
+        ready: false,
+        nominated: false,
+        last_pod_event: created_at,
+        node_pool_hash: template.map(|t| t.template_hash()),
+    })
+}
