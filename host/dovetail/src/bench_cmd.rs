@@ -85,10 +85,11 @@ fn consolidation(args: &ConsolidationArgs) -> Result<()> {
     };
     let (snapshot, now) = fixtures::consolidation_cluster(args.nodes, args.pods, args.common.seed);
     let pods: usize = snapshot.nodes.iter().map(|n| n.pods.len()).sum();
-    // Multi-node consolidation off: the pass goes on to single-node, which
-    // evaluates every candidate (Karpenter's times out after 37–49).
+    // Multi-node consolidation off: the pass goes on to single-node, made to
+    // evaluate every candidate (Karpenter's times out after 37–49).
     let settings = Settings {
         max_multi_node: 0,
+        evaluate_all: true,
         ..Settings::default()
     };
     let mut runs = Vec::new();

@@ -86,6 +86,18 @@ pub fn run() -> Result<()> {
         SimEvent::Disruption { at_ms, summary } => {
             println!("{:<6} disruption: {summary}", clock(*at_ms))
         }
+        SimEvent::Interrupted { at_ms, name, .. } => {
+            println!("{:<6} spot interruption notice for {name}", clock(*at_ms))
+        }
+        SimEvent::InsufficientCapacity {
+            at_ms,
+            instance_type,
+            zone,
+            capacity_type,
+        } => println!(
+            "{:<6} insufficient capacity: {instance_type} {zone} {capacity_type}",
+            clock(*at_ms)
+        ),
     });
     let t = &report.totals;
     println!();

@@ -7,6 +7,13 @@ use crate::report::{Report, Sample};
 const W: f64 = 760.0;
 const H: f64 = 180.0;
 const PAD: f64 = 40.0;
+/// A day can hold thousands of decisions; the JSON report has them all.
+const MAX_DECISIONS: usize = 1_000;
+
+/// `h:mm:ss` of simulated time.
+pub(crate) fn clock(seconds: u64) -> String {
+    format!("{}:{:02}:{:02}", seconds / 3600, seconds / 60 % 60, seconds % 60)
+}
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -117,11 +124,33 @@ impl Report {
             &self.timeline,
             &[("cost", "#2ca02c", &|s: &Sample| s.cost_usd)],
         ));
-        page.push_str("<h2>Decisions</h2><ul>");
-        for d in &self.decisions {
-            let _ = write!(page, "<li>{}</li>", escape(d));
+        let shown = self.decisions.len().min(MAX_DECISIONS);
+        let _ = write!(
+            page,
+            "<h2>Decisions ({} of {})</h2><table><tr><th>time</th><th>kind</th>\
+             <th>nodes</th><th>launched</th><th>saves $/h</th><th>decided by</th>\
+             <th>reason</th></tr>",
+            shown,
+            self.decisions.len()
+        );
+        for d in &self.decisions[..shown] {
+            let _ = write!(
+                page,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                clock(d.at_seconds),
+                escape(&d.kind),
+                escape(&d.nodes.join(", ")),
+                escape(&d.launched.join(", ")),
+                if d.savings_per_hour > 0.0 {
+                    format!("{:.4}", d.savings_per_hour)
+                } else {
+                    String::new()
+                },
+                escape(&d.decided_by),
+                escape(&d.reason)
+            );
         }
-        page.push_str("</ul></body></html>\n");
+        page.push_str("</table></body></html>\n");
         page
     }
 }

@@ -19,6 +19,7 @@
 //!   again.
 //! - workloads: Deployments whose replica counts change at given times.
 
+mod baseline;
 mod demo;
 mod engine;
 mod html;
@@ -32,5 +33,5 @@ pub use types::{
     Autoscaler, BaselineModel, Deployment, Diurnal, Event, EventKind, InitialNode, Job, Models,
     NodeError, NodeGroup, PdbSpec, PolicyFiles, Scenario, node_for,
 };
-pub use report::{Report, Sample, Totals};
+pub use report::{DecisionRecord, Report, Sample, Totals};
 pub use scenario::{ScenarioError, parse_scenario};

@@ -22,6 +22,7 @@ mod synthetic;
 mod tests;
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -177,13 +178,38 @@ impl InstanceType {
 }
 
 /// The instance types a NodePool can launch in one region.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// The scheduler compiles a catalog once, on its first solve, and keeps the
+/// result with it: a simulation or controller that solves against the same
+/// `Arc<Catalog>` many times pays once. Change a catalog through its methods
+/// or on a clone (clones start without the compiled form).
+#[derive(Debug)]
 pub struct Catalog {
     pub region: Sym,
     /// Sorted by name, which [`Catalog::get`] relies on; [`Catalog::new`]
     /// sorts.
     pub instance_types: Vec<InstanceType>,
     pub spot_prices: PriceSource,
+    compiled: std::sync::OnceLock<Arc<crate::scheduler::claims::Types>>,
+}
+
+impl Clone for Catalog {
+    fn clone(&self) -> Self {
+        Self {
+            region: self.region,
+            instance_types: self.instance_types.clone(),
+            spot_prices: self.spot_prices.clone(),
+            compiled: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl PartialEq for Catalog {
+    fn eq(&self, other: &Self) -> bool {
+        self.region == other.region
+            && self.instance_types == other.instance_types
+            && self.spot_prices == other.spot_prices
+    }
 }
 
 impl Catalog {
@@ -201,7 +227,15 @@ impl Catalog {
             region,
             instance_types,
             spot_prices,
+            compiled: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The scheduler's compiled form, made on first use.
+    pub(crate) fn compiled(&self) -> Arc<crate::scheduler::claims::Types> {
+        self.compiled
+            .get_or_init(|| Arc::new(crate::scheduler::claims::Types::compile(self)))
+            .clone()
     }
 
     /// EC2 in us-east-1 with Karpenter's defaults for the AL2023 AMI family.
@@ -295,6 +329,7 @@ impl Catalog {
         zone: &str,
         capacity_type: CapacityType,
     ) -> Option<&mut Offering> {
+        self.compiled = std::sync::OnceLock::new();
         let index = self.index(instance_type)?;
         let it = &mut self.instance_types[index];
         let i = it.offering_index(zone, capacity_type)?;

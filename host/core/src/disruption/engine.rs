@@ -36,6 +36,10 @@ pub struct Settings {
     pub spot_to_spot: bool,
     /// Most candidates multi-node consolidation considers at once.
     pub max_multi_node: usize,
+    /// Single-node consolidation computes every candidate's move before
+    /// asking the policy (benchmarks), instead of stopping at the first
+    /// batch with an approved one. The command chosen is the same.
+    pub evaluate_all: bool,
 }
 
 impl Default for Settings {
@@ -43,6 +47,7 @@ impl Default for Settings {
         Self {
             spot_to_spot: false,
             max_multi_node: 100,
+            evaluate_all: false,
         }
     }
 }
@@ -895,15 +900,41 @@ impl<'a> Engine<'a> {
         true
     }
 
-    /// Every candidate's best move, one policy call to approve them all; the
-    /// first approved in rank order acts.
+    /// Candidates' best moves in rank order, approved by the policy batch by
+    /// batch; the first approved in rank order acts. Batches start at a few
+    /// per core and double, so a pass that finds a move early stops early,
+    /// and one that finds none still makes few policy calls.
+    /// [`Settings::evaluate_all`] sends every move in one call instead.
     fn single_node(&mut self) -> bool {
         let (rows, order, ctx) = self.underutilized();
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut batch = if self.settings.evaluate_all {
+            order.len()
+        } else {
+            4 * workers
+        };
+        let mut start = 0;
+        while start < order.len() {
+            let end = (start + batch.max(1)).min(order.len());
+            if self.single_node_batch(&rows, &order[start..end], &ctx, workers) {
+                return true;
+            }
+            start = end;
+            batch *= 2;
+        }
+        false
+    }
+
+    fn single_node_batch(
+        &mut self,
+        rows: &[usize],
+        order: &[usize],
+        ctx: &ConsolidationContext,
+        workers: usize,
+    ) -> bool {
         // Every candidate's what-if is independent: spread them over the
         // machine's cores, keeping rank order in the results.
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(order.len().max(1));
+        let workers = workers.min(order.len().max(1));
         let chunk = order.len().div_ceil(workers.max(1)).max(1);
         let this = &*self;
         let results: Vec<(usize, MoveResult)> = std::thread::scope(|scope| {
@@ -935,7 +966,7 @@ impl<'a> Engine<'a> {
         if moves.is_empty() {
             return false;
         }
-        let decided = self.scorer.approve(&ctx, &moves);
+        let decided = self.scorer.approve(ctx, &moves);
         for ((c, claims), (mv, verdict)) in found.into_iter().zip(moves.iter().zip(decided.value)) {
             if verdict.approve {
                 let cmd = self.command(

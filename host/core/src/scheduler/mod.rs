@@ -10,7 +10,7 @@
 //! its preferences relaxed one at a time and goes to the back of the queue;
 //! the queue stops when a full pass places nothing.
 
-mod claims;
+pub(crate) mod claims;
 pub mod fixtures;
 mod launch;
 mod plan;
@@ -134,7 +134,7 @@ impl Prepared {
     }
 
     pub fn new(snapshot: &Snapshot) -> Self {
-        let types = claims::Types::compile(&snapshot.catalog);
+        let types = snapshot.catalog.compiled();
         let mut universe = Universe::default();
         let mut templates: Vec<Template> = Vec::new();
         let mut template_errors = Vec::new();
@@ -187,7 +187,7 @@ impl Prepared {
             }
         }
         Prepared {
-            types: Arc::new(types),
+            types,
             templates,
             template_errors,
             universe: Arc::new(universe),
