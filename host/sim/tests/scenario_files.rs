@@ -1,8 +1,15 @@
-//! Scenario files: the example parses and runs like the built-in demo, and
-//! a malformed one gets an error naming the field and the line.
+//! Scenario files: the example parses and runs like the built-in demo, every
+//! section of the format is read, and a malformed file gets an error naming
+//! the field (and the line, when the YAML itself is wrong).
 
+use std::collections::BTreeSet;
+
+use dovetail_core::catalog::CapacityType;
+use dovetail_core::labels;
 use dovetail_core::policy::Builtin;
-use dovetail_sim::{Simulation, parse_scenario};
+use dovetail_core::resources::{GIB, MIB};
+use dovetail_core::sym::Sym;
+use dovetail_sim::{EventKind, Models, NodeGroup, PolicyFiles, Simulation, parse_scenario};
 
 fn example() -> String {
     let path = concat!(
@@ -74,4 +81,651 @@ fn malformed_scenarios_name_the_field_and_line() {
     );
     let err = parse_scenario(&bad_event).unwrap_err().to_string();
     assert!(err.contains("events[0].scale.deployment"), "{err}");
+}
+
+/// Every section of the format, on a custom catalog.
+const FULL: &str = r#"
+seed: 3
+duration: 2h
+startUnixSeconds: 1700000000
+region: test-1
+catalog:
+  - name: c-small
+    capacity: { cpu: "2", memory: 4Gi }
+    offerings:
+      - { zone: test-1a, capacityType: on-demand, price: 0.1 }
+      - { zone: test-1a, capacityType: spot, price: 0.04 }
+      - { zone: test-1b, capacityType: on-demand, price: 0.11 }
+  - name: c-large
+    capacity: { cpu: "8", memory: 32Gi, pods: "50" }
+    overhead: { kubeReserved: { cpu: 200m, memory: 1Gi } }
+    offerings:
+      - { zone: test-1a, capacityType: on-demand, price: 0.4 }
+      - { zone: test-1b, capacityType: spot, price: 0.15, available: false }
+settings: { spotToSpotConsolidation: true }
+nodePools:
+  - apiVersion: karpenter.sh/v1
+    kind: NodePool
+    metadata: { name: general }
+    spec:
+      template:
+        metadata: { labels: { team: core } }
+  - apiVersion: karpenter.sh/v1
+    kind: NodePool
+    metadata: { name: batch }
+cluster:
+  nodes:
+    - instanceType: c-large
+      zone: test-1a
+      nodePool: general
+      age: 2h
+      pods:
+        - { workload: web, count: 4 }
+        - { workload: api, count: 2 }
+    - name: spot-1
+      instanceType: c-small
+      zone: test-1a
+      capacityType: spot
+      nodePool: batch
+      initialized: false
+  daemonSets:
+    - { name: logs, cpu: 100m, memory: 200Mi }
+  podDisruptionBudgets:
+    - name: web-pdb
+      selector: { matchLabels: { app: web } }
+      minAvailable: 4
+    - name: api-pdb
+      namespace: prod
+      selector:
+        matchExpressions:
+          - { key: app, operator: In, values: [api] }
+      maxUnavailable: 1
+workloads:
+  - deployment: web
+    cpu: 500m
+    memory: 1Gi
+    labels: { app: web }
+    diurnal: { min: 4, max: 20, peakAt: 14h }
+  - deployment: api
+    namespace: prod
+    replicas: 3
+    cpu: 1
+    memory: 2Gi
+    labels: { app: api }
+    nodeSelector: { team: core }
+  - job: nightly
+    at: 1h
+    completions: 10
+    parallelism: 4
+    duration: 10m
+    cpu: "2"
+    memory: 4Gi
+    labels: { kind: batch }
+  - job: once
+    completions: 3
+    duration: 90s
+    cpu: 250m
+    memory: 256Mi
+events:
+  - at: 10m
+    scale: { deployment: api, replicas: 5 }
+  - at: 20m
+    interruption: { instanceTypes: [c-small], zones: [test-1a] }
+  - at: 30m
+    interruption: { count: 3 }
+  - at: 40m
+    capacityShortage: { for: 30m, instanceTypes: [c-large], zones: [test-1b], capacityType: spot }
+  - at: 50m
+    capacityShortage: { for: 1h }
+baseline:
+  nodeGroups:
+    - { instanceType: c-small }
+    - { instanceType: c-large, capacityType: on-demand, zones: [test-1a], max: 5 }
+models:
+  launchTime: 10s
+  readyTime: 45s
+  batchIdle: 2s
+  batchMax: 20s
+  disruptionInterval: 15s
+  validationDelay: 20s
+  consolidationRecheck: 10m
+  unavailableOfferingTtl: 5m
+  interruptionWarning: 90s
+  sampleEvery: 30s
+  baseline: { utilizationThreshold: 0.6, unneededTime: 5m, scanInterval: 20s }
+policies:
+  instanceSelection: policies/select.wasm
+  consolidationScoring: policies/score.wasm
+"#;
+
+fn label(labels: &[(Sym, Sym)], key: &str) -> Option<&'static str> {
+    labels
+        .iter()
+        .find(|(k, _)| k.as_str() == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn names(syms: &[Sym]) -> Vec<&'static str> {
+    syms.iter().map(|s| s.as_str()).collect()
+}
+
+#[test]
+fn every_section_is_read() {
+    let s = parse_scenario(FULL).unwrap();
+    assert_eq!(s.seed, 3);
+    assert_eq!(s.duration_ms, 7_200_000);
+    assert_eq!(s.start_unix_seconds, 1_700_000_000);
+
+    // The custom catalog replaces AWS's.
+    let catalog = &s.cluster.catalog;
+    assert!(catalog.get("m5.large").is_none());
+    assert_eq!(catalog.instance_types.len(), 2);
+    assert_eq!(catalog.region.as_str(), "test-1");
+    assert_eq!(names(&catalog.zones()), ["test-1a", "test-1b"]);
+    let large = catalog.get("c-large").unwrap();
+    assert_eq!(large.capacity.pods, 50);
+    assert_eq!(large.allocatable().cpu, 7_800);
+    let unavailable = large.offering("test-1b", CapacityType::Spot).unwrap();
+    assert!(!unavailable.available);
+    assert_eq!(catalog.get("c-small").unwrap().capacity.pods, 110);
+
+    // The start state.
+    assert_eq!(s.initial_nodes.len(), 2);
+    let first = &s.initial_nodes[0];
+    assert_eq!(first.node.name.as_str(), "general-init-0");
+    assert_eq!(first.node.node_pool.map(|p| p.as_str()), Some("general"));
+    assert_eq!(
+        label(&first.node.labels, labels::INSTANCE_TYPE),
+        Some("c-large")
+    );
+    assert_eq!(label(&first.node.labels, labels::ZONE), Some("test-1a"));
+    assert_eq!(
+        label(&first.node.labels, labels::CAPACITY_TYPE),
+        Some("on-demand")
+    );
+    assert_eq!(label(&first.node.labels, "team"), Some("core"));
+    assert_eq!(first.capacity_type, CapacityType::OnDemand);
+    assert_eq!(first.node.price_per_hour, 0.4);
+    assert_eq!(first.node.created_at, 1_700_000_000 - 7_200);
+    assert!(first.ready && first.node.ready && first.node.initialized);
+    assert_eq!(first.pods, [(0, 4), (1, 2)]);
+    let spot = &s.initial_nodes[1];
+    assert_eq!(spot.node.name.as_str(), "spot-1");
+    assert_eq!(spot.capacity_type, CapacityType::Spot);
+    assert_eq!(spot.node.price_per_hour, 0.04);
+    assert_eq!(spot.node.created_at, 1_700_000_000);
+    assert!(!spot.ready && !spot.node.ready && !spot.node.initialized);
+    assert!(spot.pods.is_empty());
+
+    assert_eq!(s.cluster.daemon_sets.len(), 1);
+    let ds = &s.cluster.daemon_sets[0];
+    assert_eq!(ds.name.as_str(), "logs");
+    assert_eq!(ds.pod.daemon_set.map(|d| d.as_str()), Some("logs"));
+    assert_eq!(ds.pod.requests.cpu, 100);
+    assert_eq!(ds.pod.requests.memory, 200 * MIB);
+
+    assert_eq!(s.pdbs.len(), 2);
+    let web_pdb = &s.pdbs[0];
+    assert_eq!(
+        (web_pdb.namespace.as_str(), web_pdb.name.as_str()),
+        ("default", "web-pdb")
+    );
+    assert_eq!(
+        (web_pdb.min_available, web_pdb.max_unavailable),
+        (Some(4), None)
+    );
+    assert!(web_pdb.selector.matches(&s.deployments[0].template.labels));
+    assert!(!web_pdb.selector.matches(&s.deployments[1].template.labels));
+    let api_pdb = &s.pdbs[1];
+    assert_eq!(api_pdb.namespace.as_str(), "prod");
+    assert_eq!(
+        (api_pdb.min_available, api_pdb.max_unavailable),
+        (None, Some(1))
+    );
+    assert!(api_pdb.selector.matches(&s.deployments[1].template.labels));
+
+    // Workloads.
+    assert_eq!(s.deployments.len(), 2);
+    let web = &s.deployments[0];
+    let curve = web.diurnal.as_ref().unwrap();
+    assert_eq!(
+        (curve.min, curve.max, curve.peak_at_ms),
+        (4, 20, 14 * 3_600_000)
+    );
+    assert_eq!((curve.period_ms, curve.step_ms), (24 * 3_600_000, 300_000));
+    assert_eq!(curve.replicas_at(14 * 3_600_000), 20, "peak");
+    assert_eq!(curve.replicas_at(2 * 3_600_000), 4, "trough");
+    assert_eq!(web.replicas, curve.replicas_at(0));
+    assert_eq!(web.replicas, 5);
+    let api = &s.deployments[1];
+    assert_eq!(api.replicas, 3);
+    assert!(api.diurnal.is_none());
+    assert_eq!(api.template.namespace.as_str(), "prod");
+    assert_eq!(api.template.requests.cpu, 1_000);
+    assert_eq!(label(&api.template.node_selector, "team"), Some("core"));
+
+    assert_eq!(s.jobs.len(), 2);
+    let nightly = &s.jobs[0];
+    assert_eq!(nightly.name, "nightly");
+    assert_eq!(
+        (
+            nightly.at_ms,
+            nightly.completions,
+            nightly.parallelism,
+            nightly.duration_ms
+        ),
+        (3_600_000, 10, 4, 600_000)
+    );
+    assert_eq!(label(&nightly.template.labels, "job-name"), Some("nightly"));
+    assert_eq!(label(&nightly.template.labels, "kind"), Some("batch"));
+    assert_eq!(nightly.template.requests.cpu, 2_000);
+    assert_eq!(nightly.template.requests.memory, 4 * GIB);
+    let once = &s.jobs[1];
+    assert_eq!(
+        (
+            once.at_ms,
+            once.completions,
+            once.parallelism,
+            once.duration_ms
+        ),
+        (0, 3, 3, 90_000)
+    );
+    assert_eq!(label(&once.template.labels, "job-name"), Some("once"));
+
+    // Events.
+    let kinds: Vec<_> = s.events.iter().map(|e| (e.at_ms, e.kind.clone())).collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                600_000,
+                EventKind::Scale {
+                    deployment: "api".into(),
+                    replicas: 5
+                }
+            ),
+            (
+                1_200_000,
+                EventKind::Interruption {
+                    count: 1,
+                    instance_types: vec![Sym::new("c-small")],
+                    zones: vec![Sym::new("test-1a")],
+                }
+            ),
+            (
+                1_800_000,
+                EventKind::Interruption {
+                    count: 3,
+                    instance_types: vec![],
+                    zones: vec![],
+                }
+            ),
+            (
+                2_400_000,
+                EventKind::CapacityShortage {
+                    for_ms: 1_800_000,
+                    instance_types: vec![Sym::new("c-large")],
+                    zones: vec![Sym::new("test-1b")],
+                    capacity_type: Some(CapacityType::Spot),
+                }
+            ),
+            (
+                3_000_000,
+                EventKind::CapacityShortage {
+                    for_ms: 3_600_000,
+                    instance_types: vec![],
+                    zones: vec![],
+                    capacity_type: None,
+                }
+            ),
+        ]
+    );
+
+    // The baseline, models and policies.
+    assert_eq!(
+        s.node_groups,
+        [
+            NodeGroup {
+                instance_type: Sym::new("c-small"),
+                capacity_type: CapacityType::OnDemand,
+                zones: vec![],
+                max: 1000,
+            },
+            NodeGroup {
+                instance_type: Sym::new("c-large"),
+                capacity_type: CapacityType::OnDemand,
+                zones: vec![Sym::new("test-1a")],
+                max: 5,
+            },
+        ]
+    );
+    assert_eq!(s.baseline_groups(), s.node_groups);
+    let m = &s.models;
+    assert_eq!(
+        [
+            m.launch_ms,
+            m.ready_ms,
+            m.batch_idle_ms,
+            m.batch_max_ms,
+            m.disruption_interval_ms,
+            m.validation_delay_ms,
+            m.consolidation_recheck_ms,
+            m.unavailable_offering_ms,
+            m.interruption_warning_ms,
+            m.sample_every_ms,
+        ],
+        [
+            10_000, 45_000, 2_000, 20_000, 15_000, 20_000, 600_000, 300_000, 90_000, 30_000
+        ]
+    );
+    assert!(m.disruption.spot_to_spot);
+    assert_eq!(m.baseline.utilization_threshold, 0.6);
+    assert_eq!(m.baseline.unneeded_ms, 300_000);
+    assert_eq!(m.baseline.scan_ms, 20_000);
+    assert_eq!(
+        s.policies,
+        PolicyFiles {
+            instance_selection: Some("policies/select.wasm".into()),
+            consolidation_scoring: Some("policies/score.wasm".into()),
+        }
+    );
+}
+
+#[test]
+fn left_out_sections_take_the_defaults() {
+    let s = parse_scenario(&example()).unwrap();
+    assert!(s.cluster.catalog.get("m5.large").is_some(), "AWS catalog");
+    assert!(s.initial_nodes.is_empty() && s.jobs.is_empty() && s.pdbs.is_empty());
+    assert!(s.cluster.daemon_sets.is_empty() && s.node_groups.is_empty());
+    assert_eq!(s.policies, PolicyFiles::default());
+    let (m, d) = (&s.models, Models::default());
+    assert_eq!(
+        (m.launch_ms, m.ready_ms, m.sample_every_ms),
+        (d.launch_ms, d.ready_ms, d.sample_every_ms)
+    );
+    assert_eq!(m.baseline.unneeded_ms, d.baseline.unneeded_ms);
+    assert!(m.disruption.spot_to_spot);
+}
+
+/// `FULL` with `from` replaced by `to`, which must occur in it.
+fn full_with(from: &str, to: &str) -> String {
+    assert!(FULL.contains(from), "{from}");
+    FULL.replacen(from, to, 1)
+}
+
+fn error(text: &str) -> String {
+    parse_scenario(text).unwrap_err().to_string()
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn malformed_start_states_name_the_field() {
+    let typo = full_with(
+        "      nodePool: batch\n",
+        "      nodePool: batch\n      zones: [test-1a]\n",
+    );
+    let err = error(&typo);
+    assert!(
+        err.contains("cluster.nodes[1]")
+            && err.contains("unknown field `zones`")
+            && err.contains(&format!("line {}", line_of(&typo, "zones: [test-1a]"))),
+        "{err}"
+    );
+
+    let err = error(&full_with("nodePool: batch", "nodePool: gpu"));
+    assert!(
+        err.contains("cluster.nodes[1].nodePool")
+            && err.contains("`gpu`")
+            && err.contains("general, batch"),
+        "{err}"
+    );
+
+    let err = error(&full_with(
+        "{ workload: api, count: 2 }",
+        "{ workload: apl, count: 2 }",
+    ));
+    assert!(
+        err.contains("cluster.nodes[0].pods[1].workload") && err.contains("`apl`"),
+        "{err}"
+    );
+    let err = error(&full_with(
+        "{ workload: api, count: 2 }",
+        "{ workload: once, count: 2 }",
+    ));
+    assert!(
+        err.contains("cluster.nodes[0].pods[1].workload") && err.contains("is a job"),
+        "{err}"
+    );
+    let err = error(&full_with(
+        "{ workload: web, count: 4 }",
+        "{ workload: web, count: 6 }",
+    ));
+    assert!(
+        err.contains("cluster.nodes[0].pods[0].count") && err.contains("5 replicas"),
+        "{err}"
+    );
+
+    let err = error(&full_with(
+        "instanceType: c-small\n      zone: test-1a",
+        "instanceType: c-small\n      zone: test-1c",
+    ));
+    assert!(err.contains("cluster.nodes[1].zone"), "{err}");
+    let err = error(&full_with(
+        "instanceType: c-large\n      zone: test-1a",
+        "instanceType: m5.large\n      zone: test-1a",
+    ));
+    assert!(
+        err.contains("cluster.nodes[0].instanceType") && err.contains("`m5.large`"),
+        "{err}"
+    );
+    let err = error(&full_with(
+        "capacityType: spot\n      nodePool: batch",
+        "capacityType: spot\n      nodePool: batch\n      pods: [{ workload: web, count: 1 }, { workload: api, count: 1 }]",
+    ));
+    assert!(
+        err.contains("cluster.nodes[1].pods[1].workload") && err.contains("team=core"),
+        "{err}"
+    );
+    let err = error(&full_with("pods: \"50\"", "pods: \"6\""));
+    assert!(
+        err.contains("cluster.nodes[0].pods") && err.contains("pods does not fit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_budgets_workloads_and_events_name_the_field() {
+    let err = error(&full_with(
+        "      minAvailable: 4",
+        "      minAvailable: 4\n      maxUnavailable: 1",
+    ));
+    assert!(
+        err.contains("cluster.podDisruptionBudgets[0]") && err.contains("not both"),
+        "{err}"
+    );
+    let err = error(&full_with("      minAvailable: 4\n", ""));
+    assert!(
+        err.contains("cluster.podDisruptionBudgets[0]")
+            && err.contains("`minAvailable` or `maxUnavailable`"),
+        "{err}"
+    );
+    let percent = full_with("minAvailable: 4", "minAvailable: \"50%\"");
+    let err = error(&percent);
+    assert!(
+        err.contains("cluster.podDisruptionBudgets[0].minAvailable")
+            && err.contains("percentages are not supported")
+            && err.contains(&format!("line {}", line_of(&percent, "50%"))),
+        "{err}"
+    );
+    let err = error(&full_with("{ app: web } }", "{ app: webb } }"));
+    assert!(
+        err.contains("cluster.podDisruptionBudgets[0].selector"),
+        "{err}"
+    );
+
+    let err = error(&full_with(
+        "  - job: once",
+        "  - job: once\n    deployment: once",
+    ));
+    assert!(
+        err.contains("workloads[3]") && err.contains("both `deployment` and `job`"),
+        "{err}"
+    );
+    let err = error(&full_with("  - job: once\n", "  - \n"));
+    assert!(
+        err.contains("workloads[3]") && err.contains("`deployment: NAME`"),
+        "{err}"
+    );
+    let err = error(&full_with("    completions: 3\n", "    replicas: 3\n"));
+    assert!(
+        err.contains("workloads[3].replicas") && err.contains("only a deployment"),
+        "{err}"
+    );
+    let err = error(&full_with("    replicas: 3\n", ""));
+    assert!(err.contains("workloads[1].replicas"), "{err}");
+    let err = error(&full_with("peakAt: 14h", "peakAt: 14 hours"));
+    assert!(
+        err.contains("workloads[0].diurnal.peakAt") && err.contains("line"),
+        "{err}"
+    );
+    let err = error(&full_with(
+        "memory: 4Gi\n    labels",
+        "memory: 4GB\n    labels",
+    ));
+    assert!(
+        err.contains("workloads[2].memory") && err.contains("line"),
+        "{err}"
+    );
+
+    let err = error(&full_with(
+        "instanceTypes: [c-large]",
+        "instanceTypes: [c-huge]",
+    ));
+    assert!(
+        err.contains("events[3].capacityShortage.instanceTypes[0]")
+            && err.contains("`c-huge`")
+            && err.contains("c-large, c-small"),
+        "{err}"
+    );
+    let err = error(&full_with("zones: [test-1b]", "zones: [test-1z]"));
+    assert!(
+        err.contains("events[3].capacityShortage.zones[0]") && err.contains("test-1a, test-1b"),
+        "{err}"
+    );
+    let err = error(&full_with(
+        "    interruption: { count: 3 }",
+        "    interruption: { count: 3 }\n    scale: { deployment: api, replicas: 1 }",
+    ));
+    assert!(
+        err.contains("events[2]") && err.contains("exactly one of"),
+        "{err}"
+    );
+    let err = error(&full_with(
+        "{ instanceType: c-small }",
+        "{ instanceType: c-small, zones: [test-1a], capacityType: spot, max: 2 }\n    - { instanceType: c-large, capacityType: spot, zones: [test-1a] }",
+    ));
+    assert!(err.contains("baseline.nodeGroups[1].zones[0]"), "{err}");
+    let err = error(&full_with(
+        "utilizationThreshold: 0.6",
+        "utilizationThreshold: 60",
+    ));
+    assert!(
+        err.contains("models.baseline.utilizationThreshold"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_catalogs_name_the_type_and_field() {
+    let err = error(&full_with("memory: 32Gi", "memory: 32 gigs"));
+    assert!(
+        err.contains("catalog[1].capacity.memory") && err.contains("`c-large`"),
+        "{err}"
+    );
+    let err = error(&full_with("  - name: c-large", "  - name: c-small"));
+    assert!(
+        err.contains("catalog[1].name") && err.contains("twice"),
+        "{err}"
+    );
+    let err = error(&full_with(
+        "      - { zone: test-1a, capacityType: on-demand, price: 0.4 }",
+        "      - { zone: test-1a, capacityType: on-demand, price: 0.4, cost: 1 }",
+    ));
+    assert!(
+        err.contains("unknown field `cost`") && err.contains("line"),
+        "{err}"
+    );
+    let err = error(&example().replace("seed: 42", "seed: 42\nregion: eu-west-1"));
+    assert!(err.contains("region") && err.contains("catalog"), "{err}");
+}
+
+fn example_file(name: &str) -> String {
+    let path = format!(
+        "{}/../../examples/scenarios/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn the_start_state_and_custom_catalog_examples_parse() {
+    let s = parse_scenario(&example_file("start-state.yaml")).unwrap();
+    assert_eq!(s.duration_ms, 30 * 60_000);
+    assert_eq!(s.initial_nodes.len(), 6);
+    let types: BTreeSet<_> = s
+        .initial_nodes
+        .iter()
+        .filter_map(|n| label(&n.node.labels, labels::INSTANCE_TYPE))
+        .collect();
+    assert!(types.len() >= 4, "{types:?}");
+    assert!(
+        s.initial_nodes
+            .iter()
+            .any(|n| n.capacity_type == CapacityType::Spot)
+    );
+    let mut bound = vec![0; s.deployments.len()];
+    for n in &s.initial_nodes {
+        for &(d, count) in &n.pods {
+            bound[d] += count;
+        }
+    }
+    let replicas: Vec<_> = s.deployments.iter().map(|d| d.replicas).collect();
+    assert_eq!(bound, replicas, "every replica is bound at the start");
+    assert_eq!(s.deployments.len(), 2);
+    assert_eq!(s.cluster.daemon_sets.len(), 1);
+    assert_eq!(s.pdbs.len(), 1);
+    assert!(
+        s.events
+            .iter()
+            .all(|e| e.at_ms == 5 * 60_000 && matches!(e.kind, EventKind::Scale { .. }))
+    );
+
+    let s = parse_scenario(&example_file("custom-catalog.yaml")).unwrap();
+    assert_eq!(s.duration_ms, 20 * 60_000);
+    let catalog = &s.cluster.catalog;
+    assert!(catalog.get("m5.large").is_none());
+    assert_eq!(catalog.instance_types.len(), 4);
+    assert_eq!(catalog.zones().len(), 2);
+    let offerings: Vec<_> = catalog
+        .instance_types
+        .iter()
+        .flat_map(|it| &it.offerings)
+        .collect();
+    assert!(
+        offerings
+            .iter()
+            .any(|o| o.capacity_type == CapacityType::Spot)
+    );
+    assert!(
+        offerings
+            .iter()
+            .any(|o| o.capacity_type == CapacityType::OnDemand)
+    );
+    assert_eq!(offerings.iter().filter(|o| !o.available).count(), 1);
+    assert_eq!(s.deployments.len(), 1);
+    assert_eq!(s.deployments[0].replicas, 40);
+    assert!(s.initial_nodes.is_empty());
 }
