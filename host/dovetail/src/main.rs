@@ -37,14 +37,21 @@ enum Command {
 }
 
 fn main() {
+    let cli = Cli::parse();
+    // The simulator counts policy failures and reports them in its summary;
+    // a line per failed call would bury it.
+    let default_filter = match cli.command {
+        Command::Sim(_) => "warn,dovetail_policy=off",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DOVETAIL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = run(Cli::parse()) {
+    if let Err(e) = run(cli) {
         // One line: scripts and people both read it.
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -1,107 +1,946 @@
-//! `dovetail sim`: a scenario file through the real engines and policies.
+//! `dovetail sim`: a scenario file through the real engines and policies,
+//! alone or side by side with other policy sets and the static node-group
+//! baseline.
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::fmt::{self, Write as _};
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use clap::Args;
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, ValueEnum};
+use dovetail_core::clock::SystemClock;
 use dovetail_core::policy::types::Decision;
 use dovetail_core::policy::{Builtin, ConsolidationScorer, InstanceSelector};
-use dovetail_policy::PolicyHost;
-use dovetail_sim::{Simulation, parse_scenario};
+use dovetail_policy::{BreakerConfig, FailureClass, PolicyHost, Runtime, RuntimeConfig};
+use dovetail_sim::{Autoscaler, Report, Scenario, Simulation, parse_scenario};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use serde::Serialize;
 
-use crate::policy_cmd::RunOpts;
+/// Fuel per policy call: far more than any shipped policy needs for a
+/// thousands-of-NodeClaims round, and the same on every machine.
+const DEFAULT_FUEL: u64 = 10_000_000_000;
+
+/// Wall-clock safety net per policy call in fuel mode; fuel is what limits a
+/// call, this only stops a runaway one on a very slow machine.
+const FUEL_MODE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long a run goes before its progress bar appears.
+const PROGRESS_AFTER: Duration = Duration::from_secs(1);
+
+const SPEC_FORM: &str = "`scenario`, `builtin`, `static-node-groups` or \
+     `LABEL:DECISION=FILE[,DECISION=FILE]` (DECISION: instance-selection, consolidation-scoring, \
+     instance-selection-config or consolidation-scoring-config), e.g. \
+     `savings:consolidation-scoring=dovetail_policy_savings_threshold.wasm`";
+
+const POLICY_FORM: &str = "DECISION=FILE with DECISION instance-selection, consolidation-scoring, \
+     instance-selection-config or consolidation-scoring-config, e.g. \
+     `--policy consolidation-scoring=policy.wasm`";
 
 #[derive(Args)]
+#[command(after_long_help = "\
+Wasm policies always run with a fuel budget (--fuel) in the simulator, so a run
+is deterministic: the same scenario, seed and policies give the same report on
+any machine (apart from `wall_seconds`). A failing policy call falls back to the
+built-in decision and is counted under `policy failures`; it is never skipped
+for a cool-down.
+
+Examples:
+  dovetail sim examples/scenarios/demo.yaml
+  dovetail sim demo.yaml --baseline static-node-groups
+  dovetail sim demo.yaml --compare builtin \\
+      --compare savings:consolidation-scoring=dovetail_policy_savings_threshold.wasm \\
+      --json runs.json --report out.html     # writes out-builtin.html, out-savings.html")]
 pub struct SimArgs {
-    /// The scenario (YAML; see examples/scenarios/).
+    /// The scenario (YAML; see examples/scenarios/). Policy paths in its
+    /// `policies:` are relative to its directory.
     scenario: PathBuf,
-    /// `instance-selection=FILE` or `consolidation-scoring=FILE` (Wasm
-    /// components); the built-in decides otherwise. Repeatable.
-    #[arg(long = "policy")]
+    /// A Wasm policy for one decision, overriding the scenario's `policies:`:
+    /// `instance-selection=FILE` or `consolidation-scoring=FILE`, or the
+    /// policy's JSON config as `instance-selection-config=FILE` or
+    /// `consolidation-scoring-config=FILE`. Repeatable; decisions without a
+    /// policy use the built-in.
+    #[arg(long = "policy", value_name = "DECISION=FILE")]
     policies: Vec<String>,
-    /// Override the scenario's seed.
+    /// JSON config for the Wasm policies of the plain run (the scenario's
+    /// policies and --policy) that have no `DECISION-config` of their own.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Run the scenario once per SPEC and print one side-by-side table
+    /// (repeatable). SPEC: `scenario` (the scenario's policies and --policy),
+    /// `builtin`, `static-node-groups`, or `LABEL:DECISION=FILE[,DECISION=FILE]`
+    /// (DECISION as for --policy; decisions it does not name use the
+    /// built-in). Columns are the SPECs in order, preceded by `scenario`
+    /// unless one of them is the plain run (`builtin` is, when the scenario
+    /// and --policy name no Wasm policy). Savings are against the first
+    /// column.
+    #[arg(long = "compare", value_name = "SPEC")]
+    compare: Vec<String>,
+    /// Also run Cluster-Autoscaler-like static node groups (the scenario's
+    /// `baseline.nodeGroups`, or on-demand m5 groups of four sizes) and
+    /// compare; the same as `--compare static-node-groups`.
+    #[arg(long, value_enum, value_name = "BASELINE")]
+    baseline: Option<BaselineArg>,
+    /// Override the scenario's seed (every run).
     #[arg(long)]
     seed: Option<u64>,
-    /// Write the JSON report here.
-    #[arg(long)]
+    /// Fuel per Wasm policy call (the simulator always runs policies with
+    /// fuel, for determinism).
+    #[arg(long, default_value_t = DEFAULT_FUEL)]
+    fuel: u64,
+    /// Memory cap per policy instance for a small request, in MiB.
+    #[arg(long, default_value_t = 64)]
+    memory_mib: usize,
+    /// Write the JSON report here: the report itself for one run, or
+    /// `{"runs": [{"label": …, "report": …}, …]}` when comparing.
+    #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Write an HTML report with charts here (opens without a network).
-    #[arg(long)]
+    /// Write an HTML report with charts here (opens without a network). When
+    /// comparing, one file per run with the run's label before `.html`:
+    /// `--report out.html` writes `out-builtin.html`, `out-savings.html`, ….
+    #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
-    #[command(flatten)]
-    opts: RunOpts,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BaselineArg {
+    /// Cluster Autoscaler with fixed instance-type node groups.
+    StaticNodeGroups,
+}
+
+/// The two decisions, their `--policy` keys and scenario fields.
+const DECISIONS: [(Decision, &str, &str); 2] = [
+    (
+        Decision::InstanceSelection,
+        "instance-selection",
+        "policies.instanceSelection",
+    ),
+    (
+        Decision::ConsolidationScoring,
+        "consolidation-scoring",
+        "policies.consolidationScoring",
+    ),
+];
+
+/// A Wasm policy file and where it was named, for error messages.
+#[derive(Debug, Clone, PartialEq)]
+struct Source {
+    path: PathBuf,
+    named_by: String,
+}
+
+/// The Wasm policies (and their configs) of one run, by decision.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct PolicySet {
+    wasm: [Option<Source>; 2],
+    config: [Option<PathBuf>; 2],
+}
+
+impl PolicySet {
+    fn is_builtin(&self) -> bool {
+        self.wasm.iter().all(Option::is_none)
+    }
+
+    /// Applies `KEY=FILE`; `what` names the argument in errors.
+    fn set(&mut self, item: &str, what: &str, form: &str) -> Result<()> {
+        let Some((key, file)) = item.split_once('=').filter(|(_, f)| !f.is_empty()) else {
+            bail!("{what}: `{item}` is not of the form {form}");
+        };
+        let (i, is_config) = match DECISIONS.iter().position(|(_, k, _)| *k == key) {
+            Some(i) => (i, false),
+            None => match key
+                .strip_suffix("-config")
+                .and_then(|k| DECISIONS.iter().position(|(_, d, _)| *d == k))
+            {
+                Some(i) => (i, true),
+                None => bail!("{what}: unknown decision `{key}`; write {form}"),
+            },
+        };
+        if is_config {
+            self.config[i] = Some(PathBuf::from(file));
+        } else {
+            self.wasm[i] = Some(Source {
+                path: PathBuf::from(file),
+                named_by: what.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every config must belong to a policy.
+    fn check_configs(&self, what: &str) -> Result<()> {
+        for (i, (_, key, _)) in DECISIONS.iter().enumerate() {
+            if let (None, Some(c)) = (&self.wasm[i], &self.config[i]) {
+                bail!(
+                    "{what}: {key}-config={} is given but there is no {key} policy to configure; \
+                     add {key}=FILE or drop the config",
+                    c.display()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What decides in one run.
+#[derive(Debug, Clone, PartialEq)]
+enum Spec {
+    /// The scenario's policies with the `--policy` overrides.
+    Scenario,
+    Builtin,
+    StaticNodeGroups,
+    Custom {
+        label: String,
+        set: PolicySet,
+    },
+}
+
+impl Spec {
+    fn label(&self) -> &str {
+        match self {
+            Spec::Scenario => "scenario",
+            Spec::Builtin => "builtin",
+            Spec::StaticNodeGroups => "static-node-groups",
+            Spec::Custom { label, .. } => label,
+        }
+    }
+}
+
+fn parse_spec(text: &str) -> Result<Spec> {
+    match text {
+        "scenario" => return Ok(Spec::Scenario),
+        "builtin" => return Ok(Spec::Builtin),
+        "static-node-groups" => return Ok(Spec::StaticNodeGroups),
+        _ => {}
+    }
+    let what = format!("--compare {text}");
+    let Some((label, items)) = text.split_once(':') else {
+        bail!("{what}: expected {SPEC_FORM}");
+    };
+    if label.is_empty()
+        || !label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        bail!(
+            "{what}: label `{label}` must be letters, digits, `-`, `_` or `.` (it names the \
+             column and the HTML file); expected {SPEC_FORM}"
+        );
+    }
+    let mut set = PolicySet::default();
+    for item in items.split(',') {
+        set.set(item, &what, SPEC_FORM)?;
+    }
+    if set.is_builtin() {
+        bail!("{what}: names no policy file; expected {SPEC_FORM}, or `builtin`");
+    }
+    set.check_configs(&what)?;
+    Ok(Spec::Custom {
+        label: label.to_string(),
+        set,
+    })
+}
+
+/// The runs to make, in column order, with the plain run's policies.
+fn plan(args: &SimArgs, scenario: &Scenario) -> Result<(Vec<Spec>, PolicySet)> {
+    let dir = args
+        .scenario
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut plain = PolicySet::default();
+    let named = [
+        &scenario.policies.instance_selection,
+        &scenario.policies.consolidation_scoring,
+    ];
+    for (i, file) in named.into_iter().enumerate() {
+        if let Some(file) = file {
+            let path = dir.join(file);
+            let (_, key, field) = DECISIONS[i];
+            if !path.is_file() {
+                bail!(
+                    "scenario {}: {field}: policy file {} not found; the path is relative to the \
+                     scenario file's directory: fix it, or override it with --policy {key}=FILE",
+                    args.scenario.display(),
+                    path.display()
+                );
+            }
+            plain.wasm[i] = Some(Source {
+                path,
+                named_by: format!("scenario {} {field}", args.scenario.display()),
+            });
+        }
+    }
+    for p in &args.policies {
+        plain.set(p, &format!("--policy {p}"), POLICY_FORM)?;
+    }
+    plain.check_configs("--policy")?;
+    if let Some(config) = &args.config {
+        if plain.is_builtin() {
+            bail!(
+                "--config {}: the scenario and --policy name no Wasm policy to configure; add \
+                 --policy DECISION=FILE or drop --config",
+                config.display()
+            );
+        }
+        for i in 0..2 {
+            if plain.wasm[i].is_some() && plain.config[i].is_none() {
+                plain.config[i] = Some(config.clone());
+            }
+        }
+    }
+
+    let mut specs = args
+        .compare
+        .iter()
+        .map(|s| parse_spec(s))
+        .collect::<Result<Vec<_>>>()?;
+    if args.baseline == Some(BaselineArg::StaticNodeGroups)
+        && !specs.contains(&Spec::StaticNodeGroups)
+    {
+        specs.push(Spec::StaticNodeGroups);
+    }
+    if !specs.is_empty() {
+        let has_plain = specs.contains(&Spec::Scenario)
+            || (plain.is_builtin() && specs.contains(&Spec::Builtin));
+        if !has_plain {
+            specs.insert(0, Spec::Scenario);
+        }
+    } else {
+        specs.push(Spec::Scenario);
+    }
+    for (i, s) in specs.iter().enumerate() {
+        if specs[..i].iter().any(|t| t.label() == s.label()) {
+            bail!(
+                "--compare: the label `{}` is used twice; give each run its own label",
+                s.label()
+            );
+        }
+    }
+    Ok((specs, plain))
+}
+
+/// Loads a run's policies into their own host; `None`: all built-in.
+fn load_host(
+    runtime: &mut Option<Runtime>,
+    args: &SimArgs,
+    label: &str,
+    set: &PolicySet,
+) -> Result<Option<PolicyHost>> {
+    if set.is_builtin() {
+        return Ok(None);
+    }
+    let rt = match runtime {
+        Some(rt) => rt.clone(),
+        None => {
+            let config = RuntimeConfig {
+                fuel_mode_deadline: FUEL_MODE_DEADLINE,
+                memory_limit: args.memory_mib << 20,
+                ..RuntimeConfig::deterministic(args.fuel)
+            };
+            runtime
+                .insert(Runtime::new(config).context("cannot start the policy runtime")?)
+                .clone()
+        }
+    };
+    // A failing call falls back and is counted; the breaker's wall-clock
+    // cool-down would make runs differ, so it never opens here.
+    let breaker = BreakerConfig {
+        failures_to_open: u32::MAX,
+        cooldown: Duration::ZERO,
+    };
+    let host = PolicyHost::with_clock(rt, std::sync::Arc::new(SystemClock), breaker);
+    for (i, (decision, key, _)) in DECISIONS.iter().enumerate() {
+        let Some(src) = &set.wasm[i] else { continue };
+        let bytes = std::fs::read(&src.path).with_context(|| {
+            format!(
+                "run `{label}`: {}: cannot read policy {}; check the path",
+                src.named_by,
+                src.path.display()
+            )
+        })?;
+        let config = set.config[i]
+            .as_ref()
+            .map(|c| {
+                std::fs::read_to_string(c).with_context(|| {
+                    format!(
+                        "run `{label}`: cannot read the {key} policy's config {}",
+                        c.display()
+                    )
+                })
+            })
+            .transpose()?;
+        host.load_and_install(
+            *decision,
+            &src.path.display().to_string(),
+            &bytes,
+            config.as_deref(),
+        )
+        .map_err(|e| {
+            let fuel =
+                if e.class == FailureClass::OutOfFuel || e.to_string().contains("out-of-fuel") {
+                    format!(" (in the simulator, raise --fuel, now {})", args.fuel)
+                } else {
+                    String::new()
+                };
+            anyhow!("run `{label}`: {}: {e}{fuel}", src.named_by)
+        })?;
+    }
+    Ok(Some(host))
+}
+
+/// One finished run.
+struct Run {
+    label: String,
+    report: Report,
+    /// Who decided instance selection and consolidation scoring; `None` for
+    /// the static baseline.
+    deciders: Option<[String; 2]>,
+    notes: Vec<String>,
+}
+
+impl Run {
+    fn is_baseline(&self) -> bool {
+        self.deciders.is_none()
+    }
+}
+
+fn simulate(
+    scenario: &Scenario,
+    spec: &Spec,
+    host: Option<&PolicyHost>,
+    prefix: &str,
+) -> Result<Run> {
+    let mut scenario = scenario.clone();
+    if *spec == Spec::StaticNodeGroups {
+        let groups = scenario.baseline_groups();
+        if groups.is_empty() {
+            bail!(
+                "static-node-groups: the scenario has no `baseline.nodeGroups` and its catalog \
+                 has none of the default m5.large/xlarge/2xlarge/4xlarge groups; add \
+                 `baseline: {{ nodeGroups: [{{ instanceType: TYPE }}] }}` to the scenario"
+            );
+        }
+        scenario.autoscaler = Autoscaler::StaticNodeGroups(groups);
+    }
+    let selector: &dyn InstanceSelector = match host {
+        Some(h) if h.active(Decision::InstanceSelection).is_some() => h,
+        _ => &Builtin,
+    };
+    let scorer: &dyn ConsolidationScorer = match host {
+        Some(h) if h.active(Decision::ConsolidationScoring).is_some() => h,
+        _ => &Builtin,
+    };
+
+    let bar = progress_bar(scenario.duration_ms / 1000, prefix);
+    let terminal = std::io::stderr().is_terminal();
+    let mut shown = false;
+    let duration = scenario.duration_ms as f64 / 1000.0;
+    let started = Instant::now();
+    let mut report =
+        Simulation::new(scenario, selector, scorer).run_with_progress(&mut |_| {}, &mut |done| {
+            bar.set_position((done * duration).round() as u64);
+            if !shown && terminal && started.elapsed() >= PROGRESS_AFTER {
+                shown = true;
+                bar.set_draw_target(ProgressDrawTarget::stderr());
+                bar.enable_steady_tick(Duration::from_millis(200));
+            }
+        });
+    report.wall_seconds = Some(started.elapsed().as_secs_f64());
+    bar.finish_and_clear();
+
+    let label = spec.label().to_string();
+    if *spec == Spec::StaticNodeGroups {
+        return Ok(Run {
+            label,
+            report,
+            deciders: None,
+            notes: Vec::new(),
+        });
+    }
+    let mut deciders = [String::new(), String::new()];
+    let mut notes = Vec::new();
+    let fuel = match host {
+        Some(h) => match h.runtime().config().budget {
+            dovetail_policy::Budget::Fuel(f) => f,
+            dovetail_policy::Budget::Deadline(_) => 0,
+        },
+        None => 0,
+    };
+    for (i, (decision, key, _)) in DECISIONS.iter().enumerate() {
+        let Some(h) = host.filter(|h| h.active(*decision).is_some()) else {
+            deciders[i] = "built-in".to_string();
+            continue;
+        };
+        let status = h.status(*decision);
+        let active = status.active.unwrap_or_default();
+        // `name@version (digest)`: the table shows the name and version.
+        deciders[i] = active.split(" (").next().unwrap_or_default().to_string();
+        report.totals.policy_failures += status.fallbacks;
+        if status.fallbacks > 0 {
+            notes.push(format!(
+                "{label}: {key} policy {active} failed {} of {} calls and the built-in decided \
+                 instead; last failure: {}",
+                status.fallbacks,
+                status.decisions,
+                status.last_failure.as_deref().unwrap_or("-")
+            ));
+            let out_of_fuel = status.failures.get(FailureClass::OutOfFuel);
+            if out_of_fuel > 0 {
+                notes.push(format!(
+                    "{label}: {out_of_fuel} {key} calls ran out of fuel; raise --fuel (now {fuel})"
+                ));
+            }
+        }
+    }
+    report.autoscaler = format!(
+        "dovetail (instance-selection: {}, consolidation-scoring: {})",
+        deciders[0], deciders[1]
+    );
+    Ok(Run {
+        label,
+        report,
+        deciders: Some(deciders),
+        notes,
+    })
+}
+
+/// `HH:MM:SS` of simulated seconds (hours may pass 24).
+fn clock(seconds: u64) -> String {
+    format!(
+        "{:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+fn key_simulated(s: &ProgressState, w: &mut dyn fmt::Write) {
+    let _ = w.write_str(&clock(s.pos()));
+}
+
+fn key_total(s: &ProgressState, w: &mut dyn fmt::Write) {
+    let _ = w.write_str(&clock(s.len().unwrap_or(0)));
+}
+
+fn key_wall(s: &ProgressState, w: &mut dyn fmt::Write) {
+    let _ = write!(w, "{:.1} s", s.elapsed().as_secs_f64());
+}
+
+/// A bar over simulated seconds; hidden until [`simulate`] shows it.
+fn progress_bar(seconds: u64, prefix: &str) -> ProgressBar {
+    let style =
+        ProgressStyle::with_template("{prefix}[{bar:30}] {simulated} / {total} simulated, {wall}")
+            .expect("the progress template is valid")
+            .with_key("simulated", key_simulated)
+            .with_key("total", key_total)
+            .with_key("wall", key_wall)
+            .progress_chars("=> ");
+    ProgressBar::with_draw_target(Some(seconds), ProgressDrawTarget::hidden())
+        .with_style(style)
+        .with_prefix(prefix.to_string())
 }
 
 pub fn run(args: SimArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&args.scenario)
-        .with_context(|| format!("cannot read scenario {}", args.scenario.display()))?;
-    let mut scenario =
-        parse_scenario(&text).with_context(|| format!("scenario {}", args.scenario.display()))?;
+    let text = std::fs::read_to_string(&args.scenario).with_context(|| {
+        format!(
+            "cannot read scenario {}; check the path",
+            args.scenario.display()
+        )
+    })?;
+    let mut scenario = parse_scenario(&text)
+        .with_context(|| format!("scenario {} is not valid", args.scenario.display()))?;
     if let Some(seed) = args.seed {
         scenario.seed = seed;
     }
-    let host = PolicyHost::new(args.opts.runtime()?);
-    let (mut selection, mut scoring) = (false, false);
-    for p in &args.policies {
-        let Some((decision, file)) = p.split_once('=') else {
-            bail!("--policy {p}: write DECISION=FILE, e.g. instance-selection=policy.wasm");
+    let (specs, plain) = plan(&args, &scenario)?;
+
+    // Load every policy before the first run: a bad one fails fast.
+    let mut runtime = None;
+    let mut hosts = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        let host = match spec {
+            Spec::Scenario => load_host(&mut runtime, &args, spec.label(), &plain)?,
+            Spec::Custom { label, set } => load_host(&mut runtime, &args, label, set)?,
+            Spec::Builtin | Spec::StaticNodeGroups => None,
         };
-        let d = match decision {
-            "instance-selection" => {
-                selection = true;
-                Decision::InstanceSelection
-            }
-            "consolidation-scoring" => {
-                scoring = true;
-                Decision::ConsolidationScoring
-            }
-            other => bail!(
-                "--policy {p}: unknown decision `{other}`; use instance-selection or consolidation-scoring"
-            ),
-        };
-        let bytes = std::fs::read(file).with_context(|| format!("cannot read policy {file}"))?;
-        host.load_and_install(d, file, &bytes, args.opts.config()?.as_deref())?;
+        hosts.push(host);
     }
-    let selector: &dyn InstanceSelector = if selection { &host } else { &Builtin };
-    let scorer: &dyn ConsolidationScorer = if scoring { &host } else { &Builtin };
-    let started = Instant::now();
-    let mut report = Simulation::new(scenario, selector, scorer).run(&mut |_| {});
-    report.wall_seconds = Some(started.elapsed().as_secs_f64());
-    let t = &report.totals;
-    println!(
-        "{:<28} {:>12}",
-        "simulated",
-        format!("{} min", report.duration_seconds / 60)
+
+    let several = specs.len() > 1;
+    let mut runs = Vec::with_capacity(specs.len());
+    for (spec, host) in specs.iter().zip(&hosts) {
+        let prefix = if several {
+            format!("{} ", spec.label())
+        } else {
+            String::new()
+        };
+        runs.push(simulate(&scenario, spec, host.as_ref(), &prefix)?);
+    }
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} simulated, seed {}",
+        args.scenario.display(),
+        human_duration(scenario.duration_ms / 1000),
+        scenario.seed
     );
-    println!("{:<28} {:>12}", "nodes launched", t.nodes_launched);
-    println!("{:<28} {:>12}", "nodes terminated", t.nodes_terminated);
-    println!("{:<28} {:>12}", "pods evicted", t.pods_evicted);
-    println!("{:<28} {:>12}", "cost (USD)", format!("{:.4}", t.cost_usd));
-    println!(
-        "{:<28} {:>12}",
-        "pending p50/p95/max (s)",
-        format!(
-            "{:.0}/{:.0}/{:.0}",
-            t.pending_p50_seconds, t.pending_p95_seconds, t.pending_max_seconds
-        )
-    );
-    println!(
-        "{:<28} {:>12}",
-        "wall time (s)",
-        format!("{:.2}", report.wall_seconds.unwrap_or(0.0))
-    );
-    for d in &report.decisions {
-        println!("decision: {d}");
+    out.push('\n');
+    if several {
+        comparison(&mut out, &runs);
+    } else {
+        summary(&mut out, &runs[0]);
+    }
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+
+    if let Some(path) = &args.json {
+        let json = if several {
+            #[derive(Serialize)]
+            struct Labelled<'a> {
+                label: &'a str,
+                report: &'a Report,
+            }
+            #[derive(Serialize)]
+            struct Runs<'a> {
+                runs: Vec<Labelled<'a>>,
+            }
+            serde_json::to_string_pretty(&Runs {
+                runs: runs
+                    .iter()
+                    .map(|r| Labelled {
+                        label: &r.label,
+                        report: &r.report,
+                    })
+                    .collect(),
+            })?
+        } else {
+            serde_json::to_string_pretty(&runs[0].report)?
+        };
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write the JSON report {}", path.display()))?;
     }
     if let Some(path) = &args.report {
-        let title = format!("Dovetail simulation: {}", args.scenario.display());
-        std::fs::write(path, report.to_html(&title))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        for run in &runs {
+            let (file, title) = if several {
+                (
+                    labelled_path(path, &run.label),
+                    format!(
+                        "Dovetail simulation: {} ({})",
+                        args.scenario.display(),
+                        run.label
+                    ),
+                )
+            } else {
+                (
+                    path.clone(),
+                    format!("Dovetail simulation: {}", args.scenario.display()),
+                )
+            };
+            std::fs::write(&file, run.report.to_html(&title))
+                .with_context(|| format!("cannot write the HTML report {}", file.display()))?;
+        }
     }
     Ok(())
+}
+
+/// `out.html` with label `savings`: `out-savings.html`.
+fn labelled_path(path: &Path, label: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lower = name.to_ascii_lowercase();
+    let file = [".html", ".htm"]
+        .iter()
+        .find(|ext| lower.ends_with(*ext) && name.len() > ext.len())
+        .map(|ext| {
+            let (stem, ext) = name.split_at(name.len() - ext.len());
+            format!("{stem}-{label}{ext}")
+        })
+        .unwrap_or_else(|| format!("{name}-{label}"));
+    path.with_file_name(file)
+}
+
+/// `30m`, `24h`, `1h30m`, `90s`.
+fn human_duration(seconds: u64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let mut out = String::new();
+    if h > 0 {
+        let _ = write!(out, "{h}h");
+    }
+    if m > 0 {
+        let _ = write!(out, "{m}m");
+    }
+    if s > 0 || out.is_empty() {
+        let _ = write!(out, "{s}s");
+    }
+    out
+}
+
+/// One table row: a metric and its value per run.
+type Row = (String, Vec<String>);
+
+fn money(values: &[f64]) -> Vec<String> {
+    let big = values.iter().any(|v| v.abs() >= 10.0);
+    values
+        .iter()
+        .map(|v| {
+            if big {
+                format!("{v:.2}")
+            } else {
+                format!("{v:.4}")
+            }
+        })
+        .collect()
+}
+
+fn metric_rows(runs: &[Run], compare: bool) -> Vec<Row> {
+    let totals: Vec<_> = runs.iter().map(|r| &r.report.totals).collect();
+    let ints = |f: &dyn Fn(&dovetail_sim::Totals) -> u64| -> Vec<String> {
+        totals.iter().map(|t| f(t).to_string()).collect()
+    };
+    let secs = |f: &dyn Fn(&dovetail_sim::Totals) -> f64| -> Vec<String> {
+        totals.iter().map(|t| format!("{:.0}", f(t))).collect()
+    };
+    let mut rows: Vec<Row> = Vec::new();
+    for (i, name) in ["instance selection", "consolidation scoring"]
+        .into_iter()
+        .enumerate()
+    {
+        rows.push((
+            name.to_string(),
+            runs.iter()
+                .map(|r| r.deciders.as_ref().map_or("-".into(), |d| d[i].clone()))
+                .collect(),
+        ));
+    }
+    let costs: Vec<f64> = totals.iter().map(|t| t.cost_usd).collect();
+    rows.push(("cost (USD)".into(), money(&costs)));
+    if compare {
+        let first = costs[0];
+        rows.push((
+            format!("savings vs {} (%)", runs[0].label),
+            costs
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i == 0 || first <= 0.0 {
+                        "-".to_string()
+                    } else {
+                        format!("{:.1}", (first - c) / first * 100.0)
+                    }
+                })
+                .collect(),
+        ));
+    }
+    rows.push(("peak nodes".into(), ints(&|t| t.peak_nodes as u64)));
+    rows.push(("nodes launched".into(), ints(&|t| t.nodes_launched as u64)));
+    rows.push((
+        "nodes terminated".into(),
+        ints(&|t| t.nodes_terminated as u64),
+    ));
+    rows.push(("disruptions".into(), ints(&|t| t.disruptions as u64)));
+    rows.push(("pods evicted".into(), ints(&|t| t.pods_evicted as u64)));
+    rows.push(("interruptions".into(), ints(&|t| t.interruptions as u64)));
+    if totals.iter().any(|t| t.insufficient_capacity_errors > 0) {
+        rows.push((
+            "insufficient capacity errors".into(),
+            ints(&|t| t.insufficient_capacity_errors as u64),
+        ));
+    }
+    if totals.iter().any(|t| t.jobs_completed > 0) {
+        rows.push(("jobs completed".into(), ints(&|t| t.jobs_completed as u64)));
+    }
+    rows.push(("pending p50 (s)".into(), secs(&|t| t.pending_p50_seconds)));
+    rows.push(("pending p95 (s)".into(), secs(&|t| t.pending_p95_seconds)));
+    rows.push(("pending p99 (s)".into(), secs(&|t| t.pending_p99_seconds)));
+    rows.push(("pending max (s)".into(), secs(&|t| t.pending_max_seconds)));
+    rows.push((
+        "all running after (s)".into(),
+        totals
+            .iter()
+            .map(|t| {
+                t.all_running_after_seconds
+                    .map_or("never".into(), |s| format!("{s:.0}"))
+            })
+            .collect(),
+    ));
+    rows.push(("pending at end".into(), ints(&|t| t.pending_at_end as u64)));
+    rows.push(("policy failures".into(), ints(&|t| t.policy_failures)));
+    rows.push((
+        "wall (s)".into(),
+        runs.iter()
+            .map(|r| format!("{:.2}", r.report.wall_seconds.unwrap_or(0.0)))
+            .collect(),
+    ));
+    rows
+}
+
+/// Metric names left-aligned, values right-aligned, one column per run.
+fn table(out: &mut String, header: Option<&[&str]>, rows: &[Row]) {
+    let first = rows.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+    let columns = rows.first().map_or(0, |(_, v)| v.len());
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .map(|(_, v)| v[c].len())
+                .chain(header.map(|h| h[c].len()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut line = |name: &str, cells: &[&str]| {
+        let mut l = format!("{name:<first$}");
+        for (cell, w) in cells.iter().zip(&widths) {
+            let _ = write!(l, "  {cell:>w$}");
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    if let Some(h) = header {
+        line("", h);
+    }
+    for (name, cells) in rows {
+        let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
+        line(name, &cells);
+    }
+}
+
+fn summary(out: &mut String, run: &Run) {
+    table(out, None, &metric_rows(std::slice::from_ref(run), false));
+    for note in &run.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+
+    let hours = &run.report.totals.node_hours_by_instance_type;
+    if !hours.is_empty() {
+        let mut top: Vec<(&String, &f64)> = hours.iter().collect();
+        top.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+        let shown = top.len().min(5);
+        let _ = writeln!(
+            out,
+            "\nnode-hours by instance type (top {shown} of {}):",
+            top.len()
+        );
+        let width = top[..shown].iter().map(|(t, _)| t.len()).max().unwrap_or(0);
+        for (t, h) in &top[..shown] {
+            let _ = writeln!(out, "  {t:<width$}  {h:>8.2}");
+        }
+    }
+
+    let decisions = &run.report.decisions;
+    let skip = decisions.len().saturating_sub(10);
+    if decisions.is_empty() {
+        out.push_str("\nno decisions\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "\ndecisions (last {} of {}):",
+            decisions.len() - skip,
+            decisions.len()
+        );
+        for d in &decisions[skip..] {
+            let _ = writeln!(out, "  {d}");
+        }
+    }
+}
+
+fn comparison(out: &mut String, runs: &[Run]) {
+    let header: Vec<&str> = runs.iter().map(|r| r.label.as_str()).collect();
+    table(out, Some(&header), &metric_rows(runs, true));
+    for run in runs {
+        for note in &run.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+    }
+    let Some(base) = runs.iter().find(|r| r.is_baseline()) else {
+        return;
+    };
+    let groups = base
+        .report
+        .autoscaler
+        .trim_start_matches("static-node-groups");
+    let _ = writeln!(
+        out,
+        "\nstatic node groups: {}",
+        groups.trim().trim_start_matches('(').trim_end_matches(')')
+    );
+    let dovetail: Vec<&Run> = runs.iter().filter(|r| !r.is_baseline()).collect();
+    let y = base.report.totals.cost_usd;
+    for run in &dovetail {
+        let who = if dovetail.len() == 1 {
+            "Dovetail".to_string()
+        } else {
+            format!("Dovetail ({})", run.label)
+        };
+        let x = run.report.totals.cost_usd;
+        let how = if y <= 0.0 || (x - y).abs() < 0.00005 {
+            "the same as".to_string()
+        } else if x < y {
+            format!("{:.1}% less than", (y - x) / y * 100.0)
+        } else {
+            format!("{:.1}% more than", (x - y) / y * 100.0)
+        };
+        let _ = writeln!(
+            out,
+            "{who} costs {how} static node groups (${x:.4} vs ${y:.4})"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_malformed_ones_name_the_form() {
+        assert_eq!(parse_spec("builtin").unwrap(), Spec::Builtin);
+        let Spec::Custom { label, set } =
+            parse_spec("s:consolidation-scoring=a.wasm,consolidation-scoring-config=c.json")
+                .unwrap()
+        else {
+            panic!("custom");
+        };
+        assert_eq!(label, "s");
+        assert_eq!(set.wasm[1].as_ref().unwrap().path, Path::new("a.wasm"));
+        assert_eq!(set.config[1].as_deref(), Some(Path::new("c.json")));
+        assert!(set.wasm[0].is_none());
+
+        for bad in [
+            "foo=bar",
+            "x:",
+            "x:scoring=a.wasm",
+            "x:instance-selection=",
+            "bad label:instance-selection=a.wasm",
+            "x:instance-selection-config=c.json",
+        ] {
+            let e = format!("{:#}", parse_spec(bad).unwrap_err());
+            assert!(e.contains(&format!("--compare {bad}")), "{e}");
+            assert!(
+                e.contains("LABEL:DECISION=FILE") || e.contains("instance-selection=FILE"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn html_files_get_the_label_before_the_extension() {
+        assert_eq!(
+            labelled_path(Path::new("a/out.html"), "savings"),
+            Path::new("a/out-savings.html")
+        );
+        assert_eq!(
+            labelled_path(Path::new("out"), "builtin"),
+            Path::new("out-builtin")
+        );
+    }
+
+    #[test]
+    fn durations_read_as_written() {
+        assert_eq!(human_duration(1800), "30m");
+        assert_eq!(human_duration(5400), "1h30m");
+        assert_eq!(human_duration(0), "0s");
+        assert_eq!(clock(48 * 3600 + 61), "48:01:01");
+    }
 }
