@@ -332,29 +332,208 @@ fn sim_runs_a_scenario_file_with_a_wasm_policy_and_writes_a_report() {
         html.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("nodes launched"), "{}", stdout(&o));
+    let text = stdout(&o);
+    assert!(text.contains("nodes launched"), "{text}");
+    assert!(
+        text.contains("consolidation scoring  balanced@0.1.0"),
+        "{text}"
+    );
+    assert!(text.contains("node-hours by instance type (top "), "{text}");
+    assert!(text.contains("decisions (last "), "{text}");
+    assert!(
+        stderr(&o).is_empty(),
+        "no progress bar when piped: {}",
+        stderr(&o)
+    );
     let page = std::fs::read_to_string(&html).unwrap();
     assert_eq!(page.matches("<svg").count(), 3, "three charts");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(v["seed"], 42);
     assert!(v["totals"]["nodes_launched"].as_u64().unwrap() >= 1);
+    assert_eq!(v["totals"]["policy_failures"], 0);
     assert!(v["wall_seconds"].as_f64().unwrap() > 0.0);
+    assert!(
+        v["autoscaler"].as_str().unwrap().contains("balanced@0.1.0"),
+        "{v}"
+    );
     let decisions = v["decisions"].as_array().unwrap();
     assert!(
-        decisions
-            .iter()
-            .any(|d| d.as_str().unwrap().contains("score")),
+        decisions.iter().any(|d| d["decided_by"] == "balanced@0.1.0"
+            && d["reason"].as_str().unwrap().contains("score")),
         "balanced decided: {decisions:?}"
     );
+}
 
-    let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, "seed: 1\nduration: 5m\nnodePools: []\nworkloads:\n  - deployment: a\n    replicas: x\n    cpu: \"1\"\n    memory: 1Gi\n").unwrap();
-    let o = dovetail(&["sim", bad.to_str().unwrap()]);
+/// The JSON report without the one field that differs between runs.
+fn report_without_wall_time(path: &std::path::Path) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let wall = v.as_object_mut().unwrap().remove("wall_seconds");
+    assert!(wall.unwrap().as_f64().unwrap() > 0.0);
+    v
+}
+
+#[test]
+fn sim_is_deterministic_apart_from_wall_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = example("scenarios/demo.yaml");
+    let savings = guest("dovetail-policy-savings-threshold");
+    let policy = format!("consolidation-scoring={}", savings.display());
+    let mut reports = Vec::new();
+    for i in 0..2 {
+        let json = dir.path().join(format!("{i}.json"));
+        let o = dovetail(&[
+            "sim",
+            scenario.to_str().unwrap(),
+            "--policy",
+            &policy,
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        reports.push(report_without_wall_time(&json));
+    }
+    assert!(!reports[0]["timeline"].as_array().unwrap().is_empty());
+    assert_eq!(reports[0], reports[1]);
+}
+
+#[test]
+fn sim_compares_dovetail_with_static_node_groups() {
+    let scenario = example("scenarios/demo.yaml");
+    let o = dovetail(&[
+        "sim",
+        scenario.to_str().unwrap(),
+        "--baseline",
+        "static-node-groups",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let header = text
+        .lines()
+        .find(|l| l.contains("static-node-groups"))
+        .unwrap_or_else(|| panic!("a header row: {text}"));
+    assert!(header.contains("scenario"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Dovetail costs "))
+        .unwrap_or_else(|| panic!("a verdict line: {text}"));
+    assert!(line.contains("than static node groups ($"), "{line}");
+    assert!(text.contains("savings vs scenario (%)"), "{text}");
+
+    let o = dovetail(&["sim", scenario.to_str().unwrap(), "--baseline", "nodes"]);
     assert!(!o.status.success());
+    assert!(stderr(&o).contains("static-node-groups"), "{}", stderr(&o));
+}
+
+#[test]
+fn sim_compares_policy_sets_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = example("scenarios/demo.yaml");
+    let savings = guest("dovetail-policy-savings-threshold");
+    let spec = format!("savings:consolidation-scoring={}", savings.display());
+    let json = dir.path().join("runs.json");
+    let html = dir.path().join("out.html");
+    let o = dovetail(&[
+        "sim",
+        scenario.to_str().unwrap(),
+        "--compare",
+        "builtin",
+        "--compare",
+        &spec,
+        "--json",
+        json.to_str().unwrap(),
+        "--report",
+        html.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let header = text.lines().find(|l| l.contains("builtin")).unwrap();
+    let labels: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(
+        labels,
+        ["builtin", "savings"],
+        "no extra `scenario` column: {text}"
+    );
+    assert!(
+        text.contains("savings-threshold@0.1.0") && text.contains("savings vs builtin (%)"),
+        "{text}"
+    );
+    for metric in [
+        "cost (USD)",
+        "peak nodes",
+        "pending p99 (s)",
+        "policy failures",
+        "wall (s)",
+    ] {
+        assert!(text.contains(metric), "{metric}: {text}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["label"], "builtin");
+    assert_eq!(runs[1]["label"], "savings");
+    assert!(runs[1]["report"]["totals"]["cost_usd"].as_f64().unwrap() > 0.0);
+    assert!(dir.path().join("out-builtin.html").exists());
+    assert!(dir.path().join("out-savings.html").exists());
+
+    let o = dovetail(&["sim", scenario.to_str().unwrap(), "--compare", "foo=bar"]);
+    assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(
+        err.contains("--compare foo=bar") && err.contains("LABEL:DECISION=FILE[,DECISION=FILE]"),
+        "{err}"
+    );
+
+    let o = dovetail(&["sim", scenario.to_str().unwrap(), "--policy", "score.wasm"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("DECISION=FILE"), "{}", stderr(&o));
+}
+
+#[test]
+fn sim_names_the_bad_field_and_line_of_a_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "seed: 1\nduration: 5m\nnodePools: []\nworkloads: [{deployment: x, replicas: \"many\", cpu: \"1\", memory: 1Gi}]\n",
+    )
+    .unwrap();
+    let o = dovetail(&["sim", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains(bad.to_str().unwrap()), "{err}");
+    assert!(
+        err.contains("workloads[0].replicas") && err.contains("line 4"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &bad,
+        "seed: 1\nduration: 5m\nnodePools: []\nworkloads:\n  - deployment: a\n    replicas: x\n    cpu: \"1\"\n    memory: 1Gi\n",
+    )
+    .unwrap();
+    let err = stderr(&dovetail(&["sim", bad.to_str().unwrap()]));
+    assert!(
         err.contains("workloads[0].replicas") && err.contains("line 6"),
+        "{err}"
+    );
+
+    let missing = dir.path().join("policy.yaml");
+    std::fs::write(
+        &missing,
+        std::fs::read_to_string(example("scenarios/demo.yaml")).unwrap()
+            + "policies: { consolidationScoring: score.wasm }\n",
+    )
+    .unwrap();
+    let o = dovetail(&["sim", missing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("policies.consolidationScoring")
+            && err.contains(dir.path().join("score.wasm").to_str().unwrap())
+            && err.contains("--policy consolidation-scoring=FILE"),
         "{err}"
     );
 }
