@@ -122,7 +122,10 @@ fn scale_up(sim: &mut Simulation<'_>, groups: &[NodeGroup]) {
         let placed: usize = claims.iter().map(|c| c.pods.len()).sum();
         let key = (waste, -(placed as i64), g);
         if best.as_ref().is_none_or(|(k, _)| {
-            key.0.total_cmp(&k.0).then(key.1.cmp(&k.1)).then(key.2.cmp(&k.2))
+            key.0
+                .total_cmp(&k.0)
+                .then(key.1.cmp(&k.1))
+                .then(key.2.cmp(&k.2))
                 == std::cmp::Ordering::Less
         }) {
             best = Some((key, plan));
@@ -228,10 +231,12 @@ fn scale_down(sim: &mut Simulation<'_>) {
             removed.push(n);
         }
     }
-    let busy = sim
-        .draining
-        .iter()
-        .any(|&n| sim.nodes[n].drain.as_ref().is_some_and(|d| d.terminate_at.is_none()));
+    let busy = sim.draining.iter().any(|&n| {
+        sim.nodes[n]
+            .drain
+            .as_ref()
+            .is_some_and(|d| d.terminate_at.is_none())
+    });
     if removed.is_empty() && !busy && sim.baseline.fit_failed_at != Some(sim.version) {
         for &(_, _, n) in &candidates {
             if movable(sim, n) == 0 {

@@ -681,7 +681,11 @@ impl<'a> Simulation<'a> {
     /// Launches the first offering of `offerings` that has capacity, as EC2
     /// CreateFleet does with a prioritized list; offerings that fail are
     /// marked unavailable for the unavailable-offering window.
-    pub(crate) fn try_launch(&mut self, pool: Option<Sym>, offerings: &[OfferingRef]) -> Option<usize> {
+    pub(crate) fn try_launch(
+        &mut self,
+        pool: Option<Sym>,
+        offerings: &[OfferingRef],
+    ) -> Option<usize> {
         for o in offerings {
             if self.short(o.instance_type, o.zone, o.capacity_type) {
                 self.report.totals.insufficient_capacity_errors += 1;
@@ -860,7 +864,9 @@ impl<'a> Simulation<'a> {
             }
             for &b in &p.pdbs {
                 expected[b] += 1;
-                if p.node.is_some_and(|n| self.nodes[n].state == NodeState::Ready) {
+                if p.node
+                    .is_some_and(|n| self.nodes[n].state == NodeState::Ready)
+                {
                     healthy[b] += 1;
                 }
             }
@@ -1099,7 +1105,10 @@ impl<'a> Simulation<'a> {
             match self.try_launch(Some(claim.node_pool), offerings) {
                 Some(n) => {
                     let sn = &self.nodes[n];
-                    launched.push(format!("{}/{}/{}", sn.instance_type, sn.zone, sn.capacity_type));
+                    launched.push(format!(
+                        "{}/{}/{}",
+                        sn.instance_type, sn.zone, sn.capacity_type
+                    ));
                     for key in &claim.pods {
                         if let Some(&p) = by_key.get(key) {
                             self.pods[p].nominated = Some(n);
@@ -1148,6 +1157,16 @@ impl<'a> Simulation<'a> {
                 if let Some((version, at)) = self.consolidated
                     && version == self.version
                     && self.now - at < m.consolidation_recheck_ms
+                {
+                    return;
+                }
+                // A provisioning round in flight (pods just gone pending,
+                // nodes launching) is waited out: any command now would be
+                // judged on a cluster about to change.
+                if !self.launching.is_empty()
+                    || self.pending.iter().any(|&p| {
+                        self.now.saturating_sub(self.pods[p].pending_since) < m.batch_max_ms
+                    })
                 {
                     return;
                 }

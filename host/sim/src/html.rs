@@ -12,7 +12,12 @@ const MAX_DECISIONS: usize = 1_000;
 
 /// `h:mm:ss` of simulated time.
 pub(crate) fn clock(seconds: u64) -> String {
-    format!("{}:{:02}:{:02}", seconds / 3600, seconds / 60 % 60, seconds % 60)
+    format!(
+        "{}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
 }
 
 fn escape(s: &str) -> String {

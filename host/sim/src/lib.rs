@@ -29,9 +29,9 @@ mod types;
 
 pub use demo::demo_scenario;
 pub use engine::{SimEvent, Simulation};
+pub use report::{DecisionRecord, Report, Sample, Totals};
+pub use scenario::{ScenarioError, parse_scenario};
 pub use types::{
     Autoscaler, BaselineModel, Deployment, Diurnal, Event, EventKind, InitialNode, Job, Models,
     NodeError, NodeGroup, PdbSpec, PolicyFiles, Scenario, node_for,
 };
-pub use report::{DecisionRecord, Report, Sample, Totals};
-pub use scenario::{ScenarioError, parse_scenario};

@@ -40,12 +40,7 @@ pub struct DecisionRecord {
 
 impl std::fmt::Display for DecisionRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {}",
-            crate::html::clock(self.at_seconds),
-            self.kind
-        )?;
+        write!(f, "{} {}", crate::html::clock(self.at_seconds), self.kind)?;
         if !self.nodes.is_empty() {
             write!(f, " {}", self.nodes.join(","))?;
         }

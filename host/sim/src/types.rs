@@ -261,7 +261,9 @@ impl Scenario {
 /// Why a node cannot be made from an offering.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum NodeError {
-    #[error("instance type `{0}` is not in the catalog; use one of its types or add it under `catalog`")]
+    #[error(
+        "instance type `{0}` is not in the catalog; use one of its types or add it under `catalog`"
+    )]
     UnknownType(String),
     #[error("instance type `{instance_type}` has no {capacity_type} offering in zone `{zone}`")]
     NoOffering {

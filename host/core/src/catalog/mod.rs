@@ -198,7 +198,7 @@ impl Clone for Catalog {
         Self {
             region: self.region,
             instance_types: self.instance_types.clone(),
-            spot_prices: self.spot_prices.clone(),
+            spot_prices: self.spot_prices,
             compiled: std::sync::OnceLock::new(),
         }
     }

@@ -118,7 +118,11 @@ pub struct Prepared {
     template_errors: Vec<String>,
     universe: Arc<Universe>,
     existing: Vec<Existing>,
+    /// Each existing node's hostname domain, in `existing` order.
+    hostnames: Vec<crate::sym::Sym>,
     bound: Arc<Vec<BoundPod>>,
+    /// Bound pods with required anti-affinity (indices into `bound`).
+    anti: Vec<usize>,
     /// Shared group counts, for snapshots solved more than once.
     groups: Option<Arc<GroupCache>>,
     tolerate_prefer_no_schedule: bool,
@@ -168,19 +172,26 @@ impl Prepared {
             .iter()
             .enumerate()
             .flat_map(|(i, n)| {
-                let reqs = crate::requirements::Requirements::from_labels(
+                let reqs = Arc::new(crate::requirements::Requirements::from_labels(
                     n.labels.iter().map(|(k, v)| (k, v)),
-                );
+                ));
+                let labels = Arc::new(n.labels.clone());
+                let taints = Arc::new(n.taints.clone());
                 n.pods.iter().map(move |p| BoundPod {
                     pod: p.clone(),
                     node: i,
-                    node_labels: n.labels.clone(),
+                    node_labels: labels.clone(),
                     node_requirements: reqs.clone(),
-                    node_taints: n.taints.clone(),
+                    node_taints: taints.clone(),
                     node_name: n.name,
                 })
             })
             .collect();
+        let anti: Vec<usize> = (0..bound.len())
+            .filter(|&i| !bound[i].pod.pod_anti_affinity.is_empty())
+            .collect();
+        let hostname = crate::sym::Sym::new(crate::labels::HOSTNAME);
+        let hostnames = existing.iter().map(|e| e.hostname(hostname)).collect();
         for n in &snapshot.nodes {
             for &(k, v) in &n.labels {
                 universe.insert(k, v, &n.taints);
@@ -192,7 +203,9 @@ impl Prepared {
             template_errors,
             universe: Arc::new(universe),
             existing,
+            hostnames,
             bound: Arc::new(bound),
+            anti,
             groups: None,
             tolerate_prefer_no_schedule,
         }
@@ -253,27 +266,29 @@ impl<'a> Scheduler<'a> {
             template_errors,
             universe,
             existing,
+            hostnames,
             bound,
+            anti,
             groups,
             tolerate_prefer_no_schedule,
         } = prepared;
-        let existing: Vec<Existing> = existing
-            .iter()
-            .filter(|e| !removed.contains(&e.node))
-            .cloned()
+        let kept: Vec<usize> = (0..existing.len())
+            .filter(|&i| !removed.contains(&existing[i].node))
             .collect();
+        let existing: Vec<Existing> = kept.iter().map(|&i| existing[i].clone()).collect();
         let templates = templates.clone();
         let mut topology = Topology::new(
             universe.clone(),
             snapshot.namespaces.clone(),
             bound.clone(),
+            anti,
             groups.clone(),
             removed,
             pods.len(),
         );
         let hostname = crate::sym::Sym::new(crate::labels::HOSTNAME);
-        for e in &existing {
-            topology.register(hostname, e.hostname(hostname));
+        for &i in &kept {
+            topology.register(hostname, hostnames[i]);
         }
         for (i, p) in pods.iter().enumerate() {
             topology.update(i, &p.pod, &p.strict_terms);

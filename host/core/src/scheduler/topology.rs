@@ -439,9 +439,10 @@ pub(crate) struct BoundPod {
     pub pod: Pod,
     /// Index into the snapshot's nodes.
     pub node: usize,
-    pub node_labels: Labels,
-    pub node_requirements: Requirements,
-    pub node_taints: Vec<Taint>,
+    /// Shared by every pod of the node.
+    pub node_labels: Arc<Labels>,
+    pub node_requirements: Arc<Requirements>,
+    pub node_taints: Arc<Vec<Taint>>,
     pub node_name: Sym,
 }
 
@@ -450,6 +451,7 @@ impl Topology {
         universe: Arc<Universe>,
         namespaces: Vec<Namespace>,
         bound: Arc<Vec<BoundPod>>,
+        anti: &[usize],
         cache: Option<Arc<GroupCache>>,
         removed: &[usize],
         pending: usize,
@@ -472,7 +474,7 @@ impl Topology {
             ..Topology::default()
         };
         // Anti-affinity of pods already running keeps new pods away.
-        for b in bound.iter().filter(|b| !b.pod.pod_anti_affinity.is_empty()) {
+        for b in anti.iter().map(|&i| &bound[i]) {
             if t.is_removed(b.node) {
                 continue;
             }
