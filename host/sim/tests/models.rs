@@ -1,0 +1,277 @@
+//! The simulator's models, each on a small scenario: interruptions,
+//! capacity shortages and the unavailable-offering cache, a given start
+//! state, Jobs, diurnal curves and the static node-group baseline.
+
+use dovetail_core::catalog::CapacityType;
+use dovetail_core::policy::Builtin;
+use dovetail_sim::{Autoscaler, Report, Scenario, SimEvent, Simulation, parse_scenario};
+
+fn run(scenario: Scenario) -> (Report, Vec<SimEvent>) {
+    let mut events = Vec::new();
+    let report = Simulation::new(scenario, &Builtin, &Builtin).run(&mut |e| events.push(e.clone()));
+    (report, events)
+}
+
+fn scenario(text: &str) -> Scenario {
+    parse_scenario(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+const SPOT_POOL: &str = r#"
+nodePools:
+  - apiVersion: karpenter.sh/v1
+    kind: NodePool
+    metadata: { name: default }
+    spec:
+      template:
+        spec:
+          requirements:
+            - { key: karpenter.k8s.aws/instance-category, operator: In, values: [c, m] }
+            - { key: karpenter.k8s.aws/instance-cpu, operator: Lt, values: ["5"] }
+            - { key: karpenter.sh/capacity-type, operator: In, values: [spot] }
+      disruption: { consolidationPolicy: WhenEmpty, consolidateAfter: 30s }
+"#;
+
+#[test]
+fn an_interrupted_spot_node_is_drained_and_its_pods_run_elsewhere() {
+    let s = scenario(&format!(
+        "seed: 3\nduration: 15m\n{SPOT_POOL}\nworkloads:\n  - {{ deployment: web, replicas: 24, cpu: 500m, memory: 1Gi }}\nevents:\n  - at: 5m\n    interruption: {{ count: 1 }}\n"
+    ));
+    let (report, events) = run(s);
+    let (victim, at) = events
+        .iter()
+        .find_map(|e| match e {
+            SimEvent::Interrupted {
+                name,
+                at_ms,
+                terminates_at_ms,
+            } => {
+                assert_eq!(*terminates_at_ms, at_ms + 120_000, "the 2-minute notice");
+                Some((*name, *at_ms))
+            }
+            _ => None,
+        })
+        .expect("an interruption notice");
+    assert_eq!(at, 300_000);
+    let deleted = events
+        .iter()
+        .find_map(|e| match e {
+            SimEvent::NodeDeleted { name, at_ms, .. } if *name == victim => Some(*at_ms),
+            _ => None,
+        })
+        .expect("the interrupted node goes");
+    assert!(deleted <= at + 120_000, "gone by termination: {deleted}");
+    let replacement = events.iter().any(|e| {
+        matches!(e, SimEvent::NodeLaunched { at_ms, capacity_type, .. }
+            if *at_ms >= at && *capacity_type == CapacityType::Spot)
+    });
+    assert!(replacement, "a new node is launched for the evicted pods");
+    assert!(report.totals.pods_evicted > 0);
+    assert_eq!(report.totals.interruptions, 1);
+    assert_eq!(report.totals.pending_at_end, 0, "every pod runs again");
+    let last = report.timeline.last().unwrap();
+    assert_eq!(last.running_pods, 24);
+}
+
+/// Two types in two zones; `cheap` in zone a is the first choice.
+const TWO_TYPES: &str = r#"
+region: lab-1
+catalog:
+  - name: cheap
+    capacity: { cpu: "4", memory: 16Gi, pods: "110" }
+    offerings:
+      - { zone: lab-1a, capacityType: on-demand, price: 0.10 }
+      - { zone: lab-1b, capacityType: on-demand, price: 0.12 }
+  - name: dear
+    capacity: { cpu: "4", memory: 16Gi, pods: "110" }
+    offerings:
+      - { zone: lab-1a, capacityType: on-demand, price: 0.30 }
+nodePools:
+  - apiVersion: karpenter.sh/v1
+    kind: NodePool
+    metadata: { name: default }
+    spec:
+      disruption: { consolidationPolicy: WhenEmpty, consolidateAfter: Never }
+workloads:
+  - { deployment: app, replicas: 0, cpu: "3", memory: 4Gi }
+"#;
+
+fn ice_times(events: &[SimEvent]) -> Vec<(u64, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SimEvent::InsufficientCapacity {
+                at_ms,
+                instance_type,
+                zone,
+                ..
+            } => Some((*at_ms / 1000, format!("{instance_type}/{zone}"))),
+            _ => None,
+        })
+        .collect()
+}
+
+fn launches(events: &[SimEvent]) -> Vec<(u64, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SimEvent::NodeLaunched {
+                at_ms,
+                instance_type,
+                zone,
+                ..
+            } => Some((*at_ms / 1000, format!("{instance_type}/{zone}"))),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_capacity_shortage_falls_back_and_the_offering_stays_out_for_three_minutes() {
+    let s = scenario(&format!(
+        "seed: 1\nduration: 12m\n{TWO_TYPES}\nevents:\n  - at: 0s\n    capacityShortage: {{ for: 20m, instanceTypes: [cheap], zones: [lab-1a] }}\n  - at: 1m\n    scale: {{ deployment: app, replicas: 1 }}\n  - at: 2m\n    scale: {{ deployment: app, replicas: 2 }}\n  - at: 6m\n    scale: {{ deployment: app, replicas: 3 }}\n"
+    ));
+    let (report, events) = run(s);
+    let ice = ice_times(&events);
+    let launched = launches(&events);
+    // At 1m the first choice fails and the same launch falls back.
+    assert_eq!(ice[0].1, "cheap/lab-1a", "{ice:?}");
+    assert!((60..62).contains(&ice[0].0), "{ice:?}");
+    assert_eq!(launched[0].1, "cheap/lab-1b", "{launched:?}");
+    // At 2m the offering is still in the unavailable-offering cache: the
+    // plan leaves it out, so nothing fails.
+    assert!((120..123).contains(&launched[1].0), "{launched:?}");
+    assert_eq!(launched[1].1, "cheap/lab-1b");
+    assert_eq!(
+        ice.iter().filter(|(t, _)| *t < 240).count(),
+        1,
+        "no retry inside the window: {ice:?}"
+    );
+    // At 6m the cache has expired: the offering is tried (and fails) again.
+    assert!(ice.iter().any(|(t, _)| (360..363).contains(t)), "{ice:?}");
+    assert_eq!(launched[2].1, "cheap/lab-1b");
+    assert_eq!(report.totals.insufficient_capacity_errors, 2);
+    assert_eq!(report.totals.pending_at_end, 0);
+}
+
+#[test]
+fn with_no_capacity_anywhere_pods_wait_and_run_when_it_returns() {
+    let s = scenario(&format!(
+        "seed: 1\nduration: 10m\n{TWO_TYPES}\nevents:\n  - at: 0s\n    capacityShortage: {{ for: 4m }}\n  - at: 1m\n    scale: {{ deployment: app, replicas: 2 }}\n"
+    ));
+    let (report, events) = run(s);
+    let launched = launches(&events);
+    assert!(!launched.is_empty());
+    assert!(launched.iter().all(|(t, _)| *t >= 240), "{launched:?}");
+    assert_eq!(report.totals.pending_at_end, 0);
+    assert!(report.totals.pending_max_seconds >= 180.0);
+}
+
+#[test]
+fn a_given_start_state_is_used_before_anything_is_launched() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/scenarios/start-state.yaml"
+    ))
+    .unwrap();
+    let s = scenario(&text);
+    let initial = s.initial_nodes.len();
+    let (report, events) = run(s);
+    let first = report.timeline.first().unwrap();
+    assert_eq!(first.nodes_on_demand + first.nodes_spot, initial);
+    assert_eq!(first.pending_pods, 0, "every replica starts bound");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, SimEvent::NodeLaunched { at_ms, .. } if *at_ms < 300_000)),
+        "nothing launches before the scale-down"
+    );
+    assert!(
+        report.totals.nodes_terminated > 0,
+        "the scale-down leaves nodes to consolidate: {:#?}",
+        report.decisions
+    );
+}
+
+#[test]
+fn jobs_run_their_completions_and_their_nodes_go_afterwards() {
+    let s = scenario(&format!(
+        "seed: 2\nduration: 30m\n{SPOT_POOL}\nworkloads:\n  - {{ job: batch, at: 1m, completions: 40, parallelism: 20, duration: 3m, cpu: \"1\", memory: 1Gi }}\n"
+    ));
+    let (report, _) = run(s);
+    assert_eq!(report.totals.jobs_completed, 1);
+    let peak = report
+        .timeline
+        .iter()
+        .map(|s| s.running_pods)
+        .max()
+        .unwrap();
+    assert!(peak >= 20, "parallelism 20 reached: {peak}");
+    let last = report.timeline.last().unwrap();
+    assert_eq!(last.running_pods, 0);
+    assert_eq!(last.nodes_on_demand + last.nodes_spot, 0, "empty nodes go");
+}
+
+#[test]
+fn a_diurnal_curve_grows_and_shrinks_the_cluster() {
+    let s = scenario(&format!(
+        "seed: 4\nduration: 2h\n{SPOT_POOL}\nworkloads:\n  - deployment: web\n    cpu: 500m\n    memory: 1Gi\n    diurnal: {{ min: 4, max: 60, peakAt: 1h, period: 2h, step: 5m }}\n"
+    ));
+    let (report, _) = run(s);
+    let nodes = |t: u64| {
+        let s = report.timeline.iter().find(|s| s.at_seconds == t).unwrap();
+        (s.nodes_spot, s.running_pods)
+    };
+    let (start, low) = nodes(60);
+    let (peak, high) = nodes(3_600);
+    let (end, _) = nodes(7_200);
+    assert_eq!(low, 4);
+    assert!(high >= 55, "{high}");
+    assert!(peak > start && peak > end, "{start} {peak} {end}");
+}
+
+#[test]
+fn the_static_baseline_removes_under_used_nodes_only_after_ten_minutes() {
+    let mut s = dovetail_sim::demo_scenario(1);
+    s.autoscaler = Autoscaler::StaticNodeGroups(s.baseline_groups());
+    let (report, events) = run(s);
+    let mut ready = std::collections::HashMap::new();
+    let mut removals = Vec::new();
+    for e in &events {
+        match e {
+            SimEvent::NodeReady { at_ms, name } => {
+                ready.insert(*name, *at_ms);
+            }
+            SimEvent::NodeDeleted { at_ms, name, .. } => removals.push((*at_ms, ready[name])),
+            _ => {}
+        }
+    }
+    assert!(!removals.is_empty(), "{:#?}", report.decisions);
+    // Unneeded for ten minutes first: never sooner after the node came up.
+    assert!(
+        removals.iter().all(|&(gone, up)| gone >= up + 10 * 60_000),
+        "{removals:?}"
+    );
+    assert!(report.timeline.iter().all(|s| s.nodes_spot == 0));
+    assert!(
+        report
+            .decisions
+            .iter()
+            .any(|d| d.kind == "scale-up" && d.decided_by == "least-waste")
+    );
+}
+
+#[test]
+fn the_same_seed_gives_the_same_storm() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/scenarios/spot-storm.yaml"
+    ))
+    .unwrap();
+    let a = run(scenario(&text)).0;
+    let b = run(scenario(&text)).0;
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
+    assert!(a.totals.interruptions > 0 && a.totals.insufficient_capacity_errors > 0);
+}
