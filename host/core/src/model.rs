@@ -282,8 +282,12 @@ pub struct Pod {
 impl Pod {
     /// `controller.kubernetes.io/pod-deletion-cost`, 0 when absent or malformed.
     pub fn deletion_cost(&self) -> i32 {
-        label(&self.annotations, Sym::new(DELETION_COST))
-            .and_then(|v| v.as_str().parse().ok())
+        // Compared as text: this runs for every pod of every candidate, and
+        // interning the key would take the global symbol lock each time.
+        self.annotations
+            .iter()
+            .find(|(k, _)| k.as_str() == DELETION_COST)
+            .and_then(|(_, v)| v.as_str().parse().ok())
             .unwrap_or(0)
     }
 }

@@ -857,6 +857,9 @@ impl<'a> Simulation<'a> {
     /// PodDisruptionBudgets' `disruptionsAllowed`, from the pods they cover.
     fn pdb_allowed(&self) -> Vec<i64> {
         let n = self.scenario.pdbs.len();
+        if n == 0 {
+            return Vec::new();
+        }
         let (mut healthy, mut expected) = (vec![0i64; n], vec![0i64; n]);
         for p in &self.pods {
             if p.gone {

@@ -152,7 +152,13 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
 /// `"true"`, or a duration it has not yet run for. Other values are ignored,
 /// as Karpenter ignores them.
 fn protected_pod(pod: &Pod, now: u64) -> bool {
-    match label(&pod.annotations, Sym::new(labels::DO_NOT_DISRUPT)) {
+    // By text: this runs for every pod, and interning takes a global lock.
+    let value = pod
+        .annotations
+        .iter()
+        .find(|(k, _)| k.as_str() == labels::DO_NOT_DISRUPT)
+        .map(|&(_, v)| v);
+    match value {
         Some(v) if v.as_str() == "true" => true,
         Some(v) => parse_go_duration(v.as_str())
             .is_some_and(|d| now.saturating_sub(pod.started_at) < d.as_secs()),
@@ -207,16 +213,31 @@ fn blocked(snapshot: &Snapshot, node: &Node, now: u64) -> Option<String> {
     None
 }
 
+/// What drift checks against, computed once per NodePool and pass.
+struct PoolFacts {
+    hash: u64,
+    requirements: Option<Requirements>,
+}
+
+impl PoolFacts {
+    fn new(pool: &NodePool) -> Self {
+        Self {
+            hash: pool.template_hash(),
+            requirements: Requirements::from_terms(&pool.requirements).ok(),
+        }
+    }
+}
+
 /// Why a node has drifted from its NodePool, if it has.
-fn drift(pool: &NodePool, node: &Node) -> Option<String> {
+fn drift(pool: &NodePool, facts: &PoolFacts, node: &Node) -> Option<String> {
     if let Some(h) = node.node_pool_hash
-        && h != pool.template_hash()
+        && h != facts.hash
     {
         return Some(format!("NodePool `{}` template changed", pool.name));
     }
-    let reqs = Requirements::from_terms(&pool.requirements).ok()?;
+    let reqs = facts.requirements.as_ref()?;
     let node_labels = Requirements::from_labels(node.labels.iter().map(|(k, v)| (k, v)));
-    if let Err(e) = node_labels.compatible(&reqs, false, "the node") {
+    if let Err(e) = node_labels.compatible(reqs, false, "the node") {
         return Some(format!(
             "no longer meets NodePool `{}` requirements: {e}",
             pool.name
@@ -357,6 +378,7 @@ impl<'a> Engine<'a> {
         let ct_key = Sym::new(labels::CAPACITY_TYPE);
         let it_key = Sym::new(labels::INSTANCE_TYPE);
         let zone_key = Sym::new(labels::ZONE);
+        let facts: Vec<PoolFacts> = s.node_pools.iter().map(PoolFacts::new).collect();
         for (i, node) in s.nodes.iter().enumerate() {
             if node.marked_for_deletion || !node.initialized || self.expiring.contains(&i) {
                 continue;
@@ -407,7 +429,7 @@ impl<'a> Engine<'a> {
                 zone,
                 disruption_cost,
                 consolidatable,
-                drift: drift(pool, node),
+                drift: drift(pool, &facts[p], node),
             });
         }
     }

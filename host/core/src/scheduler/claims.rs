@@ -572,8 +572,14 @@ pub(crate) struct Existing {
 }
 
 impl Existing {
-    pub fn new(index: usize, node: &Node, daemon_sets: &[DaemonSet]) -> Self {
-        let mut requirements = Requirements::from_labels(node.labels.iter().map(|(k, v)| (k, v)));
+    /// `labels` is the node's labels as requirements.
+    pub fn new(
+        index: usize,
+        node: &Node,
+        labels: &Requirements,
+        daemon_sets: &[DaemonSet],
+    ) -> Self {
+        let mut requirements = labels.clone();
         let hostname = Sym::new(labels::HOSTNAME);
         if !requirements.has(hostname) {
             requirements.add(Requirement::single(hostname, node.name));
@@ -613,6 +619,14 @@ impl Existing {
             host_ports,
             pods: Vec::new(),
         }
+    }
+
+    /// CPU and memory still free.
+    pub fn headroom(&self) -> (i64, i64) {
+        (
+            self.available.cpu - self.requests.cpu,
+            self.available.memory - self.requests.memory,
+        )
     }
 
     pub fn hostname(&self, key: Sym) -> Sym {

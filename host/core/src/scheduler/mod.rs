@@ -158,12 +158,23 @@ impl Prepared {
                 .iter()
                 .any(|t| t.effect == TaintEffect::PreferNoSchedule)
         });
+        // Each node's labels as requirements, once: existing nodes and the
+        // pods bound to them share them.
+        let node_requirements: Vec<Arc<crate::requirements::Requirements>> = snapshot
+            .nodes
+            .iter()
+            .map(|n| {
+                Arc::new(crate::requirements::Requirements::from_labels(
+                    n.labels.iter().map(|(k, v)| (k, v)),
+                ))
+            })
+            .collect();
         let mut existing: Vec<Existing> = snapshot
             .nodes
             .iter()
             .enumerate()
             .filter(|(_, n)| !n.marked_for_deletion)
-            .map(|(i, n)| Existing::new(i, n, &snapshot.daemon_sets))
+            .map(|(i, n)| Existing::new(i, n, &node_requirements[i], &snapshot.daemon_sets))
             .collect();
         // Initialized nodes first, in-flight ones after, each by name.
         existing.sort_by(|a, b| b.initialized.cmp(&a.initialized).then(a.name.cmp(&b.name)));
@@ -172,9 +183,7 @@ impl Prepared {
             .iter()
             .enumerate()
             .flat_map(|(i, n)| {
-                let reqs = Arc::new(crate::requirements::Requirements::from_labels(
-                    n.labels.iter().map(|(k, v)| (k, v)),
-                ));
+                let reqs = node_requirements[i].clone();
                 let labels = Arc::new(n.labels.clone());
                 let taints = Arc::new(n.taints.clone());
                 n.pods.iter().map(move |p| BoundPod {
@@ -220,6 +229,8 @@ struct Scheduler<'a> {
     types: Arc<claims::Types>,
     templates: Vec<Template>,
     existing: Vec<Existing>,
+    /// Per existing node: (cpu, memory) still free.
+    headroom: Vec<(i64, i64)>,
     claims: Vec<Claim>,
     /// (pod count, claim index): the order planned NodeClaims are tried in.
     claim_order: BTreeSet<(usize, usize)>,
@@ -304,6 +315,7 @@ impl<'a> Scheduler<'a> {
             invalid,
             types: types.clone(),
             templates,
+            headroom: existing.iter().map(Existing::headroom).collect(),
             existing,
             claims: Vec::new(),
             claim_order: BTreeSet::new(),
@@ -367,8 +379,16 @@ impl<'a> Scheduler<'a> {
 
     fn add(&mut self, p: usize) -> Result<Place, String> {
         let pod = &self.pods[p];
+        let (cpu, memory) = (pod.requests.cpu, pod.requests.memory);
         for (i, node) in self.existing.iter_mut().enumerate() {
+            // Most nodes of a busy cluster are full: a compact headroom
+            // table rules them out without touching the node.
+            let (free_cpu, free_memory) = self.headroom[i];
+            if cpu > free_cpu || memory > free_memory {
+                continue;
+            }
             if node.try_add(p, pod, &mut self.topology) {
+                self.headroom[i] = node.headroom();
                 return Ok(Place::Existing(i));
             }
         }
