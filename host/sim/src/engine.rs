@@ -1157,11 +1157,22 @@ impl<'a> Simulation<'a> {
                 if self.now == 0 || !self.now.is_multiple_of(m.disruption_interval_ms) {
                     return;
                 }
+                // Unchanged since a pass that found nothing: skip, unless
+                // nodes have since become consolidatable — then only they
+                // can have a single-node move the last pass did not reject.
+                let mut settings = m.disruption.clone();
                 if let Some((version, at)) = self.consolidated
                     && version == self.version
                     && self.now - at < m.consolidation_recheck_ms
                 {
-                    return;
+                    let fresh = self.became_consolidatable_since(at);
+                    if fresh.is_empty() {
+                        return;
+                    }
+                    // Multi-node consolidation waits for the next full
+                    // pass (a change or the re-check).
+                    settings.single_node_only = Some(fresh);
+                    settings.max_multi_node = 0;
                 }
                 // A provisioning round in flight (pods just gone pending,
                 // nodes launching) is waited out: any command now would be
@@ -1174,12 +1185,7 @@ impl<'a> Simulation<'a> {
                     return;
                 }
                 let (snapshot, _) = self.snapshot(false);
-                let pass = disruption::disrupt(
-                    &snapshot,
-                    self.unix(),
-                    self.scorer,
-                    &self.scenario.models.disruption,
-                );
+                let pass = disruption::disrupt(&snapshot, self.unix(), self.scorer, &settings);
                 let mut voluntary = None;
                 for cmd in pass.commands {
                     if cmd.method == Method::Expiration {
@@ -1259,6 +1265,34 @@ impl<'a> Simulation<'a> {
             }
             Some(other) => self.in_progress = Some(other),
         }
+    }
+
+    /// Nodes whose `consolidateAfter` ran out since `at_ms`: Karpenter marks
+    /// them Consolidatable then, which counts as a cluster change.
+    fn became_consolidatable_since(&self, at_ms: u64) -> Vec<Sym> {
+        let (from, to) = (self.scenario.start_unix_seconds + at_ms / 1000, self.unix());
+        self.nodes
+            .iter()
+            .filter(|n| {
+                if n.state != NodeState::Ready {
+                    return false;
+                }
+                let Some(pool) = n.node.node_pool.and_then(|p| {
+                    self.scenario
+                        .cluster
+                        .node_pools
+                        .iter()
+                        .find(|np| np.name == p)
+                }) else {
+                    return false;
+                };
+                pool.disruption.consolidate_after.is_some_and(|after| {
+                    let t = n.node.last_pod_event + after.as_secs();
+                    t > from && t <= to
+                })
+            })
+            .map(|n| n.node.name)
+            .collect()
     }
 
     /// Records the command and drains its nodes.

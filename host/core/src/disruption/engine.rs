@@ -40,6 +40,11 @@ pub struct Settings {
     /// asking the policy (benchmarks), instead of stopping at the first
     /// batch with an approved one. The command chosen is the same.
     pub evaluate_all: bool,
+    /// Single-node consolidation looks only at these nodes: the caller
+    /// knows the others had no approved move against the same cluster
+    /// (e.g. the cluster is unchanged since such a pass, and these nodes
+    /// have just become consolidatable). `None`: every candidate.
+    pub single_node_only: Option<Vec<Sym>>,
 }
 
 impl Default for Settings {
@@ -48,6 +53,7 @@ impl Default for Settings {
             spot_to_spot: false,
             max_multi_node: 100,
             evaluate_all: false,
+            single_node_only: None,
         }
     }
 }
@@ -928,7 +934,11 @@ impl<'a> Engine<'a> {
     /// and one that finds none still makes few policy calls.
     /// [`Settings::evaluate_all`] sends every move in one call instead.
     fn single_node(&mut self) -> bool {
-        let (rows, order, ctx) = self.underutilized();
+        let (rows, mut order, ctx) = self.underutilized();
+        if let Some(only) = &self.settings.single_node_only {
+            let s = self.snapshot;
+            order.retain(|&c| only.contains(&s.nodes[self.candidates[c].node].name));
+        }
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut batch = if self.settings.evaluate_all {
             order.len()
