@@ -729,3 +729,19 @@ fn the_start_state_and_custom_catalog_examples_parse() {
     assert_eq!(s.deployments[0].replicas, 40);
     assert!(s.initial_nodes.is_empty());
 }
+
+#[test]
+fn every_example_scenario_parses() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/scenarios");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            dovetail_sim::parse_scenario(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 6, "{seen} scenarios");
+}
