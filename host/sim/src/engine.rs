@@ -401,7 +401,11 @@ impl<'a> Simulation<'a> {
             self.pods[p].finishes_at = Some(f);
             self.running_jobs.insert((f, p));
         }
-        if self.report.totals.all_running_after_seconds.is_none() && self.pending.is_empty() {
+        // Every pod of a given start state runs from the start.
+        if self.report.totals.all_running_after_seconds.is_none()
+            && self.pending.is_empty()
+            && self.pods.iter().any(|p| p.owner != Owner::DaemonSet)
+        {
             self.report.totals.all_running_after_seconds = Some(self.now as f64 / 1000.0);
         }
     }
@@ -1329,6 +1333,13 @@ impl<'a> Simulation<'a> {
     }
 
     fn account(&mut self) {
+        // Every pod of a given start state runs from the start.
+        if self.report.totals.all_running_after_seconds.is_none()
+            && self.pending.is_empty()
+            && self.pods.iter().any(|p| p.owner != Owner::DaemonSet)
+        {
+            self.report.totals.all_running_after_seconds = Some(self.now as f64 / 1000.0);
+        }
         self.report.totals.cost_usd += self.live_price * TICK_MS as f64 / 3_600_000.0;
         if self
             .now
