@@ -430,6 +430,10 @@ struct Workload {
     memory: Memory,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    /// Pod annotations, e.g. `karpenter.sh/do-not-disrupt: "true"` or
+    /// `controller.kubernetes.io/pod-deletion-cost`.
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
     #[serde(default)]
     node_selector: BTreeMap<String, String>,
 }
@@ -873,6 +877,9 @@ fn pod_template(
     }
     for (k, v) in &w.labels {
         b = b.label(k, v);
+    }
+    for (k, v) in &w.annotations {
+        b = b.annotation(k, v);
     }
     for (k, v) in &w.node_selector {
         b = b.node_selector(k, v);
