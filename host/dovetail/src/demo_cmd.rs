@@ -107,6 +107,7 @@ pub fn run() -> Result<()> {
         Some(s) => println!("all 50 pods running:   after {s:.0} s"),
         None => println!("all 50 pods running:   never"),
     }
+    println!("disruptions:           {}", t.disruptions);
     println!("pods evicted:          {}", t.pods_evicted);
     println!(
         "cost:                  ${:.4} over {} simulated minutes",

@@ -1257,6 +1257,21 @@ impl<'a> Simulation<'a> {
             }) => {
                 if replacements
                     .iter()
+                    .any(|&n| self.nodes[n].state == NodeState::Gone)
+                {
+                    // A replacement was lost before it was Ready: the
+                    // command is abandoned and its nodes stay.
+                    for name in &command.nodes {
+                        if let Some(n) = self.node_by_name(*name)
+                            && self.nodes[n].drain.is_none()
+                        {
+                            self.nodes[n].node.marked_for_deletion = false;
+                        }
+                    }
+                    return;
+                }
+                if replacements
+                    .iter()
                     .all(|&n| self.nodes[n].state == NodeState::Ready)
                 {
                     self.execute(&command);
@@ -1359,8 +1374,9 @@ impl<'a> Simulation<'a> {
                 .nodes
                 .iter()
                 .filter(|n| n.state != NodeState::Gone)
-                .map(|n| n.pods.len())
-                .sum::<usize>();
+                .flat_map(|n| &n.pods)
+                .filter(|&&p| self.pods[p].owner != Owner::DaemonSet)
+                .count();
             self.report.timeline.push(Sample {
                 at_seconds: self.now / 1000,
                 nodes_on_demand: od,

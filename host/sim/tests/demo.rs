@@ -76,3 +76,42 @@ fn html_report_is_self_contained_with_three_charts() {
         "decisions are listed"
     );
 }
+
+#[test]
+fn the_replacement_is_ready_before_the_old_node_goes() {
+    let (report, events) = run(1);
+    let replaced = report
+        .decisions
+        .iter()
+        .find(|d| d.kind == "SingleNodeConsolidation" && !d.launched.is_empty())
+        .expect("a replacement");
+    let old = replaced.nodes[0].as_str();
+    let deleted = events
+        .iter()
+        .find_map(|e| match e {
+            SimEvent::NodeDeleted { at_ms, name, .. } if name.as_str() == old => Some(*at_ms),
+            _ => None,
+        })
+        .expect("the old node goes");
+    let launched_at = |e: &SimEvent| match e {
+        SimEvent::NodeLaunched { at_ms, name, .. } => Some((*at_ms, *name)),
+        _ => None,
+    };
+    let (_, new) = events
+        .iter()
+        .filter_map(launched_at)
+        .filter(|(t, _)| *t > 60_000)
+        .last()
+        .expect("the replacement launched");
+    let ready = events
+        .iter()
+        .find_map(|e| match e {
+            SimEvent::NodeReady { at_ms, name } if *name == new => Some(*at_ms),
+            _ => None,
+        })
+        .expect("the replacement is Ready");
+    assert!(
+        ready <= deleted,
+        "ready {ready} ms, old node deleted {deleted} ms"
+    );
+}

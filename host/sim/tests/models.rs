@@ -287,3 +287,29 @@ fn the_same_seed_gives_the_same_storm() {
     );
     assert!(a.totals.interruptions > 0 && a.totals.insufficient_capacity_errors > 0);
 }
+
+#[test]
+fn a_drain_evicts_no_faster_than_the_pod_disruption_budget_allows() {
+    let s = scenario(&format!(
+        "seed: 5\nduration: 10m\n{SPOT_POOL}\ncluster:\n  podDisruptionBudgets:\n    - {{ name: web, selector: {{ matchLabels: {{ app: web }} }}, maxUnavailable: 1 }}\nworkloads:\n  - {{ deployment: web, replicas: 12, cpu: \"1\", memory: 1Gi, labels: {{ app: web }} }}\nevents:\n  - at: 3m\n    interruption: {{ count: 1 }}\n"
+    ));
+    let (report, events) = run(s);
+    let notice = events
+        .iter()
+        .find_map(|e| match e {
+            SimEvent::Interrupted { at_ms, .. } => Some(*at_ms / 1000),
+            _ => None,
+        })
+        .expect("an interruption");
+    // Before the instance is gone, at most one `web` pod is ever down.
+    let during: Vec<usize> = report
+        .timeline
+        .iter()
+        .filter(|s| s.at_seconds >= notice && s.at_seconds < notice + 120)
+        .map(|s| s.pending_pods)
+        .collect();
+    assert!(!during.is_empty());
+    assert!(during.iter().all(|&p| p <= 1), "{during:?}");
+    assert!(report.totals.pods_evicted >= 1);
+    assert_eq!(report.totals.pending_at_end, 0);
+}
