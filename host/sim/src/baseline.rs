@@ -139,6 +139,7 @@ fn scale_up(sim: &mut Simulation<'_>, groups: &[NodeGroup]) {
         .iter()
         .map(|&p| (sim.pods[p].pod.key(), p))
         .collect();
+    sim.version += 1;
     // Pods the simulation put on existing or launching nodes wait there.
     for b in &plan.bindings {
         if let (Some(&p), Some(slot)) = (

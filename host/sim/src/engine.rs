@@ -18,7 +18,7 @@ use dovetail_core::model::{Node, Pod, PodDisruptionBudget, PodKey, TaintEffect};
 use dovetail_core::policy::fixtures::SplitMix;
 use dovetail_core::policy::{ConsolidationScorer, InstanceSelector};
 use dovetail_core::resources::Resources;
-use dovetail_core::scheduler::{OfferingRef, Snapshot, provision, solve};
+use dovetail_core::scheduler::{OfferingRef, Prepared, Snapshot, provision, solve};
 use dovetail_core::sym::Sym;
 
 use crate::baseline;
@@ -189,6 +189,8 @@ pub struct Simulation<'a> {
     shortages: Vec<Shortage>,
     live_price: f64,
     pub(crate) baseline: baseline::State,
+    /// The last disruption pass's cluster, by `version`.
+    pass_cache: Option<(u64, Snapshot, Prepared)>,
 }
 
 impl<'a> Simulation<'a> {
@@ -246,6 +248,7 @@ impl<'a> Simulation<'a> {
             shortages: Vec::new(),
             live_price: 0.0,
             baseline: baseline::State::default(),
+            pass_cache: None,
             scenario: Scenario { events, ..scenario },
         };
         for init in s.scenario.initial_nodes.clone() {
@@ -1097,6 +1100,8 @@ impl<'a> Simulation<'a> {
             .iter()
             .map(|&p| (self.pods[p].pod.key(), p))
             .collect();
+        // Nominations change what the disruption engine sees.
+        self.version += 1;
         for b in &round.plan.bindings {
             if let (Some(&p), Some(slot)) = (
                 by_key.get(&b.pod),
@@ -1188,8 +1193,28 @@ impl<'a> Simulation<'a> {
                 {
                     return;
                 }
-                let (snapshot, _) = self.snapshot(false);
-                let pass = disruption::disrupt(&snapshot, self.unix(), self.scorer, &settings);
+                // The cluster as the last pass saw it, when nothing changed
+                // since: no need to copy and compile it again.
+                let cached = self
+                    .pass_cache
+                    .take()
+                    .filter(|(version, _, _)| *version == self.version);
+                let (version, snapshot, prepared) = match cached {
+                    Some(c) => c,
+                    None => {
+                        let (snapshot, _) = self.snapshot(false);
+                        let prepared = Prepared::reusable(&snapshot);
+                        (self.version, snapshot, prepared)
+                    }
+                };
+                let pass = disruption::disrupt_prepared(
+                    &snapshot,
+                    &prepared,
+                    self.unix(),
+                    self.scorer,
+                    &settings,
+                );
+                self.pass_cache = Some((version, snapshot, prepared));
                 let mut voluntary = None;
                 for cmd in pass.commands {
                     if cmd.method == Method::Expiration {
@@ -1229,6 +1254,7 @@ impl<'a> Simulation<'a> {
                 for &n in &targets {
                     self.nodes[n].node.marked_for_deletion = true;
                 }
+                self.version += 1;
                 let mut replacements = Vec::new();
                 for claim in &command.replacements {
                     match self.try_launch(Some(claim.node_pool), &claim.offerings) {
@@ -1239,6 +1265,7 @@ impl<'a> Simulation<'a> {
                             for &n in &targets {
                                 self.nodes[n].node.marked_for_deletion = false;
                             }
+                            self.version += 1;
                             for n in replacements {
                                 self.delete_node(n, "replacement for an abandoned command");
                             }
@@ -1268,6 +1295,7 @@ impl<'a> Simulation<'a> {
                             self.nodes[n].node.marked_for_deletion = false;
                         }
                     }
+                    self.version += 1;
                     return;
                 }
                 if replacements

@@ -259,7 +259,21 @@ pub fn disrupt(
     scorer: &dyn ConsolidationScorer,
     settings: &Settings,
 ) -> Pass {
-    Engine::new(snapshot, now, scorer, settings).run()
+    let prepared = Prepared::reusable(snapshot);
+    Engine::new(snapshot, &prepared, now, scorer, settings).run()
+}
+
+/// As [`disrupt`], with `prepared` made by [`Prepared::reusable`] from this
+/// same `snapshot`: a caller that passes over an unchanged cluster again
+/// (a simulator) compiles it once.
+pub fn disrupt_prepared(
+    snapshot: &Snapshot,
+    prepared: &Prepared,
+    now: u64,
+    scorer: &dyn ConsolidationScorer,
+    settings: &Settings,
+) -> Pass {
+    Engine::new(snapshot, prepared, now, scorer, settings).run()
 }
 
 struct Engine<'a> {
@@ -267,7 +281,7 @@ struct Engine<'a> {
     now: u64,
     scorer: &'a dyn ConsolidationScorer,
     settings: &'a Settings,
-    prepared: Prepared,
+    prepared: &'a Prepared,
     candidates: Vec<Candidate>,
     budgets: Vec<BudgetReport>,
     /// Nodes this pass expires: gone for every other decision.
@@ -290,6 +304,7 @@ enum Fit {
 impl<'a> Engine<'a> {
     fn new(
         snapshot: &'a Snapshot,
+        prepared: &'a Prepared,
         now: u64,
         scorer: &'a dyn ConsolidationScorer,
         settings: &'a Settings,
@@ -299,7 +314,7 @@ impl<'a> Engine<'a> {
             now,
             scorer,
             settings,
-            prepared: Prepared::reusable(snapshot),
+            prepared,
             candidates: Vec::new(),
             budgets: Vec::new(),
             expiring: Vec::new(),
@@ -552,7 +567,7 @@ impl<'a> Engine<'a> {
         if pods.is_empty() {
             return Fit::Delete;
         }
-        let plan: Plan = solve_without(self.snapshot, &self.prepared, &pods, &removed, price_cap);
+        let plan: Plan = solve_without(self.snapshot, self.prepared, &pods, &removed, price_cap);
         if let Some(u) = plan.unschedulable.first() {
             return Fit::No(format!(
                 "pod {} would not fit elsewhere: {}",
@@ -1055,7 +1070,8 @@ pub fn validate(
     if command.method == Method::Expiration {
         return Ok(());
     }
-    let mut engine = Engine::new(snapshot, now, scorer, settings);
+    let prepared = Prepared::reusable(snapshot);
+    let mut engine = Engine::new(snapshot, &prepared, now, scorer, settings);
     for pool in &snapshot.node_pools {
         let mut counts = PoolCounts::default();
         for n in snapshot
