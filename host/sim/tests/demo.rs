@@ -101,7 +101,7 @@ fn the_replacement_is_ready_before_the_old_node_goes() {
         .iter()
         .filter_map(launched_at)
         .filter(|(t, _)| *t > 60_000)
-        .last()
+        .next_back()
         .expect("the replacement launched");
     let ready = events
         .iter()
