@@ -100,8 +100,7 @@ fn the_replacement_is_ready_before_the_old_node_goes() {
     let (_, new) = events
         .iter()
         .filter_map(launched_at)
-        .filter(|(t, _)| *t > 60_000)
-        .next_back()
+        .rfind(|(t, _)| *t > 60_000)
         .expect("the replacement launched");
     let ready = events
         .iter()
