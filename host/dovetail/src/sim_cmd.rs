@@ -505,22 +505,12 @@ fn simulate(
     })
 }
 
-/// `HH:MM:SS` of simulated seconds (hours may pass 24).
-fn clock(seconds: u64) -> String {
-    format!(
-        "{:02}:{:02}:{:02}",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
-}
-
 fn key_simulated(s: &ProgressState, w: &mut dyn fmt::Write) {
-    let _ = w.write_str(&clock(s.pos()));
+    let _ = w.write_str(&dovetail_sim::clock(s.pos()));
 }
 
 fn key_total(s: &ProgressState, w: &mut dyn fmt::Write) {
-    let _ = w.write_str(&clock(s.len().unwrap_or(0)));
+    let _ = w.write_str(&dovetail_sim::clock(s.len().unwrap_or(0)));
 }
 
 fn key_wall(s: &ProgressState, w: &mut dyn fmt::Write) {
@@ -941,6 +931,6 @@ mod tests {
         assert_eq!(human_duration(1800), "30m");
         assert_eq!(human_duration(5400), "1h30m");
         assert_eq!(human_duration(0), "0s");
-        assert_eq!(clock(48 * 3600 + 61), "48:01:01");
+        assert_eq!(dovetail_sim::clock(48 * 3600 + 61), "48:01:01");
     }
 }

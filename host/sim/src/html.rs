@@ -10,10 +10,10 @@ const PAD: f64 = 40.0;
 /// A day can hold thousands of decisions; the JSON report has them all.
 const MAX_DECISIONS: usize = 1_000;
 
-/// `h:mm:ss` of simulated time.
-pub(crate) fn clock(seconds: u64) -> String {
+/// `HH:MM:SS` of simulated time (hours may pass 24).
+pub fn clock(seconds: u64) -> String {
     format!(
-        "{}:{:02}:{:02}",
+        "{:02}:{:02}:{:02}",
         seconds / 3600,
         seconds / 60 % 60,
         seconds % 60

@@ -29,6 +29,7 @@ mod types;
 
 pub use demo::demo_scenario;
 pub use engine::{SimEvent, Simulation};
+pub use html::clock;
 pub use report::{DecisionRecord, Report, Sample, Totals};
 pub use scenario::{ScenarioError, parse_scenario};
 pub use types::{

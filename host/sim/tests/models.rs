@@ -95,7 +95,8 @@ workloads:
   - { deployment: app, replicas: 0, cpu: "3", memory: 4Gi }
 "#;
 
-fn ice_times(events: &[SimEvent]) -> Vec<(u64, String)> {
+/// `(second, "type/zone")` of each failed launch (`failed`) or launch.
+fn offerings(events: &[SimEvent], failed: bool) -> Vec<(u64, String)> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -104,24 +105,16 @@ fn ice_times(events: &[SimEvent]) -> Vec<(u64, String)> {
                 instance_type,
                 zone,
                 ..
-            } => Some((*at_ms / 1000, format!("{instance_type}/{zone}"))),
-            _ => None,
-        })
-        .collect()
-}
-
-fn launches(events: &[SimEvent]) -> Vec<(u64, String)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
+            } if failed => Some((*at_ms, *instance_type, *zone)),
             SimEvent::NodeLaunched {
                 at_ms,
                 instance_type,
                 zone,
                 ..
-            } => Some((*at_ms / 1000, format!("{instance_type}/{zone}"))),
+            } if !failed => Some((*at_ms, *instance_type, *zone)),
             _ => None,
         })
+        .map(|(at, t, z)| (at / 1000, format!("{t}/{z}")))
         .collect()
 }
 
@@ -131,8 +124,8 @@ fn a_capacity_shortage_falls_back_and_the_offering_stays_out_for_three_minutes()
         "seed: 1\nduration: 12m\n{TWO_TYPES}\nevents:\n  - at: 0s\n    capacityShortage: {{ for: 20m, instanceTypes: [cheap], zones: [lab-1a] }}\n  - at: 1m\n    scale: {{ deployment: app, replicas: 1 }}\n  - at: 2m\n    scale: {{ deployment: app, replicas: 2 }}\n  - at: 6m\n    scale: {{ deployment: app, replicas: 3 }}\n"
     ));
     let (report, events) = run(s);
-    let ice = ice_times(&events);
-    let launched = launches(&events);
+    let ice = offerings(&events, true);
+    let launched = offerings(&events, false);
     // At 1m the first choice fails and the same launch falls back.
     assert_eq!(ice[0].1, "cheap/lab-1a", "{ice:?}");
     assert!((60..62).contains(&ice[0].0), "{ice:?}");
@@ -159,7 +152,7 @@ fn with_no_capacity_anywhere_pods_wait_and_run_when_it_returns() {
         "seed: 1\nduration: 10m\n{TWO_TYPES}\nevents:\n  - at: 0s\n    capacityShortage: {{ for: 4m }}\n  - at: 1m\n    scale: {{ deployment: app, replicas: 2 }}\n"
     ));
     let (report, events) = run(s);
-    let launched = launches(&events);
+    let launched = offerings(&events, false);
     assert!(!launched.is_empty());
     assert!(launched.iter().all(|(t, _)| *t >= 240), "{launched:?}");
     assert_eq!(report.totals.pending_at_end, 0);
