@@ -273,6 +273,17 @@ impl PodBuilder {
         self
     }
 
+    /// `operator: Exists` for one key.
+    pub fn tolerate_exists(mut self, key: &str, effect: Option<TaintEffect>) -> Self {
+        self.pod.tolerations.push(Toleration {
+            key: Some(Sym::new(key)),
+            operator: TolerationOperator::Exists,
+            value: None,
+            effect,
+        });
+        self
+    }
+
     pub fn tolerate_all(mut self) -> Self {
         self.pod.tolerations.push(Toleration {
             key: None,

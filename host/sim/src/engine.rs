@@ -186,6 +186,8 @@ pub struct Simulation<'a> {
     base_catalog: Arc<Catalog>,
     pub(crate) catalog: Arc<Catalog>,
     unavailable: Vec<(Sym, Sym, CapacityType, u64)>,
+    /// `unavailable` gained entries `catalog` does not show yet.
+    catalog_stale: bool,
     shortages: Vec<Shortage>,
     live_price: f64,
     pub(crate) baseline: baseline::State,
@@ -245,6 +247,7 @@ impl<'a> Simulation<'a> {
             base_catalog: catalog.clone(),
             catalog,
             unavailable: Vec::new(),
+            catalog_stale: false,
             shortages: Vec::new(),
             live_price: 0.0,
             baseline: baseline::State::default(),
@@ -705,7 +708,14 @@ impl<'a> Simulation<'a> {
                 });
                 continue;
             }
-            return Some(self.launch(pool, o));
+            let n = self.launch(pool, o);
+            if self.catalog_stale {
+                self.rebuild_catalog();
+            }
+            return Some(n);
+        }
+        if self.catalog_stale {
+            self.rebuild_catalog();
         }
         None
     }
@@ -758,7 +768,8 @@ impl<'a> Simulation<'a> {
             None => {
                 self.unavailable
                     .push((instance_type, zone, capacity_type, until));
-                self.rebuild_catalog();
+                // Rebuilt once the whole launch (or notice) is handled.
+                self.catalog_stale = true;
             }
         }
     }
@@ -774,6 +785,7 @@ impl<'a> Simulation<'a> {
     }
 
     fn rebuild_catalog(&mut self) {
+        self.catalog_stale = false;
         if self.unavailable.is_empty() {
             self.catalog = self.base_catalog.clone();
         } else {
@@ -827,6 +839,9 @@ impl<'a> Simulation<'a> {
                 terminates_at_ms: terminates,
             });
             self.start_drain(n, Some(terminates), "spot interruption".into());
+        }
+        if self.catalog_stale {
+            self.rebuild_catalog();
         }
     }
 

@@ -71,7 +71,8 @@ pub struct Totals {
     pub pods_evicted: usize,
     pub disruptions: usize,
     pub interruptions: usize,
-    /// Launch attempts that failed with insufficient capacity.
+    /// Offerings that failed with insufficient capacity, one per offering
+    /// tried (a CreateFleet call reports each of its overrides).
     pub insufficient_capacity_errors: usize,
     pub jobs_completed: usize,
     /// Seconds from a pod becoming pending to running.

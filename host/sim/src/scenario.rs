@@ -436,6 +436,58 @@ struct Workload {
     annotations: BTreeMap<String, String>,
     #[serde(default)]
     node_selector: BTreeMap<String, String>,
+    /// Spreads of the workload's own pods (selected by its `labels`).
+    #[serde(default)]
+    topology_spread_constraints: Vec<SpreadSpec>,
+    /// Topology keys the workload's pods must not share (required
+    /// anti-affinity against its own `labels`), e.g. `kubernetes.io/hostname`.
+    #[serde(default)]
+    pod_anti_affinity: Vec<String>,
+    #[serde(default)]
+    tolerations: Vec<TolerationSpec>,
+    #[serde(default)]
+    priority: Option<i32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SpreadSpec {
+    topology_key: String,
+    #[serde(default = "one")]
+    max_skew: i32,
+    #[serde(default)]
+    when_unsatisfiable: Unsatisfiable,
+}
+
+fn one() -> i32 {
+    1
+}
+
+#[derive(Debug, Default, Deserialize)]
+enum Unsatisfiable {
+    #[default]
+    DoNotSchedule,
+    ScheduleAnyway,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TolerationSpec {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    operator: TolerationOp,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    effect: Option<TaintEffect>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+enum TolerationOp {
+    #[default]
+    Equal,
+    Exists,
 }
 
 #[derive(Debug, Deserialize)]
@@ -864,10 +916,11 @@ fn zone(zones: &[Sym], at: String, name: &str) -> Result<Sym, ScenarioError> {
 }
 
 fn pod_template(
+    at: &str,
     name: &str,
     w: &Workload,
     extra_labels: &[(&str, &str)],
-) -> dovetail_core::model::Pod {
+) -> Result<dovetail_core::model::Pod, ScenarioError> {
     let mut b = pod(name)
         .namespace(w.namespace.as_deref().unwrap_or("default"))
         .cpu(&w.cpu.0)
@@ -884,7 +937,58 @@ fn pod_template(
     for (k, v) in &w.node_selector {
         b = b.node_selector(k, v);
     }
-    b.build()
+    // Spread and anti-affinity select the workload's own pods.
+    let own: Vec<(&str, &str)> = extra_labels
+        .iter()
+        .copied()
+        .chain(w.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .collect();
+    let needs_labels = |field: &str| {
+        invalid(
+            format!("{at}.{field}"),
+            "selects the workload's own pods by its `labels`; give it some, e.g. `labels: { app: web }`",
+        )
+    };
+    for (i, c) in w.topology_spread_constraints.iter().enumerate() {
+        if own.is_empty() {
+            return Err(needs_labels("topologySpreadConstraints"));
+        }
+        if c.max_skew < 1 {
+            return Err(invalid(
+                format!("{at}.topologySpreadConstraints[{i}].maxSkew"),
+                "must be at least 1",
+            ));
+        }
+        b = match c.when_unsatisfiable {
+            Unsatisfiable::DoNotSchedule => b.spread(&c.topology_key, c.max_skew, &own),
+            Unsatisfiable::ScheduleAnyway => b.spread_anyway(&c.topology_key, c.max_skew, &own),
+        };
+    }
+    for key in &w.pod_anti_affinity {
+        if own.is_empty() {
+            return Err(needs_labels("podAntiAffinity"));
+        }
+        b = b.anti_affinity(key, &own);
+    }
+    for (i, t) in w.tolerations.iter().enumerate() {
+        b = match (&t.operator, &t.key, &t.value) {
+            (TolerationOp::Exists, None, _) => b.tolerate_all(),
+            (TolerationOp::Exists, Some(key), _) => b.tolerate_exists(key, t.effect),
+            (TolerationOp::Equal, Some(key), value) => {
+                b.tolerate(key, value.as_deref().unwrap_or(""), t.effect)
+            }
+            (TolerationOp::Equal, None, _) => {
+                return Err(invalid(
+                    format!("{at}.tolerations[{i}].key"),
+                    "`Equal` needs a key; use `operator: Exists` to tolerate every taint",
+                ));
+            }
+        };
+    }
+    if let Some(p) = w.priority {
+        b = b.priority(p);
+    }
+    Ok(b.build())
 }
 
 /// The Deployments and the Jobs, in the order written.
@@ -992,7 +1096,7 @@ fn deployment(at: &str, name: String, w: &Workload) -> Result<Deployment, Scenar
         }
     };
     Ok(Deployment {
-        template: pod_template(&name, w, &[]),
+        template: pod_template(at, &name, w, &[])?,
         name,
         replicas,
         diurnal,
@@ -1030,7 +1134,7 @@ fn job(at: &str, name: String, w: &Workload) -> Result<Job, ScenarioError> {
         ));
     }
     Ok(Job {
-        template: pod_template(&name, w, &[("job-name", &name)]),
+        template: pod_template(at, &name, w, &[("job-name", &name)])?,
         name,
         at_ms: w.at.map_or(0, |a| a.0),
         completions,

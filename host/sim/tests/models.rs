@@ -306,3 +306,38 @@ fn a_drain_evicts_no_faster_than_the_pod_disruption_budget_allows() {
     assert!(report.totals.pods_evicted >= 1);
     assert_eq!(report.totals.pending_at_end, 0);
 }
+
+#[test]
+fn scenario_workloads_can_spread_and_repel_their_own_pods() {
+    let s = scenario(&format!(
+        "seed: 6\nduration: 5m\n{SPOT_POOL}\nworkloads:\n  - deployment: web\n    replicas: 6\n    cpu: 250m\n    memory: 256Mi\n    labels: {{ app: web }}\n    topologySpreadConstraints:\n      - {{ topologyKey: topology.kubernetes.io/zone, maxSkew: 1 }}\n"
+    ));
+    let (report, events) = run(s);
+    assert_eq!(report.totals.pending_at_end, 0);
+    let zones: std::collections::BTreeSet<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            SimEvent::NodeLaunched { zone, .. } => Some(zone.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert!(zones.len() >= 3, "web spreads over zones: {zones:?}");
+
+    // Three small pods would share one node; anti-affinity gives each its own.
+    let s = scenario(&format!(
+        "seed: 6\nduration: 5m\n{SPOT_POOL}\nworkloads:\n  - deployment: db\n    replicas: 3\n    cpu: 250m\n    memory: 256Mi\n    labels: {{ app: db }}\n    podAntiAffinity: [kubernetes.io/hostname]\n"
+    ));
+    let (report, _) = run(s);
+    assert_eq!(report.totals.pending_at_end, 0);
+    assert_eq!(report.totals.nodes_launched, 3, "one db pod per node");
+
+    let bad = parse_scenario(&format!(
+        "duration: 5m\n{SPOT_POOL}\nworkloads:\n  - deployment: web\n    replicas: 2\n    cpu: 250m\n    memory: 256Mi\n    podAntiAffinity: [kubernetes.io/hostname]\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        bad.contains("workloads[0].podAntiAffinity") && bad.contains("labels"),
+        "{bad}"
+    );
+}
