@@ -1188,6 +1188,7 @@ impl<'a> Simulation<'a> {
                 if let Some((version, at)) = self.consolidated
                     && version == self.version
                     && self.now - at < m.consolidation_recheck_ms
+                    && !self.expired_since(at)
                 {
                     let fresh = self.became_consolidatable_since(at);
                     if fresh.is_empty() {
@@ -1327,6 +1328,29 @@ impl<'a> Simulation<'a> {
             }
             Some(other) => self.in_progress = Some(other),
         }
+    }
+
+    /// Whether a node reached its NodePool's `expireAfter` since `at_ms`:
+    /// expiration acts at once, whatever else changed.
+    fn expired_since(&self, at_ms: u64) -> bool {
+        let (from, to) = (self.scenario.start_unix_seconds + at_ms / 1000, self.unix());
+        self.nodes.iter().any(|n| {
+            n.state != NodeState::Gone
+                && n.node
+                    .node_pool
+                    .and_then(|p| {
+                        self.scenario
+                            .cluster
+                            .node_pools
+                            .iter()
+                            .find(|np| np.name == p)
+                    })
+                    .and_then(|pool| pool.expire_after)
+                    .is_some_and(|after| {
+                        let t = n.node.created_at + after.as_secs();
+                        t > from && t <= to
+                    })
+        })
     }
 
     /// Nodes whose `consolidateAfter` ran out since `at_ms`: Karpenter marks

@@ -341,3 +341,38 @@ fn scenario_workloads_can_spread_and_repel_their_own_pods() {
         "{bad}"
     );
 }
+
+#[test]
+fn an_expired_node_is_replaced_when_it_expires() {
+    let pool = SPOT_POOL.replace(
+        "      disruption:",
+        "          expireAfter: 10m\n      disruption:",
+    );
+    assert!(pool.contains("expireAfter"), "{pool}");
+    let s = scenario(&format!(
+        "seed: 8\nduration: 15m\n{pool}\nworkloads:\n  - {{ deployment: web, replicas: 4, cpu: 500m, memory: 512Mi }}\n"
+    ));
+    let (report, events) = run(s);
+    let first_launch = events
+        .iter()
+        .find_map(|e| match e {
+            SimEvent::NodeLaunched { at_ms, name, .. } => Some((*at_ms, *name)),
+            _ => None,
+        })
+        .unwrap();
+    let deleted = events
+        .iter()
+        .find_map(|e| match e {
+            SimEvent::NodeDeleted { at_ms, name, .. } if *name == first_launch.1 => Some(*at_ms),
+            _ => None,
+        })
+        .expect("the node expires");
+    let expires = first_launch.0 + 10 * 60_000;
+    assert!(
+        deleted >= expires && deleted <= expires + 20_000,
+        "launched {} ms, deleted {deleted} ms",
+        first_launch.0
+    );
+    assert!(report.decisions.iter().any(|d| d.kind == "Expiration"));
+    assert_eq!(report.totals.pending_at_end, 0);
+}
