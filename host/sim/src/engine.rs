@@ -132,17 +132,13 @@ struct JobState {
     active: usize,
 }
 
-/// A command between decision and completion.
+/// A command whose replacements are launching; its nodes are drained once
+/// they are all Ready. Several can be in flight, as in Karpenter's
+/// orchestration queue; validation, like Karpenter's, is one at a time.
 #[derive(Debug)]
-enum InProgress {
-    Validating {
-        due: u64,
-        command: Command,
-    },
-    Replacing {
-        command: Command,
-        replacements: Vec<usize>,
-    },
+struct Executing {
+    command: Command,
+    replacements: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -171,7 +167,9 @@ pub struct Simulation<'a> {
     pub(crate) rng: SplitMix,
     batch_started: Option<u64>,
     pub(crate) last_pending_change: u64,
-    in_progress: Option<InProgress>,
+    /// The command waiting out the validation delay, and when it is due.
+    validating: Option<(u64, Command)>,
+    executing: Vec<Executing>,
     next_event: usize,
     latencies: Vec<f64>,
     pub(crate) report: Report,
@@ -230,7 +228,8 @@ impl<'a> Simulation<'a> {
             scorer,
             batch_started: None,
             last_pending_change: 0,
-            in_progress: None,
+            validating: None,
+            executing: Vec::new(),
             next_event: 0,
             latencies: Vec::new(),
             report: Report {
@@ -1175,159 +1174,161 @@ impl<'a> Simulation<'a> {
     }
 
     fn disrupt(&mut self) {
-        match self.in_progress.take() {
-            None => {
-                let m = &self.scenario.models;
-                if self.now == 0 || !self.now.is_multiple_of(m.disruption_interval_ms) {
-                    return;
-                }
-                // Unchanged since a pass that found nothing: skip, unless
-                // nodes have since become consolidatable — then only they
-                // can have a single-node move the last pass did not reject.
-                let mut settings = m.disruption.clone();
-                if let Some((version, at)) = self.consolidated
-                    && version == self.version
-                    && self.now - at < m.consolidation_recheck_ms
-                    && !self.expired_since(at)
-                {
-                    let fresh = self.became_consolidatable_since(at);
-                    if fresh.is_empty() {
-                        return;
-                    }
-                    // Multi-node consolidation waits for the next full
-                    // pass (a change or the re-check).
-                    settings.single_node_only = Some(fresh);
-                    settings.max_multi_node = 0;
-                }
-                // A provisioning round in flight (pods just gone pending,
-                // nodes launching) is waited out: any command now would be
-                // judged on a cluster about to change.
-                if !self.launching.is_empty()
-                    || self.pending.iter().any(|&p| {
-                        self.now.saturating_sub(self.pods[p].pending_since) < m.batch_max_ms
-                    })
-                {
-                    return;
-                }
-                // The cluster as the last pass saw it, when nothing changed
-                // since: no need to copy and compile it again.
-                let cached = self
-                    .pass_cache
-                    .take()
-                    .filter(|(version, _, _)| *version == self.version);
-                let (version, snapshot, prepared) = match cached {
-                    Some(c) => c,
-                    None => {
-                        let (snapshot, _) = self.snapshot(false);
-                        let prepared = Prepared::reusable(&snapshot);
-                        (self.version, snapshot, prepared)
-                    }
-                };
-                let pass = disruption::disrupt_prepared(
-                    &snapshot,
-                    &prepared,
-                    self.unix(),
-                    self.scorer,
-                    &settings,
-                );
-                self.pass_cache = Some((version, snapshot, prepared));
-                let mut voluntary = None;
-                for cmd in pass.commands {
-                    if cmd.method == Method::Expiration {
-                        // Forceful: straight to the drain.
-                        self.execute(&cmd);
-                    } else if voluntary.is_none() {
-                        voluntary = Some(cmd);
-                    }
-                }
-                match voluntary {
-                    Some(command) => {
-                        self.in_progress = Some(InProgress::Validating {
-                            due: self.now + self.scenario.models.validation_delay_ms,
-                            command,
-                        });
-                    }
-                    None => self.consolidated = Some((self.version, self.now)),
-                }
+        self.advance_executing();
+        if let Some((due, command)) = self.validating.take() {
+            if due <= self.now {
+                self.start_command(command);
+            } else {
+                self.validating = Some((due, command));
             }
-            Some(InProgress::Validating { due, command }) if due <= self.now => {
-                let (snapshot, _) = self.snapshot(false);
-                let valid = disruption::validate(
-                    &command,
-                    &snapshot,
-                    self.unix(),
-                    self.scorer,
-                    &self.scenario.models.disruption,
-                );
-                if valid.is_err() {
-                    return;
-                }
-                let targets: Vec<usize> = command
-                    .nodes
-                    .iter()
-                    .filter_map(|&name| self.node_by_name(name))
-                    .collect();
-                for &n in &targets {
-                    self.nodes[n].node.marked_for_deletion = true;
-                }
-                self.version += 1;
-                let mut replacements = Vec::new();
-                for claim in &command.replacements {
-                    match self.try_launch(Some(claim.node_pool), &claim.offerings) {
-                        Some(n) => replacements.push(n),
-                        None => {
-                            // No capacity for the replacement: the command
-                            // is abandoned and the nodes stay.
-                            for &n in &targets {
-                                self.nodes[n].node.marked_for_deletion = false;
-                            }
-                            self.version += 1;
-                            for n in replacements {
-                                self.delete_node(n, "replacement for an abandoned command");
-                            }
-                            return;
-                        }
-                    }
-                }
-                self.in_progress = Some(InProgress::Replacing {
-                    command,
-                    replacements,
-                });
-            }
-            Some(InProgress::Replacing {
-                command,
-                replacements,
-            }) => {
-                if replacements
-                    .iter()
-                    .any(|&n| self.nodes[n].state == NodeState::Gone)
-                {
-                    // A replacement was lost before it was Ready: the
-                    // command is abandoned and its nodes stay.
-                    for name in &command.nodes {
-                        if let Some(n) = self.node_by_name(*name)
-                            && self.nodes[n].drain.is_none()
-                        {
-                            self.nodes[n].node.marked_for_deletion = false;
-                        }
-                    }
-                    self.version += 1;
-                    return;
-                }
-                if replacements
-                    .iter()
-                    .all(|&n| self.nodes[n].state == NodeState::Ready)
-                {
-                    self.execute(&command);
-                } else {
-                    self.in_progress = Some(InProgress::Replacing {
-                        command,
-                        replacements,
-                    });
-                }
-            }
-            Some(other) => self.in_progress = Some(other),
+            return;
         }
+        let m = &self.scenario.models;
+        if self.now == 0 || !self.now.is_multiple_of(m.disruption_interval_ms) {
+            return;
+        }
+        // Unchanged since a pass that found nothing: skip, unless nodes have
+        // since become consolidatable — then only they can have a
+        // single-node move the last pass did not reject.
+        let mut settings = m.disruption.clone();
+        if let Some((version, at)) = self.consolidated
+            && version == self.version
+            && self.now - at < m.consolidation_recheck_ms
+            && !self.expired_since(at)
+        {
+            let fresh = self.became_consolidatable_since(at);
+            if fresh.is_empty() {
+                return;
+            }
+            // Multi-node consolidation waits for the next full pass (a
+            // change or the re-check).
+            settings.single_node_only = Some(fresh);
+            settings.max_multi_node = 0;
+        }
+        // A provisioning round in flight (pods just gone pending, nodes
+        // launching for them) is waited out: any command now would be judged
+        // on a cluster about to change. Replacements launching for commands
+        // do not count: they are already part of the plan.
+        let provisioning = self
+            .launching
+            .iter()
+            .any(|n| !self.executing.iter().any(|e| e.replacements.contains(n)));
+        if provisioning
+            || self
+                .pending
+                .iter()
+                .any(|&p| self.now.saturating_sub(self.pods[p].pending_since) < m.batch_max_ms)
+        {
+            return;
+        }
+        // The cluster as the last pass saw it, when nothing changed since:
+        // no need to copy and compile it again.
+        let cached = self
+            .pass_cache
+            .take()
+            .filter(|(version, _, _)| *version == self.version);
+        let (version, snapshot, prepared) = match cached {
+            Some(c) => c,
+            None => {
+                let (snapshot, _) = self.snapshot(false);
+                let prepared = Prepared::reusable(&snapshot);
+                (self.version, snapshot, prepared)
+            }
+        };
+        let pass =
+            disruption::disrupt_prepared(&snapshot, &prepared, self.unix(), self.scorer, &settings);
+        self.pass_cache = Some((version, snapshot, prepared));
+        let mut voluntary = None;
+        for cmd in pass.commands {
+            if cmd.method == Method::Expiration {
+                // Forceful: straight to the drain.
+                self.execute(&cmd);
+            } else if voluntary.is_none() {
+                voluntary = Some(cmd);
+            }
+        }
+        match voluntary {
+            Some(command) => {
+                self.validating =
+                    Some((self.now + self.scenario.models.validation_delay_ms, command));
+            }
+            None => self.consolidated = Some((self.version, self.now)),
+        }
+    }
+
+    /// After the validation delay: re-checks the command against the
+    /// cluster as it is now, marks its nodes and launches its replacements.
+    fn start_command(&mut self, command: Command) {
+        let (snapshot, _) = self.snapshot(false);
+        let valid = disruption::validate(
+            &command,
+            &snapshot,
+            self.unix(),
+            self.scorer,
+            &self.scenario.models.disruption,
+        );
+        if valid.is_err() {
+            return;
+        }
+        let targets: Vec<usize> = command
+            .nodes
+            .iter()
+            .filter_map(|&name| self.node_by_name(name))
+            .collect();
+        for &n in &targets {
+            self.nodes[n].node.marked_for_deletion = true;
+        }
+        self.version += 1;
+        let mut replacements = Vec::new();
+        for claim in &command.replacements {
+            match self.try_launch(Some(claim.node_pool), &claim.offerings) {
+                Some(n) => replacements.push(n),
+                None => {
+                    // No capacity for a replacement: the command is
+                    // abandoned and its nodes stay.
+                    self.unmark(&command);
+                    for n in replacements {
+                        self.delete_node(n, "replacement for an abandoned command");
+                    }
+                    return;
+                }
+            }
+        }
+        self.executing.push(Executing {
+            command,
+            replacements,
+        });
+        self.advance_executing();
+    }
+
+    /// Drains the nodes of commands whose replacements are all Ready;
+    /// abandons those that lost one.
+    fn advance_executing(&mut self) {
+        if self.executing.is_empty() {
+            return;
+        }
+        for e in std::mem::take(&mut self.executing) {
+            let state = |n: &usize| self.nodes[*n].state;
+            if e.replacements.iter().any(|n| state(n) == NodeState::Gone) {
+                self.unmark(&e.command);
+            } else if e.replacements.iter().all(|n| state(n) == NodeState::Ready) {
+                self.execute(&e.command);
+            } else {
+                self.executing.push(e);
+            }
+        }
+    }
+
+    /// Takes back a command's marks from nodes not being drained.
+    fn unmark(&mut self, command: &Command) {
+        for name in &command.nodes {
+            if let Some(n) = self.node_by_name(*name)
+                && self.nodes[n].drain.is_none()
+            {
+                self.nodes[n].node.marked_for_deletion = false;
+            }
+        }
+        self.version += 1;
     }
 
     /// Whether a node reached its NodePool's `expireAfter` since `at_ms`:

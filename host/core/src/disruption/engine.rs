@@ -286,6 +286,10 @@ struct Engine<'a> {
     budgets: Vec<BudgetReport>,
     /// Nodes this pass expires: gone for every other decision.
     expiring: Vec<usize>,
+    /// Pods of nodes already on their way out (marked for deletion or
+    /// expiring): every what-if must find them a place too, as Karpenter's
+    /// simulation does, or two moves would count on the same room.
+    deleting_pods: Vec<Pod>,
     pass: Pass,
 }
 
@@ -318,6 +322,7 @@ impl<'a> Engine<'a> {
             candidates: Vec::new(),
             budgets: Vec::new(),
             expiring: Vec::new(),
+            deleting_pods: Vec::new(),
             pass: Pass::default(),
         }
     }
@@ -337,6 +342,13 @@ impl<'a> Engine<'a> {
             .commands
             .iter()
             .flat_map(|c| c.node_indices.iter().copied())
+            .collect();
+        self.deleting_pods = s
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| n.marked_for_deletion || self.expiring.contains(i))
+            .flat_map(|(_, n)| n.pods.iter().filter(|p| reschedulable(p)).cloned())
             .collect();
         // Budgets per NodePool.
         for pool in &s.node_pools {
@@ -560,13 +572,14 @@ impl<'a> Engine<'a> {
             .map(|&c| self.candidates[c].node)
             .chain(self.expiring.iter().copied())
             .collect();
-        let pods: Vec<Pod> = cands
+        let mut pods: Vec<Pod> = cands
             .iter()
             .flat_map(|&c| self.candidates[c].pods.iter().cloned())
             .collect();
         if pods.is_empty() {
             return Fit::Delete;
         }
+        pods.extend(self.deleting_pods.iter().cloned());
         let plan: Plan = solve_without(self.snapshot, self.prepared, &pods, &removed, price_cap);
         if let Some(u) = plan.unschedulable.first() {
             return Fit::No(format!(

@@ -1003,6 +1003,34 @@ fn not_ready_and_deleting_nodes_consume_budget() {
     then(&when_disrupted(&cluster(true, true), NOW)).no_command();
 }
 
+#[test]
+fn room_a_leaving_node_needs_is_not_counted_twice() {
+    // `roomy` has room for `small`'s pod — unless the pod of `leaving`,
+    // already marked for deletion, takes it first, as it must. (The budget
+    // is wide open so that `leaving` does not use it up.)
+    let with_leaving = |leaving: bool| {
+        let mut given = small_next_to_roomy(m5_pool("default").budgets(vec![budget("100%")]));
+        if leaving {
+            given = given.node(|c| {
+                on_demand(c, "leaving", "m5.2xlarge")
+                    .with_pods(app("batch", 1, "5600m"))
+                    .marked_for_deletion()
+            });
+        }
+        given
+    };
+
+    // Single-node only: multi-node would merge `small` and `roomy`.
+    let single = Settings {
+        max_multi_node: 0,
+        ..Settings::default()
+    };
+    then(&when_disrupted_with(&with_leaving(false), NOW, "default", &single))
+        .one_command(Method::SingleNodeConsolidation, "Underutilized")
+        .removes(&["small"]);
+    then(&when_disrupted_with(&with_leaving(true), NOW, "default", &single)).no_command();
+}
+
 // ---------------------------------------------------------------------------
 // Do not disrupt
 // ---------------------------------------------------------------------------
