@@ -14,7 +14,7 @@ use dovetail_core::catalog::{CapacityType, Catalog};
 use dovetail_core::clock::ManualClock;
 use dovetail_core::disruption::{self, Command, Method};
 use dovetail_core::labels;
-use dovetail_core::model::{Node, Pod, PodDisruptionBudget, PodKey, TaintEffect};
+use dovetail_core::model::{Node, NodePool, Pod, PodDisruptionBudget, PodKey, TaintEffect};
 use dovetail_core::policy::fixtures::SplitMix;
 use dovetail_core::policy::{ConsolidationScorer, InstanceSelector};
 use dovetail_core::resources::Resources;
@@ -928,7 +928,7 @@ impl<'a> Simulation<'a> {
                 if sp.owner == Owner::DaemonSet {
                     continue;
                 }
-                let protected = labels_say_do_not_disrupt(&sp.pod);
+                let protected = do_not_disrupt(&sp.pod);
                 let budget_ok = sp.pdbs.iter().all(|&b| allowed[b] > 0);
                 if forced || (!protected && budget_ok) {
                     for &b in &sp.pdbs {
@@ -1334,52 +1334,51 @@ impl<'a> Simulation<'a> {
     /// Whether a node reached its NodePool's `expireAfter` since `at_ms`:
     /// expiration acts at once, whatever else changed.
     fn expired_since(&self, at_ms: u64) -> bool {
-        let (from, to) = (self.scenario.start_unix_seconds + at_ms / 1000, self.unix());
         self.nodes.iter().any(|n| {
             n.state != NodeState::Gone
-                && n.node
-                    .node_pool
-                    .and_then(|p| {
-                        self.scenario
-                            .cluster
-                            .node_pools
-                            .iter()
-                            .find(|np| np.name == p)
-                    })
-                    .and_then(|pool| pool.expire_after)
-                    .is_some_and(|after| {
-                        let t = n.node.created_at + after.as_secs();
-                        t > from && t <= to
-                    })
+                && self.timer_ran_out(at_ms, n, n.node.created_at, |p| p.expire_after)
         })
     }
 
     /// Nodes whose `consolidateAfter` ran out since `at_ms`: Karpenter marks
     /// them Consolidatable then, which counts as a cluster change.
     fn became_consolidatable_since(&self, at_ms: u64) -> Vec<Sym> {
-        let (from, to) = (self.scenario.start_unix_seconds + at_ms / 1000, self.unix());
         self.nodes
             .iter()
             .filter(|n| {
-                if n.state != NodeState::Ready {
-                    return false;
-                }
-                let Some(pool) = n.node.node_pool.and_then(|p| {
-                    self.scenario
-                        .cluster
-                        .node_pools
-                        .iter()
-                        .find(|np| np.name == p)
-                }) else {
-                    return false;
-                };
-                pool.disruption.consolidate_after.is_some_and(|after| {
-                    let t = n.node.last_pod_event + after.as_secs();
-                    t > from && t <= to
-                })
+                n.state == NodeState::Ready
+                    && self.timer_ran_out(at_ms, n, n.node.last_pod_event, |p| {
+                        p.disruption.consolidate_after
+                    })
             })
             .map(|n| n.node.name)
             .collect()
+    }
+
+    /// Whether the NodePool duration `timer` picks, counted from `since`
+    /// (Unix seconds), ran out between `at_ms` and now.
+    fn timer_ran_out(
+        &self,
+        at_ms: u64,
+        n: &SimNode,
+        since: u64,
+        timer: impl Fn(&NodePool) -> Option<std::time::Duration>,
+    ) -> bool {
+        let from = self.scenario.start_unix_seconds + at_ms / 1000;
+        n.node
+            .node_pool
+            .and_then(|p| {
+                self.scenario
+                    .cluster
+                    .node_pools
+                    .iter()
+                    .find(|np| np.name == p)
+            })
+            .and_then(timer)
+            .is_some_and(|after| {
+                let t = since + after.as_secs();
+                t > from && t <= self.unix()
+            })
     }
 
     /// Records the command and drains its nodes.
@@ -1483,7 +1482,7 @@ impl<'a> Simulation<'a> {
     }
 }
 
-fn labels_say_do_not_disrupt(pod: &Pod) -> bool {
+fn do_not_disrupt(pod: &Pod) -> bool {
     pod.annotations
         .iter()
         .any(|(k, v)| k.as_str() == labels::DO_NOT_DISRUPT && v.as_str() == "true")
