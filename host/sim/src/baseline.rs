@@ -21,7 +21,7 @@ use dovetail_core::requirements::{NodeSelectorRequirement, Operator};
 use dovetail_core::scheduler::{OfferingRef, solve};
 use dovetail_core::sym::Sym;
 
-use crate::engine::{NodeState, Owner, Simulation};
+use crate::engine::{NodeState, Simulation};
 use crate::report::DecisionRecord;
 use crate::types::{Autoscaler, NodeGroup};
 
@@ -219,16 +219,9 @@ fn scale_down(sim: &mut Simulation<'_>) {
         }
     }
     candidates.sort();
-    let movable = |sim: &Simulation<'_>, n: usize| {
-        sim.nodes[n]
-            .pods
-            .iter()
-            .filter(|&&p| sim.pods[p].owner != Owner::DaemonSet)
-            .count()
-    };
     let mut removed = Vec::new();
     for &(_, _, n) in &candidates {
-        if removed.len() < MAX_EMPTY_AT_ONCE && movable(sim, n) == 0 {
+        if removed.len() < MAX_EMPTY_AT_ONCE && sim.movable_pods(n) == 0 {
             removed.push(n);
         }
     }
@@ -240,7 +233,7 @@ fn scale_down(sim: &mut Simulation<'_>) {
     });
     if removed.is_empty() && !busy && sim.baseline.fit_failed_at != Some(sim.version) {
         for &(_, _, n) in &candidates {
-            if movable(sim, n) == 0 {
+            if sim.movable_pods(n) == 0 {
                 continue;
             }
             let (mut snapshot, index) = sim.snapshot(true);
@@ -266,7 +259,7 @@ fn scale_down(sim: &mut Simulation<'_>) {
     }
     for n in removed {
         let name = sim.nodes[n].node.name;
-        let pods = movable(sim, n);
+        let pods = sim.movable_pods(n);
         let threshold = model.utilization_threshold * 100.0;
         let why = format!(
             "under {threshold:.0}% utilisation for {} min",

@@ -277,7 +277,7 @@ impl<'a> Simulation<'a> {
         s
     }
 
-    pub(crate) fn unix(&self) -> u64 {
+    fn unix(&self) -> u64 {
         self.scenario.start_unix_seconds + self.now / 1000
     }
 
@@ -395,7 +395,7 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    pub(crate) fn bind(&mut self, p: usize, n: usize) {
+    fn bind(&mut self, p: usize, n: usize) {
         self.attach(p, n);
         self.pending.remove(&p);
         self.pods[p].pod.started_at = self.unix();
@@ -405,13 +405,6 @@ impl<'a> Simulation<'a> {
             let f = self.now + self.scenario.jobs[j].duration_ms;
             self.pods[p].finishes_at = Some(f);
             self.running_jobs.insert((f, p));
-        }
-        // Every pod of a given start state runs from the start.
-        if self.report.totals.all_running_after_seconds.is_none()
-            && self.pending.is_empty()
-            && self.pods.iter().any(|p| p.owner != Owner::DaemonSet)
-        {
-            self.report.totals.all_running_after_seconds = Some(self.now as f64 / 1000.0);
         }
     }
 
@@ -427,7 +420,7 @@ impl<'a> Simulation<'a> {
     }
 
     /// Evicted: pending again, as its controller replaces it.
-    pub(crate) fn evict(&mut self, p: usize) {
+    fn evict(&mut self, p: usize) {
         self.detach(p);
         if self.pods[p].owner == Owner::DaemonSet {
             self.pods[p].gone = true;
@@ -439,10 +432,14 @@ impl<'a> Simulation<'a> {
         self.last_pending_change = self.now;
     }
 
-    fn set_replicas(&mut self, d: usize, replicas: usize) {
+    /// Whether the count changed.
+    fn set_replicas(&mut self, d: usize, replicas: usize) -> bool {
         let mut live: Vec<usize> = (0..self.pods.len())
             .filter(|&p| !self.pods[p].gone && self.pods[p].owner == Owner::Deployment(d))
             .collect();
+        if live.len() == replicas {
+            return false;
+        }
         if live.len() < replicas {
             for _ in live.len()..replicas {
                 self.new_pod(Owner::Deployment(d));
@@ -455,6 +452,7 @@ impl<'a> Simulation<'a> {
                 self.remove_pod(p);
             }
         }
+        true
     }
 
     fn apply_events(&mut self) {
@@ -515,13 +513,7 @@ impl<'a> Simulation<'a> {
                 continue;
             }
             let replicas = curve.replicas_at(self.now);
-            let live = self
-                .pods
-                .iter()
-                .filter(|p| !p.gone && p.owner == Owner::Deployment(d))
-                .count();
-            if live != replicas {
-                self.set_replicas(d, replicas);
+            if self.set_replicas(d, replicas) {
                 self.events.push(SimEvent::Scaled {
                     at_ms: self.now,
                     deployment: self.scenario.deployments[d].name.clone(),
@@ -569,12 +561,7 @@ impl<'a> Simulation<'a> {
     // ---- nodes ---------------------------------------------------------
 
     /// A new node, launching (or Ready at once), with its DaemonSet pods.
-    pub(crate) fn add_node(
-        &mut self,
-        node: Node,
-        capacity_type: CapacityType,
-        launching: bool,
-    ) -> usize {
+    fn add_node(&mut self, node: Node, capacity_type: CapacityType, launching: bool) -> usize {
         let instance_type = node
             .labels
             .iter()
@@ -657,7 +644,7 @@ impl<'a> Simulation<'a> {
             .count()
     }
 
-    pub(crate) fn live(&self, n: usize) -> bool {
+    fn live(&self, n: usize) -> bool {
         self.nodes[n].state != NodeState::Gone
     }
 
@@ -722,7 +709,7 @@ impl<'a> Simulation<'a> {
     fn launch(&mut self, pool: Option<Sym>, offering: &OfferingRef) -> usize {
         let prefix = pool.map_or("node", |p| p.as_str());
         let name = Sym::new(&format!("{prefix}-{:05x}", self.rng.next_u64() & 0xfffff));
-        let mut node = node_for(
+        let node = node_for(
             &self.scenario.cluster,
             pool,
             offering.instance_type.as_str(),
@@ -732,7 +719,6 @@ impl<'a> Simulation<'a> {
             self.unix(),
         )
         .expect("launch lists only name catalog offerings");
-        node.price_per_hour = offering.price;
         let n = self.add_node(node, offering.capacity_type, true);
         self.events.push(SimEvent::NodeLaunched {
             at_ms: self.now,
@@ -844,7 +830,8 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    fn movable_pods(&self, n: usize) -> usize {
+    /// Pods on `n` a drain must move (all but DaemonSet pods).
+    pub(crate) fn movable_pods(&self, n: usize) -> usize {
         self.nodes[n]
             .pods
             .iter()
@@ -1078,7 +1065,7 @@ impl<'a> Simulation<'a> {
     }
 
     /// Whether the batching window (idle or max) has closed for `waiting`.
-    pub(crate) fn batch_ready(&mut self, waiting: bool) -> bool {
+    fn batch_ready(&mut self, waiting: bool) -> bool {
         if !waiting {
             self.batch_started = None;
             return false;
@@ -1415,7 +1402,8 @@ impl<'a> Simulation<'a> {
     }
 
     fn account(&mut self) {
-        // Every pod of a given start state runs from the start.
+        // The first tick with pods and none waiting (0 for a start state
+        // whose pods all run).
         if self.report.totals.all_running_after_seconds.is_none()
             && self.pending.is_empty()
             && self.pods.iter().any(|p| p.owner != Owner::DaemonSet)
