@@ -10,6 +10,7 @@ pub mod clock;
 pub mod disruption;
 pub mod labels;
 pub mod model;
+pub mod nodeclaim;
 pub mod policy;
 pub mod requirements;
 pub mod resources;

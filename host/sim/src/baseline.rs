@@ -1,5 +1,8 @@
 //! The static node-group baseline: how Cluster Autoscaler scales fixed node
-//! groups, so a report can put Dovetail's cost next to it.
+//! groups, so a report can put Dovetail's cost next to it. It is another
+//! implementation of the autoscaler seam Dovetail's controller fills, and
+//! reuses the same NodeClaim lifecycle and termination (drains honour PDBs
+//! the same way), so only the decisions differ.
 //!
 //! - Every scan interval, pending pods that no node has room for trigger a
 //!   scale-up. Each node group is simulated on its own (the same scheduling
@@ -11,41 +14,113 @@
 //! - Scale-down: a Ready node whose requested CPU and memory are both below
 //!   the utilisation threshold is unneeded; after `unneeded_ms` it is
 //!   removed — empty nodes up to ten at a time, others one at a time and only
-//!   when their pods fit on the remaining nodes. Drains respect PDBs.
+//!   when their pods fit on the remaining nodes.
 //! - No consolidation by replacement, no spot-to-spot moves, no instance
 //!   choice beyond the groups: that is the difference being measured.
 
+use std::collections::{BTreeSet, HashMap};
+
+use dovetail_control::actions::{Action, NominationTarget};
+use dovetail_control::controller::{Autoscaler, CatalogView, Cluster, execute};
+use dovetail_control::decision::Decision;
+use dovetail_control::interruption::{self, Interruption};
+use dovetail_control::lifecycle::{Lifecycle, Step};
+use dovetail_control::names::Names;
+use dovetail_control::snapshot::{Slot, snapshot};
+use dovetail_control::state::ClusterState;
+use dovetail_control::termination::Termination;
+use dovetail_control::unavailable::UnavailableOfferings;
+use dovetail_control::{CloudProvider, template};
 use dovetail_core::labels;
-use dovetail_core::model::{NodePool, Pod};
+use dovetail_core::model::{NodePool, Pod, PodKey};
 use dovetail_core::requirements::{NodeSelectorRequirement, Operator};
-use dovetail_core::scheduler::{OfferingRef, solve};
+use dovetail_core::scheduler::{OfferingRef, Plan, solve};
 use dovetail_core::sym::Sym;
 
-use crate::engine::{NodeState, Simulation};
-use crate::report::DecisionRecord;
-use crate::types::{Autoscaler, NodeGroup};
+use crate::types::{BaselineModel, NodeGroup};
 
 const MAX_EMPTY_AT_ONCE: usize = 10;
 
-#[derive(Debug, Default)]
-pub(crate) struct State {
+pub(crate) struct StaticNodeGroups {
+    groups: Vec<NodeGroup>,
+    model: BaselineModel,
+    names: Names,
+    lifecycle: Lifecycle,
+    termination: Termination,
+    unavailable: UnavailableOfferings,
+    catalog: CatalogView,
+    origin_ms: Option<u64>,
     zone_turn: usize,
     /// The cluster version at the last failed non-empty removal check.
     fit_failed_at: Option<u64>,
+    /// Since when each node has been under the utilisation threshold.
+    unneeded_since: HashMap<Sym, u64>,
+    /// NodeClaims scale-down is removing.
+    removing: BTreeSet<Sym>,
 }
 
-pub(crate) fn scan(sim: &mut Simulation<'_>) {
-    let Autoscaler::StaticNodeGroups(groups) = sim.scenario.autoscaler.clone() else {
-        return;
-    };
-    if !sim
-        .now
-        .is_multiple_of(sim.scenario.models.baseline.scan_ms.max(1000))
-    {
-        return;
+impl StaticNodeGroups {
+    pub fn new(groups: Vec<NodeGroup>, model: BaselineModel, seed: u64) -> Self {
+        Self {
+            groups,
+            model,
+            names: Names::new(seed),
+            lifecycle: Lifecycle::default(),
+            termination: Termination::default(),
+            unavailable: UnavailableOfferings::default(),
+            catalog: CatalogView::default(),
+            origin_ms: None,
+            zone_turn: 0,
+            fit_failed_at: None,
+            unneeded_since: HashMap::new(),
+            removing: BTreeSet::new(),
+        }
     }
-    scale_up(sim, &groups);
-    scale_down(sim);
+
+    fn scan_due(&mut self, now_ms: u64) -> bool {
+        let origin = *self.origin_ms.get_or_insert(now_ms);
+        (now_ms - origin).is_multiple_of(self.model.scan_ms.max(1000))
+    }
+}
+
+impl Autoscaler for StaticNodeGroups {
+    fn reconcile(
+        &mut self,
+        cluster: &mut dyn Cluster,
+        cloud: &mut dyn CloudProvider,
+        now_ms: u64,
+    ) -> Vec<Decision> {
+        let mut decisions = Vec::new();
+        self.unavailable.expire(now_ms);
+        self.catalog.refresh(cloud, &self.unavailable);
+        if self.scan_due(now_ms) {
+            let step = self.scale_up(cluster.state(), now_ms);
+            execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
+            let step = self.scale_down(cluster.state(), now_ms);
+            execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
+        }
+        let step = self
+            .lifecycle
+            .reconcile(cluster.state(), cloud, &mut self.unavailable, now_ms);
+        execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
+        let step = self.termination.reconcile(cluster.state(), cloud, now_ms);
+        execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
+        let state = cluster.state();
+        self.removing.retain(|c| state.claim_by_name(*c).is_some());
+        decisions
+    }
+
+    fn interruption(
+        &mut self,
+        cluster: &mut dyn Cluster,
+        message: &Interruption,
+        now_ms: u64,
+    ) -> Vec<Decision> {
+        let mut decisions = Vec::new();
+        let step = interruption::handle(cluster.state(), &mut self.unavailable, message, now_ms);
+        execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
+        decisions
+    }
 }
 
 fn requirement(key: &str, values: &[Sym]) -> NodeSelectorRequirement {
@@ -74,208 +149,228 @@ fn group_pool(group: &NodeGroup) -> NodePool {
     pool
 }
 
-fn group_size(sim: &Simulation<'_>, group: &NodeGroup) -> usize {
-    sim.nodes
-        .iter()
-        .filter(|n| {
-            n.state != NodeState::Gone
-                && n.instance_type == group.instance_type
-                && n.capacity_type == group.capacity_type
+/// Nodes of the group, launched or launching.
+fn group_size(state: &ClusterState, group: &NodeGroup) -> usize {
+    state
+        .claims()
+        .filter(|(_, c)| {
+            let o = c
+                .status
+                .launched
+                .map(|l| (l.instance_type, l.capacity_type))
+                .or_else(|| c.launch.first().map(|o| (o.instance_type, o.capacity_type)));
+            o == Some((group.instance_type, group.capacity_type))
         })
         .count()
 }
 
-fn scale_up(sim: &mut Simulation<'_>, groups: &[NodeGroup]) {
-    let waiting = sim.waiting();
-    if waiting.is_empty() {
-        return;
-    }
-    let (mut snapshot, index) = sim.snapshot(false);
-    let pods: Vec<Pod> = waiting.iter().map(|&p| sim.pods[p].pod.clone()).collect();
-    // (waste, -pods placed, group) — lowest wins.
-    let mut best: Option<((f64, i64, usize), dovetail_core::scheduler::Plan)> = None;
-    for (g, group) in groups.iter().enumerate() {
-        let room = group.max.saturating_sub(group_size(sim, group));
-        if room == 0 {
-            continue;
+impl StaticNodeGroups {
+    fn scale_up(&mut self, state: &ClusterState, now_ms: u64) -> Step {
+        let mut step = Step::default();
+        let waiting = state.waiting();
+        if waiting.is_empty() {
+            return step;
         }
-        snapshot.node_pools = vec![group_pool(group)];
-        let plan = solve(&snapshot, &pods);
-        let Some(it) = sim.catalog.get(group.instance_type.as_str()) else {
-            continue;
+        let catalog = self.catalog.catalog().clone();
+        let view = snapshot(state, &catalog, true);
+        let mut snap = view.snapshot.clone();
+        let pods: Vec<Pod> = waiting
+            .iter()
+            .filter_map(|&p| state.pod(p))
+            .map(|e| e.pod.clone())
+            .collect();
+        // (waste, -pods placed, group) — lowest wins.
+        let mut best: Option<((f64, i64, usize), Plan)> = None;
+        for (g, group) in self.groups.iter().enumerate() {
+            let room = group.max.saturating_sub(group_size(state, group));
+            if room == 0 {
+                continue;
+            }
+            snap.node_pools = vec![group_pool(group)];
+            let plan = solve(&snap, &pods);
+            let Some(it) = catalog.get(group.instance_type.as_str()) else {
+                continue;
+            };
+            let alloc = it.allocatable();
+            let claims: Vec<_> = plan
+                .node_claims
+                .iter()
+                .filter(|c| c.error.is_none())
+                .take(room)
+                .collect();
+            if claims.is_empty() {
+                continue;
+            }
+            let n = claims.len() as f64;
+            let cpu: i64 = claims.iter().map(|c| c.requests.cpu).sum();
+            let mem: i64 = claims.iter().map(|c| c.requests.memory).sum();
+            let waste = (1.0 - cpu as f64 / (alloc.cpu as f64 * n).max(1.0))
+                + (1.0 - mem as f64 / (alloc.memory as f64 * n).max(1.0));
+            let placed: usize = claims.iter().map(|c| c.pods.len()).sum();
+            let key = (waste, -(placed as i64), g);
+            if best.as_ref().is_none_or(|(k, _)| {
+                key.0
+                    .total_cmp(&k.0)
+                    .then(key.1.cmp(&k.1))
+                    .then(key.2.cmp(&k.2))
+                    == std::cmp::Ordering::Less
+            }) {
+                best = Some((key, plan));
+            }
+        }
+        let Some(((waste, _, g), plan)) = best else {
+            return step;
         };
-        let alloc = it.allocatable();
-        let claims: Vec<_> = plan
+        let group = self.groups[g].clone();
+        // Pods the simulation put on existing or launching nodes wait there.
+        let mut onto: Vec<(Sym, Vec<PodKey>)> = Vec::new();
+        for b in &plan.bindings {
+            match onto.iter_mut().find(|(n, _)| *n == b.node) {
+                Some((_, pods)) => pods.push(b.pod),
+                None => onto.push((b.node, vec![b.pod])),
+            }
+        }
+        for (name, pods) in onto {
+            let target = match view.slot(name) {
+                Some(Slot::Claim(id)) => {
+                    NominationTarget::NodeClaim(state.claim(id).expect("in the view").name)
+                }
+                Some(Slot::Node(_)) => NominationTarget::Node(name),
+                None => continue,
+            };
+            step.actions.push(Action::Nominate { pods, target });
+        }
+        let room = group.max.saturating_sub(group_size(state, &group));
+        let mut claims = Vec::new();
+        for planned in plan
             .node_claims
             .iter()
             .filter(|c| c.error.is_none())
             .take(room)
-            .collect();
-        if claims.is_empty() {
-            continue;
-        }
-        let n = claims.len() as f64;
-        let cpu: i64 = claims.iter().map(|c| c.requests.cpu).sum();
-        let mem: i64 = claims.iter().map(|c| c.requests.memory).sum();
-        let waste = (1.0 - cpu as f64 / (alloc.cpu as f64 * n).max(1.0))
-            + (1.0 - mem as f64 / (alloc.memory as f64 * n).max(1.0));
-        let placed: usize = claims.iter().map(|c| c.pods.len()).sum();
-        let key = (waste, -(placed as i64), g);
-        if best.as_ref().is_none_or(|(k, _)| {
-            key.0
-                .total_cmp(&k.0)
-                .then(key.1.cmp(&k.1))
-                .then(key.2.cmp(&k.2))
-                == std::cmp::Ordering::Less
-        }) {
-            best = Some((key, plan));
-        }
-    }
-    let Some(((waste, _, g), plan)) = best else {
-        return;
-    };
-    let group = &groups[g];
-    let by_key: std::collections::HashMap<_, _> = waiting
-        .iter()
-        .map(|&p| (sim.pods[p].pod.key(), p))
-        .collect();
-    sim.version += 1;
-    // Pods the simulation put on existing or launching nodes wait there.
-    for b in &plan.bindings {
-        if let (Some(&p), Some(slot)) = (
-            by_key.get(&b.pod),
-            snapshot.nodes.iter().position(|n| n.name == b.node),
-        ) {
-            sim.pods[p].nominated = Some(index[slot]);
-        }
-    }
-    let room = group.max.saturating_sub(group_size(sim, group));
-    let mut launched = Vec::new();
-    for claim in plan
-        .node_claims
-        .iter()
-        .filter(|c| c.error.is_none())
-        .take(room)
-    {
-        let mut offerings: Vec<OfferingRef> = claim.offerings.clone();
-        offerings.sort_by_key(|o| o.zone);
-        if !offerings.is_empty() {
-            let turn = sim.baseline.zone_turn % offerings.len();
-            offerings.rotate_left(turn);
-            sim.baseline.zone_turn += 1;
-        }
-        if let Some(n) = sim.try_launch(None, &offerings) {
-            let node = &sim.nodes[n];
-            launched.push(format!(
-                "{}/{}/{}",
-                node.instance_type, node.zone, node.capacity_type
-            ));
-            for key in &claim.pods {
-                if let Some(&p) = by_key.get(key) {
-                    sim.pods[p].nominated = Some(n);
-                }
+        {
+            let mut offerings: Vec<OfferingRef> = planned.offerings.clone();
+            offerings.sort_by_key(|o| o.zone);
+            if !offerings.is_empty() {
+                let turn = self.zone_turn % offerings.len();
+                offerings.rotate_left(turn);
+                self.zone_turn += 1;
             }
+            let name = self.names.next("node", state, &claims);
+            claims.push(name);
+            step.actions
+                .push(Action::CreateNodeClaim(template::node_claim(
+                    name, planned, None, offerings, now_ms,
+                )));
+            step.actions.push(Action::Nominate {
+                pods: planned.pods.clone(),
+                target: NominationTarget::NodeClaim(name),
+            });
         }
-    }
-    if !launched.is_empty() {
-        sim.report.decisions.push(DecisionRecord {
-            at_seconds: sim.now / 1000,
-            kind: "scale-up".into(),
-            nodes: Vec::new(),
-            savings_per_hour: 0.0,
+        let count = claims.len();
+        step.decisions.push(Decision::ScaledUp {
+            claims,
             pods: waiting.len(),
             decided_by: "least-waste".into(),
             reason: format!(
-                "node group {} {} (+{}), waste {:.2}",
+                "node group {} {} (+{count}), waste {:.2}",
                 group.instance_type,
                 group.capacity_type,
-                launched.len(),
                 waste / 2.0
             ),
-            launched,
         });
+        step
     }
-}
 
-fn scale_down(sim: &mut Simulation<'_>) {
-    let model = sim.scenario.models.baseline.clone();
-    let now = sim.now;
-    let mut candidates = Vec::new();
-    for n in 0..sim.nodes.len() {
-        let node = &mut sim.nodes[n];
-        if node.state != NodeState::Ready || node.drain.is_some() {
-            continue;
-        }
-        let alloc = &node.node.allocatable;
-        let cpu = node.requested.cpu as f64 / alloc.cpu.max(1) as f64;
-        let mem = node.requested.memory as f64 / alloc.memory.max(1) as f64;
-        if cpu.max(mem) < model.utilization_threshold {
-            let since = *node.unneeded_since.get_or_insert(now);
-            if now - since >= model.unneeded_ms {
-                candidates.push((since, node.node.name, n));
-            }
-        } else {
-            node.unneeded_since = None;
-        }
-    }
-    candidates.sort();
-    let mut removed = Vec::new();
-    for &(_, _, n) in &candidates {
-        if removed.len() < MAX_EMPTY_AT_ONCE && sim.movable_pods(n) == 0 {
-            removed.push(n);
-        }
-    }
-    let busy = sim.draining.iter().any(|&n| {
-        sim.nodes[n]
-            .drain
-            .as_ref()
-            .is_some_and(|d| d.terminate_at.is_none())
-    });
-    if removed.is_empty() && !busy && sim.baseline.fit_failed_at != Some(sim.version) {
-        for &(_, _, n) in &candidates {
-            if sim.movable_pods(n) == 0 {
-                continue;
-            }
-            let (mut snapshot, index) = sim.snapshot(true);
-            snapshot.node_pools.clear();
-            let Some(slot) = index.iter().position(|&i| i == n) else {
+    fn scale_down(&mut self, state: &ClusterState, now_ms: u64) -> Step {
+        let mut step = Step::default();
+        let mut candidates = Vec::new();
+        let movable = |ids: &[dovetail_control::PodId]| {
+            ids.iter()
+                .filter_map(|p| state.pod(*p))
+                .filter(|e| e.pod.daemon_set.is_none())
+                .count()
+        };
+        let mut seen = BTreeSet::new();
+        for (_, claim) in state.claims() {
+            let Some(node) = state.node_of_claim(claim).and_then(|n| state.node(n)) else {
                 continue;
             };
-            let node = snapshot.nodes.remove(slot);
-            let pods: Vec<Pod> = node
-                .pods
-                .into_iter()
-                .filter(|p| p.daemon_set.is_none())
-                .collect();
-            let plan = solve(&snapshot, &pods);
-            if plan.unschedulable.is_empty() && plan.bindings.len() == pods.len() {
-                removed.push(n);
-                break;
+            if !claim.initialized()
+                || claim.deleting()
+                || dovetail_control::state::node_leaving(node)
+            {
+                continue;
+            }
+            seen.insert(claim.name);
+            let alloc = &node.node.allocatable;
+            let cpu = node.requested.cpu as f64 / alloc.cpu.max(1) as f64;
+            let mem = node.requested.memory as f64 / alloc.memory.max(1) as f64;
+            if cpu.max(mem) < self.model.utilization_threshold {
+                let since = *self.unneeded_since.entry(claim.name).or_insert(now_ms);
+                if now_ms - since >= self.model.unneeded_ms {
+                    candidates.push((since, claim.name, movable(&node.pods)));
+                }
+            } else {
+                self.unneeded_since.remove(&claim.name);
             }
         }
-        if removed.is_empty() {
-            sim.baseline.fit_failed_at = Some(sim.version);
+        self.unneeded_since.retain(|c, _| seen.contains(c));
+        candidates.sort();
+        let mut removed: Vec<(Sym, usize)> = candidates
+            .iter()
+            .filter(|c| c.2 == 0)
+            .take(MAX_EMPTY_AT_ONCE)
+            .map(|c| (c.1, 0))
+            .collect();
+        let busy = !self.removing.is_empty();
+        if removed.is_empty() && !busy && self.fit_failed_at != Some(state.version()) {
+            let view = snapshot(state, self.catalog.catalog(), false);
+            for &(_, name, pods) in &candidates {
+                if pods == 0 {
+                    continue;
+                }
+                let mut snap = view.snapshot.clone();
+                snap.node_pools.clear();
+                snap.nodes
+                    .retain(|n| n.initialized && !n.marked_for_deletion);
+                let Some(slot) = snap.nodes.iter().position(|n| n.name == name) else {
+                    continue;
+                };
+                let node = snap.nodes.remove(slot);
+                let pods: Vec<Pod> = node
+                    .pods
+                    .into_iter()
+                    .filter(|p| p.daemon_set.is_none())
+                    .collect();
+                let plan = solve(&snap, &pods);
+                if plan.unschedulable.is_empty() && plan.bindings.len() == pods.len() {
+                    removed.push((name, pods.len()));
+                    break;
+                }
+            }
+            if removed.is_empty() {
+                self.fit_failed_at = Some(state.version());
+            }
         }
-    }
-    for n in removed {
-        let name = sim.nodes[n].node.name;
-        let pods = sim.movable_pods(n);
-        let threshold = model.utilization_threshold * 100.0;
-        let why = format!(
-            "under {threshold:.0}% utilisation for {} min",
-            model.unneeded_ms / 60_000
-        );
-        sim.report.totals.disruptions += 1;
-        sim.report.decisions.push(DecisionRecord {
-            at_seconds: now / 1000,
-            kind: "scale-down".into(),
-            nodes: vec![name.to_string()],
-            launched: Vec::new(),
-            savings_per_hour: sim.nodes[n].node.price_per_hour,
-            pods,
-            decided_by: "cluster-autoscaler".into(),
-            reason: why.clone(),
-        });
-        sim.start_drain(n, None, why);
+        let threshold = self.model.utilization_threshold * 100.0;
+        for (name, pods) in removed {
+            let price = state
+                .claim_by_name(name)
+                .and_then(|c| c.status.launched)
+                .map_or(0.0, |l| l.price);
+            self.removing.insert(name);
+            step.actions.push(Action::DeleteNodeClaim { name });
+            step.decisions.push(Decision::ScaledDown {
+                nodes: vec![name],
+                pods,
+                savings_per_hour: price,
+                decided_by: "cluster-autoscaler".into(),
+                reason: format!(
+                    "under {threshold:.0}% utilisation for {} min",
+                    self.model.unneeded_ms / 60_000
+                ),
+            });
+        }
+        step
     }
 }

@@ -1,31 +1,41 @@
-//! The event loop and the models.
+//! The event loop and the models of the world.
 //!
-//! Time advances in one-second ticks. Each tick costs next to nothing when
-//! nothing happens: pending pods, launching, draining and running Job pods
-//! are kept in their own sets, the kube-scheduler runs only after something
-//! freed room or added pods, and a disruption pass is skipped while the
-//! cluster is unchanged since a pass that found nothing (Karpenter's
-//! "consolidated" state, re-checked every `consolidation_recheck_ms`).
+//! Time advances in one-second ticks. Each tick: scenario events and
+//! workloads change the pods; the EC2 model and the kubelet bring instances
+//! up as nodes, make them Ready and take reclaimed ones away; kube-scheduler
+//! binds pending pods to Ready nodes with room; then the autoscaler —
+//! Dovetail's controller from `dovetail-control`, or the static baseline —
+//! reconciles, its actions executed on the simulated cluster at once.
+//! Everything between decisions (batching, NodeClaim lifecycle, the
+//! disruption queue, drains) is the controller's own code; this crate only
+//! models the world around it.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 
-use dovetail_core::catalog::{CapacityType, Catalog};
-use dovetail_core::clock::ManualClock;
-use dovetail_core::disruption::{self, Command, Method};
+use dovetail_control::controller::{Autoscaler, Config, Controller};
+use dovetail_control::decision::{ClaimFailure, Decision};
+use dovetail_control::interruption::{Interruption, InterruptionKind};
+use dovetail_control::state::{ClusterState, NodeId, PodId};
+use dovetail_core::catalog::CapacityType;
 use dovetail_core::labels;
-use dovetail_core::model::{Node, NodePool, Pod, PodDisruptionBudget, PodKey, TaintEffect};
+use dovetail_core::model::{Node, PodDisruptionBudget, Taint, TaintEffect};
+use dovetail_core::nodeclaim::{
+    ConditionType, DO_NOT_SYNC_TAINTS_LABEL, INITIALIZED_LABEL, LaunchedOffering, NodeClaim,
+    NodeClaimStatus, REGISTERED_LABEL, UNREGISTERED_TAINT,
+};
 use dovetail_core::policy::fixtures::SplitMix;
 use dovetail_core::policy::{ConsolidationScorer, InstanceSelector};
-use dovetail_core::resources::Resources;
-use dovetail_core::scheduler::{OfferingRef, Prepared, Snapshot, provision, solve};
+use dovetail_core::scheduler::{Snapshot, daemon_schedules_on, solve};
 use dovetail_core::sym::Sym;
 
-use crate::baseline;
+use crate::baseline::StaticNodeGroups;
+use crate::cloud::{Ec2, Shortage, instance_id};
 use crate::report::{DecisionRecord, Report, Sample, percentile};
-use crate::types::{Autoscaler, EventKind, Scenario, node_for};
+use crate::types::{Autoscaler as Kind, EventKind, Scenario};
+use crate::world::{Owner, World};
 
 pub(crate) const TICK_MS: u64 = 1_000;
+const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
 
 /// What happened, for people watching.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,57 +82,13 @@ pub enum SimEvent {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum NodeState {
-    Launching { ready_at: u64 },
-    Ready,
-    Gone,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Drain {
-    /// Forced termination time (spot interruption); `None`: when empty.
-    pub(crate) terminate_at: Option<u64>,
-    why: String,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct SimNode {
-    /// Without pods: they are in `pods`.
-    pub(crate) node: Node,
-    pub(crate) state: NodeState,
-    pub(crate) capacity_type: CapacityType,
-    pub(crate) instance_type: Sym,
-    pub(crate) zone: Sym,
-    pub(crate) pods: Vec<usize>,
-    pub(crate) requested: Resources,
-    pub(crate) drain: Option<Drain>,
-    pub(crate) launched_at: u64,
-    /// Baseline: since when the node has been under the utilisation
-    /// threshold.
-    pub(crate) unneeded_since: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Owner {
-    Deployment(usize),
-    Job(usize),
-    DaemonSet,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct SimPod {
-    pub(crate) pod: Pod,
-    pub(crate) owner: Owner,
-    pub(crate) node: Option<usize>,
-    /// Planned onto this launching node.
-    pub(crate) nominated: Option<usize>,
-    pending_since: u64,
-    gone: bool,
-    /// Job pods: when the running pod completes.
-    finishes_at: Option<u64>,
-    /// PDBs covering the pod.
-    pdbs: Vec<usize>,
+/// A launch record whose NodeClaims are still being launched.
+struct Open {
+    index: usize,
+    claims: Vec<Sym>,
+    failed: usize,
+    fallback: Option<String>,
+    drop_if_empty: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -132,65 +98,29 @@ struct JobState {
     active: usize,
 }
 
-/// A command whose replacements are launching; its nodes are drained once
-/// they are all Ready. Several can be in flight, as in Karpenter's
-/// orchestration queue; validation, like Karpenter's, is one at a time.
-#[derive(Debug)]
-struct Executing {
-    command: Command,
-    replacements: Vec<usize>,
-}
-
-#[derive(Debug, Clone)]
-struct Shortage {
-    until: u64,
-    instance_types: Vec<Sym>,
-    zones: Vec<Sym>,
-    capacity_type: Option<CapacityType>,
-}
-
 pub struct Simulation<'a> {
     pub(crate) scenario: Scenario,
-    selector: &'a dyn InstanceSelector,
-    scorer: &'a dyn ConsolidationScorer,
+    /// Simulated ms since the start.
     pub(crate) now: u64,
-    pub(crate) nodes: Vec<SimNode>,
-    pub(crate) pods: Vec<SimPod>,
-    /// Live pods not bound to a node.
-    pub(crate) pending: BTreeSet<usize>,
-    launching: Vec<usize>,
-    pub(crate) draining: Vec<usize>,
-    /// Running Job pods by completion time.
-    running_jobs: BTreeSet<(u64, usize)>,
-    jobs: Vec<JobState>,
-    next_diurnal: Vec<u64>,
-    pub(crate) rng: SplitMix,
-    batch_started: Option<u64>,
-    pub(crate) last_pending_change: u64,
-    /// The command waiting out the validation delay, and when it is due.
-    validating: Option<(u64, Command)>,
-    executing: Vec<Executing>,
+    start_ms: u64,
+    world: World,
+    cloud: Ec2,
+    autoscaler: Box<dyn Autoscaler + 'a>,
+    rng: SplitMix,
     next_event: usize,
+    next_diurnal: Vec<u64>,
+    jobs: Vec<JobState>,
+    /// Running Job pods by completion time (entries of pods since evicted
+    /// are skipped when due).
+    running_jobs: BTreeSet<(u64, PodId)>,
     latencies: Vec<f64>,
-    pub(crate) report: Report,
+    report: Report,
     events: Vec<SimEvent>,
     pod_serial: usize,
-    /// Bumped by every change the disruption engine could react to.
-    pub(crate) version: u64,
-    /// The kube-scheduler has something new to look at.
-    sched_dirty: bool,
-    /// `(version, at)` of the last pass that found nothing to do.
-    consolidated: Option<(u64, u64)>,
-    base_catalog: Arc<Catalog>,
-    pub(crate) catalog: Arc<Catalog>,
-    unavailable: Vec<(Sym, Sym, CapacityType, u64)>,
-    /// `unavailable` gained entries `catalog` does not show yet.
-    catalog_stale: bool,
-    shortages: Vec<Shortage>,
-    live_price: f64,
-    pub(crate) baseline: baseline::State,
-    /// The last disruption pass's cluster, by `version`.
-    pass_cache: Option<(u64, Snapshot, Prepared)>,
+    /// Why each node is going, for the `NodeDeleted` event.
+    why: HashMap<Sym, String>,
+    /// Nodes whose DaemonSet pods are placed.
+    daemons_placed: BTreeSet<NodeId>,
 }
 
 impl<'a> Simulation<'a> {
@@ -201,72 +131,93 @@ impl<'a> Simulation<'a> {
     ) -> Self {
         let mut events = scenario.events.clone();
         events.sort_by_key(|e| e.at_ms);
-        let catalog = scenario.cluster.catalog.clone();
-        let autoscaler = match &scenario.autoscaler {
-            Autoscaler::Dovetail => "dovetail".to_string(),
-            Autoscaler::StaticNodeGroups(groups) => format!(
-                "static-node-groups ({})",
-                groups
-                    .iter()
-                    .map(|g| format!("{} {}", g.instance_type, g.capacity_type))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+        let scenario = Scenario { events, ..scenario };
+        let m = &scenario.models;
+        let start_ms = scenario.start_unix_seconds * 1000;
+        let (autoscaler, name): (Box<dyn Autoscaler + 'a>, String) = match &scenario.autoscaler {
+            Kind::Dovetail => {
+                let config = Config {
+                    batch_idle_ms: m.batch_idle_ms,
+                    batch_max_ms: m.batch_max_ms,
+                    disruption: dovetail_control::disruption::Timings {
+                        poll_ms: m.disruption_interval_ms,
+                        validation_delay_ms: m.validation_delay_ms,
+                        consolidation_recheck_ms: m.consolidation_recheck_ms,
+                        provisioning_ms: m.batch_max_ms,
+                        ..Default::default()
+                    },
+                    disruption_settings: m.disruption.clone(),
+                    unavailable_offering_ttl_ms: m.unavailable_offering_ms,
+                    seed: scenario.seed,
+                    ..Config::default()
+                };
+                (
+                    Box::new(Controller::new(config, selector, scorer)),
+                    "dovetail".to_string(),
+                )
+            }
+            Kind::StaticNodeGroups(groups) => (
+                Box::new(StaticNodeGroups::new(
+                    groups.clone(),
+                    m.baseline.clone(),
+                    scenario.seed,
+                )),
+                format!(
+                    "static-node-groups ({})",
+                    groups
+                        .iter()
+                        .map(|g| format!("{} {}", g.instance_type, g.capacity_type))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ),
         };
+        let c = &scenario.cluster;
+        let mut state = ClusterState::new();
+        for p in &c.node_pools {
+            state.apply_node_pool(p.clone());
+        }
+        state.set_daemon_sets(c.daemon_sets.clone());
+        state.set_namespaces(c.namespaces.clone());
+        state.set_settings(c.settings.clone());
+        state.set_pdbs(
+            scenario
+                .pdbs
+                .iter()
+                .map(|b| PodDisruptionBudget {
+                    namespace: b.namespace,
+                    name: b.name,
+                    selector: b.selector.clone(),
+                    disruptions_allowed: 0,
+                })
+                .collect(),
+        );
+        let cloud = Ec2::new(c.catalog.clone(), m.launch_ms, m.ready_ms, start_ms);
         let mut s = Simulation {
             rng: SplitMix::new(scenario.seed),
-            nodes: Vec::new(),
-            pods: Vec::new(),
-            pending: BTreeSet::new(),
-            launching: Vec::new(),
-            draining: Vec::new(),
-            running_jobs: BTreeSet::new(),
-            jobs: vec![JobState::default(); scenario.jobs.len()],
-            next_diurnal: vec![0; scenario.deployments.len()],
+            world: World::new(state, scenario.pdbs.clone()),
+            cloud,
+            autoscaler,
             now: 0,
-            selector,
-            scorer,
-            batch_started: None,
-            last_pending_change: 0,
-            validating: None,
-            executing: Vec::new(),
+            start_ms,
             next_event: 0,
+            next_diurnal: vec![0; scenario.deployments.len()],
+            jobs: vec![JobState::default(); scenario.jobs.len()],
+            running_jobs: BTreeSet::new(),
             latencies: Vec::new(),
             report: Report {
-                autoscaler,
+                autoscaler: name,
                 seed: scenario.seed,
                 duration_seconds: scenario.duration_ms / 1000,
                 ..Report::default()
             },
             events: Vec::new(),
             pod_serial: 0,
-            version: 0,
-            sched_dirty: true,
-            consolidated: None,
-            base_catalog: catalog.clone(),
-            catalog,
-            unavailable: Vec::new(),
-            catalog_stale: false,
-            shortages: Vec::new(),
-            live_price: 0.0,
-            baseline: baseline::State::default(),
-            pass_cache: None,
-            scenario: Scenario { events, ..scenario },
+            why: HashMap::new(),
+            daemons_placed: BTreeSet::new(),
+            scenario,
         };
-        for init in s.scenario.initial_nodes.clone() {
-            let mut node = init.node.clone();
-            node.pods.clear();
-            let n = s.add_node(node, init.capacity_type, !init.ready);
-            for (d, count) in init.pods {
-                for _ in 0..count {
-                    let p = s.new_pod(Owner::Deployment(d));
-                    s.pods[p].pod.started_at = init.node.created_at;
-                    s.attach(p, n);
-                    s.pending.remove(&p);
-                }
-            }
-        }
-        s.report.totals.nodes_launched = 0;
+        s.start_state();
         for d in 0..s.scenario.deployments.len() {
             let replicas = match &s.scenario.deployments[d].diurnal {
                 Some(curve) => curve.replicas_at(0),
@@ -277,8 +228,110 @@ impl<'a> Simulation<'a> {
         s
     }
 
-    fn unix(&self) -> u64 {
-        self.scenario.start_unix_seconds + self.now / 1000
+    fn now_ms(&self) -> u64 {
+        self.start_ms + self.now
+    }
+
+    /// The nodes of the start state: instances already running, their
+    /// NodeClaims launched and registered (initialized when Ready), and the
+    /// workloads' pods bound to them.
+    fn start_state(&mut self) {
+        let now_ms = self.now_ms();
+        for init in self.scenario.initial_nodes.clone() {
+            let node = &init.node;
+            let get = |k: &str| dovetail_core::model::label(&node.labels, Sym::new(k));
+            let (Some(it), Some(zone)) = (get(labels::INSTANCE_TYPE), get(labels::ZONE)) else {
+                continue;
+            };
+            let Some(instance) = self.cloud.start(
+                it,
+                zone,
+                init.capacity_type,
+                node.name,
+                0,
+                Some((node.created_at * 1000, init.ready)),
+            ) else {
+                continue;
+            };
+            let pool = node
+                .node_pool
+                .and_then(|p| self.world.state.node_pool(p))
+                .cloned();
+            let mut claim = NodeClaim {
+                name: node.name,
+                node_pool: node.node_pool,
+                labels: node.labels.clone(),
+                annotations: Vec::new(),
+                requirements: Vec::new(),
+                requests: Default::default(),
+                taints: pool.as_ref().map(|p| p.taints.clone()).unwrap_or_default(),
+                startup_taints: pool
+                    .as_ref()
+                    .map(|p| p.startup_taints.clone())
+                    .unwrap_or_default(),
+                node_class_ref: pool
+                    .as_ref()
+                    .map(|p| p.node_class_ref.clone())
+                    .unwrap_or_default(),
+                expire_after: pool.as_ref().and_then(|p| p.expire_after),
+                termination_grace_period: None,
+                launch: Vec::new(),
+                node_pool_hash: node.node_pool_hash,
+                created_ms: node.created_at * 1000,
+                deletion_ms: None,
+                finalizer: true,
+                status: NodeClaimStatus {
+                    provider_id: Some(instance.provider_id.clone()),
+                    image_id: instance.image_id.clone(),
+                    node_name: Some(node.name),
+                    capacity: instance.capacity.clone(),
+                    allocatable: instance.allocatable.clone(),
+                    launched: Some(LaunchedOffering {
+                        instance_type: it,
+                        zone,
+                        capacity_type: init.capacity_type,
+                        price: instance.price,
+                    }),
+                    last_pod_event_ms: None,
+                    conditions: Vec::new(),
+                },
+            };
+            let at = claim.created_ms;
+            claim.set_true(ConditionType::Launched, at);
+            claim.set_true(ConditionType::Registered, at);
+            if init.ready {
+                claim.set_true(ConditionType::Initialized, at);
+            }
+            self.world.state.apply_claim(claim, now_ms);
+            let mut n = node.clone();
+            n.pods.clear();
+            n.labels
+                .push((Sym::new(REGISTERED_LABEL), Sym::new("true")));
+            if init.ready {
+                n.labels
+                    .push((Sym::new(INITIALIZED_LABEL), Sym::new("true")));
+            }
+            n.labels.sort_by_key(|&(k, _)| k);
+            n.ready = init.ready;
+            n.initialized = init.ready;
+            if !init.ready {
+                n.taints.push(not_ready_taint());
+            }
+            let id = self
+                .world
+                .state
+                .apply_node(n, Some(instance.provider_id), true, now_ms);
+            self.place_daemons(id);
+            for (d, count) in init.pods {
+                for _ in 0..count {
+                    let p = self.new_pod(Owner::Deployment(d), Some(id));
+                    let _ = p;
+                }
+            }
+            // Bound from the start: not a pending latency.
+        }
+        self.cloud.launched = 0;
+        self.cloud.events.clear();
     }
 
     /// Runs to the end; `watch` sees every event as it happens.
@@ -308,26 +361,25 @@ impl<'a> Simulation<'a> {
     }
 
     fn step(&mut self) {
+        self.world.tick();
         self.apply_events();
         self.diurnal();
         self.jobs();
-        self.expire_unavailable();
-        self.nodes_become_ready();
-        self.drain();
+        self.shortages_end();
+        self.instances();
+        self.world.update_pdb_status();
         self.kube_scheduler();
-        match self.scenario.autoscaler {
-            Autoscaler::Dovetail => {
-                self.provision();
-                self.disrupt();
-            }
-            Autoscaler::StaticNodeGroups(_) => baseline::scan(self),
-        }
+        let now_ms = self.now_ms();
+        let decisions = self
+            .autoscaler
+            .reconcile(&mut self.world, &mut self.cloud, now_ms);
+        self.record(decisions);
         self.account();
     }
 
     // ---- pods ----------------------------------------------------------
 
-    fn new_pod(&mut self, owner: Owner) -> usize {
+    fn new_pod(&mut self, owner: Owner, node: Option<NodeId>) -> PodId {
         let (template, name) = match owner {
             Owner::Deployment(d) => {
                 let d = &self.scenario.deployments[d];
@@ -337,117 +389,56 @@ impl<'a> Simulation<'a> {
                 let j = &self.scenario.jobs[j];
                 (&j.template, &j.name)
             }
-            Owner::DaemonSet => unreachable!("DaemonSet pods are made per node"),
         };
         let mut pod = template.clone();
         pod.name = Sym::new(&format!("{name}-{:05}", self.pod_serial));
         pod.created = self.pod_serial as u64;
+        if let Some(n) = node.and_then(|n| self.world.state.node(n)) {
+            pod.started_at = n.node.created_at;
+        }
         self.pod_serial += 1;
-        let pdbs = self.pdbs_covering(&pod);
-        self.pods.push(SimPod {
-            pod,
-            owner,
-            node: None,
-            nominated: None,
-            pending_since: self.now,
-            gone: false,
-            finishes_at: None,
-            pdbs,
-        });
-        let p = self.pods.len() - 1;
-        self.pending.insert(p);
-        self.last_pending_change = self.now;
-        self.sched_dirty = true;
-        self.version += 1;
-        p
-    }
-
-    fn pdbs_covering(&self, pod: &Pod) -> Vec<usize> {
-        (0..self.scenario.pdbs.len())
-            .filter(|&i| {
-                let b = &self.scenario.pdbs[i];
-                b.namespace == pod.namespace && b.selector.matches(&pod.labels)
-            })
-            .collect()
-    }
-
-    /// Binds `p` to `n` (resources, lists); no latency bookkeeping.
-    fn attach(&mut self, p: usize, n: usize) {
-        self.pods[p].node = Some(n);
-        self.pods[p].nominated = None;
-        self.nodes[n].pods.push(p);
-        self.nodes[n].requested.add(&self.pods[p].pod.requests);
-        self.nodes[n].node.last_pod_event = self.unix();
-        self.version += 1;
-    }
-
-    fn detach(&mut self, p: usize) {
-        if let Some(n) = self.pods[p].node.take() {
-            let node = &mut self.nodes[n];
-            node.pods.retain(|&q| q != p);
-            node.requested.sub(&self.pods[p].pod.requests);
-            node.node.last_pod_event = self.scenario.start_unix_seconds + self.now / 1000;
-            self.sched_dirty = true;
-            self.version += 1;
-        }
-        if let Some(f) = self.pods[p].finishes_at.take() {
-            self.running_jobs.remove(&(f, p));
-        }
-    }
-
-    fn bind(&mut self, p: usize, n: usize) {
-        self.attach(p, n);
-        self.pending.remove(&p);
-        self.pods[p].pod.started_at = self.unix();
-        self.latencies
-            .push((self.now - self.pods[p].pending_since) as f64 / 1000.0);
-        if let Owner::Job(j) = self.pods[p].owner {
-            let f = self.now + self.scenario.jobs[j].duration_ms;
-            self.pods[p].finishes_at = Some(f);
-            self.running_jobs.insert((f, p));
-        }
+        let now_ms = self.now_ms();
+        let id = self.world.state.apply_pod(pod, node, now_ms);
+        self.world.owners.insert(id, owner);
+        self.world.sched_dirty = true;
+        id
     }
 
     /// The pod leaves for good (scale-down, Job completion).
-    fn remove_pod(&mut self, p: usize) {
-        self.detach(p);
-        self.pods[p].gone = true;
-        self.pods[p].nominated = None;
-        if self.pending.remove(&p) {
-            self.last_pending_change = self.now;
-        }
-        self.version += 1;
-    }
-
-    /// Evicted: pending again, as its controller replaces it.
-    fn evict(&mut self, p: usize) {
-        self.detach(p);
-        if self.pods[p].owner == Owner::DaemonSet {
-            self.pods[p].gone = true;
-            return;
-        }
-        self.pods[p].pending_since = self.now;
-        self.pending.insert(p);
-        self.report.totals.pods_evicted += 1;
-        self.last_pending_change = self.now;
+    fn remove_pod(&mut self, id: PodId) {
+        let now_ms = self.now_ms();
+        self.world.state.delete_pod(id, now_ms);
+        self.world.owners.remove(&id);
+        self.world.finishes.remove(&id);
+        self.world.sched_dirty = true;
     }
 
     /// Whether the count changed.
     fn set_replicas(&mut self, d: usize, replicas: usize) -> bool {
-        let mut live: Vec<usize> = (0..self.pods.len())
-            .filter(|&p| !self.pods[p].gone && self.pods[p].owner == Owner::Deployment(d))
+        let mut live: Vec<PodId> = self
+            .world
+            .owners
+            .iter()
+            .filter(|(_, o)| **o == Owner::Deployment(d))
+            .map(|(&p, _)| p)
             .collect();
         if live.len() == replicas {
             return false;
         }
         if live.len() < replicas {
             for _ in live.len()..replicas {
-                self.new_pod(Owner::Deployment(d));
+                self.new_pod(Owner::Deployment(d), None);
             }
         } else {
             // Unscheduled pods go first, then the youngest, as a ReplicaSet
             // scales down.
-            live.sort_by_key(|&p| (self.pods[p].node.is_some(), std::cmp::Reverse(p)));
+            let state = &self.world.state;
+            live.sort_by_key(|&p| {
+                (
+                    state.pod(p).is_some_and(|e| e.node.is_some()),
+                    std::cmp::Reverse(p),
+                )
+            });
             for &p in live.iter().take(live.len() - replicas) {
                 self.remove_pod(p);
             }
@@ -490,7 +481,7 @@ impl<'a> Simulation<'a> {
                     instance_types,
                     zones,
                     capacity_type,
-                } => self.shortages.push(Shortage {
+                } => self.cloud.shortages.push(Shortage {
                     until: self.now + for_ms,
                     instance_types,
                     zones,
@@ -534,8 +525,11 @@ impl<'a> Simulation<'a> {
                 break;
             }
             self.running_jobs.pop_first();
-            self.pods[p].finishes_at = None;
-            let Owner::Job(j) = self.pods[p].owner else {
+            // Evicted since it started: it starts over when bound again.
+            if self.world.finishes.get(&p) != Some(&f) {
+                continue;
+            }
+            let Some(&Owner::Job(j)) = self.world.owners.get(&p) else {
                 continue;
             };
             self.remove_pod(p);
@@ -554,244 +548,183 @@ impl<'a> Simulation<'a> {
         while self.jobs[j].active < parallelism && self.jobs[j].created < completions {
             self.jobs[j].created += 1;
             self.jobs[j].active += 1;
-            self.new_pod(Owner::Job(j));
+            self.new_pod(Owner::Job(j), None);
         }
     }
 
-    // ---- nodes ---------------------------------------------------------
+    // ---- instances, kubelet, DaemonSets ---------------------------------
 
-    /// A new node, launching (or Ready at once), with its DaemonSet pods.
-    fn add_node(&mut self, node: Node, capacity_type: CapacityType, launching: bool) -> usize {
-        let instance_type = node
-            .labels
-            .iter()
-            .find(|(k, _)| k.as_str() == labels::INSTANCE_TYPE)
-            .map_or(Sym::new(""), |&(_, v)| v);
-        let zone = node
-            .labels
-            .iter()
-            .find(|(k, _)| k.as_str() == labels::ZONE)
-            .map_or(Sym::new(""), |&(_, v)| v);
-        let m = &self.scenario.models;
-        let state = if launching {
-            NodeState::Launching {
-                ready_at: self.now + m.launch_ms + m.ready_ms,
+    fn shortages_end(&mut self) {
+        let now = self.now;
+        self.cloud.shortages.retain(|s| s.until > now);
+    }
+
+    /// Instances come up as nodes (the kubelet registers them with their
+    /// NodeClaim's labels and taints, NotReady), become Ready (start-up
+    /// agents then lift the start-up taints), and reclaimed ones go.
+    fn instances(&mut self) {
+        let now = self.now;
+        let now_ms = self.now_ms();
+        let mut register = Vec::new();
+        let mut ready = Vec::new();
+        let mut reclaim = Vec::new();
+        for (&id, i) in &self.cloud.instances {
+            if i.terminated_at.is_some() {
+                continue;
             }
-        } else {
-            NodeState::Ready
-        };
-        self.live_price += node.price_per_hour;
-        self.nodes.push(SimNode {
-            node,
-            state,
-            capacity_type,
-            instance_type,
-            zone,
-            pods: Vec::new(),
-            requested: Resources::default(),
-            drain: None,
-            launched_at: self.now,
-            unneeded_since: None,
-        });
-        let n = self.nodes.len() - 1;
-        if launching {
-            self.launching.push(n);
-        } else {
-            self.nodes[n].node.initialized = true;
-            self.nodes[n].node.ready = true;
-            self.sched_dirty = true;
+            if i.reclaim_at.is_some_and(|t| t <= now) {
+                reclaim.push(id);
+                continue;
+            }
+            let pid = &i.instance.provider_id;
+            let node = self.world.state.node_by_provider_id(pid);
+            if node.is_none() && i.running_at <= now {
+                register.push(id);
+            }
+            if i.ready_at <= now
+                && node
+                    .and_then(|n| self.world.state.node(n))
+                    .is_some_and(|n| !n.node.ready)
+            {
+                ready.push(id);
+            }
         }
-        for ds in self.scenario.cluster.daemon_sets.clone() {
-            let node = &self.nodes[n].node;
-            let selected = ds
-                .pod
-                .node_selector
-                .iter()
-                .all(|(k, v)| node.labels.iter().any(|(nk, nv)| nk == k && nv == v));
-            let tolerated = node.taints.iter().all(|t| {
-                t.effect == TaintEffect::PreferNoSchedule
-                    || ds.pod.tolerations.iter().any(|tol| tol.tolerates(t))
+        for id in register {
+            self.register(id, now_ms);
+        }
+        for id in ready {
+            let pid = self.cloud.instances[&id].instance.provider_id.clone();
+            let Some(n) = self.world.state.node_by_provider_id(&pid) else {
+                continue;
+            };
+            let startup: Vec<Taint> = self
+                .world
+                .state
+                .claim_of_node(self.world.state.node(n).expect("indexed"))
+                .and_then(|c| self.world.state.claim(c))
+                .map(|c| c.startup_taints.clone())
+                .unwrap_or_default();
+            self.world.state.set_node_ready(n, true);
+            self.world.state.update_node(n, |e| {
+                e.node
+                    .taints
+                    .retain(|t| t.key.as_str() != NOT_READY_TAINT && !startup.contains(t));
             });
-            if !(selected && tolerated) {
+            self.world.sched_dirty = true;
+            let name = self.world.state.node(n).expect("indexed").node.name;
+            self.events.push(SimEvent::NodeReady { at_ms: now, name });
+        }
+        // DaemonSet pods land once the node is registered with Dovetail.
+        let fresh: Vec<NodeId> = self
+            .world
+            .state
+            .nodes()
+            .filter(|(id, n)| !self.daemons_placed.contains(id) && !n.has_taint(UNREGISTERED_TAINT))
+            .map(|(id, _)| id)
+            .collect();
+        for id in fresh {
+            self.place_daemons(id);
+        }
+        for id in reclaim {
+            let pid = self.cloud.instances[&id].instance.provider_id.clone();
+            self.cloud.terminate(id, now);
+            if let Some(n) = self.world.state.node_by_provider_id(&pid) {
+                self.world.state.set_node_ready(n, false);
+                let pods = self.world.state.node(n).expect("indexed").pods.clone();
+                for p in pods {
+                    self.world.lose_pod(p, now_ms, true);
+                }
+            }
+        }
+    }
+
+    /// The kubelet of instance `id` registers its node.
+    fn register(&mut self, id: u64, now_ms: u64) {
+        let i = &self.cloud.instances[&id].instance;
+        let claim = i
+            .node_claim
+            .and_then(|c| self.world.state.claim_by_name(c))
+            .filter(|c| c.status.provider_id.as_deref() == Some(i.provider_id.as_str()));
+        let name = claim.map_or_else(
+            || Sym::new(&format!("ip-{:x}", id & 0xffff_ffff)),
+            |c| c.name,
+        );
+        let mut l = i.labels.clone();
+        let mut taints = vec![
+            Taint {
+                key: Sym::new(UNREGISTERED_TAINT),
+                value: None,
+                effect: TaintEffect::NoExecute,
+            },
+            not_ready_taint(),
+        ];
+        if let Some(c) = claim {
+            l.extend(c.labels.iter().copied());
+            taints.extend(c.taints.iter().copied());
+            taints.extend(c.startup_taints.iter().copied());
+        }
+        l.push((Sym::new(labels::HOSTNAME), name));
+        // The user data already gave the kubelet the taints.
+        l.push((Sym::new(DO_NOT_SYNC_TAINTS_LABEL), Sym::new("true")));
+        let node = Node {
+            name,
+            labels: dovetail_control::snapshot::sort_labels(l),
+            taints,
+            capacity: i.capacity.clone(),
+            allocatable: i.allocatable.clone(),
+            created_at: now_ms / 1000,
+            ..Node::default()
+        };
+        let pid = i.provider_id.clone();
+        self.world.state.apply_node(node, Some(pid), false, now_ms);
+    }
+
+    /// The DaemonSet controller: a pod of every DaemonSet that runs on the
+    /// node, by the scheduler's own rule.
+    fn place_daemons(&mut self, id: NodeId) {
+        self.daemons_placed.insert(id);
+        let Some(entry) = self.world.state.node(id) else {
+            return;
+        };
+        let mut node = entry.node.clone();
+        // DaemonSet pods tolerate the start-up conditions of a node.
+        node.taints
+            .retain(|t| !labels::is_ephemeral_taint(t.key.as_str()));
+        let now_ms = self.now_ms();
+        for ds in self.world.state.daemon_sets().to_vec() {
+            if !daemon_schedules_on(&ds.pod, &node) {
                 continue;
             }
             let mut pod = ds.pod.clone();
             pod.name = Sym::new(&format!("{}-{}", ds.name, node.name));
-            self.pods.push(SimPod {
-                pod,
-                owner: Owner::DaemonSet,
-                node: None,
-                nominated: None,
-                pending_since: self.now,
-                gone: false,
-                finishes_at: None,
-                pdbs: Vec::new(),
-            });
-            let p = self.pods.len() - 1;
-            self.attach(p, n);
+            pod.daemon_set = Some(ds.name);
+            self.world.state.apply_pod(pod, Some(id), now_ms);
         }
-        self.report.totals.nodes_launched += 1;
-        let live = self.live_nodes();
-        self.report.totals.peak_nodes = self.report.totals.peak_nodes.max(live);
-        self.version += 1;
-        n
-    }
-
-    fn live_nodes(&self) -> usize {
-        self.nodes
-            .iter()
-            .filter(|n| n.state != NodeState::Gone)
-            .count()
-    }
-
-    fn live(&self, n: usize) -> bool {
-        self.nodes[n].state != NodeState::Gone
-    }
-
-    fn nodes_become_ready(&mut self) {
-        if self.launching.is_empty() {
-            return;
-        }
-        let mut still = Vec::new();
-        for n in std::mem::take(&mut self.launching) {
-            match self.nodes[n].state {
-                NodeState::Launching { ready_at } if ready_at <= self.now => {
-                    let node = &mut self.nodes[n];
-                    node.state = NodeState::Ready;
-                    node.node.initialized = true;
-                    node.node.ready = true;
-                    self.sched_dirty = true;
-                    self.version += 1;
-                    self.events.push(SimEvent::NodeReady {
-                        at_ms: self.now,
-                        name: self.nodes[n].node.name,
-                    });
-                }
-                NodeState::Launching { .. } => still.push(n),
-                _ => {}
-            }
-        }
-        self.launching = still;
-    }
-
-    /// Launches the first offering of `offerings` that has capacity, as EC2
-    /// CreateFleet does with a prioritized list; offerings that fail are
-    /// marked unavailable for the unavailable-offering window.
-    pub(crate) fn try_launch(
-        &mut self,
-        pool: Option<Sym>,
-        offerings: &[OfferingRef],
-    ) -> Option<usize> {
-        for o in offerings {
-            if self.short(o.instance_type, o.zone, o.capacity_type) {
-                self.report.totals.insufficient_capacity_errors += 1;
-                self.mark_unavailable(o.instance_type, o.zone, o.capacity_type);
-                self.events.push(SimEvent::InsufficientCapacity {
-                    at_ms: self.now,
-                    instance_type: o.instance_type,
-                    zone: o.zone,
-                    capacity_type: o.capacity_type,
-                });
-                continue;
-            }
-            let n = self.launch(pool, o);
-            if self.catalog_stale {
-                self.rebuild_catalog();
-            }
-            return Some(n);
-        }
-        if self.catalog_stale {
-            self.rebuild_catalog();
-        }
-        None
-    }
-
-    fn launch(&mut self, pool: Option<Sym>, offering: &OfferingRef) -> usize {
-        let prefix = pool.map_or("node", |p| p.as_str());
-        let name = Sym::new(&format!("{prefix}-{:05x}", self.rng.next_u64() & 0xfffff));
-        let node = node_for(
-            &self.scenario.cluster,
-            pool,
-            offering.instance_type.as_str(),
-            offering.zone,
-            offering.capacity_type,
-            name,
-            self.unix(),
-        )
-        .expect("launch lists only name catalog offerings");
-        let n = self.add_node(node, offering.capacity_type, true);
-        self.events.push(SimEvent::NodeLaunched {
-            at_ms: self.now,
-            name,
-            instance_type: offering.instance_type,
-            zone: offering.zone,
-            capacity_type: offering.capacity_type,
-            price: offering.price,
-        });
-        n
-    }
-
-    fn short(&self, instance_type: Sym, zone: Sym, capacity_type: CapacityType) -> bool {
-        self.shortages.iter().any(|s| {
-            s.until > self.now
-                && (s.instance_types.is_empty() || s.instance_types.contains(&instance_type))
-                && (s.zones.is_empty() || s.zones.contains(&zone))
-                && s.capacity_type.is_none_or(|c| c == capacity_type)
-        })
-    }
-
-    /// Karpenter's unavailable-offering cache: the offering leaves launch
-    /// plans for `unavailable_offering_ms`.
-    fn mark_unavailable(&mut self, instance_type: Sym, zone: Sym, capacity_type: CapacityType) {
-        let until = self.now + self.scenario.models.unavailable_offering_ms;
-        match self
-            .unavailable
-            .iter_mut()
-            .find(|u| u.0 == instance_type && u.1 == zone && u.2 == capacity_type)
-        {
-            Some(u) => u.3 = until,
-            None => {
-                self.unavailable
-                    .push((instance_type, zone, capacity_type, until));
-                // Rebuilt once the whole launch (or notice) is handled.
-                self.catalog_stale = true;
-            }
-        }
-    }
-
-    fn expire_unavailable(&mut self) {
-        let before = self.unavailable.len();
-        let now = self.now;
-        self.unavailable.retain(|u| u.3 > now);
-        if self.unavailable.len() != before {
-            self.rebuild_catalog();
-        }
-        self.shortages.retain(|s| s.until > now);
-    }
-
-    fn rebuild_catalog(&mut self) {
-        self.catalog_stale = false;
-        if self.unavailable.is_empty() {
-            self.catalog = self.base_catalog.clone();
-        } else {
-            let mut c = (*self.base_catalog).clone();
-            for &(t, z, ct, _) in &self.unavailable {
-                c.mark_unavailable(t.as_str(), z.as_str(), ct);
-            }
-            self.catalog = Arc::new(c);
-        }
-        self.version += 1;
     }
 
     fn interrupt(&mut self, count: usize, instance_types: &[Sym], zones: &[Sym]) {
-        let mut candidates: Vec<usize> = (0..self.nodes.len())
-            .filter(|&n| {
-                let node = &self.nodes[n];
-                node.state == NodeState::Ready
-                    && node.drain.is_none()
-                    && node.capacity_type == CapacityType::Spot
-                    && (instance_types.is_empty() || instance_types.contains(&node.instance_type))
-                    && (zones.is_empty() || zones.contains(&node.zone))
+        let state = &self.world.state;
+        let mut candidates: Vec<(u64, NodeId)> = self
+            .cloud
+            .live()
+            .filter(|i| {
+                let it = &i.instance;
+                it.capacity_type == CapacityType::Spot
+                    && i.reclaim_at.is_none()
+                    && (instance_types.is_empty() || instance_types.contains(&it.instance_type))
+                    && (zones.is_empty() || zones.contains(&it.zone))
+            })
+            .filter_map(|i| {
+                let n = state.node_by_provider_id(&i.instance.provider_id)?;
+                let e = state.node(n)?;
+                let leaving = dovetail_control::state::node_leaving(e)
+                    || state
+                        .claim_of_node(e)
+                        .and_then(|c| state.claim(c))
+                        .is_some_and(|c| c.deleting());
+                (e.node.ready && !leaving)
+                    .then(|| instance_id(&i.instance.provider_id).map(|id| (id, n)))
+                    .flatten()
             })
             .collect();
         // A seeded shuffle: which nodes AWS reclaims is not ours to choose.
@@ -799,11 +732,19 @@ impl<'a> Simulation<'a> {
             let j = (self.rng.next_u64() % (i as u64 + 1)) as usize;
             candidates.swap(i, j);
         }
-        for &n in candidates.iter().take(count) {
-            let (t, z) = (self.nodes[n].instance_type, self.nodes[n].zone);
-            self.mark_unavailable(t, z, CapacityType::Spot);
-            let terminates = self.now + self.scenario.models.interruption_warning_ms;
-            let name = self.nodes[n].node.name;
+        let warning = self.scenario.models.interruption_warning_ms;
+        let now_ms = self.now_ms();
+        for &(id, n) in candidates.iter().take(count) {
+            let i = self.cloud.instances[&id].instance.clone();
+            let terminates = self.now + warning;
+            self.cloud.reclaim(id, terminates);
+            let entry = self.world.state.node(n).expect("indexed");
+            let name = entry.node.name;
+            let pods = entry
+                .pods
+                .iter()
+                .filter(|p| self.world.owners.contains_key(p))
+                .count();
             self.report.totals.interruptions += 1;
             self.report.decisions.push(DecisionRecord {
                 at_seconds: self.now / 1000,
@@ -811,11 +752,13 @@ impl<'a> Simulation<'a> {
                 nodes: vec![name.to_string()],
                 launched: Vec::new(),
                 savings_per_hour: 0.0,
-                pods: self.movable_pods(n),
+                pods,
                 decided_by: "aws".into(),
                 reason: format!(
-                    "spot interruption notice for {t} in {z}; terminates in {} s",
-                    self.scenario.models.interruption_warning_ms / 1000
+                    "spot interruption notice for {} in {}; terminates in {} s",
+                    i.instance_type,
+                    i.zone,
+                    warning / 1000
                 ),
             });
             self.events.push(SimEvent::Interrupted {
@@ -823,219 +766,61 @@ impl<'a> Simulation<'a> {
                 name,
                 terminates_at_ms: terminates,
             });
-            self.start_drain(n, Some(terminates), "spot interruption".into());
-        }
-        if self.catalog_stale {
-            self.rebuild_catalog();
+            self.why
+                .entry(name)
+                .or_insert_with(|| "spot interruption".into());
+            let message = Interruption {
+                kind: InterruptionKind::SpotInterruption,
+                instance_id: format!("i-{id:016x}"),
+            };
+            let decisions = self
+                .autoscaler
+                .interruption(&mut self.world, &message, now_ms);
+            self.record(decisions);
         }
     }
 
-    /// Pods on `n` a drain must move (all but DaemonSet pods).
-    pub(crate) fn movable_pods(&self, n: usize) -> usize {
-        self.nodes[n]
-            .pods
-            .iter()
-            .filter(|&&p| self.pods[p].owner != Owner::DaemonSet)
-            .count()
-    }
+    // ---- kube-scheduler ---------------------------------------------------
 
-    /// Cordons `n` and starts evicting its pods.
-    pub(crate) fn start_drain(&mut self, n: usize, terminate_at: Option<u64>, why: String) {
-        let node = &mut self.nodes[n];
-        node.node.marked_for_deletion = true;
-        match &mut node.drain {
-            Some(d) => {
-                if terminate_at.is_some() {
-                    d.terminate_at = terminate_at;
-                }
-            }
-            None => {
-                node.drain = Some(Drain { terminate_at, why });
-                self.draining.push(n);
-            }
-        }
-        for &p in &self.pending {
-            if self.pods[p].nominated == Some(n) {
-                self.last_pending_change = self.now;
-            }
-        }
-        self.version += 1;
-    }
-
-    /// PodDisruptionBudgets' `disruptionsAllowed`, from the pods they cover.
-    fn pdb_allowed(&self) -> Vec<i64> {
-        let n = self.scenario.pdbs.len();
-        if n == 0 {
-            return Vec::new();
-        }
-        let (mut healthy, mut expected) = (vec![0i64; n], vec![0i64; n]);
-        for p in &self.pods {
-            if p.gone {
-                continue;
-            }
-            for &b in &p.pdbs {
-                expected[b] += 1;
-                if p.node
-                    .is_some_and(|n| self.nodes[n].state == NodeState::Ready)
-                {
-                    healthy[b] += 1;
-                }
-            }
-        }
-        (0..n)
-            .map(|b| {
-                let spec = &self.scenario.pdbs[b];
-                let desired = match (spec.min_available, spec.max_unavailable) {
-                    (Some(min), _) => min as i64,
-                    (None, Some(max)) => expected[b] - max as i64,
-                    (None, None) => 0,
-                };
-                (healthy[b] - desired).max(0)
-            })
-            .collect()
-    }
-
-    /// Evicts what PDBs and do-not-disrupt allow from draining nodes; a node
-    /// with only DaemonSet pods left, or past its termination time, goes.
-    fn drain(&mut self) {
-        if self.draining.is_empty() {
+    /// kube-scheduler: pending pods onto Ready nodes with room whose taints
+    /// they tolerate.
+    fn kube_scheduler(&mut self) {
+        if !self.world.sched_dirty || self.world.state.pending().is_empty() {
             return;
         }
-        let mut allowed = self.pdb_allowed();
-        for n in self.draining.clone() {
-            let Some(drain) = self.nodes[n].drain.clone() else {
-                continue;
-            };
-            if self.nodes[n].state == NodeState::Gone {
-                continue;
-            }
-            let forced = drain.terminate_at.is_some_and(|t| t <= self.now);
-            for p in self.nodes[n].pods.clone() {
-                let sp = &self.pods[p];
-                if sp.owner == Owner::DaemonSet {
-                    continue;
-                }
-                let protected = do_not_disrupt(&sp.pod);
-                let budget_ok = sp.pdbs.iter().all(|&b| allowed[b] > 0);
-                if forced || (!protected && budget_ok) {
-                    for &b in &sp.pdbs {
-                        allowed[b] -= 1;
-                    }
-                    self.evict(p);
-                }
-            }
-            if forced || self.movable_pods(n) == 0 {
-                self.delete_node(n, &drain.why);
-            }
-        }
-        let nodes = &self.nodes;
-        self.draining.retain(|&n| nodes[n].state != NodeState::Gone);
-    }
-
-    fn delete_node(&mut self, n: usize, why: &str) {
-        for p in self.nodes[n].pods.clone() {
-            self.evict(p);
-        }
-        let pending: Vec<usize> = self.pending.iter().copied().collect();
-        for p in pending {
-            if self.pods[p].nominated == Some(n) {
-                self.pods[p].nominated = None;
-                self.last_pending_change = self.now;
-            }
-        }
-        let node = &mut self.nodes[n];
-        node.state = NodeState::Gone;
-        self.live_price -= node.node.price_per_hour;
-        let hours = (self.now - node.launched_at.min(self.now)) as f64 / 3_600_000.0;
-        *self
-            .report
-            .totals
-            .node_hours_by_instance_type
-            .entry(node.instance_type.to_string())
-            .or_default() += hours;
-        self.report.totals.nodes_terminated += 1;
-        self.version += 1;
-        self.events.push(SimEvent::NodeDeleted {
-            at_ms: self.now,
-            name: self.nodes[n].node.name,
-            why: why.to_string(),
-        });
-    }
-
-    // ---- the cluster as the engines see it ------------------------------
-
-    /// Live nodes with their bound pods (and, unless `ready_only`, launching
-    /// nodes with the pods nominated to them). `ready_only` leaves out
-    /// launching and cordoned nodes: what kube-scheduler can bind to.
-    pub(crate) fn snapshot(&self, ready_only: bool) -> (Snapshot, Vec<usize>) {
-        let c = &self.scenario.cluster;
-        let mut s = Snapshot::new(self.catalog.clone());
-        s.node_pools = c.node_pools.clone();
-        s.daemon_sets = c.daemon_sets.clone();
-        s.namespaces = c.namespaces.clone();
-        s.settings = c.settings.clone();
-        let allowed = self.pdb_allowed();
-        s.pdbs = self
-            .scenario
-            .pdbs
-            .iter()
-            .zip(&allowed)
-            .map(|(b, &a)| PodDisruptionBudget {
-                namespace: b.namespace,
-                name: b.name,
-                selector: b.selector.clone(),
-                disruptions_allowed: a.min(i32::MAX as i64) as i32,
-            })
-            .collect();
-        let mut nominated: HashMap<usize, Vec<usize>> = HashMap::new();
-        if !ready_only {
-            for &p in &self.pending {
-                if let Some(n) = self.pods[p].nominated {
-                    nominated.entry(n).or_default().push(p);
-                }
-            }
-        }
-        let mut index = Vec::new();
-        for (i, n) in self.nodes.iter().enumerate() {
-            let take = match n.state {
-                NodeState::Gone => false,
-                NodeState::Launching { .. } => !ready_only,
-                NodeState::Ready => !ready_only || n.drain.is_none(),
-            };
-            if !take {
+        self.world.sched_dirty = false;
+        let state = &self.world.state;
+        let mut snapshot = Snapshot::new(self.cloud_catalog());
+        snapshot.daemon_sets = state.daemon_sets().to_vec();
+        snapshot.namespaces = state.namespaces().to_vec();
+        snapshot.settings = state.settings().clone();
+        let mut ids = Vec::new();
+        for (id, e) in state.nodes() {
+            if !e.node.ready
+                || dovetail_control::state::node_leaving(e)
+                || e.has_taint(UNREGISTERED_TAINT)
+            {
                 continue;
             }
-            let mut node = n.node.clone();
-            let extra = nominated.get(&i).map_or(&[][..], |v| v.as_slice());
-            node.pods = n
+            let mut node = e.node.clone();
+            node.initialized = true;
+            node.pods = e
                 .pods
                 .iter()
-                .chain(extra)
-                .map(|&p| self.pods[p].pod.clone())
+                .filter_map(|p| state.pod(*p))
+                .map(|p| p.pod.clone())
                 .collect();
-            node.nominated = !extra.is_empty();
-            s.nodes.push(node);
-            index.push(i);
+            snapshot.nodes.push(node);
+            ids.push(id);
         }
-        (s, index)
-    }
-
-    /// kube-scheduler: pending pods onto Ready nodes with room.
-    fn kube_scheduler(&mut self) {
-        if !self.sched_dirty || self.pending.is_empty() {
-            return;
-        }
-        self.sched_dirty = false;
-        let (mut snapshot, index) = self.snapshot(true);
         if snapshot.nodes.is_empty() {
             return;
         }
-        snapshot.node_pools.clear();
-        let pending: Vec<usize> = self.pending.iter().copied().collect();
-        let pods: Vec<Pod> = pending.iter().map(|&p| self.pods[p].pod.clone()).collect();
-        let by_key: HashMap<PodKey, usize> = pending
+        let pending: Vec<PodId> = state.pending().iter().copied().collect();
+        let pods: Vec<_> = pending
             .iter()
-            .map(|&p| (self.pods[p].pod.key(), p))
+            .filter_map(|&p| state.pod(p))
+            .map(|e| e.pod.clone())
             .collect();
         let slots: HashMap<Sym, usize> = snapshot
             .nodes
@@ -1044,394 +829,233 @@ impl<'a> Simulation<'a> {
             .map(|(slot, n)| (n.name, slot))
             .collect();
         let plan = solve(&snapshot, &pods);
+        let now_ms = self.now_ms();
         for b in &plan.bindings {
-            if let (Some(&p), Some(&slot)) = (by_key.get(&b.pod), slots.get(&b.node)) {
-                self.bind(p, index[slot]);
+            let (Some(p), Some(&slot)) = (self.world.state.pod_id(&b.pod), slots.get(&b.node))
+            else {
+                continue;
+            };
+            let since = self
+                .world
+                .state
+                .pod(p)
+                .map_or(now_ms, |e| e.pending_since_ms);
+            self.world.state.bind(p, ids[slot], now_ms);
+            self.world.state.set_pod_started(p, now_ms / 1000);
+            self.latencies.push((now_ms - since) as f64 / 1000.0);
+            if let Some(&Owner::Job(j)) = self.world.owners.get(&p) {
+                let f = self.now + self.scenario.jobs[j].duration_ms;
+                self.world.finishes.insert(p, f);
+                self.running_jobs.insert((f, p));
             }
         }
     }
 
-    /// Pending pods not waiting for a launching node.
-    pub(crate) fn waiting(&self) -> Vec<usize> {
-        self.pending
-            .iter()
-            .copied()
-            .filter(|&p| {
-                self.pods[p]
-                    .nominated
-                    .is_none_or(|n| !self.live(n) || self.nodes[n].drain.is_some())
-            })
-            .collect()
+    fn cloud_catalog(&self) -> std::sync::Arc<dovetail_core::catalog::Catalog> {
+        self.scenario.cluster.catalog.clone()
     }
 
-    /// Whether the batching window (idle or max) has closed for `waiting`.
-    fn batch_ready(&mut self, waiting: bool) -> bool {
-        if !waiting {
-            self.batch_started = None;
-            return false;
-        }
-        let started = *self.batch_started.get_or_insert(self.now);
-        let m = &self.scenario.models;
-        let idle = self.now.saturating_sub(self.last_pending_change) >= m.batch_idle_ms;
-        let full = self.now.saturating_sub(started) >= m.batch_max_ms;
-        if idle || full {
-            self.batch_started = None;
-            true
-        } else {
-            false
-        }
-    }
+    // ---- what the autoscaler decided --------------------------------------
 
-    fn provision(&mut self) {
-        let waiting = self.waiting();
-        if !self.batch_ready(!waiting.is_empty()) {
-            return;
-        }
-        let (snapshot, index) = self.snapshot(false);
-        let pods: Vec<Pod> = waiting.iter().map(|&p| self.pods[p].pod.clone()).collect();
-        let clock = ManualClock::new(self.unix() * 1000);
-        let round = provision(
-            &snapshot,
-            &pods,
-            self.selector,
-            &clock,
-            self.scenario.seed ^ self.now,
-        );
-        let by_key: HashMap<PodKey, usize> = waiting
-            .iter()
-            .map(|&p| (self.pods[p].pod.key(), p))
-            .collect();
-        // Nominations change what the disruption engine sees.
-        self.version += 1;
-        for b in &round.plan.bindings {
-            if let (Some(&p), Some(slot)) = (
-                by_key.get(&b.pod),
-                snapshot.nodes.iter().position(|n| n.name == b.node),
-            ) {
-                self.pods[p].nominated = Some(index[slot]);
-            }
-        }
-        let mut launched = Vec::new();
-        let mut failed = 0;
-        for (claim, launch) in round.plan.node_claims.iter().zip(&round.launch.launches) {
-            let Ok(offerings) = launch else { continue };
-            match self.try_launch(Some(claim.node_pool), offerings) {
-                Some(n) => {
-                    let sn = &self.nodes[n];
-                    launched.push(format!(
-                        "{}/{}/{}",
-                        sn.instance_type, sn.zone, sn.capacity_type
+    fn record(&mut self, decisions: Vec<Decision>) {
+        let at_seconds = self.now / 1000;
+        let mut open: Option<Open> = None;
+        for d in decisions {
+            match d {
+                Decision::Provisioned {
+                    pods,
+                    claims,
+                    decided_by,
+                    fallback,
+                } => {
+                    self.close(open.take());
+                    open = Some(self.open(
+                        "provisioning",
+                        claims,
+                        pods,
+                        decided_by,
+                        format!("{pods} pending pod(s)"),
+                        fallback,
                     ));
-                    for key in &claim.pods {
-                        if let Some(&p) = by_key.get(key) {
-                            self.pods[p].nominated = Some(n);
-                        }
+                }
+                Decision::ScaledUp {
+                    claims,
+                    pods,
+                    decided_by,
+                    reason,
+                } => {
+                    self.close(open.take());
+                    open = Some(self.open("scale-up", claims, pods, decided_by, reason, None));
+                }
+                Decision::Launched { claim, offering } => {
+                    if let Some(o) = &open
+                        && o.claims.contains(&claim)
+                    {
+                        self.report.decisions[o.index].launched.push(format!(
+                            "{}/{}/{}",
+                            offering.instance_type, offering.zone, offering.capacity_type
+                        ));
                     }
                 }
-                None => failed += 1,
-            }
-        }
-        if !round.plan.node_claims.is_empty() {
-            let mut reason = format!("{} pending pod(s)", waiting.len());
-            if failed > 0 {
-                reason.push_str(&format!(
-                    "; {failed} NodeClaim(s) found no capacity and retry next batch"
-                ));
-            }
-            if let Some(f) = &round.launch.fallback {
-                reason.push_str(&format!("; policy failed, built-in chose: {f}"));
-            }
-            self.report.decisions.push(DecisionRecord {
-                at_seconds: self.now / 1000,
-                kind: "provisioning".into(),
-                nodes: Vec::new(),
-                launched,
-                savings_per_hour: 0.0,
-                pods: waiting.len(),
-                decided_by: round.launch.by.clone(),
-                reason,
-            });
-        }
-    }
-
-    fn node_by_name(&self, name: Sym) -> Option<usize> {
-        self.nodes
-            .iter()
-            .position(|n| n.node.name == name && n.state != NodeState::Gone)
-    }
-
-    fn disrupt(&mut self) {
-        self.advance_executing();
-        if let Some((due, command)) = self.validating.take() {
-            if due <= self.now {
-                self.start_command(command);
-            } else {
-                self.validating = Some((due, command));
-            }
-            return;
-        }
-        let m = &self.scenario.models;
-        if self.now == 0 || !self.now.is_multiple_of(m.disruption_interval_ms) {
-            return;
-        }
-        // Unchanged since a pass that found nothing: skip, unless nodes have
-        // since become consolidatable — then only they can have a
-        // single-node move the last pass did not reject.
-        let mut settings = m.disruption.clone();
-        if let Some((version, at)) = self.consolidated
-            && version == self.version
-            && self.now - at < m.consolidation_recheck_ms
-            && !self.expired_since(at)
-        {
-            let fresh = self.became_consolidatable_since(at);
-            if fresh.is_empty() {
-                return;
-            }
-            // Multi-node consolidation waits for the next full pass (a
-            // change or the re-check).
-            settings.single_node_only = Some(fresh);
-            settings.max_multi_node = 0;
-        }
-        // A provisioning round in flight (pods just gone pending, nodes
-        // launching for them) is waited out: any command now would be judged
-        // on a cluster about to change. Replacements launching for commands
-        // do not count: they are already part of the plan.
-        let provisioning = self
-            .launching
-            .iter()
-            .any(|n| !self.executing.iter().any(|e| e.replacements.contains(n)));
-        if provisioning
-            || self
-                .pending
-                .iter()
-                .any(|&p| self.now.saturating_sub(self.pods[p].pending_since) < m.batch_max_ms)
-        {
-            return;
-        }
-        // The cluster as the last pass saw it, when nothing changed since:
-        // no need to copy and compile it again.
-        let cached = self
-            .pass_cache
-            .take()
-            .filter(|(version, _, _)| *version == self.version);
-        let (version, snapshot, prepared) = match cached {
-            Some(c) => c,
-            None => {
-                let (snapshot, _) = self.snapshot(false);
-                let prepared = Prepared::reusable(&snapshot);
-                (self.version, snapshot, prepared)
-            }
-        };
-        let pass =
-            disruption::disrupt_prepared(&snapshot, &prepared, self.unix(), self.scorer, &settings);
-        self.pass_cache = Some((version, snapshot, prepared));
-        let mut voluntary = None;
-        for cmd in pass.commands {
-            if cmd.method == Method::Expiration {
-                // Forceful: straight to the drain.
-                self.execute(&cmd);
-            } else if voluntary.is_none() {
-                voluntary = Some(cmd);
-            }
-        }
-        match voluntary {
-            Some(command) => {
-                self.validating =
-                    Some((self.now + self.scenario.models.validation_delay_ms, command));
-            }
-            None => self.consolidated = Some((self.version, self.now)),
-        }
-    }
-
-    /// After the validation delay: re-checks the command against the
-    /// cluster as it is now, marks its nodes and launches its replacements.
-    fn start_command(&mut self, command: Command) {
-        let (snapshot, _) = self.snapshot(false);
-        let valid = disruption::validate(
-            &command,
-            &snapshot,
-            self.unix(),
-            self.scorer,
-            &self.scenario.models.disruption,
-        );
-        if valid.is_err() {
-            return;
-        }
-        let targets: Vec<usize> = command
-            .nodes
-            .iter()
-            .filter_map(|&name| self.node_by_name(name))
-            .collect();
-        for &n in &targets {
-            self.nodes[n].node.marked_for_deletion = true;
-        }
-        self.version += 1;
-        let mut replacements = Vec::new();
-        for claim in &command.replacements {
-            match self.try_launch(Some(claim.node_pool), &claim.offerings) {
-                Some(n) => replacements.push(n),
-                None => {
-                    // No capacity for a replacement: the command is
-                    // abandoned and its nodes stay.
-                    self.unmark(&command);
-                    for n in replacements {
-                        self.delete_node(n, "replacement for an abandoned command");
+                Decision::ClaimFailed { claim, failure } => {
+                    if let Some(o) = &mut open
+                        && o.claims.contains(&claim)
+                        && matches!(failure, ClaimFailure::InsufficientCapacity(_))
+                    {
+                        o.failed += 1;
                     }
-                    return;
                 }
+                Decision::Disrupting { command, .. } => {
+                    let why = format!(
+                        "{:?} ({}): {} [{}]",
+                        command.method, command.reason, command.policy_reason, command.decided_by
+                    );
+                    self.report.totals.disruptions += 1;
+                    self.report.decisions.push(DecisionRecord {
+                        at_seconds,
+                        kind: format!("{:?}", command.method),
+                        nodes: command.nodes.iter().map(|n| n.to_string()).collect(),
+                        launched: command
+                            .replacements
+                            .iter()
+                            .filter_map(|c| c.offerings.first())
+                            .map(|o| format!("{}/{}/{}", o.instance_type, o.zone, o.capacity_type))
+                            .collect(),
+                        savings_per_hour: command.savings_per_hour,
+                        pods: command.pods_evicted.len(),
+                        decided_by: command.decided_by.clone(),
+                        reason: format!("{}: {}", command.reason, command.policy_reason),
+                    });
+                    self.events.push(SimEvent::Disruption {
+                        at_ms: self.now,
+                        summary: why.clone(),
+                    });
+                    for n in &command.nodes {
+                        self.why.entry(*n).or_insert_with(|| why.clone());
+                    }
+                }
+                Decision::ScaledDown {
+                    nodes,
+                    pods,
+                    savings_per_hour,
+                    decided_by,
+                    reason,
+                } => {
+                    self.report.totals.disruptions += 1;
+                    for n in &nodes {
+                        self.why.insert(*n, reason.clone());
+                    }
+                    self.report.decisions.push(DecisionRecord {
+                        at_seconds,
+                        kind: "scale-down".into(),
+                        nodes: nodes.iter().map(|n| n.to_string()).collect(),
+                        launched: Vec::new(),
+                        savings_per_hour,
+                        pods,
+                        decided_by,
+                        reason,
+                    });
+                }
+                Decision::Terminated { claim, node } => {
+                    let Some(name) = node.or(claim) else { continue };
+                    let why = self.why.remove(&name);
+                    // A NodeClaim given up before its instance started
+                    // never was a node.
+                    if node.is_some() || self.launched_claim(name) {
+                        self.events.push(SimEvent::NodeDeleted {
+                            at_ms: self.now,
+                            name,
+                            why: why.unwrap_or_else(|| "its NodeClaim was deleted".into()),
+                        });
+                    }
+                }
+                _ => {}
             }
         }
-        self.executing.push(Executing {
-            command,
-            replacements,
-        });
-        self.advance_executing();
+        self.close(open);
+        self.events.append(&mut self.cloud.events);
     }
 
-    /// Drains the nodes of commands whose replacements are all Ready;
-    /// abandons those that lost one.
-    fn advance_executing(&mut self) {
-        if self.executing.is_empty() {
-            return;
-        }
-        for e in std::mem::take(&mut self.executing) {
-            let state = |n: &usize| self.nodes[*n].state;
-            if e.replacements.iter().any(|n| state(n) == NodeState::Gone) {
-                self.unmark(&e.command);
-            } else if e.replacements.iter().all(|n| state(n) == NodeState::Ready) {
-                self.execute(&e.command);
-            } else {
-                self.executing.push(e);
-            }
-        }
-    }
-
-    /// Takes back a command's marks from nodes not being drained.
-    fn unmark(&mut self, command: &Command) {
-        for name in &command.nodes {
-            if let Some(n) = self.node_by_name(*name)
-                && self.nodes[n].drain.is_none()
-            {
-                self.nodes[n].node.marked_for_deletion = false;
-            }
-        }
-        self.version += 1;
-    }
-
-    /// Whether a node reached its NodePool's `expireAfter` since `at_ms`:
-    /// expiration acts at once, whatever else changed.
-    fn expired_since(&self, at_ms: u64) -> bool {
-        self.nodes.iter().any(|n| {
-            n.state != NodeState::Gone
-                && self.timer_ran_out(at_ms, n, n.node.created_at, |p| p.expire_after)
-        })
-    }
-
-    /// Nodes whose `consolidateAfter` ran out since `at_ms`: Karpenter marks
-    /// them Consolidatable then, which counts as a cluster change.
-    fn became_consolidatable_since(&self, at_ms: u64) -> Vec<Sym> {
-        self.nodes
-            .iter()
-            .filter(|n| {
-                n.state == NodeState::Ready
-                    && self.timer_ran_out(at_ms, n, n.node.last_pod_event, |p| {
-                        p.disruption.consolidate_after
-                    })
-            })
-            .map(|n| n.node.name)
-            .collect()
-    }
-
-    /// Whether the NodePool duration `timer` picks, counted from `since`
-    /// (Unix seconds), ran out between `at_ms` and now.
-    fn timer_ran_out(
-        &self,
-        at_ms: u64,
-        n: &SimNode,
-        since: u64,
-        timer: impl Fn(&NodePool) -> Option<std::time::Duration>,
-    ) -> bool {
-        let from = self.scenario.start_unix_seconds + at_ms / 1000;
-        n.node
-            .node_pool
-            .and_then(|p| {
-                self.scenario
-                    .cluster
-                    .node_pools
-                    .iter()
-                    .find(|np| np.name == p)
-            })
-            .and_then(timer)
-            .is_some_and(|after| {
-                let t = since + after.as_secs();
-                t > from && t <= self.unix()
-            })
-    }
-
-    /// Records the command and drains its nodes.
-    fn execute(&mut self, command: &Command) {
-        let why = format!(
-            "{:?} ({}): {} [{}]",
-            command.method, command.reason, command.policy_reason, command.decided_by
-        );
-        self.report.totals.disruptions += 1;
+    fn open(
+        &mut self,
+        kind: &str,
+        claims: Vec<Sym>,
+        pods: usize,
+        decided_by: String,
+        reason: String,
+        fallback: Option<String>,
+    ) -> Open {
         self.report.decisions.push(DecisionRecord {
             at_seconds: self.now / 1000,
-            kind: format!("{:?}", command.method),
-            nodes: command.nodes.iter().map(|n| n.to_string()).collect(),
-            launched: command
-                .replacements
-                .iter()
-                .filter_map(|c| c.offerings.first())
-                .map(|o| format!("{}/{}/{}", o.instance_type, o.zone, o.capacity_type))
-                .collect(),
-            savings_per_hour: command.savings_per_hour,
-            pods: command.pods_evicted.len(),
-            decided_by: command.decided_by.clone(),
-            reason: format!("{}: {}", command.reason, command.policy_reason),
+            kind: kind.into(),
+            nodes: Vec::new(),
+            launched: Vec::new(),
+            savings_per_hour: 0.0,
+            pods,
+            decided_by,
+            reason,
         });
-        self.events.push(SimEvent::Disruption {
-            at_ms: self.now,
-            summary: why.clone(),
-        });
-        for name in &command.nodes {
-            if let Some(n) = self.node_by_name(*name) {
-                self.start_drain(n, None, why.clone());
-            }
+        Open {
+            index: self.report.decisions.len() - 1,
+            claims,
+            failed: 0,
+            fallback,
+            drop_if_empty: kind == "scale-up",
         }
+    }
+
+    /// Completes a launch record once its NodeClaims' launches are known.
+    fn close(&mut self, open: Option<Open>) {
+        let Some(o) = open else { return };
+        let r = &mut self.report.decisions[o.index];
+        if o.drop_if_empty && r.launched.is_empty() {
+            self.report.decisions.remove(o.index);
+            return;
+        }
+        if o.failed > 0 {
+            r.reason.push_str(&format!(
+                "; {} NodeClaim(s) found no capacity and retry next batch",
+                o.failed
+            ));
+        }
+        if let Some(f) = o.fallback {
+            r.reason
+                .push_str(&format!("; policy failed, built-in chose: {f}"));
+        }
+    }
+
+    /// Whether the EC2 model launched an instance for `claim`.
+    fn launched_claim(&self, claim: Sym) -> bool {
+        self.cloud
+            .instances
+            .values()
+            .any(|i| i.instance.node_claim == Some(claim))
     }
 
     fn account(&mut self) {
+        let state = &self.world.state;
         // The first tick with pods and none waiting (0 for a start state
         // whose pods all run).
         if self.report.totals.all_running_after_seconds.is_none()
-            && self.pending.is_empty()
-            && self.pods.iter().any(|p| p.owner != Owner::DaemonSet)
+            && state.pending().is_empty()
+            && !self.world.owners.is_empty()
         {
             self.report.totals.all_running_after_seconds = Some(self.now as f64 / 1000.0);
         }
-        self.report.totals.cost_usd += self.live_price * TICK_MS as f64 / 3_600_000.0;
+        self.report.totals.cost_usd += self.cloud.live_price * TICK_MS as f64 / 3_600_000.0;
         if self
             .now
             .is_multiple_of(self.scenario.models.sample_every_ms)
         {
             let (mut od, mut spot) = (0, 0);
-            for n in &self.nodes {
-                if n.state != NodeState::Gone {
-                    match n.capacity_type {
-                        CapacityType::Spot => spot += 1,
-                        _ => od += 1,
-                    }
+            for i in self.cloud.live() {
+                match i.instance.capacity_type {
+                    CapacityType::Spot => spot += 1,
+                    _ => od += 1,
                 }
             }
-            let pending = self.pending.len();
-            let running = self
-                .nodes
-                .iter()
-                .filter(|n| n.state != NodeState::Gone)
-                .flat_map(|n| &n.pods)
-                .filter(|&&p| self.pods[p].owner != Owner::DaemonSet)
-                .count();
+            let pending = state.pending().len();
+            let running = self.world.owners.len() - pending;
             self.report.timeline.push(Sample {
                 at_seconds: self.now / 1000,
                 nodes_on_demand: od,
@@ -1445,23 +1069,25 @@ impl<'a> Simulation<'a> {
 
     fn finish(mut self) -> Report {
         let end = self.scenario.duration_ms;
-        for n in &self.nodes {
-            if n.state != NodeState::Gone {
-                *self
-                    .report
-                    .totals
-                    .node_hours_by_instance_type
-                    .entry(n.instance_type.to_string())
-                    .or_default() += (end - n.launched_at.min(end)) as f64 / 3_600_000.0;
-            }
-        }
-        for h in self.report.totals.node_hours_by_instance_type.values_mut() {
+        let mut hours = self.cloud.node_hours(end);
+        for h in hours.values_mut() {
             *h = (*h * 1e6).round() / 1e6;
         }
-        self.report.totals.pending_at_end = self.pending.len();
+        let t = &mut self.report.totals;
+        t.node_hours_by_instance_type = hours;
+        t.nodes_launched = self.cloud.launched;
+        t.nodes_terminated = self
+            .cloud
+            .instances
+            .values()
+            .filter(|i| i.terminated_at.is_some())
+            .count();
+        t.peak_nodes = self.cloud.peak;
+        t.insufficient_capacity_errors = self.cloud.insufficient_capacity_errors;
+        t.pods_evicted = self.world.pods_evicted;
+        t.pending_at_end = self.world.state.pending().len();
         let mut l = std::mem::take(&mut self.latencies);
         l.sort_by(f64::total_cmp);
-        let t = &mut self.report.totals;
         t.pending_p50_seconds = percentile(&l, 0.50);
         t.pending_p95_seconds = percentile(&l, 0.95);
         t.pending_p99_seconds = percentile(&l, 0.99);
@@ -1470,8 +1096,10 @@ impl<'a> Simulation<'a> {
     }
 }
 
-fn do_not_disrupt(pod: &Pod) -> bool {
-    pod.annotations
-        .iter()
-        .any(|(k, v)| k.as_str() == labels::DO_NOT_DISRUPT && v.as_str() == "true")
+fn not_ready_taint() -> Taint {
+    Taint {
+        key: Sym::new(NOT_READY_TAINT),
+        value: None,
+        effect: TaintEffect::NoSchedule,
+    }
 }

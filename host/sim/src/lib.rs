@@ -20,12 +20,14 @@
 //! - workloads: Deployments whose replica counts change at given times.
 
 mod baseline;
+mod cloud;
 mod demo;
 mod engine;
 mod html;
 mod report;
 mod scenario;
 mod types;
+mod world;
 
 pub use demo::demo_scenario;
 pub use engine::{SimEvent, Simulation};

@@ -321,7 +321,10 @@ pub fn node_for(
         labels: node_labels,
         annotations: Vec::new(),
         taints: template.map(|t| t.taints.clone()).unwrap_or_default(),
-        startup_taints: Vec::new(),
+        // Until it is initialised a new node carries its start-up taints.
+        startup_taints: template
+            .map(|t| t.startup_taints.clone())
+            .unwrap_or_default(),
         capacity: it.capacity.clone(),
         allocatable: it.allocatable(),
         initialized: false,

@@ -157,7 +157,7 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
 /// Whether `pod`'s `karpenter.sh/do-not-disrupt` protects it at `now`:
 /// `"true"`, or a duration it has not yet run for. Other values are ignored,
 /// as Karpenter ignores them.
-fn protected_pod(pod: &Pod, now: u64) -> bool {
+pub fn protected_pod(pod: &Pod, now: u64) -> bool {
     // By text: this runs for every pod, and interning takes a global lock.
     let value = pod
         .annotations

@@ -7,5 +7,5 @@ pub mod fixtures;
 
 pub use engine::{
     Command, Exclusion, Invalidated, Method, Pass, SPOT_TO_SPOT_TYPES, Settings, disrupt,
-    disrupt_prepared, parse_go_duration, validate,
+    disrupt_prepared, parse_go_duration, protected_pod, validate,
 };

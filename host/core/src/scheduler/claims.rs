@@ -162,6 +162,14 @@ fn daemon_runs_on(
         .any(|t| requirements.compatible(t, allow_well_known, "").is_ok())
 }
 
+/// Whether a DaemonSet with pod template `pod` runs on `node`, by its
+/// labels and taints: the rule the scheduler applies for DaemonSet overhead,
+/// for whoever places DaemonSet pods.
+pub fn daemon_schedules_on(pod: &Pod, node: &Node) -> bool {
+    let requirements = Requirements::from_labels(node.labels.iter().map(|(k, v)| (k, v)));
+    daemon_runs_on(pod, &node.taints, &requirements, false)
+}
+
 /// A NodePool compiled for launching.
 #[derive(Debug, Clone)]
 pub(crate) struct Template {

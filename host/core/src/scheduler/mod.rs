@@ -20,6 +20,7 @@ mod topology;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+pub use claims::daemon_schedules_on;
 pub(crate) use launch::DictionaryIndex;
 pub use launch::{LaunchChoice, LaunchDecision, Provisioning, choose_launches, provision};
 pub use plan::{Binding, NodeClaimPlan, OfferingRef, Placement, Plan, Unschedulable};

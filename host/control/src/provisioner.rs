@@ -1,0 +1,114 @@
+//! The provisioner: waiting pods are batched, planned with the decision
+//! core in one round, and turned into NodeClaims with their launch lists
+//! and nominations.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use dovetail_core::catalog::Catalog;
+use dovetail_core::clock::ManualClock;
+use dovetail_core::model::{Pod, PodKey};
+use dovetail_core::policy::InstanceSelector;
+use dovetail_core::scheduler::provision;
+use dovetail_core::sym::Sym;
+
+use crate::actions::{Action, NominationTarget};
+use crate::batcher::Batcher;
+use crate::decision::Decision;
+use crate::names::Names;
+use crate::snapshot::{Slot, snapshot};
+use crate::state::ClusterState;
+use crate::template;
+
+#[derive(Debug, Clone)]
+pub struct Provisioner {
+    batcher: Batcher,
+    seed: u64,
+}
+
+/// What one reconcile of the provisioner produced.
+#[derive(Debug, Default)]
+pub struct Round {
+    pub actions: Vec<Action>,
+    pub decision: Option<Decision>,
+}
+
+impl Provisioner {
+    pub fn new(batch_idle_ms: u64, batch_max_ms: u64, seed: u64) -> Self {
+        Self {
+            batcher: Batcher::new(batch_idle_ms, batch_max_ms),
+            seed,
+        }
+    }
+
+    /// Once the batch window closes: plans the waiting pods, nominates those
+    /// that fit on nodes or NodeClaims already there, and creates a
+    /// NodeClaim for each planned one the instance-selection policy found a
+    /// launch list for.
+    pub fn reconcile(
+        &mut self,
+        state: &ClusterState,
+        catalog: &Arc<Catalog>,
+        selector: &dyn InstanceSelector,
+        names: &mut Names,
+        now_ms: u64,
+    ) -> Round {
+        let waiting = state.waiting();
+        if !self
+            .batcher
+            .ready(now_ms, !waiting.is_empty(), state.last_pending_change_ms())
+        {
+            return Round::default();
+        }
+        let view = snapshot(state, catalog, true);
+        let pods: Vec<Pod> = waiting
+            .iter()
+            .filter_map(|&p| state.pod(p))
+            .map(|e| e.pod.clone())
+            .collect();
+        let clock = ManualClock::new(now_ms);
+        let round = provision(&view.snapshot, &pods, selector, &clock, self.seed ^ now_ms);
+        let mut actions = Vec::new();
+        let mut onto: HashMap<Sym, Vec<PodKey>> = HashMap::new();
+        for b in &round.plan.bindings {
+            onto.entry(b.node).or_default().push(b.pod);
+        }
+        let mut targets: Vec<(Sym, Vec<PodKey>)> = onto.into_iter().collect();
+        targets.sort_by_key(|(n, _)| *n);
+        for (name, pods) in targets {
+            let target = match view.slot(name) {
+                Some(Slot::Claim(id)) => NominationTarget::NodeClaim(
+                    state.claim(id).expect("snapshot of this state").name,
+                ),
+                Some(Slot::Node(_)) => NominationTarget::Node(name),
+                None => continue,
+            };
+            actions.push(Action::Nominate { pods, target });
+        }
+        let mut claims = Vec::new();
+        for (plan, launch) in round.plan.node_claims.iter().zip(&round.launch.launches) {
+            let Ok(offerings) = launch else { continue };
+            let pool = state.node_pool(plan.node_pool);
+            let name = names.next(plan.node_pool.as_str(), state, &claims);
+            claims.push(name);
+            actions.push(Action::CreateNodeClaim(template::node_claim(
+                name,
+                plan,
+                pool,
+                offerings.clone(),
+                now_ms,
+            )));
+            actions.push(Action::Nominate {
+                pods: plan.pods.clone(),
+                target: NominationTarget::NodeClaim(name),
+            });
+        }
+        let decision = (!round.plan.node_claims.is_empty()).then(|| Decision::Provisioned {
+            pods: waiting.len(),
+            claims,
+            decided_by: round.launch.by.clone(),
+            fallback: round.launch.fallback.clone(),
+        });
+        Round { actions, decision }
+    }
+}

@@ -1,0 +1,302 @@
+//! The EC2 model, as a [`CloudProvider`]: instances launched from a
+//! NodeClaim's launch list (tried in order, as CreateFleet tries a
+//! prioritised list), capacity shortages that fail matching offerings with
+//! insufficient capacity, spot interruptions that terminate an instance at
+//! the end of its notice, and the cost of what runs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use dovetail_control::cloud::{
+    CloudDrift, CloudError, CloudProvider, CreateError, Instance, InstanceState, Launch,
+    OfferingKey,
+};
+use dovetail_control::snapshot::instance_labels;
+use dovetail_core::catalog::{CapacityType, Catalog};
+use dovetail_core::labels;
+use dovetail_core::nodeclaim::NodeClaim;
+use dovetail_core::sym::Sym;
+
+use crate::engine::SimEvent;
+
+/// A window in which matching launches fail for lack of capacity.
+#[derive(Debug, Clone)]
+pub(crate) struct Shortage {
+    /// Relative ms.
+    pub until: u64,
+    pub instance_types: Vec<Sym>,
+    pub zones: Vec<Sym>,
+    pub capacity_type: Option<CapacityType>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SimInstance {
+    pub instance: Instance,
+    /// When the kubelet registers its node, and when the node is Ready
+    /// (relative ms).
+    pub running_at: u64,
+    pub ready_at: u64,
+    /// Termination scheduled by a spot interruption (relative ms).
+    pub reclaim_at: Option<u64>,
+    /// Relative ms.
+    pub launched_at: u64,
+    pub terminated_at: Option<u64>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Ec2 {
+    catalog: Arc<Catalog>,
+    region: Sym,
+    /// By instance ID, in launch order (IDs are sequential).
+    pub instances: BTreeMap<u64, SimInstance>,
+    next_id: u64,
+    launch_ms: u64,
+    ready_ms: u64,
+    /// Unix ms of simulated time 0.
+    start_ms: u64,
+    pub shortages: Vec<Shortage>,
+    /// Hourly price of the running instances.
+    pub live_price: f64,
+    pub launched: usize,
+    pub insufficient_capacity_errors: usize,
+    pub peak: usize,
+    live: usize,
+    pub events: Vec<SimEvent>,
+    /// Hours per instance type of terminated instances.
+    pub hours: BTreeMap<String, f64>,
+}
+
+pub(crate) fn instance_id(provider_id: &str) -> Option<u64> {
+    provider_id
+        .rsplit('/')
+        .next()?
+        .strip_prefix("i-")
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+}
+
+impl Ec2 {
+    pub fn new(catalog: Arc<Catalog>, launch_ms: u64, ready_ms: u64, start_ms: u64) -> Self {
+        Self {
+            region: catalog.region,
+            catalog,
+            instances: BTreeMap::new(),
+            next_id: 0x0a00_0000_0000_0000,
+            launch_ms,
+            ready_ms,
+            start_ms,
+            shortages: Vec::new(),
+            live_price: 0.0,
+            launched: 0,
+            insufficient_capacity_errors: 0,
+            peak: 0,
+            live: 0,
+            events: Vec::new(),
+            hours: BTreeMap::new(),
+        }
+    }
+
+    fn rel(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.start_ms)
+    }
+
+    fn short(&self, o: &OfferingKey, now: u64) -> bool {
+        self.shortages.iter().any(|s| {
+            s.until > now
+                && (s.instance_types.is_empty() || s.instance_types.contains(&o.instance_type))
+                && (s.zones.is_empty() || s.zones.contains(&o.zone))
+                && s.capacity_type.is_none_or(|c| c == o.capacity_type)
+        })
+    }
+
+    /// Starts an instance of an offering; `age_ms` back-dates it (a start
+    /// state), `ready` makes it Ready at once.
+    pub fn start(
+        &mut self,
+        instance_type: Sym,
+        zone: Sym,
+        capacity_type: CapacityType,
+        claim: Sym,
+        now: u64,
+        started: Option<(u64, bool)>,
+    ) -> Option<Instance> {
+        let it = self.catalog.get(instance_type.as_str())?;
+        let price = it.offering(zone.as_str(), capacity_type)?.price;
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut labels = instance_labels(it, zone, capacity_type);
+        labels.push((Sym::new(labels::REGION), self.region));
+        labels.sort_by_key(|&(k, _)| k);
+        let (launched_ms, running_at, ready_at) = match started {
+            Some((unix_ms, ready)) => (
+                unix_ms,
+                now,
+                if ready {
+                    now
+                } else {
+                    now + self.launch_ms + self.ready_ms
+                },
+            ),
+            None => (
+                self.start_ms + now,
+                now + self.launch_ms,
+                now + self.launch_ms + self.ready_ms,
+            ),
+        };
+        let instance = Instance {
+            provider_id: format!("aws:///{zone}/i-{id:016x}"),
+            instance_type,
+            zone,
+            capacity_type,
+            price,
+            image_id: Some("ami-0dovetail0sim".into()),
+            labels,
+            capacity: it.capacity.clone(),
+            allocatable: it.allocatable(),
+            state: InstanceState::Pending,
+            launched_ms,
+            node_claim: Some(claim),
+        };
+        self.instances.insert(
+            id,
+            SimInstance {
+                instance: instance.clone(),
+                running_at,
+                ready_at,
+                reclaim_at: None,
+                launched_at: now,
+                terminated_at: None,
+            },
+        );
+        self.live_price += price;
+        self.launched += 1;
+        self.live += 1;
+        self.peak = self.peak.max(self.live);
+        Some(instance)
+    }
+
+    /// Instances alive (not terminated).
+    pub fn live(&self) -> impl Iterator<Item = &SimInstance> {
+        self.instances
+            .values()
+            .filter(|i| i.terminated_at.is_none())
+    }
+
+    /// Terminates an instance at relative time `now`.
+    pub fn terminate(&mut self, id: u64, now: u64) {
+        let Some(i) = self.instances.get_mut(&id) else {
+            return;
+        };
+        if i.terminated_at.is_some() {
+            return;
+        }
+        i.terminated_at = Some(now);
+        i.instance.state = InstanceState::Terminated;
+        self.live_price -= i.instance.price;
+        self.live -= 1;
+        let hours = (now - i.launched_at.min(now)) as f64 / 3_600_000.0;
+        *self
+            .hours
+            .entry(i.instance.instance_type.to_string())
+            .or_default() += hours;
+    }
+
+    /// A spot interruption: the instance terminates at `at`.
+    pub fn reclaim(&mut self, id: u64, at: u64) {
+        if let Some(i) = self.instances.get_mut(&id) {
+            i.reclaim_at = Some(at);
+        }
+    }
+
+    /// Node-hours by instance type, counting live instances up to `end`.
+    pub fn node_hours(&self, end: u64) -> BTreeMap<String, f64> {
+        let mut h = self.hours.clone();
+        for i in self.live() {
+            *h.entry(i.instance.instance_type.to_string()).or_default() +=
+                (end - i.launched_at.min(end)) as f64 / 3_600_000.0;
+        }
+        h
+    }
+}
+
+impl CloudProvider for Ec2 {
+    fn create(&mut self, claim: &NodeClaim, now_ms: u64) -> Result<Launch, CreateError> {
+        let now = self.rel(now_ms);
+        let mut failed = Vec::new();
+        for o in &claim.launch {
+            let key = OfferingKey {
+                capacity_type: o.capacity_type,
+                instance_type: o.instance_type,
+                zone: o.zone,
+            };
+            if self.short(&key, now) {
+                self.insufficient_capacity_errors += 1;
+                self.events.push(SimEvent::InsufficientCapacity {
+                    at_ms: now,
+                    instance_type: o.instance_type,
+                    zone: o.zone,
+                    capacity_type: o.capacity_type,
+                });
+                failed.push(key);
+                continue;
+            }
+            let Some(instance) = self.start(
+                o.instance_type,
+                o.zone,
+                o.capacity_type,
+                claim.name,
+                now,
+                None,
+            ) else {
+                continue;
+            };
+            self.events.push(SimEvent::NodeLaunched {
+                at_ms: now,
+                name: claim.name,
+                instance_type: o.instance_type,
+                zone: o.zone,
+                capacity_type: o.capacity_type,
+                price: instance.price,
+            });
+            return Ok(Launch {
+                instance,
+                unavailable: failed,
+            });
+        }
+        Err(CreateError::InsufficientCapacity {
+            message: format!(
+                "InsufficientInstanceCapacity: no capacity for NodeClaim {}",
+                claim.name
+            ),
+            offerings: failed,
+        })
+    }
+
+    fn delete(&mut self, provider_id: &str, now_ms: u64) -> Result<(), CloudError> {
+        let now = self.rel(now_ms);
+        if let Some(id) = instance_id(provider_id) {
+            self.terminate(id, now);
+        }
+        Ok(())
+    }
+
+    fn get(&self, provider_id: &str) -> Result<Instance, CloudError> {
+        instance_id(provider_id)
+            .and_then(|id| self.instances.get(&id))
+            .filter(|i| i.terminated_at.is_none())
+            .map(|i| i.instance.clone())
+            .ok_or_else(|| CloudError::NotFound(provider_id.to_string()))
+    }
+
+    fn list(&self) -> Result<Vec<Instance>, CloudError> {
+        Ok(self.live().map(|i| i.instance.clone()).collect())
+    }
+
+    fn instance_types(&self) -> Arc<Catalog> {
+        self.catalog.clone()
+    }
+
+    fn is_drifted(&self, _claim: &NodeClaim) -> Result<Option<CloudDrift>, CloudError> {
+        // The model has no AMIs, subnets or security groups to drift.
+        Ok(None)
+    }
+}
