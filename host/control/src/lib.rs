@@ -33,6 +33,8 @@ pub mod snapshot;
 pub mod state;
 pub mod template;
 pub mod termination;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod unavailable;
 
 pub use actions::{Action, ActionError, EvictionResult, NodePatch, NominationTarget, Outcome};
