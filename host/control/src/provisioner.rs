@@ -9,14 +9,14 @@ use dovetail_core::catalog::Catalog;
 use dovetail_core::clock::ManualClock;
 use dovetail_core::model::{Pod, PodKey};
 use dovetail_core::policy::InstanceSelector;
-use dovetail_core::scheduler::provision;
+use dovetail_core::scheduler::{Plan, provision};
 use dovetail_core::sym::Sym;
 
 use crate::actions::{Action, NominationTarget};
 use crate::batcher::Batcher;
 use crate::decision::Decision;
 use crate::names::Names;
-use crate::snapshot::{Slot, snapshot};
+use crate::snapshot::{Slot, View, snapshot};
 use crate::state::ClusterState;
 use crate::template;
 
@@ -31,6 +31,30 @@ pub struct Provisioner {
 pub struct Round {
     pub actions: Vec<Action>,
     pub decision: Option<Decision>,
+}
+
+/// Nominations for the pods a plan put on nodes or NodeClaims already in
+/// `view`: they wait there instead of being provisioned again.
+pub fn nominations(state: &ClusterState, view: &View, plan: &Plan) -> Vec<Action> {
+    let mut onto: HashMap<Sym, Vec<PodKey>> = HashMap::new();
+    for b in &plan.bindings {
+        onto.entry(b.node).or_default().push(b.pod);
+    }
+    let mut targets: Vec<(Sym, Vec<PodKey>)> = onto.into_iter().collect();
+    targets.sort_by_key(|(n, _)| *n);
+    let mut actions = Vec::new();
+    for (name, pods) in targets {
+        let target = match view.slot(name) {
+            Some(Slot::Claim(id)) => match state.claim(id) {
+                Some(c) => NominationTarget::NodeClaim(c.name),
+                None => continue,
+            },
+            Some(Slot::Node(_)) => NominationTarget::Node(name),
+            None => continue,
+        };
+        actions.push(Action::Nominate { pods, target });
+    }
+    actions
 }
 
 impl Provisioner {
@@ -53,14 +77,14 @@ impl Provisioner {
         names: &mut Names,
         now_ms: u64,
     ) -> Round {
-        let waiting = state.waiting();
+        let waiting = state.waiting(now_ms);
         if !self
             .batcher
             .ready(now_ms, !waiting.is_empty(), state.last_pending_change_ms())
         {
             return Round::default();
         }
-        let view = snapshot(state, catalog, true);
+        let view = snapshot(state, catalog, true, now_ms);
         let pods: Vec<Pod> = waiting
             .iter()
             .filter_map(|&p| state.pod(p))
@@ -68,23 +92,7 @@ impl Provisioner {
             .collect();
         let clock = ManualClock::new(now_ms);
         let round = provision(&view.snapshot, &pods, selector, &clock, self.seed ^ now_ms);
-        let mut actions = Vec::new();
-        let mut onto: HashMap<Sym, Vec<PodKey>> = HashMap::new();
-        for b in &round.plan.bindings {
-            onto.entry(b.node).or_default().push(b.pod);
-        }
-        let mut targets: Vec<(Sym, Vec<PodKey>)> = onto.into_iter().collect();
-        targets.sort_by_key(|(n, _)| *n);
-        for (name, pods) in targets {
-            let target = match view.slot(name) {
-                Some(Slot::Claim(id)) => NominationTarget::NodeClaim(
-                    state.claim(id).expect("snapshot of this state").name,
-                ),
-                Some(Slot::Node(_)) => NominationTarget::Node(name),
-                None => continue,
-            };
-            actions.push(Action::Nominate { pods, target });
-        }
+        let mut actions = nominations(state, &view, &round.plan);
         let mut claims = Vec::new();
         for (plan, launch) in round.plan.node_claims.iter().zip(&round.launch.launches) {
             let Ok(offerings) = launch else { continue };

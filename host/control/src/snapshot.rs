@@ -67,8 +67,14 @@ pub fn sort_labels(mut l: Labels) -> Labels {
 }
 
 /// Takes a snapshot of `state` against `catalog`. With `nominated`, the
-/// pods nominated to a node or NodeClaim count as already there.
-pub fn snapshot(state: &ClusterState, catalog: &Arc<Catalog>, nominated: bool) -> View {
+/// pods whose nomination holds at `now_ms` count as already on their node
+/// or NodeClaim.
+pub fn snapshot(
+    state: &ClusterState,
+    catalog: &Arc<Catalog>,
+    nominated: bool,
+    now_ms: u64,
+) -> View {
     let mut s = Snapshot::new(catalog.clone());
     s.node_pools = state.node_pools().to_vec();
     s.daemon_sets = state.daemon_sets().to_vec();
@@ -78,8 +84,9 @@ pub fn snapshot(state: &ClusterState, catalog: &Arc<Catalog>, nominated: bool) -
     let mut waiting: HashMap<Nominee, Vec<PodId>> = HashMap::new();
     if nominated {
         for &p in state.pending() {
-            if let Some(n) = state.pod(p).and_then(|e| e.nominated)
-                && state.nomination_holds(n)
+            if let Some(e) = state.pod(p)
+                && let Some(n) = e.nominated
+                && state.nomination_holds(e, now_ms)
             {
                 waiting.entry(n).or_default().push(p);
             }

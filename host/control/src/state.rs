@@ -16,10 +16,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use dovetail_core::model::{
     DaemonSet, Namespace, Node, NodePool, Pod, PodDisruptionBudget, PodKey, Taint,
 };
-use dovetail_core::nodeclaim::NodeClaim;
+use dovetail_core::nodeclaim::{ConditionStatus, ConditionType, NodeClaim};
 use dovetail_core::resources::Resources;
 use dovetail_core::scheduler::Settings as SchedulerSettings;
 use dovetail_core::sym::Sym;
+
+/// Karpenter's nomination window: `max(2 × BATCH_MAX_DURATION, 10 s)`.
+pub const NOMINATION_WINDOW_MS: u64 = 20_000;
 
 /// A pod's position in the index: assigned once, in the order pods were
 /// first seen, never reused.
@@ -48,6 +51,8 @@ pub struct PodEntry {
     pub pod: Pod,
     pub node: Option<NodeId>,
     pub nominated: Option<Nominee>,
+    /// When it was nominated (Unix ms).
+    pub nominated_ms: u64,
     /// Since when it has been waiting for a node (Unix ms).
     pub pending_since_ms: u64,
     /// Deletion requested (graceful termination under way).
@@ -100,13 +105,22 @@ pub struct ClusterState {
     /// Live pods bound to no node, DaemonSet pods excepted.
     pending: BTreeSet<PodId>,
     next_id: u64,
+    nomination_window_ms: u64,
     version: u64,
     last_pending_change_ms: u64,
 }
 
 impl ClusterState {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            nomination_window_ms: NOMINATION_WINDOW_MS,
+            ..Self::default()
+        }
+    }
+
+    /// How long a nomination holds once its node can take pods.
+    pub fn set_nomination_window(&mut self, ms: u64) {
+        self.nomination_window_ms = ms;
     }
 
     fn next(&mut self) -> u64 {
@@ -515,6 +529,7 @@ impl ClusterState {
                 pod,
                 node: None,
                 nominated: None,
+                nominated_ms: 0,
                 pending_since_ms: now_ms,
                 deleting: false,
                 pdbs,
@@ -620,40 +635,54 @@ impl ClusterState {
     }
 
     /// Records where the provisioner expects a pending pod to run.
-    pub fn nominate(&mut self, id: PodId, nominee: Nominee) {
-        if let Some(e) = self.pods.get_mut(&id)
-            && e.nominated != Some(nominee)
-        {
-            e.nominated = Some(nominee);
-            self.changed();
+    pub fn nominate(&mut self, id: PodId, nominee: Nominee, now_ms: u64) {
+        if let Some(e) = self.pods.get_mut(&id) {
+            e.nominated_ms = now_ms;
+            if e.nominated != Some(nominee) {
+                e.nominated = Some(nominee);
+                self.changed();
+            }
         }
     }
 
-    /// Whether a nomination still holds: its NodeClaim or node exists and
-    /// is not being deleted or disrupted.
-    pub fn nomination_holds(&self, nominee: Nominee) -> bool {
+    /// Whether a pod's nomination still holds at `now_ms`: its NodeClaim
+    /// or node exists and is not being deleted or disrupted, and either it
+    /// is still launching or the nomination is recent. As in Karpenter, a
+    /// nomination lapses a while after the node can take pods
+    /// (`max(2 × batch maximum, 10 s)`): a pod kube-scheduler could not place
+    /// there after all is provisioned again.
+    pub fn nomination_holds(&self, pod: &PodEntry, now_ms: u64) -> bool {
+        let Some(nominee) = pod.nominated else {
+            return false;
+        };
+        let recent = |from: u64| now_ms < from.max(pod.nominated_ms) + self.nomination_window_ms;
         match nominee {
             Nominee::Claim(c) => self.claims.get(&c).is_some_and(|c| {
-                !c.deleting()
-                    && self
-                        .node_of_claim(c)
-                        .and_then(|n| self.nodes.get(&n))
-                        .is_none_or(|n| !node_leaving(n))
+                if c.deleting() {
+                    return false;
+                }
+                let node = self.node_of_claim(c).and_then(|n| self.nodes.get(&n));
+                if node.is_some_and(node_leaving) {
+                    return false;
+                }
+                match c.condition(ConditionType::Initialized) {
+                    Some(i) if i.status == ConditionStatus::True => recent(i.last_transition_ms),
+                    _ => true,
+                }
             }),
-            Nominee::Node(n) => self.nodes.get(&n).is_some_and(|n| !node_leaving(n)),
+            Nominee::Node(n) => self
+                .nodes
+                .get(&n)
+                .is_some_and(|n| !node_leaving(n) && recent(0)),
         }
     }
 
     /// Pending pods not waiting for a NodeClaim or node that still holds.
-    pub fn waiting(&self) -> Vec<PodId> {
+    pub fn waiting(&self, now_ms: u64) -> Vec<PodId> {
         self.pending
             .iter()
             .copied()
-            .filter(|id| {
-                self.pods[id]
-                    .nominated
-                    .is_none_or(|n| !self.nomination_holds(n))
-            })
+            .filter(|id| !self.nomination_holds(&self.pods[id], now_ms))
             .collect()
     }
 }

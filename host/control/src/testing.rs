@@ -245,7 +245,7 @@ impl Cluster for MemoryCluster {
                 if let Some(n) = nominee {
                     for p in pods {
                         if let Some(id) = self.state.pod_id(&p) {
-                            self.state.nominate(id, n);
+                            self.state.nominate(id, n, now_ms);
                         }
                     }
                 }

@@ -26,13 +26,13 @@ use dovetail_control::decision::Decision;
 use dovetail_control::interruption::{self, Interruption};
 use dovetail_control::lifecycle::{Lifecycle, Step};
 use dovetail_control::names::Names;
-use dovetail_control::snapshot::{Slot, snapshot};
+use dovetail_control::snapshot::snapshot;
 use dovetail_control::state::ClusterState;
 use dovetail_control::termination::Termination;
 use dovetail_control::unavailable::UnavailableOfferings;
 use dovetail_control::{CloudProvider, template};
 use dovetail_core::labels;
-use dovetail_core::model::{NodePool, Pod, PodKey};
+use dovetail_core::model::{NodePool, Pod};
 use dovetail_core::requirements::{NodeSelectorRequirement, Operator};
 use dovetail_core::scheduler::{OfferingRef, Plan, solve};
 use dovetail_core::sym::Sym;
@@ -167,12 +167,12 @@ fn group_size(state: &ClusterState, group: &NodeGroup) -> usize {
 impl StaticNodeGroups {
     fn scale_up(&mut self, state: &ClusterState, now_ms: u64) -> Step {
         let mut step = Step::default();
-        let waiting = state.waiting();
+        let waiting = state.waiting(now_ms);
         if waiting.is_empty() {
             return step;
         }
         let catalog = self.catalog.catalog().clone();
-        let view = snapshot(state, &catalog, true);
+        let view = snapshot(state, &catalog, true, now_ms);
         let mut snap = view.snapshot.clone();
         let pods: Vec<Pod> = waiting
             .iter()
@@ -223,23 +223,8 @@ impl StaticNodeGroups {
         };
         let group = self.groups[g].clone();
         // Pods the simulation put on existing or launching nodes wait there.
-        let mut onto: Vec<(Sym, Vec<PodKey>)> = Vec::new();
-        for b in &plan.bindings {
-            match onto.iter_mut().find(|(n, _)| *n == b.node) {
-                Some((_, pods)) => pods.push(b.pod),
-                None => onto.push((b.node, vec![b.pod])),
-            }
-        }
-        for (name, pods) in onto {
-            let target = match view.slot(name) {
-                Some(Slot::Claim(id)) => {
-                    NominationTarget::NodeClaim(state.claim(id).expect("in the view").name)
-                }
-                Some(Slot::Node(_)) => NominationTarget::Node(name),
-                None => continue,
-            };
-            step.actions.push(Action::Nominate { pods, target });
-        }
+        step.actions
+            .extend(dovetail_control::provisioner::nominations(state, &view, &plan));
         let room = group.max.saturating_sub(group_size(state, &group));
         let mut claims = Vec::new();
         for planned in plan
@@ -324,7 +309,7 @@ impl StaticNodeGroups {
             .collect();
         let busy = !self.removing.is_empty();
         if removed.is_empty() && !busy && self.fit_failed_at != Some(state.version()) {
-            let view = snapshot(state, self.catalog.catalog(), false);
+            let view = snapshot(state, self.catalog.catalog(), false, now_ms);
             for &(_, name, pods) in &candidates {
                 if pods == 0 {
                     continue;

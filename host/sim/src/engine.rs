@@ -15,7 +15,8 @@ use std::collections::{BTreeSet, HashMap};
 use dovetail_control::controller::{Autoscaler, Config, Controller};
 use dovetail_control::decision::{ClaimFailure, Decision};
 use dovetail_control::interruption::{Interruption, InterruptionKind};
-use dovetail_control::state::{ClusterState, NodeId, PodId};
+use dovetail_control::state::{ClusterState, NodeId, Nominee, PodId};
+use dovetail_core::resources::Resources;
 use dovetail_core::catalog::CapacityType;
 use dovetail_core::labels;
 use dovetail_core::model::{Node, PodDisruptionBudget, Taint, TaintEffect};
@@ -789,6 +790,7 @@ impl<'a> Simulation<'a> {
             return;
         }
         self.world.sched_dirty = false;
+        self.bind_nominated();
         let state = &self.world.state;
         let mut snapshot = Snapshot::new(self.cloud_catalog());
         snapshot.daemon_sets = state.daemon_sets().to_vec();
@@ -829,25 +831,61 @@ impl<'a> Simulation<'a> {
             .map(|(slot, n)| (n.name, slot))
             .collect();
         let plan = solve(&snapshot, &pods);
-        let now_ms = self.now_ms();
         for b in &plan.bindings {
-            let (Some(p), Some(&slot)) = (self.world.state.pod_id(&b.pod), slots.get(&b.node))
-            else {
-                continue;
-            };
-            let since = self
-                .world
-                .state
-                .pod(p)
-                .map_or(now_ms, |e| e.pending_since_ms);
-            self.world.state.bind(p, ids[slot], now_ms);
-            self.world.state.set_pod_started(p, now_ms / 1000);
-            self.latencies.push((now_ms - since) as f64 / 1000.0);
-            if let Some(&Owner::Job(j)) = self.world.owners.get(&p) {
-                let f = self.now + self.scenario.jobs[j].duration_ms;
-                self.world.finishes.insert(p, f);
-                self.running_jobs.insert((f, p));
+            if let (Some(p), Some(&slot)) = (self.world.state.pod_id(&b.pod), slots.get(&b.node)) {
+                self.bind(p, ids[slot]);
             }
+        }
+    }
+
+    /// Pods go to the node Dovetail nominated them to, when it is Ready and
+    /// they still fit there, as kube-scheduler tries a pod's nominated node
+    /// first. Their constraints were checked when they were planned there.
+    fn bind_nominated(&mut self) {
+        let state = &self.world.state;
+        let mut binds = Vec::new();
+        // Requests (and pod count) bound to each node in this pass.
+        let mut added: HashMap<NodeId, (Resources, i64)> = HashMap::new();
+        for &p in state.pending() {
+            let Some(e) = state.pod(p) else { continue };
+            let node = match e.nominated {
+                Some(Nominee::Node(n)) => Some(n),
+                Some(Nominee::Claim(c)) => state.claim(c).and_then(|c| state.node_of_claim(c)),
+                None => None,
+            };
+            let Some(n) = node else { continue };
+            let Some(entry) = state.node(n) else { continue };
+            if !entry.node.ready
+                || dovetail_control::state::node_leaving(entry)
+                || untolerated_hard(&entry.node.taints, &e.pod.tolerations)
+            {
+                continue;
+            }
+            let (extra, count) = added.entry(n).or_default();
+            let mut want = entry.requested.plus(extra).plus(&e.pod.requests);
+            want.pods = entry.pods.len() as i64 + *count + 1;
+            if !want.fits_in(&entry.node.allocatable) {
+                continue;
+            }
+            extra.add(&e.pod.requests);
+            *count += 1;
+            binds.push((p, n));
+        }
+        for (p, n) in binds {
+            self.bind(p, n);
+        }
+    }
+
+    fn bind(&mut self, p: PodId, node: NodeId) {
+        let now_ms = self.now_ms();
+        let since = self.world.state.pod(p).map_or(now_ms, |e| e.pending_since_ms);
+        self.world.state.bind(p, node, now_ms);
+        self.world.state.set_pod_started(p, now_ms / 1000);
+        self.latencies.push((now_ms - since) as f64 / 1000.0);
+        if let Some(&Owner::Job(j)) = self.world.owners.get(&p) {
+            let f = self.now + self.scenario.jobs[j].duration_ms;
+            self.world.finishes.insert(p, f);
+            self.running_jobs.insert((f, p));
         }
     }
 
@@ -1094,6 +1132,14 @@ impl<'a> Simulation<'a> {
         t.pending_max_seconds = l.last().copied().unwrap_or(0.0);
         self.report
     }
+}
+
+/// Whether a NoSchedule or NoExecute taint is not tolerated.
+fn untolerated_hard(taints: &[Taint], tolerations: &[dovetail_core::model::Toleration]) -> bool {
+    taints
+        .iter()
+        .filter(|t| t.effect != TaintEffect::PreferNoSchedule)
+        .any(|t| !tolerations.iter().any(|tol| tol.tolerates(t)))
 }
 
 fn not_ready_taint() -> Taint {

@@ -186,7 +186,7 @@ impl Cluster for World {
                 if let Some(n) = nominee {
                     for key in pods {
                         if let Some(id) = self.state.pod_id(&key) {
-                            self.state.nominate(id, n);
+                            self.state.nominate(id, n, now_ms);
                         }
                     }
                 }

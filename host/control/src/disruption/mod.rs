@@ -115,7 +115,7 @@ impl Disruption {
         let (key, snap, prepared) = match cached {
             Some(c) => c,
             None => {
-                let view = snapshot(state, catalog, true);
+                let view = snapshot(state, catalog, true, now_ms);
                 let prepared = Prepared::reusable(&view.snapshot);
                 (key, view.snapshot, prepared)
             }

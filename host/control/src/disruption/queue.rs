@@ -133,7 +133,7 @@ impl Queue {
             return None;
         }
         let (_, command) = self.proposed.take()?;
-        let view = snapshot(state, catalog, true);
+        let view = snapshot(state, catalog, true, now_ms);
         if let Err(e) =
             disruption::validate(&command, &view.snapshot, now_ms / 1000, scorer, settings)
         {
