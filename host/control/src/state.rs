@@ -11,7 +11,9 @@
 //! [`version`](ClusterState::version), so a pass can be skipped while the
 //! cluster is unchanged since one that found nothing to do.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use dovetail_core::model::{
     DaemonSet, Namespace, Node, NodePool, Pod, PodDisruptionBudget, PodKey, Taint,

@@ -14,7 +14,7 @@
 //! - A drain takes at least 5 s; then the instance is terminated, and once
 //!   the cloud reports it gone the node's and NodeClaim's finalizers go.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use dovetail_core::model::{Pod, PodKey, Taint, TaintEffect, Toleration};
 use dovetail_core::nodeclaim::{
@@ -49,7 +49,7 @@ pub struct Termination {
     min_drain_ms: u64,
     drains: HashMap<NodeId, Drain>,
     /// Claims whose instance deletion was requested (no node).
-    deleted: HashMap<Sym, bool>,
+    deleted: HashSet<Sym>,
     /// Evicted pod → its node, to route eviction results.
     evicting: HashMap<PodKey, NodeId>,
 }
@@ -82,7 +82,7 @@ impl Termination {
         Self {
             min_drain_ms,
             drains: HashMap::new(),
-            deleted: HashMap::new(),
+            deleted: HashSet::new(),
             evicting: HashMap::new(),
         }
     }
@@ -126,7 +126,7 @@ impl Termination {
         }
         self.drains.retain(|id, _| state.node(*id).is_some());
         self.deleted
-            .retain(|name, _| state.claim_by_name(*name).is_some());
+            .retain(|name| state.claim_by_name(*name).is_some());
         step
     }
 
@@ -138,13 +138,13 @@ impl Termination {
         step: &mut Step,
     ) {
         if let Some(pid) = &claim.status.provider_id {
-            if !self.deleted.contains_key(&claim.name) {
+            if !self.deleted.contains(&claim.name) {
                 if let Err(e) = cloud.delete(pid, now_ms) {
                     step.decisions
                         .push(Decision::ActionFailed(format!("terminate {pid}: {e}")));
                     return;
                 }
-                self.deleted.insert(claim.name, true);
+                self.deleted.insert(claim.name);
             }
             if !matches!(cloud.get(pid), Err(CloudError::NotFound(_))) {
                 return;

@@ -224,7 +224,9 @@ impl StaticNodeGroups {
         let group = self.groups[g].clone();
         // Pods the simulation put on existing or launching nodes wait there.
         step.actions
-            .extend(dovetail_control::provisioner::nominations(state, &view, &plan));
+            .extend(dovetail_control::provisioner::nominations(
+                state, &view, &plan,
+            ));
         let room = group.max.saturating_sub(group_size(state, &group));
         let mut claims = Vec::new();
         for planned in plan

@@ -16,7 +16,6 @@ use dovetail_control::controller::{Autoscaler, Config, Controller};
 use dovetail_control::decision::{ClaimFailure, Decision};
 use dovetail_control::interruption::{Interruption, InterruptionKind};
 use dovetail_control::state::{ClusterState, NodeId, Nominee, PodId};
-use dovetail_core::resources::Resources;
 use dovetail_core::catalog::CapacityType;
 use dovetail_core::labels;
 use dovetail_core::model::{Node, PodDisruptionBudget, Taint, TaintEffect};
@@ -26,6 +25,7 @@ use dovetail_core::nodeclaim::{
 };
 use dovetail_core::policy::fixtures::SplitMix;
 use dovetail_core::policy::{ConsolidationScorer, InstanceSelector};
+use dovetail_core::resources::Resources;
 use dovetail_core::scheduler::{Snapshot, daemon_schedules_on, solve};
 use dovetail_core::sym::Sym;
 
@@ -36,6 +36,7 @@ use crate::types::{Autoscaler as Kind, EventKind, Scenario};
 use crate::world::{Owner, World};
 
 pub(crate) const TICK_MS: u64 = 1_000;
+
 const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
 
 /// What happened, for people watching.
@@ -878,7 +879,11 @@ impl<'a> Simulation<'a> {
 
     fn bind(&mut self, p: PodId, node: NodeId) {
         let now_ms = self.now_ms();
-        let since = self.world.state.pod(p).map_or(now_ms, |e| e.pending_since_ms);
+        let since = self
+            .world
+            .state
+            .pod(p)
+            .map_or(now_ms, |e| e.pending_since_ms);
         self.world.state.bind(p, node, now_ms);
         self.world.state.set_pod_started(p, now_ms / 1000);
         self.latencies.push((now_ms - since) as f64 / 1000.0);
