@@ -15,9 +15,9 @@ use dovetail_core::clock::ManualClock;
 use dovetail_core::disruption::{self, Command, Method};
 use dovetail_core::labels;
 use dovetail_core::model::{Node, NodePool, Pod, PodDisruptionBudget, PodKey, TaintEffect};
-use dovetail_core::policy::fixtures::SplitMix;
 use dovetail_core::policy::{ConsolidationScorer, InstanceSelector};
 use dovetail_core::resources::Resources;
+use dovetail_core::rng::SplitMix;
 use dovetail_core::scheduler::{OfferingRef, Prepared, Snapshot, provision, solve};
 use dovetail_core::sym::Sym;
 

@@ -36,6 +36,16 @@ pub use csv::DataError;
 pub use spec::{InstanceTypeSpec, OfferingSpec, OverheadSpec, SpecError};
 pub use spot::{PriceSource, SpotModel};
 
+/// The embedded us-east-1 catalog ([`Catalog::aws_us_east_1`]), loaded once
+/// per process and shared: parsing it takes milliseconds, and sharing one
+/// `Arc` shares the scheduler's compiled form too.
+pub fn aws_catalog() -> Arc<Catalog> {
+    static CATALOG: std::sync::OnceLock<Arc<Catalog>> = std::sync::OnceLock::new();
+    CATALOG
+        .get_or_init(|| Arc::new(Catalog::aws_us_east_1()))
+        .clone()
+}
+
 /// How an instance is bought. Ordered by policy code: on-demand, spot,
 /// reserved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 
 pub mod budgets;
 mod engine;
+#[cfg(feature = "testing")]
 pub mod fixtures;
 
 pub use engine::{

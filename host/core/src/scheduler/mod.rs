@@ -11,6 +11,7 @@
 //! the queue stops when a full pass places nothing.
 
 pub(crate) mod claims;
+#[cfg(feature = "testing")]
 pub mod fixtures;
 mod launch;
 mod plan;
