@@ -14,6 +14,7 @@
 //! - [`Catalog::from_specs`]: a user-supplied catalog ([`InstanceTypeSpec`]).
 
 pub mod aws;
+pub(crate) mod compiled;
 mod csv;
 mod spec;
 mod spot;
@@ -200,7 +201,7 @@ pub struct Catalog {
     /// sorts.
     pub instance_types: Vec<InstanceType>,
     pub spot_prices: PriceSource,
-    compiled: std::sync::OnceLock<Arc<crate::scheduler::claims::Types>>,
+    compiled: std::sync::OnceLock<Arc<compiled::Types>>,
 }
 
 impl Clone for Catalog {
@@ -241,10 +242,10 @@ impl Catalog {
         }
     }
 
-    /// The scheduler's compiled form, made on first use.
-    pub(crate) fn compiled(&self) -> Arc<crate::scheduler::claims::Types> {
+    /// The compiled form the scheduler matches against, made on first use.
+    pub(crate) fn compiled(&self) -> Arc<compiled::Types> {
         self.compiled
-            .get_or_init(|| Arc::new(crate::scheduler::claims::Types::compile(self)))
+            .get_or_init(|| Arc::new(compiled::Types::compile(self)))
             .clone()
     }
 

@@ -10,7 +10,7 @@
 //! its preferences relaxed one at a time and goes to the back of the queue;
 //! the queue stops when a full pass places nothing.
 
-pub(crate) mod claims;
+mod claims;
 #[cfg(feature = "testing")]
 pub mod fixtures;
 mod launch;
@@ -26,6 +26,7 @@ pub use launch::{LaunchChoice, LaunchDecision, Provisioning, choose_launches, pr
 pub use plan::{Binding, NodeClaimPlan, OfferingRef, Placement, Plan, Unschedulable};
 
 use crate::catalog::Catalog;
+use crate::catalog::compiled::Types;
 use crate::model::{DaemonSet, Namespace, Node, NodePool, Pod, PodDisruptionBudget, TaintEffect};
 
 use claims::{Claim, Existing, Template};
@@ -114,7 +115,7 @@ pub fn solve_without(
 /// solves over the same snapshot share it.
 #[derive(Debug)]
 pub struct Prepared {
-    types: Arc<claims::Types>,
+    types: Arc<Types>,
     templates: Vec<Template>,
     template_errors: Vec<String>,
     universe: Arc<Universe>,
@@ -227,7 +228,7 @@ struct Scheduler<'a> {
     pods: Vec<PodState>,
     /// Pods whose constraints could not be compiled, with the error.
     invalid: Vec<(usize, String)>,
-    types: Arc<claims::Types>,
+    types: Arc<Types>,
     templates: Vec<Template>,
     existing: Vec<Existing>,
     /// Per existing node: (cpu, memory) still free.
