@@ -20,5 +20,6 @@ pub mod requirements;
 pub mod resources;
 pub mod rng;
 pub mod scheduler;
+pub mod stats;
 pub mod sym;
 pub mod template;
