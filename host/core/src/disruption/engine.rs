@@ -145,7 +145,7 @@ impl<'a> Engine<'a> {
         let s = self.snapshot;
         Command {
             method,
-            reason: reason.name(),
+            reason: reason.into(),
             nodes: cands
                 .iter()
                 .map(|&c| s.nodes[self.candidates[c].node].name)

@@ -4,7 +4,7 @@
 use crate::model::Pod;
 
 use super::candidates::reschedulable;
-use super::command::{Command, Method};
+use super::command::{Command, CommandReason, Method};
 use super::engine::Engine;
 
 impl Engine<'_> {
@@ -23,7 +23,7 @@ impl Engine<'_> {
             if node.created_at + expire_after.as_secs() <= self.now {
                 self.pass.commands.push(Command {
                     method: Method::Expiration,
-                    reason: "Expired",
+                    reason: CommandReason::Expired,
                     nodes: vec![node.name],
                     node_indices: vec![i],
                     replacements: Vec::new(),

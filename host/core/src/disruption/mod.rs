@@ -24,7 +24,7 @@ mod settings;
 mod simulate;
 mod validation;
 
-pub use command::{Command, Exclusion, Method, Pass};
+pub use command::{Command, CommandReason, Exclusion, Method, Pass};
 pub use consolidation::SPOT_TO_SPOT_TYPES;
 pub use duration::parse_go_duration;
 pub use engine::{disrupt, disrupt_prepared};

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use crate::policy::ConsolidationScorer;
 use crate::scheduler::{Prepared, Snapshot};
 
-use super::budgets::DisruptionReason;
 use super::command::{Command, Method};
 use super::engine::Engine;
 use super::settings::Settings;
@@ -51,8 +50,12 @@ pub fn validate(
         };
         cands.push(c);
     }
-    let reason = DisruptionReason::from_name(command.reason)
-        .ok_or_else(|| Invalidated(format!("unknown reason {}", command.reason)))?;
+    let reason = command.reason.budget().ok_or_else(|| {
+        Invalidated(format!(
+            "reason {} is forceful and has no budget, but the method is {:?}",
+            command.reason, command.method
+        ))
+    })?;
     let mut per_pool: HashMap<usize, u32> = HashMap::new();
     for &c in &cands {
         *per_pool.entry(engine.candidates[c].pool).or_default() += 1;
