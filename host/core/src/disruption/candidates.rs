@@ -3,23 +3,60 @@
 //! their disruption cost; nodes that cannot be disrupted at all are left out
 //! with a reason.
 
+use std::ops::Index;
+
 use crate::catalog::CapacityType;
 use crate::labels;
-use crate::model::{Node, Pod, label};
+use crate::model::{Node, NodePool, Pod, label};
 use crate::policy::consolidate::pod_disruption_cost;
-use crate::scheduler::Snapshot;
+use crate::scheduler::{NodeIndex, Snapshot};
 use crate::sym::Sym;
 
+use super::budgets::BudgetReport;
 use super::command::Exclusion;
 use super::drift::{PoolFacts, drift};
 use super::duration::parse_go_duration;
 use super::engine::Engine;
 
-/// A consolidation candidate.
+/// A candidate's position in a pass's candidates (not a [`NodeIndex`]:
+/// most nodes are not candidates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct CandidateIndex(pub usize);
+
+impl Index<CandidateIndex> for Vec<Candidate> {
+    type Output = Candidate;
+
+    fn index(&self, i: CandidateIndex) -> &Candidate {
+        &self[i.0]
+    }
+}
+
+/// A NodePool's position in [`Snapshot::node_pools`], and so in a pass's
+/// budgets, which follow that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct PoolIndex(pub usize);
+
+impl Index<PoolIndex> for Vec<NodePool> {
+    type Output = NodePool;
+
+    fn index(&self, i: PoolIndex) -> &NodePool {
+        &self[i.0]
+    }
+}
+
+impl Index<PoolIndex> for Vec<BudgetReport> {
+    type Output = BudgetReport;
+
+    fn index(&self, i: PoolIndex) -> &BudgetReport {
+        &self[i.0]
+    }
+}
+
+/// A disruption candidate.
 #[derive(Debug, Clone)]
 pub(super) struct Candidate {
-    pub node: usize,
-    pub pool: usize,
+    pub node: NodeIndex,
+    pub pool: PoolIndex,
     /// Pods that would have to move (not DaemonSet pods).
     pub pods: Vec<Pod>,
     pub price: f64,
@@ -105,7 +142,10 @@ impl Engine<'_> {
         let zone_key = Sym::new(labels::ZONE);
         let facts: Vec<PoolFacts> = s.node_pools.iter().map(PoolFacts::new).collect();
         for (i, node) in s.nodes.iter().enumerate() {
-            if node.marked_for_deletion || !node.initialized || self.expiring.contains(&i) {
+            if node.marked_for_deletion
+                || !node.initialized
+                || self.expiring.contains(&NodeIndex(i))
+            {
                 continue;
             }
             let Some(p) = self.pool_index(node) else {
@@ -145,7 +185,7 @@ impl Engine<'_> {
                 .map(|p| pod_disruption_cost(p.deletion_cost(), p.priority))
                 .sum();
             self.candidates.push(Candidate {
-                node: i,
+                node: NodeIndex(i),
                 pool: p,
                 pods,
                 price: node.price_per_hour,
@@ -154,7 +194,7 @@ impl Engine<'_> {
                 zone,
                 disruption_cost,
                 consolidatable,
-                drift: drift(pool, &facts[p], node),
+                drift: drift(pool, &facts[p.0], node),
             });
         }
     }

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::model::PodKey;
-use crate::scheduler::NodeClaimPlan;
+use crate::scheduler::{NodeClaimPlan, NodeIndex};
 use crate::sym::Sym;
 
 use super::budgets::DisruptionReason;
@@ -75,8 +75,10 @@ pub struct Command {
     pub method: Method,
     pub reason: CommandReason,
     pub nodes: Vec<Sym>,
+    /// The same nodes, in the same order, as positions in the snapshot the
+    /// pass ran over.
     #[serde(skip)]
-    pub node_indices: Vec<usize>,
+    pub node_indices: Vec<NodeIndex>,
     pub replacements: Vec<NodeClaimPlan>,
     pub savings_per_hour: f64,
     pub pods_evicted: Vec<PodKey>,

@@ -7,6 +7,7 @@ use crate::model::{Node, NodePool};
 use crate::requirements::Requirements;
 
 use super::budgets::DisruptionReason;
+use super::candidates::{CandidateIndex, PoolIndex};
 use super::command::Method;
 use super::engine::Engine;
 use super::simulate::Fit;
@@ -48,7 +49,8 @@ impl Engine<'_> {
     /// Replaces the first drifted node whose pods can move (empty drifted
     /// nodes all at once), within the Drifted budgets.
     pub(super) fn drift(&mut self) -> bool {
-        let mut drifted: Vec<usize> = (0..self.candidates.len())
+        let mut drifted: Vec<CandidateIndex> = (0..self.candidates.len())
+            .map(CandidateIndex)
             .filter(|&c| self.candidates[c].drift.is_some())
             .collect();
         if drifted.is_empty() {
@@ -63,7 +65,7 @@ impl Engine<'_> {
                     .cmp(&self.snapshot.nodes[y.node].name),
             )
         });
-        let mut used: HashMap<usize, u32> = HashMap::new();
+        let mut used: HashMap<PoolIndex, u32> = HashMap::new();
         let mut empty = Vec::new();
         for &c in &drifted {
             let pool = self.candidates[c].pool;

@@ -6,13 +6,16 @@ use std::collections::HashMap;
 use crate::policy::types::ProposedMove;
 
 use super::budgets::DisruptionReason;
+use super::candidates::{CandidateIndex, PoolIndex};
 use super::command::Method;
 use super::engine::Engine;
+use super::scoring::row;
 
 impl Engine<'_> {
     /// Deletes empty nodes, as many as the Empty budgets allow.
     pub(super) fn emptiness(&mut self) -> bool {
-        let rows: Vec<usize> = (0..self.candidates.len())
+        let rows: Vec<CandidateIndex> = (0..self.candidates.len())
+            .map(CandidateIndex)
             .filter(|&c| self.candidates[c].consolidatable && self.candidates[c].pods.is_empty())
             .collect();
         if rows.is_empty() {
@@ -22,7 +25,7 @@ impl Engine<'_> {
         let moves: Vec<ProposedMove> = order
             .iter()
             .map(|&c| {
-                let row = rows.iter().position(|&r| r == c).unwrap_or(0) as u32;
+                let row = row(&rows, c);
                 ProposedMove {
                     reason: DisruptionReason::Empty.code(),
                     removed: vec![row],
@@ -35,7 +38,7 @@ impl Engine<'_> {
             .collect();
         self.pass.candidates_evaluated += order.len();
         let decided = self.scorer.approve(&ctx, &moves);
-        let mut used: HashMap<usize, u32> = HashMap::new();
+        let mut used: HashMap<PoolIndex, u32> = HashMap::new();
         let mut chosen = Vec::new();
         let mut savings = 0.0;
         let mut reasons = Vec::new();

@@ -9,10 +9,10 @@
 
 use crate::model::{Node, Pod};
 use crate::policy::ConsolidationScorer;
-use crate::scheduler::{NodeClaimPlan, Prepared, Snapshot};
+use crate::scheduler::{NodeClaimPlan, NodeIndex, Prepared, Snapshot};
 
 use super::budgets::{BudgetReport, DisruptionReason, PoolCounts, budget_report};
-use super::candidates::{Candidate, reschedulable};
+use super::candidates::{Candidate, CandidateIndex, PoolIndex, reschedulable};
 use super::command::{Command, Method, Pass};
 use super::settings::Settings;
 
@@ -51,7 +51,7 @@ pub(super) struct Engine<'a> {
     pub(super) candidates: Vec<Candidate>,
     pub(super) budgets: Vec<BudgetReport>,
     /// Nodes this pass expires: gone for every other decision.
-    pub(super) expiring: Vec<usize>,
+    pub(super) expiring: Vec<NodeIndex>,
     /// Pods of nodes already on their way out (marked for deletion or
     /// expiring): every what-if must find them a place too, as Karpenter's
     /// simulation does, or two moves would count on the same room.
@@ -81,9 +81,13 @@ impl<'a> Engine<'a> {
         }
     }
 
-    pub(super) fn pool_index(&self, node: &Node) -> Option<usize> {
+    pub(super) fn pool_index(&self, node: &Node) -> Option<PoolIndex> {
         let name = node.node_pool?;
-        self.snapshot.node_pools.iter().position(|p| p.name == name)
+        self.snapshot
+            .node_pools
+            .iter()
+            .position(|p| p.name == name)
+            .map(PoolIndex)
     }
 
     fn run(mut self) -> Pass {
@@ -101,7 +105,7 @@ impl<'a> Engine<'a> {
             .nodes
             .iter()
             .enumerate()
-            .filter(|(i, n)| n.marked_for_deletion || self.expiring.contains(i))
+            .filter(|&(i, n)| n.marked_for_deletion || self.expiring.contains(&NodeIndex(i)))
             .flat_map(|(_, n)| n.pods.iter().filter(|p| reschedulable(p)).cloned())
             .collect();
         self.compute_budgets();
@@ -118,7 +122,10 @@ impl<'a> Engine<'a> {
             let mut counts = PoolCounts::default();
             for (i, n) in s.nodes.iter().enumerate() {
                 if n.node_pool == Some(pool.name) {
-                    counts.add_node(n.ready, n.marked_for_deletion || self.expiring.contains(&i));
+                    counts.add_node(
+                        n.ready,
+                        n.marked_for_deletion || self.expiring.contains(&NodeIndex(i)),
+                    );
                 }
             }
             let report = budget_report(pool, counts, self.now);
@@ -129,7 +136,7 @@ impl<'a> Engine<'a> {
         }
     }
 
-    pub(super) fn allowed(&self, pool: usize, reason: DisruptionReason) -> u32 {
+    pub(super) fn allowed(&self, pool: PoolIndex, reason: DisruptionReason) -> u32 {
         self.budgets[pool].allowed(reason)
     }
 
@@ -137,7 +144,7 @@ impl<'a> Engine<'a> {
         &self,
         method: Method,
         reason: DisruptionReason,
-        cands: &[usize],
+        cands: &[CandidateIndex],
         replacements: Vec<NodeClaimPlan>,
         savings: f64,
         (decided_by, policy_reason): (String, String),

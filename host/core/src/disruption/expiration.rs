@@ -2,6 +2,7 @@
 //! and outside budgets; the voluntary methods then see them as leaving.
 
 use crate::model::Pod;
+use crate::scheduler::NodeIndex;
 
 use super::candidates::reschedulable;
 use super::command::{Command, CommandReason, Method};
@@ -25,7 +26,7 @@ impl Engine<'_> {
                     method: Method::Expiration,
                     reason: CommandReason::Expired,
                     nodes: vec![node.name],
-                    node_indices: vec![i],
+                    node_indices: vec![NodeIndex(i)],
                     replacements: Vec::new(),
                     savings_per_hour: 0.0,
                     pods_evicted: node

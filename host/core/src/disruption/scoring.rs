@@ -10,12 +10,22 @@ use crate::scheduler::DictionaryIndex;
 use crate::sym::Sym;
 
 use super::budgets::DisruptionReason;
-use super::candidates::reschedulable;
+use super::candidates::{CandidateIndex, reschedulable};
 use super::engine::Engine;
 
+/// Candidate `c`'s row in a policy context made over `rows`.
+pub(super) fn row(rows: &[CandidateIndex], c: CandidateIndex) -> u32 {
+    rows.iter().position(|&r| r == c).unwrap_or(0) as u32
+}
+
 impl Engine<'_> {
-    /// The policy's context over `rows` (candidate indices).
-    pub(super) fn context(&self, rows: &[usize], reason: DisruptionReason) -> ConsolidationContext {
+    /// The policy's context over `rows`: row `i` of its candidate table is
+    /// candidate `rows[i]`.
+    pub(super) fn context(
+        &self,
+        rows: &[CandidateIndex],
+        reason: DisruptionReason,
+    ) -> ConsolidationContext {
         let s = self.snapshot;
         let mut index = DictionaryIndex::default();
         let mut node_names = Dictionary::default();
@@ -39,7 +49,8 @@ impl Engine<'_> {
                 }
             };
             c.node.push(node_names.push(node.name.as_str()));
-            c.node_pool.push(cand.pool as u16);
+            c.node_pool
+                .push(index.node_pool(s.node_pools[cand.pool].name));
             c.instance_type.push(it);
             c.capacity_type.push(cand.capacity_type.code());
             c.zone.push(zone);
@@ -89,12 +100,12 @@ impl Engine<'_> {
     /// `rows` in the policy's order; rows it scores `None` are dropped.
     pub(super) fn ranked(
         &mut self,
-        rows: Vec<usize>,
+        rows: Vec<CandidateIndex>,
         reason: DisruptionReason,
-    ) -> (Vec<usize>, ConsolidationContext) {
+    ) -> (Vec<CandidateIndex>, ConsolidationContext) {
         let ctx = self.context(&rows, reason);
         let ranking = self.scorer.rank(&ctx).value;
-        let mut scored: Vec<(f64, Sym, usize)> = rows
+        let mut scored: Vec<(f64, Sym, CandidateIndex)> = rows
             .iter()
             .enumerate()
             .filter_map(|(i, &r)| {
@@ -111,14 +122,11 @@ impl Engine<'_> {
     pub(super) fn approve_one(
         &mut self,
         ctx: &ConsolidationContext,
-        rows: &[usize],
-        cands: &[usize],
+        rows: &[CandidateIndex],
+        cands: &[CandidateIndex],
         mut mv: ProposedMove,
     ) -> Option<(String, String)> {
-        mv.removed = cands
-            .iter()
-            .map(|c| rows.iter().position(|r| r == c).unwrap_or(0) as u32)
-            .collect();
+        mv.removed = cands.iter().map(|&c| row(rows, c)).collect();
         let decided = self.scorer.approve(ctx, &[mv]);
         let verdict = decided.value.into_iter().next()?;
         if verdict.approve {

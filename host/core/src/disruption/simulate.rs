@@ -3,8 +3,9 @@
 //! places the pods of nodes already leaving.
 
 use crate::model::Pod;
-use crate::scheduler::{NodeClaimPlan, Plan, solve_without};
+use crate::scheduler::{NodeClaimPlan, NodeIndex, Plan, solve_without};
 
+use super::candidates::CandidateIndex;
 use super::engine::Engine;
 
 /// The outcome of a what-if without some nodes.
@@ -18,8 +19,8 @@ pub(super) enum Fit {
 
 impl Engine<'_> {
     /// What-if: the pods of `cands` rescheduled without their nodes.
-    pub(super) fn fit(&self, cands: &[usize], price_cap: Option<f64>) -> Fit {
-        let removed: Vec<usize> = cands
+    pub(super) fn fit(&self, cands: &[CandidateIndex], price_cap: Option<f64>) -> Fit {
+        let removed: Vec<NodeIndex> = cands
             .iter()
             .map(|&c| self.candidates[c].node)
             .chain(self.expiring.iter().copied())

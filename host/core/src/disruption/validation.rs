@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use crate::policy::ConsolidationScorer;
 use crate::scheduler::{Prepared, Snapshot};
 
+use super::candidates::{CandidateIndex, PoolIndex};
 use super::command::{Command, Method};
 use super::engine::Engine;
 use super::settings::Settings;
@@ -48,7 +49,7 @@ pub fn validate(
                 "node {name} is gone or no longer a candidate"
             )));
         };
-        cands.push(c);
+        cands.push(CandidateIndex(c));
     }
     let reason = command.reason.budget().ok_or_else(|| {
         Invalidated(format!(
@@ -56,7 +57,7 @@ pub fn validate(
             command.reason, command.method
         ))
     })?;
-    let mut per_pool: HashMap<usize, u32> = HashMap::new();
+    let mut per_pool: HashMap<PoolIndex, u32> = HashMap::new();
     for &c in &cands {
         *per_pool.entry(engine.candidates[c].pool).or_default() += 1;
     }

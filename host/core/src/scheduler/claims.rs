@@ -11,6 +11,7 @@ use crate::requirements::{Requirement, Requirements};
 use crate::resources::Resources;
 use crate::sym::Sym;
 
+use super::index::{NodeIndex, PodIndex};
 use super::pods::PodState;
 use super::topology::{Topology, Universe};
 
@@ -261,7 +262,7 @@ pub(crate) struct Claim {
     pub requirements: Requirements,
     /// Pods' requests plus DaemonSet overhead.
     pub requests: Resources,
-    pub pods: Vec<usize>,
+    pub pods: Vec<PodIndex>,
     /// Instance types that still fit, by index.
     pub types: Vec<u32>,
     /// Per-resource maximum allocatable over `types`: a quick "no" for pods
@@ -302,7 +303,7 @@ impl Claim {
 
     pub fn try_add(
         &mut self,
-        p: usize,
+        p: PodIndex,
         pod: &PodState,
         types: &Types,
         templates: &[Template],
@@ -447,8 +448,7 @@ pub(crate) fn check_min_values(
 /// A node that exists or is launching, as a place for pods.
 #[derive(Debug, Clone)]
 pub(crate) struct Existing {
-    /// Index into the snapshot's nodes.
-    pub node: usize,
+    pub node: NodeIndex,
     pub name: Sym,
     pub initialized: bool,
     /// Shared until a pod narrows it: what-if solves clone every node.
@@ -457,13 +457,13 @@ pub(crate) struct Existing {
     available: Resources,
     requests: Resources,
     host_ports: Vec<HostPort>,
-    pub pods: Vec<usize>,
+    pub pods: Vec<PodIndex>,
 }
 
 impl Existing {
     /// `labels` is the node's labels as requirements.
     pub fn new(
-        index: usize,
+        index: NodeIndex,
         node: &Node,
         labels: &Requirements,
         daemon_sets: &[DaemonSet],
@@ -527,7 +527,7 @@ impl Existing {
 
     /// Places pod `p` here if it fits; existing nodes are only ever
     /// accepted or skipped, so no reason is kept.
-    pub fn try_add(&mut self, p: usize, pod: &PodState, topology: &mut Topology) -> bool {
+    pub fn try_add(&mut self, p: PodIndex, pod: &PodState, topology: &mut Topology) -> bool {
         if !self.requests.fits_with(&pod.requests, &self.available)
             || untolerated(&self.taints, &pod.pod.tolerations).is_some()
             || port_conflict(&self.host_ports, &pod.pod).is_some()

@@ -17,7 +17,7 @@ use dovetail_core::disruption::{
 use dovetail_core::labels;
 use dovetail_core::model::{Budget, ConsolidationPolicy, Pod};
 use dovetail_core::requirements::Operator;
-use dovetail_core::scheduler::{NodeClaimPlan, Prepared, solve_without};
+use dovetail_core::scheduler::{NodeClaimPlan, NodeIndex, Prepared, solve_without};
 
 /// Monday 2024-01-15 20:00 UTC.
 const NOW: u64 = 1_705_348_800;
@@ -737,7 +737,7 @@ fn consolidation_never_replaces_one_node_by_several() {
         snapshot,
         &Prepared::reusable(snapshot),
         &pods,
-        &[0],
+        &[NodeIndex(0)],
         Some(M5_4XLARGE),
     );
     assert_eq!(plan.node_claims.len(), 2, "{:?}", plan.node_claims);
@@ -1382,7 +1382,7 @@ fn a_command_is_a_plain_value_with_everything_filled_in() {
     assert_eq!(c.method, Method::SingleNodeConsolidation);
     assert_eq!(c.reason, CommandReason::Underutilized);
     assert_eq!(c.nodes.len(), 1);
-    assert_eq!(c.node_indices, [0]);
+    assert_eq!(c.node_indices, [NodeIndex(0)]);
     assert_eq!(
         c.pods_evicted,
         [given.snapshot.nodes[0].pods[0].key()],

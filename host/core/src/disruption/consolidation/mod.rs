@@ -13,6 +13,7 @@ use crate::scheduler::NodeClaimPlan;
 use crate::sym::Sym;
 
 use super::budgets::DisruptionReason;
+use super::candidates::CandidateIndex;
 use super::engine::Engine;
 use super::simulate::Fit;
 
@@ -26,8 +27,15 @@ type MoveResult = Result<(ProposedMove, Vec<NodeClaimPlan>), String>;
 impl Engine<'_> {
     /// Candidates for underutilisation moves, in the policy's order, within
     /// budgets.
-    fn underutilized(&mut self) -> (Vec<usize>, Vec<usize>, ConsolidationContext) {
-        let rows: Vec<usize> = (0..self.candidates.len())
+    fn underutilized(
+        &mut self,
+    ) -> (
+        Vec<CandidateIndex>,
+        Vec<CandidateIndex>,
+        ConsolidationContext,
+    ) {
+        let rows: Vec<CandidateIndex> = (0..self.candidates.len())
+            .map(CandidateIndex)
             .filter(|&c| {
                 let cand = &self.candidates[c];
                 cand.consolidatable
@@ -46,7 +54,7 @@ impl Engine<'_> {
     /// cheaper NodeClaim. `multi` relaxes the spot-to-spot type count rule.
     pub(in crate::disruption) fn consolidation_move(
         &self,
-        cands: &[usize],
+        cands: &[CandidateIndex],
         multi: bool,
     ) -> MoveResult {
         let price: f64 = cands.iter().map(|&c| self.candidates[c].price).sum();

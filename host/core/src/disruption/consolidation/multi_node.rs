@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use crate::disruption::budgets::DisruptionReason;
+use crate::disruption::candidates::{CandidateIndex, PoolIndex};
 use crate::disruption::command::Method;
 use crate::disruption::engine::Engine;
 
@@ -12,8 +13,8 @@ impl Engine<'_> {
     /// plus at most one cheaper node, found by binary search.
     pub(in crate::disruption) fn multi_node(&mut self) -> bool {
         let (rows, order, ctx) = self.underutilized();
-        let mut used: HashMap<usize, u32> = HashMap::new();
-        let mut within: Vec<usize> = Vec::new();
+        let mut used: HashMap<PoolIndex, u32> = HashMap::new();
+        let mut within: Vec<CandidateIndex> = Vec::new();
         for &c in &order {
             if within.len() >= self.settings.max_multi_node {
                 break;

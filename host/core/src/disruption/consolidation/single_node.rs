@@ -1,8 +1,10 @@
 //! Single-node consolidation (Karpenter's `singlenodeconsolidation.go`).
 
 use crate::disruption::budgets::DisruptionReason;
+use crate::disruption::candidates::CandidateIndex;
 use crate::disruption::command::Method;
 use crate::disruption::engine::Engine;
+use crate::disruption::scoring::row;
 use crate::policy::types::ConsolidationContext;
 
 use super::MoveResult;
@@ -38,8 +40,8 @@ impl Engine<'_> {
 
     fn single_node_batch(
         &mut self,
-        rows: &[usize],
-        order: &[usize],
+        rows: &[CandidateIndex],
+        order: &[CandidateIndex],
         ctx: &ConsolidationContext,
         workers: usize,
     ) -> bool {
@@ -48,7 +50,7 @@ impl Engine<'_> {
         let workers = workers.min(order.len().max(1));
         let chunk = order.len().div_ceil(workers.max(1)).max(1);
         let this = &*self;
-        let results: Vec<(usize, MoveResult)> = std::thread::scope(|scope| {
+        let results: Vec<(CandidateIndex, MoveResult)> = std::thread::scope(|scope| {
             let handles: Vec<_> = order
                 .chunks(chunk)
                 .map(|part| {
@@ -69,7 +71,7 @@ impl Engine<'_> {
         let mut found = Vec::new();
         for (c, result) in results {
             if let Ok((mut mv, claims)) = result {
-                mv.removed = vec![rows.iter().position(|&r| r == c).unwrap_or(0) as u32];
+                mv.removed = vec![row(rows, c)];
                 moves.push(mv);
                 found.push((c, claims));
             }
