@@ -26,7 +26,7 @@ use crate::sym::Sym;
 pub use crate::catalog::aws_catalog;
 pub use crate::template::{PodBuilder, pod};
 
-use crate::template::{parse_bytes, parse_cpu};
+use crate::template::{add_label, parse_bytes, parse_cpu};
 
 #[derive(Debug, Clone)]
 pub struct NodePoolBuilder(NodePool);
@@ -64,8 +64,7 @@ impl NodePoolBuilder {
     }
 
     pub fn label(mut self, k: &str, v: &str) -> Self {
-        self.0.labels.push((Sym::new(k), Sym::new(v)));
-        self.0.labels = sorted_labels(self.0.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        add_label(&mut self.0.labels, k, v);
         self
     }
 

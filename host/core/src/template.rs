@@ -7,13 +7,20 @@
 
 use crate::labels;
 use crate::model::{
-    Container, HostPort, InclusionPolicy, LabelSelector, Pod, PodAffinityTerm,
+    Container, HostPort, InclusionPolicy, LabelSelector, Labels, Pod, PodAffinityTerm,
     PreferredSchedulingTerm, TaintEffect, Toleration, TolerationOperator, TopologySpreadConstraint,
     WeightedPodAffinityTerm, WhenUnsatisfiable, effective_requests, sorted_labels,
 };
 use crate::requirements::{NodeSelectorRequirement, Operator};
 use crate::resources::{self, Resources};
 use crate::sym::Sym;
+
+/// Adds `k=v` to `labels`, kept as [`sorted_labels`] keeps them (sorted by
+/// key; a key already there keeps its value).
+pub(crate) fn add_label(labels: &mut Labels, k: &str, v: &str) {
+    labels.push((Sym::new(k), Sym::new(v)));
+    *labels = sorted_labels(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+}
 
 pub(crate) fn parse_cpu(q: &str) -> i64 {
     resources::parse_milli(q).unwrap_or_else(|e| panic!("cpu {q}: {e}"))
@@ -100,35 +107,17 @@ impl PodBuilder {
     }
 
     pub fn label(mut self, k: &str, v: &str) -> Self {
-        self.pod.labels.push((Sym::new(k), Sym::new(v)));
-        self.pod.labels = sorted_labels(
-            self.pod
-                .labels
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
+        add_label(&mut self.pod.labels, k, v);
         self
     }
 
     pub fn annotation(mut self, k: &str, v: &str) -> Self {
-        self.pod.annotations.push((Sym::new(k), Sym::new(v)));
-        self.pod.annotations = sorted_labels(
-            self.pod
-                .annotations
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
+        add_label(&mut self.pod.annotations, k, v);
         self
     }
 
     pub fn node_selector(mut self, k: &str, v: &str) -> Self {
-        self.pod.node_selector.push((Sym::new(k), Sym::new(v)));
-        self.pod.node_selector = sorted_labels(
-            self.pod
-                .node_selector
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
+        add_label(&mut self.pod.node_selector, k, v);
         self
     }
 

@@ -3,13 +3,11 @@
 //! their disruption cost; nodes that cannot be disrupted at all are left out
 //! with a reason.
 
-use std::ops::Index;
-
 use crate::catalog::CapacityType;
 use crate::labels;
 use crate::model::{Node, NodePool, Pod, label};
 use crate::policy::consolidate::pod_disruption_cost;
-use crate::scheduler::{NodeIndex, Snapshot};
+use crate::scheduler::{NodeIndex, Snapshot, index_by};
 use crate::sym::Sym;
 
 use super::budgets::BudgetReport;
@@ -23,34 +21,15 @@ use super::engine::Engine;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) struct CandidateIndex(pub usize);
 
-impl Index<CandidateIndex> for Vec<Candidate> {
-    type Output = Candidate;
-
-    fn index(&self, i: CandidateIndex) -> &Candidate {
-        &self[i.0]
-    }
-}
+index_by!(CandidateIndex => Candidate);
 
 /// A NodePool's position in [`Snapshot::node_pools`], and so in a pass's
 /// budgets, which follow that order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) struct PoolIndex(pub usize);
 
-impl Index<PoolIndex> for Vec<NodePool> {
-    type Output = NodePool;
-
-    fn index(&self, i: PoolIndex) -> &NodePool {
-        &self[i.0]
-    }
-}
-
-impl Index<PoolIndex> for Vec<BudgetReport> {
-    type Output = BudgetReport;
-
-    fn index(&self, i: PoolIndex) -> &BudgetReport {
-        &self[i.0]
-    }
-}
+index_by!(PoolIndex => NodePool);
+index_by!(PoolIndex => BudgetReport);
 
 /// A disruption candidate.
 #[derive(Debug, Clone)]

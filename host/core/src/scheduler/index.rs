@@ -8,6 +8,30 @@ use crate::model::Node;
 
 use super::claims::Claim;
 
+/// Indexes `Vec<$t>` by the position type `$i` (a tuple struct over
+/// `usize`); `mut` adds `IndexMut`.
+macro_rules! index_by {
+    ($i:ty => $t:ty) => {
+        impl std::ops::Index<$i> for Vec<$t> {
+            type Output = $t;
+
+            fn index(&self, i: $i) -> &$t {
+                &self[i.0]
+            }
+        }
+    };
+    ($i:ty => mut $t:ty) => {
+        $crate::scheduler::index_by!($i => $t);
+
+        impl std::ops::IndexMut<$i> for Vec<$t> {
+            fn index_mut(&mut self, i: $i) -> &mut $t {
+                &mut self[i.0]
+            }
+        }
+    };
+}
+pub(crate) use index_by;
+
 /// A node's position in [`super::Snapshot::nodes`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeIndex(pub usize);
@@ -20,13 +44,7 @@ impl Index<NodeIndex> for [Node] {
     }
 }
 
-impl Index<NodeIndex> for Vec<Node> {
-    type Output = Node;
-
-    fn index(&self, i: NodeIndex) -> &Node {
-        &self[i.0]
-    }
-}
+index_by!(NodeIndex => Node);
 
 /// A pending pod's position in the pods a solve was given. Every per-pod
 /// table of a solve has one entry per pending pod, in that order, and is
@@ -52,16 +70,4 @@ impl<T> IndexMut<PodIndex> for Vec<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct ClaimIndex(pub usize);
 
-impl Index<ClaimIndex> for Vec<Claim> {
-    type Output = Claim;
-
-    fn index(&self, i: ClaimIndex) -> &Claim {
-        &self[i.0]
-    }
-}
-
-impl IndexMut<ClaimIndex> for Vec<Claim> {
-    fn index_mut(&mut self, i: ClaimIndex) -> &mut Claim {
-        &mut self[i.0]
-    }
-}
+index_by!(ClaimIndex => mut Claim);

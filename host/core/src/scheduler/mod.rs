@@ -23,6 +23,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub use index::NodeIndex;
+pub(crate) use index::index_by;
 pub(crate) use launch::DictionaryIndex;
 pub use launch::{LaunchChoice, LaunchDecision, Provisioning, choose_launches, provision};
 pub use plan::{Binding, NodeClaimPlan, OfferingRef, Placement, Plan, Unschedulable};
