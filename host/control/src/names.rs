@@ -2,7 +2,7 @@
 //! `generateName` makes them, drawn from a seeded generator so a simulation
 //! replays exactly.
 
-use dovetail_core::policy::fixtures::SplitMix;
+use dovetail_core::rng::SplitMix;
 use dovetail_core::sym::Sym;
 
 use crate::state::ClusterState;

@@ -23,17 +23,18 @@ use dovetail_core::nodeclaim::{
     ConditionType, DO_NOT_SYNC_TAINTS_LABEL, INITIALIZED_LABEL, LaunchedOffering, NodeClaim,
     NodeClaimStatus, REGISTERED_LABEL, UNREGISTERED_TAINT,
 };
-use dovetail_core::policy::fixtures::SplitMix;
 use dovetail_core::policy::{ConsolidationScorer, InstanceSelector};
 use dovetail_core::resources::Resources;
+use dovetail_core::rng::SplitMix;
 use dovetail_core::scheduler::{Snapshot, daemon_schedules_on, solve};
 use dovetail_core::sym::Sym;
 
 use crate::baseline::StaticNodeGroups;
 use crate::cloud::{Ec2, Shortage, instance_id};
-use crate::report::{DecisionRecord, Report, Sample, percentile};
+use crate::report::{DecisionRecord, Report, Sample};
 use crate::types::{Autoscaler as Kind, EventKind, Scenario};
 use crate::world::{Owner, World};
+use dovetail_core::stats::percentile;
 
 pub(crate) const TICK_MS: u64 = 1_000;
 

@@ -26,6 +26,7 @@ mod engine;
 mod html;
 mod report;
 mod scenario;
+pub mod text;
 mod types;
 mod world;
 

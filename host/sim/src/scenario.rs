@@ -91,7 +91,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dovetail_core::builders::{aws_catalog, pod};
+use dovetail_core::catalog::aws_catalog;
 use dovetail_core::catalog::{CapacityType, Catalog, InstanceType, InstanceTypeSpec};
 use dovetail_core::disruption::{Settings, parse_go_duration};
 use dovetail_core::model::{
@@ -102,6 +102,7 @@ use dovetail_core::requirements::{NodeSelectorRequirement, Requirement};
 use dovetail_core::resources::{self, QuantityError, Resources};
 use dovetail_core::scheduler::Snapshot;
 use dovetail_core::sym::Sym;
+use dovetail_core::template::pod;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
@@ -763,7 +764,7 @@ fn node_pool(i: usize, m: NodePoolManifest) -> Result<NodePool, ScenarioError> {
     }
     pool.requirements = t.spec.requirements;
     let taint = |s: &TaintSpec| {
-        dovetail_core::builders::taint(&s.key, s.value.as_deref().unwrap_or(""), s.effect)
+        dovetail_core::model::Taint::new(&s.key, s.value.as_deref().unwrap_or(""), s.effect)
     };
     pool.taints = t.spec.taints.iter().map(taint).collect();
     pool.startup_taints = t.spec.startup_taints.iter().map(taint).collect();
