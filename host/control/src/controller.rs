@@ -17,6 +17,7 @@ use crate::actions::{Action, ActionError, Outcome};
 use crate::cloud::CloudProvider;
 use crate::decision::Decision;
 use crate::disruption::{Disruption, Timings};
+use crate::drift::DriftChecker;
 use crate::gc::GarbageCollector;
 use crate::interruption::{self, Interruption};
 use crate::lifecycle::{Lifecycle, Step};
@@ -155,6 +156,7 @@ pub struct Controller<'a> {
     provisioner: Provisioner,
     lifecycle: Lifecycle,
     disruption: Disruption,
+    drift: DriftChecker,
     termination: Termination,
     gc: GarbageCollector,
     unavailable: UnavailableOfferings,
@@ -184,6 +186,7 @@ impl<'a> Controller<'a> {
             provisioner: Provisioner::new(config.batch_idle_ms, config.batch_max_ms, config.seed),
             lifecycle: Lifecycle::new(config.launch_timeout, config.registration_timeout),
             disruption: Disruption::new(config.disruption, config.disruption_settings),
+            drift: DriftChecker::default(),
             termination: Termination::new(config.min_drain_ms),
             gc: GarbageCollector::default(),
             unavailable: UnavailableOfferings::new(config.unavailable_offering_ttl_ms),
@@ -221,6 +224,8 @@ impl Autoscaler for Controller<'_> {
         let step = self
             .lifecycle
             .reconcile(cluster.state(), cloud, &mut self.unavailable, now_ms);
+        execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
+        let step = self.drift.reconcile(cluster.state(), cloud, now_ms);
         execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
         self.catalog.refresh(cloud, &self.unavailable);
         let step = self.disruption.reconcile(

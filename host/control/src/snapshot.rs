@@ -13,7 +13,7 @@ use std::sync::Arc;
 use dovetail_core::catalog::{CapacityType, Catalog, InstanceType};
 use dovetail_core::labels;
 use dovetail_core::model::{Labels, Node, Pod};
-use dovetail_core::nodeclaim::NodeClaim;
+use dovetail_core::nodeclaim::{ConditionStatus, ConditionType, NodeClaim};
 use dovetail_core::scheduler::Snapshot;
 use dovetail_core::sym::Sym;
 
@@ -157,6 +157,10 @@ fn registered(entry: &NodeEntry, claim: Option<&NodeClaim>, catalog: &Catalog) -
             node.marked_for_deletion |= c.deleting();
             node.created_at = c.created_ms / 1000;
             node.node_pool_hash = c.node_pool_hash;
+            node.cloud_drift = c
+                .condition(ConditionType::Drifted)
+                .filter(|d| d.status == ConditionStatus::True)
+                .map(|d| d.reason.to_string());
             if let Some(l) = &c.status.launched {
                 node.price_per_hour = l.price;
             }
@@ -229,5 +233,6 @@ pub fn in_flight(claim: &NodeClaim, catalog: &Catalog) -> Option<Node> {
         nominated: false,
         last_pod_event: claim.created_ms / 1000,
         node_pool_hash: claim.node_pool_hash,
+        cloud_drift: None,
     })
 }

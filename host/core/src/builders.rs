@@ -164,6 +164,7 @@ pub fn node(
         nominated: false,
         last_pod_event: 0,
         node_pool_hash: None,
+        cloud_drift: None,
     })
 }
 

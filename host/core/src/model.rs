@@ -381,6 +381,9 @@ pub struct Node {
     /// The NodePool template hash it was launched with
     /// (`karpenter.sh/nodepool-hash`); a different current hash is drift.
     pub node_pool_hash: Option<u64>,
+    /// Drift the cloud reported for its instance (image, subnet, security
+    /// groups…), e.g. `AMIDrift`.
+    pub cloud_drift: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

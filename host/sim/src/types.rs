@@ -336,5 +336,6 @@ pub fn node_for(
         nominated: false,
         last_pod_event: created_at,
         node_pool_hash: template.map(|t| t.template_hash()),
+        cloud_drift: None,
     })
 }

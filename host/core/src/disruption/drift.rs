@@ -34,15 +34,18 @@ pub(super) fn drift(pool: &NodePool, facts: &PoolFacts, node: &Node) -> Option<S
     {
         return Some(format!("NodePool `{}` template changed", pool.name));
     }
-    let reqs = facts.requirements.as_ref()?;
-    let node_labels = Requirements::from_labels(node.labels.iter().map(|(k, v)| (k, v)));
-    if let Err(e) = node_labels.compatible(reqs, false, "the node") {
-        return Some(format!(
-            "no longer meets NodePool `{}` requirements: {e}",
-            pool.name
-        ));
+    if let Some(reqs) = facts.requirements.as_ref() {
+        let node_labels = Requirements::from_labels(node.labels.iter().map(|(k, v)| (k, v)));
+        if let Err(e) = node_labels.compatible(reqs, false, "the node") {
+            return Some(format!(
+                "no longer meets NodePool `{}` requirements: {e}",
+                pool.name
+            ));
+        }
     }
-    None
+    node.cloud_drift
+        .as_ref()
+        .map(|d| format!("{d}: the instance no longer matches its node class"))
 }
 
 impl Engine<'_> {
