@@ -55,7 +55,7 @@ pub fn node_claim(
         startup_taints: pool.map(|p| p.startup_taints.clone()).unwrap_or_default(),
         node_class_ref: pool.map(|p| p.node_class_ref.clone()).unwrap_or_default(),
         expire_after: pool.and_then(|p| p.expire_after),
-        termination_grace_period: None,
+        termination_grace_period: pool.and_then(|p| p.termination_grace_period),
         launch,
         node_pool_hash: pool.map(NodePool::template_hash),
         created_ms: now_ms,

@@ -468,6 +468,9 @@ pub struct NodePool {
     pub node_class_ref: NodeClassRef,
     /// `None` = `Never`; Karpenter's default is 720h.
     pub expire_after: Option<Duration>,
+    /// How long a drain may wait for PodDisruptionBudgets and
+    /// `do-not-disrupt` pods before deleting them; `None` waits forever.
+    pub termination_grace_period: Option<Duration>,
     /// Most resources the pool's nodes may add up to, by resource name (CPU
     /// in millicores, memory in bytes, `nodes` in nodes); empty = no limit.
     pub limits: Vec<(Sym, i64)>,
@@ -508,6 +511,7 @@ impl NodePool {
             requirements: Vec::new(),
             node_class_ref: NodeClassRef::default(),
             expire_after: Some(Duration::from_secs(720 * 3600)),
+            termination_grace_period: None,
             limits: Vec::new(),
             disruption: DisruptionSettings::default(),
         }
