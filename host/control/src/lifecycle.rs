@@ -83,7 +83,7 @@ impl Lifecycle {
     ) -> Step {
         let mut step = Step::default();
         let claims: Vec<&NodeClaim> = state
-            .claims()
+            .unsettled_claims()
             .map(|(_, c)| c)
             .filter(|c| !c.deleting() && !c.initialized())
             .collect();

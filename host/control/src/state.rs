@@ -99,9 +99,14 @@ pub struct ClusterState {
     claims: BTreeMap<ClaimId, NodeClaim>,
     claim_ids: HashMap<Sym, ClaimId>,
     claims_by_provider: HashMap<String, ClaimId>,
+    /// NodeClaims not yet initialised, or being deleted: what the lifecycle
+    /// and termination look at.
+    unsettled: BTreeSet<ClaimId>,
     nodes: BTreeMap<NodeId, NodeEntry>,
     node_ids: HashMap<Sym, NodeId>,
     nodes_by_provider: HashMap<String, NodeId>,
+    /// Nodes whose deletion was requested.
+    deleting_nodes: BTreeSet<NodeId>,
     pods: HashMap<PodId, PodEntry>,
     pod_ids: HashMap<PodKey, PodId>,
     /// Live pods bound to no node, DaemonSet pods excepted.
@@ -241,6 +246,16 @@ impl ClusterState {
         self.claims.iter().map(|(&id, c)| (id, c))
     }
 
+    /// NodeClaims not yet initialised, or being deleted, in creation order.
+    pub fn unsettled_claims(&self) -> impl Iterator<Item = (ClaimId, &NodeClaim)> {
+        self.unsettled.iter().map(|&id| (id, &self.claims[&id]))
+    }
+
+    /// Nodes whose deletion was requested.
+    pub fn deleting_nodes(&self) -> impl Iterator<Item = (NodeId, &NodeEntry)> {
+        self.deleting_nodes.iter().map(|&id| (id, &self.nodes[&id]))
+    }
+
     pub fn claim(&self, id: ClaimId) -> Option<&NodeClaim> {
         self.claims.get(&id)
     }
@@ -278,6 +293,11 @@ impl ClusterState {
             self.claims_by_provider.insert(p.clone(), id);
         }
         let deleting = claim.deleting();
+        if deleting || !claim.initialized() {
+            self.unsettled.insert(id);
+        } else {
+            self.unsettled.remove(&id);
+        }
         self.claims.insert(id, claim);
         if deleting && !was_deleting {
             self.nominee_lost(Nominee::Claim(id), now_ms);
@@ -290,6 +310,7 @@ impl ClusterState {
     pub fn delete_claim(&mut self, name: Sym, now_ms: u64) -> Option<NodeClaim> {
         let id = self.claim_ids.remove(&name)?;
         let claim = self.claims.remove(&id)?;
+        self.unsettled.remove(&id);
         if let Some(p) = &claim.status.provider_id {
             self.claims_by_provider.remove(p);
         }
@@ -411,6 +432,11 @@ impl ClusterState {
     pub fn update_node(&mut self, id: NodeId, change: impl FnOnce(&mut NodeEntry)) {
         if let Some(e) = self.nodes.get_mut(&id) {
             change(e);
+            if e.deletion_ms.is_some() {
+                self.deleting_nodes.insert(id);
+            } else {
+                self.deleting_nodes.remove(&id);
+            }
             self.changed();
         }
     }
@@ -462,6 +488,7 @@ impl ClusterState {
             && e.deletion_ms.is_none()
         {
             e.deletion_ms = Some(now_ms);
+            self.deleting_nodes.insert(id);
             self.nominee_lost(Nominee::Node(id), now_ms);
             self.changed();
         }
@@ -474,6 +501,7 @@ impl ClusterState {
             return Vec::new();
         };
         self.node_ids.remove(&e.node.name);
+        self.deleting_nodes.remove(&id);
         if let Some(p) = &e.provider_id {
             self.nodes_by_provider.remove(p);
         }

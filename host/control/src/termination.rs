@@ -99,7 +99,7 @@ impl Termination {
         now_ms: u64,
     ) -> Step {
         let mut step = Step::default();
-        for (_, claim) in state.claims() {
+        for (_, claim) in state.unsettled_claims() {
             if !claim.deleting() || !claim.finalizer {
                 continue;
             }
@@ -112,8 +112,8 @@ impl Termination {
         }
         // Nodes deleted by someone else: their NodeClaim goes too, as in
         // Karpenter; a node without one is drained and released.
-        for (id, n) in state.nodes() {
-            if n.deletion_ms.is_none() || !n.finalizer {
+        for (id, n) in state.deleting_nodes() {
+            if !n.finalizer {
                 continue;
             }
             match state.claim_of_node(n).and_then(|c| state.claim(c)) {

@@ -49,6 +49,8 @@ pub(crate) struct Ec2 {
     region: Sym,
     /// By instance ID, in launch order (IDs are sequential).
     pub instances: BTreeMap<u64, SimInstance>,
+    /// Instances still to register, become Ready or be reclaimed.
+    pub busy: std::collections::BTreeSet<u64>,
     next_id: u64,
     launch_ms: u64,
     ready_ms: u64,
@@ -80,6 +82,7 @@ impl Ec2 {
             region: catalog.region,
             catalog,
             instances: BTreeMap::new(),
+            busy: std::collections::BTreeSet::new(),
             next_id: 0x0a00_0000_0000_0000,
             launch_ms,
             ready_ms,
@@ -167,6 +170,7 @@ impl Ec2 {
                 terminated_at: None,
             },
         );
+        self.busy.insert(id);
         self.live_price += price;
         self.launched += 1;
         self.live += 1;
@@ -190,6 +194,7 @@ impl Ec2 {
             return;
         }
         i.terminated_at = Some(now);
+        self.busy.remove(&id);
         i.instance.state = InstanceState::Terminated;
         self.live_price -= i.instance.price;
         self.live -= 1;
@@ -204,6 +209,7 @@ impl Ec2 {
     pub fn reclaim(&mut self, id: u64, at: u64) {
         if let Some(i) = self.instances.get_mut(&id) {
             i.reclaim_at = Some(at);
+            self.busy.insert(id);
         }
     }
 

@@ -122,8 +122,8 @@ pub struct Simulation<'a> {
     pod_serial: usize,
     /// Why each node is going, for the `NodeDeleted` event.
     why: HashMap<Sym, String>,
-    /// Nodes whose DaemonSet pods are placed.
-    daemons_placed: BTreeSet<NodeId>,
+    /// Registered nodes whose DaemonSet pods are still to be placed.
+    awaiting_daemons: BTreeSet<NodeId>,
 }
 
 impl<'a> Simulation<'a> {
@@ -217,7 +217,7 @@ impl<'a> Simulation<'a> {
             events: Vec::new(),
             pod_serial: 0,
             why: HashMap::new(),
-            daemons_placed: BTreeSet::new(),
+            awaiting_daemons: BTreeSet::new(),
             scenario,
         };
         s.start_state();
@@ -571,10 +571,9 @@ impl<'a> Simulation<'a> {
         let mut register = Vec::new();
         let mut ready = Vec::new();
         let mut reclaim = Vec::new();
-        for (&id, i) in &self.cloud.instances {
-            if i.terminated_at.is_some() {
-                continue;
-            }
+        let mut settled = Vec::new();
+        for &id in &self.cloud.busy {
+            let i = &self.cloud.instances[&id];
             if i.reclaim_at.is_some_and(|t| t <= now) {
                 reclaim.push(id);
                 continue;
@@ -584,13 +583,19 @@ impl<'a> Simulation<'a> {
             if node.is_none() && i.running_at <= now {
                 register.push(id);
             }
-            if i.ready_at <= now
-                && node
-                    .and_then(|n| self.world.state.node(n))
-                    .is_some_and(|n| !n.node.ready)
-            {
+            let is_ready = node
+                .and_then(|n| self.world.state.node(n))
+                .is_some_and(|n| n.node.ready);
+            if i.ready_at <= now && node.is_some() && !is_ready {
                 ready.push(id);
             }
+            // Nothing more will happen to it until it is reclaimed.
+            if i.reclaim_at.is_none() && i.ready_at <= now && node.is_some() {
+                settled.push(id);
+            }
+        }
+        for id in settled {
+            self.cloud.busy.remove(&id);
         }
         for id in register {
             self.register(id, now_ms);
@@ -619,13 +624,18 @@ impl<'a> Simulation<'a> {
         }
         // DaemonSet pods land once the node is registered with Dovetail.
         let fresh: Vec<NodeId> = self
-            .world
-            .state
-            .nodes()
-            .filter(|(id, n)| !self.daemons_placed.contains(id) && !n.has_taint(UNREGISTERED_TAINT))
-            .map(|(id, _)| id)
+            .awaiting_daemons
+            .iter()
+            .copied()
+            .filter(|&id| {
+                self.world
+                    .state
+                    .node(id)
+                    .is_none_or(|n| !n.has_taint(UNREGISTERED_TAINT))
+            })
             .collect();
         for id in fresh {
+            self.awaiting_daemons.remove(&id);
             self.place_daemons(id);
         }
         for id in reclaim {
@@ -679,13 +689,13 @@ impl<'a> Simulation<'a> {
             ..Node::default()
         };
         let pid = i.provider_id.clone();
-        self.world.state.apply_node(node, Some(pid), false, now_ms);
+        let id = self.world.state.apply_node(node, Some(pid), false, now_ms);
+        self.awaiting_daemons.insert(id);
     }
 
     /// The DaemonSet controller: a pod of every DaemonSet that runs on the
     /// node, by the scheduler's own rule.
     fn place_daemons(&mut self, id: NodeId) {
-        self.daemons_placed.insert(id);
         let Some(entry) = self.world.state.node(id) else {
             return;
         };

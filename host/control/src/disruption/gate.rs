@@ -102,7 +102,7 @@ impl Gate {
 
     fn provisioning(&self, state: &ClusterState, queue: &Queue, now_ms: u64) -> bool {
         let launching = state
-            .claims()
+            .unsettled_claims()
             .any(|(_, c)| !c.deleting() && !c.initialized() && !queue.is_replacement(c.name));
         launching
             || state.pending().iter().any(|&p| {

@@ -63,6 +63,8 @@ pub struct Disruption {
     queue: Queue,
     /// The last pass's cluster, by cluster key.
     pass_cache: Option<((u64, u64), Snapshot, Prepared)>,
+    /// Leftover taints are looked for once per poll interval.
+    next_cleanup_ms: u64,
 }
 
 impl Disruption {
@@ -73,6 +75,7 @@ impl Disruption {
             timings,
             settings,
             pass_cache: None,
+            next_cleanup_ms: 0,
         }
     }
 
@@ -92,7 +95,10 @@ impl Disruption {
         now_ms: u64,
     ) -> Step {
         let mut step = Step::default();
-        step.actions.extend(self.stale_taints(state));
+        if now_ms >= self.next_cleanup_ms {
+            self.next_cleanup_ms = now_ms + self.timings.poll_ms;
+            step.actions.extend(self.stale_taints(state));
+        }
         step.extend(self.queue.advance(state, now_ms));
         if self.queue.validating() {
             self.gate.skip(now_ms);
