@@ -318,22 +318,32 @@ fn drain_pods(
     let Some(current) = tiers.iter().find(|t| !t.is_empty()) else {
         return false;
     };
-    let past_deadline = deadline_ms.is_some_and(|d| now_ms >= d);
-    for pod in current {
-        let key = pod.key();
-        let deleting = state
-            .pod_id(&key)
+    let deleting = |key: &PodKey| {
+        state
+            .pod_id(key)
             .and_then(|id| state.pod(id))
-            .is_some_and(|e| e.deleting);
-        if past_deadline {
+            .is_some_and(|e| e.deleting)
+    };
+    if deadline_ms.is_some_and(|d| now_ms >= d) {
+        // Past the NodeClaim's grace period every pod left goes, whatever
+        // its tier; those already terminating are on their way.
+        for pod in tiers.iter().flatten() {
+            let key = pod.key();
+            if deleting(&key) {
+                continue;
+            }
             step.actions.push(Action::DeletePod { pod: key });
             step.actions.push(Action::Event(Event::normal(
                 ObjectRef::pod(key),
                 EventReason::Disrupted,
                 "Deleting the pod to accommodate the terminationTime of the NodeClaim",
             )));
-            continue;
         }
+        return true;
+    }
+    for pod in current {
+        let key = pod.key();
+        let deleting = deleting(&key);
         if deleting || pod_protected(pod, now_ms / 1000) {
             continue;
         }
