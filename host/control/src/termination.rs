@@ -172,6 +172,20 @@ impl Termination {
         if node.deletion_ms.is_none() {
             step.actions.push(Action::DeleteNode { name });
         }
+        let provider_id = claim
+            .and_then(|c| c.status.provider_id.clone())
+            .or_else(|| node.provider_id.clone());
+        // The instance is gone and the node not Ready: no kubelet is left to
+        // drain it, so it goes at once (a Ready node still has one, whatever
+        // the cloud says).
+        if !node.node.ready
+            && provider_id
+                .as_deref()
+                .is_some_and(|p| matches!(cloud.get(p), Err(CloudError::NotFound(_))))
+        {
+            self.finish(name, claim, step);
+            return;
+        }
         if !node.has_taint(DISRUPTED_TAINT) {
             step.actions.push(Action::TaintNode {
                 name,
@@ -215,9 +229,6 @@ impl Termination {
                 step.actions.push(Action::UpdateNodeClaim(c));
             }
         }
-        let provider_id = claim
-            .and_then(|c| c.status.provider_id.clone())
-            .or_else(|| node.provider_id.clone());
         if let Some(pid) = provider_id {
             if !drain.instance_deleted {
                 if let Err(e) = cloud.delete(&pid, now_ms) {
@@ -237,6 +248,11 @@ impl Termination {
                 return;
             }
         }
+        self.finish(name, claim, step);
+    }
+
+    /// Removes the node's and the NodeClaim's finalizers.
+    fn finish(&self, name: Sym, claim: Option<&NodeClaim>, step: &mut Step) {
         step.actions.push(Action::RemoveNodeFinalizer { name });
         if let Some(c) = claim {
             step.actions
