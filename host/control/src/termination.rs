@@ -15,6 +15,7 @@
 //!   the cloud reports it gone the node's and NodeClaim's finalizers go.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use dovetail_core::model::{Pod, PodKey, Taint, TaintEffect, Toleration};
 use dovetail_core::nodeclaim::{
@@ -138,13 +139,13 @@ impl Termination {
         step: &mut Step,
     ) {
         if let Some(pid) = &claim.status.provider_id {
-            if !self.deleted.contains_key(&claim.name) {
+            if let Entry::Vacant(entry) = self.deleted.entry(claim.name) {
                 if let Err(e) = cloud.delete(pid, now_ms) {
                     step.decisions
                         .push(Decision::ActionFailed(format!("terminate {pid}: {e}")));
                     return;
                 }
-                self.deleted.insert(claim.name, true);
+                entry.insert(true);
             }
             if !matches!(cloud.get(pid), Err(CloudError::NotFound(_))) {
                 return;
