@@ -135,10 +135,13 @@ fn a_registered_node_claim_whose_instance_is_gone_is_deleted_at_the_two_minute_c
 #[test]
 fn a_node_claim_whose_instance_is_gone_but_whose_node_is_ready_is_kept() {
     let mut w = world();
-    let (claim, _) = w.existing_node("default", "m5.large", CapacityType::OnDemand, 10 * MIN);
+    let (claim, node) = w.existing_node("default", "m5.large", CapacityType::OnDemand, 10 * MIN);
+    w.run_pod(pod("web").cpu("1").build(), node);
     let pid = w.claim(claim).status.provider_id.clone().unwrap();
     w.reconcile();
     w.cloud.instances.remove(&pid);
     w.run_to(START + 5 * MIN);
+    assert!(w.decided(|d| matches!(d, Decision::ClaimCollected { .. })).is_empty());
     assert!(!w.deleting(claim), "its kubelet still reports Ready");
 }
+

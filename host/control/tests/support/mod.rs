@@ -249,10 +249,10 @@ impl World {
         self.state().claim_by_name(name).is_some()
     }
 
+    /// Whether the NodeClaim is being deleted; fails the test when it is
+    /// already gone, so "not deleting" cannot pass for a claim that went.
     pub fn deleting(&self, name: Sym) -> bool {
-        self.state()
-            .claim_by_name(name)
-            .is_some_and(NodeClaim::deleting)
+        self.claim(name).deleting()
     }
 
     pub fn node(&self, id: NodeId) -> &dovetail_control::state::NodeEntry {
