@@ -209,6 +209,24 @@ fn a_command_that_no_longer_holds_at_validation_does_nothing() {
 }
 
 #[test]
+fn a_command_whose_node_got_a_nominated_pod_is_invalidated() {
+    let mut w = World::new(vec![pool("default", &["m5.large"])]);
+    let (claim, node) = w.existing_node("default", "m5.large", CapacityType::OnDemand, 10 * MIN);
+    w.reconcile();
+    w.run_to(START + 12 * S);
+    // A pending pod that fits the empty node: it is nominated there, and
+    // kube-scheduler has not bound it yet at validation.
+    let p = w.pending(pod("late").cpu("1").build());
+    w.run_to(START + 25 * S);
+    assert_eq!(w.nominated_claim(p), Some(claim));
+    let invalidated = w.decided(|d| matches!(d, Decision::CommandInvalidated { .. }));
+    assert_eq!(invalidated.len(), 1, "{:?}", w.decisions);
+    assert!(!w.tainted(node, DISRUPTED_TAINT));
+    assert!(!w.deleting(claim));
+    assert!(w.claim_names() == vec![claim], "no NodeClaim for the pod");
+}
+
+#[test]
 fn a_fresh_controller_takes_back_the_taints_and_reasons_of_a_command_it_does_not_know() {
     let (mut w, claim, node) = underutilized();
     // A second node being deleted keeps its taint.

@@ -141,7 +141,9 @@ fn a_node_claim_whose_instance_is_gone_but_whose_node_is_ready_is_kept() {
     w.reconcile();
     w.cloud.instances.remove(&pid);
     w.run_to(START + 5 * MIN);
-    assert!(w.decided(|d| matches!(d, Decision::ClaimCollected { .. })).is_empty());
+    assert!(
+        w.decided(|d| matches!(d, Decision::ClaimCollected { .. }))
+            .is_empty()
+    );
     assert!(!w.deleting(claim), "its kubelet still reports Ready");
 }
-
