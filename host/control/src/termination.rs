@@ -172,6 +172,20 @@ impl Termination {
         if node.deletion_ms.is_none() {
             step.actions.push(Action::DeleteNode { name });
         }
+        let provider_id = claim
+            .and_then(|c| c.status.provider_id.clone())
+            .or_else(|| node.provider_id.clone());
+        // The instance is gone and the node not Ready: no kubelet is left to
+        // drain it, so it goes at once (a Ready node still has one, whatever
+        // the cloud says).
+        if !node.node.ready
+            && provider_id
+                .as_deref()
+                .is_some_and(|p| matches!(cloud.get(p), Err(CloudError::NotFound(_))))
+        {
+            self.finish(name, claim, step);
+            return;
+        }
         if !node.has_taint(DISRUPTED_TAINT) {
             step.actions.push(Action::TaintNode {
                 name,
@@ -215,9 +229,6 @@ impl Termination {
                 step.actions.push(Action::UpdateNodeClaim(c));
             }
         }
-        let provider_id = claim
-            .and_then(|c| c.status.provider_id.clone())
-            .or_else(|| node.provider_id.clone());
         if let Some(pid) = provider_id {
             if !drain.instance_deleted {
                 if let Err(e) = cloud.delete(&pid, now_ms) {
@@ -237,6 +248,11 @@ impl Termination {
                 return;
             }
         }
+        self.finish(name, claim, step);
+    }
+
+    /// Removes the node's and the NodeClaim's finalizers.
+    fn finish(&self, name: Sym, claim: Option<&NodeClaim>, step: &mut Step) {
         step.actions.push(Action::RemoveNodeFinalizer { name });
         if let Some(c) = claim {
             step.actions
@@ -318,22 +334,32 @@ fn drain_pods(
     let Some(current) = tiers.iter().find(|t| !t.is_empty()) else {
         return false;
     };
-    let past_deadline = deadline_ms.is_some_and(|d| now_ms >= d);
-    for pod in current {
-        let key = pod.key();
-        let deleting = state
-            .pod_id(&key)
+    let deleting = |key: &PodKey| {
+        state
+            .pod_id(key)
             .and_then(|id| state.pod(id))
-            .is_some_and(|e| e.deleting);
-        if past_deadline {
+            .is_some_and(|e| e.deleting)
+    };
+    if deadline_ms.is_some_and(|d| now_ms >= d) {
+        // Past the NodeClaim's grace period every pod left goes, whatever
+        // its tier; those already terminating are on their way.
+        for pod in tiers.iter().flatten() {
+            let key = pod.key();
+            if deleting(&key) {
+                continue;
+            }
             step.actions.push(Action::DeletePod { pod: key });
             step.actions.push(Action::Event(Event::normal(
                 ObjectRef::pod(key),
                 EventReason::Disrupted,
                 "Deleting the pod to accommodate the terminationTime of the NodeClaim",
             )));
-            continue;
         }
+        return true;
+    }
+    for pod in current {
+        let key = pod.key();
+        let deleting = deleting(&key);
         if deleting || pod_protected(pod, now_ms / 1000) {
             continue;
         }

@@ -21,6 +21,8 @@ use crate::state::{ClusterState, NodeId, Nominee, PodId};
 
 /// A scripted cloud: creates succeed on the first offering not listed in
 /// `insufficient`, unless `next_errors` holds an error for the next call.
+/// With `slow_termination`, a deleted instance shuts down until
+/// [`FakeCloud::finish_termination`] says it is gone.
 #[derive(Debug)]
 pub struct FakeCloud {
     pub catalog: Arc<Catalog>,
@@ -28,8 +30,11 @@ pub struct FakeCloud {
     pub insufficient: HashSet<OfferingKey>,
     pub next_errors: VecDeque<CreateError>,
     pub create_calls: Vec<Sym>,
+    /// When each of `create_calls` was made (Unix ms).
+    pub create_times: Vec<u64>,
     pub delete_calls: Vec<String>,
     pub drifted: HashSet<Sym>,
+    pub slow_termination: bool,
     next_id: u64,
 }
 
@@ -41,10 +46,17 @@ impl FakeCloud {
             insufficient: HashSet::new(),
             next_errors: VecDeque::new(),
             create_calls: Vec::new(),
+            create_times: Vec::new(),
             delete_calls: Vec::new(),
             drifted: HashSet::new(),
+            slow_termination: false,
             next_id: 0,
         }
+    }
+
+    /// A shutting-down instance is gone.
+    pub fn finish_termination(&mut self, provider_id: &str) {
+        self.instances.remove(provider_id);
     }
 
     /// An instance launched outside any NodeClaim.
@@ -76,6 +88,7 @@ impl FakeCloud {
 impl CloudProvider for FakeCloud {
     fn create(&mut self, claim: &NodeClaim, now_ms: u64) -> Result<Launch, CreateError> {
         self.create_calls.push(claim.name);
+        self.create_times.push(now_ms);
         if let Some(e) = self.next_errors.pop_front() {
             return Err(e);
         }
@@ -124,7 +137,13 @@ impl CloudProvider for FakeCloud {
 
     fn delete(&mut self, provider_id: &str, _now_ms: u64) -> Result<(), CloudError> {
         self.delete_calls.push(provider_id.to_string());
-        self.instances.remove(provider_id);
+        if self.slow_termination {
+            if let Some(i) = self.instances.get_mut(provider_id) {
+                i.state = InstanceState::ShuttingDown;
+            }
+        } else {
+            self.instances.remove(provider_id);
+        }
         Ok(())
     }
 
@@ -153,13 +172,15 @@ impl CloudProvider for FakeCloud {
 
 /// A cluster that applies actions to its state at once. Evictions are
 /// answered from the PodDisruptionBudgets' `disruptionsAllowed`; an evicted
-/// pod is deleted. Every action is kept in `log`.
+/// pod is deleted, or with `graceful_eviction` left terminating until the
+/// test deletes it. Every action is kept in `log`.
 #[derive(Debug, Default)]
 pub struct MemoryCluster {
     pub state: ClusterState,
     pub log: Vec<Action>,
     /// Pods whose eviction the API answers with 404, whatever the budgets.
     pub refuse: HashSet<PodId>,
+    pub graceful_eviction: bool,
 }
 
 impl MemoryCluster {
@@ -174,6 +195,18 @@ impl MemoryCluster {
     /// with the claim's taints and start-up taints plus
     /// `karpenter.sh/unregistered`.
     pub fn register(&mut self, cloud: &FakeCloud, claim: Sym, now_ms: u64) -> NodeId {
+        self.register_with(cloud, claim, now_ms, |_| {})
+    }
+
+    /// [`MemoryCluster::register`], with the Node changed by `edit` before
+    /// it appears.
+    pub fn register_with(
+        &mut self,
+        cloud: &FakeCloud,
+        claim: Sym,
+        now_ms: u64,
+        edit: impl FnOnce(&mut Node),
+    ) -> NodeId {
         let c = self.state.claim_by_name(claim).expect("claim").clone();
         let pid = c.status.provider_id.clone().expect("launched");
         let i = cloud.instances.get(&pid).expect("instance");
@@ -195,6 +228,8 @@ impl MemoryCluster {
             created_at: now_ms / 1000,
             ..Node::default()
         };
+        let mut node = node;
+        edit(&mut node);
         self.state.apply_node(node, Some(pid), false, now_ms)
     }
 
@@ -259,6 +294,9 @@ impl Cluster for MemoryCluster {
                     let mut l = e.node.labels.clone();
                     l.extend(patch.labels.iter().copied());
                     e.node.labels = sort_labels(l);
+                    let mut a = e.node.annotations.clone();
+                    a.extend(patch.annotations.iter().copied());
+                    e.node.annotations = sort_labels(a);
                     e.node
                         .taints
                         .retain(|t| !patch.remove_taints.contains(&t.key));
@@ -319,7 +357,11 @@ impl Cluster for MemoryCluster {
                     let allowed = self.state.pdbs()[b].disruptions_allowed;
                     self.state.set_disruptions_allowed(b, allowed - 1);
                 }
-                self.state.delete_pod(id, now_ms);
+                if self.graceful_eviction {
+                    self.state.mark_pod_deleting(id);
+                } else {
+                    self.state.delete_pod(id, now_ms);
+                }
                 return Ok(Outcome::Eviction(EvictionResult::Evicted));
             }
             Action::DeletePod { pod } => {

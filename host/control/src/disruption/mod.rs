@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use dovetail_core::catalog::Catalog;
 use dovetail_core::disruption::{self, Method, Settings};
-use dovetail_core::nodeclaim::DISRUPTED_TAINT;
+use dovetail_core::nodeclaim::{ConditionType, DISRUPTED_TAINT};
 use dovetail_core::policy::ConsolidationScorer;
 use dovetail_core::scheduler::{Prepared, Snapshot};
 use dovetail_core::sym::Sym;
@@ -144,26 +144,37 @@ impl Disruption {
         step
     }
 
-    /// `karpenter.sh/disrupted` taints on nodes that are neither being
-    /// deleted nor part of a running command: left by a command given up
-    /// while the controller was down. Taken back.
+    /// `karpenter.sh/disrupted` taints and `DisruptionReason` conditions on
+    /// nodes that are neither being deleted nor part of a running command:
+    /// left by a command given up while the controller was down. Taken back.
     fn stale_taints(&self, state: &ClusterState) -> Vec<Action> {
         let mut actions = Vec::new();
         for (_, n) in state.nodes() {
-            if n.deletion_ms.is_some() || !n.has_taint(DISRUPTED_TAINT) {
+            if n.deletion_ms.is_some() {
                 continue;
             }
             let claim = state.claim_of_node(n).and_then(|c| state.claim(c));
+            let reason = claim.filter(|c| c.condition(ConditionType::DisruptionReason).is_some());
+            if !n.has_taint(DISRUPTED_TAINT) && reason.is_none() {
+                continue;
+            }
             if claim.is_some_and(|c| c.deleting() || self.queue.holds(c.name)) {
                 continue;
             }
             if claim.is_none() && self.queue.holds(n.node.name) {
                 continue;
             }
-            actions.push(Action::UntaintNode {
-                name: n.node.name,
-                key: Sym::new(DISRUPTED_TAINT),
-            });
+            if n.has_taint(DISRUPTED_TAINT) {
+                actions.push(Action::UntaintNode {
+                    name: n.node.name,
+                    key: Sym::new(DISRUPTED_TAINT),
+                });
+            }
+            if let Some(c) = reason {
+                let mut c = c.clone();
+                c.clear_condition(ConditionType::DisruptionReason);
+                actions.push(Action::UpdateNodeClaim(c));
+            }
         }
         actions
     }

@@ -1,0 +1,334 @@
+//! Disruption: when a pass runs, how a command is validated, carried out
+//! with pre-spun replacements, or given up; expiration.
+
+mod support;
+
+use std::time::Duration;
+
+use dovetail_control::decision::AbandonReason;
+use dovetail_control::{Action, Decision};
+use dovetail_core::builders::pod;
+use dovetail_core::catalog::CapacityType;
+use dovetail_core::disruption::Method;
+use dovetail_core::model::{Taint, TaintEffect};
+use dovetail_core::nodeclaim::{ConditionType, DISRUPTED_TAINT};
+use dovetail_core::sym::Sym;
+use support::*;
+
+fn disrupted() -> Taint {
+    Taint {
+        key: sym(DISRUPTED_TAINT),
+        value: None,
+        effect: TaintEffect::NoSchedule,
+    }
+}
+
+fn started(w: &World) -> Vec<(u64, Vec<Sym>, Vec<Sym>, &'static str)> {
+    w.decided(|d| matches!(d, Decision::CommandStarted { .. }))
+        .into_iter()
+        .map(|(t, d)| match d {
+            Decision::CommandStarted {
+                command,
+                replacements,
+            } => (t, command.nodes, replacements, command.reason.name()),
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+fn abandoned(w: &World) -> Vec<(u64, AbandonReason)> {
+    w.decided(|d| matches!(d, Decision::CommandAbandoned { .. }))
+        .into_iter()
+        .map(|(t, d)| match d {
+            Decision::CommandAbandoned { why, .. } => (t, why),
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+fn deletions(w: &World) -> Vec<(u64, Sym)> {
+    w.actions(|a| matches!(a, Action::DeleteNodeClaim { .. }))
+        .into_iter()
+        .map(|(t, a)| match a {
+            Action::DeleteNodeClaim { name } => (t, name),
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+fn reason_condition(w: &World, claim: Sym) -> Option<String> {
+    w.claim(claim)
+        .condition(ConditionType::DisruptionReason)
+        .map(|c| c.reason.to_string())
+}
+
+#[test]
+fn an_empty_node_is_removed_after_the_poll_and_the_validation_delay() {
+    let mut w = World::new(vec![pool("default", &["m5.large"])]);
+    let (claim, node) = w.existing_node("default", "m5.large", CapacityType::OnDemand, 10 * MIN);
+    w.reconcile();
+    // The first poll is at +10 s; the command is validated 15 s later.
+    w.run_to(START + 24 * S);
+    assert!(!w.deleting(claim));
+    assert!(
+        !w.tainted(node, DISRUPTED_TAINT),
+        "not touched before validation"
+    );
+    w.run_to(START + 25 * S);
+    assert!(w.deleting(claim), "deleted once validated");
+    let s = started(&w);
+    assert_eq!(s.len(), 1);
+    assert_eq!((s[0].0, s[0].2.len(), s[0].3), (START + 25 * S, 0, "Empty"));
+    assert_eq!(deletions(&w), vec![(START + 25 * S, claim)]);
+    // Drained (nothing to drain, at least 5 s), instance gone, objects gone.
+    w.run_to(START + 31 * S);
+    assert!(!w.has_claim(claim));
+    assert!(!w.has_node(node));
+    assert!(w.cloud.instances.is_empty());
+}
+
+/// An m5.2xlarge running one small pod: replacing it with an m5.large saves
+/// money.
+fn underutilized() -> (World, Sym, dovetail_control::NodeId) {
+    let mut w = World::new(vec![pool("default", &["m5.large", "m5.2xlarge"])]);
+    let (claim, node) = w.existing_node("default", "m5.2xlarge", CapacityType::OnDemand, 10 * MIN);
+    w.run_pod(pod("web").cpu("1").memory("1Gi").build(), node);
+    w.reconcile();
+    (w, claim, node)
+}
+
+#[test]
+fn a_replacement_is_launched_and_initialised_before_the_candidate_is_deleted() {
+    let (mut w, claim, node) = underutilized();
+    w.run_to(START + 25 * S);
+    let s = started(&w);
+    assert_eq!(s.len(), 1, "{:?}", w.decisions);
+    let (at, nodes, replacements, reason) = s[0].clone();
+    assert_eq!((at, reason), (START + 25 * S, "Underutilized"));
+    assert_eq!(nodes, vec![w.node(node).node.name]);
+    assert_eq!(replacements.len(), 1);
+    let r = replacements[0];
+    assert_eq!(
+        w.node(node).node.taints,
+        vec![disrupted()],
+        "candidate tainted"
+    );
+    assert_eq!(
+        reason_condition(&w, claim).as_deref(),
+        Some("Underutilized")
+    );
+    assert!(!w.deleting(claim));
+
+    w.run_to(START + 26 * S);
+    let launched = w.claim(r).status.launched.expect("replacement launched");
+    assert_eq!(launched.instance_type, sym("m5.large"));
+    // The replacement takes a minute to come up; the candidate waits.
+    w.run_to(START + 90 * S);
+    assert!(
+        !w.deleting(claim),
+        "not before the replacement is initialised"
+    );
+    assert!(w.tainted(node, DISRUPTED_TAINT));
+    let rn = w.register(r);
+    w.set_ready(rn, true);
+    let up = w.until("replacement initialised", 5 * S, S, |w| {
+        w.claim(r).initialized()
+    });
+    assert!(
+        w.deleting(claim),
+        "deleted as soon as its replacement is initialised"
+    );
+    assert_eq!(deletions(&w), vec![(up, claim)]);
+    assert!(abandoned(&w).is_empty());
+    w.run_for(10 * S, S);
+    assert!(!w.has_claim(claim));
+    assert!(
+        w.claim(r).initialized() && !w.deleting(r),
+        "the replacement stays"
+    );
+}
+
+#[test]
+fn a_replacement_lost_to_insufficient_capacity_abandons_the_command() {
+    let (mut w, claim, node) = underutilized();
+    w.cloud
+        .insufficient
+        .insert(offering("m5.large", CapacityType::OnDemand));
+    w.run_to(START + 25 * S);
+    let r = started(&w)[0].2[0];
+    assert!(w.tainted(node, DISRUPTED_TAINT));
+    w.run_to(START + 26 * S);
+    assert!(!w.has_claim(r), "the replacement could not launch");
+    assert_eq!(
+        abandoned(&w),
+        vec![(START + 26 * S, AbandonReason::ReplacementLost(r))]
+    );
+    assert!(!w.tainted(node, DISRUPTED_TAINT), "candidate un-tainted");
+    assert_eq!(reason_condition(&w, claim), None);
+    assert!(!w.deleting(claim));
+    w.run_to(START + 2 * MIN);
+    assert!(!w.deleting(claim), "nothing cheaper can launch now");
+    assert!(deletions(&w).iter().all(|(_, n)| *n == r));
+}
+
+#[test]
+fn replacements_not_initialised_within_ten_minutes_abandon_the_command() {
+    let (mut w, claim, node) = underutilized();
+    w.run_to(START + 25 * S);
+    let r = started(&w)[0].2[0];
+    w.run_to(START + 25 * S + 10 * MIN - S);
+    assert!(w.tainted(node, DISRUPTED_TAINT), "still waiting at 9:59");
+    assert!(w.claim(r).launched() && !w.claim(r).registered());
+    w.run_to(START + 25 * S + 10 * MIN);
+    assert_eq!(
+        abandoned(&w),
+        vec![(START + 25 * S + 10 * MIN, AbandonReason::ReplacementTimeout)]
+    );
+    assert!(!w.tainted(node, DISRUPTED_TAINT));
+    assert_eq!(reason_condition(&w, claim), None);
+    assert!(!w.deleting(claim));
+}
+
+#[test]
+fn a_command_that_no_longer_holds_at_validation_does_nothing() {
+    let mut w = World::new(vec![pool("default", &["m5.large"])]);
+    let (claim, node) = w.existing_node("default", "m5.large", CapacityType::OnDemand, 10 * MIN);
+    w.reconcile();
+    w.run_to(START + 12 * S);
+    // The empty node was proposed at +10 s; a pod lands on it meanwhile.
+    w.run_pod(pod("late").cpu("1").build(), node);
+    w.run_to(START + 25 * S);
+    let invalidated = w.decided(|d| matches!(d, Decision::CommandInvalidated { .. }));
+    assert_eq!(invalidated.len(), 1, "{:?}", w.decisions);
+    assert_eq!(invalidated[0].0, START + 25 * S);
+    w.run_to(START + 2 * MIN);
+    assert!(started(&w).is_empty());
+    assert!(w.first(|a| matches!(a, Action::TaintNode { .. })).is_none());
+    assert!(deletions(&w).is_empty());
+    assert!(!w.deleting(claim));
+}
+
+#[test]
+fn a_command_whose_node_got_a_nominated_pod_is_invalidated() {
+    let mut w = World::new(vec![pool("default", &["m5.large"])]);
+    let (claim, node) = w.existing_node("default", "m5.large", CapacityType::OnDemand, 10 * MIN);
+    w.reconcile();
+    w.run_to(START + 12 * S);
+    // A pending pod that fits the empty node: it is nominated there, and
+    // kube-scheduler has not bound it yet at validation.
+    let p = w.pending(pod("late").cpu("1").build());
+    w.run_to(START + 25 * S);
+    assert_eq!(w.nominated_claim(p), Some(claim));
+    let invalidated = w.decided(|d| matches!(d, Decision::CommandInvalidated { .. }));
+    assert_eq!(invalidated.len(), 1, "{:?}", w.decisions);
+    assert!(!w.tainted(node, DISRUPTED_TAINT));
+    assert!(!w.deleting(claim));
+    assert!(w.claim_names() == vec![claim], "no NodeClaim for the pod");
+}
+
+#[test]
+fn a_fresh_controller_takes_back_the_taints_and_reasons_of_a_command_it_does_not_know() {
+    let (mut w, claim, node) = underutilized();
+    // A second node being deleted keeps its taint.
+    let (going, going_node) = w.existing_node("default", "m5.large", CapacityType::OnDemand, MIN);
+    w.run_pod(pod("busy").cpu("1").tolerate_all().build(), going_node);
+    w.run_to(START + 25 * S);
+    assert!(w.tainted(node, DISRUPTED_TAINT));
+    assert_eq!(
+        reason_condition(&w, claim).as_deref(),
+        Some("Underutilized")
+    );
+    w.act(Action::DeleteNodeClaim { name: going });
+    w.run_to(START + 26 * S);
+    assert!(w.tainted(going_node, DISRUPTED_TAINT));
+
+    // The controller restarts while the replacement is launching.
+    w.restart();
+    w.now += S;
+    w.reconcile();
+    assert!(!w.tainted(node, DISRUPTED_TAINT), "left-over taint removed");
+    assert_eq!(reason_condition(&w, claim), None, "and its reason");
+    assert!(!w.deleting(claim));
+    let going_name = w.node(going_node).node.name;
+    assert!(
+        w.tainted(going_node, DISRUPTED_TAINT),
+        "a deleting node keeps it"
+    );
+    assert!(
+        w.first(|a| matches!(a, Action::UntaintNode { name, .. } if *name == going_name))
+            .is_none()
+    );
+}
+
+#[test]
+fn no_pass_runs_while_pods_have_been_pending_less_than_the_batch_maximum() {
+    let mut w = World::new(vec![pool("default", &["m5.large"])]);
+    let (claim, _) = w.existing_node("default", "m5.large", CapacityType::OnDemand, 10 * MIN);
+    w.reconcile();
+    w.run_to(START + 5 * S);
+    // Fits nowhere: it stays pending, and no NodeClaim is made for it.
+    w.pending(pod("huge").cpu("500").build());
+    // The +10 s poll is skipped (pending 5 s), the +20 s one runs.
+    w.run_to(START + 34 * S);
+    assert!(!w.deleting(claim));
+    assert!(
+        w.claim_names() == vec![claim],
+        "nothing launched for the pod"
+    );
+    w.run_to(START + 35 * S);
+    assert!(w.deleting(claim));
+    assert_eq!(started(&w)[0].0, START + 35 * S);
+}
+
+#[test]
+fn no_pass_runs_while_a_node_claim_is_launching() {
+    let mut w = World::new(vec![pool("default", &["m5.large", "m5.xlarge"])]);
+    let (empty, _) = w.existing_node("default", "m5.large", CapacityType::OnDemand, 10 * MIN);
+    w.reconcile();
+    // Too big for the empty m5.large: it gets a NodeClaim of its own.
+    let p = w.pending(pod("big").cpu("3").build());
+    w.run_to(START + 2 * S);
+    let new = w.nominated_claim(p).expect("a NodeClaim for it");
+    assert_ne!(new, empty);
+    w.run_to(START + 3 * MIN);
+    assert!(started(&w).is_empty(), "no command while it launches");
+    assert!(!w.deleting(empty));
+    let node = w.bring_up(new);
+    w.cluster.state.bind(p, node, w.now);
+    let up = w.now;
+    w.until("the empty node removed", MIN, S, |w| w.deleting(empty));
+    // At the next poll (on the 10 s grid), then the validation delay.
+    let next_poll = START + (up - START).div_ceil(10 * S) * 10 * S;
+    assert_eq!(w.now, next_poll + 15 * S);
+}
+
+#[test]
+fn an_expired_node_is_deleted_at_the_next_poll_without_validation_or_replacement() {
+    let mut p = pool("default", &["m5.large"]);
+    p.expire_after = Some(Duration::from_secs(3600));
+    let mut w = World::new(vec![p]);
+    // Expires at +12 s.
+    let (claim, node) = w.existing_node(
+        "default",
+        "m5.large",
+        CapacityType::OnDemand,
+        3600 * S - 12 * S,
+    );
+    w.run_pod(pod("web").cpu("1").build(), node);
+    w.reconcile();
+    w.run_to(START + 19 * S);
+    assert!(!w.deleting(claim), "the +10 s pass found nothing");
+    w.run_to(START + 20 * S);
+    assert!(w.deleting(claim), "deleted at the first poll after expiry");
+    let d = w.decided(|d| matches!(d, Decision::Disrupting { .. }));
+    assert!(matches!(
+        d.as_slice(),
+        [(t, Decision::Disrupting { command, replacements })]
+            if *t == START + 20 * S && command.method == Method::Expiration && replacements.is_empty()
+    ));
+    assert!(
+        w.first(|a| matches!(a, Action::CreateNodeClaim(_)))
+            .is_none()
+    );
+    assert!(started(&w).is_empty(), "no validation step");
+}
