@@ -157,6 +157,7 @@ pub enum EventType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventReason {
     Nominated,
+    FailedScheduling,
     InsufficientCapacityError,
     LaunchFailed,
     DisruptionLaunching,

@@ -18,6 +18,7 @@ use crate::cloud::CloudProvider;
 use crate::decision::Decision;
 use crate::disruption::{Disruption, Timings};
 use crate::drift::DriftChecker;
+use crate::expiration::Expiration;
 use crate::gc::GarbageCollector;
 use crate::interruption::{self, Interruption};
 use crate::lifecycle::{Lifecycle, Step};
@@ -157,6 +158,7 @@ pub struct Controller<'a> {
     lifecycle: Lifecycle,
     disruption: Disruption,
     drift: DriftChecker,
+    expiration: Expiration,
     termination: Termination,
     gc: GarbageCollector,
     unavailable: UnavailableOfferings,
@@ -187,6 +189,7 @@ impl<'a> Controller<'a> {
             lifecycle: Lifecycle::new(config.launch_timeout, config.registration_timeout),
             disruption: Disruption::new(config.disruption, config.disruption_settings),
             drift: DriftChecker::default(),
+            expiration: Expiration::default(),
             termination: Termination::new(config.min_drain_ms),
             gc: GarbageCollector::default(),
             unavailable: UnavailableOfferings::new(config.unavailable_offering_ttl_ms),
@@ -212,18 +215,21 @@ impl Autoscaler for Controller<'_> {
         let round = self.provisioner.reconcile(
             cluster.state(),
             self.catalog.catalog(),
+            self.catalog.key(),
             self.selector,
             &mut self.names,
             now_ms,
         );
         let step = Step {
             actions: round.actions,
-            decisions: round.decision.into_iter().collect(),
+            decisions: round.decisions,
         };
         execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
         let step = self
             .lifecycle
             .reconcile(cluster.state(), cloud, &mut self.unavailable, now_ms);
+        execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
+        let step = self.expiration.reconcile(cluster.state(), now_ms);
         execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
         let step = self.drift.reconcile(cluster.state(), cloud, now_ms);
         execute(cluster, &mut self.termination, step, now_ms, &mut decisions);

@@ -2,6 +2,7 @@
 //! turns them into its report, the controller into logs and metrics.
 
 use dovetail_core::disruption::Command;
+use dovetail_core::model::PodKey;
 use dovetail_core::nodeclaim::LaunchedOffering;
 use dovetail_core::sym::Sym;
 
@@ -40,6 +41,10 @@ pub enum Decision {
         /// Set when the policy failed and the built-in chose.
         fallback: Option<String>,
     },
+    /// Pods a provisioning round could not place anywhere, with why.
+    Unschedulable {
+        pods: Vec<(PodKey, String)>,
+    },
     Launched {
         claim: Sym,
         offering: LaunchedOffering,
@@ -69,6 +74,11 @@ pub enum Decision {
         command: Command,
         /// The replacement NodeClaims launched for it.
         replacements: Vec<Sym>,
+    },
+    /// A NodeClaim reached its `expireAfter` and is being deleted.
+    Expired {
+        claim: Sym,
+        after: std::time::Duration,
     },
     Interrupted {
         claim: Sym,

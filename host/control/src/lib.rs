@@ -14,6 +14,7 @@
 //! - [`disruption`]: when a pass runs, and the command queue.
 //! - [`termination`]: drains in tiers, eviction answers, deadlines,
 //!   instance termination and finalizers.
+//! - [`expiration`]: NodeClaims past their `expireAfter`, deleted on time.
 //! - [`drift`]: the cloud's drift answers, kept on the NodeClaims.
 //! - [`gc`]: leaked instances and NodeClaims whose instance is gone.
 //! - [`interruption`]: spot interruptions and other instance notices.
@@ -26,6 +27,7 @@ pub mod controller;
 pub mod decision;
 pub mod disruption;
 pub mod drift;
+pub mod expiration;
 pub mod gc;
 pub mod interruption;
 pub mod lifecycle;

@@ -12,7 +12,7 @@ use dovetail_core::policy::InstanceSelector;
 use dovetail_core::scheduler::{Plan, provision};
 use dovetail_core::sym::Sym;
 
-use crate::actions::{Action, NominationTarget};
+use crate::actions::{Action, Event, EventReason, NominationTarget, ObjectRef};
 use crate::batcher::Batcher;
 use crate::decision::Decision;
 use crate::names::Names;
@@ -24,13 +24,21 @@ use crate::template;
 pub struct Provisioner {
     batcher: Batcher,
     seed: u64,
+    /// When the last round ran, the pending set's last change then, and
+    /// the catalog view's key.
+    last_round: Option<(u64, u64, u64)>,
 }
+
+/// Pods a round could not place are planned again this often while neither
+/// the pending pods nor the offerings change (Karpenter retriggers
+/// provisionable pods every 10 s).
+pub const RETRY_MS: u64 = 10_000;
 
 /// What one reconcile of the provisioner produced.
 #[derive(Debug, Default)]
 pub struct Round {
     pub actions: Vec<Action>,
-    pub decision: Option<Decision>,
+    pub decisions: Vec<Decision>,
 }
 
 /// Nominations for the pods a plan put on nodes or NodeClaims already in
@@ -62,6 +70,7 @@ impl Provisioner {
         Self {
             batcher: Batcher::new(batch_idle_ms, batch_max_ms),
             seed,
+            last_round: None,
         }
     }
 
@@ -73,17 +82,26 @@ impl Provisioner {
         &mut self,
         state: &ClusterState,
         catalog: &Arc<Catalog>,
+        catalog_key: u64,
         selector: &dyn InstanceSelector,
         names: &mut Names,
         now_ms: u64,
     ) -> Round {
         let waiting = state.waiting(now_ms);
+        if let Some((at, change, key)) = self.last_round
+            && change == state.last_pending_change_ms()
+            && key == catalog_key
+            && now_ms < at + RETRY_MS
+        {
+            return Round::default();
+        }
         if !self
             .batcher
             .ready(now_ms, !waiting.is_empty(), state.last_pending_change_ms())
         {
             return Round::default();
         }
+        self.last_round = Some((now_ms, state.last_pending_change_ms(), catalog_key));
         let view = snapshot(state, catalog, true, now_ms);
         let pods: Vec<Pod> = waiting
             .iter()
@@ -111,12 +129,32 @@ impl Provisioner {
                 target: NominationTarget::NodeClaim(name),
             });
         }
-        let decision = (!round.plan.node_claims.is_empty()).then(|| Decision::Provisioned {
-            pods: waiting.len(),
-            claims,
-            decided_by: round.launch.by.clone(),
-            fallback: round.launch.fallback.clone(),
-        });
-        Round { actions, decision }
+        let mut decisions = Vec::new();
+        if !round.plan.node_claims.is_empty() {
+            decisions.push(Decision::Provisioned {
+                pods: waiting.len(),
+                claims,
+                decided_by: round.launch.by.clone(),
+                fallback: round.launch.fallback.clone(),
+            });
+        }
+        if !round.plan.unschedulable.is_empty() {
+            for u in &round.plan.unschedulable {
+                actions.push(Action::Event(Event::warning(
+                    ObjectRef::pod(u.pod),
+                    EventReason::FailedScheduling,
+                    format!("Failed to schedule pod: {}", u.reason),
+                )));
+            }
+            decisions.push(Decision::Unschedulable {
+                pods: round
+                    .plan
+                    .unschedulable
+                    .iter()
+                    .map(|u| (u.pod, u.reason.clone()))
+                    .collect(),
+            });
+        }
+        Round { actions, decisions }
     }
 }

@@ -9,7 +9,6 @@ use dovetail_control::decision::AbandonReason;
 use dovetail_control::{Action, Decision};
 use dovetail_core::builders::pod;
 use dovetail_core::catalog::CapacityType;
-use dovetail_core::disruption::Method;
 use dovetail_core::model::{Taint, TaintEffect};
 use dovetail_core::nodeclaim::{ConditionType, DISRUPTED_TAINT};
 use dovetail_core::sym::Sym;
@@ -303,11 +302,11 @@ fn no_pass_runs_while_a_node_claim_is_launching() {
 }
 
 #[test]
-fn an_expired_node_is_deleted_at_the_next_poll_without_validation_or_replacement() {
+fn an_expired_node_claim_is_deleted_when_it_expires_without_validation_or_replacement() {
     let mut p = pool("default", &["m5.large"]);
     p.expire_after = Some(Duration::from_secs(3600));
     let mut w = World::new(vec![p]);
-    // Expires at +12 s.
+    // Expires at +12 s; off the 10 s poll grid on purpose.
     let (claim, node) = w.existing_node(
         "default",
         "m5.large",
@@ -315,20 +314,41 @@ fn an_expired_node_is_deleted_at_the_next_poll_without_validation_or_replacement
         3600 * S - 12 * S,
     );
     w.run_pod(pod("web").cpu("1").build(), node);
+    // A pod that cannot be placed keeps provisioning busy: a disruption pass
+    // would wait, expiration does not.
+    w.pending(pod("huge").cpu("64").build());
     w.reconcile();
-    w.run_to(START + 19 * S);
-    assert!(!w.deleting(claim), "the +10 s pass found nothing");
-    w.run_to(START + 20 * S);
-    assert!(w.deleting(claim), "deleted at the first poll after expiry");
-    let d = w.decided(|d| matches!(d, Decision::Disrupting { .. }));
+    w.run_to(START + 11 * S);
+    assert!(!w.deleting(claim), "not yet expired");
+    w.run_to(START + 12 * S);
+    assert!(w.deleting(claim), "deleted the second it expires");
+    let d = w.decided(|d| matches!(d, Decision::Expired { .. }));
     assert!(matches!(
         d.as_slice(),
-        [(t, Decision::Disrupting { command, replacements })]
-            if *t == START + 20 * S && command.method == Method::Expiration && replacements.is_empty()
+        [(t, Decision::Expired { claim: c, after })]
+            if *t == START + 12 * S && *c == claim && *after == Duration::from_secs(3600)
     ));
     assert!(
         w.first(|a| matches!(a, Action::CreateNodeClaim(_)))
             .is_none()
     );
     assert!(started(&w).is_empty(), "no validation step");
+}
+
+#[test]
+fn expiry_follows_the_node_claim_not_a_later_change_to_its_node_pool() {
+    let mut p = pool("default", &["m5.large"]);
+    p.expire_after = Some(Duration::from_secs(3600));
+    let mut w = World::new(vec![p.clone()]);
+    let (claim, _) = w.existing_node("default", "m5.large", CapacityType::OnDemand, 30 * MIN);
+    // The pool now says 10 minutes; the claim was made with an hour.
+    p.expire_after = Some(Duration::from_secs(600));
+    w.cluster.state.apply_node_pool(p);
+    w.run_for(20 * MIN, S);
+    assert!(
+        !w.deleting(claim),
+        "its own expireAfter has 10 minutes to go"
+    );
+    w.run_for(10 * MIN + S, S);
+    assert!(w.deleting(claim));
 }

@@ -175,3 +175,59 @@ fn a_pod_that_fits_on_a_running_node_is_nominated_to_it_without_a_new_node_claim
         Action::Nominate { target: NominationTarget::NodeClaim(c), .. } if *c == claim
     ));
 }
+
+#[test]
+fn a_pod_that_lost_its_nominated_room_is_planned_again_when_the_nomination_lapses() {
+    let mut w = world();
+    let (claim, node) = w.existing_node("default", "m5.large", CapacityType::OnDemand, 10 * MIN);
+    let p = w.pending(pod("web").cpu("1").build());
+    w.run_for(2 * S, S);
+    assert_eq!(
+        w.nominated_claim(p),
+        Some(claim),
+        "room on the running node"
+    );
+    // Something else takes that room before kube-scheduler binds the pod.
+    w.run_pod(pod("other").cpu("1500m").build(), node);
+    w.run_to(START + 20 * S);
+    assert_eq!(w.claim_names(), vec![claim], "the nomination still holds");
+    // Karpenter's window: 20 s after the nomination it lapses and the pod is
+    // provisioned again, on a new NodeClaim.
+    w.run_to(START + 22 * S);
+    let names = w.claim_names();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(w.nominated_claim(p), Some(names[1]));
+    let rounds = provisioned(&w);
+    assert_eq!(
+        rounds.last().map(|r| r.0),
+        Some(START + 21 * S),
+        "{rounds:?}"
+    );
+}
+
+#[test]
+fn a_pod_that_cannot_be_placed_is_planned_again_every_ten_seconds() {
+    let mut w = world();
+    w.pending(pod("huge").cpu("64").build());
+    w.run_for(35 * S, S);
+    // No NodeClaim can hold it; each round says why, on the pod too, and the
+    // pod is looked at again every 10 s, not on every reconcile.
+    assert!(w.claim_names().is_empty());
+    let rounds: Vec<u64> = w
+        .decided(|d| matches!(d, Decision::Unschedulable { .. }))
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(
+        rounds,
+        vec![START + S, START + 11 * S, START + 21 * S, START + 31 * S]
+    );
+    let events = w.events(dovetail_control::actions::EventReason::FailedScheduling);
+    assert_eq!(events.len(), 4);
+    assert!(events[0].object.name.as_str().starts_with("huge"));
+    assert!(
+        events[0].message.contains("no instance type has room for cpu 64"),
+        "{}",
+        events[0].message
+    );
+}

@@ -988,6 +988,39 @@ impl<'a> Simulation<'a> {
                         self.why.entry(*n).or_insert_with(|| why.clone());
                     }
                 }
+                Decision::Expired { claim, after } => {
+                    let state = &self.world.state;
+                    let node = state
+                        .claim_by_name(claim)
+                        .and_then(|c| state.node_of_claim(c))
+                        .and_then(|n| state.node(n));
+                    let name = node.map_or(claim, |n| n.node.name);
+                    let pods = node.map_or(0, |n| {
+                        n.pods
+                            .iter()
+                            .filter(|p| self.world.owners.contains_key(p))
+                            .count()
+                    });
+                    let reason =
+                        format!("Expired: older than its expireAfter {}s", after.as_secs());
+                    self.report.totals.disruptions += 1;
+                    self.report.decisions.push(DecisionRecord {
+                        at_seconds,
+                        kind: "Expiration".into(),
+                        nodes: vec![name.to_string()],
+                        launched: Vec::new(),
+                        savings_per_hour: 0.0,
+                        pods,
+                        decided_by: "engine".into(),
+                        reason: reason.clone(),
+                    });
+                    let why = format!("Expiration ({reason})");
+                    self.events.push(SimEvent::Disruption {
+                        at_ms: self.now,
+                        summary: why.clone(),
+                    });
+                    self.why.entry(name).or_insert(why);
+                }
                 Decision::ScaledDown {
                     nodes,
                     pods,

@@ -6,10 +6,10 @@
 //!   for): any command would be judged on a cluster about to change.
 //! - Not while the cluster is unchanged since a pass that found nothing
 //!   (Karpenter's "consolidated" state), re-checked every
-//!   `consolidation_recheck_ms` — unless a node reached its NodePool's
-//!   `expireAfter` since (expiration acts at once), or nodes became
-//!   consolidatable since: then the pass looks at those nodes alone, with
-//!   single-node consolidation (multi-node waits for the next full pass).
+//!   `consolidation_recheck_ms` — unless nodes became consolidatable since:
+//!   then the pass looks at those nodes alone, with single-node
+//!   consolidation (multi-node waits for the next full pass). Expiration is
+//!   not a pass's business: the expiration controller deletes on time.
 
 use std::time::Duration;
 
@@ -85,7 +85,6 @@ impl Gate {
         if let Some((k, at)) = self.consolidated
             && k == key
             && now_ms - at < self.recheck_ms
-            && !expired_since(state, at, now_ms)
         {
             let fresh = consolidatable_since(state, at, now_ms);
             if fresh.is_empty() {
@@ -125,14 +124,6 @@ fn ran_out(
     pool.and_then(timer).is_some_and(|after| {
         let t = since_ms / 1000 + after.as_secs();
         t > from_ms / 1000 && t <= now_ms / 1000
-    })
-}
-
-/// Whether a node reached its NodePool's `expireAfter` since `at_ms`.
-fn expired_since(state: &ClusterState, at_ms: u64, now_ms: u64) -> bool {
-    state.claims().any(|(_, c)| {
-        let pool = c.node_pool.and_then(|p| state.node_pool(p));
-        ran_out(pool, c.created_ms, at_ms, now_ms, |p| p.expire_after)
     })
 }
 

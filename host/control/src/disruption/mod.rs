@@ -128,15 +128,12 @@ impl Disruption {
         };
         let pass = disruption::disrupt_prepared(&snap, &prepared, now_ms / 1000, scorer, &settings);
         self.pass_cache = Some((key, snap, prepared));
-        let mut voluntary = None;
-        for command in pass.commands {
-            if command.method == Method::Expiration {
-                // Forceful: straight to termination, no replacements.
-                step.extend(queue::execute(state, command, Vec::new()));
-            } else if voluntary.is_none() {
-                voluntary = Some(command);
-            }
-        }
+        // Expiration is the expiration controller's, by each NodeClaim's
+        // own `expireAfter`; a pass's expiration commands are left to it.
+        let voluntary = pass
+            .commands
+            .into_iter()
+            .find(|c| c.method != Method::Expiration);
         match voluntary {
             Some(command) => self.queue.propose(command, now_ms),
             None => self.gate.consolidated(key, now_ms),
