@@ -233,6 +233,10 @@ impl Autoscaler for Controller<'_> {
         execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
         let step = self.drift.reconcile(cluster.state(), cloud, now_ms);
         execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
+        // Terminations finish before a pass looks, so the pass sees the
+        // cluster without the nodes that just went.
+        let step = self.termination.reconcile(cluster.state(), cloud, now_ms);
+        execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
         self.catalog.refresh(cloud, &self.unavailable);
         let step = self.disruption.reconcile(
             cluster.state(),
@@ -243,6 +247,7 @@ impl Autoscaler for Controller<'_> {
             now_ms,
         );
         execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
+        // And the nodes a command just handed over start draining now.
         let step = self.termination.reconcile(cluster.state(), cloud, now_ms);
         execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
         let step = self.gc.reconcile(cluster.state(), cloud, now_ms);

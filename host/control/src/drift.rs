@@ -1,12 +1,9 @@
-//! Cloud drift: every 5 minutes each initialised NodeClaim's instance is
+//! Cloud drift: every 5 minutes every initialised NodeClaim's instance is
 //! checked against its node class (image, subnets, security groups…); the
 //! answer is kept in the claim's `Drifted` condition, which the disruption
 //! engine reads. NodePool and requirement drift the engine finds itself.
 
-use std::collections::HashMap;
-
 use dovetail_core::nodeclaim::{ConditionReason, ConditionStatus, ConditionType};
-use dovetail_core::sym::Sym;
 
 use crate::actions::Action;
 use crate::cloud::CloudProvider;
@@ -19,13 +16,9 @@ pub const RECHECK_MS: u64 = 300_000;
 
 #[derive(Debug, Clone, Default)]
 pub struct DriftChecker {
-    /// Claim → when it is next checked.
-    next: HashMap<Sym, u64>,
-    /// Claims are looked at every 10 s, not on every reconcile.
+    /// When the initialised NodeClaims are next checked.
     next_sweep_ms: u64,
 }
-
-const SWEEP_MS: u64 = 10_000;
 
 impl DriftChecker {
     pub fn reconcile(
@@ -38,16 +31,11 @@ impl DriftChecker {
         if now_ms < self.next_sweep_ms {
             return step;
         }
-        self.next_sweep_ms = now_ms + SWEEP_MS;
+        self.next_sweep_ms = now_ms + RECHECK_MS;
         for (_, claim) in state.claims() {
             if claim.deleting() || !claim.initialized() {
                 continue;
             }
-            let due = self.next.entry(claim.name).or_insert(now_ms);
-            if *due > now_ms {
-                continue;
-            }
-            *due = now_ms + RECHECK_MS;
             let drift = match cloud.is_drifted(claim) {
                 Ok(d) => d,
                 Err(e) => {
@@ -73,8 +61,6 @@ impl DriftChecker {
                 step.actions.push(Action::UpdateNodeClaim(c));
             }
         }
-        self.next
-            .retain(|name, _| state.claim_by_name(*name).is_some());
         step
     }
 }

@@ -226,7 +226,9 @@ fn a_pod_that_cannot_be_placed_is_planned_again_every_ten_seconds() {
     assert_eq!(events.len(), 4);
     assert!(events[0].object.name.as_str().starts_with("huge"));
     assert!(
-        events[0].message.contains("no instance type has room for cpu 64"),
+        events[0]
+            .message
+            .contains("no instance type has room for cpu 64"),
         "{}",
         events[0].message
     );

@@ -803,6 +803,9 @@ impl<'a> Simulation<'a> {
         }
         self.world.sched_dirty = false;
         self.bind_nominated();
+        if self.world.state.pending().is_empty() {
+            return;
+        }
         let state = &self.world.state;
         let mut snapshot = Snapshot::new(self.cloud_catalog());
         snapshot.daemon_sets = state.daemon_sets().to_vec();

@@ -167,13 +167,11 @@ impl Cluster for World {
                     let mut c = c.clone();
                     c.deletion_ms = Some(now_ms);
                     self.state.apply_claim(c, now_ms);
-                    self.sched_dirty = true;
                 }
             }
             Action::RemoveNodeClaimFinalizer { name } => {
                 if self.state.claim_by_name(name).is_some_and(|c| c.deleting()) {
                     self.state.delete_claim(name, now_ms);
-                    self.sched_dirty = true;
                 }
             }
             Action::Nominate { pods, target } => {
@@ -193,7 +191,10 @@ impl Cluster for World {
             }
             Action::PatchNode { name, patch } => {
                 let id = self.node(name)?;
-                if !patch.remove_taints.is_empty() {
+                // Taints lifted from a Ready node make room for pending pods.
+                if !patch.remove_taints.is_empty()
+                    && self.state.node(id).is_some_and(|n| n.node.ready)
+                {
                     self.sched_dirty = true;
                 }
                 self.state.update_node(id, |e| {
@@ -220,7 +221,9 @@ impl Cluster for World {
             }
             Action::UntaintNode { name, key } => {
                 let id = self.node(name)?;
-                if self.state.remove_node_taint(id, key.as_str()) {
+                if self.state.remove_node_taint(id, key.as_str())
+                    && self.state.node(id).is_some_and(|n| n.node.ready)
+                {
                     self.sched_dirty = true;
                 }
             }
