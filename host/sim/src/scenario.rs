@@ -93,6 +93,7 @@ use std::time::Duration;
 
 use dovetail_core::builders::{aws_catalog, pod};
 use dovetail_core::catalog::{CapacityType, Catalog, InstanceType, InstanceTypeSpec};
+use dovetail_core::disruption::budgets::{BudgetWindow, DisruptionReason};
 use dovetail_core::disruption::{Settings, parse_go_duration};
 use dovetail_core::model::{
     Budget, ConsolidationPolicy, DaemonSet, LabelSelector, NodeClassRef, NodePool,
@@ -806,17 +807,39 @@ fn node_pool(i: usize, m: NodePoolManifest) -> Result<NodePool, ScenarioError> {
                 .into_iter()
                 .enumerate()
                 .map(|(j, b)| {
+                    let at = format!("{at}.spec.disruption.budgets[{j}]");
+                    let bad = |e: dovetail_core::disruption::budgets::InvalidBudget| {
+                        invalid(&at, e.to_string())
+                    };
                     let duration = b
                         .duration
-                        .map(|t| {
-                            duration(&format!("{at}.spec.disruption.budgets[{j}].duration"), &t)
-                        })
+                        .map(|t| duration(&format!("{at}.duration"), &t))
                         .transpose()?;
+                    let window = match (b.schedule, duration) {
+                        (None, None) => None,
+                        (Some(s), Some(d)) => Some(
+                            BudgetWindow::new(s.parse().map_err(bad)?, d).map_err(bad)?,
+                        ),
+                        _ => {
+                            return Err(invalid(
+                                &at,
+                                "set `schedule` and `duration` together, or neither",
+                            ));
+                        }
+                    };
+                    let reasons = b
+                        .reasons
+                        .iter()
+                        .map(|r| {
+                            DisruptionReason::from_name(r).ok_or_else(|| {
+                                invalid(format!("{at}.reasons"), format!("reason `{r}` is unknown; use Empty, Underutilized or Drifted"))
+                            })
+                        })
+                        .collect::<Result<_, _>>()?;
                     Ok(Budget {
-                        nodes: b.nodes,
-                        reasons: b.reasons,
-                        schedule: b.schedule,
-                        duration,
+                        nodes: b.nodes.parse().map_err(bad)?,
+                        reasons,
+                        window,
                     })
                 })
                 .collect::<Result<_, ScenarioError>>()?;

@@ -24,6 +24,7 @@ use crate::requirements::Requirements;
 use crate::scheduler::{DictionaryIndex, NodeClaimPlan, Plan, Prepared, Snapshot, solve_without};
 use crate::sym::Sym;
 
+use super::balanced::PoolPolicies;
 use super::budgets::{BudgetReport, DisruptionReason, PoolCounts, budget_report};
 
 /// Karpenter's single-node spot-to-spot rule: at least this many cheaper
@@ -279,7 +280,7 @@ pub fn disrupt_prepared(
 struct Engine<'a> {
     snapshot: &'a Snapshot,
     now: u64,
-    scorer: &'a dyn ConsolidationScorer,
+    scorer: PoolPolicies<'a>,
     settings: &'a Settings,
     prepared: &'a Prepared,
     candidates: Vec<Candidate>,
@@ -316,7 +317,7 @@ impl<'a> Engine<'a> {
         Engine {
             snapshot,
             now,
-            scorer,
+            scorer: PoolPolicies::new(scorer, &snapshot.node_pools),
             settings,
             prepared,
             candidates: Vec::new(),
@@ -869,7 +870,7 @@ impl<'a> Engine<'a> {
                     && self.snapshot.node_pools[cand.pool]
                         .disruption
                         .consolidation_policy
-                        == ConsolidationPolicy::WhenEmptyOrUnderutilized
+                        != ConsolidationPolicy::WhenEmpty
                     && self.allowed(cand.pool, DisruptionReason::Underutilized) > 0
             })
             .collect();

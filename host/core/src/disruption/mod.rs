@@ -1,6 +1,7 @@
 //! The disruption engine: which nodes to remove or replace, within
 //! budgets, judged by the consolidation-scoring policy.
 
+mod balanced;
 pub mod budgets;
 mod engine;
 pub mod fixtures;
