@@ -463,7 +463,10 @@ fn validate_disruption(d: &Disruption, path: &Path, errors: &mut Errors) {
                 if rules::BUDGET_SCHEDULE.is_match(s) {
                     // The CRD only checks the shape; Karpenter's parser decides.
                     if let Err(e) = s.parse::<dovetail_core::disruption::budgets::Schedule>() {
-                        errors.invalid(&schedule, e.to_string(), rules::BUDGET_SCHEDULE.hint());
+                        // Core's message ends with the same hint.
+                        let text = e.to_string();
+                        let problem = text.rsplit_once("; ").map_or(text.as_str(), |(p, _)| p);
+                        errors.invalid(&schedule, problem, rules::BUDGET_SCHEDULE.hint());
                     }
                 } else {
                     errors.pattern(&schedule, s, &rules::BUDGET_SCHEDULE);
