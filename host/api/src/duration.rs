@@ -47,6 +47,11 @@ pub struct NillableDuration(Option<String>);
 
 pub const NEVER: &str = "Never";
 
+/// Text that is neither a Go duration nor `Never`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a duration; write e.g. `30s`, `10m` or `1h30m`, or `Never`")]
+pub struct NotADuration(pub String);
+
 impl NillableDuration {
     pub fn new(text: impl Into<String>) -> Self {
         Self(Some(text.into()))
@@ -74,14 +79,13 @@ impl NillableDuration {
         self.0.as_deref().unwrap_or(NEVER)
     }
 
-    /// `Ok(None)` for `Never` (or unset), `Err(())` when the text is not a
-    /// Go duration.
-    pub fn duration(&self) -> Result<Option<Duration>, ()> {
+    /// `Ok(None)` for `Never` (or unset).
+    pub fn duration(&self) -> Result<Option<Duration>, NotADuration> {
         match self.as_str() {
             NEVER => Ok(None),
             text => dovetail_core::disruption::parse_go_duration(text)
                 .map(Some)
-                .ok_or(()),
+                .ok_or_else(|| NotADuration(text.to_owned())),
         }
     }
 }
@@ -166,7 +170,7 @@ mod tests {
             NillableDuration::new("1h30m").duration(),
             Ok(Some(Duration::from_secs(5400)))
         );
-        assert_eq!(NillableDuration::new("soon").duration(), Err(()));
+        assert!(NillableDuration::new("soon").duration().is_err());
         assert_eq!(
             serde_json::to_string(&NillableDuration::default()).unwrap(),
             "\"Never\""

@@ -189,7 +189,7 @@ impl BudgetWindow {
     /// Fails unless `duration` is whole minutes: the CRD accepts only hours
     /// and minutes, since cron has minute resolution.
     pub fn new(schedule: Schedule, duration: Duration) -> Result<Self, InvalidBudget> {
-        if duration.subsec_nanos() != 0 || duration.as_secs() % 60 != 0 {
+        if duration.subsec_nanos() != 0 || !duration.as_secs().is_multiple_of(60) {
             return Err(InvalidBudget(format!(
                 "duration {duration:?} is not whole minutes; use hours and minutes such as `8h` or `1h30m`"
             )));
