@@ -8,7 +8,6 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::{Deserialize, Serialize};
 
-use crate::check_type;
 use crate::condition::{Condition, Reasons, validate_conditions};
 use crate::duration::GoDuration;
 use crate::enums::string_enum;
@@ -638,24 +637,9 @@ pub struct AmiRequirement {
     pub values: Vec<String>,
 }
 
+top_level!(EC2NodeClass, EC2NodeClassSpec);
+
 impl EC2NodeClass {
-    pub fn new(name: &str, spec: EC2NodeClassSpec) -> Self {
-        Self {
-            api_version: API_VERSION.into(),
-            kind: KIND.into(),
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..ObjectMeta::default()
-            },
-            spec,
-            status: None,
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or("")
-    }
-
     /// The AMI family: `amiFamily`, or the alias's.
     pub fn ami_family(&self) -> Option<AmiFamily> {
         if let Some(f) = &self.spec.ami_family {
@@ -671,15 +655,7 @@ impl EC2NodeClass {
     /// Every OpenAPI and CEL rule of Karpenter's CRD (v1.14.1), and the
     /// controller's tag and kubelet checks.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
-        let mut errors = Errors::default();
-        check_type(
-            &self.api_version,
-            &self.kind,
-            API_VERSION,
-            KIND,
-            self.metadata.name.as_deref(),
-            &mut errors,
-        );
+        let mut errors = self.type_errors();
         validate_spec(&self.spec, &Path::root("spec"), &mut errors);
         if let Some(status) = &self.status {
             let at = Path::root("status");

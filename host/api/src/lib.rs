@@ -17,6 +17,46 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+/// `new`, `name` and the `apiVersion`/`kind`/`metadata.name` checks of a
+/// top-level kind whose module defines `API_VERSION` and `KIND`.
+macro_rules! top_level {
+    ($ty:ident, $spec:ident) => {
+        impl $ty {
+            /// An object named `name` with `spec`.
+            pub fn new(name: &str, spec: $spec) -> Self {
+                Self {
+                    api_version: API_VERSION.into(),
+                    kind: KIND.into(),
+                    metadata: ObjectMeta {
+                        name: Some(name.into()),
+                        ..ObjectMeta::default()
+                    },
+                    spec,
+                    status: None,
+                }
+            }
+
+            pub fn name(&self) -> &str {
+                self.metadata.name.as_deref().unwrap_or("")
+            }
+
+            /// Errors in `apiVersion`, `kind` and `metadata.name`, to start from.
+            fn type_errors(&self) -> $crate::error::Errors {
+                let mut errors = $crate::error::Errors::default();
+                $crate::check_type(
+                    &self.api_version,
+                    &self.kind,
+                    API_VERSION,
+                    KIND,
+                    self.metadata.name.as_deref(),
+                    &mut errors,
+                );
+                errors
+            }
+        }
+    };
+}
+
 pub mod condition;
 mod convert;
 pub mod duration;

@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::condition::{Condition, Reasons, validate_conditions};
 use crate::duration::{GoDuration, NillableDuration};
-use crate::error::{Errors, Path, ValidationErrors};
+use crate::error::{Path, ValidationErrors};
 use crate::node_class_ref::{NodeClassReference, validate_node_class_ref};
 use crate::nodepool::default_expire_after;
 use crate::requirement::{NodeSelectorRequirementWithMinValues, validate_requirements};
 use crate::rules::{self, KeyUse};
 use crate::taint::{Taint, validate_taints};
-use crate::{check_type, validate_quantities};
+use crate::validate_quantities;
 
 pub const API_VERSION: &str = "karpenter.sh/v1";
 pub const KIND: &str = "NodeClaim";
@@ -142,36 +142,13 @@ pub struct NodeClaimStatus {
     pub last_pod_event_time: Option<Time>,
 }
 
+top_level!(NodeClaim, NodeClaimSpec);
+
 impl NodeClaim {
-    pub fn new(name: &str, spec: NodeClaimSpec) -> Self {
-        Self {
-            api_version: API_VERSION.into(),
-            kind: KIND.into(),
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..ObjectMeta::default()
-            },
-            spec,
-            status: None,
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or("")
-    }
-
     /// Every OpenAPI and CEL rule of Karpenter's CRD but immutability, which
     /// needs the previous object.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
-        let mut errors = Errors::default();
-        check_type(
-            &self.api_version,
-            &self.kind,
-            API_VERSION,
-            KIND,
-            self.metadata.name.as_deref(),
-            &mut errors,
-        );
+        let mut errors = self.type_errors();
         let spec = Path::root("spec");
         let s = &self.spec;
         validate_requirements(

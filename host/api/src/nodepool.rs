@@ -15,7 +15,7 @@ use crate::node_class_ref::{NodeClassReference, validate_node_class_ref};
 use crate::requirement::{NodeSelectorRequirementWithMinValues, validate_requirements};
 use crate::rules::{self, KeyUse};
 use crate::taint::{Taint, validate_taints};
-use crate::{check_type, validate_quantities};
+use crate::validate_quantities;
 
 pub const GROUP: &str = "karpenter.sh";
 pub const VERSION: &str = "v1";
@@ -294,37 +294,13 @@ pub struct NodePoolStatus {
     pub conditions: Vec<Condition>,
 }
 
+top_level!(NodePool, NodePoolSpec);
+
 impl NodePool {
-    /// A NodePool named `name` with `spec`.
-    pub fn new(name: &str, spec: NodePoolSpec) -> Self {
-        Self {
-            api_version: API_VERSION.into(),
-            kind: KIND.into(),
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..ObjectMeta::default()
-            },
-            spec,
-            status: None,
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or("")
-    }
-
     /// Every OpenAPI and CEL rule of Karpenter's CRD, and the checks its
     /// controller makes before it uses the pool.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
-        let mut errors = Errors::default();
-        check_type(
-            &self.api_version,
-            &self.kind,
-            API_VERSION,
-            KIND,
-            self.metadata.name.as_deref(),
-            &mut errors,
-        );
+        let mut errors = self.type_errors();
         let spec = Path::root("spec");
         validate_spec(&self.spec, &spec, &mut errors);
         if let Some(status) = &self.status {
