@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use dovetail_core::policy::fixtures::{smoke_consolidation, synthetic_selection};
+use dovetail_core::policy::fixtures::synthetic_selection;
+use dovetail_core::policy::smoke;
 use dovetail_core::policy::types::{Decision, ErrorKind};
 use dovetail_core::policy::{ConsolidationScorer, InstanceSelector};
 use dovetail_policy::{
@@ -152,7 +153,7 @@ fn reading_host_files_or_environment_gets_nothing() {
 fn nan_scores_are_invalid_and_consolidation_makes_no_move() {
     let rt = runtime();
     let p = hostile(&rt, "nan-score");
-    let (mut ctx, moves) = smoke_consolidation();
+    let (mut ctx, moves) = smoke::consolidation();
     ctx.seed = TRIGGER_SEED;
     let err = p.rank(&ctx).expect_err("NaN is not a score");
     assert_eq!(err.class, FailureClass::InvalidOutput);
@@ -179,7 +180,7 @@ fn nan_scores_are_invalid_and_consolidation_makes_no_move() {
 fn policy_error_from_rank_is_its_own_class() {
     let rt = runtime();
     let p = hostile(&rt, "refuse");
-    let (mut ctx, _) = smoke_consolidation();
+    let (mut ctx, _) = smoke::consolidation();
     ctx.seed = TRIGGER_SEED;
     let err = p.rank(&ctx).expect_err("refused");
     assert_eq!(err.class, FailureClass::PolicyError);

@@ -48,6 +48,17 @@ pub struct Taint {
     pub effect: TaintEffect,
 }
 
+impl Taint {
+    /// A taint; an empty `value` is none.
+    pub fn new(key: &str, value: &str, effect: TaintEffect) -> Self {
+        Self {
+            key: Sym::new(key),
+            value: (!value.is_empty()).then(|| Sym::new(value)),
+            effect,
+        }
+    }
+}
+
 impl std::fmt::Display for Taint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.value {

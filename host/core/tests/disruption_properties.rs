@@ -9,7 +9,7 @@ use std::time::Duration;
 use dovetail_core::builders::{Given, node, node_pool, pod};
 use dovetail_core::catalog::CapacityType;
 use dovetail_core::disruption::budgets::{DisruptionReason, PoolCounts, budget_report};
-use dovetail_core::disruption::{Method, Pass, Settings, disrupt};
+use dovetail_core::disruption::{CommandReason, Method, Pass, Settings, disrupt};
 use dovetail_core::labels;
 use dovetail_core::model::{Budget, ConsolidationPolicy, Pod};
 use dovetail_core::policy::Builtin;
@@ -339,7 +339,7 @@ proptest! {
         let pass = pass_over(snapshot);
         let mut removed: BTreeMap<(String, DisruptionReason), u32> = BTreeMap::new();
         for c in pass.commands.iter().filter(|c| c.method != Method::Expiration) {
-            let reason = DisruptionReason::from_name(c.reason).expect("a budget reason");
+            let reason = c.reason.budget().expect("a budget reason");
             for &i in &c.node_indices {
                 let pool = snapshot.nodes[i].node_pool.expect("a managed node");
                 *removed.entry((pool.to_string(), reason)).or_default() += 1;
@@ -404,7 +404,7 @@ proptest! {
                     describe(&pass)
                 );
             }
-            if c.reason == "Underutilized" {
+            if c.reason == CommandReason::Underutilized {
                 let removed: f64 = c
                     .node_indices
                     .iter()

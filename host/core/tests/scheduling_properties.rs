@@ -11,6 +11,7 @@ use dovetail_core::labels;
 use dovetail_core::model::{Pod, PodKey, TaintEffect, untolerated};
 use dovetail_core::requirements::Operator;
 use dovetail_core::resources::Resources;
+use dovetail_core::rng::SplitMix;
 use dovetail_core::scheduler::{NodeClaimPlan, Plan};
 use dovetail_core::sym::Sym;
 use proptest::prelude::*;
@@ -752,17 +753,11 @@ fn check_every_pod_accounted_for(given: &Given, plan: &Plan) -> Result<(), TestC
 }
 
 /// A deterministic shuffle (SplitMix64-driven Fisher–Yates).
-fn shuffled<T: Clone>(items: &[T], mut seed: u64) -> Vec<T> {
+fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
     let mut out = items.to_vec();
-    let mut next = || {
-        seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = seed;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut rng = SplitMix::new(seed);
     for i in (1..out.len()).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         out.swap(i, j);
     }
     out

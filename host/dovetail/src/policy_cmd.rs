@@ -10,6 +10,7 @@ use dovetail_core::policy::document::{RequestDocument, explain_consolidation, ex
 use dovetail_core::policy::fixtures::{synthetic_consolidation, synthetic_selection};
 use dovetail_core::policy::select::default_select;
 use dovetail_core::policy::types::Decision;
+use dovetail_core::stats::percentile;
 use dovetail_policy::{
     Budget, LoadedPolicy, PolicyHost, PolicyWatcher, Runtime, RuntimeConfig, policy_file_name,
 };
@@ -262,14 +263,6 @@ struct BenchReport {
     p99_us: f64,
     max_us: f64,
     native_p50_us: Option<f64>,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i]
 }
 
 fn time_calls(iterations: usize, mut f: impl FnMut() -> Result<()>) -> Result<(Vec<f64>, f64)> {

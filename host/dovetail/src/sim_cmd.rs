@@ -2,7 +2,7 @@
 //! alone or side by side with other policy sets and the static node-group
 //! baseline.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,6 +13,7 @@ use dovetail_core::clock::SystemClock;
 use dovetail_core::policy::types::Decision;
 use dovetail_core::policy::{Builtin, ConsolidationScorer, InstanceSelector};
 use dovetail_policy::{BreakerConfig, FailureClass, PolicyHost, Runtime, RuntimeConfig};
+use dovetail_sim::text::{self, Run};
 use dovetail_sim::{Autoscaler, Report, Scenario, Simulation, parse_scenario};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde::Serialize;
@@ -389,22 +390,6 @@ fn load_host(
     Ok(Some(host))
 }
 
-/// One finished run.
-struct Run {
-    label: String,
-    report: Report,
-    /// Who decided instance selection and consolidation scoring; `None` for
-    /// the static baseline.
-    deciders: Option<[String; 2]>,
-    notes: Vec<String>,
-}
-
-impl Run {
-    fn is_baseline(&self) -> bool {
-        self.deciders.is_none()
-    }
-}
-
 fn simulate(
     scenario: &Scenario,
     spec: &Spec,
@@ -568,20 +553,7 @@ pub fn run(args: SimArgs) -> Result<()> {
         runs.push(simulate(&scenario, spec, host.as_ref(), &prefix)?);
     }
 
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{}: {} simulated, seed {}",
-        args.scenario.display(),
-        human_duration(scenario.duration_ms / 1000),
-        scenario.seed
-    );
-    out.push('\n');
-    if several {
-        comparison(&mut out, &runs);
-    } else {
-        summary(&mut out, &runs[0]);
-    }
+    let out = text::report(&args.scenario.display().to_string(), &scenario, &runs);
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
 
     if let Some(path) = &args.json {
@@ -652,233 +624,6 @@ fn labelled_path(path: &Path, label: &str) -> PathBuf {
     path.with_file_name(file)
 }
 
-/// `30m`, `24h`, `1h30m`, `90s`.
-fn human_duration(seconds: u64) -> String {
-    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
-    let mut out = String::new();
-    if h > 0 {
-        let _ = write!(out, "{h}h");
-    }
-    if m > 0 {
-        let _ = write!(out, "{m}m");
-    }
-    if s > 0 || out.is_empty() {
-        let _ = write!(out, "{s}s");
-    }
-    out
-}
-
-/// One table row: a metric and its value per run.
-type Row = (String, Vec<String>);
-
-fn money(values: &[f64]) -> Vec<String> {
-    let big = values.iter().any(|v| v.abs() >= 10.0);
-    values
-        .iter()
-        .map(|v| {
-            if big {
-                format!("{v:.2}")
-            } else {
-                format!("{v:.4}")
-            }
-        })
-        .collect()
-}
-
-fn metric_rows(runs: &[Run], compare: bool) -> Vec<Row> {
-    let totals: Vec<_> = runs.iter().map(|r| &r.report.totals).collect();
-    let ints = |f: &dyn Fn(&dovetail_sim::Totals) -> u64| -> Vec<String> {
-        totals.iter().map(|t| f(t).to_string()).collect()
-    };
-    let secs = |f: &dyn Fn(&dovetail_sim::Totals) -> f64| -> Vec<String> {
-        totals.iter().map(|t| format!("{:.0}", f(t))).collect()
-    };
-    let mut rows: Vec<Row> = Vec::new();
-    for (i, name) in ["instance selection", "consolidation scoring"]
-        .into_iter()
-        .enumerate()
-    {
-        rows.push((
-            name.to_string(),
-            runs.iter()
-                .map(|r| r.deciders.as_ref().map_or("-".into(), |d| d[i].clone()))
-                .collect(),
-        ));
-    }
-    let costs: Vec<f64> = totals.iter().map(|t| t.cost_usd).collect();
-    rows.push(("cost (USD)".into(), money(&costs)));
-    if compare {
-        let first = costs[0];
-        rows.push((
-            format!("savings vs {} (%)", runs[0].label),
-            costs
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    if i == 0 || first <= 0.0 {
-                        "-".to_string()
-                    } else {
-                        format!("{:.1}", (first - c) / first * 100.0)
-                    }
-                })
-                .collect(),
-        ));
-    }
-    rows.push(("peak nodes".into(), ints(&|t| t.peak_nodes as u64)));
-    rows.push(("nodes launched".into(), ints(&|t| t.nodes_launched as u64)));
-    rows.push((
-        "nodes terminated".into(),
-        ints(&|t| t.nodes_terminated as u64),
-    ));
-    rows.push(("disruptions".into(), ints(&|t| t.disruptions as u64)));
-    rows.push(("pods evicted".into(), ints(&|t| t.pods_evicted as u64)));
-    rows.push(("interruptions".into(), ints(&|t| t.interruptions as u64)));
-    if totals.iter().any(|t| t.insufficient_capacity_errors > 0) {
-        rows.push((
-            "insufficient capacity errors".into(),
-            ints(&|t| t.insufficient_capacity_errors as u64),
-        ));
-    }
-    if totals.iter().any(|t| t.jobs_completed > 0) {
-        rows.push(("jobs completed".into(), ints(&|t| t.jobs_completed as u64)));
-    }
-    rows.push(("pending p50 (s)".into(), secs(&|t| t.pending_p50_seconds)));
-    rows.push(("pending p95 (s)".into(), secs(&|t| t.pending_p95_seconds)));
-    rows.push(("pending p99 (s)".into(), secs(&|t| t.pending_p99_seconds)));
-    rows.push(("pending max (s)".into(), secs(&|t| t.pending_max_seconds)));
-    rows.push((
-        "all running after (s)".into(),
-        totals
-            .iter()
-            .map(|t| {
-                t.all_running_after_seconds
-                    .map_or("never".into(), |s| format!("{s:.0}"))
-            })
-            .collect(),
-    ));
-    rows.push(("pending at end".into(), ints(&|t| t.pending_at_end as u64)));
-    rows.push(("policy failures".into(), ints(&|t| t.policy_failures)));
-    rows.push((
-        "wall (s)".into(),
-        runs.iter()
-            .map(|r| format!("{:.2}", r.report.wall_seconds.unwrap_or(0.0)))
-            .collect(),
-    ));
-    rows
-}
-
-/// Metric names left-aligned, values right-aligned, one column per run.
-fn table(out: &mut String, header: Option<&[&str]>, rows: &[Row]) {
-    let first = rows.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
-    let columns = rows.first().map_or(0, |(_, v)| v.len());
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .map(|(_, v)| v[c].len())
-                .chain(header.map(|h| h[c].len()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut line = |name: &str, cells: &[&str]| {
-        let mut l = format!("{name:<first$}");
-        for (cell, w) in cells.iter().zip(&widths) {
-            let _ = write!(l, "  {cell:>w$}");
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    if let Some(h) = header {
-        line("", h);
-    }
-    for (name, cells) in rows {
-        let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
-        line(name, &cells);
-    }
-}
-
-fn summary(out: &mut String, run: &Run) {
-    table(out, None, &metric_rows(std::slice::from_ref(run), false));
-    for note in &run.notes {
-        let _ = writeln!(out, "note: {note}");
-    }
-
-    let hours = &run.report.totals.node_hours_by_instance_type;
-    if !hours.is_empty() {
-        let mut top: Vec<(&String, &f64)> = hours.iter().collect();
-        top.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
-        let shown = top.len().min(5);
-        let _ = writeln!(
-            out,
-            "\nnode-hours by instance type (top {shown} of {}):",
-            top.len()
-        );
-        let width = top[..shown].iter().map(|(t, _)| t.len()).max().unwrap_or(0);
-        for (t, h) in &top[..shown] {
-            let _ = writeln!(out, "  {t:<width$}  {h:>8.2}");
-        }
-    }
-
-    let decisions = &run.report.decisions;
-    let skip = decisions.len().saturating_sub(10);
-    if decisions.is_empty() {
-        out.push_str("\nno decisions\n");
-    } else {
-        let _ = writeln!(
-            out,
-            "\ndecisions (last {} of {}):",
-            decisions.len() - skip,
-            decisions.len()
-        );
-        for d in &decisions[skip..] {
-            let _ = writeln!(out, "  {d}");
-        }
-    }
-}
-
-fn comparison(out: &mut String, runs: &[Run]) {
-    let header: Vec<&str> = runs.iter().map(|r| r.label.as_str()).collect();
-    table(out, Some(&header), &metric_rows(runs, true));
-    for run in runs {
-        for note in &run.notes {
-            let _ = writeln!(out, "note: {note}");
-        }
-    }
-    let Some(base) = runs.iter().find(|r| r.is_baseline()) else {
-        return;
-    };
-    let groups = base
-        .report
-        .autoscaler
-        .trim_start_matches("static-node-groups");
-    let _ = writeln!(
-        out,
-        "\nstatic node groups: {}",
-        groups.trim().trim_start_matches('(').trim_end_matches(')')
-    );
-    let dovetail: Vec<&Run> = runs.iter().filter(|r| !r.is_baseline()).collect();
-    let y = base.report.totals.cost_usd;
-    for run in &dovetail {
-        let who = if dovetail.len() == 1 {
-            "Dovetail".to_string()
-        } else {
-            format!("Dovetail ({})", run.label)
-        };
-        let x = run.report.totals.cost_usd;
-        let how = if y <= 0.0 || (x - y).abs() < 0.00005 {
-            "the same as".to_string()
-        } else if x < y {
-            format!("{:.1}% less than", (y - x) / y * 100.0)
-        } else {
-            format!("{:.1}% more than", (x - y) / y * 100.0)
-        };
-        let _ = writeln!(
-            out,
-            "{who} costs {how} static node groups (${x:.4} vs ${y:.4})"
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -924,13 +669,5 @@ mod tests {
             labelled_path(Path::new("out"), "builtin"),
             Path::new("out-builtin")
         );
-    }
-
-    #[test]
-    fn durations_read_as_written() {
-        assert_eq!(human_duration(1800), "30m");
-        assert_eq!(human_duration(5400), "1h30m");
-        assert_eq!(human_duration(0), "0s");
-        assert_eq!(dovetail_sim::clock(48 * 3600 + 61), "48:01:01");
     }
 }

@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use dovetail_core::policy::fixtures::{smoke_consolidation, smoke_selection};
+use dovetail_core::policy::smoke;
 use dovetail_core::policy::types as core;
 use dovetail_core::policy::validate;
 use wasmtime::component::{Instance, InstancePre};
@@ -214,13 +214,13 @@ impl LoadedPolicy {
         // bad config is reported now, naming the field.
         policy.run(0, 0, RequestSize::setup(true), |_, _, _| Ok(()))?;
         if policy.selection.is_some() {
-            let req = smoke_selection();
+            let req = smoke::selection();
             policy
                 .select(&req)
                 .map_err(|f| smoke_err(&policy, "instance selection", f))?;
         }
         if policy.scoring.is_some() {
-            let (ctx, moves) = smoke_consolidation();
+            let (ctx, moves) = smoke::consolidation();
             policy
                 .rank(&ctx)
                 .map_err(|f| smoke_err(&policy, "consolidation rank", f))?;

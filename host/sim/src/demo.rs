@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use dovetail_core::builders::{aws_catalog, node_pool, pod};
+use dovetail_core::catalog::aws_catalog;
 use dovetail_core::disruption::Settings;
 use dovetail_core::labels;
-use dovetail_core::model::ConsolidationPolicy;
-use dovetail_core::requirements::Operator;
+use dovetail_core::model::{ConsolidationPolicy, NodePool};
+use dovetail_core::requirements::{NodeSelectorRequirement, Operator};
 use dovetail_core::scheduler::Snapshot;
+use dovetail_core::template::pod;
 
 use crate::types::{Deployment, Event, EventKind, Models, Scenario};
 
@@ -18,14 +19,14 @@ use crate::types::{Deployment, Event, EventKind, Models, Scenario};
 /// (without it a spot node can only be deleted, never replaced).
 pub fn demo_scenario(seed: u64) -> Scenario {
     let mut cluster = Snapshot::new(aws_catalog());
-    cluster.node_pools.push(
-        node_pool("default")
-            .require(labels::INSTANCE_CATEGORY, Operator::In, &["c", "m", "r"])
-            .require(labels::CAPACITY_TYPE, Operator::In, &["on-demand", "spot"])
-            .consolidation_policy(ConsolidationPolicy::WhenEmptyOrUnderutilized)
-            .consolidate_after(Some(Duration::from_secs(30)))
-            .build(),
-    );
+    let mut pool = NodePool::new("default");
+    pool.requirements = vec![
+        NodeSelectorRequirement::new(labels::INSTANCE_CATEGORY, Operator::In, &["c", "m", "r"]),
+        NodeSelectorRequirement::new(labels::CAPACITY_TYPE, Operator::In, &["on-demand", "spot"]),
+    ];
+    pool.disruption.consolidation_policy = ConsolidationPolicy::WhenEmptyOrUnderutilized;
+    pool.disruption.consolidate_after = Some(Duration::from_secs(30));
+    cluster.node_pools.push(pool);
     let mut scenario = Scenario::new(cluster, 30 * 60_000, seed);
     scenario.deployments.push(Deployment {
         name: "my-app".into(),

@@ -15,14 +15,15 @@ use dovetail_core::clock::ManualClock;
 use dovetail_core::disruption::{self, Command, Method};
 use dovetail_core::labels;
 use dovetail_core::model::{Node, NodePool, Pod, PodDisruptionBudget, PodKey, TaintEffect};
-use dovetail_core::policy::fixtures::SplitMix;
 use dovetail_core::policy::{ConsolidationScorer, InstanceSelector};
 use dovetail_core::resources::Resources;
+use dovetail_core::rng::SplitMix;
 use dovetail_core::scheduler::{OfferingRef, Prepared, Snapshot, provision, solve};
+use dovetail_core::stats::percentile;
 use dovetail_core::sym::Sym;
 
 use crate::baseline;
-use crate::report::{DecisionRecord, Report, Sample, percentile};
+use crate::report::{DecisionRecord, Report, Sample};
 use crate::types::{Autoscaler, EventKind, Scenario, node_for};
 
 pub(crate) const TICK_MS: u64 = 1_000;

@@ -25,6 +25,7 @@ mod engine;
 mod html;
 mod report;
 mod scenario;
+pub mod text;
 mod types;
 
 pub use demo::demo_scenario;

@@ -104,11 +104,3 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wall_seconds: Option<f64>,
 }
-
-pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}

@@ -93,7 +93,7 @@ use std::sync::Arc;
 
 use dovetail_api::NodeClassReference;
 use dovetail_api::NodePool as NodePoolManifest;
-use dovetail_core::builders::{aws_catalog, pod};
+use dovetail_core::catalog::aws_catalog;
 use dovetail_core::catalog::{CapacityType, Catalog, InstanceType, InstanceTypeSpec};
 use dovetail_core::disruption::{Settings, parse_go_duration};
 use dovetail_core::model::{
@@ -103,6 +103,7 @@ use dovetail_core::model::{
 use dovetail_core::resources::{self, QuantityError, Resources};
 use dovetail_core::scheduler::Snapshot;
 use dovetail_core::sym::Sym;
+use dovetail_core::template::pod;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 

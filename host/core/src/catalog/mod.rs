@@ -14,6 +14,7 @@
 //! - [`Catalog::from_specs`]: a user-supplied catalog ([`InstanceTypeSpec`]).
 
 pub mod aws;
+pub(crate) mod compiled;
 mod csv;
 mod spec;
 mod spot;
@@ -35,6 +36,16 @@ pub use aws::{CatalogSettings, EvictionThreshold, KubeReserved};
 pub use csv::DataError;
 pub use spec::{InstanceTypeSpec, OfferingSpec, OverheadSpec, SpecError};
 pub use spot::{PriceSource, SpotModel};
+
+/// The embedded us-east-1 catalog ([`Catalog::aws_us_east_1`]), loaded once
+/// per process and shared: parsing it takes milliseconds, and sharing one
+/// `Arc` shares the scheduler's compiled form too.
+pub fn aws_catalog() -> Arc<Catalog> {
+    static CATALOG: std::sync::OnceLock<Arc<Catalog>> = std::sync::OnceLock::new();
+    CATALOG
+        .get_or_init(|| Arc::new(Catalog::aws_us_east_1()))
+        .clone()
+}
 
 /// How an instance is bought. Ordered by policy code: on-demand, spot,
 /// reserved.
@@ -190,7 +201,7 @@ pub struct Catalog {
     /// sorts.
     pub instance_types: Vec<InstanceType>,
     pub spot_prices: PriceSource,
-    compiled: std::sync::OnceLock<Arc<crate::scheduler::claims::Types>>,
+    compiled: std::sync::OnceLock<Arc<compiled::Types>>,
 }
 
 impl Clone for Catalog {
@@ -231,10 +242,10 @@ impl Catalog {
         }
     }
 
-    /// The scheduler's compiled form, made on first use.
-    pub(crate) fn compiled(&self) -> Arc<crate::scheduler::claims::Types> {
+    /// The compiled form the scheduler matches against, made on first use.
+    pub(crate) fn compiled(&self) -> Arc<compiled::Types> {
         self.compiled
-            .get_or_init(|| Arc::new(crate::scheduler::claims::Types::compile(self)))
+            .get_or_init(|| Arc::new(compiled::Types::compile(self)))
             .clone()
     }
 

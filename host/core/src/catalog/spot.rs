@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::rng;
+
 /// A model of spot prices, not an observation:
 /// `spot = on-demand × (1 − d)`, where the discount `d` is drawn from
 /// `[min_discount, max_discount]` by a hash of (instance family, zone, seed).
@@ -44,11 +46,8 @@ impl SpotModel {
         for b in family.bytes().chain([0xff]).chain(zone.bytes()) {
             h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
-        h ^= self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        h ^= h >> 31;
-        let unit = (h >> 11) as f64 / (1u64 << 53) as f64;
+        h ^= self.seed.wrapping_mul(rng::GOLDEN_GAMMA);
+        let unit = rng::unit_f64(rng::mix64(h));
         self.min_discount + unit * (self.max_discount - self.min_discount)
     }
 

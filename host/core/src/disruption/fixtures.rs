@@ -5,7 +5,7 @@
 use crate::builders::{aws_catalog, node, node_pool, pod};
 use crate::catalog::CapacityType;
 use crate::labels;
-use crate::policy::fixtures::SplitMix;
+use crate::rng::SplitMix;
 use crate::scheduler::Snapshot;
 
 const TYPES: [&str; 4] = ["m5.4xlarge", "m5.2xlarge", "c5.4xlarge", "r5.2xlarge"];

@@ -3,9 +3,12 @@
 
 pub mod consolidate;
 pub mod document;
+#[cfg(feature = "testing")]
 pub mod fixtures;
 pub mod ports;
 pub mod select;
+pub mod smoke;
+mod synthetic;
 pub mod types;
 pub mod validate;
 pub mod view;

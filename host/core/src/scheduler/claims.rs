@@ -1,7 +1,7 @@
 //! Where pods can go: existing nodes, planned NodeClaims and the NodePool
 //! templates new NodeClaims come from.
 
-use crate::catalog::{CapacityType, Catalog};
+use crate::catalog::compiled::{CompiledType, Types};
 use crate::labels;
 use crate::model::{
     DaemonSet, HostPort, Node, NodePool, Pod, Taint, TaintEffect, Toleration, TolerationOperator,
@@ -11,119 +11,9 @@ use crate::requirements::{Requirement, Requirements};
 use crate::resources::Resources;
 use crate::sym::Sym;
 
+use super::index::{NodeIndex, PodIndex};
 use super::pods::PodState;
 use super::topology::{Topology, Universe};
-
-/// An offering compiled for matching.
-#[derive(Debug, Clone)]
-pub(crate) struct CompiledOffering {
-    pub zone: Sym,
-    pub capacity_type: CapacityType,
-    pub capacity_label: Sym,
-    pub price: f64,
-    pub available: bool,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct CompiledType {
-    pub name: Sym,
-    pub requirements: Requirements,
-    pub capacity: Resources,
-    pub allocatable: Resources,
-    pub offerings: Vec<CompiledOffering>,
-}
-
-impl CompiledType {
-    /// Whether an available offering satisfies `reqs`' zone and capacity type.
-    pub fn has_offering(&self, reqs: &Requirements, keys: &OfferingKeys) -> bool {
-        let zone = reqs.get(keys.zone);
-        let ct = reqs.get(keys.capacity_type);
-        self.offerings.iter().any(|o| {
-            o.available
-                && zone.is_none_or(|r| r.has(o.zone))
-                && ct.is_none_or(|r| r.has(o.capacity_label))
-        })
-    }
-
-    /// The cheapest available offering price under `reqs`.
-    pub fn cheapest(&self, reqs: &Requirements, keys: &OfferingKeys) -> f64 {
-        let zone = reqs.get(keys.zone);
-        let ct = reqs.get(keys.capacity_type);
-        self.offerings
-            .iter()
-            .filter(|o| {
-                o.available
-                    && zone.is_none_or(|r| r.has(o.zone))
-                    && ct.is_none_or(|r| r.has(o.capacity_label))
-            })
-            .map(|o| o.price)
-            .fold(f64::INFINITY, f64::min)
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct OfferingKeys {
-    pub zone: Sym,
-    pub capacity_type: Sym,
-    pub hostname: Sym,
-}
-
-impl OfferingKeys {
-    pub fn new() -> Self {
-        Self {
-            zone: Sym::new(labels::ZONE),
-            capacity_type: Sym::new(labels::CAPACITY_TYPE),
-            hostname: Sym::new(labels::HOSTNAME),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Types {
-    pub list: Vec<CompiledType>,
-    pub keys: OfferingKeys,
-}
-
-impl Types {
-    pub fn compile(catalog: &Catalog) -> Self {
-        let keys = OfferingKeys::new();
-        let list = catalog
-            .instance_types
-            .iter()
-            .map(|it| {
-                let mut requirements =
-                    Requirements::from_labels(it.labels.iter().map(|(k, v)| (k, v)));
-                let available = it.offerings.iter().filter(|o| o.available);
-                requirements.add(Requirement::is_in(
-                    keys.zone,
-                    available.clone().map(|o| o.zone),
-                ));
-                requirements.add(Requirement::is_in(
-                    keys.capacity_type,
-                    available.map(|o| Sym::new(o.capacity_type.label())),
-                ));
-                CompiledType {
-                    name: it.name,
-                    requirements,
-                    capacity: it.capacity.clone(),
-                    allocatable: it.allocatable(),
-                    offerings: it
-                        .offerings
-                        .iter()
-                        .map(|o| CompiledOffering {
-                            zone: o.zone,
-                            capacity_type: o.capacity_type,
-                            capacity_label: Sym::new(o.capacity_type.label()),
-                            price: o.price,
-                            available: o.available,
-                        })
-                        .collect(),
-                }
-            })
-            .collect();
-        Types { list, keys }
-    }
-}
 
 /// Whether a DaemonSet's pods would run on nodes with these taints and
 /// requirements (Karpenter tolerates PreferNoSchedule for daemons and tries
@@ -372,7 +262,7 @@ pub(crate) struct Claim {
     pub requirements: Requirements,
     /// Pods' requests plus DaemonSet overhead.
     pub requests: Resources,
-    pub pods: Vec<usize>,
+    pub pods: Vec<PodIndex>,
     /// Instance types that still fit, by index.
     pub types: Vec<u32>,
     /// Per-resource maximum allocatable over `types`: a quick "no" for pods
@@ -413,7 +303,7 @@ impl Claim {
 
     pub fn try_add(
         &mut self,
-        p: usize,
+        p: PodIndex,
         pod: &PodState,
         types: &Types,
         templates: &[Template],
@@ -558,8 +448,7 @@ pub(crate) fn check_min_values(
 /// A node that exists or is launching, as a place for pods.
 #[derive(Debug, Clone)]
 pub(crate) struct Existing {
-    /// Index into the snapshot's nodes.
-    pub node: usize,
+    pub node: NodeIndex,
     pub name: Sym,
     pub initialized: bool,
     /// Shared until a pod narrows it: what-if solves clone every node.
@@ -568,13 +457,13 @@ pub(crate) struct Existing {
     available: Resources,
     requests: Resources,
     host_ports: Vec<HostPort>,
-    pub pods: Vec<usize>,
+    pub pods: Vec<PodIndex>,
 }
 
 impl Existing {
     /// `labels` is the node's labels as requirements.
     pub fn new(
-        index: usize,
+        index: NodeIndex,
         node: &Node,
         labels: &Requirements,
         daemon_sets: &[DaemonSet],
@@ -638,7 +527,7 @@ impl Existing {
 
     /// Places pod `p` here if it fits; existing nodes are only ever
     /// accepted or skipped, so no reason is kept.
-    pub fn try_add(&mut self, p: usize, pod: &PodState, topology: &mut Topology) -> bool {
+    pub fn try_add(&mut self, p: PodIndex, pod: &PodState, topology: &mut Topology) -> bool {
         if !self.requests.fits_with(&pod.requests, &self.available)
             || untolerated(&self.taints, &pod.pod.tolerations).is_some()
             || port_conflict(&self.host_ports, &pod.pod).is_some()

@@ -8,7 +8,7 @@ use crate::builders::{node_pool, pod};
 use crate::catalog::Catalog;
 use crate::labels;
 use crate::model::Pod;
-use crate::policy::fixtures::SplitMix;
+use crate::rng::SplitMix;
 
 use super::Snapshot;
 

@@ -10,8 +10,10 @@
 //! its preferences relaxed one at a time and goes to the back of the queue;
 //! the queue stops when a full pass places nothing.
 
-pub(crate) mod claims;
+mod claims;
+#[cfg(feature = "testing")]
 pub mod fixtures;
+mod index;
 mod launch;
 mod plan;
 mod pods;
@@ -20,14 +22,18 @@ mod topology;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+pub use index::NodeIndex;
+pub(crate) use index::index_by;
 pub(crate) use launch::DictionaryIndex;
 pub use launch::{LaunchChoice, LaunchDecision, Provisioning, choose_launches, provision};
 pub use plan::{Binding, NodeClaimPlan, OfferingRef, Placement, Plan, Unschedulable};
 
 use crate::catalog::Catalog;
+use crate::catalog::compiled::Types;
 use crate::model::{DaemonSet, Namespace, Node, NodePool, Pod, PodDisruptionBudget, TaintEffect};
 
 use claims::{Claim, Existing, Template};
+use index::{ClaimIndex, PodIndex};
 use pods::{PodState, queue_order};
 use topology::{BoundPod, GroupCache, Topology, Universe};
 
@@ -94,15 +100,15 @@ pub fn solve(snapshot: &Snapshot, pending: &[Pod]) -> Plan {
     Scheduler::new(snapshot, &prepared, pending, &[]).run(None)
 }
 
-/// What-if: schedules `pending` onto the cluster as if the nodes at indices
-/// `removed` (into `snapshot.nodes`) were gone, reusing `prepared`. This is
+/// What-if: schedules `pending` onto the cluster as if the nodes `removed`
+/// were gone, reusing `prepared`. This is
 /// how disruption proves a node's pods fit elsewhere. With `price_cap`,
 /// new NodeClaims keep only offerings cheaper than it.
 pub fn solve_without(
     snapshot: &Snapshot,
     prepared: &Prepared,
     pending: &[Pod],
-    removed: &[usize],
+    removed: &[NodeIndex],
     price_cap: Option<f64>,
 ) -> Plan {
     Scheduler::new(snapshot, prepared, pending, removed).run(price_cap)
@@ -113,7 +119,7 @@ pub fn solve_without(
 /// solves over the same snapshot share it.
 #[derive(Debug)]
 pub struct Prepared {
-    types: Arc<claims::Types>,
+    types: Arc<Types>,
     templates: Vec<Template>,
     template_errors: Vec<String>,
     universe: Arc<Universe>,
@@ -174,7 +180,14 @@ impl Prepared {
             .iter()
             .enumerate()
             .filter(|(_, n)| !n.marked_for_deletion)
-            .map(|(i, n)| Existing::new(i, n, &node_requirements[i], &snapshot.daemon_sets))
+            .map(|(i, n)| {
+                Existing::new(
+                    NodeIndex(i),
+                    n,
+                    &node_requirements[i],
+                    &snapshot.daemon_sets,
+                )
+            })
             .collect();
         // Initialized nodes first, in-flight ones after, each by name.
         existing.sort_by(|a, b| b.initialized.cmp(&a.initialized).then(a.name.cmp(&b.name)));
@@ -188,7 +201,7 @@ impl Prepared {
                 let taints = Arc::new(n.taints.clone());
                 n.pods.iter().map(move |p| BoundPod {
                     pod: p.clone(),
-                    node: i,
+                    node: NodeIndex(i),
                     node_labels: labels.clone(),
                     node_requirements: reqs.clone(),
                     node_taints: taints.clone(),
@@ -225,15 +238,15 @@ struct Scheduler<'a> {
     snapshot: &'a Snapshot,
     pods: Vec<PodState>,
     /// Pods whose constraints could not be compiled, with the error.
-    invalid: Vec<(usize, String)>,
-    types: Arc<claims::Types>,
+    invalid: Vec<(PodIndex, String)>,
+    types: Arc<Types>,
     templates: Vec<Template>,
     existing: Vec<Existing>,
     /// Per existing node: (cpu, memory) still free.
     headroom: Vec<(i64, i64)>,
     claims: Vec<Claim>,
-    /// (pod count, claim index): the order planned NodeClaims are tried in.
-    claim_order: BTreeSet<(usize, usize)>,
+    /// (pod count, claim): the order planned NodeClaims are tried in.
+    claim_order: BTreeSet<(usize, ClaimIndex)>,
     topology: Topology,
     tolerate_prefer_no_schedule: bool,
     /// Placeholder hostnames already known to the topology.
@@ -245,6 +258,8 @@ struct Scheduler<'a> {
 
 #[derive(Debug, Clone, Copy)]
 enum Place {
+    /// A position in `Scheduler::existing` (not a [`NodeIndex`]: removed
+    /// and deleting nodes are not there).
     Existing(usize),
     Claim,
 }
@@ -254,7 +269,7 @@ impl<'a> Scheduler<'a> {
         snapshot: &'a Snapshot,
         prepared: &'a Prepared,
         pending: &[Pod],
-        removed: &[usize],
+        removed: &[NodeIndex],
     ) -> Self {
         let respect = snapshot.settings.preference_policy == PreferencePolicy::Respect;
         let mut pods = Vec::with_capacity(pending.len());
@@ -263,7 +278,7 @@ impl<'a> Scheduler<'a> {
             match PodState::new(p, respect) {
                 Ok(s) => pods.push(s),
                 Err(e) => {
-                    invalid.push((i, e.to_string()));
+                    invalid.push((PodIndex(i), e.to_string()));
                     let mut bare = p.clone();
                     bare.required_node_affinity.clear();
                     bare.preferred_node_affinity.clear();
@@ -302,7 +317,7 @@ impl<'a> Scheduler<'a> {
             topology.register(hostname, hostnames[i]);
         }
         for (i, p) in pods.iter().enumerate() {
-            topology.update(i, &p.pod, &p.strict_terms);
+            topology.update(PodIndex(i), &p.pod, &p.strict_terms);
         }
         let pod_refs: Vec<&Pod> = pods.iter().map(|p| &p.pod).collect();
         topology.index_inverse(&pod_refs);
@@ -342,10 +357,10 @@ impl<'a> Scheduler<'a> {
     }
 
     fn run(mut self, price_cap: Option<f64>) -> Plan {
-        let mut order: Vec<usize> = (0..self.pods.len()).collect();
+        let mut order: Vec<PodIndex> = (0..self.pods.len()).map(PodIndex).collect();
         order.sort_by(|&a, &b| queue_order(&self.pods[a], &self.pods[b]));
-        let invalid: Vec<usize> = self.invalid.iter().map(|(i, _)| *i).collect();
-        let mut queue: std::collections::VecDeque<usize> =
+        let invalid: Vec<PodIndex> = self.invalid.iter().map(|(i, _)| *i).collect();
+        let mut queue: std::collections::VecDeque<PodIndex> =
             order.into_iter().filter(|i| !invalid.contains(i)).collect();
         // Queue length when each pod was last pushed back unchanged: seeing
         // the same length again means a whole pass placed nothing.
@@ -377,7 +392,7 @@ impl<'a> Scheduler<'a> {
         plan::build(self, price_cap)
     }
 
-    fn add(&mut self, p: usize) -> Result<Place, String> {
+    fn add(&mut self, p: PodIndex) -> Result<Place, String> {
         let pod = &self.pods[p];
         let (cpu, memory) = (pod.requests.cpu, pod.requests.memory);
         for (i, node) in self.existing.iter_mut().enumerate() {
@@ -434,7 +449,7 @@ impl<'a> Scheduler<'a> {
             match claim.try_add(p, pod, &self.types, &self.templates, &mut self.topology) {
                 Ok(()) => {
                     self.templates[t].reserve(&claim, &self.types);
-                    let c = self.claims.len();
+                    let c = ClaimIndex(self.claims.len());
                     self.claims.push(claim);
                     self.claim_order.insert((1, c));
                     return Ok(Place::Claim);

@@ -9,6 +9,7 @@ use crate::resources::Resources;
 use crate::sym::Sym;
 
 use super::claims::check_min_values;
+use super::index::PodIndex;
 use super::{Place, Scheduler};
 
 /// One launch option: an instance type in a zone with a capacity type.
@@ -162,6 +163,7 @@ pub(super) fn build(s: Scheduler<'_>, price_cap: Option<f64>) -> Plan {
         });
     }
     for (p, place) in s.placed.iter().enumerate() {
+        let p = PodIndex(p);
         match place {
             Some(Place::Existing(e)) => {
                 let node = &s.existing[*e];

@@ -22,6 +22,8 @@ use crate::model::{
 use crate::requirements::{Requirement, Requirements};
 use crate::sym::Sym;
 
+use super::index::{NodeIndex, PodIndex};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
     Spread,
@@ -396,7 +398,7 @@ impl GroupCache {
             while i < bound.len() && bound[i].node == n {
                 i += 1;
             }
-            by_node[n] = start..i;
+            by_node[n.0] = start..i;
         }
         Self {
             groups: Default::default(),
@@ -427,7 +429,7 @@ pub(crate) struct Topology {
     bound: Arc<Vec<BoundPod>>,
     /// Per snapshot node: left out of this solve (a what-if without it).
     removed: Vec<bool>,
-    removed_list: Vec<usize>,
+    removed_list: Vec<NodeIndex>,
     cache: Option<Arc<GroupCache>>,
     /// Per pending pod: the groups it owns and the inverse groups selecting it.
     owned: Vec<Vec<usize>>,
@@ -437,8 +439,7 @@ pub(crate) struct Topology {
 #[derive(Debug)]
 pub(crate) struct BoundPod {
     pub pod: Pod,
-    /// Index into the snapshot's nodes.
-    pub node: usize,
+    pub node: NodeIndex,
     /// Shared by every pod of the node.
     pub node_labels: Arc<Labels>,
     pub node_requirements: Arc<Requirements>,
@@ -453,11 +454,11 @@ impl Topology {
         bound: Arc<Vec<BoundPod>>,
         anti: &[usize],
         cache: Option<Arc<GroupCache>>,
-        removed: &[usize],
+        removed: &[NodeIndex],
         pending: usize,
     ) -> Self {
         let mut mask = Vec::new();
-        for &r in removed {
+        for &NodeIndex(r) in removed {
             if mask.len() <= r {
                 mask.resize(r + 1, false);
             }
@@ -490,8 +491,8 @@ impl Topology {
         t
     }
 
-    fn is_removed(&self, node: usize) -> bool {
-        self.removed.get(node).copied().unwrap_or(false)
+    fn is_removed(&self, node: NodeIndex) -> bool {
+        self.removed.get(node.0).copied().unwrap_or(false)
     }
 
     fn namespaces_for(&self, pod: &Pod, term: &PodAffinityTerm) -> Vec<Sym> {
@@ -563,7 +564,7 @@ impl Topology {
 
     /// (Re)builds the groups pending pod `p` owns from its current
     /// constraints (after a relaxation, some are gone).
-    pub(crate) fn update(&mut self, p: usize, pod: &Pod, strict: &[Requirements]) {
+    pub(crate) fn update(&mut self, p: PodIndex, pod: &Pod, strict: &[Requirements]) {
         for &g in &self.owned[p] {
             self.groups[g].owners -= 1;
         }
@@ -690,7 +691,7 @@ impl Topology {
             }
         }
         for &n in &self.removed_list {
-            for b in &self.bound[cache.by_node.get(n).cloned().unwrap_or(0..0)] {
+            for b in &self.bound[cache.by_node.get(n.0).cloned().unwrap_or(0..0)] {
                 if let Some(d) = counted_domain(&g, b) {
                     g.unrecord(d);
                 }
@@ -700,7 +701,7 @@ impl Topology {
     }
 
     /// Whether pod `p` has any topology constraint to check.
-    pub(crate) fn constrains(&self, p: usize) -> bool {
+    pub(crate) fn constrains(&self, p: PodIndex) -> bool {
         !self.owned[p].is_empty() || !self.matching_inverse[p].is_empty()
     }
 
@@ -708,7 +709,7 @@ impl Topology {
     /// requirements, or why it cannot go there.
     pub(crate) fn add_requirements(
         &self,
-        p: usize,
+        p: PodIndex,
         pod: &Pod,
         strict: &Requirements,
         node: &Requirements,

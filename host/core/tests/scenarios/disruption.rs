@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use dovetail_core::builders::{Given, NodeBuilder, NodePoolBuilder, node, node_pool, pod};
 use dovetail_core::catalog::{CapacityType, Catalog};
-use dovetail_core::disruption::{Command, Method, Pass, Settings, disrupt, validate};
+use dovetail_core::disruption::{
+    Command, CommandReason, Method, Pass, Settings, disrupt, validate,
+};
 use dovetail_core::labels;
 use dovetail_core::disruption::budgets::{BudgetWindow, DisruptionReason};
 use dovetail_core::model::{Budget, ConsolidationPolicy, Pod};
 use dovetail_core::requirements::Operator;
-use dovetail_core::scheduler::{NodeClaimPlan, Prepared, solve_without};
+use dovetail_core::scheduler::{NodeClaimPlan, NodeIndex, Prepared, solve_without};
 
 /// Monday 2024-01-15 20:00 UTC.
 const NOW: u64 = 1_705_348_800;
@@ -98,7 +100,7 @@ impl<'a> Then<'a> {
     }
 
     /// Exactly one command, by `method` for `reason`.
-    fn one_command(&self, method: Method, reason: &str) -> &Self {
+    fn one_command(&self, method: Method, reason: CommandReason) -> &Self {
         let c = self.command();
         assert_eq!(
             (c.method, c.reason),
@@ -406,7 +408,7 @@ fn an_empty_node_running_only_daemonset_pods_is_deleted() {
     let pass = when_disrupted(&given, NOW);
 
     then(&pass)
-        .one_command(Method::Emptiness, "Empty")
+        .one_command(Method::Emptiness, CommandReason::Empty)
         .removes(&["idle"])
         .no_replacement()
         .saves(M5_LARGE)
@@ -433,7 +435,7 @@ fn empty_nodes_are_deleted_together_up_to_the_budget() {
 
     // The default budget, 10% of 20 nodes, allows 2 at once.
     then(&pass)
-        .one_command(Method::Emptiness, "Empty")
+        .one_command(Method::Emptiness, CommandReason::Empty)
         .removes_n_of(2, &empty)
         .no_replacement()
         .saves(2.0 * M5_LARGE);
@@ -450,7 +452,7 @@ fn an_empty_node_waits_for_consolidate_after() {
     let pass = when_disrupted(&given, NOW);
 
     then(&pass)
-        .one_command(Method::Emptiness, "Empty")
+        .one_command(Method::Emptiness, CommandReason::Empty)
         .removes(&["long-empty"])
         .untouched("just-emptied");
 }
@@ -479,7 +481,7 @@ fn when_empty_deletes_empty_nodes_but_never_consolidates_underutilized_ones() {
     let with_empty = policy(ConsolidationPolicy::WhenEmpty).node(|c| empty_node(c, "idle"));
 
     then(&when_disrupted(&with_empty, NOW))
-        .one_command(Method::Emptiness, "Empty")
+        .one_command(Method::Emptiness, CommandReason::Empty)
         .removes(&["idle"]);
     then(&when_disrupted(
         &policy(ConsolidationPolicy::WhenEmpty),
@@ -491,7 +493,7 @@ fn when_empty_deletes_empty_nodes_but_never_consolidates_underutilized_ones() {
         &policy(ConsolidationPolicy::WhenEmptyOrUnderutilized),
         NOW,
     ))
-    .one_command(Method::SingleNodeConsolidation, "Underutilized")
+    .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
     .removes(&["small"]);
 }
 
@@ -522,7 +524,7 @@ fn a_node_past_expire_after_expires_even_with_a_zero_budget() {
     let pass = when_disrupted(&given, NOW);
 
     then(&pass)
-        .one_command(Method::Expiration, "Expired")
+        .one_command(Method::Expiration, CommandReason::Expired)
         .removes(&["old"])
         .no_replacement()
         .untouched("young");
@@ -589,7 +591,7 @@ fn a_node_from_a_changed_template_is_replaced_as_drifted() {
     let pass = when_disrupted(&given, NOW);
 
     then(&pass)
-        .one_command(Method::Drift, "Drifted")
+        .one_command(Method::Drift, CommandReason::Drifted)
         .removes(&["drifted"])
         .replacement(|r| {
             assert_eq!(r.node_pool.as_str(), "default");
@@ -617,7 +619,7 @@ fn a_node_that_no_longer_meets_changed_requirements_is_drifted() {
     let pass = when_disrupted(&given, NOW);
 
     then(&pass)
-        .one_command(Method::Drift, "Drifted")
+        .one_command(Method::Drift, CommandReason::Drifted)
         .removes(&["m5-node"])
         .replacement(|r| {
             assert!(
@@ -649,7 +651,7 @@ fn drift_is_not_gated_by_consolidate_after() {
     let given = drifted_template(|p| p.consolidate_after(None));
 
     then(&when_disrupted(&given, NOW))
-        .one_command(Method::Drift, "Drifted")
+        .one_command(Method::Drift, CommandReason::Drifted)
         .removes(&["drifted"]);
 }
 
@@ -664,7 +666,7 @@ fn an_underutilized_node_whose_pods_fit_elsewhere_is_deleted() {
     let pass = when_disrupted(&given, NOW);
 
     then(&pass)
-        .one_command(Method::SingleNodeConsolidation, "Underutilized")
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
         .removes(&["small"])
         .no_replacement()
         .saves(M5_LARGE)
@@ -679,7 +681,7 @@ fn a_node_is_replaced_by_a_strictly_cheaper_one_when_its_pods_fit_nowhere_else()
     let pass = when_disrupted(&given, NOW);
 
     then(&pass)
-        .one_command(Method::SingleNodeConsolidation, "Underutilized")
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
         .removes(&["big"])
         .replacement(|r| {
             assert_eq!(r.instance_types[0].as_str(), "m5.large", "cheapest first");
@@ -739,7 +741,7 @@ fn consolidation_never_replaces_one_node_by_several() {
         snapshot,
         &Prepared::reusable(snapshot),
         &pods,
-        &[0],
+        &[NodeIndex(0)],
         Some(M5_4XLARGE),
     );
     assert_eq!(plan.node_claims.len(), 2, "{:?}", plan.node_claims);
@@ -776,7 +778,7 @@ fn a_spot_node_is_replaced_by_spot_only_with_spot_to_spot_enabled() {
         ..Settings::default()
     };
     then(&when_disrupted_with(&given, NOW, "default", &on))
-        .one_command(Method::SingleNodeConsolidation, "Underutilized")
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
         .removes(&["spot-big"])
         .replacement(|r| {
             assert_eq!(
@@ -850,7 +852,7 @@ fn spot_to_spot_leaves_a_node_already_among_the_fifteen_cheapest_types() {
         "default",
         &on,
     ))
-    .one_command(Method::SingleNodeConsolidation, "Underutilized")
+    .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
     .removes(&["spiked"]);
 }
 
@@ -870,7 +872,7 @@ fn several_underutilized_nodes_consolidate_into_one_cheaper_node() {
 
     // Three CPUs fit an m5.xlarge.
     then(&pass)
-        .one_command(Method::MultiNodeConsolidation, "Underutilized")
+        .one_command(Method::MultiNodeConsolidation, CommandReason::Underutilized)
         .removes(&["a", "b", "c"])
         .replacement(|r| {
             assert_eq!(r.instance_types[0].as_str(), "m5.xlarge");
@@ -910,7 +912,7 @@ fn a_percentage_budget_rounds_up() {
 
     // 10% of 11 nodes is 1.1: two may go.
     then(&when_disrupted(&given, NOW))
-        .one_command(Method::Emptiness, "Empty")
+        .one_command(Method::Emptiness, CommandReason::Empty)
         .removes_n_of(2, &empty);
 }
 
@@ -924,7 +926,7 @@ fn a_drifted_only_budget_does_not_limit_emptiness() {
         .node(|c| empty_node(c, "idle-2"));
 
     then(&when_disrupted(&given, NOW))
-        .one_command(Method::Emptiness, "Empty")
+        .one_command(Method::Emptiness, CommandReason::Empty)
         .removes(&["idle-0", "idle-1", "idle-2"]);
 }
 
@@ -942,7 +944,7 @@ fn a_cron_window_blocks_disruption_only_while_it_is_open() {
 
     then(&when_disrupted(&given, TEN_AM)).no_command();
     then(&when_disrupted(&given, NOW))
-        .one_command(Method::Emptiness, "Empty")
+        .one_command(Method::Emptiness, CommandReason::Empty)
         .removes(&["idle"]);
 }
 
@@ -967,7 +969,7 @@ fn invalid_budgets_fail_closed_for_their_node_pool_only() {
     let pass = when_disrupted(&given, NOW);
 
     then(&pass)
-        .one_command(Method::Emptiness, "Empty")
+        .one_command(Method::Emptiness, CommandReason::Empty)
         .removes(&["healthy-idle"])
         .untouched("broken-idle");
     assert_eq!(pass.budget_errors.len(), 1, "{:?}", pass.budget_errors);
@@ -1026,7 +1028,7 @@ fn room_a_leaving_node_needs_is_not_counted_twice() {
         ..Settings::default()
     };
     then(&when_disrupted_with(&with_leaving(false), NOW, "default", &single))
-        .one_command(Method::SingleNodeConsolidation, "Underutilized")
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
         .removes(&["small"]);
     then(&when_disrupted_with(&with_leaving(true), NOW, "default", &single)).no_command();
 }
@@ -1079,7 +1081,7 @@ fn a_do_not_disrupt_duration_protects_a_pod_until_it_has_run_that_long() {
     then(&when_disrupted(&started(5 * MINUTE), NOW)).excluded("small", labels::DO_NOT_DISRUPT);
     then(&when_disrupted(&started(15 * MINUTE), NOW))
         .not_excluded("small")
-        .one_command(Method::SingleNodeConsolidation, "Underutilized")
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
         .removes(&["small"]);
 }
 
@@ -1089,7 +1091,7 @@ fn an_invalid_do_not_disrupt_value_is_ignored() {
 
     then(&when_disrupted(&given, NOW))
         .not_excluded("small")
-        .one_command(Method::SingleNodeConsolidation, "Underutilized")
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
         .removes(&["small"]);
 }
 
@@ -1114,7 +1116,7 @@ fn a_pdb_allowing_a_disruption_does_not_block() {
 
     then(&when_disrupted(&given, NOW))
         .not_excluded("small")
-        .one_command(Method::SingleNodeConsolidation, "Underutilized")
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
         .removes(&["small"]);
 }
 
@@ -1186,7 +1188,7 @@ fn savings_threshold_rejects_a_small_saving_that_the_default_approves() {
     let given = five_percent_saving();
 
     then(&when_disrupted(&given, NOW))
-        .one_command(Method::SingleNodeConsolidation, "Underutilized")
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
         .removes(&["pricey"])
         .saves(0.202 - M5_XLARGE);
     then(&when_disrupted_with(
@@ -1207,7 +1209,7 @@ fn savings_threshold_approves_a_large_saving() {
         "savings-threshold",
         &Settings::default(),
     ))
-    .one_command(Method::SingleNodeConsolidation, "Underutilized")
+    .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
     .removes(&["big"])
     .nothing_rejected();
 }
@@ -1247,7 +1249,7 @@ fn balanced_rejects_a_disruptive_move_with_a_small_saving() {
 
     // Karpenter's default takes any saving.
     then(&when_disrupted(&given, NOW))
-        .one_command(Method::SingleNodeConsolidation, "Underutilized")
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
         .removes(&["target"])
         .saves(M5_2XLARGE - M5_XLARGE);
     // Balanced: saves 25% of the cost for 90% of the disruption.
@@ -1272,7 +1274,7 @@ fn balanced_approves_a_cheap_disruption_with_a_large_saving() {
         "balanced",
         &Settings::default(),
     ))
-    .one_command(Method::SingleNodeConsolidation, "Underutilized")
+    .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
     .removes(&["target"])
     .saves(M5_2XLARGE - M5_XLARGE)
     .nothing_rejected();
@@ -1288,7 +1290,7 @@ fn a_balanced_node_pool_applies_the_balanced_score_whatever_the_scorer() {
         .no_command()
         .rejected("target", "NodePool `default` is Balanced: score");
     then(&when_disrupted(&balanced_cluster_in(balanced(), false), NOW))
-        .one_command(Method::SingleNodeConsolidation, "Underutilized")
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
         .removes(&["target"])
         .saves(M5_2XLARGE - M5_XLARGE)
         .nothing_rejected();
@@ -1398,9 +1400,9 @@ fn a_command_is_a_plain_value_with_everything_filled_in() {
     let c = then(&pass).command().clone();
 
     assert_eq!(c.method, Method::SingleNodeConsolidation);
-    assert_eq!(c.reason, "Underutilized");
+    assert_eq!(c.reason, CommandReason::Underutilized);
     assert_eq!(c.nodes.len(), 1);
-    assert_eq!(c.node_indices, [0]);
+    assert_eq!(c.node_indices, [NodeIndex(0)]);
     assert_eq!(
         c.pods_evicted,
         [given.snapshot.nodes[0].pods[0].key()],

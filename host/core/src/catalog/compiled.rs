@@ -1,0 +1,122 @@
+//! A catalog compiled for matching: each instance type's labels and
+//! available offerings as requirements, as Karpenter's `InstanceType`
+//! carries them. The scheduler matches pods against this form; a catalog
+//! makes it once and keeps it ([`super::Catalog::compiled`]).
+
+use crate::labels;
+use crate::requirements::{Requirement, Requirements};
+use crate::resources::Resources;
+use crate::sym::Sym;
+
+use super::{CapacityType, Catalog};
+
+/// An offering compiled for matching.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledOffering {
+    pub zone: Sym,
+    pub capacity_type: CapacityType,
+    pub capacity_label: Sym,
+    pub price: f64,
+    pub available: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledType {
+    pub name: Sym,
+    pub requirements: Requirements,
+    pub capacity: Resources,
+    pub allocatable: Resources,
+    pub offerings: Vec<CompiledOffering>,
+}
+
+impl CompiledType {
+    /// Whether an available offering satisfies `reqs`' zone and capacity type.
+    pub fn has_offering(&self, reqs: &Requirements, keys: &OfferingKeys) -> bool {
+        let zone = reqs.get(keys.zone);
+        let ct = reqs.get(keys.capacity_type);
+        self.offerings.iter().any(|o| {
+            o.available
+                && zone.is_none_or(|r| r.has(o.zone))
+                && ct.is_none_or(|r| r.has(o.capacity_label))
+        })
+    }
+
+    /// The cheapest available offering price under `reqs`.
+    pub fn cheapest(&self, reqs: &Requirements, keys: &OfferingKeys) -> f64 {
+        let zone = reqs.get(keys.zone);
+        let ct = reqs.get(keys.capacity_type);
+        self.offerings
+            .iter()
+            .filter(|o| {
+                o.available
+                    && zone.is_none_or(|r| r.has(o.zone))
+                    && ct.is_none_or(|r| r.has(o.capacity_label))
+            })
+            .map(|o| o.price)
+            .fold(f64::INFINITY, f64::min)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OfferingKeys {
+    pub zone: Sym,
+    pub capacity_type: Sym,
+    pub hostname: Sym,
+}
+
+impl OfferingKeys {
+    pub fn new() -> Self {
+        Self {
+            zone: Sym::new(labels::ZONE),
+            capacity_type: Sym::new(labels::CAPACITY_TYPE),
+            hostname: Sym::new(labels::HOSTNAME),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Types {
+    pub list: Vec<CompiledType>,
+    pub keys: OfferingKeys,
+}
+
+impl Types {
+    pub fn compile(catalog: &Catalog) -> Self {
+        let keys = OfferingKeys::new();
+        let list = catalog
+            .instance_types
+            .iter()
+            .map(|it| {
+                let mut requirements =
+                    Requirements::from_labels(it.labels.iter().map(|(k, v)| (k, v)));
+                let available = it.offerings.iter().filter(|o| o.available);
+                requirements.add(Requirement::is_in(
+                    keys.zone,
+                    available.clone().map(|o| o.zone),
+                ));
+                requirements.add(Requirement::is_in(
+                    keys.capacity_type,
+                    available.map(|o| Sym::new(o.capacity_type.label())),
+                ));
+                CompiledType {
+                    name: it.name,
+                    requirements,
+                    capacity: it.capacity.clone(),
+                    allocatable: it.allocatable(),
+                    offerings: it
+                        .offerings
+                        .iter()
+                        .map(|o| CompiledOffering {
+                            zone: o.zone,
+                            capacity_type: o.capacity_type,
+                            capacity_label: Sym::new(o.capacity_type.label()),
+                            price: o.price,
+                            available: o.available,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Types { list, keys }
+    }
+}

@@ -1,0 +1,180 @@
+//! Disruption candidates (Karpenter's `GetCandidates`): managed, initialized
+//! nodes not already leaving, each with the pods that would have to move and
+//! their disruption cost; nodes that cannot be disrupted at all are left out
+//! with a reason.
+
+use crate::catalog::CapacityType;
+use crate::labels;
+use crate::model::{Node, NodePool, Pod, label};
+use crate::policy::consolidate::pod_disruption_cost;
+use crate::scheduler::{NodeIndex, Snapshot, index_by};
+use crate::sym::Sym;
+
+use super::budgets::BudgetReport;
+use super::command::Exclusion;
+use super::drift::{PoolFacts, drift};
+use super::duration::parse_go_duration;
+use super::engine::Engine;
+
+/// A candidate's position in a pass's candidates (not a [`NodeIndex`]:
+/// most nodes are not candidates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct CandidateIndex(pub usize);
+
+index_by!(CandidateIndex => Candidate);
+
+/// A NodePool's position in [`Snapshot::node_pools`], and so in a pass's
+/// budgets, which follow that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct PoolIndex(pub usize);
+
+index_by!(PoolIndex => NodePool);
+index_by!(PoolIndex => BudgetReport);
+
+/// A disruption candidate.
+#[derive(Debug, Clone)]
+pub(super) struct Candidate {
+    pub node: NodeIndex,
+    pub pool: PoolIndex,
+    /// Pods that would have to move (not DaemonSet pods).
+    pub pods: Vec<Pod>,
+    pub price: f64,
+    pub capacity_type: CapacityType,
+    pub instance_type: Sym,
+    pub zone: Sym,
+    pub disruption_cost: f64,
+    pub consolidatable: bool,
+    pub drift: Option<String>,
+}
+
+/// Whether `pod`'s `karpenter.sh/do-not-disrupt` protects it at `now`:
+/// `"true"`, or a duration it has not yet run for. Other values are ignored,
+/// as Karpenter ignores them.
+fn protected_pod(pod: &Pod, now: u64) -> bool {
+    // By text: this runs for every pod, and interning takes a global lock.
+    let value = pod
+        .annotations
+        .iter()
+        .find(|(k, _)| k.as_str() == labels::DO_NOT_DISRUPT)
+        .map(|&(_, v)| v);
+    match value {
+        Some(v) if v.as_str() == "true" => true,
+        Some(v) => parse_go_duration(v.as_str())
+            .is_some_and(|d| now.saturating_sub(pod.started_at) < d.as_secs()),
+        None => false,
+    }
+}
+
+pub(super) fn reschedulable(pod: &Pod) -> bool {
+    pod.daemon_set.is_none()
+}
+
+/// The reason a node cannot be disrupted at all, if any.
+fn blocked(snapshot: &Snapshot, node: &Node, now: u64) -> Option<String> {
+    if label(&node.annotations, Sym::new(labels::DO_NOT_DISRUPT))
+        .is_some_and(|v| v.as_str() == "true")
+    {
+        return Some(format!(
+            "node has annotation {}=true",
+            labels::DO_NOT_DISRUPT
+        ));
+    }
+    if node.nominated {
+        return Some("node is nominated for pending pods".into());
+    }
+    for pod in node.pods.iter().filter(|p| reschedulable(p)) {
+        if protected_pod(pod, now) {
+            return Some(format!(
+                "pod {} has annotation {}",
+                pod.key(),
+                labels::DO_NOT_DISRUPT
+            ));
+        }
+        let pdbs: Vec<_> = snapshot.pdbs.iter().filter(|b| b.covers(pod)).collect();
+        if pdbs.len() > 1 {
+            return Some(format!(
+                "pod {} is covered by {} PodDisruptionBudgets, so it cannot be evicted",
+                pod.key(),
+                pdbs.len()
+            ));
+        }
+        if let Some(b) = pdbs.first()
+            && b.disruptions_allowed <= 0
+        {
+            return Some(format!(
+                "PodDisruptionBudget {}/{} prevents evicting pod {}",
+                b.namespace,
+                b.name,
+                pod.key()
+            ));
+        }
+    }
+    None
+}
+
+impl Engine<'_> {
+    /// Finds the candidates, and the exclusions with their reasons.
+    pub(super) fn collect_candidates(&mut self) {
+        let s = self.snapshot;
+        let ct_key = Sym::new(labels::CAPACITY_TYPE);
+        let it_key = Sym::new(labels::INSTANCE_TYPE);
+        let zone_key = Sym::new(labels::ZONE);
+        let facts: Vec<PoolFacts> = s.node_pools.iter().map(PoolFacts::new).collect();
+        for (i, node) in s.nodes.iter().enumerate() {
+            if node.marked_for_deletion
+                || !node.initialized
+                || self.expiring.contains(&NodeIndex(i))
+            {
+                continue;
+            }
+            let Some(p) = self.pool_index(node) else {
+                continue;
+            };
+            let pool = &s.node_pools[p];
+            if let Some(why) = blocked(s, node, self.now) {
+                self.pass.exclusions.push(Exclusion {
+                    node: node.name,
+                    reason: why,
+                });
+                continue;
+            }
+            let (Some(instance_type), Some(zone), Some(capacity_type)) = (
+                label(&node.labels, it_key),
+                label(&node.labels, zone_key),
+                label(&node.labels, ct_key).and_then(|c| CapacityType::from_label(c.as_str())),
+            ) else {
+                self.pass.exclusions.push(Exclusion {
+                    node: node.name,
+                    reason: "node lacks its instance-type, zone or capacity-type label".into(),
+                });
+                continue;
+            };
+            let consolidatable = match pool.disruption.consolidate_after {
+                None => false,
+                Some(after) => self.now.saturating_sub(node.last_pod_event) >= after.as_secs(),
+            };
+            let pods: Vec<Pod> = node
+                .pods
+                .iter()
+                .filter(|p| reschedulable(p))
+                .cloned()
+                .collect();
+            let disruption_cost = pods
+                .iter()
+                .map(|p| pod_disruption_cost(p.deletion_cost(), p.priority))
+                .sum();
+            self.candidates.push(Candidate {
+                node: NodeIndex(i),
+                pool: p,
+                pods,
+                price: node.price_per_hour,
+                capacity_type,
+                instance_type,
+                zone,
+                disruption_cost,
+                consolidatable,
+                drift: drift(pool, &facts[p.0], node),
+            });
+        }
+    }
+}
