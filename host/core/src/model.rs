@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::disruption::budgets::{BudgetNodes, BudgetWindow, DisruptionReason};
 use crate::requirements::NodeSelectorRequirement;
 use crate::resources::Resources;
 use crate::sym::Sym;
@@ -403,27 +404,34 @@ impl Default for NodeClassRef {
     }
 }
 
+/// Which nodes consolidation may remove or replace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ConsolidationPolicy {
+    /// Only empty nodes.
     WhenEmpty,
+    /// Empty nodes, and underutilised ones whenever a move is cheaper.
     #[default]
     WhenEmptyOrUnderutilized,
+    /// As `WhenEmptyOrUnderutilized`, but a move must also save enough for
+    /// what it disrupts: Karpenter's Balanced score at least
+    /// 1/[`BALANCED_K`].
+    Balanced,
 }
 
-/// A disruption budget: at most `nodes` (count or percentage) at once,
-/// for the listed reasons (all when empty), while its schedule is active.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Karpenter's `BalancedK`: a Balanced pool's move is approved when its
+/// score is at least 1/k.
+pub const BALANCED_K: f64 = 2.0;
+
+/// A disruption budget: at most `nodes` at once, for the listed reasons (all
+/// when empty), while its window is open (always when it has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Budget {
-    pub nodes: String,
-    #[serde(default)]
-    pub reasons: Vec<String>,
-    #[serde(default)]
-    pub schedule: Option<String>,
-    #[serde(default)]
-    pub duration: Option<Duration>,
+    pub nodes: BudgetNodes,
+    pub reasons: Vec<DisruptionReason>,
+    pub window: Option<BudgetWindow>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DisruptionSettings {
     pub consolidation_policy: ConsolidationPolicy,
     /// `None` = `Never`.
@@ -432,14 +440,12 @@ pub struct DisruptionSettings {
 }
 
 impl Budget {
-    /// At most `nodes` (a count or a percentage) at once, for every reason,
-    /// always active.
-    pub fn nodes(nodes: &str) -> Self {
+    /// At most `nodes` at once, for every reason, always active.
+    pub fn new(nodes: BudgetNodes) -> Self {
         Self {
-            nodes: nodes.into(),
+            nodes,
             reasons: Vec::new(),
-            schedule: None,
-            duration: None,
+            window: None,
         }
     }
 }
@@ -449,7 +455,7 @@ impl Default for DisruptionSettings {
         Self {
             consolidation_policy: ConsolidationPolicy::default(),
             consolidate_after: Some(Duration::ZERO),
-            budgets: vec![Budget::nodes("10%")],
+            budgets: vec![Budget::new(BudgetNodes::Percent(10))],
         }
     }
 }

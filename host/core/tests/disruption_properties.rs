@@ -182,10 +182,12 @@ fn build(spec: &ClusterSpec) -> Given {
                 .budgets
                 .iter()
                 .map(|(n, reasons)| Budget {
-                    nodes: BUDGET_NODES[*n].into(),
-                    reasons: reasons.iter().map(|r| r.to_string()).collect(),
-                    schedule: None,
-                    duration: None,
+                    nodes: BUDGET_NODES[*n].parse().unwrap(),
+                    reasons: reasons
+                        .iter()
+                        .map(|r| DisruptionReason::from_name(r).unwrap())
+                        .collect(),
+                    window: None,
                 })
                 .collect();
             let families: &[&str] = if i == 0 {

@@ -1,6 +1,7 @@
 //! The `dovetail` command.
 
 mod bench_cmd;
+mod crds_cmd;
 mod demo_cmd;
 mod policy_cmd;
 mod sim_cmd;
@@ -34,6 +35,9 @@ enum Command {
     /// Benchmark the decision engines end to end.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
+    /// Print the NodePool, NodeClaim and EC2NodeClass CRDs (Karpenter's v1
+    /// API) as YAML, for `kubectl apply -f -`.
+    Crds,
 }
 
 fn main() {
@@ -64,5 +68,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(cmd) => bench_cmd::run(cmd),
         Command::Demo => demo_cmd::run(),
         Command::Sim(args) => sim_cmd::run(args),
+        Command::Crds => crds_cmd::run(),
     }
 }

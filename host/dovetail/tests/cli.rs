@@ -537,3 +537,51 @@ fn sim_names_the_bad_field_and_line_of_a_scenario() {
         "{err}"
     );
 }
+
+#[test]
+fn crds_prints_karpenters_three_crds_as_yaml() {
+    use serde::Deserialize;
+
+    let out = dovetail(&["crds"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let docs: Vec<serde_json::Value> = serde_norway::Deserializer::from_str(&text)
+        .map(|d| serde_json::to_value(serde_norway::Value::deserialize(d).unwrap()).unwrap())
+        .collect();
+    let names: Vec<&str> = docs
+        .iter()
+        .map(|d| {
+            assert_eq!(d["kind"], "CustomResourceDefinition");
+            assert_eq!(d["apiVersion"], "apiextensions.k8s.io/v1");
+            d["metadata"]["name"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "nodepools.karpenter.sh",
+            "nodeclaims.karpenter.sh",
+            "ec2nodeclasses.karpenter.k8s.aws"
+        ]
+    );
+    assert_eq!(
+        docs[2]["spec"]["names"]["shortNames"],
+        serde_json::json!(["ec2nc", "ec2ncs"])
+    );
+    let spec = &docs[0]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    assert_eq!(
+        spec["properties"]["disruption"]["default"],
+        serde_json::json!({"consolidateAfter": "0s"})
+    );
+    let requirements =
+        &spec["properties"]["template"]["properties"]["spec"]["properties"]["requirements"];
+    assert_eq!(requirements["maxItems"], 100);
+    assert!(
+        requirements["items"]["properties"]["key"]["x-kubernetes-validations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["message"] == "label domain \"karpenter.sh\" is restricted"),
+        "{requirements}"
+    );
+}

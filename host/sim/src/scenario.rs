@@ -1,5 +1,6 @@
 //! Scenario files: YAML, with NodePools written exactly as `karpenter.sh/v1`
-//! NodePool manifests (paste your own), plus an optional catalog, the
+//! NodePool manifests (paste your own; read, checked and converted by
+//! `dovetail-api`, and `nodeClassRef` may be left out), plus an optional catalog, the
 //! cluster at the start, workloads, events, the baseline's node groups,
 //! model parameters and policies. Durations are Go durations (`90s`, `30m`,
 //! `1h30m`), quantities Kubernetes ones (`500m`, `1536Mi`). Errors name the
@@ -89,16 +90,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
+use dovetail_api::NodeClassReference;
+use dovetail_api::NodePool as NodePoolManifest;
 use dovetail_core::catalog::aws_catalog;
 use dovetail_core::catalog::{CapacityType, Catalog, InstanceType, InstanceTypeSpec};
 use dovetail_core::disruption::{Settings, parse_go_duration};
 use dovetail_core::model::{
-    Budget, ConsolidationPolicy, DaemonSet, LabelSelector, NodeClassRef, NodePool,
-    SelectorOperator, SelectorRequirement, TaintEffect, sorted_labels, untolerated,
+    DaemonSet, LabelSelector, NodePool, SelectorOperator, SelectorRequirement, TaintEffect,
+    sorted_labels, untolerated,
 };
-use dovetail_core::requirements::{NodeSelectorRequirement, Requirement};
 use dovetail_core::resources::{self, QuantityError, Resources};
 use dovetail_core::scheduler::Snapshot;
 use dovetail_core::sym::Sym;
@@ -620,212 +621,30 @@ struct PoliciesSpec {
     consolidation_scoring: Option<String>,
 }
 
-// Manifests: only the fields Dovetail reads; others (status, timestamps…)
-// are ignored, so a manifest can be pasted as it is.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct NodePoolManifest {
-    api_version: String,
-    kind: String,
-    metadata: Metadata,
-    #[serde(default)]
-    spec: NodePoolSpec,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Metadata {
-    name: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct NodePoolSpec {
-    #[serde(default)]
-    template: Template,
-    #[serde(default)]
-    limits: BTreeMap<String, serde_norway::Value>,
-    #[serde(default)]
-    weight: Option<i32>,
-    #[serde(default)]
-    disruption: Option<DisruptionSpec>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Template {
-    #[serde(default)]
-    metadata: TemplateMetadata,
-    #[serde(default)]
-    spec: TemplateSpec,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct TemplateMetadata {
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TemplateSpec {
-    #[serde(default)]
-    requirements: Vec<NodeSelectorRequirement>,
-    #[serde(default)]
-    taints: Vec<TaintSpec>,
-    #[serde(default)]
-    startup_taints: Vec<TaintSpec>,
-    #[serde(default)]
-    node_class_ref: Option<NodeClassRef>,
-    #[serde(default)]
-    expire_after: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct TaintSpec {
-    key: String,
-    #[serde(default)]
-    value: Option<String>,
-    effect: TaintEffect,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DisruptionSpec {
-    #[serde(default)]
-    consolidation_policy: Option<ConsolidationPolicy>,
-    #[serde(default)]
-    consolidate_after: Option<String>,
-    #[serde(default)]
-    budgets: Option<Vec<BudgetSpec>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct BudgetSpec {
-    nodes: String,
-    #[serde(default)]
-    reasons: Vec<String>,
-    #[serde(default)]
-    schedule: Option<String>,
-    #[serde(default)]
-    duration: Option<String>,
-}
-
-fn duration(at: &str, text: &str) -> Result<Duration, ScenarioError> {
-    parse_go_duration(text).ok_or_else(|| {
-        invalid(
-            at,
-            format!("`{text}` is not a duration; write e.g. `90s`, `30m` or `24h`"),
-        )
-    })
-}
-
-/// `Never` is `None`.
-fn nillable(at: &str, text: &str) -> Result<Option<Duration>, ScenarioError> {
-    if text == "Never" {
-        Ok(None)
-    } else {
-        duration(at, text).map(Some)
+/// A NodePool manifest: Karpenter's `karpenter.sh/v1` NodePool, read,
+/// validated and converted by `dovetail-api`. For brevity a scenario may
+/// leave out `spec.template.spec.nodeClassRef` (the EC2NodeClass `default`).
+fn node_pool(i: usize, mut m: NodePoolManifest) -> Result<NodePool, ScenarioError> {
+    let template = &mut m.spec.template.spec;
+    if template.node_class_ref.is_none() {
+        template.node_class_ref = Some(NodeClassReference::ec2("default"));
     }
-}
-
-fn node_pool(i: usize, m: NodePoolManifest) -> Result<NodePool, ScenarioError> {
-    let at = format!("nodePools[{i}]");
-    if m.api_version != "karpenter.sh/v1" || m.kind != "NodePool" {
-        return Err(invalid(
-            &at,
-            format!(
-                "expected apiVersion karpenter.sh/v1, kind NodePool; got {} {}",
-                m.api_version, m.kind
-            ),
-        ));
-    }
-    let mut pool = NodePool::new(&m.metadata.name);
-    let t = m.spec.template;
-    pool.labels = dovetail_core::model::sorted_labels(
-        t.metadata
-            .labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    );
-    pool.annotations = dovetail_core::model::sorted_labels(
-        t.metadata
-            .annotations
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    );
-    for (j, r) in t.spec.requirements.iter().enumerate() {
-        Requirement::from_term(r).map_err(|e| {
-            invalid(
-                format!("{at}.spec.template.spec.requirements[{j}]"),
-                e.to_string(),
+    m.to_core().map_err(|e| {
+        let dovetail_api::ConversionError::Invalid(e) = e;
+        let mut errors = e.errors.iter().map(|f| {
+            (
+                format!("nodePools[{i}].{}", f.path),
+                format!("{}; {}", f.message, f.fix),
             )
-        })?;
-    }
-    pool.requirements = t.spec.requirements;
-    let taint = |s: &TaintSpec| {
-        dovetail_core::model::Taint::new(&s.key, s.value.as_deref().unwrap_or(""), s.effect)
-    };
-    pool.taints = t.spec.taints.iter().map(taint).collect();
-    pool.startup_taints = t.spec.startup_taints.iter().map(taint).collect();
-    if let Some(c) = t.spec.node_class_ref {
-        pool.node_class_ref = c;
-    }
-    if let Some(e) = t.spec.expire_after {
-        pool.expire_after = nillable(&format!("{at}.spec.template.spec.expireAfter"), &e)?;
-    }
-    pool.weight = m.spec.weight.unwrap_or(0);
-    for (name, value) in &m.spec.limits {
-        let text = match value {
-            serde_norway::Value::String(s) => s.clone(),
-            serde_norway::Value::Number(n) => n.to_string(),
-            _ => {
-                return Err(invalid(
-                    format!("{at}.spec.limits.{name}"),
-                    "expected a quantity",
-                ));
-            }
-        };
-        let parsed = if name == resources::CPU {
-            resources::parse_milli(&text)
-        } else {
-            resources::parse_units(&text)
+        });
+        let (at, mut message) = errors
+            .next()
+            .unwrap_or_else(|| (format!("nodePools[{i}]"), e.to_string()));
+        for (path, more) in errors {
+            message.push_str(&format!("\n  {path}: {more}"));
         }
-        .map_err(|e| invalid(format!("{at}.spec.limits.{name}"), e.to_string()))?;
-        pool.limits.push((Sym::new(name), parsed));
-    }
-    if let Some(d) = m.spec.disruption {
-        if let Some(p) = d.consolidation_policy {
-            pool.disruption.consolidation_policy = p;
-        }
-        if let Some(after) = d.consolidate_after {
-            pool.disruption.consolidate_after =
-                nillable(&format!("{at}.spec.disruption.consolidateAfter"), &after)?;
-        }
-        if let Some(budgets) = d.budgets {
-            pool.disruption.budgets = budgets
-                .into_iter()
-                .enumerate()
-                .map(|(j, b)| {
-                    let duration = b
-                        .duration
-                        .map(|t| {
-                            duration(&format!("{at}.spec.disruption.budgets[{j}].duration"), &t)
-                        })
-                        .transpose()?;
-                    Ok(Budget {
-                        nodes: b.nodes,
-                        reasons: b.reasons,
-                        schedule: b.schedule,
-                        duration,
-                    })
-                })
-                .collect::<Result<_, ScenarioError>>()?;
-        }
-    }
-    dovetail_core::disruption::budgets::validate_budgets(&pool)
-        .map_err(|e| invalid(&at, e.to_string()))?;
-    Ok(pool)
+        invalid(at, message)
+    })
 }
 
 /// The scenario's catalog, or the AWS one.

@@ -745,3 +745,51 @@ fn every_example_scenario_parses() {
     }
     assert!(seen >= 6, "{seen} scenarios");
 }
+
+#[test]
+fn node_pools_are_read_and_checked_as_karpenter_does() {
+    let pools = |spec: &str| {
+        format!(
+            "seed: 1\nduration: 5m\nnodePools:\n  - apiVersion: karpenter.sh/v1\n    kind: NodePool\n    metadata: {{ name: p }}\n    spec:\n{spec}\n"
+        )
+    };
+    let balanced = pools(
+        "      disruption: { consolidationPolicy: Balanced, consolidateAfter: 1m, budgets: [{ nodes: \"2\", reasons: [Drifted] }] }",
+    );
+    let s = parse_scenario(&balanced).unwrap();
+    let pool = &s.cluster.node_pools[0];
+    assert_eq!(
+        pool.disruption.consolidation_policy,
+        dovetail_core::model::ConsolidationPolicy::Balanced
+    );
+    assert_eq!(
+        pool.node_class_ref.name, "default",
+        "nodeClassRef may be left out"
+    );
+    assert_eq!(
+        pool.disruption.budgets[0].reasons,
+        [dovetail_core::disruption::budgets::DisruptionReason::Drifted]
+    );
+
+    // Every problem, each with its path and fix.
+    let bad = pools(
+        "      weight: 101\n      template:\n        metadata: { labels: { karpenter.sh/team: a } }\n      disruption: { consolidationPolicy: WhenEmpty }",
+    );
+    let err = parse_scenario(&bad).unwrap_err().to_string();
+    for needle in [
+        "nodePools[0].spec.template.metadata.labels[karpenter.sh/team]: label domain `karpenter.sh` is restricted",
+        "nodePools[0].spec.disruption.consolidateAfter: is required",
+        "nodePools[0].spec.weight: 101 is out of range; use a value from 1 to 100",
+    ] {
+        assert!(err.contains(needle), "{needle} missing from {err}");
+    }
+
+    let v1beta1 = balanced.replace("karpenter.sh/v1", "karpenter.sh/v1beta1");
+    let err = parse_scenario(&v1beta1).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "nodePools[0].apiVersion: `karpenter.sh/v1beta1` is not supported; use karpenter.sh/v1"
+        ),
+        "{err}"
+    );
+}

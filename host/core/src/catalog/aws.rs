@@ -54,21 +54,23 @@ pub struct CatalogSettings {
     pub max_pods: Option<u32>,
     /// Kubelet `podsPerCore`: caps pods at this × vCPU when set and > 0.
     pub pods_per_core: Option<u32>,
-    /// Replaces the whole computed kube-reserved when set. None: CPU 6 % of
-    /// the first core, 1 % of the second, 0.5 % of cores 3–4, 0.25 % of the
-    /// rest; memory 11 MiB × pods + 255 MiB; ephemeral-storage 1 GiB.
-    pub kube_reserved: Option<Resources>,
+    /// Kubelet `kubeReserved`: each resource given replaces the computed
+    /// one, which is CPU 6 % of the first core, 1 % of the second, 0.5 % of
+    /// cores 3–4, 0.25 % of the rest; memory 11 MiB × pods + 255 MiB;
+    /// ephemeral-storage 1 GiB.
+    pub kube_reserved: KubeReserved,
     pub system_reserved: Resources,
     /// Size kube-reserved memory from the ENI-limited pod count (with no
     /// reserved ENIs) whatever `max_pods` and `pods_per_core` say, as
     /// Karpenter does for AL2 and AL2023; false uses the node's pod count,
     /// as for Bottlerocket.
     pub eni_limited_memory_overhead: bool,
-    /// Bytes; the hard eviction threshold `memory.available`.
-    pub eviction_memory: i64,
-    /// Percent of ephemeral storage; the hard eviction threshold
-    /// `nodefs.available`.
-    pub eviction_nodefs_percent: f64,
+    /// The hard eviction threshold `memory.available`, of the capacity's
+    /// memory.
+    pub eviction_memory: EvictionThreshold,
+    /// The hard eviction threshold `nodefs.available`, of the ephemeral
+    /// storage.
+    pub eviction_nodefs: EvictionThreshold,
     /// Bytes: the root volume, which is the node's ephemeral storage.
     pub ephemeral_storage: i64,
     pub spot: SpotModel,
@@ -81,13 +83,44 @@ impl Default for CatalogSettings {
             reserved_enis: 0,
             max_pods: None,
             pods_per_core: None,
-            kube_reserved: None,
+            kube_reserved: KubeReserved::default(),
             system_reserved: Resources::default(),
             eni_limited_memory_overhead: true,
-            eviction_memory: 100 * MIB,
-            eviction_nodefs_percent: 10.0,
+            eviction_memory: EvictionThreshold::Quantity(100 * MIB),
+            eviction_nodefs: EvictionThreshold::Percent(10.0),
             ephemeral_storage: 20 * GIB,
             spot: SpotModel::default(),
+        }
+    }
+}
+
+/// Kubelet `kubeReserved` entries, each replacing Karpenter's computed value
+/// for its resource (`pid` reserves nothing the scheduler counts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeReserved {
+    /// Millicores.
+    pub cpu: Option<i64>,
+    /// Bytes.
+    pub memory: Option<i64>,
+    /// Bytes.
+    pub ephemeral_storage: Option<i64>,
+}
+
+/// A kubelet hard eviction threshold: an amount, or a percentage of the
+/// resource's capacity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EvictionThreshold {
+    Quantity(i64),
+    Percent(f64),
+}
+
+impl EvictionThreshold {
+    /// The amount kept free on a node with `capacity` of the resource,
+    /// rounded up as Karpenter does.
+    pub fn of(self, capacity: i64) -> i64 {
+        match self {
+            Self::Quantity(q) => q,
+            Self::Percent(p) => (capacity as f64 / 100.0 * p).ceil() as i64,
         }
     }
 }
@@ -305,30 +338,26 @@ impl Ec2InstanceInfo {
     }
 
     pub fn overhead(&self, settings: &CatalogSettings) -> Overhead {
-        let kube_reserved = match &settings.kube_reserved {
-            Some(r) => r.clone(),
-            None => {
-                let pods = if settings.eni_limited_memory_overhead {
-                    self.eni_limited_pods(0).unwrap_or(DEFAULT_MAX_PODS)
-                } else {
-                    self.pods(settings)
-                };
-                Resources {
-                    cpu: kube_reserved_cpu(i64::from(self.vcpus) * 1000),
-                    memory: (11 * pods + 255) * MIB,
-                    ephemeral: GIB,
-                    ..Resources::default()
-                }
-            }
+        let pods = if settings.eni_limited_memory_overhead {
+            self.eni_limited_pods(0).unwrap_or(DEFAULT_MAX_PODS)
+        } else {
+            self.pods(settings)
         };
-        let nodefs = (settings.ephemeral_storage as f64 / 100.0 * settings.eviction_nodefs_percent)
-            .ceil() as i64;
+        let given = &settings.kube_reserved;
+        let kube_reserved = Resources {
+            cpu: given
+                .cpu
+                .unwrap_or_else(|| kube_reserved_cpu(i64::from(self.vcpus) * 1000)),
+            memory: given.memory.unwrap_or((11 * pods + 255) * MIB),
+            ephemeral: given.ephemeral_storage.unwrap_or(GIB),
+            ..Resources::default()
+        };
         Overhead {
             kube_reserved,
             system_reserved: settings.system_reserved.clone(),
             eviction_threshold: Resources {
-                memory: settings.eviction_memory,
-                ephemeral: nodefs,
+                memory: settings.eviction_memory.of(self.memory(settings)),
+                ephemeral: settings.eviction_nodefs.of(settings.ephemeral_storage),
                 ..Resources::default()
             },
         }

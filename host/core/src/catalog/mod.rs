@@ -32,7 +32,7 @@ use crate::policy::types::capacity;
 use crate::resources::Resources;
 use crate::sym::Sym;
 
-pub use aws::CatalogSettings;
+pub use aws::{CatalogSettings, EvictionThreshold, KubeReserved};
 pub use csv::DataError;
 pub use spec::{InstanceTypeSpec, OfferingSpec, OverheadSpec, SpecError};
 pub use spot::{PriceSource, SpotModel};

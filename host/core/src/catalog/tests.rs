@@ -495,16 +495,41 @@ fn settings_change_capacity_and_allocatable() {
     assert_eq!(reserved_eni.overhead.kube_reserved.memory, 574 * MIB);
 
     let explicit = with(CatalogSettings {
-        kube_reserved: Some(Resources::new(500, GIB)),
+        kube_reserved: KubeReserved {
+            cpu: Some(500),
+            memory: Some(GIB),
+            ephemeral_storage: Some(0),
+        },
         system_reserved: Resources::new(100, 0),
-        eviction_memory: 0,
-        eviction_nodefs_percent: 0.0,
+        eviction_memory: EvictionThreshold::Quantity(0),
+        eviction_nodefs: EvictionThreshold::Quantity(0),
         ephemeral_storage: 100 * GIB,
         ..CatalogSettings::default()
     });
     assert_eq!(explicit.allocatable().cpu, 2000 - 500 - 100);
     assert_eq!(explicit.allocatable().memory, (8192 - 615 - 1024) * MIB);
     assert_eq!(explicit.allocatable().ephemeral, 100 * GIB);
+
+    // Entries replace only their own resource; percentages are of capacity.
+    let partial = with(CatalogSettings {
+        kube_reserved: KubeReserved {
+            cpu: Some(200),
+            ..KubeReserved::default()
+        },
+        eviction_memory: EvictionThreshold::Percent(5.0),
+        eviction_nodefs: EvictionThreshold::Quantity(GIB),
+        ..CatalogSettings::default()
+    });
+    assert_eq!(partial.overhead.kube_reserved.cpu, 200);
+    assert_eq!(
+        partial.overhead.kube_reserved.memory,
+        base.overhead.kube_reserved.memory
+    );
+    assert_eq!(
+        partial.overhead.eviction_threshold.memory,
+        (base.capacity.memory as f64 * 0.05).ceil() as i64
+    );
+    assert_eq!(partial.overhead.eviction_threshold.ephemeral, GIB);
 }
 
 #[test]

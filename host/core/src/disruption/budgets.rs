@@ -102,13 +102,113 @@ impl PoolCounts {
     }
 }
 
-/// An invalid budget. `budget` is the 0-based index in `spec.disruption.budgets`.
+/// Budgets that cannot be used: more than [`MAX_BUDGETS`]. Everything else
+/// about a budget is checked when it is built ([`BudgetNodes`],
+/// [`Schedule`], [`BudgetWindow`]). `budget` is the 0-based index in
+/// `spec.disruption.budgets` of the first one too many.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("NodePool `{node_pool}`: budget {budget} {message}")]
 pub struct BudgetError {
     pub node_pool: String,
     pub budget: usize,
     pub message: String,
+}
+
+/// A budget field that does not parse; the message says what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidBudget(pub String);
+
+/// How many nodes a budget allows at once: `nodes: "5"` or `nodes: "10%"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BudgetNodes {
+    /// At most this many nodes; counts above [`UNBOUNDED`] are capped to it.
+    Count(u32),
+    /// At most this percentage (0–100) of the pool's nodes, rounded up.
+    Percent(u8),
+}
+
+impl BudgetNodes {
+    /// The allowance for a pool of `total` nodes.
+    pub fn limit(self, total: u32) -> u32 {
+        match self {
+            Self::Count(n) => n,
+            // Rounded up, as Kubernetes does for PDB maxUnavailable, so a
+            // small percentage of a small pool still allows one node.
+            Self::Percent(p) => {
+                let v = (u64::from(p) * u64::from(total)).div_ceil(100);
+                u32::try_from(v.min(u64::from(UNBOUNDED))).unwrap_or(UNBOUNDED)
+            }
+        }
+    }
+}
+
+/// Accepts what the CRD pattern `^((100|[0-9]{1,2})%|[0-9]+)$` accepts.
+impl std::str::FromStr for BudgetNodes {
+    type Err = InvalidBudget;
+
+    fn from_str(text: &str) -> Result<Self, InvalidBudget> {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let parsed = match text.strip_suffix('%') {
+            Some(p) if digits(p) && (p.len() <= 2 || p == "100") => {
+                p.parse::<u8>().ok().map(Self::Percent)
+            }
+            Some(_) => None,
+            None if digits(text) => text.parse::<u64>().ok().map(|n| {
+                Self::Count(u32::try_from(n.min(u64::from(UNBOUNDED))).unwrap_or(UNBOUNDED))
+            }),
+            None => None,
+        };
+        parsed.ok_or_else(|| {
+            InvalidBudget(format!(
+                "nodes `{text}` is neither a node count such as `5` nor a percentage from `0%` to `100%` such as `10%`"
+            ))
+        })
+    }
+}
+
+impl fmt::Display for BudgetNodes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Count(n) => write!(f, "{n}"),
+            Self::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// When a scheduled budget is active: from each hit of `schedule` (UTC)
+/// for `duration`. Schedule and duration come together, as the CRD's
+/// `has(x.schedule) == has(x.duration)` rule demands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetWindow {
+    schedule: Schedule,
+    duration: Duration,
+}
+
+impl BudgetWindow {
+    /// Fails unless `duration` is whole minutes: the CRD accepts only hours
+    /// and minutes, since cron has minute resolution.
+    pub fn new(schedule: Schedule, duration: Duration) -> Result<Self, InvalidBudget> {
+        if duration.subsec_nanos() != 0 || !duration.as_secs().is_multiple_of(60) {
+            return Err(InvalidBudget(format!(
+                "duration {duration:?} is not whole minutes; use hours and minutes such as `8h` or `1h30m`"
+            )));
+        }
+        Ok(Self { schedule, duration })
+    }
+
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// Karpenter's `Budget.IsActive`.
+    pub fn is_active(&self, now_unix_seconds: u64) -> bool {
+        self.schedule.is_active(self.duration, now_unix_seconds)
+    }
 }
 
 /// One reason's budget for a NodePool.
@@ -159,22 +259,22 @@ pub fn allowed_disruptions(
     counts: PoolCounts,
     now_unix_seconds: u64,
 ) -> Result<u32, BudgetError> {
-    let budgets = parse_budgets(pool)?;
-    let (limit, _) = limit_for(&budgets, reason, counts.total, now_unix_seconds);
+    let budgets = checked_budgets(pool)?;
+    let (limit, _) = limit_for(budgets, reason, counts.total, now_unix_seconds);
     Ok(limit.saturating_sub(counts.consuming()))
 }
 
-/// Checks every budget as the CRD and Karpenter's parser would, for manifest
-/// validation.
+/// Checks the budgets as a whole (their number); each budget was checked
+/// when it was built.
 pub fn validate_budgets(pool: &NodePool) -> Result<(), BudgetError> {
-    parse_budgets(pool).map(drop)
+    checked_budgets(pool).map(drop)
 }
 
 /// Every reason's allowance and which budget set it; invalid budgets give 0
 /// everywhere and carry the error.
 pub fn budget_report(pool: &NodePool, counts: PoolCounts, now_unix_seconds: u64) -> BudgetReport {
-    let parsed = parse_budgets(pool);
-    let reasons = DisruptionReason::ALL.map(|reason| match &parsed {
+    let checked = checked_budgets(pool);
+    let reasons = DisruptionReason::ALL.map(|reason| match &checked {
         Ok(budgets) => {
             let (limit, limited_by) = limit_for(budgets, reason, counts.total, now_unix_seconds);
             ReasonAllowance {
@@ -195,123 +295,42 @@ pub fn budget_report(pool: &NodePool, counts: PoolCounts, now_unix_seconds: u64)
         node_pool: pool.name.as_str().to_owned(),
         counts,
         reasons,
-        error: parsed.err(),
+        error: checked.err(),
     }
 }
 
-/// A budget with its strings parsed.
-struct ParsedBudget {
-    nodes: Nodes,
-    /// Bit per reason code; 0 = every reason.
-    reasons: u8,
-    window: Option<(Schedule, Duration)>,
-}
-
-enum Nodes {
-    Count(u64),
-    Percent(u64),
-}
-
-fn parse_budgets(pool: &NodePool) -> Result<Vec<ParsedBudget>, BudgetError> {
-    let error = |budget, message| BudgetError {
-        node_pool: pool.name.as_str().to_owned(),
-        budget,
-        message,
-    };
+fn checked_budgets(pool: &NodePool) -> Result<&[Budget], BudgetError> {
     let budgets = &pool.disruption.budgets;
     if budgets.len() > MAX_BUDGETS {
-        return Err(error(
-            MAX_BUDGETS,
-            format!(
+        return Err(BudgetError {
+            node_pool: pool.name.as_str().to_owned(),
+            budget: MAX_BUDGETS,
+            message: format!(
                 "is one too many: a NodePool may have at most {MAX_BUDGETS} budgets; merge or remove some"
             ),
-        ));
+        });
     }
-    budgets
-        .iter()
-        .enumerate()
-        .map(|(i, b)| parse_budget(b).map_err(|m| error(i, m)))
-        .collect()
-}
-
-fn parse_budget(budget: &Budget) -> Result<ParsedBudget, String> {
-    let nodes = parse_nodes(&budget.nodes)?;
-    let mut reasons = 0u8;
-    for name in &budget.reasons {
-        let r = DisruptionReason::from_name(name).ok_or_else(|| {
-            format!("reason `{name}` is unknown; use Empty, Underutilized or Drifted, or list none for all reasons")
-        })?;
-        reasons |= 1 << r.code();
-    }
-    let window = match (&budget.schedule, budget.duration) {
-        (None, None) => None,
-        (Some(_), None) => {
-            return Err("has a schedule but no duration; set `duration` (such as `8h`) to how long each scheduled window lasts".into());
-        }
-        (None, Some(_)) => {
-            return Err(format!(
-                "has a duration but no schedule; set `schedule` ({CRON_HINT}) or remove `duration`"
-            ));
-        }
-        (Some(spec), Some(duration)) => {
-            // The CRD accepts only hours and minutes, since cron has minute resolution.
-            if duration.subsec_nanos() != 0 || duration.as_secs() % 60 != 0 {
-                return Err(format!(
-                    "duration {duration:?} is not whole minutes; use hours and minutes such as `8h` or `1h30m`"
-                ));
-            }
-            let schedule = Schedule::parse(spec)
-                .map_err(|e| format!("schedule `{spec}`: {e}; {CRON_HINT}"))?;
-            Some((schedule, duration))
-        }
-    };
-    Ok(ParsedBudget {
-        nodes,
-        reasons,
-        window,
-    })
-}
-
-/// Accepts what the CRD pattern `^((100|[0-9]{1,2})%|[0-9]+)$` accepts.
-fn parse_nodes(text: &str) -> Result<Nodes, String> {
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let parsed = match text.strip_suffix('%') {
-        Some(p) if digits(p) && (p.len() <= 2 || p == "100") => {
-            p.parse::<u64>().ok().map(Nodes::Percent)
-        }
-        Some(_) => None,
-        None if digits(text) => text.parse::<u64>().ok().map(Nodes::Count),
-        None => None,
-    };
-    parsed.ok_or_else(|| {
-        format!("nodes `{text}` is neither a node count such as `5` nor a percentage from `0%` to `100%` such as `10%`")
-    })
+    Ok(budgets)
 }
 
 /// The most restrictive active budget for `reason` and its index.
 fn limit_for(
-    budgets: &[ParsedBudget],
+    budgets: &[Budget],
     reason: DisruptionReason,
     total: u32,
     now_unix_seconds: u64,
 ) -> (u32, Option<usize>) {
     let mut best = (UNBOUNDED, None);
     for (i, b) in budgets.iter().enumerate() {
-        if b.reasons != 0 && b.reasons & (1 << reason.code()) == 0 {
+        if !b.reasons.is_empty() && !b.reasons.contains(&reason) {
             continue;
         }
-        if let Some((schedule, duration)) = &b.window
-            && !schedule.is_active(*duration, now_unix_seconds)
+        if let Some(window) = &b.window
+            && !window.is_active(now_unix_seconds)
         {
             continue;
         }
-        let value = match b.nodes {
-            Nodes::Count(n) => n,
-            // Rounded up, as Kubernetes does for PDB maxUnavailable, so a
-            // small percentage of a small pool still allows one node.
-            Nodes::Percent(p) => (p * u64::from(total)).div_ceil(100),
-        };
-        let value = u32::try_from(value.min(u64::from(UNBOUNDED))).unwrap_or(UNBOUNDED);
+        let value = b.nodes.limit(total);
         if value < best.0 {
             best = (value, Some(i));
         }
@@ -322,8 +341,11 @@ fn limit_for(
 /// A budget schedule, read with the grammar of Karpenter's parser
 /// (robfig/cron `ParseStandard`) and searched with croner. Fields are
 /// re-rendered as plain numbers so croner's extensions (`L`, `W`, `#`,
-/// seconds, weekday 7) cannot change the meaning.
-struct Schedule {
+/// seconds, weekday 7) cannot change the meaning. Equal when the text is.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// As written.
+    text: String,
     cron: Cron,
     /// Never matches (such as `0 0 30 2 *`).
     never_fires: bool,
@@ -386,9 +408,36 @@ const FIELDS: [FieldSpec; 5] = [
     },
 ];
 
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Schedule {}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = InvalidBudget;
+
+    fn from_str(text: &str) -> Result<Self, InvalidBudget> {
+        Self::parse(text).map_err(|e| InvalidBudget(format!("schedule `{text}`: {e}; {CRON_HINT}")))
+    }
+}
+
 impl Schedule {
-    fn parse(spec: &str) -> Result<Self, String> {
-        let spec = spec.trim();
+    /// The schedule as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let spec = text.trim();
         if spec.is_empty() {
             return Err("is empty".into());
         }
@@ -431,6 +480,7 @@ impl Schedule {
             .map_err(|e| e.to_string())?;
         let [_, _, dom, month, dow] = fields;
         Ok(Self {
+            text: text.to_owned(),
             cron,
             never_fires: never_fires(dom, month, dow),
         })
@@ -594,13 +644,19 @@ mod tests {
     }
 
     fn budget(nodes: &str) -> Budget {
-        Budget::nodes(nodes)
+        Budget::new(nodes.parse().unwrap())
     }
 
     fn scheduled(nodes: &str, schedule: &str, duration: Duration) -> Budget {
         Budget {
-            schedule: Some(schedule.into()),
-            duration: Some(duration),
+            window: Some(BudgetWindow::new(schedule.parse().unwrap(), duration).unwrap()),
+            ..budget(nodes)
+        }
+    }
+
+    fn for_reasons(nodes: &str, reasons: &[DisruptionReason]) -> Budget {
+        Budget {
+            reasons: reasons.to_vec(),
             ..budget(nodes)
         }
     }
@@ -684,8 +740,7 @@ mod tests {
 
     #[test]
     fn reasons_filter_which_budgets_apply() {
-        let mut drifted = budget("0");
-        drifted.reasons = vec!["Drifted".into()];
+        let drifted = for_reasons("0", &[DisruptionReason::Drifted]);
         let p = pool(vec![budget("10%"), drifted]);
         let now = at(15, 12, 0);
         assert_eq!(allowed(&p, DisruptionReason::Empty, 25, now), 3);
@@ -698,8 +753,7 @@ mod tests {
         let now = at(15, 12, 0);
         let empty = pool(Vec::new());
         assert_eq!(allowed(&empty, DisruptionReason::Empty, 25, now), UNBOUNDED);
-        let mut only_drift = budget("1");
-        only_drift.reasons = vec!["Drifted".into()];
+        let only_drift = for_reasons("1", &[DisruptionReason::Drifted]);
         let report = budget_report(&pool(vec![only_drift]), nodes(25), now);
         let empty_reason = report.get(DisruptionReason::Empty);
         assert_eq!(
@@ -836,8 +890,8 @@ mod tests {
             "5/20 1-10/3 * * *",
             " 0  9 * * * ",
         ] {
-            let p = pool(vec![scheduled("0", spec, HOUR)]);
-            assert_eq!(validate_budgets(&p), Ok(()), "{spec}");
+            let schedule: Schedule = spec.parse().unwrap();
+            assert_eq!(schedule.as_str(), spec);
         }
     }
 
@@ -862,48 +916,27 @@ mod tests {
             "1,,2 * * * *",
             "",
         ] {
-            let p = pool(vec![scheduled("0", spec, HOUR)]);
-            assert!(validate_budgets(&p).is_err(), "{spec:?} should be rejected");
+            assert!(
+                spec.parse::<Schedule>().is_err(),
+                "{spec:?} should be rejected"
+            );
         }
     }
 
     #[test]
-    fn invalid_cron_fails_closed_with_a_useful_message() {
-        let mut drift_only = scheduled("100%", "61 * * * *", HOUR);
-        drift_only.reasons = vec!["Drifted".into()];
-        let p = pool(vec![budget("10%"), budget("50%"), drift_only]);
-        let err =
-            allowed_disruptions(&p, DisruptionReason::Empty, nodes(25), at(15, 12, 0)).unwrap_err();
-        assert_eq!((err.node_pool.as_str(), err.budget), ("default", 2));
-        let text = err.to_string();
-        assert!(
-            text.starts_with("NodePool `default`: budget 2 schedule `61 * * * *`: minute 61"),
-            "{text}"
-        );
-        assert!(text.contains("`0 9 * * mon-fri`"), "{text}");
-
-        let report = budget_report(&p, nodes(25), at(15, 12, 0));
-        assert_eq!(report.error, Some(err));
-        for r in report.reasons {
-            assert_eq!((r.limit, r.limited_by, r.allowed), (0, None, 0));
-        }
+    fn an_invalid_cron_gets_a_useful_message() {
+        let err = "61 * * * *".parse::<Schedule>().unwrap_err().to_string();
+        assert!(err.starts_with("schedule `61 * * * *`: minute 61"), "{err}");
+        assert!(err.contains("`0 9 * * mon-fri`"), "{err}");
     }
 
     #[test]
-    fn schedule_and_duration_come_together() {
-        let mut no_duration = scheduled("0", "0 9 * * *", HOUR);
-        no_duration.duration = None;
-        let mut no_schedule = scheduled("0", "0 9 * * *", HOUR);
-        no_schedule.schedule = None;
-        for (b, needle) in [(no_duration, "no duration"), (no_schedule, "no schedule")] {
-            let p = pool(vec![b]);
-            let err = validate_budgets(&p).unwrap_err();
-            assert_eq!(err.budget, 0);
-            assert!(err.message.contains(needle), "{err}");
-            assert!(allowed_disruptions(&p, DisruptionReason::Empty, nodes(25), 0).is_err());
-        }
-        let seconds = scheduled("0", "0 9 * * *", Duration::from_secs(90));
-        assert!(validate_budgets(&pool(vec![seconds])).is_err());
+    fn windows_are_whole_minutes() {
+        let daily: Schedule = "0 9 * * *".parse().unwrap();
+        assert!(BudgetWindow::new(daily.clone(), Duration::from_secs(90)).is_err());
+        let window = BudgetWindow::new(daily, Duration::from_secs(5400)).unwrap();
+        assert_eq!(window.duration(), Duration::from_secs(5400));
+        assert_eq!(window.schedule().to_string(), "0 9 * * *");
     }
 
     #[test]
@@ -941,32 +974,50 @@ mod tests {
     }
 
     #[test]
-    fn invalid_nodes_and_reasons_are_errors() {
+    fn invalid_nodes_are_errors() {
         for nodes in [
-            "099%", "ten", "150%", "101%", "-1", "+1", "10.5%", "1.5", "%", "", " 5", "5 %",
+            "099%",
+            "ten",
+            "150%",
+            "101%",
+            "-1",
+            "+1",
+            "10.5%",
+            "1.5",
+            "%",
+            "",
+            " 5",
+            "5 %",
             "1000%",
+            "99999999999999999999",
         ] {
-            let err = validate_budgets(&pool(vec![budget("10%"), budget(nodes)])).unwrap_err();
-            assert_eq!(err.budget, 1, "{nodes:?}");
-            assert!(err.message.contains("nodes"), "{err}");
+            let err = nodes.parse::<BudgetNodes>().unwrap_err();
+            assert!(err.to_string().contains("nodes"), "{err}");
         }
-        for nodes in ["0", "007", "100%", "05%", "0%", "99%", "1000"] {
-            assert_eq!(
-                validate_budgets(&pool(vec![budget(nodes)])),
-                Ok(()),
-                "{nodes:?}"
-            );
+        for (nodes, parsed) in [
+            ("0", BudgetNodes::Count(0)),
+            ("007", BudgetNodes::Count(7)),
+            ("100%", BudgetNodes::Percent(100)),
+            ("05%", BudgetNodes::Percent(5)),
+            ("0%", BudgetNodes::Percent(0)),
+            ("99%", BudgetNodes::Percent(99)),
+            ("1000", BudgetNodes::Count(1000)),
+        ] {
+            assert_eq!(nodes.parse::<BudgetNodes>(), Ok(parsed), "{nodes:?}");
         }
-        let mut unknown = budget("1");
-        unknown.reasons = vec!["Empty".into(), "Expired".into()];
-        let err = validate_budgets(&pool(vec![unknown])).unwrap_err();
-        assert!(err.message.contains("`Expired`"), "{err}");
+        assert_eq!(BudgetNodes::Percent(10).to_string(), "10%");
+        assert_eq!(BudgetNodes::Count(3).to_string(), "3");
     }
 
     #[test]
-    fn too_many_budgets() {
+    fn too_many_budgets_fail_closed() {
         let p = pool(vec![budget("10%"); MAX_BUDGETS + 1]);
         assert_eq!(validate_budgets(&p).unwrap_err().budget, MAX_BUDGETS);
+        let report = budget_report(&p, nodes(25), at(15, 12, 0));
+        assert!(report.error.is_some());
+        for r in report.reasons {
+            assert_eq!((r.limit, r.limited_by, r.allowed), (0, None, 0));
+        }
         assert_eq!(
             validate_budgets(&pool(vec![budget("10%"); MAX_BUDGETS])),
             Ok(())

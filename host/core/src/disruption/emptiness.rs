@@ -1,6 +1,7 @@
 //! Emptiness: consolidatable nodes with no pods to move are deleted, as many
 //! as the Empty budgets allow, in the policy's order.
 
+use crate::policy::ConsolidationScorer;
 use std::collections::HashMap;
 
 use crate::policy::types::ProposedMove;

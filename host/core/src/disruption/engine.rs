@@ -7,6 +7,7 @@
 //! constraints are exactly the scheduler's. The consolidation-scoring port
 //! ranks candidates and approves each proposed move.
 
+use super::balanced::PoolPolicies;
 use crate::model::{Node, Pod};
 use crate::policy::ConsolidationScorer;
 use crate::scheduler::{NodeClaimPlan, NodeIndex, Prepared, Snapshot};
@@ -45,7 +46,7 @@ pub fn disrupt_prepared(
 pub(super) struct Engine<'a> {
     pub(super) snapshot: &'a Snapshot,
     pub(super) now: u64,
-    pub(super) scorer: &'a dyn ConsolidationScorer,
+    pub(super) scorer: PoolPolicies<'a>,
     pub(super) settings: &'a Settings,
     pub(super) prepared: &'a Prepared,
     pub(super) candidates: Vec<Candidate>,
@@ -70,7 +71,7 @@ impl<'a> Engine<'a> {
         Engine {
             snapshot,
             now,
-            scorer,
+            scorer: PoolPolicies::new(scorer, &snapshot.node_pools),
             settings,
             prepared,
             candidates: Vec::new(),

@@ -8,6 +8,7 @@
 //! and `scoring` is what the policy sees; `validation` re-checks a command
 //! before it is carried out.
 
+mod balanced;
 pub mod budgets;
 mod candidates;
 mod command;

@@ -2,6 +2,7 @@
 //! and its approval of a single move.
 
 use crate::model::Node;
+use crate::policy::ConsolidationScorer;
 use crate::policy::consolidate::pod_disruption_cost;
 use crate::policy::types::{
     CandidateTable, ConsolidationContext, Dictionary, NodePoolStats, ProposedMove,

@@ -75,7 +75,7 @@ pub fn default_approve(ctx: &ConsolidationContext, moves: &[ProposedMove]) -> Ve
 }
 
 /// NodePools a move touches, deduplicated.
-fn pools_of(ctx: &ConsolidationContext, mv: &ProposedMove) -> Vec<u16> {
+pub fn pools_of(ctx: &ConsolidationContext, mv: &ProposedMove) -> Vec<u16> {
     let mut pools: Vec<u16> = mv
         .removed
         .iter()
@@ -107,6 +107,49 @@ pub fn balanced_score(ctx: &ConsolidationContext, mv: &ProposedMove) -> f64 {
         return f64::INFINITY;
     }
     savings_share / (move_disruption / pool_disruption)
+}
+
+/// Karpenter's Balanced score of a move for one of the NodePools it
+/// touches (`EvaluateBalancedMove`): that pool's share of the saving (the
+/// saving split by what each pool's removed nodes cost) over its share of
+/// the pool's cost, divided by the disruption of its removed nodes (each
+/// weighing 1 on top of its pods) over the pool's. Equal to
+/// [`balanced_score`] for a move within one pool.
+pub fn balanced_pool_score(ctx: &ConsolidationContext, mv: &ProposedMove, pool: u16) -> f64 {
+    let c = &ctx.candidates;
+    let pools = pools_of(ctx, mv);
+    if pools.len() <= 1 {
+        return balanced_score(ctx, mv);
+    }
+    let rows: Vec<usize> = mv
+        .removed
+        .iter()
+        .map(|&r| r as usize)
+        .filter(|&r| c.node_pool.get(r) == Some(&pool))
+        .collect();
+    let total_removed = removed_cost(ctx, mv);
+    let pool_removed: f64 = rows.iter().filter_map(|&r| c.price_per_hour.get(r)).sum();
+    let savings = if total_removed > 0.0 {
+        mv.savings_per_hour * pool_removed / total_removed
+    } else {
+        mv.savings_per_hour
+    };
+    let stats = &ctx.node_pools;
+    let p = usize::from(pool);
+    let pool_cost = stats.cost_per_hour.get(p).copied().unwrap_or(0.0);
+    let pool_disruption = stats.disruption_cost.get(p).copied().unwrap_or(0.0)
+        + f64::from(stats.nodes.get(p).copied().unwrap_or(0));
+    let move_disruption: f64 = rows
+        .iter()
+        .map(|&r| c.disruption_cost.get(r).copied().unwrap_or(0.0) + 1.0)
+        .sum();
+    if pool_cost <= 0.0 {
+        return 0.0;
+    }
+    if move_disruption <= 0.0 || pool_disruption <= 0.0 {
+        return f64::INFINITY;
+    }
+    (savings / pool_cost) / (move_disruption / pool_disruption)
 }
 
 /// `savings-threshold`: a strictly cheaper move is approved only when it

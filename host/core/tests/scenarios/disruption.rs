@@ -15,6 +15,7 @@ use dovetail_core::disruption::{
     Command, CommandReason, Method, Pass, Settings, disrupt, validate,
 };
 use dovetail_core::labels;
+use dovetail_core::disruption::budgets::{BudgetWindow, DisruptionReason};
 use dovetail_core::model::{Budget, ConsolidationPolicy, Pod};
 use dovetail_core::requirements::Operator;
 use dovetail_core::scheduler::{NodeClaimPlan, NodeIndex, Prepared, solve_without};
@@ -333,12 +334,15 @@ fn daemon(node: &str) -> Pod {
 }
 
 fn budget(nodes: &str) -> Budget {
-    Budget::nodes(nodes)
+    Budget::new(nodes.parse().unwrap())
 }
 
 fn budget_for(nodes: &str, reasons: &[&str]) -> Budget {
     Budget {
-        reasons: reasons.iter().map(|r| r.to_string()).collect(),
+        reasons: reasons
+            .iter()
+            .map(|r| DisruptionReason::from_name(r).unwrap())
+            .collect(),
         ..budget(nodes)
     }
 }
@@ -930,8 +934,7 @@ fn a_drifted_only_budget_does_not_limit_emptiness() {
 fn a_cron_window_blocks_disruption_only_while_it_is_open() {
     // No disruption from 09:00 to 17:00 UTC.
     let office_hours = Budget {
-        schedule: Some("0 9 * * *".into()),
-        duration: Some(hours(8)),
+        window: Some(BudgetWindow::new("0 9 * * *".parse().unwrap(), hours(8)).unwrap()),
         ..budget("0")
     };
     let given = Given::aws()
@@ -946,14 +949,11 @@ fn a_cron_window_blocks_disruption_only_while_it_is_open() {
 }
 
 #[test]
-fn an_invalid_cron_fails_closed_for_its_node_pool_only() {
-    let broken = Budget {
-        schedule: Some("61 * * * *".into()),
-        duration: Some(hours(1)),
-        ..budget("100%")
-    };
+fn invalid_budgets_fail_closed_for_their_node_pool_only() {
+    // One budget more than the CRD allows.
+    let broken = vec![budget("100%"); dovetail_core::disruption::budgets::MAX_BUDGETS + 1];
     let given = Given::aws()
-        .node_pool(m5_pool("broken").budgets(vec![broken]))
+        .node_pool(m5_pool("broken").budgets(broken))
         .node_pool(m5_pool("healthy"))
         .node(|c| {
             on_demand_in(c, "broken-busy", "m5.large", "broken").with_pods(app("a", 1, "1500m"))
@@ -1220,6 +1220,10 @@ fn savings_threshold_approves_a_large_saving() {
 /// saving a quarter of the NodePool's cost. `expensive` says whose pods are
 /// costly to disrupt (priority and deletion cost at the maximum weight).
 fn balanced_cluster(expensive_target: bool) -> Given {
+    balanced_cluster_in(m5_pool("default"), expensive_target)
+}
+
+fn balanced_cluster_in(pool: NodePoolBuilder, expensive_target: bool) -> Given {
     let costly = |b: dovetail_core::builders::PodBuilder| {
         b.priority(1_000_000_000).deletion_cost(1_000_000_000)
     };
@@ -1230,7 +1234,7 @@ fn balanced_cluster(expensive_target: bool) -> Given {
         anchor = costly(anchor);
     }
     Given::aws()
-        .node_pool(m5_pool("default"))
+        .node_pool(pool)
         .node(move |c| on_demand(c, "target", "m5.2xlarge").with_pods(target.build_many(10)))
         .node(move |c| {
             on_demand(c, "anchor", "m5.2xlarge")
@@ -1274,6 +1278,22 @@ fn balanced_approves_a_cheap_disruption_with_a_large_saving() {
     .removes(&["target"])
     .saves(M5_2XLARGE - M5_XLARGE)
     .nothing_rejected();
+}
+
+#[test]
+fn a_balanced_node_pool_applies_the_balanced_score_whatever_the_scorer() {
+    let balanced = || m5_pool("default").consolidation_policy(ConsolidationPolicy::Balanced);
+
+    // Karpenter's default approves the strictly cheaper move; the pool's
+    // policy then asks for a score of at least 1/2.
+    then(&when_disrupted(&balanced_cluster_in(balanced(), true), NOW))
+        .no_command()
+        .rejected("target", "NodePool `default` is Balanced: score");
+    then(&when_disrupted(&balanced_cluster_in(balanced(), false), NOW))
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
+        .removes(&["target"])
+        .saves(M5_2XLARGE - M5_XLARGE)
+        .nothing_rejected();
 }
 
 // ---------------------------------------------------------------------------

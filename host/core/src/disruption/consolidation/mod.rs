@@ -42,7 +42,7 @@ impl Engine<'_> {
                     && self.snapshot.node_pools[cand.pool]
                         .disruption
                         .consolidation_policy
-                        == ConsolidationPolicy::WhenEmptyOrUnderutilized
+                        != ConsolidationPolicy::WhenEmpty
                     && self.allowed(cand.pool, DisruptionReason::Underutilized) > 0
             })
             .collect();

@@ -5,6 +5,7 @@ use crate::disruption::candidates::CandidateIndex;
 use crate::disruption::command::Method;
 use crate::disruption::engine::Engine;
 use crate::disruption::scoring::row;
+use crate::policy::ConsolidationScorer;
 use crate::policy::types::ConsolidationContext;
 
 use super::MoveResult;
