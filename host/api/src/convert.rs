@@ -105,6 +105,11 @@ impl NodePool {
             };
         }
         pool.expire_after = t.spec.expire_after.duration().unwrap_or(None);
+        pool.termination_grace_period = t
+            .spec
+            .termination_grace_period
+            .as_ref()
+            .and_then(|d| d.duration());
         pool.limits = Vec::with_capacity(spec.limits.len());
         for (resource, q) in &spec.limits {
             let parsed = if resource == resources::CPU {

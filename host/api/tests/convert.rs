@@ -45,6 +45,10 @@ fn a_full_node_pool_converts_field_by_field() {
     assert_eq!(core.startup_taints[0].value, None);
     assert_eq!(core.node_class_ref.name, "default");
     assert_eq!(core.expire_after, Some(Duration::from_secs(336 * HOUR)));
+    assert_eq!(
+        core.termination_grace_period,
+        Some(Duration::from_secs(48 * HOUR))
+    );
     let limit = |k: &str| {
         core.limits
             .iter()

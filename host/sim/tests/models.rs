@@ -376,3 +376,41 @@ fn an_expired_node_is_replaced_when_it_expires() {
     assert!(report.decisions.iter().any(|d| d.kind == "Expiration"));
     assert_eq!(report.totals.pending_at_end, 0);
 }
+
+#[test]
+fn a_do_not_disrupt_pod_holds_an_expired_node_until_its_termination_grace_period() {
+    let pool = SPOT_POOL.replace(
+        "      disruption:",
+        "          expireAfter: 10m\n          terminationGracePeriod: 3m\n      disruption:",
+    );
+    let s = scenario(&format!(
+        "seed: 9\nduration: 20m\n{pool}\nworkloads:\n  - {{ deployment: batch, replicas: 2, cpu: 500m, memory: 512Mi, annotations: {{ karpenter.sh/do-not-disrupt: \"true\" }} }}\n"
+    ));
+    let (report, events) = run(s);
+    let (launched_at, name) = events
+        .iter()
+        .find_map(|e| match e {
+            SimEvent::NodeLaunched { at_ms, name, .. } => Some((*at_ms, *name)),
+            _ => None,
+        })
+        .unwrap();
+    let deleted = events
+        .iter()
+        .find_map(|e| match e {
+            SimEvent::NodeDeleted { at_ms, name: n, .. } if *n == name => Some(*at_ms),
+            _ => None,
+        })
+        .expect("the node goes in the end");
+    let expires = launched_at + 10 * 60_000;
+    // The protected pods hold the drain for the whole grace period, then
+    // they are deleted and the node goes.
+    assert!(
+        deleted >= expires + 3 * 60_000 && deleted <= expires + 3 * 60_000 + 2_000,
+        "expired at {expires} ms, deleted at {deleted} ms"
+    );
+    assert!(report.decisions.iter().any(|d| d.kind == "Expiration"));
+    assert_eq!(
+        report.totals.pending_at_end, 0,
+        "the pods run again elsewhere"
+    );
+}
