@@ -8,6 +8,9 @@ use dovetail_core::model::{Labels, PodKey, Taint};
 use dovetail_core::nodeclaim::NodeClaim;
 use dovetail_core::sym::Sym;
 
+use crate::snapshot::sort_labels;
+use crate::state::NodeEntry;
+
 /// Where a pending pod is expected to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NominationTarget {
@@ -26,6 +29,28 @@ pub struct NodePatch {
     pub remove_taints: Vec<Sym>,
     /// Add the termination finalizer.
     pub add_finalizer: bool,
+}
+
+impl NodePatch {
+    /// What the API server does with the patch: labels and annotations set,
+    /// taints removed then added (once), the finalizer added.
+    pub fn apply(&self, e: &mut NodeEntry) {
+        let mut l = e.node.labels.clone();
+        l.extend(self.labels.iter().copied());
+        e.node.labels = sort_labels(l);
+        let mut a = e.node.annotations.clone();
+        a.extend(self.annotations.iter().copied());
+        e.node.annotations = sort_labels(a);
+        e.node
+            .taints
+            .retain(|t| !self.remove_taints.contains(&t.key));
+        for t in &self.add_taints {
+            if !e.node.taints.contains(t) {
+                e.node.taints.push(*t);
+            }
+        }
+        e.finalizer |= self.add_finalizer;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -115,6 +115,20 @@ pub fn execute(
     }
 }
 
+/// Handles an interruption message and carries out what it asks for.
+pub fn interrupt(
+    cluster: &mut dyn Cluster,
+    termination: &mut Termination,
+    unavailable: &mut UnavailableOfferings,
+    message: &Interruption,
+    now_ms: u64,
+) -> Vec<Decision> {
+    let mut decisions = Vec::new();
+    let step = interruption::handle(cluster.state(), unavailable, message, now_ms);
+    execute(cluster, termination, step, now_ms, &mut decisions);
+    decisions
+}
+
 /// The catalog the decisions see: the cloud's, less unavailable offerings.
 #[derive(Debug, Default)]
 pub struct CatalogView {
@@ -261,9 +275,12 @@ impl Autoscaler for Controller<'_> {
         message: &Interruption,
         now_ms: u64,
     ) -> Vec<Decision> {
-        let mut decisions = Vec::new();
-        let step = interruption::handle(cluster.state(), &mut self.unavailable, message, now_ms);
-        execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
-        decisions
+        interrupt(
+            cluster,
+            &mut self.termination,
+            &mut self.unavailable,
+            message,
+            now_ms,
+        )
     }
 }

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::FxHashMap as HashMap;
 
+use crate::actions::NominationTarget;
 use dovetail_core::model::{
     DaemonSet, Namespace, Node, NodePool, Pod, PodDisruptionBudget, PodKey, Taint,
 };
@@ -671,6 +672,20 @@ impl ClusterState {
             if e.nominated != Some(nominee) {
                 e.nominated = Some(nominee);
                 self.changed();
+            }
+        }
+    }
+
+    /// Records where the provisioner expects `pods` to run, by name.
+    pub fn nominate_all(&mut self, pods: &[PodKey], target: NominationTarget, now_ms: u64) {
+        let nominee = match target {
+            NominationTarget::NodeClaim(n) => self.claim_id(n).map(Nominee::Claim),
+            NominationTarget::Node(n) => self.node_id(n).map(Nominee::Node),
+        };
+        let Some(nominee) = nominee else { return };
+        for key in pods {
+            if let Some(id) = self.pod_id(key) {
+                self.nominate(id, nominee, now_ms);
             }
         }
     }

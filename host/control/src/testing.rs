@@ -10,14 +10,14 @@ use dovetail_core::model::{Node, Pod};
 use dovetail_core::nodeclaim::NodeClaim;
 use dovetail_core::sym::Sym;
 
-use crate::actions::{Action, ActionError, EvictionResult, NominationTarget, Outcome};
+use crate::actions::{Action, ActionError, EvictionResult, Outcome};
 use crate::cloud::{
     CloudDrift, CloudError, CloudProvider, CreateError, Instance, InstanceState, Launch,
     OfferingKey,
 };
 use crate::controller::Cluster;
 use crate::snapshot::{instance_labels, sort_labels};
-use crate::state::{ClusterState, NodeId, Nominee, PodId};
+use crate::state::{ClusterState, NodeId, PodId};
 
 /// A scripted cloud: creates succeed on the first offering not listed in
 /// `insufficient`, unless `next_errors` holds an error for the next call.
@@ -273,36 +273,14 @@ impl Cluster for MemoryCluster {
                 self.state.delete_claim(name, now_ms);
             }
             Action::Nominate { pods, target } => {
-                let nominee = match target {
-                    NominationTarget::NodeClaim(n) => self.state.claim_id(n).map(Nominee::Claim),
-                    NominationTarget::Node(n) => self.state.node_id(n).map(Nominee::Node),
-                };
-                if let Some(n) = nominee {
-                    for p in pods {
-                        if let Some(id) = self.state.pod_id(&p) {
-                            self.state.nominate(id, n, now_ms);
-                        }
-                    }
-                }
+                self.state.nominate_all(&pods, target, now_ms);
             }
             Action::PatchNode { name, patch } => {
                 let id = self
                     .state
                     .node_id(name)
                     .ok_or_else(|| missing(format!("node {name}")))?;
-                self.state.update_node(id, |e| {
-                    let mut l = e.node.labels.clone();
-                    l.extend(patch.labels.iter().copied());
-                    e.node.labels = sort_labels(l);
-                    let mut a = e.node.annotations.clone();
-                    a.extend(patch.annotations.iter().copied());
-                    e.node.annotations = sort_labels(a);
-                    e.node
-                        .taints
-                        .retain(|t| !patch.remove_taints.contains(&t.key));
-                    e.node.taints.extend(patch.add_taints.iter().copied());
-                    e.finalizer |= patch.add_finalizer;
-                });
+                self.state.update_node(id, |e| patch.apply(e));
             }
             Action::TaintNode { name, taint } => {
                 let id = self

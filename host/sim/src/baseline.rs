@@ -21,9 +21,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use dovetail_control::actions::{Action, NominationTarget};
-use dovetail_control::controller::{Autoscaler, CatalogView, Cluster, execute};
+use dovetail_control::controller::{Autoscaler, CatalogView, Cluster, execute, interrupt};
 use dovetail_control::decision::Decision;
-use dovetail_control::interruption::{self, Interruption};
+use dovetail_control::interruption::Interruption;
 use dovetail_control::lifecycle::{Lifecycle, Step};
 use dovetail_control::names::Names;
 use dovetail_control::snapshot::snapshot;
@@ -116,10 +116,13 @@ impl Autoscaler for StaticNodeGroups {
         message: &Interruption,
         now_ms: u64,
     ) -> Vec<Decision> {
-        let mut decisions = Vec::new();
-        let step = interruption::handle(cluster.state(), &mut self.unavailable, message, now_ms);
-        execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
-        decisions
+        interrupt(
+            cluster,
+            &mut self.termination,
+            &mut self.unavailable,
+            message,
+            now_ms,
+        )
     }
 }
 

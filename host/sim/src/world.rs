@@ -7,9 +7,8 @@
 use std::collections::HashMap;
 
 use dovetail_control::Cluster;
-use dovetail_control::actions::{Action, ActionError, EvictionResult, NominationTarget, Outcome};
-use dovetail_control::snapshot::sort_labels;
-use dovetail_control::state::{ClusterState, NodeId, Nominee, PodId};
+use dovetail_control::actions::{Action, ActionError, EvictionResult, Outcome};
+use dovetail_control::state::{ClusterState, NodeId, PodId};
 use dovetail_core::sym::Sym;
 
 use crate::types::PdbSpec;
@@ -175,19 +174,7 @@ impl Cluster for World {
                 }
             }
             Action::Nominate { pods, target } => {
-                let nominee = match target {
-                    NominationTarget::NodeClaim(name) => {
-                        self.state.claim_id(name).map(Nominee::Claim)
-                    }
-                    NominationTarget::Node(name) => self.state.node_id(name).map(Nominee::Node),
-                };
-                if let Some(n) = nominee {
-                    for key in pods {
-                        if let Some(id) = self.state.pod_id(&key) {
-                            self.state.nominate(id, n, now_ms);
-                        }
-                    }
-                }
+                self.state.nominate_all(&pods, target, now_ms);
             }
             Action::PatchNode { name, patch } => {
                 let id = self.node(name)?;
@@ -197,23 +184,7 @@ impl Cluster for World {
                 {
                     self.sched_dirty = true;
                 }
-                self.state.update_node(id, |e| {
-                    let mut l = e.node.labels.clone();
-                    l.extend(patch.labels.iter().copied());
-                    e.node.labels = sort_labels(l);
-                    let mut a = e.node.annotations.clone();
-                    a.extend(patch.annotations.iter().copied());
-                    e.node.annotations = sort_labels(a);
-                    e.node
-                        .taints
-                        .retain(|t| !patch.remove_taints.contains(&t.key));
-                    for t in &patch.add_taints {
-                        if !e.node.taints.contains(t) {
-                            e.node.taints.push(*t);
-                        }
-                    }
-                    e.finalizer |= patch.add_finalizer;
-                });
+                self.state.update_node(id, |e| patch.apply(e));
             }
             Action::TaintNode { name, taint } => {
                 let id = self.node(name)?;
