@@ -112,11 +112,9 @@ impl Lifecycle {
         now_ms: u64,
         step: &mut Step,
     ) {
-        let since = claim
-            .condition(ConditionType::Launched)
-            .map_or(claim.created_ms, |c| {
-                c.last_transition_ms.min(claim.created_ms)
-            });
+        // Launched stays Unknown from creation until it is True: the timeout
+        // counts from creation.
+        let since = claim.created_ms;
         if now_ms.saturating_sub(since) >= self.launch_timeout_ms {
             let why = claim
                 .condition(ConditionType::Launched)
