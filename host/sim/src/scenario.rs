@@ -1,10 +1,20 @@
 //! Scenario files: YAML, with NodePools written exactly as `karpenter.sh/v1`
 //! NodePool manifests (paste your own; read, checked and converted by
-//! `dovetail-api`, and `nodeClassRef` may be left out), plus an optional catalog, the
-//! cluster at the start, workloads, events, the baseline's node groups,
-//! model parameters and policies. Durations are Go durations (`90s`, `30m`,
-//! `1h30m`), quantities Kubernetes ones (`500m`, `1536Mi`). Errors name the
-//! field, and the line when the YAML itself is wrong.
+//! `dovetail-api`, and `nodeClassRef` may be left out), optionally the
+//! `karpenter.k8s.aws/v1` EC2NodeClass manifests they use, plus an optional
+//! catalog, the cluster at the start, workloads, events, the baseline's node
+//! groups, model parameters and policies. Durations are Go durations (`90s`,
+//! `30m`, `1h30m`), quantities Kubernetes ones (`500m`, `1536Mi`). Errors
+//! name the field, and the line when the YAML itself is wrong.
+//!
+//! With `nodeClasses`, every NodePool's `nodeClassRef` must name one of them,
+//! and the AWS catalog sizes nodes as those classes do (kubelet `maxPods`,
+//! `podsPerCore`, `kubeReserved`, `systemReserved`, `evictionHard`, the root
+//! volume). A cluster has one catalog, so the classes the NodePools use must
+//! size nodes alike; with a custom `catalog`, which states each type's
+//! capacity and overhead itself, they may not change sizing at all. Without
+//! `nodeClasses`, nodes are sized with Karpenter's defaults (AL2023, no
+//! kubelet overrides, a 20 GiB root volume).
 //!
 //! ```yaml
 //! seed: 42                          # default 0
@@ -20,6 +30,18 @@
 //!       - { zone: zone-a, capacityType: on-demand, price: 0.05 }
 //!       - { zone: zone-a, capacityType: spot, price: 0.02, available: false }
 //! settings: { spotToSpotConsolidation: true }         # default false
+//! nodeClasses:                      # optional; default Karpenter's sizing
+//!   - apiVersion: karpenter.k8s.aws/v1
+//!     kind: EC2NodeClass
+//!     metadata: { name: default }
+//!     spec:
+//!       role: KarpenterNodeRole-my-cluster
+//!       amiSelectorTerms: [{ alias: al2023@latest }]
+//!       subnetSelectorTerms: [{ tags: { karpenter.sh/discovery: my-cluster } }]
+//!       securityGroupSelectorTerms: [{ tags: { karpenter.sh/discovery: my-cluster } }]
+//!       kubelet: { maxPods: 58, kubeReserved: { cpu: 200m }, evictionHard: { memory.available: 5% } }
+//!       blockDeviceMappings:
+//!         - { deviceName: /dev/xvda, rootVolume: true, ebs: { volumeSize: 100Gi } }
 //! nodePools:
 //!   - apiVersion: karpenter.sh/v1
 //!     kind: NodePool
@@ -91,10 +113,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-use dovetail_api::NodeClassReference;
 use dovetail_api::NodePool as NodePoolManifest;
+use dovetail_api::node_class_ref::{EC2_NODE_CLASS_GROUP, EC2_NODE_CLASS_KIND};
+use dovetail_api::{EC2NodeClass, NodeClassReference};
 use dovetail_core::catalog::aws_catalog;
-use dovetail_core::catalog::{CapacityType, Catalog, InstanceType, InstanceTypeSpec};
+use dovetail_core::catalog::{
+    CapacityType, Catalog, CatalogSettings, InstanceType, InstanceTypeSpec,
+};
 use dovetail_core::disruption::{Settings, parse_go_duration};
 use dovetail_core::model::{
     DaemonSet, LabelSelector, NodePool, SelectorOperator, SelectorRequirement, TaintEffect,
@@ -143,6 +168,10 @@ struct File {
     region: Option<String>,
     #[serde(default)]
     catalog: Option<Vec<InstanceTypeSpec>>,
+    /// Checked only when given: without it nodes are sized as Karpenter's
+    /// defaults size them, whatever the NodePools' `nodeClassRef` says.
+    #[serde(default)]
+    node_classes: Option<Vec<EC2NodeClass>>,
     node_pools: Vec<NodePoolManifest>,
     #[serde(default)]
     cluster: ClusterSpec,
@@ -621,46 +650,276 @@ struct PoliciesSpec {
     consolidation_scoring: Option<String>,
 }
 
+/// The name a NodePool that leaves out `nodeClassRef` uses.
+const DEFAULT_NODE_CLASS: &str = "default";
+
 /// A NodePool manifest: Karpenter's `karpenter.sh/v1` NodePool, read,
 /// validated and converted by `dovetail-api`. For brevity a scenario may
 /// leave out `spec.template.spec.nodeClassRef` (the EC2NodeClass `default`).
 fn node_pool(i: usize, mut m: NodePoolManifest) -> Result<NodePool, ScenarioError> {
     let template = &mut m.spec.template.spec;
     if template.node_class_ref.is_none() {
-        template.node_class_ref = Some(NodeClassReference::ec2("default"));
+        template.node_class_ref = Some(NodeClassReference::ec2(DEFAULT_NODE_CLASS));
     }
-    m.to_core().map_err(|e| {
-        let dovetail_api::ConversionError::Invalid(e) = e;
-        let mut errors = e.errors.iter().map(|f| {
-            (
-                format!("nodePools[{i}].{}", f.path),
-                format!("{}; {}", f.message, f.fix),
-            )
-        });
-        let (at, mut message) = errors
-            .next()
-            .unwrap_or_else(|| (format!("nodePools[{i}]"), e.to_string()));
-        for (path, more) in errors {
-            message.push_str(&format!("\n  {path}: {more}"));
+    m.to_core()
+        .map_err(|e| api_error(&format!("nodePools[{i}]"), e))
+}
+
+/// `dovetail-api`'s errors for the object at `at`: every problem, each
+/// with its path under `at` and its fix.
+fn api_error(at: &str, e: dovetail_api::ConversionError) -> ScenarioError {
+    let dovetail_api::ConversionError::Invalid(e) = e;
+    let mut errors = e.errors.iter().map(|f| {
+        (
+            format!("{at}.{}", f.path),
+            format!("{}; {}", f.message, f.fix),
+        )
+    });
+    let (path, mut message) = errors
+        .next()
+        .unwrap_or_else(|| (at.to_string(), e.to_string()));
+    for (path, more) in errors {
+        message.push_str(&format!("\n  {path}: {more}"));
+    }
+    invalid(path, message)
+}
+
+/// EC2NodeClass manifests, each validated as Karpenter validates it, with
+/// unique names.
+fn node_classes(manifests: Vec<EC2NodeClass>) -> Result<Vec<EC2NodeClass>, ScenarioError> {
+    if manifests.is_empty() {
+        return Err(invalid(
+            "nodeClasses",
+            "list at least one EC2NodeClass, or leave `nodeClasses` out to size nodes with Karpenter's defaults",
+        ));
+    }
+    let mut names = BTreeMap::new();
+    for (i, class) in manifests.iter().enumerate() {
+        class
+            .validate()
+            .map_err(|e| api_error(&format!("nodeClasses[{i}]"), e.into()))?;
+        if let Some(first) = names.insert(class.name(), i) {
+            return Err(invalid(
+                format!("nodeClasses[{i}].metadata.name"),
+                format!(
+                    "`{}` is listed twice (also nodeClasses[{first}])",
+                    class.name()
+                ),
+            ));
         }
-        invalid(at, message)
-    })
+    }
+    Ok(manifests)
+}
+
+/// How the embedded AWS catalog sizes nodes: the settings of the
+/// EC2NodeClasses the NodePools use, or None for Karpenter's defaults.
+///
+/// A snapshot has one catalog, so the classes in use must size nodes alike.
+/// A custom `catalog` states every type's capacity and overhead itself, so
+/// there a class in use may not change them.
+fn node_sizing(
+    classes: &[EC2NodeClass],
+    pools: &[(NodePool, bool)],
+    custom_catalog: bool,
+) -> Result<Option<CatalogSettings>, ScenarioError> {
+    let base = CatalogSettings::default();
+    let mut settings: Vec<Option<CatalogSettings>> = vec![None; classes.len()];
+    // The first NodePool and its class, which the others must size alike.
+    let mut first: Option<(usize, usize)> = None;
+    for (j, (pool, left_out)) in pools.iter().enumerate() {
+        let at = format!("nodePools[{j}].spec.template.spec.nodeClassRef");
+        let r = &pool.node_class_ref;
+        for (field, value, want) in [
+            ("group", &r.group, EC2_NODE_CLASS_GROUP),
+            ("kind", &r.kind, EC2_NODE_CLASS_KIND),
+        ] {
+            if value != want {
+                return Err(invalid(
+                    format!("{at}.{field}"),
+                    format!(
+                        "NodePool `{}` uses a `{}` of group `{}`, but nodeClasses holds EC2NodeClasses; write `group: {EC2_NODE_CLASS_GROUP}, kind: {EC2_NODE_CLASS_KIND}`",
+                        pool.name, r.kind, r.group
+                    ),
+                ));
+            }
+        }
+        let Some(k) = classes.iter().position(|c| c.name() == r.name) else {
+            let (at, why) = if *left_out {
+                (at, " (nodeClassRef is left out, which means `default`)")
+            } else {
+                (format!("{at}.name"), "")
+            };
+            return Err(invalid(
+                at,
+                format!(
+                    "NodePool `{}` uses EC2NodeClass `{}`{why}, which is not in nodeClasses; they are {}. Name one of them in nodeClassRef, or add `{}` to nodeClasses",
+                    pool.name,
+                    r.name,
+                    list(classes.iter().map(|c| format!("`{}`", c.name()))),
+                    r.name
+                ),
+            ));
+        };
+        if settings[k].is_none() {
+            let class = &classes[k];
+            let at = format!("nodeClasses[{k}]");
+            let own = class
+                .catalog_settings(&base)
+                .map_err(|e| api_error(&at, e))?;
+            if custom_catalog {
+                // What the class's kubelet and block devices change, against
+                // its AMI family alone.
+                let mut plain = class.clone();
+                plain.spec.kubelet = None;
+                plain.spec.block_device_mappings.clear();
+                let family = plain
+                    .catalog_settings(&base)
+                    .map_err(|e| api_error(&at, e))?;
+                let changed = sizing_differences(&family, &own);
+                if !changed.is_empty() {
+                    return Err(invalid(
+                        format!("{at}.spec"),
+                        format!(
+                            "EC2NodeClass `{}` (used by NodePool `{}`) changes how nodes are sized ({}), but `catalog` states each instance type's capacity and overhead itself. Put them in `catalog` (`capacity.pods`, `capacity.ephemeral-storage`, `overhead.kubeReserved`, `overhead.systemReserved`, `overhead.evictionThreshold`) and take them out of the class",
+                            class.name(),
+                            pool.name,
+                            list(changed.iter().map(|d| d.field))
+                        ),
+                    ));
+                }
+            }
+            settings[k] = Some(own);
+        }
+        let Some((i, c)) = first else {
+            first = Some((j, k));
+            continue;
+        };
+        // A custom catalog's sizing is its own, checked above.
+        if custom_catalog {
+            continue;
+        }
+        if let (Some(a), Some(b)) = (&settings[c], &settings[k])
+            && a != b
+        {
+            let (a_name, b_name) = (classes[c].name(), classes[k].name());
+            let differences: Vec<String> = sizing_differences(a, b)
+                .into_iter()
+                .map(|d| match d.values {
+                    Some((x, y)) => format!("{} {x} in `{a_name}`, {y} in `{b_name}`", d.field),
+                    None => d.field.to_string(),
+                })
+                .collect();
+            return Err(invalid(
+                if *left_out { at } else { format!("{at}.name") },
+                format!(
+                    "NodePool `{}` uses EC2NodeClass `{b_name}` and NodePool `{}` uses `{a_name}`, which size nodes differently ({}). The cluster has one instance-type catalog, so every NodePool must size its nodes the same way: point the NodePools at one EC2NodeClass, or give the classes the same kubelet and blockDeviceMappings",
+                    pool.name,
+                    pools[i].0.name,
+                    differences.join("; ")
+                ),
+            ));
+        }
+    }
+    if custom_catalog {
+        return Ok(None);
+    }
+    Ok(first
+        .and_then(|(_, c)| settings[c].take())
+        .filter(|s| *s != base))
+}
+
+/// One way two catalog settings size nodes differently, named by the
+/// EC2NodeClass field behind it, with both values where they read simply.
+struct SizingDifference {
+    field: &'static str,
+    values: Option<(String, String)>,
+}
+
+fn sizing_differences(a: &CatalogSettings, b: &CatalogSettings) -> Vec<SizingDifference> {
+    // Destructured so that a new setting cannot be left out here.
+    let CatalogSettings {
+        vm_memory_overhead_percent: _,
+        reserved_enis: _,
+        max_pods,
+        pods_per_core,
+        kube_reserved,
+        system_reserved,
+        eni_limited_memory_overhead,
+        eviction_memory,
+        eviction_nodefs,
+        ephemeral_storage,
+        spot: _,
+    } = a;
+    let pods = |p: &Option<u32>, unset: &str| p.map_or(unset.to_string(), |n| n.to_string());
+    let mut out = Vec::new();
+    let mut differs = |same: bool, field, values| {
+        if !same {
+            out.push(SizingDifference { field, values });
+        }
+    };
+    differs(
+        *max_pods == b.max_pods,
+        "kubelet.maxPods",
+        Some((
+            pods(max_pods, "ENI-limited"),
+            pods(&b.max_pods, "ENI-limited"),
+        )),
+    );
+    differs(
+        *pods_per_core == b.pods_per_core,
+        "kubelet.podsPerCore",
+        Some((
+            pods(pods_per_core, "unset"),
+            pods(&b.pods_per_core, "unset"),
+        )),
+    );
+    differs(
+        *kube_reserved == b.kube_reserved,
+        "kubelet.kubeReserved",
+        None,
+    );
+    differs(
+        *system_reserved == b.system_reserved,
+        "kubelet.systemReserved",
+        None,
+    );
+    differs(
+        *eviction_memory == b.eviction_memory && *eviction_nodefs == b.eviction_nodefs,
+        "kubelet.evictionHard",
+        None,
+    );
+    differs(
+        *ephemeral_storage == b.ephemeral_storage,
+        "root volume (blockDeviceMappings)",
+        Some((
+            resources::format_bytes(*ephemeral_storage),
+            resources::format_bytes(b.ephemeral_storage),
+        )),
+    );
+    differs(
+        *eni_limited_memory_overhead == b.eni_limited_memory_overhead,
+        "amiFamily (which sizes kube-reserved memory)",
+        None,
+    );
+    out
 }
 
 /// The scenario's catalog, or the AWS one.
 fn catalog(
     region: Option<String>,
     specs: Option<Vec<InstanceTypeSpec>>,
+    sizing: Option<&CatalogSettings>,
 ) -> Result<Arc<Catalog>, ScenarioError> {
     let Some(specs) = specs else {
-        return match region {
-            Some(r) if r != DEFAULT_REGION => Err(invalid(
+        return match (region, sizing) {
+            (Some(r), _) if r != DEFAULT_REGION => Err(invalid(
                 "region",
                 format!(
                     "the built-in AWS catalog is {DEFAULT_REGION}; list the instance types of `{r}` under `catalog`"
                 ),
             )),
-            _ => Ok(aws_catalog()),
+            (_, Some(settings)) => Ok(Arc::new(Catalog::aws_us_east_1_with(settings))),
+            (_, None) => Ok(aws_catalog()),
         };
     };
     if specs.is_empty() {
@@ -1424,17 +1683,27 @@ fn models(m: ModelsSpec, settings: SettingsSpec) -> Result<Models, ScenarioError
 pub fn parse_scenario(text: &str) -> Result<Scenario, ScenarioError> {
     let file: File =
         serde_norway::from_str(text).map_err(|e| ScenarioError::Yaml(e.to_string()))?;
-    let mut cluster = Snapshot::new(catalog(file.region, file.catalog)?);
+    let mut pools: Vec<(NodePool, bool)> = Vec::with_capacity(file.node_pools.len());
     for (i, m) in file.node_pools.into_iter().enumerate() {
+        let left_out = m.spec.template.spec.node_class_ref.is_none();
         let pool = node_pool(i, m)?;
-        if cluster.node_pools.iter().any(|p| p.name == pool.name) {
+        if pools.iter().any(|(p, _)| p.name == pool.name) {
             return Err(invalid(
                 format!("nodePools[{i}].metadata.name"),
                 format!("`{}` is listed twice", pool.name),
             ));
         }
-        cluster.node_pools.push(pool);
+        pools.push((pool, left_out));
     }
+    let sizing = match file.node_classes {
+        Some(manifests) => {
+            let classes = node_classes(manifests)?;
+            node_sizing(&classes, &pools, file.catalog.is_some())?
+        }
+        None => None,
+    };
+    let mut cluster = Snapshot::new(catalog(file.region, file.catalog, sizing.as_ref())?);
+    cluster.node_pools = pools.into_iter().map(|(p, _)| p).collect();
     let (deployments, jobs) = workloads(file.workloads)?;
     cluster.daemon_sets = daemon_sets(file.cluster.daemon_sets)?;
     let start_unix_seconds = file

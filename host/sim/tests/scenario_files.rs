@@ -793,3 +793,245 @@ fn node_pools_are_read_and_checked_as_karpenter_does() {
         "{err}"
     );
 }
+
+/// A scenario of 200 tiny pods on one NodePool of m5.large, with `classes`
+/// (YAML list entries, or empty for no `nodeClasses:`).
+fn tiny_pods(classes: &str) -> String {
+    let node_classes = if classes.is_empty() {
+        String::new()
+    } else {
+        format!("nodeClasses:\n{classes}")
+    };
+    format!(
+        r#"seed: 1
+duration: 10m
+{node_classes}nodePools:
+  - apiVersion: karpenter.sh/v1
+    kind: NodePool
+    metadata: {{ name: default }}
+    spec:
+      template:
+        spec:
+          requirements:
+            - {{ key: node.kubernetes.io/instance-type, operator: In, values: [m5.large] }}
+            - {{ key: karpenter.sh/capacity-type, operator: In, values: [on-demand] }}
+          nodeClassRef: {{ group: karpenter.k8s.aws, kind: EC2NodeClass, name: default }}
+workloads:
+  - deployment: tiny
+    replicas: 200
+    cpu: 10m
+    memory: 16Mi
+"#
+    )
+}
+
+/// An EC2NodeClass manifest as a `nodeClasses` entry, named `name`, with
+/// `extra` lines under `spec` (indented six spaces).
+fn node_class(name: &str, extra: &str) -> String {
+    format!(
+        r#"  - apiVersion: karpenter.k8s.aws/v1
+    kind: EC2NodeClass
+    metadata: {{ name: {name} }}
+    spec:
+      role: KarpenterNodeRole-my-cluster
+      amiSelectorTerms: [{{ alias: al2023@latest }}]
+      subnetSelectorTerms: [{{ tags: {{ karpenter.sh/discovery: my-cluster }} }}]
+      securityGroupSelectorTerms: [{{ tags: {{ karpenter.sh/discovery: my-cluster }} }}]
+{extra}"#
+    )
+}
+
+fn run(text: &str) -> dovetail_sim::Report {
+    let scenario = parse_scenario(text).unwrap_or_else(|e| panic!("{e}"));
+    Simulation::new(scenario, &Builtin, &Builtin).run(&mut |_| {})
+}
+
+#[test]
+fn a_node_class_max_pods_caps_the_pods_per_node() {
+    let without = tiny_pods("");
+    let capped = tiny_pods(&node_class("default", "      kubelet: { maxPods: 20 }\n"));
+    let s = parse_scenario(&capped).unwrap();
+    assert_eq!(s.cluster.catalog.get("m5.large").unwrap().capacity.pods, 20);
+    let eni_limited = parse_scenario(&without).unwrap();
+    assert_eq!(
+        eni_limited
+            .cluster
+            .catalog
+            .get("m5.large")
+            .unwrap()
+            .capacity
+            .pods,
+        29,
+        "(3 ENIs - 0 reserved) x (10 IPv4 - 1) + 2"
+    );
+
+    let without = run(&without).totals;
+    let capped = run(&capped).totals;
+    for t in [&without, &capped] {
+        assert_eq!(t.pending_at_end, 0, "{t:?}");
+    }
+    // 200 pods: ceil(200 / 29) = 7 nodes by the ENI limit, ceil(200 / 20) = 10 with maxPods 20.
+    assert_eq!(without.nodes_launched, 7, "{without:?}");
+    assert_eq!(without.peak_nodes, 7, "{without:?}");
+    assert_eq!(capped.nodes_launched, 10, "{capped:?}");
+    assert_eq!(capped.peak_nodes, 10, "{capped:?}");
+}
+
+#[test]
+fn node_class_reservations_and_eviction_thresholds_reduce_allocatable() {
+    let m5_large = |text: &str| {
+        let s = parse_scenario(text).unwrap_or_else(|e| panic!("{e}"));
+        let it = s.cluster.catalog.get("m5.large").unwrap().clone();
+        let allocatable = it.allocatable();
+        (it.capacity, allocatable)
+    };
+    let (capacity, default) = m5_large(&tiny_pods(""));
+    let (same_capacity, reserved) = m5_large(&tiny_pods(&node_class(
+        "default",
+        "      kubelet:\n        kubeReserved: { cpu: 200m, memory: 1Gi }\n        systemReserved: { cpu: 100m }\n        evictionHard: { memory.available: 500Mi }\n",
+    )));
+    assert_eq!(capacity, same_capacity, "capacity is the instance's");
+    // Karpenter's defaults for 2 vCPU and 29 ENI-limited pods: kube-reserved
+    // CPU 60m + 10m, memory 11Mi x 29 + 255Mi = 574Mi; eviction 100Mi.
+    assert_eq!(default.cpu - reserved.cpu, (200 + 100) - (60 + 10));
+    assert_eq!(
+        default.memory - reserved.memory,
+        (1024 + 500) * MIB - (574 + 100) * MIB
+    );
+
+    // A class that changes nothing sizes nodes as Karpenter's defaults do.
+    let (_, plain) = m5_large(&tiny_pods(&node_class("default", "")));
+    assert_eq!(plain, default);
+}
+
+#[test]
+fn node_classes_are_checked_as_karpenter_does() {
+    let with = |classes: &str| error(&tiny_pods(classes));
+
+    let err = with(&node_class(
+        "default",
+        "      kubelet: { maxPods: -1, evictionHard: { memory.available: lots } }\n",
+    ));
+    for needle in [
+        "nodeClasses[0].spec.kubelet.maxPods: -1 is out of range; use a value at least 0",
+        "nodeClasses[0].spec.kubelet.evictionHard[memory.available]",
+    ] {
+        assert!(err.contains(needle), "{needle} missing from {err}");
+    }
+
+    let err =
+        with(&node_class("default", "").replace("      role: KarpenterNodeRole-my-cluster\n", ""));
+    assert!(err.starts_with("nodeClasses[0].spec"), "{err}");
+    assert!(err.contains("role"), "{err}");
+
+    let twice = format!("{}{}", node_class("default", ""), node_class("default", ""));
+    assert_eq!(
+        with(&twice),
+        "nodeClasses[1].metadata.name: `default` is listed twice (also nodeClasses[0])"
+    );
+
+    let err = error(&tiny_pods("").replace("nodePools:", "nodeClasses: []\nnodePools:"));
+    assert!(
+        err.starts_with("nodeClasses: list at least one EC2NodeClass"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_node_pool_must_name_one_of_the_node_classes() {
+    let classes = format!("{}{}", node_class("small", ""), node_class("large", ""));
+    assert_eq!(
+        error(&tiny_pods(&classes)),
+        "nodePools[0].spec.template.spec.nodeClassRef.name: NodePool `default` uses EC2NodeClass `default`, which is not in nodeClasses; they are `small`, `large`. Name one of them in nodeClassRef, or add `default` to nodeClasses"
+    );
+
+    let left_out = tiny_pods(&classes).replace(
+        "          nodeClassRef: { group: karpenter.k8s.aws, kind: EC2NodeClass, name: default }\n",
+        "",
+    );
+    let err = error(&left_out);
+    assert!(
+        err.starts_with("nodePools[0].spec.template.spec.nodeClassRef: NodePool `default` uses EC2NodeClass `default` (nodeClassRef is left out, which means `default`)"),
+        "{err}"
+    );
+
+    let other_kind = tiny_pods(&node_class("default", ""))
+        .replace("kind: EC2NodeClass, name", "kind: AKSNodeClass, name");
+    let err = error(&other_kind);
+    assert!(
+        err.starts_with("nodePools[0].spec.template.spec.nodeClassRef.kind: NodePool `default` uses a `AKSNodeClass` of group `karpenter.k8s.aws`"),
+        "{err}"
+    );
+
+    // Without `nodeClasses`, any name is accepted and nodes get the defaults.
+    let unchecked = tiny_pods("").replace(
+        "kind: EC2NodeClass, name: default }",
+        "kind: EC2NodeClass, name: anything }",
+    );
+    assert!(unchecked.contains("name: anything"));
+    parse_scenario(&unchecked).unwrap();
+}
+
+/// `tiny_pods` with a second NodePool `second` using the class `class`.
+fn two_pools(classes: &str, class: &str) -> String {
+    tiny_pods(classes).replace(
+        "workloads:",
+        &format!(
+            "  - apiVersion: karpenter.sh/v1\n    kind: NodePool\n    metadata: {{ name: second }}\n    spec:\n      template:\n        spec:\n          nodeClassRef: {{ group: karpenter.k8s.aws, kind: EC2NodeClass, name: {class} }}\nworkloads:"
+        ),
+    )
+}
+
+#[test]
+fn node_pools_must_size_nodes_alike() {
+    let classes = format!(
+        "{}{}{}",
+        node_class("default", "      kubelet: { maxPods: 20 }\n"),
+        node_class(
+            "big-disk",
+            "      kubelet: { maxPods: 58 }\n      blockDeviceMappings:\n        - { deviceName: /dev/xvda, rootVolume: true, ebs: { volumeSize: 100Gi } }\n"
+        ),
+        node_class(
+            "also-20",
+            "      kubelet: { maxPods: 20 }\n      tags: { team: web }\n"
+        ),
+    );
+    assert_eq!(
+        error(&two_pools(&classes, "big-disk")),
+        "nodePools[1].spec.template.spec.nodeClassRef.name: NodePool `second` uses EC2NodeClass `big-disk` and NodePool `default` uses `default`, which size nodes differently (kubelet.maxPods 20 in `default`, 58 in `big-disk`; root volume (blockDeviceMappings) 20Gi in `default`, 100Gi in `big-disk`). The cluster has one instance-type catalog, so every NodePool must size its nodes the same way: point the NodePools at one EC2NodeClass, or give the classes the same kubelet and blockDeviceMappings"
+    );
+
+    // Classes that size alike may differ otherwise; `big-disk`, used by no
+    // NodePool, does not count.
+    let s = parse_scenario(&two_pools(&classes, "also-20")).unwrap();
+    assert_eq!(s.cluster.catalog.get("m5.large").unwrap().capacity.pods, 20);
+}
+
+#[test]
+fn a_custom_catalog_takes_node_classes_that_do_not_change_sizing() {
+    let classes = |extra: &str| {
+        format!(
+            "nodeClasses:\n{}{}",
+            node_class("default", extra),
+            node_class("unused", "      kubelet: { maxPods: 8 }\n")
+        )
+    };
+    let plain = FULL.replace(
+        "nodePools:",
+        &format!("{}nodePools:", classes("      tags: { team: core }\n")),
+    );
+    let s = parse_scenario(&plain).unwrap();
+    assert_eq!(s.cluster.catalog.get("c-large").unwrap().capacity.pods, 50);
+
+    let tuned = FULL.replace(
+        "nodePools:",
+        &format!(
+            "{}nodePools:",
+            classes("      kubelet: { maxPods: 20, kubeReserved: { cpu: 1 } }\n")
+        ),
+    );
+    assert_eq!(
+        error(&tuned),
+        "nodeClasses[0].spec: EC2NodeClass `default` (used by NodePool `general`) changes how nodes are sized (kubelet.maxPods, kubelet.kubeReserved), but `catalog` states each instance type's capacity and overhead itself. Put them in `catalog` (`capacity.pods`, `capacity.ephemeral-storage`, `overhead.kubeReserved`, `overhead.systemReserved`, `overhead.evictionThreshold`) and take them out of the class"
+    );
+}
