@@ -17,7 +17,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::actions::NominationTarget;
 use dovetail_core::model::{
-    DaemonSet, Namespace, Node, NodePool, Pod, PodDisruptionBudget, PodKey, Taint,
+    DaemonSet, Namespace, Node, NodePool, Pod, PodDisruptionBudget, PodKey, PodPhase, Taint,
 };
 use dovetail_core::nodeclaim::{ConditionStatus, ConditionType, NodeClaim};
 use dovetail_core::resources::Resources;
@@ -58,8 +58,6 @@ pub struct PodEntry {
     pub nominated_ms: u64,
     /// Since when it has been waiting for a node (Unix ms).
     pub pending_since_ms: u64,
-    /// Deletion requested (graceful termination under way).
-    pub deleting: bool,
     /// PodDisruptionBudgets covering it, by position in
     /// [`ClusterState::pdbs`].
     pub pdbs: Vec<usize>,
@@ -553,7 +551,7 @@ impl ClusterState {
         let id = PodId(self.next());
         self.pod_ids.insert(pod.key(), id);
         let pdbs = covering(&self.pdbs, &pod);
-        let daemon = pod.daemon_set.is_some();
+        let daemon = pod.is_daemon();
         self.pods.insert(
             id,
             PodEntry {
@@ -562,7 +560,6 @@ impl ClusterState {
                 nominated: None,
                 nominated_ms: 0,
                 pending_since_ms: now_ms,
-                deleting: false,
                 pdbs,
             },
         );
@@ -591,11 +588,11 @@ impl ClusterState {
     }
 
     /// Deletion requested: the pod is terminating.
-    pub fn mark_pod_deleting(&mut self, id: PodId) {
+    pub fn mark_pod_deleting(&mut self, id: PodId, now_ms: u64) {
         if let Some(e) = self.pods.get_mut(&id)
-            && !e.deleting
+            && e.pod.deleting_since.is_none()
         {
-            e.deleting = true;
+            e.pod.deleting_since = Some(now_ms / 1000);
             self.changed();
         }
     }
@@ -624,10 +621,7 @@ impl ClusterState {
     /// controller would replace an evicted pod. DaemonSet pods are deleted
     /// instead.
     pub fn unbind(&mut self, id: PodId, now_ms: u64) {
-        let daemon = self
-            .pods
-            .get(&id)
-            .is_some_and(|e| e.pod.daemon_set.is_some());
+        let daemon = self.pods.get(&id).is_some_and(|e| e.pod.is_daemon());
         if daemon {
             self.delete_pod(id, now_ms);
             return;
@@ -635,7 +629,8 @@ impl ClusterState {
         self.unbind_quietly(id, now_ms);
         if let Some(e) = self.pods.get_mut(&id) {
             e.pending_since_ms = now_ms;
-            e.deleting = false;
+            e.pod.deleting_since = None;
+            e.pod.phase = PodPhase::Pending;
             self.pending.insert(id);
             self.last_pending_change_ms = now_ms;
         }
@@ -657,11 +652,12 @@ impl ClusterState {
         self.changed();
     }
 
-    /// When the pod started running (seconds), for `do-not-disrupt`
-    /// durations.
-    pub fn set_pod_started(&mut self, id: PodId, unix_seconds: u64) {
+    /// The pod started running (seconds; `do-not-disrupt` durations count
+    /// from here).
+    pub fn set_pod_running(&mut self, id: PodId, unix_seconds: u64) {
         if let Some(e) = self.pods.get_mut(&id) {
             e.pod.started_at = unix_seconds;
+            e.pod.phase = PodPhase::Running;
         }
     }
 

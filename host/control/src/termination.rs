@@ -63,7 +63,7 @@ impl Default for Termination {
 /// The drain tier of a pod: lower tiers go first.
 fn tier(pod: &Pod) -> usize {
     let critical = pod.priority >= CRITICAL_PRIORITY;
-    usize::from(critical) * 2 + usize::from(pod.daemon_set.is_some())
+    usize::from(critical) * 2 + usize::from(pod.is_daemon())
 }
 
 fn tolerates_disruption(pod: &Pod) -> bool {
@@ -338,7 +338,7 @@ fn drain_pods(
         state
             .pod_id(key)
             .and_then(|id| state.pod(id))
-            .is_some_and(|e| e.deleting)
+            .is_some_and(|e| e.pod.is_terminating())
     };
     if deadline_ms.is_some_and(|d| now_ms >= d) {
         // Past the NodeClaim's grace period every pod left goes, whatever

@@ -336,7 +336,7 @@ impl Cluster for MemoryCluster {
                     self.state.set_disruptions_allowed(b, allowed - 1);
                 }
                 if self.graceful_eviction {
-                    self.state.mark_pod_deleting(id);
+                    self.state.mark_pod_deleting(id, now_ms);
                 } else {
                     self.state.delete_pod(id, now_ms);
                 }

@@ -87,7 +87,7 @@ fn pods_are_evicted_in_four_tiers_each_once_the_one_before_is_gone() {
         }
         assert_eq!(w.evictions(p).len(), 1);
         let id = w.pod_id(p).unwrap();
-        assert!(w.state().pod(id).unwrap().deleting);
+        assert!(w.state().pod(id).unwrap().pod.is_terminating());
         w.cluster.state.delete_pod(id, w.now);
         w.run_for(S / 2, S / 2);
     }

@@ -285,13 +285,74 @@ pub struct Pod {
     pub priority: i32,
     /// Creation order; breaks ties in the scheduling queue.
     pub created: u64,
-    /// The DaemonSet owning it, if any.
-    pub daemon_set: Option<Sym>,
+    /// Its controller (`metadata.ownerReferences` with `controller: true`).
+    pub owner: Option<Owner>,
+    pub phase: PodPhase,
+    /// Deletion requested (`metadata.deletionTimestamp`), Unix seconds: the
+    /// pod is terminating.
+    pub deleting_since: Option<u64>,
     /// When it started running (seconds), for `do-not-disrupt` durations.
     pub started_at: u64,
 }
 
+/// `status.phase`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PodPhase {
+    #[default]
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+/// The kind of a pod's controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OwnerKind {
+    /// A Deployment's pods are owned by its ReplicaSet.
+    ReplicaSet,
+    StatefulSet,
+    Job,
+    DaemonSet,
+    /// A static (mirror) pod, owned by its Node.
+    Node,
+    Other,
+}
+
+/// A pod's controller: kind and name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Owner {
+    pub kind: OwnerKind,
+    pub name: Sym,
+}
+
 impl Pod {
+    /// The DaemonSet owning it, if any.
+    pub fn daemon_set(&self) -> Option<Sym> {
+        self.owner
+            .filter(|o| o.kind == OwnerKind::DaemonSet)
+            .map(|o| o.name)
+    }
+
+    pub fn is_daemon(&self) -> bool {
+        self.daemon_set().is_some()
+    }
+
+    /// Succeeded or failed: it holds no resources any more.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.phase, PodPhase::Succeeded | PodPhase::Failed)
+    }
+
+    /// Being deleted (it has a deletion timestamp).
+    pub fn is_terminating(&self) -> bool {
+        self.deleting_since.is_some()
+    }
+
+    /// A static pod the kubelet runs from a file; the API shows its mirror.
+    pub fn is_static(&self) -> bool {
+        self.owner.is_some_and(|o| o.kind == OwnerKind::Node)
+    }
+
     /// `controller.kubernetes.io/pod-deletion-cost`, 0 when absent or malformed.
     pub fn deletion_cost(&self) -> i32 {
         // Compared as text: this runs for every pod of every candidate, and

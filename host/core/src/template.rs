@@ -7,9 +7,10 @@
 
 use crate::labels;
 use crate::model::{
-    Container, HostPort, InclusionPolicy, LabelSelector, Labels, Pod, PodAffinityTerm,
-    PreferredSchedulingTerm, TaintEffect, Toleration, TolerationOperator, TopologySpreadConstraint,
-    WeightedPodAffinityTerm, WhenUnsatisfiable, effective_requests, sorted_labels,
+    Container, HostPort, InclusionPolicy, LabelSelector, Labels, Owner, OwnerKind, Pod,
+    PodAffinityTerm, PreferredSchedulingTerm, TaintEffect, Toleration, TolerationOperator,
+    TopologySpreadConstraint, WeightedPodAffinityTerm, WhenUnsatisfiable, effective_requests,
+    sorted_labels,
 };
 use crate::requirements::{NodeSelectorRequirement, Operator};
 use crate::resources::{self, Resources};
@@ -312,7 +313,10 @@ impl PodBuilder {
     /// Owned by DaemonSet `name` (not rescheduled, not counted as a
     /// reason to keep a node).
     pub fn daemon(mut self, name: &str) -> Self {
-        self.pod.daemon_set = Some(Sym::new(name));
+        self.pod.owner = Some(Owner {
+            kind: OwnerKind::DaemonSet,
+            name: Sym::new(name),
+        });
         self
     }
 

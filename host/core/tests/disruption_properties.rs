@@ -397,7 +397,7 @@ proptest! {
                     describe(&pass)
                 );
                 prop_assert!(
-                    !n.pods.iter().any(|p| p.daemon_set.is_none()
+                    !n.pods.iter().any(|p| !p.is_daemon()
                         && p.annotations.iter().any(|(k, _)| k.as_str() == labels::DO_NOT_DISRUPT)),
                     "{} runs a do-not-disrupt pod: {}",
                     name,
@@ -454,7 +454,7 @@ proptest! {
                         .expire_after
                         .is_some_and(|e| n.created_at + e.as_secs() <= NOW),
                     Method::Emptiness => {
-                        n.pods.iter().all(|p| p.daemon_set.is_some())
+                        n.pods.iter().all(|p| p.is_daemon())
                             && quiet_for(pool.disruption.consolidate_after)
                     }
                     Method::Drift => {

@@ -277,7 +277,7 @@ impl StaticNodeGroups {
         let movable = |ids: &[dovetail_control::PodId]| {
             ids.iter()
                 .filter_map(|p| state.pod(*p))
-                .filter(|e| e.pod.daemon_set.is_none())
+                .filter(|e| !e.pod.is_daemon())
                 .count()
         };
         let mut seen = BTreeSet::new();
@@ -327,11 +327,7 @@ impl StaticNodeGroups {
                     continue;
                 };
                 let node = snap.nodes.remove(slot);
-                let pods: Vec<Pod> = node
-                    .pods
-                    .into_iter()
-                    .filter(|p| p.daemon_set.is_none())
-                    .collect();
+                let pods: Vec<Pod> = node.pods.into_iter().filter(|p| !p.is_daemon()).collect();
                 let plan = solve(&snap, &pods);
                 if plan.unschedulable.is_empty() && plan.bindings.len() == pods.len() {
                     removed.push((name, pods.len()));

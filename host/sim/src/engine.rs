@@ -18,7 +18,7 @@ use dovetail_control::interruption::{Interruption, InterruptionKind};
 use dovetail_control::state::{ClusterState, NodeId, Nominee, PodId};
 use dovetail_core::catalog::CapacityType;
 use dovetail_core::labels;
-use dovetail_core::model::{Node, PodDisruptionBudget, Taint, TaintEffect};
+use dovetail_core::model::{self, Node, OwnerKind, PodDisruptionBudget, Taint, TaintEffect};
 use dovetail_core::nodeclaim::{
     ConditionType, DO_NOT_SYNC_TAINTS_LABEL, INITIALIZED_LABEL, LaunchedOffering, NodeClaim,
     NodeClaimStatus, REGISTERED_LABEL, UNREGISTERED_TAINT,
@@ -383,21 +383,26 @@ impl<'a> Simulation<'a> {
     // ---- pods ----------------------------------------------------------
 
     fn new_pod(&mut self, owner: Owner, node: Option<NodeId>) -> PodId {
-        let (template, name) = match owner {
+        let (template, name, kind) = match owner {
             Owner::Deployment(d) => {
                 let d = &self.scenario.deployments[d];
-                (&d.template, &d.name)
+                (&d.template, &d.name, OwnerKind::ReplicaSet)
             }
             Owner::Job(j) => {
                 let j = &self.scenario.jobs[j];
-                (&j.template, &j.name)
+                (&j.template, &j.name, OwnerKind::Job)
             }
         };
         let mut pod = template.clone();
+        pod.owner = Some(model::Owner {
+            kind,
+            name: Sym::new(name),
+        });
         pod.name = Sym::new(&format!("{name}-{:05}", self.pod_serial));
         pod.created = self.pod_serial as u64;
         if let Some(n) = node.and_then(|n| self.world.state.node(n)) {
             pod.started_at = n.node.created_at;
+            pod.phase = model::PodPhase::Running;
         }
         self.pod_serial += 1;
         let now_ms = self.now_ms();
@@ -710,7 +715,12 @@ impl<'a> Simulation<'a> {
             }
             let mut pod = ds.pod.clone();
             pod.name = Sym::new(&format!("{}-{}", ds.name, node.name));
-            pod.daemon_set = Some(ds.name);
+            pod.owner = Some(model::Owner {
+                kind: OwnerKind::DaemonSet,
+                name: ds.name,
+            });
+            pod.phase = model::PodPhase::Running;
+            pod.started_at = now_ms / 1000;
             self.world.state.apply_pod(pod, Some(id), now_ms);
         }
     }
@@ -899,7 +909,7 @@ impl<'a> Simulation<'a> {
             .pod(p)
             .map_or(now_ms, |e| e.pending_since_ms);
         self.world.state.bind(p, node, now_ms);
-        self.world.state.set_pod_started(p, now_ms / 1000);
+        self.world.state.set_pod_running(p, now_ms / 1000);
         self.latencies.push((now_ms - since) as f64 / 1000.0);
         if let Some(&Owner::Job(j)) = self.world.owners.get(&p) {
             let f = self.now + self.scenario.jobs[j].duration_ms;

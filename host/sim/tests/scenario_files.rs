@@ -260,7 +260,7 @@ fn every_section_is_read() {
     assert_eq!(s.cluster.daemon_sets.len(), 1);
     let ds = &s.cluster.daemon_sets[0];
     assert_eq!(ds.name.as_str(), "logs");
-    assert_eq!(ds.pod.daemon_set.map(|d| d.as_str()), Some("logs"));
+    assert_eq!(ds.pod.daemon_set().map(|d| d.as_str()), Some("logs"));
     assert_eq!(ds.pod.requests.cpu, 100);
     assert_eq!(ds.pod.requests.memory, 200 * MIB);
 

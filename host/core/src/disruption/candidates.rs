@@ -66,7 +66,7 @@ pub fn protected_pod(pod: &Pod, now: u64) -> bool {
 }
 
 pub(super) fn reschedulable(pod: &Pod) -> bool {
-    pod.daemon_set.is_none()
+    !pod.is_daemon() && !pod.is_static()
 }
 
 /// The reason a node cannot be disrupted at all, if any.

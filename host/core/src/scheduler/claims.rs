@@ -498,7 +498,7 @@ impl Existing {
         // DaemonSet pods that will still arrive on a launching node.
         let mut requests = Resources::default();
         for ds in daemon_sets {
-            let present = node.pods.iter().any(|p| p.daemon_set == Some(ds.name));
+            let present = node.pods.iter().any(|p| p.daemon_set() == Some(ds.name));
             if !present && daemon_runs_on(&ds.pod, &node.taints, &requirements, false) {
                 requests.add(&ds.pod.requests);
                 requests.pods += 1;
