@@ -5,7 +5,7 @@
 
 use crate::catalog::CapacityType;
 use crate::labels;
-use crate::model::{Node, NodePool, Pod, label};
+use crate::model::{Node, NodePool, OwnerKind, Pod, label};
 use crate::policy::consolidate::pod_disruption_cost;
 use crate::scheduler::{NodeIndex, Snapshot, index_by};
 use crate::sym::Sym;
@@ -65,8 +65,31 @@ pub fn protected_pod(pod: &Pod, now: u64) -> bool {
     }
 }
 
+/// Whether `pod` would need a new place if its node went (Karpenter's
+/// `IsReschedulable`): a running pod not owned by a DaemonSet or its node.
+/// Finished and terminating pods are going anyway, except a terminating
+/// StatefulSet pod: its replacement is only created once it is gone, so it
+/// is planned for as if it still ran.
 pub(super) fn reschedulable(pod: &Pod) -> bool {
-    !pod.is_daemon() && !pod.is_static()
+    let stateful = pod.owner.is_some_and(|o| o.kind == OwnerKind::StatefulSet);
+    (active(pod) || (stateful && pod.is_terminating())) && !pod.is_daemon() && !pod.is_static()
+}
+
+/// Neither finished nor terminating.
+fn active(pod: &Pod) -> bool {
+    !pod.is_terminal() && !pod.is_terminating()
+}
+
+/// Whether `node`'s pods changed within its NodePool's `consolidateAfter`
+/// (Karpenter's `IsUnderConsolidateAfter`): consolidation does not move
+/// pods onto it yet. `Never` sets no window: such a node is never a
+/// candidate, but always a place for moved pods.
+pub(super) fn settling(pool: &NodePool, node: &Node, now: u64) -> bool {
+    node.initialized
+        && pool
+            .disruption
+            .consolidate_after
+            .is_some_and(|after| now.saturating_sub(node.last_pod_event) < after.as_secs())
 }
 
 /// The reason a node cannot be disrupted at all, if any.
@@ -82,7 +105,8 @@ fn blocked(snapshot: &Snapshot, node: &Node, now: u64) -> Option<String> {
     if node.nominated {
         return Some("node is nominated for pending pods".into());
     }
-    for pod in node.pods.iter().filter(|p| reschedulable(p)) {
+    // A pod on its way out neither protects its node nor needs evicting.
+    for pod in node.pods.iter().filter(|p| reschedulable(p) && active(p)) {
         if protected_pod(pod, now) {
             return Some(format!(
                 "pod {} has annotation {}",

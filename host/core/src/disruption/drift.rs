@@ -10,7 +10,7 @@ use super::budgets::DisruptionReason;
 use super::candidates::{CandidateIndex, PoolIndex};
 use super::command::Method;
 use super::engine::Engine;
-use super::simulate::Fit;
+use super::simulate::{Fit, Purpose};
 
 /// What drift checks against, computed once per NodePool and pass.
 pub(super) struct PoolFacts {
@@ -99,7 +99,7 @@ impl Engine<'_> {
                 continue;
             }
             self.pass.candidates_evaluated += 1;
-            let replacements = match self.fit(&[c], None) {
+            let replacements = match self.fit(&[c], None, Purpose::Drift) {
                 Fit::No(_) => continue,
                 Fit::Delete => Vec::new(),
                 Fit::Replace(claims) => claims,

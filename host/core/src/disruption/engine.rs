@@ -13,8 +13,9 @@ use crate::policy::ConsolidationScorer;
 use crate::scheduler::{NodeClaimPlan, NodeIndex, Prepared, Snapshot};
 
 use super::budgets::{BudgetReport, DisruptionReason, PoolCounts, budget_report};
-use super::candidates::{Candidate, CandidateIndex, PoolIndex, reschedulable};
+use super::candidates::{Candidate, CandidateIndex, PoolIndex, reschedulable, settling};
 use super::command::{Command, Method, Pass};
+use super::consolidation::PriceKeys;
 use super::settings::Settings;
 
 /// Runs one disruption pass over `snapshot` at `now` (Unix seconds).
@@ -57,6 +58,11 @@ pub(super) struct Engine<'a> {
     /// expiring): every what-if must find them a place too, as Karpenter's
     /// simulation does, or two moves would count on the same room.
     pub(super) deleting_pods: Vec<Pod>,
+    /// Nodes still settling after a pod event (inside their NodePool's
+    /// `consolidateAfter`): consolidation moves no pods onto them.
+    pub(super) settling: Vec<NodeIndex>,
+    /// Interned once for the launch-price look-ups of every move.
+    pub(super) keys: PriceKeys,
     pub(super) pass: Pass,
 }
 
@@ -68,7 +74,7 @@ impl<'a> Engine<'a> {
         scorer: &'a dyn ConsolidationScorer,
         settings: &'a Settings,
     ) -> Self {
-        Engine {
+        let mut engine = Engine {
             snapshot,
             now,
             scorer: PoolPolicies::new(scorer, &snapshot.node_pools),
@@ -78,8 +84,20 @@ impl<'a> Engine<'a> {
             budgets: Vec::new(),
             expiring: Vec::new(),
             deleting_pods: Vec::new(),
+            settling: Vec::new(),
+            keys: PriceKeys::new(),
             pass: Pass::default(),
-        }
+        };
+        engine.settling = (0..snapshot.nodes.len())
+            .map(NodeIndex)
+            .filter(|&i| {
+                let node = &snapshot.nodes[i];
+                engine
+                    .pool_index(node)
+                    .is_some_and(|p| settling(&snapshot.node_pools[p], node, now))
+            })
+            .collect();
+        engine
     }
 
     pub(super) fn pool_index(&self, node: &Node) -> Option<PoolIndex> {

@@ -3,7 +3,7 @@
 //! places the pods of nodes already leaving.
 
 use crate::model::Pod;
-use crate::scheduler::{NodeClaimPlan, NodeIndex, Plan, solve_without};
+use crate::scheduler::{NodeClaimPlan, NodeIndex, Plan, WhatIf, solve_what_if};
 
 use super::candidates::CandidateIndex;
 use super::engine::Engine;
@@ -17,9 +17,21 @@ pub(super) enum Fit {
     No(String),
 }
 
+/// Why the pods move: consolidation leaves nodes still settling alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    Drift,
+    Consolidation,
+}
+
 impl Engine<'_> {
     /// What-if: the pods of `cands` rescheduled without their nodes.
-    pub(super) fn fit(&self, cands: &[CandidateIndex], price_cap: Option<f64>) -> Fit {
+    pub(super) fn fit(
+        &self,
+        cands: &[CandidateIndex],
+        price_cap: Option<f64>,
+        purpose: Purpose,
+    ) -> Fit {
         let removed: Vec<NodeIndex> = cands
             .iter()
             .map(|&c| self.candidates[c].node)
@@ -32,12 +44,37 @@ impl Engine<'_> {
         if pods.is_empty() {
             return Fit::Delete;
         }
+        let moved = pods.len();
         pods.extend(self.deleting_pods.iter().cloned());
-        let plan: Plan = solve_without(self.snapshot, self.prepared, &pods, &removed, price_cap);
+        let what_if = WhatIf {
+            removed: &removed,
+            closed: match purpose {
+                Purpose::Consolidation => &self.settling,
+                Purpose::Drift => &[],
+            },
+            moved,
+            price_cap,
+        };
+        let plan: Plan = solve_what_if(self.snapshot, self.prepared, &pods, &what_if);
         if let Some(u) = plan.unschedulable.first() {
             return Fit::No(format!(
                 "pod {} would not fit elsewhere: {}",
                 u.pod, u.reason
+            ));
+        }
+        // A node still launching may never come up: a move cannot count on
+        // it. Pods of nodes already leaving may, as in Karpenter: that
+        // node's replacement is assumed to come up.
+        let moved = &pods[..moved];
+        if let Some(b) = plan
+            .bindings
+            .iter()
+            .filter(|b| !b.initialized)
+            .find(|b| moved.iter().any(|p| p.key() == b.pod))
+        {
+            return Fit::No(format!(
+                "pod {} would schedule against uninitialized node {}",
+                b.pod, b.node
             ));
         }
         if plan.node_claims.is_empty() {

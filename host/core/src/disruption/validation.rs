@@ -10,7 +10,7 @@ use super::candidates::{CandidateIndex, PoolIndex};
 use super::command::{Command, Method};
 use super::engine::Engine;
 use super::settings::Settings;
-use super::simulate::Fit;
+use super::simulate::{Fit, Purpose};
 
 /// Why a command no longer holds.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,7 +71,7 @@ pub fn validate(
         }
     }
     let replacements = match command.method {
-        Method::Drift => match engine.fit(&cands, None) {
+        Method::Drift => match engine.fit(&cands, None, Purpose::Drift) {
             Fit::No(why) => return Err(Invalidated(why)),
             Fit::Delete => Vec::new(),
             Fit::Replace(claims) => claims,

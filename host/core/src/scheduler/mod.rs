@@ -112,7 +112,45 @@ pub fn solve_without(
     removed: &[NodeIndex],
     price_cap: Option<f64>,
 ) -> Plan {
-    Scheduler::new(snapshot, prepared, pending, removed).run(price_cap)
+    let what_if = WhatIf {
+        removed,
+        price_cap,
+        ..WhatIf::default()
+    };
+    solve_what_if(snapshot, prepared, pending, &what_if)
+}
+
+/// How a what-if solve sees the cluster.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WhatIf<'a> {
+    /// Nodes treated as gone.
+    pub removed: &'a [NodeIndex],
+    /// Existing nodes that take none of the moved pods: consolidation does
+    /// not fill a node still settling after its last pod event.
+    pub closed: &'a [NodeIndex],
+    /// How many pods, from the front of the list, are being moved; the rest
+    /// (pods of nodes already leaving) may go to a closed node too.
+    pub moved: usize,
+    /// New NodeClaims keep only offerings cheaper than this.
+    pub price_cap: Option<f64>,
+}
+
+/// What-if: schedules `pending` onto the cluster as `what_if` changes it,
+/// reusing `prepared`.
+pub fn solve_what_if(
+    snapshot: &Snapshot,
+    prepared: &Prepared,
+    pending: &[Pod],
+    what_if: &WhatIf<'_>,
+) -> Plan {
+    let mut s = Scheduler::new(snapshot, prepared, pending, what_if.removed);
+    s.closed = s
+        .existing
+        .iter()
+        .map(|e| what_if.closed.contains(&e.node))
+        .collect();
+    s.moved = what_if.moved;
+    s.run(what_if.price_cap)
 }
 
 /// What a solve compiles from a snapshot, once: instance types, NodePool
@@ -252,6 +290,9 @@ struct Scheduler<'a> {
     tolerate_prefer_no_schedule: bool,
     /// Placeholder hostnames already known to the topology.
     registered_placeholders: usize,
+    /// Per existing node: closed to the first `moved` pods (empty: none is).
+    closed: Vec<bool>,
+    moved: usize,
     /// Where each pod went: `Some(Place)` once placed.
     placed: Vec<Option<Place>>,
     errors: Vec<Option<String>>,
@@ -338,6 +379,8 @@ impl<'a> Scheduler<'a> {
             topology,
             tolerate_prefer_no_schedule,
             registered_placeholders: 0,
+            closed: Vec::new(),
+            moved: 0,
             placed: vec![None; n],
             errors: vec![None; n],
         };
@@ -396,11 +439,15 @@ impl<'a> Scheduler<'a> {
     fn add(&mut self, p: PodIndex) -> Result<Place, String> {
         let pod = &self.pods[p];
         let (cpu, memory) = (pod.requests.cpu, pod.requests.memory);
+        let moved = p.0 < self.moved;
         for (i, node) in self.existing.iter_mut().enumerate() {
             // Most nodes of a busy cluster are full: a compact headroom
             // table rules them out without touching the node.
             let (free_cpu, free_memory) = self.headroom[i];
             if cpu > free_cpu || memory > free_memory {
+                continue;
+            }
+            if moved && self.closed[i] {
                 continue;
             }
             if node.try_add(p, pod, &mut self.topology) {

@@ -16,7 +16,7 @@ use dovetail_core::disruption::{
 };
 use dovetail_core::labels;
 use dovetail_core::disruption::budgets::{BudgetWindow, DisruptionReason};
-use dovetail_core::model::{Budget, ConsolidationPolicy, Pod};
+use dovetail_core::model::{Budget, ConsolidationPolicy, Owner, OwnerKind, Pod, PodPhase};
 use dovetail_core::requirements::Operator;
 use dovetail_core::scheduler::{NodeClaimPlan, NodeIndex, Prepared, solve_without};
 
@@ -856,6 +856,55 @@ fn spot_to_spot_leaves_a_node_already_among_the_fifteen_cheapest_types() {
     .removes(&["spiked"]);
 }
 
+/// An on-demand m5.xlarge running one small pod, in a NodePool that may
+/// launch m5.large or m5.xlarge, on-demand or spot, in zones A and B. The
+/// m5.large's spot price has spiked in zone B above what the node costs.
+fn spot_spike_in_one_zone(web: dovetail_core::builders::PodBuilder) -> Given {
+    let mut catalog = (*Given::aws().snapshot.catalog).clone();
+    assert!(catalog.set_spot_price("m5.large", "us-east-1b", 0.25));
+    Given::with_catalog(std::sync::Arc::new(catalog))
+        .node_pool(
+            node_pool("default")
+                .require(labels::INSTANCE_TYPE, Operator::In, &["m5.large", "m5.xlarge"])
+                .require(labels::CAPACITY_TYPE, Operator::In, &["on-demand", "spot"])
+                .require(labels::ZONE, Operator::In, &[ZONE_A, "us-east-1b"]),
+        )
+        .node(move |c| on_demand(c, "od", "m5.xlarge").with_pods(vec![web.build()]))
+}
+
+#[test]
+fn a_replacement_type_is_kept_only_if_its_most_expensive_offering_is_cheaper() {
+    // The fleet may launch the m5.large spot offering in either zone, and in
+    // zone B it costs more than the node: only the m5.xlarge spot offerings
+    // (cheaper in both zones) make a move that surely saves.
+    let given = spot_spike_in_one_zone(app_pod("web", "500m"));
+
+    then(&when_disrupted(&given, NOW))
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
+        .removes(&["od"])
+        .replacement(|r| {
+            let types: Vec<&str> = r.instance_types.iter().map(|t| t.as_str()).collect();
+            assert_eq!(types, ["m5.xlarge"], "{:?}", r.offerings);
+            assert!(
+                r.offerings
+                    .iter()
+                    .all(|o| o.capacity_type == CapacityType::Spot && o.price < M5_XLARGE),
+                "{:?}",
+                r.offerings
+            );
+        });
+
+    // A pod pinned to zone A: the NodeClaim allows only zone A, where the
+    // m5.large is cheap, so it is kept (and first).
+    let pinned = spot_spike_in_one_zone(app_pod("web", "500m").node_selector(labels::ZONE, ZONE_A));
+    then(&when_disrupted(&pinned, NOW))
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
+        .replacement(|r| {
+            assert_eq!(r.instance_types[0].as_str(), "m5.large", "{:?}", r.offerings);
+            assert!(r.offerings.iter().all(|o| o.zone.as_str() == ZONE_A));
+        });
+}
+
 // ---------------------------------------------------------------------------
 // Multi-node consolidation
 // ---------------------------------------------------------------------------
@@ -885,6 +934,108 @@ fn several_underutilized_nodes_consolidate_into_one_cheaper_node() {
         })
         .saves(3.0 * M5_2XLARGE - M5_XLARGE);
     assert_eq!(pass.commands[0].pods_evicted.len(), 3);
+}
+
+// ---------------------------------------------------------------------------
+// Where moved pods may go
+// ---------------------------------------------------------------------------
+
+/// `small` (an m5.xlarge running one 500m pod, consolidatable) next to
+/// `roomy` (an m5.2xlarge of NodePool `pool` with room for the pod, whose
+/// pods last changed `roomy_event` seconds before NOW). NodePool `default`
+/// waits 30 minutes after a pod event; `steady` never consolidates.
+fn small_next_to_roomy_in(pool: &'static str, roomy_event: u64) -> Given {
+    Given::aws()
+        .node_pool(m5_pool("default").consolidate_after(Some(minutes(30))))
+        .node_pool(m5_pool("steady").consolidate_after(None))
+        .node(move |c| {
+            on_demand_in(c, "roomy", "m5.2xlarge", pool)
+                .last_pod_event(NOW - roomy_event)
+                .with_pods(app("api", 2, "1"))
+        })
+        .node(|c| on_demand(c, "small", "m5.xlarge").with_pods(app("web", 1, "500m")))
+}
+
+#[test]
+fn a_node_inside_its_consolidate_after_window_takes_no_moved_pods() {
+    // `roomy` had a pod event ten minutes ago; its NodePool waits 30.
+    let settling = small_next_to_roomy_in("default", 10 * MINUTE);
+    then(&when_disrupted(&settling, NOW))
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
+        .removes(&["small"])
+        .replacement(|r| assert_eq!(r.instance_types[0].as_str(), "m5.large"))
+        .saves(M5_XLARGE - M5_LARGE);
+
+    // Once its window has passed, `roomy` takes the pod: `small` just goes.
+    let settled = small_next_to_roomy_in("default", 40 * MINUTE);
+    then(&when_disrupted(&settled, NOW))
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
+        .removes(&["small"])
+        .no_replacement();
+
+    // A NodePool that never consolidates sets no window: its node takes
+    // moved pods whatever its last pod event.
+    let never = small_next_to_roomy_in("steady", MINUTE);
+    then(&when_disrupted(&never, NOW))
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
+        .removes(&["small"])
+        .no_replacement()
+        .untouched("roomy");
+}
+
+#[test]
+fn a_move_onto_a_node_still_launching_is_not_made() {
+    // `roomy` is still launching: Karpenter's simulation fails when a moved
+    // pod would land on it ("would schedule against an uninitialized node").
+    let given = Given::aws()
+        .node_pool(m5_pool("default"))
+        .node(|c| {
+            on_demand(c, "roomy", "m5.2xlarge")
+                .in_flight()
+                .with_pods(app("api", 2, "1"))
+        })
+        .node(|c| on_demand(c, "small", "m5.large").with_pods(app("web", 1, "500m")));
+
+    then(&when_disrupted(&given, NOW)).no_command();
+    // Initialised, it takes the pod.
+    let mut up = given.clone();
+    up.snapshot.nodes[0].initialized = true;
+    then(&when_disrupted(&up, NOW))
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
+        .removes(&["small"]);
+}
+
+#[test]
+fn pods_of_a_node_already_leaving_may_count_on_a_node_still_launching() {
+    // `leaving`'s pod fits only on `launching`; `small`'s pod fits on
+    // `anchor`. Only moved pods are kept off a launching node, as in
+    // Karpenter: a leaving node's pods are assumed to land wherever the
+    // scheduler puts them.
+    let given = |small_cpu: &'static str| {
+        Given::aws()
+            .node_pool(m5_pool("default").budgets(vec![budget("100%")]))
+            .node(|c| on_demand(c, "launching", "m5.xlarge").in_flight())
+            .node(|c| {
+                on_demand(c, "leaving", "m5.large")
+                    .with_pods(app("batch", 1, "1500m"))
+                    .marked_for_deletion()
+            })
+            .node(|c| {
+                on_demand(c, "anchor", "m5.large")
+                    .annotation(labels::DO_NOT_DISRUPT, "true")
+                    .with_pods(app("api", 1, "1"))
+            })
+            .node(move |c| on_demand(c, "small", "m5.large").with_pods(app("web", 1, small_cpu)))
+    };
+
+    then(&when_disrupted(&given("500m"), NOW))
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
+        .removes(&["small"])
+        .no_replacement();
+
+    // `small`'s pod too big for `anchor`: only `launching` has room, which
+    // a moved pod may not count on.
+    then(&when_disrupted(&given("1200m"), NOW)).no_command();
 }
 
 // ---------------------------------------------------------------------------
@@ -928,6 +1079,34 @@ fn a_drifted_only_budget_does_not_limit_emptiness() {
     then(&when_disrupted(&given, NOW))
         .one_command(Method::Emptiness, CommandReason::Empty)
         .removes(&["idle-0", "idle-1", "idle-2"]);
+}
+
+#[test]
+fn an_empty_budget_of_zero_holds_against_single_node_consolidation() {
+    // Consolidation is unlimited; empty nodes may not go now. The empty
+    // node is Emptiness's to delete, never single-node consolidation's.
+    let given = Given::aws()
+        .node_pool(m5_pool("default").budgets(vec![budget_for("0", &["Empty"])]))
+        .node(|c| empty_node(c, "idle"));
+
+    then(&when_disrupted(&given, NOW))
+        .no_command()
+        .untouched("idle");
+}
+
+#[test]
+fn an_empty_budget_of_zero_holds_against_multi_node_consolidation() {
+    let given = Given::aws()
+        .node_pool(m5_pool("default").budgets(vec![budget_for("0", &["Empty"])]))
+        .node(|c| on_demand(c, "a", "m5.2xlarge").with_pods(app("a", 1, "1")))
+        .node(|c| on_demand(c, "b", "m5.2xlarge").with_pods(app("b", 1, "1")))
+        .node(|c| on_demand(c, "c", "m5.2xlarge").with_pods(app("c", 1, "1")))
+        .node(|c| empty_node(c, "idle"));
+
+    then(&when_disrupted(&given, NOW))
+        .one_command(Method::MultiNodeConsolidation, CommandReason::Underutilized)
+        .removes(&["a", "b", "c"])
+        .untouched("idle");
 }
 
 #[test]
@@ -1093,6 +1272,133 @@ fn an_invalid_do_not_disrupt_value_is_ignored() {
         .not_excluded("small")
         .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
         .removes(&["small"]);
+}
+
+// ---------------------------------------------------------------------------
+// Terminating and finished pods
+// ---------------------------------------------------------------------------
+
+/// `pod`, deleted a minute ago and still terminating.
+fn terminating(mut pod: Pod) -> Pod {
+    pod.deleting_since = Some(NOW - MINUTE);
+    pod
+}
+
+/// `pod`, finished with `phase`.
+fn finished(mut pod: Pod, phase: PodPhase) -> Pod {
+    pod.phase = phase;
+    pod
+}
+
+fn owned_by_stateful_set(mut pod: Pod, name: &str) -> Pod {
+    pod.owner = Some(Owner {
+        kind: OwnerKind::StatefulSet,
+        name: dovetail_core::sym::Sym::new(name),
+    });
+    pod
+}
+
+#[test]
+fn a_node_running_only_terminating_or_finished_pods_is_empty() {
+    let given = Given::aws()
+        .node_pool(m5_pool("default"))
+        .node(|c| full_node(c, "busy"))
+        .node(|c| {
+            on_demand(c, "idle", "m5.large").with_pods(vec![
+                daemon("idle"),
+                terminating(app_pod("web", "500m").build()),
+                finished(app_pod("job", "1").build(), PodPhase::Succeeded),
+                finished(app_pod("crashed", "100m").build(), PodPhase::Failed),
+            ])
+        });
+
+    let pass = when_disrupted(&given, NOW);
+
+    then(&pass)
+        .one_command(Method::Emptiness, CommandReason::Empty)
+        .removes(&["idle"]);
+    assert!(
+        pass.commands[0].pods_evicted.is_empty(),
+        "{:?}",
+        pass.commands[0].pods_evicted
+    );
+}
+
+#[test]
+fn terminating_and_finished_pods_are_neither_moved_nor_evicted() {
+    // Only `web` must move: an m5.large holds it. Moving the terminating
+    // and the finished pod too would need a node as big as this one.
+    let given = Given::aws().node_pool(m5_pool("default")).node(|c| {
+        on_demand(c, "big", "m5.4xlarge").with_pods(vec![
+            app_pod("web", "500m").build(),
+            terminating(app_pod("old", "6").build()),
+            finished(app_pod("report", "6").build(), PodPhase::Succeeded),
+        ])
+    });
+
+    let pass = when_disrupted(&given, NOW);
+
+    then(&pass)
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
+        .removes(&["big"])
+        .replacement(|r| {
+            assert_eq!(r.instance_types[0].as_str(), "m5.large");
+            assert_eq!(r.pods.len(), 1, "{:?}", r.pods);
+        });
+    let evicted: Vec<String> = pass.commands[0]
+        .pods_evicted
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(evicted, ["default/web"]);
+}
+
+#[test]
+fn terminating_pods_of_a_leaving_node_need_no_room() {
+    // As `room_a_leaving_node_needs_is_not_counted_twice`, but the leaving
+    // node's pod is already terminating: it will not be rescheduled, so
+    // `roomy`'s room is `small`'s.
+    let given = small_next_to_roomy(m5_pool("default").budgets(vec![budget("100%")])).node(|c| {
+        on_demand(c, "leaving", "m5.2xlarge")
+            .with_pods(vec![terminating(app_pod("batch", "5600m").build())])
+            .marked_for_deletion()
+    });
+    let single = Settings {
+        max_multi_node: 0,
+        ..Settings::default()
+    };
+
+    then(&when_disrupted_with(&given, NOW, "default", &single))
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
+        .removes(&["small"]);
+}
+
+#[test]
+fn a_terminating_stateful_set_pod_is_still_rescheduled() {
+    // Karpenter's exception: a StatefulSet's replacement pod is created only
+    // once the old one is gone, so a terminating StatefulSet pod still needs
+    // a place and keeps its node from being empty.
+    let on_small = |p: Pod| {
+        Given::aws()
+            .node_pool(m5_pool("default"))
+            .node(|c| on_demand(c, "roomy", "m5.2xlarge").with_pods(app("api", 2, "1")))
+            .node(move |c| on_demand(c, "small", "m5.large").with_pods(vec![p]))
+    };
+
+    let deployment = on_small(terminating(app_pod("web", "500m").build()));
+    then(&when_disrupted(&deployment, NOW))
+        .one_command(Method::Emptiness, CommandReason::Empty)
+        .removes(&["small"]);
+
+    let stateful = on_small(terminating(owned_by_stateful_set(
+        app_pod("db", "500m").build(),
+        "db",
+    )));
+    let pass = when_disrupted(&stateful, NOW);
+    then(&pass)
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
+        .removes(&["small"]);
+    assert_eq!(pass.commands[0].pods_evicted.len(), 1);
 }
 
 // ---------------------------------------------------------------------------

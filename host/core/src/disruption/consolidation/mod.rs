@@ -6,7 +6,10 @@
 mod multi_node;
 mod single_node;
 
+use std::collections::HashSet;
+
 use crate::catalog::CapacityType;
+use crate::labels;
 use crate::model::ConsolidationPolicy;
 use crate::policy::types::{ConsolidationContext, ProposedMove};
 use crate::scheduler::NodeClaimPlan;
@@ -15,7 +18,7 @@ use crate::sym::Sym;
 use super::budgets::DisruptionReason;
 use super::candidates::CandidateIndex;
 use super::engine::Engine;
-use super::simulate::Fit;
+use super::simulate::{Fit, Purpose};
 
 /// Karpenter's single-node spot-to-spot rule: at least this many cheaper
 /// types, and the current one not among them.
@@ -24,9 +27,35 @@ pub const SPOT_TO_SPOT_TYPES: usize = 15;
 /// A proposed move and its replacement NodeClaims, or why there is none.
 type MoveResult = Result<(ProposedMove, Vec<NodeClaimPlan>), String>;
 
+/// The label keys and values a launch price is looked up by, interned once
+/// per pass.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::disruption) struct PriceKeys {
+    zone: Sym,
+    capacity_type: Sym,
+    /// The capacity types a launch prefers, first first, with their labels.
+    preference: [(CapacityType, Sym); 3],
+}
+
+impl PriceKeys {
+    pub(in crate::disruption) fn new() -> Self {
+        let label = |c: CapacityType| (c, Sym::new(c.label()));
+        Self {
+            zone: Sym::new(labels::ZONE),
+            capacity_type: Sym::new(labels::CAPACITY_TYPE),
+            preference: [
+                label(CapacityType::Reserved),
+                label(CapacityType::Spot),
+                label(CapacityType::OnDemand),
+            ],
+        }
+    }
+}
+
 impl Engine<'_> {
     /// Candidates for underutilisation moves, in the policy's order, within
-    /// budgets.
+    /// budgets. Empty nodes are Emptiness's alone: one left over was held
+    /// back by the Empty budgets, which consolidation must not get round.
     fn underutilized(
         &mut self,
     ) -> (
@@ -39,6 +68,7 @@ impl Engine<'_> {
             .filter(|&c| {
                 let cand = &self.candidates[c];
                 cand.consolidatable
+                    && !cand.pods.is_empty()
                     && self.snapshot.node_pools[cand.pool]
                         .disruption
                         .consolidation_policy
@@ -52,6 +82,8 @@ impl Engine<'_> {
 
     /// A consolidation move for `cands`: delete, or replace by one strictly
     /// cheaper NodeClaim. `multi` relaxes the spot-to-spot type count rule.
+    /// The saving is counted from the replacement's cheapest offering, as
+    /// Karpenter estimates it.
     pub(in crate::disruption) fn consolidation_move(
         &self,
         cands: &[CandidateIndex],
@@ -84,7 +116,7 @@ impl Engine<'_> {
             pods_evicted: evicted,
             disruption_cost: cost,
         };
-        match self.fit(cands, Some(price)) {
+        match self.fit(cands, Some(price), Purpose::Consolidation) {
             Fit::No(why) => Err(why),
             Fit::Delete => Ok((mv(None), Vec::new())),
             Fit::Replace(claims) if claims.len() > 1 => Err(format!(
@@ -93,11 +125,19 @@ impl Engine<'_> {
             )),
             Fit::Replace(mut claims) => {
                 let mut claim = claims.remove(0);
-                // Only strictly cheaper offerings; for several nodes, never
-                // one of the same type as a removed node.
-                claim.offerings.retain(|o| {
-                    o.price < price && !(multi && own_types.contains(&o.instance_type))
-                });
+                // Only types whose every offering the fleet might launch is
+                // strictly cheaper; for several nodes, never one of the same
+                // type as a removed node.
+                let kept: HashSet<Sym> = claim
+                    .instance_types
+                    .iter()
+                    .copied()
+                    .filter(|t| !(multi && own_types.contains(t)))
+                    .filter(|t| self.worst_launch_price(&claim, *t) < price)
+                    .collect();
+                claim
+                    .offerings
+                    .retain(|o| o.price < price && kept.contains(&o.instance_type));
                 if claim.offerings.is_empty() {
                     return Err(format!("no replacement is cheaper than ${price:.4}/h"));
                 }
@@ -152,5 +192,35 @@ impl Engine<'_> {
                 Ok((mv(Some(replacement)), vec![claim]))
             }
         }
+    }
+
+    /// The most a node of `instance_type` may cost when `claim` launches
+    /// (Karpenter's `WorstLaunchPrice`): the dearest available offering in
+    /// the zones and capacity types the claim allows, among the capacity
+    /// type the launch prefers (reserved, then spot, then on-demand).
+    /// Infinite when there is none.
+    fn worst_launch_price(&self, claim: &NodeClaimPlan, instance_type: Sym) -> f64 {
+        let Some(it) = self.snapshot.catalog.get(instance_type.as_str()) else {
+            return f64::INFINITY;
+        };
+        let zone = claim.compiled.get(self.keys.zone);
+        let ct = claim.compiled.get(self.keys.capacity_type);
+        for (capacity, label) in self.keys.preference {
+            if ct.is_some_and(|r| !r.has(label)) {
+                continue;
+            }
+            let worst = it
+                .offerings
+                .iter()
+                .filter(|o| {
+                    o.available && o.capacity_type == capacity && zone.is_none_or(|r| r.has(o.zone))
+                })
+                .map(|o| o.price)
+                .reduce(f64::max);
+            if let Some(w) = worst {
+                return w;
+            }
+        }
+        f64::INFINITY
     }
 }
