@@ -15,7 +15,6 @@ use crate::scheduler::{NodeClaimPlan, NodeIndex, Prepared, Snapshot};
 use super::budgets::{BudgetReport, DisruptionReason, PoolCounts, budget_report};
 use super::candidates::{Candidate, CandidateIndex, PoolIndex, reschedulable, settling};
 use super::command::{Command, Method, Pass};
-use super::consolidation::PriceKeys;
 use super::settings::Settings;
 
 /// Runs one disruption pass over `snapshot` at `now` (Unix seconds).
@@ -61,8 +60,6 @@ pub(super) struct Engine<'a> {
     /// Nodes still settling after a pod event (inside their NodePool's
     /// `consolidateAfter`): consolidation moves no pods onto them.
     pub(super) settling: Vec<NodeIndex>,
-    /// Interned once for the launch-price look-ups of every move.
-    pub(super) keys: PriceKeys,
     pub(super) pass: Pass,
 }
 
@@ -85,7 +82,6 @@ impl<'a> Engine<'a> {
             expiring: Vec::new(),
             deleting_pods: Vec::new(),
             settling: Vec::new(),
-            keys: PriceKeys::new(),
             pass: Pass::default(),
         };
         engine.settling = (0..snapshot.nodes.len())

@@ -22,6 +22,7 @@ mod topology;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+pub(crate) use claims::check_min_values;
 pub use claims::daemon_schedules_on;
 pub use index::NodeIndex;
 pub(crate) use index::index_by;

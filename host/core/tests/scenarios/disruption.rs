@@ -860,13 +860,25 @@ fn spot_to_spot_leaves_a_node_already_among_the_fifteen_cheapest_types() {
 /// launch m5.large or m5.xlarge, on-demand or spot, in zones A and B. The
 /// m5.large's spot price has spiked in zone B above what the node costs.
 fn spot_spike_in_one_zone(web: dovetail_core::builders::PodBuilder) -> Given {
+    spot_spike_with_min_types(web, None)
+}
+
+/// As [`spot_spike_in_one_zone`], the NodePool asking for at least
+/// `min_types` instance types per NodeClaim.
+fn spot_spike_with_min_types(
+    web: dovetail_core::builders::PodBuilder,
+    min_types: Option<u32>,
+) -> Given {
     let mut catalog = (*Given::aws().snapshot.catalog).clone();
     assert!(catalog.set_spot_price("m5.large", "us-east-1b", 0.25));
+    let types = ["m5.large", "m5.xlarge"];
+    let pool = match min_types {
+        Some(min) => node_pool("default").require_min_values(labels::INSTANCE_TYPE, &types, min),
+        None => node_pool("default").require(labels::INSTANCE_TYPE, Operator::In, &types),
+    };
     Given::with_catalog(std::sync::Arc::new(catalog))
         .node_pool(
-            node_pool("default")
-                .require(labels::INSTANCE_TYPE, Operator::In, &["m5.large", "m5.xlarge"])
-                .require(labels::CAPACITY_TYPE, Operator::In, &["on-demand", "spot"])
+            pool.require(labels::CAPACITY_TYPE, Operator::In, &["on-demand", "spot"])
                 .require(labels::ZONE, Operator::In, &[ZONE_A, "us-east-1b"]),
         )
         .node(move |c| on_demand(c, "od", "m5.xlarge").with_pods(vec![web.build()]))
@@ -903,6 +915,24 @@ fn a_replacement_type_is_kept_only_if_its_most_expensive_offering_is_cheaper() {
             assert_eq!(r.instance_types[0].as_str(), "m5.large", "{:?}", r.offerings);
             assert!(r.offerings.iter().all(|o| o.zone.as_str() == ZONE_A));
         });
+}
+
+#[test]
+fn a_replacement_still_meets_min_values_once_dearer_types_are_dropped() {
+    // The NodePool wants a choice of two instance types. Only the m5.xlarge
+    // surely costs less than the node: one type is not enough, so no move.
+    let given = spot_spike_with_min_types(app_pod("web", "500m"), Some(2));
+    then(&when_disrupted(&given, NOW)).no_command();
+
+    // Pinned to zone A, both types surely cost less: the move keeps both.
+    let pinned = spot_spike_with_min_types(
+        app_pod("web", "500m").node_selector(labels::ZONE, ZONE_A),
+        Some(2),
+    );
+    then(&when_disrupted(&pinned, NOW))
+        .one_command(Method::SingleNodeConsolidation, CommandReason::Underutilized)
+        .removes(&["od"])
+        .replacement(|r| assert_eq!(r.instance_types.len(), 2, "{:?}", r.offerings));
 }
 
 // ---------------------------------------------------------------------------

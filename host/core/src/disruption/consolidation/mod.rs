@@ -9,10 +9,11 @@ mod single_node;
 use std::collections::HashSet;
 
 use crate::catalog::CapacityType;
-use crate::labels;
+use crate::catalog::compiled::{CompiledType, OfferingKeys};
 use crate::model::ConsolidationPolicy;
 use crate::policy::types::{ConsolidationContext, ProposedMove};
-use crate::scheduler::NodeClaimPlan;
+use crate::requirements::Requirements;
+use crate::scheduler::{NodeClaimPlan, check_min_values};
 use crate::sym::Sym;
 
 use super::budgets::DisruptionReason;
@@ -26,31 +27,6 @@ pub const SPOT_TO_SPOT_TYPES: usize = 15;
 
 /// A proposed move and its replacement NodeClaims, or why there is none.
 type MoveResult = Result<(ProposedMove, Vec<NodeClaimPlan>), String>;
-
-/// The label keys and values a launch price is looked up by, interned once
-/// per pass.
-#[derive(Debug, Clone, Copy)]
-pub(in crate::disruption) struct PriceKeys {
-    zone: Sym,
-    capacity_type: Sym,
-    /// The capacity types a launch prefers, first first, with their labels.
-    preference: [(CapacityType, Sym); 3],
-}
-
-impl PriceKeys {
-    pub(in crate::disruption) fn new() -> Self {
-        let label = |c: CapacityType| (c, Sym::new(c.label()));
-        Self {
-            zone: Sym::new(labels::ZONE),
-            capacity_type: Sym::new(labels::CAPACITY_TYPE),
-            preference: [
-                label(CapacityType::Reserved),
-                label(CapacityType::Spot),
-                label(CapacityType::OnDemand),
-            ],
-        }
-    }
-}
 
 impl Engine<'_> {
     /// Candidates for underutilisation moves, in the policy's order, within
@@ -127,20 +103,29 @@ impl Engine<'_> {
                 let mut claim = claims.remove(0);
                 // Only types whose every offering the fleet might launch is
                 // strictly cheaper; for several nodes, never one of the same
-                // type as a removed node.
-                let kept: HashSet<Sym> = claim
+                // type as a removed node. What is left must still meet the
+                // NodePool's minValues.
+                let types = self.snapshot.catalog.compiled();
+                let kept: Vec<u32> = claim
                     .instance_types
                     .iter()
-                    .copied()
                     .filter(|t| !(multi && own_types.contains(t)))
-                    .filter(|t| self.worst_launch_price(&claim, *t) < price)
+                    .filter_map(|t| types.list.binary_search_by(|c| c.name.cmp(t)).ok())
+                    .filter(|&i| {
+                        worst_launch_price(&types.list[i], &claim.compiled, &types.keys) < price
+                    })
+                    .map(|i| i as u32)
                     .collect();
+                let names: HashSet<Sym> =
+                    kept.iter().map(|&i| types.list[i as usize].name).collect();
                 claim
                     .offerings
-                    .retain(|o| o.price < price && kept.contains(&o.instance_type));
+                    .retain(|o| o.price < price && names.contains(&o.instance_type));
                 if claim.offerings.is_empty() {
                     return Err(format!("no replacement is cheaper than ${price:.4}/h"));
                 }
+                check_min_values(&claim.compiled, &kept, &types)
+                    .map_err(|e| format!("the replacements cheaper than ${price:.4}/h fail {e}"))?;
                 let spot_offered = claim
                     .offerings
                     .iter()
@@ -193,34 +178,33 @@ impl Engine<'_> {
             }
         }
     }
+}
 
-    /// The most a node of `instance_type` may cost when `claim` launches
-    /// (Karpenter's `WorstLaunchPrice`): the dearest available offering in
-    /// the zones and capacity types the claim allows, among the capacity
-    /// type the launch prefers (reserved, then spot, then on-demand).
-    /// Infinite when there is none.
-    fn worst_launch_price(&self, claim: &NodeClaimPlan, instance_type: Sym) -> f64 {
-        let Some(it) = self.snapshot.catalog.get(instance_type.as_str()) else {
-            return f64::INFINITY;
-        };
-        let zone = claim.compiled.get(self.keys.zone);
-        let ct = claim.compiled.get(self.keys.capacity_type);
-        for (capacity, label) in self.keys.preference {
-            if ct.is_some_and(|r| !r.has(label)) {
-                continue;
-            }
-            let worst = it
-                .offerings
-                .iter()
-                .filter(|o| {
-                    o.available && o.capacity_type == capacity && zone.is_none_or(|r| r.has(o.zone))
-                })
-                .map(|o| o.price)
-                .reduce(f64::max);
-            if let Some(w) = worst {
-                return w;
-            }
-        }
-        f64::INFINITY
-    }
+/// The most a node of type `it` may cost when a NodeClaim with `reqs`
+/// launches (Karpenter's `WorstLaunchPrice`): its dearest available
+/// offering in the zones and capacity types `reqs` allows, among the
+/// capacity type the launch prefers (reserved, then spot, then on-demand).
+/// Infinite when there is none.
+fn worst_launch_price(it: &CompiledType, reqs: &Requirements, keys: &OfferingKeys) -> f64 {
+    let zone = reqs.get(keys.zone);
+    let ct = reqs.get(keys.capacity_type);
+    [
+        CapacityType::Reserved,
+        CapacityType::Spot,
+        CapacityType::OnDemand,
+    ]
+    .into_iter()
+    .find_map(|capacity| {
+        it.offerings
+            .iter()
+            .filter(|o| {
+                o.available
+                    && o.capacity_type == capacity
+                    && zone.is_none_or(|r| r.has(o.zone))
+                    && ct.is_none_or(|r| r.has(o.capacity_label))
+            })
+            .map(|o| o.price)
+            .reduce(f64::max)
+    })
+    .unwrap_or(f64::INFINITY)
 }
