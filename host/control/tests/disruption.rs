@@ -9,7 +9,9 @@ use dovetail_control::decision::AbandonReason;
 use dovetail_control::{Action, Decision};
 use dovetail_core::builders::pod;
 use dovetail_core::catalog::CapacityType;
-use dovetail_core::model::{Taint, TaintEffect};
+use dovetail_core::disruption::budgets::{BudgetWindow, DisruptionReason};
+use dovetail_core::labels;
+use dovetail_core::model::{Budget, Taint, TaintEffect};
 use dovetail_core::nodeclaim::{ConditionType, DISRUPTED_TAINT};
 use dovetail_core::sym::Sym;
 use support::*;
@@ -351,4 +353,67 @@ fn expiry_follows_the_node_claim_not_a_later_change_to_its_node_pool() {
     );
     w.run_for(10 * MIN + S, S);
     assert!(w.deleting(claim));
+}
+
+#[test]
+fn a_do_not_disrupt_duration_running_out_is_a_change_that_starts_a_pass() {
+    let mut w = World::new(vec![pool("default", &["m5.large", "m5.2xlarge"])]);
+    let (_, node) = w.existing_node("default", "m5.2xlarge", CapacityType::OnDemand, 10 * MIN);
+    let web = pod("web")
+        .cpu("1")
+        .memory("1Gi")
+        .annotation(labels::DO_NOT_DISRUPT, "2m")
+        .build();
+    w.run_pod(web, node);
+    w.reconcile();
+    w.until("a command starts", 10 * MIN, S, |w| !started(w).is_empty());
+    // The +10 s pass found the node protected and nothing else to do; the
+    // cluster stays unchanged. The protection ends two minutes after the
+    // pod started: the poll then looks at the node (not the recheck five
+    // minutes after the +10 s pass), and validates 15 s later.
+    let s = started(&w);
+    assert_eq!(
+        (s[0].0, s[0].3),
+        (START + 2 * MIN + 15 * S, "Underutilized")
+    );
+}
+
+#[test]
+fn drift_held_by_a_budget_window_goes_when_the_window_closes_however_settled_the_cluster() {
+    // No drift for the first 12 minutes of every hour; START is on the hour.
+    assert_eq!(START / 1000 % 3600, 0);
+    let mut p = pool("default", &["m5.large"]);
+    p.disruption.budgets = vec![Budget {
+        nodes: "0".parse().unwrap(),
+        reasons: vec![DisruptionReason::Drifted],
+        window: Some(
+            BudgetWindow::new("0 * * * *".parse().unwrap(), Duration::from_secs(12 * 60)).unwrap(),
+        ),
+    }];
+    let mut w = World::new(vec![p.clone()]);
+    let (claim, node) = w.existing_node("default", "m5.large", CapacityType::OnDemand, 10 * MIN);
+    w.run_pod(pod("web").cpu("1").build(), node);
+    // The template changes under the node: it has drifted.
+    p.annotations
+        .push((sym("example.com/owner"), sym("payments")));
+    w.cluster.state.apply_node_pool(p);
+    w.reconcile();
+    w.run_to(START + 12 * MIN - S);
+    assert!(started(&w).is_empty(), "held by the budget");
+    w.until("the drift command starts", 10 * MIN, S, |w| {
+        !started(w).is_empty()
+    });
+    // The poll at 12:00 replaces it, validated 15 s later — not the
+    // consolidated recheck every five minutes after the +10 s pass.
+    let s = started(&w);
+    assert_eq!(
+        (s[0].0, s[0].1.clone(), s[0].3),
+        (
+            START + 12 * MIN + 15 * S,
+            vec![w.node(node).node.name],
+            "Drifted"
+        )
+    );
+    assert_eq!(s[0].2.len(), 1, "a replacement first");
+    assert!(!w.deleting(claim));
 }

@@ -128,6 +128,7 @@ impl Disruption {
         };
         let pass = disruption::disrupt_prepared(&snap, &prepared, now_ms / 1000, scorer, &settings);
         self.pass_cache = Some((key, snap, prepared));
+        let drifted = !pass.drifted.is_empty();
         // Expiration is the expiration controller's, by each NodeClaim's
         // own `expireAfter`; a pass's expiration commands are left to it.
         let voluntary = pass
@@ -136,7 +137,7 @@ impl Disruption {
             .find(|c| c.method != Method::Expiration);
         match voluntary {
             Some(command) => self.queue.propose(command, now_ms),
-            None => self.gate.consolidated(key, now_ms),
+            None => self.gate.consolidated(state, key, drifted, now_ms),
         }
         step
     }

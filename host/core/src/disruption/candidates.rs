@@ -51,18 +51,27 @@ pub(super) struct Candidate {
 /// `"true"`, or a duration it has not yet run for. Other values are ignored,
 /// as Karpenter ignores them.
 pub fn protected_pod(pod: &Pod, now: u64) -> bool {
-    // By text: this runs for every pod, and interning takes a global lock.
-    let value = pod
-        .annotations
-        .iter()
-        .find(|(k, _)| k.as_str() == labels::DO_NOT_DISRUPT)
-        .map(|&(_, v)| v);
-    match value {
+    match do_not_disrupt(pod) {
         Some(v) if v.as_str() == "true" => true,
-        Some(v) => parse_go_duration(v.as_str())
-            .is_some_and(|d| now.saturating_sub(pod.started_at) < d.as_secs()),
+        Some(_) => protection_ends(pod).is_some_and(|end| now < end),
         None => false,
     }
+}
+
+/// When `pod`'s duration-form `karpenter.sh/do-not-disrupt` runs out (Unix
+/// seconds): its start plus the duration. `None` for `"true"`, an invalid
+/// value or none.
+pub fn protection_ends(pod: &Pod) -> Option<u64> {
+    let d = parse_go_duration(do_not_disrupt(pod)?.as_str())?;
+    Some(pod.started_at.saturating_add(d.as_secs()))
+}
+
+fn do_not_disrupt(pod: &Pod) -> Option<Sym> {
+    // By text: this runs for every pod, and interning takes a global lock.
+    pod.annotations
+        .iter()
+        .find(|(k, _)| k.as_str() == labels::DO_NOT_DISRUPT)
+        .map(|&(_, v)| v)
 }
 
 /// Whether `pod` would need a new place if its node went (Karpenter's
@@ -155,6 +164,10 @@ impl Engine<'_> {
                 continue;
             };
             let pool = &s.node_pools[p];
+            let drift = drift(pool, &facts[p.0], node);
+            if drift.is_some() {
+                self.drifted.push(NodeIndex(i));
+            }
             if let Some(why) = blocked(s, node, self.now) {
                 self.pass.exclusions.push(Exclusion {
                     node: node.name,
@@ -197,7 +210,7 @@ impl Engine<'_> {
                 zone,
                 disruption_cost,
                 consolidatable,
-                drift: drift(pool, &facts[p.0], node),
+                drift,
             });
         }
     }

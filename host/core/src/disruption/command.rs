@@ -106,6 +106,10 @@ pub struct Pass {
     pub rejected: Vec<(Vec<Sym>, String)>,
     /// Invalid budgets (their NodePools were failed closed).
     pub budget_errors: Vec<String>,
+    /// Drifted nodes the pass left in place (held by budgets, protected, or
+    /// with nowhere for their pods yet): drift is looked at again on every
+    /// poll, however settled the rest of the cluster.
+    pub drifted: Vec<Sym>,
 }
 
 #[cfg(test)]

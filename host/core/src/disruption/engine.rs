@@ -57,6 +57,8 @@ pub(super) struct Engine<'a> {
     /// expiring): every what-if must find them a place too, as Karpenter's
     /// simulation does, or two moves would count on the same room.
     pub(super) deleting_pods: Vec<Pod>,
+    /// Drifted nodes, candidates or not.
+    pub(super) drifted: Vec<NodeIndex>,
     /// Nodes still settling after a pod event (inside their NodePool's
     /// `consolidateAfter`): consolidation moves no pods onto them.
     pub(super) settling: Vec<NodeIndex>,
@@ -81,6 +83,7 @@ impl<'a> Engine<'a> {
             budgets: Vec::new(),
             expiring: Vec::new(),
             deleting_pods: Vec::new(),
+            drifted: Vec::new(),
             settling: Vec::new(),
             pass: Pass::default(),
         };
@@ -126,6 +129,18 @@ impl<'a> Engine<'a> {
         self.compute_budgets();
         self.collect_candidates();
         let _ = self.emptiness() || self.drift() || self.multi_node() || self.single_node();
+        let going: Vec<NodeIndex> = self
+            .pass
+            .commands
+            .iter()
+            .flat_map(|c| c.node_indices.iter().copied())
+            .collect();
+        self.pass.drifted = self
+            .drifted
+            .iter()
+            .filter(|i| !going.contains(i))
+            .map(|&i| s.nodes[i].name)
+            .collect();
         self.pass
     }
 

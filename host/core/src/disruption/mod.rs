@@ -25,7 +25,7 @@ mod settings;
 mod simulate;
 mod validation;
 
-pub use candidates::protected_pod;
+pub use candidates::{protected_pod, protection_ends};
 pub use command::{Command, CommandReason, Exclusion, Method, Pass};
 pub use consolidation::SPOT_TO_SPOT_TYPES;
 pub use duration::parse_go_duration;

@@ -641,9 +641,23 @@ fn a_node_that_no_longer_meets_changed_requirements_is_drifted() {
 fn a_drifted_budget_of_zero_blocks_drift() {
     let given = drifted_template(|p| p.budgets(vec![budget_for("0", &["Drifted"])]));
 
-    then(&when_disrupted(&given, NOW))
-        .no_command_by(Method::Drift)
-        .untouched("drifted");
+    let pass = when_disrupted(&given, NOW);
+
+    then(&pass).no_command_by(Method::Drift).untouched("drifted");
+    // The caller learns drift is still waiting, so it looks again soon.
+    let waiting: Vec<&str> = pass.drifted.iter().map(|n| n.as_str()).collect();
+    assert_eq!(waiting, ["drifted"]);
+    // Also when a pod protects the node rather than the budget.
+    let mut protected = drifted_template(|p| p);
+    protected.snapshot.nodes[0].pods[0] = app_pod("web", "1")
+        .annotation(labels::DO_NOT_DISRUPT, "true")
+        .build();
+    let pass = when_disrupted(&protected, NOW);
+    then(&pass).no_command_by(Method::Drift).untouched("drifted");
+    let waiting: Vec<&str> = pass.drifted.iter().map(|n| n.as_str()).collect();
+    assert_eq!(waiting, ["drifted"]);
+    // Replaced, it waits no more.
+    assert!(when_disrupted(&drifted_template(|p| p), NOW).drifted.is_empty());
 }
 
 #[test]
