@@ -417,3 +417,38 @@ fn drift_held_by_a_budget_window_goes_when_the_window_closes_however_settled_the
     assert_eq!(s[0].2.len(), 1, "a replacement first");
     assert!(!w.deleting(claim));
 }
+
+#[test]
+fn passes_for_waiting_drift_do_not_put_off_the_consolidation_recheck() {
+    // Drift is held for good; consolidation for the first 12 minutes of
+    // every hour. The node drifted and is underutilized.
+    let mut p = pool("default", &["m5.large", "m5.2xlarge"]);
+    let window = BudgetWindow::new("0 * * * *".parse().unwrap(), Duration::from_secs(12 * 60));
+    p.disruption.budgets = vec![
+        Budget {
+            nodes: "0".parse().unwrap(),
+            reasons: vec![DisruptionReason::Drifted],
+            window: None,
+        },
+        Budget {
+            nodes: "0".parse().unwrap(),
+            reasons: vec![DisruptionReason::Underutilized],
+            window: Some(window.unwrap()),
+        },
+    ];
+    let mut w = World::new(vec![p.clone()]);
+    let (_, node) = w.existing_node("default", "m5.2xlarge", CapacityType::OnDemand, 10 * MIN);
+    w.run_pod(pod("web").cpu("1").build(), node);
+    p.annotations
+        .push((sym("example.com/owner"), sym("payments")));
+    w.cluster.state.apply_node_pool(p);
+    w.reconcile();
+    w.until("a command starts", 20 * MIN, S, |w| !started(w).is_empty());
+    // Full passes at +10 s, 5:10 and 10:10 find nothing; the polls between
+    // look at drift alone. The full pass at 15:10 replaces the node.
+    let s = started(&w);
+    assert_eq!(
+        (s[0].0, s[0].3),
+        (START + 15 * MIN + 25 * S, "Underutilized")
+    );
+}
