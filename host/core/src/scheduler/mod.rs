@@ -126,8 +126,9 @@ pub fn solve_without(
 pub struct WhatIf<'a> {
     /// Nodes treated as gone.
     pub removed: &'a [NodeIndex],
-    /// Existing nodes that take none of the moved pods: consolidation does
-    /// not fill a node still settling after its last pod event.
+    /// Existing nodes that take none of the moved pods, in order:
+    /// consolidation does not fill a node still settling after its last pod
+    /// event.
     pub closed: &'a [NodeIndex],
     /// How many pods, from the front of the list, are being moved; the rest
     /// (pods of nodes already leaving) may go to a closed node too.
@@ -144,13 +145,16 @@ pub fn solve_what_if(
     pending: &[Pod],
     what_if: &WhatIf<'_>,
 ) -> Plan {
+    debug_assert!(what_if.closed.is_sorted(), "closed nodes in order");
     let mut s = Scheduler::new(snapshot, prepared, pending, what_if.removed);
-    s.closed = s
-        .existing
-        .iter()
-        .map(|e| what_if.closed.contains(&e.node))
-        .collect();
-    s.moved = what_if.moved;
+    if what_if.moved > 0 && !what_if.closed.is_empty() {
+        s.closed = s
+            .existing
+            .iter()
+            .map(|e| what_if.closed.binary_search(&e.node).is_ok())
+            .collect();
+        s.moved = what_if.moved;
+    }
     s.run(what_if.price_cap)
 }
 
@@ -291,7 +295,8 @@ struct Scheduler<'a> {
     tolerate_prefer_no_schedule: bool,
     /// Placeholder hostnames already known to the topology.
     registered_placeholders: usize,
-    /// Per existing node: closed to the first `moved` pods (empty: none is).
+    /// Per existing node: closed to the first `moved` pods (empty when no
+    /// node is).
     closed: Vec<bool>,
     moved: usize,
     /// Where each pod went: `Some(Place)` once placed.
