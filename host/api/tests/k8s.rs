@@ -972,3 +972,94 @@ fn label_aliases_are_karpenters() {
         "example.com/team"
     );
 }
+
+#[test]
+fn owner_kinds_by_group_and_kind_of_the_controller_reference() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    let mut pod: Pod = one("pod-full.yaml");
+    for (api_version, kind, controller, want) in [
+        ("apps/v1", "StatefulSet", true, Some(OwnerKind::StatefulSet)),
+        ("apps/v1", "DaemonSet", true, Some(OwnerKind::DaemonSet)),
+        ("batch/v1", "Job", true, Some(OwnerKind::Job)),
+        ("v1", "Node", true, Some(OwnerKind::Node)),
+        (
+            "argoproj.io/v1alpha1",
+            "Rollout",
+            true,
+            Some(OwnerKind::Other),
+        ),
+        ("apps/v1", "ReplicaSet", false, None),
+    ] {
+        pod.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: "owner".into(),
+            controller: Some(controller),
+            ..OwnerReference::default()
+        }]);
+        let p = k8s::pod(&pod, &lookup()).unwrap().value;
+        assert_eq!(p.owner.map(|o| o.kind), want, "{api_version} {kind}");
+    }
+}
+
+#[test]
+fn pod_level_resources_replace_the_containers_sum() {
+    use k8s_openapi::api::core::v1::ResourceRequirements;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    let mut pod: Pod = one("pod-full.yaml");
+    pod.spec.as_mut().unwrap().resources = Some(ResourceRequirements {
+        requests: Some(
+            [("cpu".to_string(), Quantity("4".into()))]
+                .into_iter()
+                .collect(),
+        ),
+        limits: Some(
+            [("memory".to_string(), Quantity("8Gi".into()))]
+                .into_iter()
+                .collect(),
+        ),
+        ..ResourceRequirements::default()
+    });
+    let p = k8s::pod(&pod, &lookup()).unwrap().value;
+    assert_eq!(
+        p.requests.cpu,
+        4000 + 250,
+        "pod-level CPU plus the overhead"
+    );
+    assert_eq!(
+        p.requests.memory,
+        8 * GIB + 120 * MIB,
+        "a pod-level limit stands in for its request"
+    );
+    assert_eq!(
+        p.requests.extended(s("nvidia.com/gpu")),
+        1,
+        "containers' GPUs stay"
+    );
+}
+
+#[test]
+fn template_with_an_unknown_runtime_class_warns() {
+    let c = k8s::pod_template(&one::<Deployment>("deployment.yaml"), &Objects::new()).unwrap();
+    assert_eq!(
+        warning(&c.warnings, "spec.template.spec.runtimeClassName").reason,
+        WarningReason::UnresolvedRuntimeClass {
+            name: "kata".into()
+        }
+    );
+    assert_eq!(c.warnings.len(), 1);
+    assert_eq!(
+        c.value.requests,
+        Resources::new(1000, 1536 * MIB),
+        "no overhead known"
+    );
+    assert_eq!(c.value.priority, 0, "no default PriorityClass given");
+}
+
+#[test]
+fn node_being_deleted_is_marked_for_deletion() {
+    let mut node: Node = one("node-managed.yaml");
+    node.metadata.deletion_timestamp = node.metadata.creation_timestamp.clone();
+    let n = k8s::node(&node).unwrap().value;
+    assert!(n.marked_for_deletion);
+}
