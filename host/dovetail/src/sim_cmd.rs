@@ -101,6 +101,10 @@ pub struct SimArgs {
     /// `--report out.html` writes `out-builtin.html`, `out-savings.html`, ….
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
+    /// Refuse a scenario with warnings (fields Karpenter's NodePool schema
+    /// does not have, which are otherwise ignored with a warning).
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -525,6 +529,21 @@ pub fn run(args: SimArgs) -> Result<()> {
     })?;
     let mut scenario = parse_scenario(&text)
         .with_context(|| format!("scenario {} is not valid", args.scenario.display()))?;
+    if args.strict && !scenario.warnings.is_empty() {
+        bail!(
+            "scenario {} is not valid (--strict makes its warnings errors): {}",
+            args.scenario.display(),
+            scenario
+                .warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    for w in &scenario.warnings {
+        eprintln!("warning: {w}");
+    }
     if let Some(seed) = args.seed {
         scenario.seed = seed;
     }

@@ -539,6 +539,52 @@ fn sim_names_the_bad_field_and_line_of_a_scenario() {
 }
 
 #[test]
+fn sim_warns_of_unknown_node_pool_fields_and_strict_refuses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1beta1.yaml");
+    let text = std::fs::read_to_string(example("scenarios/demo.yaml"))
+        .unwrap()
+        .replace("duration: 30m", "duration: 1m")
+        .replace(
+            "        consolidateAfter: 30s",
+            "        consolidateAfter: 30s\n        expireAfter: 24h",
+        );
+    let line = text
+        .lines()
+        .position(|l| l.contains("expireAfter: 24h"))
+        .unwrap()
+        + 1;
+    std::fs::write(&path, &text).unwrap();
+    let warning = format!(
+        "warning: nodePools[0].spec.disruption.expireAfter at line {line}: not a field of karpenter.sh/v1 NodePool; it is ignored: karpenter.sh/v1 moved it to spec.template.spec.expireAfter"
+    );
+
+    let o = dovetail(&["sim", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&warning), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("expireAfter"), "warnings go to stderr");
+
+    let o = dovetail(&["sim", path.to_str().unwrap(), "--strict"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("error: scenario ")
+            && err.contains("is not valid (--strict makes its warnings errors): nodePools[0].spec.disruption.expireAfter at line"),
+        "{err}"
+    );
+    assert!(stdout(&o).is_empty(), "nothing ran: {}", stdout(&o));
+
+    // A clean scenario passes --strict without a word on stderr.
+    let o = dovetail(&[
+        "sim",
+        example("scenarios/demo.yaml").to_str().unwrap(),
+        "--strict",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+}
+
+#[test]
 fn crds_prints_karpenters_three_crds_as_yaml() {
     use serde::Deserialize;
 

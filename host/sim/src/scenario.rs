@@ -5,7 +5,9 @@
 //! catalog, the cluster at the start, workloads, events, the baseline's node
 //! groups, model parameters and policies. Durations are Go durations (`90s`,
 //! `30m`, `1h30m`), quantities Kubernetes ones (`500m`, `1536Mi`). Errors
-//! name the field, and the line when the YAML itself is wrong.
+//! name the field, and the line when the YAML itself is wrong. NodePool
+//! fields Karpenter's v1 schema does not have are ignored, as the API server
+//! ignores them, and listed in [`Scenario::warnings`] with their lines.
 //!
 //! With `nodeClasses`, every NodePool's `nodeClassRef` must name one of them,
 //! and the AWS catalog sizes nodes as those classes do (kubelet `maxPods`,
@@ -136,6 +138,7 @@ use crate::types::{
     BaselineModel, Deployment, Diurnal, Event, EventKind, InitialNode, Job, Models, NodeError,
     NodeGroup, PdbSpec, PolicyFiles, Scenario, node_for,
 };
+use crate::unknown_fields;
 
 /// A scenario file that cannot be used, with where and why.
 #[derive(Debug, thiserror::Error)]
@@ -1679,10 +1682,16 @@ fn models(m: ModelsSpec, settings: SettingsSpec) -> Result<Models, ScenarioError
     Ok(models)
 }
 
-/// Reads a scenario from YAML text.
+/// Reads a scenario from YAML text. Fields of its NodePool manifests that
+/// Karpenter's v1 schema does not have are ignored, as the API server
+/// ignores them, and listed in the scenario's `warnings`.
 pub fn parse_scenario(text: &str) -> Result<Scenario, ScenarioError> {
-    let file: File =
-        serde_norway::from_str(text).map_err(|e| ScenarioError::Yaml(e.to_string()))?;
+    let mut ignored = Vec::new();
+    let file: File = serde_ignored::deserialize(serde_norway::Deserializer::from_str(text), |p| {
+        ignored.push(unknown_fields::steps(&p))
+    })
+    .map_err(|e| ScenarioError::Yaml(e.to_string()))?;
+    let warnings = unknown_fields::node_pool_warnings(text, &ignored);
     let mut pools: Vec<(NodePool, bool)> = Vec::with_capacity(file.node_pools.len());
     for (i, m) in file.node_pools.into_iter().enumerate() {
         let left_out = m.spec.template.spec.node_class_ref.is_none();
@@ -1734,5 +1743,6 @@ pub fn parse_scenario(text: &str) -> Result<Scenario, ScenarioError> {
         instance_selection: file.policies.instance_selection,
         consolidation_scoring: file.policies.consolidation_scoring,
     };
+    scenario.warnings = warnings;
     Ok(scenario)
 }

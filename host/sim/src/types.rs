@@ -8,6 +8,8 @@ use dovetail_core::model::{LabelSelector, Node, Pod};
 use dovetail_core::scheduler::Snapshot;
 use dovetail_core::sym::Sym;
 
+use crate::unknown_fields::ScenarioWarning;
+
 /// Model parameters; the defaults follow Karpenter and AWS as reported.
 #[derive(Debug, Clone)]
 pub struct Models {
@@ -217,6 +219,9 @@ pub struct Scenario {
     /// Node groups for the static baseline when it is asked for.
     pub node_groups: Vec<NodeGroup>,
     pub policies: PolicyFiles,
+    /// What the scenario file has that has no effect (fields Karpenter's
+    /// schemas do not have), as its reader found it.
+    pub warnings: Vec<ScenarioWarning>,
 }
 
 impl Scenario {
@@ -236,6 +241,7 @@ impl Scenario {
             autoscaler: Autoscaler::Dovetail,
             node_groups: Vec::new(),
             policies: PolicyFiles::default(),
+            warnings: Vec::new(),
         }
     }
 
