@@ -15,6 +15,7 @@ use dovetail_control::snapshot::instance_labels;
 use dovetail_core::catalog::{CapacityType, Catalog};
 use dovetail_core::labels;
 use dovetail_core::nodeclaim::NodeClaim;
+use dovetail_core::requirements::NodeSelectorRequirement;
 use dovetail_core::sym::Sym;
 
 use crate::engine::SimEvent;
@@ -119,6 +120,7 @@ impl Ec2 {
         zone: Sym,
         capacity_type: CapacityType,
         claim: Sym,
+        requirements: &[NodeSelectorRequirement],
         now: u64,
         started: Option<(u64, bool)>,
     ) -> Option<Instance> {
@@ -126,7 +128,7 @@ impl Ec2 {
         let price = it.offering(zone.as_str(), capacity_type)?.price;
         self.next_id += 1;
         let id = self.next_id;
-        let mut labels = instance_labels(it, zone, capacity_type);
+        let mut labels = instance_labels(it, zone, capacity_type, requirements);
         labels.push((Sym::new(labels::REGION), self.region));
         labels.sort_by_key(|&(k, _)| k);
         let (launched_ms, running_at, ready_at) = match started {
@@ -250,6 +252,7 @@ impl CloudProvider for Ec2 {
                 o.zone,
                 o.capacity_type,
                 claim.name,
+                &claim.requirements,
                 now,
                 None,
             ) else {
