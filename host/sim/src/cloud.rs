@@ -116,14 +116,17 @@ impl Ec2 {
     /// state), `ready` makes it Ready at once.
     pub fn start(
         &mut self,
-        instance_type: Sym,
-        zone: Sym,
-        capacity_type: CapacityType,
+        offering: OfferingKey,
         claim: Sym,
         requirements: &[NodeSelectorRequirement],
         now: u64,
         started: Option<(u64, bool)>,
     ) -> Option<Instance> {
+        let OfferingKey {
+            instance_type,
+            zone,
+            capacity_type,
+        } = offering;
         let it = self.catalog.get(instance_type.as_str())?;
         let price = it.offering(zone.as_str(), capacity_type)?.price;
         self.next_id += 1;
@@ -248,9 +251,11 @@ impl CloudProvider for Ec2 {
                 continue;
             }
             let Some(instance) = self.start(
-                o.instance_type,
-                o.zone,
-                o.capacity_type,
+                OfferingKey {
+                    instance_type: o.instance_type,
+                    zone: o.zone,
+                    capacity_type: o.capacity_type,
+                },
                 claim.name,
                 &claim.requirements,
                 now,

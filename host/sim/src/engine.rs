@@ -247,9 +247,11 @@ impl<'a> Simulation<'a> {
                 continue;
             };
             let Some(instance) = self.cloud.start(
-                it,
-                zone,
-                init.capacity_type,
+                dovetail_control::cloud::OfferingKey {
+                    instance_type: it,
+                    zone,
+                    capacity_type: init.capacity_type,
+                },
                 node.name,
                 &[],
                 0,

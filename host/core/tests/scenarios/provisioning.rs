@@ -1976,9 +1976,12 @@ fn a_custom_requirement_with_several_values_still_labels_the_node_claim() {
     });
 }
 
+/// An instance type's name and its labels, each with one or more values.
+type LabType<'a> = (&'a str, &'a [(&'a str, &'a [&'a str])]);
+
 /// A lab catalog: `(name, labels)` types of 4 vCPU and 16 GiB, on-demand
 /// in one zone, each a cent dearer than the one before.
-fn lab_catalog(types: &[(&str, &[(&str, &[&str])])], well_known: &[&str]) -> Catalog {
+fn lab_catalog(types: &[LabType], well_known: &[&str]) -> Catalog {
     let specs: Vec<InstanceTypeSpec> = types
         .iter()
         .enumerate()
