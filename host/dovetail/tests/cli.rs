@@ -427,6 +427,49 @@ fn sim_compares_dovetail_with_static_node_groups() {
 }
 
 #[test]
+fn sim_compares_with_static_node_groups_on_demand_and_spot() {
+    let scenario = example("scenarios/demo.yaml");
+    let o = dovetail(&[
+        "sim",
+        scenario.to_str().unwrap(),
+        "--compare",
+        "builtin",
+        "--compare",
+        "static-node-groups",
+        "--compare",
+        "static-node-groups:spot",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let header = text
+        .lines()
+        .find(|l| l.contains("static-node-groups-spot"))
+        .unwrap_or_else(|| panic!("a column for the spot groups: {text}"));
+    assert!(header.contains("builtin"), "{text}");
+    assert!(
+        text.contains("static node groups `static-node-groups-spot`: m5.large spot"),
+        "the spot run buys the same groups as spot: {text}"
+    );
+    assert!(
+        text.contains("static node groups `static-node-groups`: m5.large on-demand"),
+        "{text}"
+    );
+    let costs = text
+        .lines()
+        .find(|l| l.starts_with("cost (USD)"))
+        .unwrap_or_else(|| panic!("a cost row: {text}"));
+    let costs: Vec<f64> = costs
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(costs.len(), 3, "{text}");
+    assert!(
+        costs[2] < costs[1],
+        "spot groups cost less than on-demand ones: {text}"
+    );
+}
+
+#[test]
 fn sim_compares_policy_sets_side_by_side() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = example("scenarios/demo.yaml");

@@ -262,6 +262,28 @@ impl Scenario {
             })
             .collect()
     }
+
+    /// The baseline's node groups bought as spot, as Cluster Autoscaler runs
+    /// spot node groups: the same instance types, each kept only if the
+    /// catalog sells it as spot in some zone (and then only in such zones).
+    pub fn spot_baseline_groups(&self) -> Vec<NodeGroup> {
+        self.baseline_groups()
+            .into_iter()
+            .filter_map(|g| {
+                let it = self.cluster.catalog.get(g.instance_type.as_str())?;
+                let sold = |z: &Sym| it.offering(z.as_str(), CapacityType::Spot).is_some();
+                let any = it
+                    .offerings
+                    .iter()
+                    .any(|o| o.capacity_type == CapacityType::Spot);
+                (any && (g.zones.is_empty() || g.zones.iter().any(sold))).then(|| NodeGroup {
+                    capacity_type: CapacityType::Spot,
+                    zones: g.zones.iter().copied().filter(sold).collect(),
+                    ..g
+                })
+            })
+            .collect()
+    }
 }
 
 /// Why a node cannot be made from an offering.
