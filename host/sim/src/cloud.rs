@@ -15,6 +15,7 @@ use dovetail_control::snapshot::instance_labels;
 use dovetail_core::catalog::{CapacityType, Catalog};
 use dovetail_core::labels;
 use dovetail_core::nodeclaim::NodeClaim;
+use dovetail_core::requirements::NodeSelectorRequirement;
 use dovetail_core::sym::Sym;
 
 use crate::engine::SimEvent;
@@ -115,18 +116,22 @@ impl Ec2 {
     /// state), `ready` makes it Ready at once.
     pub fn start(
         &mut self,
-        instance_type: Sym,
-        zone: Sym,
-        capacity_type: CapacityType,
+        offering: OfferingKey,
         claim: Sym,
+        requirements: &[NodeSelectorRequirement],
         now: u64,
         started: Option<(u64, bool)>,
     ) -> Option<Instance> {
+        let OfferingKey {
+            instance_type,
+            zone,
+            capacity_type,
+        } = offering;
         let it = self.catalog.get(instance_type.as_str())?;
         let price = it.offering(zone.as_str(), capacity_type)?.price;
         self.next_id += 1;
         let id = self.next_id;
-        let mut labels = instance_labels(it, zone, capacity_type);
+        let mut labels = instance_labels(it, zone, capacity_type, requirements);
         labels.push((Sym::new(labels::REGION), self.region));
         labels.sort_by_key(|&(k, _)| k);
         let (launched_ms, running_at, ready_at) = match started {
@@ -246,10 +251,13 @@ impl CloudProvider for Ec2 {
                 continue;
             }
             let Some(instance) = self.start(
-                o.instance_type,
-                o.zone,
-                o.capacity_type,
+                OfferingKey {
+                    instance_type: o.instance_type,
+                    zone: o.zone,
+                    capacity_type: o.capacity_type,
+                },
                 claim.name,
+                &claim.requirements,
                 now,
                 None,
             ) else {

@@ -28,6 +28,7 @@ mod report;
 mod scenario;
 pub mod text;
 mod types;
+mod unknown_fields;
 mod world;
 
 pub use demo::demo_scenario;
@@ -39,3 +40,4 @@ pub use types::{
     Autoscaler, BaselineModel, Deployment, Diurnal, Event, EventKind, InitialNode, Job, Models,
     NodeError, NodeGroup, PdbSpec, PolicyFiles, Scenario, node_for,
 };
+pub use unknown_fields::{ScenarioWarning, WarningReason};
