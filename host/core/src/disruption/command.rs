@@ -9,7 +9,8 @@ use crate::model::PodKey;
 use crate::scheduler::{NodeClaimPlan, NodeIndex};
 use crate::sym::Sym;
 
-use super::budgets::DisruptionReason;
+use super::budgets::{BudgetReport, DisruptionReason};
+use super::unconsolidated::Unconsolidated;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Method {
@@ -106,6 +107,12 @@ pub struct Pass {
     pub rejected: Vec<(Vec<Sym>, String)>,
     /// Invalid budgets (their NodePools were failed closed).
     pub budget_errors: Vec<String>,
+    /// Each NodePool's budgets as this pass counted them, in NodePool order.
+    #[serde(skip)]
+    pub budgets: Vec<BudgetReport>,
+    /// Candidates not consolidated, with why.
+    #[serde(skip)]
+    pub unconsolidated: Vec<Unconsolidated>,
 }
 
 #[cfg(test)]

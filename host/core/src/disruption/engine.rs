@@ -112,6 +112,8 @@ impl<'a> Engine<'a> {
         self.compute_budgets();
         self.collect_candidates();
         let _ = self.emptiness() || self.drift() || self.multi_node() || self.single_node();
+        self.explain_unconsolidated();
+        self.pass.budgets = std::mem::take(&mut self.budgets);
         self.pass
     }
 
