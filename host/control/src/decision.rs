@@ -33,6 +33,17 @@ pub enum AbandonReason {
     ReplacementTimeout,
 }
 
+impl std::fmt::Display for AbandonReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ReplacementLost(claim) => {
+                write!(f, "its replacement NodeClaim {claim} was deleted")
+            }
+            Self::ReplacementTimeout => f.write_str("its replacements did not initialise in time"),
+        }
+    }
+}
+
 /// A NodeClaim as it was created: enough to check its launch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatedClaim {

@@ -356,6 +356,10 @@ fn sim_runs_a_scenario_file_with_a_wasm_policy_and_writes_a_report() {
         "Cumulative cost",
         "Pods evicted per",
         "Disruptions and interruptions per",
+        "Launches",
+        "Allowed disruptions by NodePool and reason",
+        "Why nodes were not consolidated",
+        "Pod placements <span class=\"muted\">(50 pods, 5 placed more than once)",
     ] {
         assert!(page.contains(chart), "{chart}");
     }
@@ -516,11 +520,33 @@ fn sim_compares_policy_sets_side_by_side() {
     ] {
         assert!(page.contains(&format!("{row}</td>")), "{row}");
     }
-    for chart in ["Cumulative cost", "Nodes", "Pending pods", "Pods evicted"] {
-        assert!(page.contains(&format!("<h3>{chart}")), "{chart}");
+    let charts = [
+        "Cumulative cost",
+        "Nodes",
+        "Pending pods",
+        "Pods evicted (cumulative)",
+        "Disruptions (cumulative)",
+        "Running pods",
+    ];
+    for chart in charts {
+        assert!(page.contains(&format!("<h3>{chart}</h3>")), "{chart}");
     }
-    // Each chart draws one line per run.
-    assert_eq!(page.matches("<polyline").count(), 4 * 2);
+    // Each chart draws one line per run, named in its legend.
+    assert_eq!(page.matches("<polyline").count(), charts.len() * 2);
+    assert_eq!(
+        page.matches(">savings</text>").count(),
+        charts.len(),
+        "a legend entry per chart"
+    );
+    // Each run's cost, on its card, in the table and split by NodePool.
+    for run in runs {
+        let cost = format!(
+            "${:.4}",
+            run["report"]["totals"]["cost_usd"].as_f64().unwrap()
+        );
+        assert!(page.matches(&cost).count() >= 3, "{cost}");
+    }
+    assert!(page.contains("Cost by NodePool and capacity type"));
     assert!(!page.contains("<script") && !page.contains("https://"));
 
     let o = dovetail(&["sim", scenario.to_str().unwrap(), "--compare", "foo=bar"]);

@@ -116,19 +116,21 @@ impl Ec2 {
         })
     }
 
-    /// Starts an instance of an offering for `claim` of `node_pool`;
+    /// Starts an instance of `offering` for `claim` of `node_pool`;
     /// `started` back-dates it (a start state) and says if it is Ready at
     /// once.
     pub fn start(
         &mut self,
-        instance_type: Sym,
-        zone: Sym,
-        capacity_type: CapacityType,
-        claim: Sym,
-        node_pool: Option<Sym>,
+        offering: &OfferingKey,
+        (claim, node_pool): (Sym, Option<Sym>),
         now: u64,
         started: Option<(u64, bool)>,
     ) -> Option<Instance> {
+        let OfferingKey {
+            capacity_type,
+            instance_type,
+            zone,
+        } = *offering;
         let it = self.catalog.get(instance_type.as_str())?;
         let price = it.offering(zone.as_str(), capacity_type)?.price;
         self.next_id += 1;
@@ -275,15 +277,7 @@ impl CloudProvider for Ec2 {
                 failed.push(key);
                 continue;
             }
-            let Some(instance) = self.start(
-                o.instance_type,
-                o.zone,
-                o.capacity_type,
-                claim.name,
-                claim.node_pool,
-                now,
-                None,
-            ) else {
+            let Some(instance) = self.start(&key, (claim.name, claim.node_pool), now, None) else {
                 continue;
             };
             self.events.push(SimEvent::NodeLaunched {

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use dovetail_control::cloud::OfferingKey;
 use dovetail_control::controller::{Autoscaler, Config, Controller};
 use dovetail_control::decision::{ClaimFailure, CreatedClaim, Decision, PassReport};
 use dovetail_control::interruption::{Interruption, InterruptionKind};
@@ -33,8 +34,8 @@ use dovetail_core::sym::Sym;
 use crate::baseline::StaticNodeGroups;
 use crate::cloud::{Ec2, Shortage, instance_id};
 use crate::report::{
-    CostShare, DecisionRecord, LaunchRecord, NodeReason, OfferingRecord, PassRecord, PoolBudget,
-    ProposedRecord, Report, Sample,
+    CostShare, DecisionRecord, LaunchRecord, NodeReason, OfferingRecord, Outcome, PassRecord,
+    PoolBudget, ProposedRecord, Report, Sample,
 };
 use crate::types::{Autoscaler as Kind, EventKind, Scenario};
 use crate::world::{Owner, World};
@@ -152,6 +153,10 @@ pub struct Simulation<'a> {
     left_alone: HashMap<Sym, LeftAlone>,
     /// Cost so far by NodePool and capacity type.
     cost_by: BTreeMap<(Option<Sym>, CapacityType), f64>,
+    /// The pass whose proposed command awaits validation.
+    proposal: Option<usize>,
+    /// The passes whose commands started, by the commands' nodes.
+    started: HashMap<Vec<Sym>, usize>,
 }
 
 impl<'a> Simulation<'a> {
@@ -250,6 +255,8 @@ impl<'a> Simulation<'a> {
             launch_lists: HashMap::new(),
             left_alone: HashMap::new(),
             cost_by: BTreeMap::new(),
+            proposal: None,
+            started: HashMap::new(),
             scenario,
         };
         s.start_state();
@@ -278,12 +285,14 @@ impl<'a> Simulation<'a> {
             let (Some(it), Some(zone)) = (get(labels::INSTANCE_TYPE), get(labels::ZONE)) else {
                 continue;
             };
-            let Some(instance) = self.cloud.start(
-                it,
+            let offering = OfferingKey {
+                capacity_type: init.capacity_type,
+                instance_type: it,
                 zone,
-                init.capacity_type,
-                node.name,
-                node.node_pool,
+            };
+            let Some(instance) = self.cloud.start(
+                &offering,
+                (node.name, node.node_pool),
                 0,
                 Some((node.created_at * 1000, init.ready)),
             ) else {
@@ -1020,12 +1029,26 @@ impl<'a> Simulation<'a> {
                     command,
                     replacements,
                 } => {
+                    if let Some(p) = self.proposal.take() {
+                        self.outcome(p, Outcome::Started);
+                        self.started.insert(command.nodes.clone(), p);
+                    }
                     let purpose = format!("{:?}", command.method);
                     for (&name, plan) in replacements.iter().zip(&command.replacements) {
                         self.launch_record(&CreatedClaim::planned(name, plan), &purpose);
                     }
                 }
                 Decision::Pass(pass) => self.pass_record(*pass),
+                Decision::CommandInvalidated { why, .. } => {
+                    if let Some(p) = self.proposal.take() {
+                        self.outcome(p, Outcome::Invalidated(why));
+                    }
+                }
+                Decision::CommandAbandoned { command, why } => {
+                    if let Some(p) = self.started.remove(&command.nodes) {
+                        self.outcome(p, Outcome::Abandoned(why.to_string()));
+                    }
+                }
                 Decision::Launched { claim, offering } => {
                     let launched = OfferingRecord {
                         instance_type: offering.instance_type.to_string(),
@@ -1057,6 +1080,9 @@ impl<'a> Simulation<'a> {
                     command,
                     replacements,
                 } => {
+                    if let Some(p) = self.started.remove(&command.nodes) {
+                        self.outcome(p, Outcome::Disrupted);
+                    }
                     let why = format!(
                         "{:?} ({}): {} [{}]",
                         command.method, command.reason, command.policy_reason, command.decided_by
@@ -1283,6 +1309,7 @@ impl<'a> Simulation<'a> {
             proposed: pass.proposed.map(|(method, nodes)| ProposedRecord {
                 method: format!("{method:?}"),
                 nodes: nodes.iter().map(ToString::to_string).collect(),
+                outcome: Outcome::Waiting,
             }),
             budgets,
             candidates_evaluated: pass.candidates_evaluated,
@@ -1294,6 +1321,18 @@ impl<'a> Simulation<'a> {
                 .collect(),
             not_consolidated,
         });
+        let last = self.report.passes.len() - 1;
+        if self.report.passes[last].proposed.is_some() {
+            // A new proposal replaces one still waiting, as the queue does.
+            self.proposal = Some(last);
+        }
+    }
+
+    /// What came of the command pass `p` proposed.
+    fn outcome(&mut self, p: usize, outcome: Outcome) {
+        if let Some(c) = &mut self.report.passes[p].proposed {
+            c.outcome = outcome;
+        }
     }
 
     /// Whether the EC2 model launched an instance for `claim`.

@@ -24,13 +24,32 @@ pub fn count(n: u64) -> String {
 /// `$2,334.60`; below $10 with four decimals (`$0.1366`), as hourly prices
 /// and short runs need.
 pub fn money(v: f64) -> String {
+    let a = v.abs();
+    money_to(v, if a >= 10.0 || a == 0.0 { 2 } else { 4 })
+}
+
+/// Decimals that write every amount of a column alike: cents once any
+/// reaches $10, four decimals while all are small.
+pub fn money_decimals(values: impl IntoIterator<Item = f64>) -> usize {
+    if values.into_iter().any(|v| v.abs() >= 10.0) {
+        2
+    } else {
+        4
+    }
+}
+
+/// `$5.72` or `$5.7226`: an amount with `decimals` decimals.
+pub fn money_to(v: f64, decimals: usize) -> String {
     let sign = if v < 0.0 { "-" } else { "" };
     let a = v.abs();
-    let decimals = if a >= 10.0 || a == 0.0 { 2 } else { 4 };
+    let decimals = decimals.min(9) as i32;
     let scale = 10f64.powi(decimals);
     let cents = (a * scale).round();
     let whole = (cents / scale).trunc();
     let frac = cents - whole * scale;
+    if decimals == 0 {
+        return format!("{sign}${}", count(whole as u64));
+    }
     format!(
         "{sign}${}.{:0width$}",
         count(whole as u64),
@@ -44,9 +63,9 @@ pub fn seconds(s: f64) -> String {
     let s = s.max(0.0).round() as u64;
     match s {
         0..120 => format!("{s} s"),
-        120..7200 if s % 60 == 0 => format!("{} min", s / 60),
+        120..7200 if s.is_multiple_of(60) => format!("{} min", s / 60),
         120..7200 => format!("{} min {} s", s / 60, s % 60),
-        _ if s / 60 % 60 == 0 => format!("{} h", s / 3600),
+        _ if (s / 60).is_multiple_of(60) => format!("{} h", s / 3600),
         _ => format!("{} h {} min", s / 3600, s / 60 % 60),
     }
 }
@@ -72,7 +91,7 @@ pub fn offering_groups(offerings: &[OfferingRecord]) -> String {
             None => groups.push((&o.instance_type, vec![o])),
         }
     }
-    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.1.len()));
     groups
         .iter()
         .map(|(t, g)| format!("{} × {t} ({})", g.len(), where_and_how(g, true)))
@@ -186,6 +205,11 @@ mod tests {
         assert_eq!(money(0.0), "$0.00");
         assert_eq!(money(-12.5), "-$12.50");
         assert_eq!(money(9.99996), "$10.0000");
+        let column = [5.7226, 20.7418];
+        assert_eq!(money_decimals(column), 2);
+        assert_eq!(money_to(column[0], 2), "$5.72");
+        assert_eq!(money_decimals([0.1366, 5.7226]), 4);
+        assert_eq!(money_to(1234.5, 0), "$1,235");
         assert_eq!(seconds(36.4), "36 s");
         assert_eq!(seconds(250.0), "4 min 10 s");
         assert_eq!(seconds(600.0), "10 min");

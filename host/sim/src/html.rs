@@ -10,7 +10,9 @@ use std::fmt::Write;
 use dovetail_core::catalog::CapacityType;
 
 use crate::format::{self, count, hhmm, money};
-use crate::report::{CostShare, DecisionRecord, LaunchRecord, OfferingRecord, Report, Sample};
+use crate::report::{
+    CostShare, DecisionRecord, LaunchRecord, OfferingRecord, Outcome, Report, Sample,
+};
 use crate::text::{Metric, Run, Value, metrics};
 
 /// A day can hold thousands of decisions and launches; the JSON report has
@@ -19,6 +21,7 @@ const MAX_DECISIONS: usize = 1_000;
 const MAX_LAUNCHES: usize = 250;
 const MAX_PASSES: usize = 200;
 const MAX_REASONS: usize = 50;
+const MAX_PODS: usize = 200;
 
 /// The chart's drawing area, in SVG units (the page scales it).
 const W: f64 = 640.0;
@@ -43,7 +46,7 @@ header h1{margin:0 0 4px;font-size:22px;font-weight:600}\
 header p{margin:0;color:#d1d5db}\
 main{padding:20px 32px;max-width:1500px}\
 h2{font-size:16px;margin:28px 0 10px;font-weight:600}\
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:12px}\
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:12px}\
 .card{background:#fff;border-radius:8px;padding:12px 14px;box-shadow:0 1px 2px rgba(0,0,0,.08)}\
 .card .v{font-size:22px;font-weight:600;margin-top:2px;font-variant-numeric:tabular-nums}\
 .card .k{color:#6b7280;font-size:12px;text-transform:uppercase;letter-spacing:.04em}\
@@ -58,10 +61,14 @@ td{padding:5px 8px;border-bottom:1px solid #f3f4f6;vertical-align:top}\
 tr:nth-child(even) td{background:#fafafa}\
 .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 .muted{color:#6b7280}\
+.nw{white-space:nowrap}\
+.scroll{max-height:600px;overflow-y:auto}\
+.scroll th{position:sticky;top:0;background:#fff;z-index:1}\
 .bar{display:inline-block;height:10px;border-radius:2px;vertical-align:middle}\
 .chip{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px;vertical-align:middle}\
 details summary{cursor:pointer;color:#1d4ed8}\
 details ul{margin:4px 0 0;padding-left:18px}\
+ul.types{columns:2 220px;column-gap:20px}\
 code{font-size:12px;background:#f3f4f6;padding:1px 4px;border-radius:3px}\
 footer{padding:8px 32px 32px;color:#6b7280;font-size:12px}";
 
@@ -94,9 +101,9 @@ fn page_start(title: &str, subtitle: &str) -> String {
 }
 
 fn page_end(out: &mut String, note: &str) {
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "</main><footer>{}</footer></body></html>\n",
+        "</main><footer>{}</footer></body></html>",
         escape(note)
     );
 }
@@ -225,13 +232,26 @@ fn frame(
 
 /// Lines (or areas) over simulated time.
 fn line_chart(title: &str, unit: Unit, t_max: u64, lines: &[Line]) -> String {
+    let widths = vec![2.0; lines.len()];
+    chart_of_lines(title, unit, t_max, lines, &widths)
+}
+
+/// Runs' lines over each other: each drawn thinner than the one before, so
+/// runs that agree show as stripes instead of hiding each other.
+fn overlay_chart(title: &str, unit: Unit, t_max: u64, lines: &[Line]) -> String {
+    let n = lines.len();
+    let widths: Vec<f64> = (0..n).map(|i| 1.5 + (n - 1 - i) as f64).collect();
+    chart_of_lines(title, unit, t_max, lines, &widths)
+}
+
+fn chart_of_lines(title: &str, unit: Unit, t_max: u64, lines: &[Line], widths: &[f64]) -> String {
     let y_max = lines
         .iter()
         .flat_map(|l| l.points.iter().map(|p| p.1))
         .fold(0.0f64, f64::max);
     let legend: Vec<(String, &str)> = lines.iter().map(|l| (l.label.clone(), l.colour)).collect();
     let (mut svg, x, y, _) = frame(title, &legend, t_max, y_max, unit);
-    for l in lines {
+    for (l, width) in lines.iter().zip(widths) {
         if l.points.is_empty() {
             continue;
         }
@@ -255,7 +275,7 @@ fn line_chart(title: &str, unit: Unit, t_max: u64, lines: &[Line]) -> String {
         } else {
             let _ = write!(
                 svg,
-                "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" stroke-linejoin=\"round\" points=\"{}\"/>",
+                "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"{width}\" stroke-linejoin=\"round\" points=\"{}\"/>",
                 l.colour,
                 path.join(" ")
             );
@@ -393,27 +413,55 @@ fn card(out: &mut String, key: &str, value: &str, sub: &str) {
 }
 
 fn nodes_cell(nodes: &[String]) -> String {
-    match nodes.len() {
-        0..=3 => escape(&nodes.join(", ")),
-        n => format!(
-            "{} <span class=\"muted\">+{} more</span>",
-            escape(&nodes[..3].join(", ")),
-            count((n - 3) as u64)
-        ),
+    nodes_cell_up_to(nodes, 3)
+}
+
+/// The first `up_to` names, and how many more.
+fn nodes_cell_up_to(nodes: &[String], up_to: usize) -> String {
+    let names = |nodes: &[String]| {
+        nodes
+            .iter()
+            .map(|n| nowrap(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if nodes.len() <= up_to {
+        return names(nodes);
     }
+    format!(
+        "{} <span class=\"muted\">+{} more</span>",
+        names(&nodes[..up_to]),
+        count((nodes.len() - up_to) as u64)
+    )
+}
+
+/// A name that must not break at its hyphens.
+fn nowrap(name: &str) -> String {
+    format!("<span class=\"nw\">{}</span>", escape(name))
 }
 
 /// Cost rows, each with the run it belongs to when `runs` is set.
-fn cost_table(out: &mut String, rows: &[(String, &CostShare)], total: f64, runs: bool) {
-    let _ = write!(
-        out,
-        "<table><tr>{}<th>NodePool</th><th>capacity type</th><th class=\"num\">cost</th>\
+fn cost_table(out: &mut String, rows: &[(String, &CostShare)], total: f64) {
+    out.push_str(
+        "<table><tr><th>NodePool</th><th>capacity type</th><th class=\"num\">cost</th>\
          <th class=\"num\">share</th><th class=\"num\">node-hours</th><th></th></tr>",
-        if runs { "<th>run</th>" } else { "" }
     );
     if rows.is_empty() {
-        out.push_str("<tr><td colspan=\"7\" class=\"muted\">No nodes ran.</td></tr>");
+        out.push_str("<tr><td colspan=\"6\" class=\"muted\">No nodes ran.</td></tr>");
     }
+    let decimals = format::money_decimals(rows.iter().map(|(_, c)| c.cost_usd));
+    cost_rows(out, rows, total, false, decimals);
+    out.push_str("</table>");
+}
+
+/// Rows of cost shares of `total`, with their run when `runs` is set.
+fn cost_rows(
+    out: &mut String,
+    rows: &[(String, &CostShare)],
+    total: f64,
+    runs: bool,
+    decimals: usize,
+) {
     for (run, c) in rows {
         let share = if total > 0.0 {
             c.cost_usd / total * 100.0
@@ -435,12 +483,11 @@ fn cost_table(out: &mut String, rows: &[(String, &CostShare)], total: f64, runs:
             },
             escape(c.node_pool.as_deref().unwrap_or("(node groups)")),
             c.capacity_type,
-            money(c.cost_usd),
+            format::money_to(c.cost_usd, decimals),
             format::hours(c.node_hours),
             share.clamp(0.0, 100.0)
         );
     }
-    out.push_str("</table>");
 }
 
 fn requirement(r: &dovetail_core::requirements::NodeSelectorRequirement) -> String {
@@ -454,61 +501,177 @@ fn requirement(r: &dovetail_core::requirements::NodeSelectorRequirement) -> Stri
     s
 }
 
-fn launch_row(out: &mut String, l: &LaunchRecord, list: &[OfferingRecord]) {
-    let launched = match (&l.launched, &l.failed) {
-        (Some(o), _) => format!(
-            "{} <span class=\"muted\">{} {} {}/h</span>",
-            escape(&o.instance_type),
-            escape(&o.zone),
-            o.capacity_type,
-            money(o.price)
-        ),
-        (None, Some(f)) => format!("<span class=\"muted\">failed: {}</span>", escape(f)),
-        (None, None) => "<span class=\"muted\">not launched</span>".into(),
-    };
-    let node = match &l.node {
-        Some(n) if *n != l.node_claim => format!(" → {}", escape(n)),
-        _ => String::new(),
-    };
-    let _ = write!(
-        out,
-        "<tr><td class=\"num\">{}</td><td>{}{node}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{launched}</td><td>",
-        hhmm(l.at_seconds),
-        escape(&l.node_claim),
-        escape(l.node_pool.as_deref().unwrap_or("-")),
-        escape(&l.purpose),
-        count(l.pods as u64),
-    );
-    let _ = write!(
-        out,
-        "<details><summary>{}</summary><ul>",
-        escape(&format::launch_list_summary(list))
-    );
+/// One round's launches for one NodePool and purpose.
+struct LaunchGroup<'a> {
+    launches: Vec<&'a LaunchRecord>,
+}
+
+impl LaunchGroup<'_> {
+    fn first(&self) -> &LaunchRecord {
+        self.launches[0]
+    }
+
+    /// Its launches by launch list and requirements, in first-seen order.
+    fn lists(&self) -> Vec<Vec<&LaunchRecord>> {
+        let mut lists: Vec<Vec<&LaunchRecord>> = Vec::new();
+        for &l in &self.launches {
+            match lists.iter_mut().find(|v| {
+                (v[0].launch_list_index, &v[0].requirements)
+                    == (l.launch_list_index, &l.requirements)
+            }) {
+                Some(v) => v.push(l),
+                None => lists.push(vec![l]),
+            }
+        }
+        lists
+    }
+}
+
+fn launch_groups(launches: &[LaunchRecord]) -> Vec<LaunchGroup<'_>> {
+    let mut groups: Vec<LaunchGroup<'_>> = Vec::new();
+    for l in launches {
+        match groups.last_mut() {
+            Some(g)
+                if (
+                    g.first().at_seconds,
+                    &g.first().purpose,
+                    &g.first().node_pool,
+                ) == (l.at_seconds, &l.purpose, &l.node_pool) =>
+            {
+                g.launches.push(l)
+            }
+            _ => groups.push(LaunchGroup { launches: vec![l] }),
+        }
+    }
+    groups
+}
+
+/// A launch list by instance type, and the requirements of the NodeClaims
+/// that sent it.
+fn launch_list_details(out: &mut String, list: &[OfferingRecord], l: &LaunchRecord) {
+    out.push_str("<ul class=\"types\">");
     for (t, how) in format::launch_list_by_type(list) {
         let _ = write!(out, "<li><code>{}</code> {}</li>", escape(&t), escape(&how));
     }
-    out.push_str("</ul><div class=\"muted\" style=\"margin-top:4px\">requirements</div><ul>");
+    out.push_str("</ul><div class=\"muted\">requirements</div><ul>");
     for r in &l.requirements {
         let _ = write!(out, "<li><code>{}</code></li>", escape(&requirement(r)));
     }
-    out.push_str("</ul></details></td></tr>");
+    out.push_str("</ul>");
+}
+
+fn node_names(launches: &[&LaunchRecord]) -> Vec<String> {
+    launches
+        .iter()
+        .map(|l| l.node.clone().unwrap_or_else(|| l.node_claim.clone()))
+        .collect()
+}
+
+fn launch_row(out: &mut String, r: &Report, g: &LaunchGroup<'_>) {
+    let l = g.first();
+    let launched: Vec<OfferingRecord> = g
+        .launches
+        .iter()
+        .filter_map(|l| l.launched.clone())
+        .collect();
+    let failed: Vec<&str> = g
+        .launches
+        .iter()
+        .filter(|l| l.launched.is_none())
+        .filter_map(|l| l.failed.as_deref())
+        .collect();
+    let mut what = escape(&format::offering_groups(&launched));
+    if !failed.is_empty() {
+        if !what.is_empty() {
+            what.push_str("<br>");
+        }
+        let _ = write!(
+            what,
+            "<span class=\"muted\">{} given up: {}</span>",
+            count(failed.len() as u64),
+            escape(failed[0])
+        );
+    }
+    let claims = match &g.launches[..] {
+        [one] => nowrap(one.node.as_deref().unwrap_or(&one.node_claim)),
+        many => count(many.len() as u64),
+    };
+    let _ = write!(
+        out,
+        "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{claims}</td><td class=\"num\">{}</td><td>{what}</td><td>",
+        clock(l.at_seconds),
+        escape(l.node_pool.as_deref().unwrap_or("-")),
+        escape(&l.purpose),
+        count(g.launches.iter().map(|l| l.pods as u64).sum()),
+    );
+    match &g.lists()[..] {
+        [one] => {
+            let list = r.launch_list(one[0]);
+            let _ = write!(
+                out,
+                "<details><summary>{}</summary>",
+                escape(&format::launch_list_summary(list))
+            );
+            launch_list_details(out, list, one[0]);
+            if one.len() > 1 {
+                let _ = write!(
+                    out,
+                    "<div class=\"muted\">nodes</div><div>{}</div>",
+                    nodes_cell_up_to(&node_names(one), 24)
+                );
+            }
+        }
+        lists => {
+            let sizes: Vec<usize> = lists.iter().map(|v| r.launch_list(v[0]).len()).collect();
+            let (lo, hi) = (
+                sizes.iter().min().copied().unwrap_or(0),
+                sizes.iter().max().copied().unwrap_or(0),
+            );
+            let _ = write!(
+                out,
+                "<details><summary>{} launch lists of {} offerings</summary>",
+                lists.len(),
+                if lo == hi {
+                    count(lo as u64)
+                } else {
+                    format!("{}–{}", count(lo as u64), count(hi as u64))
+                }
+            );
+            for v in lists {
+                let list = r.launch_list(v[0]);
+                let _ = write!(
+                    out,
+                    "<div style=\"margin-top:6px\"><b>{}</b>: {}</div>",
+                    nodes_cell_up_to(&node_names(v), 3),
+                    escape(&format::launch_list_summary(list))
+                );
+                launch_list_details(out, list, v[0]);
+            }
+        }
+    }
+    out.push_str("</details></td></tr>");
 }
 
 fn launches_section(out: &mut String, r: &Report) {
     let launches = &r.launches;
-    let shown = launches.len().min(MAX_LAUNCHES);
+    let groups = launch_groups(launches);
+    let shown = groups.len().min(MAX_LAUNCHES);
     let failed = launches.iter().filter(|l| l.failed.is_some()).count();
     let _ = write!(
         out,
-        "<h2>Launches <span class=\"muted\">({} NodeClaims{}{})</span></h2><div class=\"panel\">",
+        "<h2>Launches <span class=\"muted\">({} NodeClaims{}{})</span></h2><div class=\"panel scroll\">",
         count(launches.len() as u64),
         if failed > 0 {
             format!(", {} given up", count(failed as u64))
         } else {
             String::new()
         },
-        if shown < launches.len() {
-            format!("; the first {} shown", count(shown as u64))
+        if shown < groups.len() {
+            format!(
+                "; the first {} of {} rounds shown",
+                count(shown as u64),
+                count(groups.len() as u64)
+            )
         } else {
             String::new()
         }
@@ -518,11 +681,11 @@ fn launches_section(out: &mut String, r: &Report) {
         return;
     }
     out.push_str(
-        "<table><tr><th class=\"num\">time</th><th>NodeClaim → node</th><th>NodePool</th><th>for</th>\
+        "<table><tr><th class=\"num\">time</th><th>NodePool</th><th>for</th><th>NodeClaims</th>\
          <th class=\"num\">pods</th><th>launched</th><th>launch list and requirements</th></tr>",
     );
-    for l in &launches[..shown] {
-        launch_row(out, l, r.launch_list(l));
+    for g in &groups[..shown] {
+        launch_row(out, r, g);
     }
     out.push_str("</table></div>");
 }
@@ -532,11 +695,16 @@ fn passes_section(out: &mut String, r: &Report) {
         return;
     };
     let proposed: Vec<_> = r.passes.iter().filter(|p| p.proposed.is_some()).collect();
+    let carried_out = proposed
+        .iter()
+        .filter(|p| matches!(&p.proposed, Some(c) if c.outcome == Outcome::Disrupted))
+        .count();
     let _ = write!(
         out,
-        "<h2>Disruption passes <span class=\"muted\">({} passes, {} proposed a command)</span></h2><div class=\"grid\">",
+        "<h2>Disruption passes <span class=\"muted\">({} passes, {} proposed a command, {} carried out)</span></h2><div class=\"grid\">",
         count(r.passes.len() as u64),
-        count(proposed.len() as u64)
+        count(proposed.len() as u64),
+        count(carried_out as u64)
     );
     // Budgets: at the last pass, and the fewest allowed during the run.
     let _ = write!(
@@ -643,9 +811,9 @@ fn passes_section(out: &mut String, r: &Report) {
     let shown = proposed.len().min(MAX_PASSES);
     let _ = write!(
         out,
-        "<div class=\"panel\" style=\"margin-top:12px\"><h3>Passes that proposed a command{}</h3>\
+        "<div class=\"panel scroll\" style=\"margin-top:12px\"><h3>Passes that proposed a command{}</h3>\
          <table><tr><th class=\"num\">time</th><th>method</th><th>nodes</th><th class=\"num\">evaluated</th>\
-         <th>allowed (Empty / Underutilized / Drifted)</th></tr>",
+         <th>allowed (Empty / Underutilized / Drifted)</th><th>what came of it</th></tr>",
         if shown < proposed.len() {
             format!(
                 " <span class=\"muted\">(the first {} of {})</span>",
@@ -671,9 +839,13 @@ fn passes_section(out: &mut String, r: &Report) {
                 )
             })
             .collect();
+        let outcome = match &c.outcome {
+            Outcome::Disrupted => escape(&c.outcome.to_string()),
+            o => format!("<span class=\"muted\">{}</span>", escape(&o.to_string())),
+        };
         let _ = write!(
             out,
-            "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{outcome}</td></tr>",
             clock(p.at_seconds),
             escape(&c.method),
             nodes_cell(&c.nodes),
@@ -684,11 +856,72 @@ fn passes_section(out: &mut String, r: &Report) {
     out.push_str("</table></div>");
 }
 
+/// Where pods ran: those placed more than once first (by when they first
+/// moved), then the rest, each with every binding.
+fn pods_section(out: &mut String, r: &Report) {
+    let mut pods: Vec<(&String, &Vec<(u64, String)>)> = r.pods.iter().collect();
+    let moved = pods.iter().filter(|(_, b)| b.len() > 1).count();
+    pods.sort_by_key(|(name, b)| (b.get(1).map_or(u64::MAX, |m| m.0), b.len() == 1, *name));
+    let shown = pods.len().min(MAX_PODS);
+    let _ = write!(
+        out,
+        "<h2>Pod placements <span class=\"muted\">({} pods, {} placed more than once{})</span></h2><div class=\"panel scroll\">",
+        count(pods.len() as u64),
+        count(moved as u64),
+        if shown < pods.len() {
+            format!(
+                "; the first {} shown, those that moved first",
+                count(shown as u64)
+            )
+        } else {
+            String::new()
+        }
+    );
+    if pods.is_empty() {
+        out.push_str("<p class=\"muted\">No pod was bound.</p></div>");
+        return;
+    }
+    out.push_str(
+        "<table><tr><th>pod</th><th class=\"num\">bindings</th><th>bound (simulated time → node)</th></tr>",
+    );
+    for (name, bindings) in &pods[..shown] {
+        let binding = |(at, node): &(u64, String)| {
+            format!(
+                "<span class=\"nw\">{} → {}</span>",
+                clock(*at),
+                escape(node)
+            )
+        };
+        let cells: Vec<String> = if bindings.len() <= 6 {
+            bindings.iter().map(binding).collect()
+        } else {
+            let n = bindings.len();
+            bindings[..3]
+                .iter()
+                .map(binding)
+                .chain(std::iter::once(format!(
+                    "<span class=\"muted\">… {} more …</span>",
+                    count((n - 5) as u64)
+                )))
+                .chain(bindings[n - 2..].iter().map(binding))
+                .collect()
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            nowrap(name),
+            count(bindings.len() as u64),
+            cells.join(", ")
+        );
+    }
+    out.push_str("</table></div>");
+}
+
 fn decisions_section(out: &mut String, decisions: &[DecisionRecord]) {
     let shown = decisions.len().min(MAX_DECISIONS);
     let _ = write!(
         out,
-        "<h2>Decisions <span class=\"muted\">({}{})</span></h2><div class=\"panel\">",
+        "<h2>Decisions <span class=\"muted\">({}{})</span></h2><div class=\"panel scroll\">",
         count(decisions.len() as u64),
         if shown < decisions.len() {
             format!("; the first {} shown", count(shown as u64))
@@ -702,7 +935,7 @@ fn decisions_section(out: &mut String, decisions: &[DecisionRecord]) {
     }
     out.push_str(
         "<table><tr><th class=\"num\">time</th><th>kind</th><th>nodes</th><th>launched</th>\
-         <th class=\"num\">saves</th><th class=\"num\">pods</th><th>decided by</th><th>reason</th></tr>",
+         <th class=\"num\">saves</th><th class=\"num\">pods</th><th>decided by</th><th style=\"min-width:260px\">reason</th></tr>",
     );
     for d in &decisions[..shown] {
         let _ = write!(
@@ -723,7 +956,7 @@ fn decisions_section(out: &mut String, decisions: &[DecisionRecord]) {
             } else {
                 String::new()
             },
-            escape(&d.decided_by),
+            nowrap(&d.decided_by),
             escape(&d.reason)
         );
     }
@@ -768,7 +1001,7 @@ fn value_cell(v: &Value) -> String {
 }
 
 fn metric_table(out: &mut String, runs: &[Run], rows: &[Metric]) {
-    out.push_str("<table><tr><th></th>");
+    out.push_str("<table style=\"width:auto;min-width:50%\"><tr><th></th>");
     for (i, r) in runs.iter().enumerate() {
         let _ = write!(
             out,
@@ -780,8 +1013,16 @@ fn metric_table(out: &mut String, runs: &[Run], rows: &[Metric]) {
     out.push_str("</tr>");
     for m in rows {
         let _ = write!(out, "<tr><td>{}</td>", escape(&m.name));
+        let decimals = format::money_decimals(m.values.iter().filter_map(|v| match v {
+            Value::Money(m) => Some(*m),
+            _ => None,
+        }));
         for v in &m.values {
-            let _ = write!(out, "<td class=\"num\">{}</td>", value_cell(v));
+            let cell = match v {
+                Value::Money(m) => format::money_to(*m, decimals),
+                v => value_cell(v),
+            };
+            let _ = write!(out, "<td class=\"num\">{cell}</td>");
         }
         out.push_str("</tr>");
     }
@@ -939,25 +1180,47 @@ impl Report {
             .iter()
             .map(|c| (String::new(), c))
             .collect();
-        cost_table(&mut page, &rows, t.cost_usd, false);
+        cost_table(&mut page, &rows, t.cost_usd);
         page.push_str("</div>");
         hours_section(&mut page, &t.node_hours_by_instance_type);
         page.push_str("</div>");
         launches_section(&mut page, self);
         passes_section(&mut page, self);
         decisions_section(&mut page, &self.decisions);
-        let moved = self.pods.values().filter(|b| b.len() > 1).count();
+        pods_section(&mut page, self);
         page_end(
             &mut page,
-            &format!(
-                "{} pods were placed, {} of them more than once. Each pod's bindings, every launch \
-                 list and every disruption pass are in the JSON report (--json).",
-                count(self.pods.len() as u64),
-                count(moved as u64)
-            ),
+            "Every pod's bindings, launch, launch list and disruption pass are in the JSON \
+             report (--json).",
         );
         page
     }
+}
+
+/// Every run's cost split in one table, shares of the run's own cost.
+fn runs_cost_table(out: &mut String, runs: &[Run]) {
+    let _ = write!(
+        out,
+        "<table><tr><th>run</th><th>NodePool</th><th>capacity type</th><th class=\"num\">cost</th>\
+         <th class=\"num\">share</th><th class=\"num\">node-hours</th><th></th></tr>"
+    );
+    let decimals = format::money_decimals(
+        runs.iter()
+            .flat_map(|r| &r.report.totals.cost_by_node_pool)
+            .map(|c| c.cost_usd),
+    );
+    for r in runs {
+        let total = r.report.totals.cost_usd;
+        let rows: Vec<(String, &CostShare)> = r
+            .report
+            .totals
+            .cost_by_node_pool
+            .iter()
+            .map(|c| (r.label.clone(), c))
+            .collect();
+        cost_rows(out, &rows, total, true, decimals);
+    }
+    out.push_str("</table>");
 }
 
 /// Several runs of one scenario on one page: the comparison table and every
@@ -974,19 +1237,43 @@ pub fn compare_html(title: &str, runs: &[Run]) -> String {
     };
     let mut page = page_start(title, &subtitle);
     page.push_str("<div class=\"cards\">");
+    let decimals = format::money_decimals(runs.iter().map(|r| r.report.totals.cost_usd));
+    let first = runs.first().map_or(0.0, |r| r.report.totals.cost_usd);
     for (i, r) in runs.iter().enumerate() {
+        let t = &r.report.totals;
+        let against = match i {
+            0 => "cost".to_string(),
+            _ if first > 0.0 && t.cost_usd != first => format!(
+                "{:.1} % {} than {}",
+                (t.cost_usd - first).abs() / first * 100.0,
+                if t.cost_usd < first { "less" } else { "more" },
+                runs[0].label
+            ),
+            _ => format!("the same as {}", runs[0].label),
+        };
         let _ = write!(
             page,
             "<div class=\"card\"><div class=\"k\"><span class=\"chip\" style=\"background:{}\"></span>{}</div>\
-             <div class=\"v\">{}</div><div class=\"s\">{}</div></div>",
+             <div class=\"v\">{}</div><div class=\"s\">{}<br>{} evicted · {} disruptions</div></div>",
             PALETTE[i % PALETTE.len()],
             escape(&r.label),
-            money(r.report.totals.cost_usd),
-            escape(&r.report.autoscaler)
+            format::money_to(t.cost_usd, decimals),
+            escape(&against),
+            count(t.pods_evicted as u64),
+            count(t.disruptions as u64)
         );
     }
     page.push_str("</div><h2>Comparison</h2><div class=\"panel\">");
     metric_table(&mut page, runs, &metrics(runs, true));
+    for r in runs.iter().filter(|r| r.is_baseline()) {
+        let groups = r.report.autoscaler.trim_start_matches("static-node-groups");
+        let _ = write!(
+            page,
+            "<p class=\"muted\"><b>{}</b> runs Cluster-Autoscaler-like node groups of {}.</p>",
+            escape(&r.label),
+            escape(groups.trim().trim_start_matches('(').trim_end_matches(')'))
+        );
+    }
     if let Some(base) = runs.iter().find(|r| r.is_baseline()) {
         let y = base.report.totals.cost_usd;
         page.push_str("<p>");
@@ -1004,8 +1291,8 @@ pub fn compare_html(title: &str, runs: &[Run]) -> String {
                 "<b>{}</b> costs {how} <b>{}</b> ({} vs {}).<br>",
                 escape(&r.label),
                 escape(&base.label),
-                money(x),
-                money(y)
+                format::money_to(x, decimals),
+                format::money_to(y, decimals)
             );
         }
         page.push_str("</p>");
@@ -1027,7 +1314,7 @@ pub fn compare_html(title: &str, runs: &[Run]) -> String {
                 fill: false,
             })
             .collect();
-        line_chart(title, unit, end, &lines)
+        overlay_chart(title, unit, end, &lines)
     };
     page.push_str(&overlay("Cumulative cost", Unit::Money, &|s| s.cost_usd));
     page.push_str(&overlay("Nodes", Unit::Count, &nodes_total));
@@ -1037,21 +1324,15 @@ pub fn compare_html(title: &str, runs: &[Run]) -> String {
     page.push_str(&overlay("Pods evicted (cumulative)", Unit::Count, &|s| {
         s.pods_evicted as f64
     }));
+    page.push_str(&overlay("Disruptions (cumulative)", Unit::Count, &|s| {
+        s.disruptions as f64
+    }));
+    page.push_str(&overlay("Running pods", Unit::Count, &|s| {
+        s.running_pods as f64
+    }));
     page.push_str("</div><h2>Cost by NodePool and capacity type</h2><div class=\"panel\">");
-    for (i, r) in runs.iter().enumerate() {
-        let rows: Vec<(String, &CostShare)> = r
-            .report
-            .totals
-            .cost_by_node_pool
-            .iter()
-            .map(|c| (r.label.clone(), c))
-            .collect();
-        if i > 0 {
-            page.push_str("<div style=\"height:8px\"></div>");
-        }
-        cost_table(&mut page, &rows, r.report.totals.cost_usd, true);
-    }
-    page.push_str("</div><h2>Disruptions by kind</h2><div class=\"panel\">");
+    runs_cost_table(&mut page, runs);
+    page.push_str("</div><h2>Disruptions and interruptions by kind</h2><div class=\"panel\">");
     let kinds: Vec<&str> = DISRUPTION_KINDS
         .iter()
         .map(|(k, _)| *k)
@@ -1106,5 +1387,45 @@ mod tests {
         assert_eq!(y_label(2000.0, 500.0, Unit::Money), "$2,000");
         assert_eq!(time_step(1800), 300);
         assert_eq!(time_step(86400), 10800);
+    }
+
+    #[test]
+    fn a_rounds_launches_share_one_row_grouped_by_type_and_count() {
+        let offering = |zone: &str| OfferingRecord {
+            instance_type: "m7g.2xlarge".into(),
+            zone: zone.into(),
+            capacity_type: CapacityType::Spot,
+            price: 0.1234,
+        };
+        let mut report = Report {
+            duration_seconds: 3600,
+            launch_lists: vec![vec![offering("us-east-1a"), offering("us-east-1b")]],
+            ..Report::default()
+        };
+        for (i, zone) in ["us-east-1a", "us-east-1b", "us-east-1c"]
+            .iter()
+            .enumerate()
+        {
+            report.launches.push(LaunchRecord {
+                at_seconds: 61,
+                node_claim: format!("default-{i}"),
+                node: None,
+                node_pool: Some("default".into()),
+                purpose: "provisioning".into(),
+                pods: 4,
+                requirements: Vec::new(),
+                launch_list_index: 0,
+                launched: Some(offering(zone)),
+                failed: None,
+            });
+        }
+        let page = report.to_html("t");
+        assert!(page.contains("3 × m7g.2xlarge (3 zones, spot)"), "{page}");
+        assert!(page.contains("2 offerings of 1 type in 2 zones, spot, $0.1234/h"));
+        assert_eq!(page.matches("<details>").count(), 1, "one row");
+        assert!(
+            page.contains("<td class=\"num\">12</td>"),
+            "their pods summed"
+        );
     }
 }

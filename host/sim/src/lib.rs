@@ -35,8 +35,8 @@ pub use demo::demo_scenario;
 pub use engine::{SimEvent, Simulation};
 pub use html::{clock, compare_html};
 pub use report::{
-    CostShare, DecisionRecord, LaunchRecord, NodeReason, OfferingRecord, PassRecord, PoolBudget,
-    ProposedRecord, Report, Sample, Totals,
+    CostShare, DecisionRecord, LaunchRecord, NodeReason, OfferingRecord, Outcome, PassRecord,
+    PoolBudget, ProposedRecord, Report, Sample, Totals,
 };
 pub use scenario::{ScenarioError, parse_scenario};
 pub use types::{

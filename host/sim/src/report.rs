@@ -155,10 +155,40 @@ pub struct PassRecord {
     pub not_consolidated: Vec<NodeReason>,
 }
 
+/// A command a pass proposed, and what came of it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProposedRecord {
     pub method: String,
     pub nodes: Vec<String>,
+    pub outcome: Outcome,
+}
+
+/// What came of a proposed command.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", content = "why", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Still inside its validation delay when the run ended.
+    Waiting,
+    /// Validated: its nodes are tainted and its replacements launching.
+    Started,
+    /// Its nodes are being drained and terminated.
+    Disrupted,
+    /// It no longer held after the validation delay: why.
+    Invalidated(String),
+    /// Started, then given up (its taints taken back): why.
+    Abandoned(String),
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Waiting => f.write_str("waiting for validation"),
+            Self::Started => f.write_str("started, replacements launching"),
+            Self::Disrupted => f.write_str("carried out"),
+            Self::Invalidated(why) => write!(f, "invalidated: {why}"),
+            Self::Abandoned(why) => write!(f, "abandoned: {why}"),
+        }
+    }
 }
 
 /// What nodes of one NodePool and capacity type cost.

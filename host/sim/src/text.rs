@@ -333,9 +333,12 @@ fn write_comparison(out: &mut String, runs: &[Run]) {
         } else {
             format!("{:.1}% more than", (x - y) / y * 100.0)
         };
+        let decimals = crate::format::money_decimals([x, y]);
         let _ = writeln!(
             out,
-            "{who} costs {how} static node groups (${x:.4} vs ${y:.4})"
+            "{who} costs {how} static node groups ({} vs {})",
+            crate::format::money_to(x, decimals),
+            crate::format::money_to(y, decimals)
         );
     }
 }
@@ -385,9 +388,7 @@ mod tests {
         assert!(text.contains("savings vs scenario (%)"), "{text}");
         assert!(text.contains("static node groups: m5.large"), "{text}");
         assert!(
-            text.contains(
-                "Dovetail costs 20.0% less than static node groups ($8.0000 vs $10.0000)"
-            ),
+            text.contains("Dovetail costs 20.0% less than static node groups ($8.00 vs $10.00)"),
             "{text}"
         );
     }

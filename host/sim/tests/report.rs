@@ -4,7 +4,10 @@
 
 use dovetail_core::catalog::CapacityType;
 use dovetail_core::policy::Builtin;
-use dovetail_sim::{Report, Simulation, demo_scenario, parse_scenario};
+use dovetail_sim::text::Run;
+use dovetail_sim::{
+    Autoscaler, Outcome, Report, Simulation, clock, compare_html, demo_scenario, parse_scenario,
+};
 
 fn demo() -> Report {
     Simulation::new(demo_scenario(1), &Builtin, &Builtin).run(&mut |_| {})
@@ -286,4 +289,150 @@ fn long_decimals(html: &str) -> bool {
                     && b.chars().take(4).all(|c| c.is_ascii_digit())
             })
         })
+}
+
+fn spot_storm() -> Report {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/scenarios/spot-storm.yaml"
+    );
+    let text = std::fs::read_to_string(path).expect("example scenario");
+    let scenario = parse_scenario(&text).expect("valid scenario");
+    Simulation::new(scenario, &Builtin, &Builtin).run(&mut |_| {})
+}
+
+#[test]
+fn a_proposed_command_says_what_came_of_it() {
+    let r = demo();
+    let proposed: Vec<_> = r
+        .passes
+        .iter()
+        .filter_map(|p| p.proposed.as_ref())
+        .collect();
+    let [one] = &proposed[..] else {
+        panic!("one proposal: {proposed:?}")
+    };
+    assert_eq!(one.outcome, Outcome::Disrupted);
+    assert!(
+        r.to_html("demo")
+            .contains("1 proposed a command, 1 carried out")
+    );
+
+    // With no spot capacity in one zone, replacements there are lost and
+    // their commands given up; the page says so.
+    let r = spot_storm();
+    let outcomes: Vec<&Outcome> = r
+        .passes
+        .iter()
+        .filter_map(|p| p.proposed.as_ref().map(|c| &c.outcome))
+        .collect();
+    let carried_out = outcomes
+        .iter()
+        .filter(|o| ***o == Outcome::Disrupted)
+        .count();
+    let consolidations = r
+        .decisions
+        .iter()
+        .filter(|d| d.kind.ends_with("Consolidation"))
+        .count();
+    assert_eq!(carried_out, consolidations, "{outcomes:?}");
+    let abandoned: Vec<&str> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Abandoned(why) => Some(why.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(!abandoned.is_empty(), "{outcomes:?}");
+    for why in &abandoned {
+        assert!(
+            why.starts_with("its replacement NodeClaim ") && why.ends_with(" was deleted"),
+            "{why}"
+        );
+    }
+    let page = r.to_html("storm");
+    assert!(page.contains("what came of it"));
+    assert!(page.contains(&format!("abandoned: {}", abandoned[0])));
+}
+
+#[test]
+fn the_page_shows_where_each_pod_ran_those_that_moved_first() {
+    let r = demo();
+    let page = r.to_html("demo");
+    assert!(
+        page.contains("Pod placements <span class=\"muted\">(50 pods, 5 placed more than once)")
+    );
+    let moved: Vec<(&String, &Vec<(u64, String)>)> =
+        r.pods.iter().filter(|(_, b)| b.len() == 2).collect();
+    let section = &page[page.find("Pod placements").unwrap()..];
+    let mut at = 0;
+    for (pod, bindings) in &moved {
+        let row = section.find(pod.as_str()).expect("each moved pod listed");
+        assert!(row >= at, "in order of their first move");
+        at = row;
+        for (t, node) in bindings.iter() {
+            let binding = format!("{} → {node}", clock(*t));
+            assert!(section[row..].contains(&binding), "{binding}");
+        }
+    }
+    let still = r.pods.iter().find(|(_, b)| b.len() == 1).unwrap().0;
+    assert!(
+        section.find(still.as_str()).unwrap() > at,
+        "pods that never moved come after"
+    );
+}
+
+#[test]
+fn a_comparison_page_overlays_every_run_and_writes_money_alike() {
+    let dovetail = Run {
+        label: "builtin".into(),
+        report: demo(),
+        deciders: Some(["built-in".into(), "built-in".into()]),
+        notes: Vec::new(),
+    };
+    let mut s = demo_scenario(1);
+    s.autoscaler = Autoscaler::StaticNodeGroups(s.baseline_groups());
+    let baseline = Run {
+        label: "static-node-groups".into(),
+        report: Simulation::new(s, &Builtin, &Builtin).run(&mut |_| {}),
+        deciders: None,
+        notes: Vec::new(),
+    };
+    let (x, y) = (
+        dovetail.report.totals.cost_usd,
+        baseline.report.totals.cost_usd,
+    );
+    assert!(x < 10.0 && y < 10.0 && x < y, "{x} {y}");
+    let page = compare_html("demo", &[dovetail, baseline]);
+    assert!(!page.contains("<script") && !page.contains("https://"));
+    let charts = [
+        "Cumulative cost",
+        "Nodes",
+        "Pending pods",
+        "Pods evicted (cumulative)",
+        "Disruptions (cumulative)",
+        "Running pods",
+    ];
+    for chart in charts {
+        assert!(page.contains(&format!("<h3>{chart}</h3>")), "{chart}");
+    }
+    assert_eq!(page.matches("<polyline").count(), 2 * charts.len());
+    // The first run is drawn widest, so runs that agree stay visible.
+    assert_eq!(
+        page.matches("stroke-width=\"2.5\"").count(),
+        charts.len(),
+        "{page}"
+    );
+    for tick in ["00:00", "00:10", "00:20", "00:30"] {
+        assert!(page.contains(&format!(">{tick}</text>")), "{tick}");
+    }
+    let sentence = format!(
+        "<b>builtin</b> costs {:.1} % less than <b>static-node-groups</b> (${x:.4} vs ${y:.4})",
+        (y - x) / y * 100.0
+    );
+    assert!(page.contains(&sentence), "{sentence}");
+    assert!(page.contains("runs Cluster-Autoscaler-like node groups of m5.large on-demand"));
+    assert!(page.contains("Cost by NodePool and capacity type"));
+    assert!(page.contains("<td>static-node-groups</td><td>(node groups)</td><td>on-demand</td>"));
+    assert!(!long_decimals(&page), "no bare long decimals");
 }
