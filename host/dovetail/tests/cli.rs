@@ -523,7 +523,7 @@ fn sim_compares_policy_sets_side_by_side() {
     let charts = [
         "Cumulative cost",
         "Nodes",
-        "Pending pods",
+        "Pending pods (most at once per 60 s)",
         "Pods evicted (cumulative)",
         "Disruptions (cumulative)",
         "Running pods",

@@ -37,6 +37,7 @@ const PALETTE: [&str; 8] = [
 ];
 const ON_DEMAND: &str = "#2563eb";
 const SPOT: &str = "#f59e0b";
+const PENDING: &str = "#ea580c";
 
 const STYLE: &str = "\
 *{box-sizing:border-box}\
@@ -385,6 +386,43 @@ fn disruption_chart(decisions: &[DecisionRecord], t_max: u64) -> String {
     )
 }
 
+/// The most pods pending at once in each bucket: short bursts stay
+/// visible on a long run, where a line would be thinner than a pixel.
+fn most_pending_per_bucket(samples: &[Sample], bucket: u64) -> Vec<(u64, f64)> {
+    let mut out: BTreeMap<u64, f64> = BTreeMap::new();
+    for s in samples {
+        let v = out.entry(s.at_seconds / bucket * bucket).or_default();
+        *v = v.max(s.pending_pods as f64);
+    }
+    out.into_iter().collect()
+}
+
+fn pending_chart(samples: &[Sample], t_max: u64) -> String {
+    let bucket = bucket_for(t_max);
+    let buckets: Vec<(u64, Vec<f64>)> = most_pending_per_bucket(samples, bucket)
+        .into_iter()
+        .map(|(t, v)| (t, vec![v]))
+        .collect();
+    bar_chart(
+        &format!(
+            "Pending pods (most at once per {})",
+            format::seconds(bucket as f64)
+        ),
+        t_max,
+        bucket,
+        &[("pending".to_string(), PENDING)],
+        &buckets,
+    )
+}
+
+/// The same as steps, for overlaying runs.
+fn pending_steps(samples: &[Sample], bucket: u64, t_max: u64) -> Vec<(u64, f64)> {
+    most_pending_per_bucket(samples, bucket)
+        .into_iter()
+        .flat_map(|(t, v)| [(t, v), ((t + bucket).min(t_max), v)])
+        .collect()
+}
+
 fn evictions_chart(samples: &[Sample], t_max: u64) -> String {
     let bucket = bucket_for(t_max);
     let buckets: Vec<(u64, Vec<f64>)> = evictions_per_bucket(samples, bucket)
@@ -690,6 +728,23 @@ fn launches_section(out: &mut String, r: &Report) {
     out.push_str("</table></div>");
 }
 
+/// A reason with the pod it names left out (`pod default/web-1 has …` reads
+/// `a pod has …`), so nodes held back the same way group together; the JSON
+/// report keeps each pod.
+fn any_pod(reason: &str) -> String {
+    let mut out = Vec::new();
+    let mut words = reason.split(' ').peekable();
+    while let Some(w) = words.next() {
+        if w == "pod" && words.peek().is_some_and(|n| n.contains('/')) {
+            words.next();
+            out.push("a pod");
+        } else {
+            out.push(w);
+        }
+    }
+    out.join(" ")
+}
+
 fn passes_section(out: &mut String, r: &Report) {
     let Some(last) = r.passes.last() else {
         return;
@@ -773,14 +828,14 @@ fn passes_section(out: &mut String, r: &Report) {
             }
         }
     }
-    let mut groups: BTreeMap<&str, (Vec<&str>, u64)> = BTreeMap::new();
+    let mut groups: BTreeMap<String, (Vec<&str>, u64)> = BTreeMap::new();
     for (node, (reason, at)) in &latest {
-        let g = groups.entry(reason).or_default();
+        let g = groups.entry(any_pod(reason)).or_default();
         g.0.push(node);
         g.1 = g.1.max(*at);
     }
     let mut groups: Vec<_> = groups.into_iter().collect();
-    groups.sort_by(|a, b| b.1.0.len().cmp(&a.1.0.len()).then(a.0.cmp(b.0)));
+    groups.sort_by(|a, b| b.1.0.len().cmp(&a.1.0.len()).then(a.0.cmp(&b.0)));
     let _ = write!(
         out,
         "<div class=\"panel\"><h3>Why nodes were not consolidated <span class=\"muted\">(each node's latest reason)</span></h3>"
@@ -1139,17 +1194,7 @@ impl Report {
                 },
             ],
         ));
-        page.push_str(&line_chart(
-            "Pending pods",
-            Unit::Count,
-            end,
-            &[Line {
-                label: "pending".into(),
-                colour: "#dc2626",
-                points: points(s, |s| s.pending_pods as f64),
-                fill: true,
-            }],
-        ));
+        page.push_str(&pending_chart(s, end));
         page.push_str(&line_chart(
             "Cumulative cost",
             Unit::Money,
@@ -1318,9 +1363,26 @@ pub fn compare_html(title: &str, runs: &[Run]) -> String {
     };
     page.push_str(&overlay("Cumulative cost", Unit::Money, &|s| s.cost_usd));
     page.push_str(&overlay("Nodes", Unit::Count, &nodes_total));
-    page.push_str(&overlay("Pending pods", Unit::Count, &|s| {
-        s.pending_pods as f64
-    }));
+    let bucket = bucket_for(end);
+    let lines: Vec<Line> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Line {
+            label: r.label.clone(),
+            colour: PALETTE[i % PALETTE.len()],
+            points: pending_steps(&r.report.timeline, bucket, end),
+            fill: false,
+        })
+        .collect();
+    page.push_str(&overlay_chart(
+        &format!(
+            "Pending pods (most at once per {})",
+            format::seconds(bucket as f64)
+        ),
+        Unit::Count,
+        end,
+        &lines,
+    ));
     page.push_str(&overlay("Pods evicted (cumulative)", Unit::Count, &|s| {
         s.pods_evicted as f64
     }));
@@ -1387,6 +1449,22 @@ mod tests {
         assert_eq!(y_label(2000.0, 500.0, Unit::Money), "$2,000");
         assert_eq!(time_step(1800), 300);
         assert_eq!(time_step(86400), 10800);
+    }
+
+    #[test]
+    fn nodes_held_by_different_pods_group_under_one_reason() {
+        assert_eq!(
+            any_pod("pod default/render-00040 has annotation karpenter.sh/do-not-disrupt"),
+            "a pod has annotation karpenter.sh/do-not-disrupt"
+        );
+        assert_eq!(
+            any_pod("PodDisruptionBudget default/web prevents evicting pod default/web-1"),
+            "PodDisruptionBudget default/web prevents evicting a pod"
+        );
+        assert_eq!(
+            any_pod("no replacement is cheaper"),
+            "no replacement is cheaper"
+        );
     }
 
     #[test]

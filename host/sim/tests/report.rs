@@ -249,7 +249,7 @@ fn the_page_reads_like_a_dashboard() {
     // The breakdowns.
     for part in [
         "Nodes by capacity type",
-        "Pending pods",
+        "Pending pods (most at once per 60 s)",
         "Cumulative cost",
         "Pods evicted per 60 s",
         "Disruptions and interruptions per 60 s",
@@ -408,7 +408,7 @@ fn a_comparison_page_overlays_every_run_and_writes_money_alike() {
     let charts = [
         "Cumulative cost",
         "Nodes",
-        "Pending pods",
+        "Pending pods (most at once per 60 s)",
         "Pods evicted (cumulative)",
         "Disruptions (cumulative)",
         "Running pods",
