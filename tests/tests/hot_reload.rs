@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use dovetail_core::policy::InstanceSelector;
 use dovetail_core::policy::fixtures::synthetic_selection;
 use dovetail_core::policy::types::Decision;
-use dovetail_policy::{PolicyHost, PolicyWatcher, Runtime, RuntimeConfig, short_digest};
+use dovetail_policy::{Budget, PolicyHost, PolicyWatcher, Runtime, RuntimeConfig, short_digest};
 use dovetail_tests::guest_bytes;
 
 /// The runtime names components by the first 12 hex digits of sha256.
@@ -55,7 +55,13 @@ fn swapping_100_times_under_load_never_fails_a_decision() {
     ];
 
     let host = Arc::new(PolicyHost::new(
-        Runtime::new(RuntimeConfig::default()).unwrap(),
+        // A deadline no busy test machine reaches: this test is about swaps,
+        // and a slow call under load is not a failed swap.
+        Runtime::new(RuntimeConfig {
+            budget: Budget::Deadline(Duration::from_secs(10)),
+            ..RuntimeConfig::default()
+        })
+        .unwrap(),
     ));
     publish(dir.path(), 0, &[("instance-selection.wasm", &valid[0].0)]);
     let _watcher = PolicyWatcher::spawn(dir.path(), host.clone()).unwrap();
@@ -177,7 +183,13 @@ fn swapping_100_times_under_load_never_fails_a_decision() {
 fn removing_the_file_returns_to_the_builtin_and_plain_directories_work() {
     let dir = tempfile::tempdir().unwrap();
     let host = Arc::new(PolicyHost::new(
-        Runtime::new(RuntimeConfig::default()).unwrap(),
+        // A deadline no busy test machine reaches: this test is about swaps,
+        // and a slow call under load is not a failed swap.
+        Runtime::new(RuntimeConfig {
+            budget: Budget::Deadline(Duration::from_secs(10)),
+            ..RuntimeConfig::default()
+        })
+        .unwrap(),
     ));
     let _watcher = PolicyWatcher::spawn(dir.path(), host.clone()).unwrap();
     let scorer = guest_bytes("dovetail-policy-savings-threshold");

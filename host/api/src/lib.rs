@@ -9,6 +9,9 @@
 //!   field path and the fix ([`ValidationErrors`]).
 //! - [`NodePool::to_core`] and [`EC2NodeClass::catalog_settings`] convert to
 //!   `dovetail-core` values once, for the engines.
+//! - [`k8s`]: Kubernetes objects (Pods, Nodes, DaemonSets, workloads'
+//!   pod templates, PodDisruptionBudgets, Namespaces) to core values, with
+//!   a warning for anything not carried over exactly.
 //! - With the `kube` feature: `kube::Resource` impls, JSON schemas and the
 //!   CRDs ([`crd::crds`]), which match Karpenter's so its manifests apply
 //!   unchanged. Without it the crate needs no Kubernetes client crates.
@@ -63,6 +66,7 @@ pub mod duration;
 pub mod ec2nodeclass;
 mod enums;
 pub mod error;
+pub mod k8s;
 pub mod node_class_ref;
 pub mod nodeclaim;
 pub mod nodepool;

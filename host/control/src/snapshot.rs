@@ -14,6 +14,7 @@ use dovetail_core::catalog::{CapacityType, Catalog, InstanceType};
 use dovetail_core::labels;
 use dovetail_core::model::{Labels, Node, Pod};
 use dovetail_core::nodeclaim::{ConditionStatus, ConditionType, NodeClaim};
+use dovetail_core::requirements::{NodeSelectorRequirement, Requirements};
 use dovetail_core::scheduler::Snapshot;
 use dovetail_core::sym::Sym;
 
@@ -46,10 +47,20 @@ impl View {
     }
 }
 
-/// Labels of a node launched from an offering: the instance type's, zone
-/// and capacity type.
-pub fn instance_labels(it: &InstanceType, zone: Sym, capacity_type: CapacityType) -> Labels {
-    let mut l = it.labels.clone();
+/// Labels of a node launched from an offering for a NodeClaim with
+/// `requirements`: the instance type's (of a multi-valued label, the value
+/// the requirements allow), zone and capacity type.
+pub fn instance_labels(
+    it: &InstanceType,
+    zone: Sym,
+    capacity_type: CapacityType,
+    requirements: &[NodeSelectorRequirement],
+) -> Labels {
+    let mut l = if it.label_values.is_empty() {
+        it.labels.clone()
+    } else {
+        it.node_labels(&Requirements::from_terms(requirements).unwrap_or_default())
+    };
     l.push((Sym::new(labels::ZONE), zone));
     l.push((
         Sym::new(labels::CAPACITY_TYPE),
@@ -198,7 +209,7 @@ pub fn in_flight(claim: &NodeClaim, catalog: &Catalog) -> Option<Node> {
         None => {
             let first = claim.launch.first()?;
             let it = catalog.get(first.instance_type.as_str())?;
-            let mut l = instance_labels(it, first.zone, first.capacity_type);
+            let mut l = instance_labels(it, first.zone, first.capacity_type, &claim.requirements);
             l.extend(claim.labels.iter().copied());
             (
                 sort_labels(l),

@@ -1,14 +1,15 @@
 //! A NodeClaim made from a planned one and its NodePool, as Karpenter's
 //! NodeClaim template makes them: the pool's labels, annotations, taints,
 //! start-up taints, node class, expiry and grace period, the NodePool label,
-//! single-valued requirements as labels, and the template hash.
+//! the labels the requirements give (each single-valued one, and a value for
+//! each custom one), the template hash, and whether `minValues` was relaxed.
 
 use dovetail_core::labels;
 use dovetail_core::model::NodePool;
 use dovetail_core::nodeclaim::{
-    NODEPOOL_HASH_ANNOTATION, NODEPOOL_HASH_VERSION_ANNOTATION, NodeClaim, NodeClaimStatus,
+    MIN_VALUES_RELAXED_ANNOTATION, NODEPOOL_HASH_ANNOTATION, NODEPOOL_HASH_VERSION_ANNOTATION,
+    NodeClaim, NodeClaimStatus,
 };
-use dovetail_core::requirements::Operator;
 use dovetail_core::scheduler::{NodeClaimPlan, OfferingRef};
 use dovetail_core::sym::Sym;
 
@@ -24,8 +25,22 @@ pub fn node_claim(
     launch: Vec<OfferingRef>,
     now_ms: u64,
 ) -> NodeClaim {
-    let mut l = Vec::new();
-    let mut annotations = Vec::new();
+    // Labels from requirements first: the pool's own labels win (the last
+    // of a key is kept), as in Karpenter's NodeClaim.
+    let mut l: Vec<(Sym, Sym)> = plan
+        .labels
+        .iter()
+        .copied()
+        .filter(|(k, _)| k.as_str() != labels::HOSTNAME)
+        .collect();
+    let mut annotations = vec![(
+        Sym::new(MIN_VALUES_RELAXED_ANNOTATION),
+        Sym::new(if plan.min_values_relaxed {
+            "true"
+        } else {
+            "false"
+        }),
+    )];
     if let Some(p) = pool {
         l.extend(p.labels.iter().copied());
         l.push((Sym::new(labels::NODE_POOL), p.name));
@@ -38,11 +53,6 @@ pub fn node_claim(
             Sym::new(NODEPOOL_HASH_VERSION_ANNOTATION),
             Sym::new(NODEPOOL_HASH_VERSION),
         ));
-    }
-    for r in &plan.requirements {
-        if r.operator == Operator::In && r.values.len() == 1 && r.key != labels::HOSTNAME {
-            l.push((Sym::new(&r.key), Sym::new(&r.values[0])));
-        }
     }
     NodeClaim {
         name,

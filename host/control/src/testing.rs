@@ -116,7 +116,7 @@ impl CloudProvider for FakeCloud {
                 capacity_type: o.capacity_type,
                 price: o.price,
                 image_id: Some("ami-test".into()),
-                labels: instance_labels(it, o.zone, o.capacity_type),
+                labels: instance_labels(it, o.zone, o.capacity_type, &claim.requirements),
                 capacity: it.capacity.clone(),
                 allocatable: it.allocatable(),
                 state: InstanceState::Running,

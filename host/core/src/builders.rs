@@ -123,6 +123,15 @@ pub fn daemon_set(name: &str, cpu: &str, memory: &str) -> DaemonSet {
     }
 }
 
+/// A DaemonSet whose pods are `template` (node selectors, affinity, host
+/// ports and all).
+pub fn daemon_set_of(name: &str, template: PodBuilder) -> DaemonSet {
+    DaemonSet {
+        name: Sym::new(name),
+        pod: template.daemon(name).build(),
+    }
+}
+
 /// A node of `instance_type` from `catalog`, as Karpenter would label it.
 #[derive(Debug, Clone)]
 pub struct NodeBuilder(Node);
@@ -272,6 +281,12 @@ impl Given {
 
     pub fn catalog(&self) -> &Catalog {
         &self.snapshot.catalog
+    }
+
+    /// Changes the scheduler's settings (`minValuesPolicy`, …).
+    pub fn settings(mut self, edit: impl FnOnce(&mut crate::scheduler::Settings)) -> Self {
+        edit(&mut self.snapshot.settings);
+        self
     }
 
     pub fn node_pool(mut self, b: NodePoolBuilder) -> Self {

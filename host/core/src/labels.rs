@@ -1,5 +1,7 @@
 //! Well-known label keys, taints and annotations (Karpenter's and Kubernetes').
 
+use crate::sym::Sym;
+
 pub const HOSTNAME: &str = "kubernetes.io/hostname";
 pub const ZONE: &str = "topology.kubernetes.io/zone";
 pub const REGION: &str = "topology.kubernetes.io/region";
@@ -62,6 +64,29 @@ pub const WELL_KNOWN: &[&str] = &[
 
 pub fn is_well_known(key: &str) -> bool {
     WELL_KNOWN.contains(&key)
+}
+
+/// The labels a NodeClaim may leave undefined while a pod still requires
+/// them, because the launch fills them in: [`WELL_KNOWN`] and those the
+/// catalog declares its own (a custom catalog's accelerator model, say).
+#[derive(Debug, Clone, Copy)]
+pub struct WellKnown<'a> {
+    /// The catalog's own keys, sorted.
+    catalog: &'a [Sym],
+}
+
+impl<'a> WellKnown<'a> {
+    /// Karpenter's and the AWS provider's well-known labels only.
+    pub const BUILT_IN: WellKnown<'static> = WellKnown { catalog: &[] };
+
+    /// The built-in labels and `catalog` (sorted).
+    pub fn with(catalog: &'a [Sym]) -> Self {
+        Self { catalog }
+    }
+
+    pub fn contains(&self, key: Sym) -> bool {
+        is_well_known(key.as_str()) || self.catalog.binary_search(&key).is_ok()
+    }
 }
 
 /// Taints that come and go during a node's start-up; scheduling ignores them

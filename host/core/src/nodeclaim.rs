@@ -26,6 +26,9 @@ pub const INITIALIZED_LABEL: &str = "karpenter.sh/initialized";
 pub const DO_NOT_SYNC_TAINTS_LABEL: &str = "karpenter.sh/do-not-sync-taints";
 pub const NODEPOOL_HASH_ANNOTATION: &str = "karpenter.sh/nodepool-hash";
 pub const NODEPOOL_HASH_VERSION_ANNOTATION: &str = "karpenter.sh/nodepool-hash-version";
+/// `"true"` when `minValuesPolicy: BestEffort` relaxed a `minValues` to
+/// plan the NodeClaim, else `"false"`.
+pub const MIN_VALUES_RELAXED_ANNOTATION: &str = "karpenter.sh/nodeclaim-min-values-relaxed";
 pub const TERMINATION_TIMESTAMP_ANNOTATION: &str = "karpenter.sh/nodeclaim-termination-timestamp";
 
 /// The condition types Karpenter sets on a NodeClaim.

@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::labels;
+use crate::labels::{self, WellKnown};
 use crate::sym::Sym;
 
 /// A node selector operator, as Kubernetes and Karpenter spell them.
@@ -259,6 +259,23 @@ impl Requirement {
         self.len() == 0
     }
 
+    /// A value this requirement allows, as Karpenter's `Any` picks one for a
+    /// NodeClaim label, but the same every time: the first listed value of
+    /// an `In`; for `NotIn`, `Exists` and bounds, the smallest allowed
+    /// non-negative integer. `None` for `DoesNotExist` (or nothing allowed).
+    pub fn any(&self) -> Option<Sym> {
+        if !self.complement {
+            return self.values.first().copied();
+        }
+        let from = self.gte.unwrap_or(0).max(0);
+        let to = self.lte.unwrap_or(i64::MAX);
+        // Each excluded value rules out at most one integer.
+        (from..=to)
+            .take(self.values.len() + 1)
+            .map(|n| Sym::new(&n.to_string()))
+            .find(|&v| self.has(v))
+    }
+
     /// The one allowed value, if exactly one.
     pub fn single_value(&self) -> Option<Sym> {
         match (self.complement, self.values.as_slice()) {
@@ -381,7 +398,7 @@ impl Requirement {
         self.has_intersection(incoming) || self.is_negative() && incoming.is_negative()
     }
 
-    fn is_negative(&self) -> bool {
+    pub(crate) fn is_negative(&self) -> bool {
         matches!(self.operator(), Operator::NotIn | Operator::DoesNotExist)
     }
 
@@ -590,9 +607,27 @@ impl Requirements {
         allow_well_known: bool,
         what: &'static str,
     ) -> Result<(), Incompatible> {
+        self.compatible_with(
+            incoming,
+            allow_well_known.then_some(WellKnown::BUILT_IN),
+            what,
+        )
+    }
+
+    /// [`Requirements::compatible`], with the well-known labels a catalog
+    /// adds: `None` allows no undefined key but negative ones (a node that
+    /// exists), `Some` also allows those labels (a NodeClaim to launch).
+    pub fn compatible_with(
+        &self,
+        incoming: &Requirements,
+        well_known: Option<WellKnown<'_>>,
+        what: &'static str,
+    ) -> Result<(), Incompatible> {
         for r in &incoming.0 {
-            let open = r.is_negative() || allow_well_known && labels::is_well_known(r.key.as_str());
-            if !self.has(r.key) && !open {
+            if self.has(r.key) || r.is_negative() {
+                continue;
+            }
+            if !well_known.is_some_and(|w| w.contains(r.key)) {
                 return Err(Incompatible::Undefined { key: r.key, what });
             }
         }

@@ -29,7 +29,7 @@ const FUEL_MODE_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a run goes before its progress bar appears.
 const PROGRESS_AFTER: Duration = Duration::from_secs(1);
 
-const SPEC_FORM: &str = "`scenario`, `builtin`, `static-node-groups` or \
+const SPEC_FORM: &str = "`scenario`, `builtin`, `static-node-groups`, `static-node-groups:spot` or \
      `LABEL:DECISION=FILE[,DECISION=FILE]` (DECISION: instance-selection, consolidation-scoring, \
      instance-selection-config or consolidation-scoring-config), e.g. \
      `savings:consolidation-scoring=dovetail_policy_savings_threshold.wasm`";
@@ -49,6 +49,8 @@ for a cool-down.
 Examples:
   dovetail sim examples/scenarios/demo.yaml
   dovetail sim demo.yaml --baseline static-node-groups
+  dovetail sim demo.yaml --compare builtin --compare static-node-groups \\
+      --compare static-node-groups:spot
   dovetail sim demo.yaml --compare builtin \\
       --compare savings:consolidation-scoring=dovetail_policy_savings_threshold.wasm \\
       --json runs.json --report out.html     # one page: both runs overlaid")]
@@ -69,7 +71,9 @@ pub struct SimArgs {
     config: Option<PathBuf>,
     /// Run the scenario once per SPEC and print one side-by-side table
     /// (repeatable). SPEC: `scenario` (the scenario's policies and --policy),
-    /// `builtin`, `static-node-groups`, or `LABEL:DECISION=FILE[,DECISION=FILE]`
+    /// `builtin`, `static-node-groups` (on-demand unless the scenario's
+    /// groups say otherwise), `static-node-groups:spot` (the same groups
+    /// bought as spot), or `LABEL:DECISION=FILE[,DECISION=FILE]`
     /// (DECISION as for --policy; decisions it does not name use the
     /// built-in). Columns are the SPECs in order, preceded by `scenario`
     /// unless one of them is the plain run (`builtin` is, when the scenario
@@ -79,7 +83,8 @@ pub struct SimArgs {
     compare: Vec<String>,
     /// Also run Cluster-Autoscaler-like static node groups (the scenario's
     /// `baseline.nodeGroups`, or on-demand m5 groups of four sizes) and
-    /// compare; the same as `--compare static-node-groups`.
+    /// compare; the same as `--compare static-node-groups`
+    /// (`static-node-groups-spot`: `--compare static-node-groups:spot`).
     #[arg(long, value_enum, value_name = "BASELINE")]
     baseline: Option<BaselineArg>,
     /// Override the scenario's seed (every run).
@@ -103,12 +108,18 @@ pub struct SimArgs {
     /// overlaid.
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
+    /// Refuse a scenario with warnings (fields Karpenter's NodePool schema
+    /// does not have, which are otherwise ignored with a warning).
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BaselineArg {
     /// Cluster Autoscaler with fixed instance-type node groups.
     StaticNodeGroups,
+    /// The same node groups, bought as spot.
+    StaticNodeGroupsSpot,
 }
 
 /// The two decisions, their `--policy` keys and scenario fields.
@@ -191,7 +202,10 @@ enum Spec {
     /// The scenario's policies with the `--policy` overrides.
     Scenario,
     Builtin,
-    StaticNodeGroups,
+    /// Cluster-Autoscaler-like node groups; `spot`: bought as spot.
+    StaticNodeGroups {
+        spot: bool,
+    },
     Custom {
         label: String,
         set: PolicySet,
@@ -203,7 +217,8 @@ impl Spec {
         match self {
             Spec::Scenario => "scenario",
             Spec::Builtin => "builtin",
-            Spec::StaticNodeGroups => "static-node-groups",
+            Spec::StaticNodeGroups { spot: false } => "static-node-groups",
+            Spec::StaticNodeGroups { spot: true } => "static-node-groups-spot",
             Spec::Custom { label, .. } => label,
         }
     }
@@ -213,7 +228,10 @@ fn parse_spec(text: &str) -> Result<Spec> {
     match text {
         "scenario" => return Ok(Spec::Scenario),
         "builtin" => return Ok(Spec::Builtin),
-        "static-node-groups" => return Ok(Spec::StaticNodeGroups),
+        "static-node-groups" => return Ok(Spec::StaticNodeGroups { spot: false }),
+        "static-node-groups:spot" | "static-node-groups-spot" => {
+            return Ok(Spec::StaticNodeGroups { spot: true });
+        }
         _ => {}
     }
     let what = format!("--compare {text}");
@@ -298,10 +316,13 @@ fn plan(args: &SimArgs, scenario: &Scenario) -> Result<(Vec<Spec>, PolicySet)> {
         .iter()
         .map(|s| parse_spec(s))
         .collect::<Result<Vec<_>>>()?;
-    if args.baseline == Some(BaselineArg::StaticNodeGroups)
-        && !specs.contains(&Spec::StaticNodeGroups)
-    {
-        specs.push(Spec::StaticNodeGroups);
+    if let Some(baseline) = args.baseline {
+        let spec = Spec::StaticNodeGroups {
+            spot: baseline == BaselineArg::StaticNodeGroupsSpot,
+        };
+        if !specs.contains(&spec) {
+            specs.push(spec);
+        }
     }
     if !specs.is_empty() {
         let has_plain = specs.contains(&Spec::Scenario)
@@ -399,8 +420,18 @@ fn simulate(
     prefix: &str,
 ) -> Result<Run> {
     let mut scenario = scenario.clone();
-    if *spec == Spec::StaticNodeGroups {
-        let groups = scenario.baseline_groups();
+    if let Spec::StaticNodeGroups { spot } = *spec {
+        let groups = if spot {
+            scenario.spot_baseline_groups()
+        } else {
+            scenario.baseline_groups()
+        };
+        if spot && groups.is_empty() && !scenario.baseline_groups().is_empty() {
+            bail!(
+                "static-node-groups:spot: the catalog sells none of the baseline's instance types \
+                 as spot; name types it does in `baseline.nodeGroups`"
+            );
+        }
         if groups.is_empty() {
             bail!(
                 "static-node-groups: the scenario has no `baseline.nodeGroups` and its catalog \
@@ -437,7 +468,7 @@ fn simulate(
     bar.finish_and_clear();
 
     let label = spec.label().to_string();
-    if *spec == Spec::StaticNodeGroups {
+    if matches!(spec, Spec::StaticNodeGroups { .. }) {
         return Ok(Run {
             label,
             report,
@@ -527,6 +558,21 @@ pub fn run(args: SimArgs) -> Result<()> {
     })?;
     let mut scenario = parse_scenario(&text)
         .with_context(|| format!("scenario {} is not valid", args.scenario.display()))?;
+    if args.strict && !scenario.warnings.is_empty() {
+        bail!(
+            "scenario {} is not valid (--strict makes its warnings errors): {}",
+            args.scenario.display(),
+            scenario
+                .warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    for w in &scenario.warnings {
+        eprintln!("warning: {w}");
+    }
     if let Some(seed) = args.seed {
         scenario.seed = seed;
     }
@@ -539,7 +585,7 @@ pub fn run(args: SimArgs) -> Result<()> {
         let host = match spec {
             Spec::Scenario => load_host(&mut runtime, &args, spec.label(), &plain)?,
             Spec::Custom { label, set } => load_host(&mut runtime, &args, label, set)?,
-            Spec::Builtin | Spec::StaticNodeGroups => None,
+            Spec::Builtin | Spec::StaticNodeGroups { .. } => None,
         };
         hosts.push(host);
     }

@@ -448,6 +448,49 @@ fn sim_compares_dovetail_with_static_node_groups() {
 }
 
 #[test]
+fn sim_compares_with_static_node_groups_on_demand_and_spot() {
+    let scenario = example("scenarios/demo.yaml");
+    let o = dovetail(&[
+        "sim",
+        scenario.to_str().unwrap(),
+        "--compare",
+        "builtin",
+        "--compare",
+        "static-node-groups",
+        "--compare",
+        "static-node-groups:spot",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let header = text
+        .lines()
+        .find(|l| l.contains("static-node-groups-spot"))
+        .unwrap_or_else(|| panic!("a column for the spot groups: {text}"));
+    assert!(header.contains("builtin"), "{text}");
+    assert!(
+        text.contains("static node groups `static-node-groups-spot`: m5.large spot"),
+        "the spot run buys the same groups as spot: {text}"
+    );
+    assert!(
+        text.contains("static node groups `static-node-groups`: m5.large on-demand"),
+        "{text}"
+    );
+    let costs = text
+        .lines()
+        .find(|l| l.starts_with("cost (USD)"))
+        .unwrap_or_else(|| panic!("a cost row: {text}"));
+    let costs: Vec<f64> = costs
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(costs.len(), 3, "{text}");
+    assert!(
+        costs[2] < costs[1],
+        "spot groups cost less than on-demand ones: {text}"
+    );
+}
+
+#[test]
 fn sim_compares_policy_sets_side_by_side() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = example("scenarios/demo.yaml");
@@ -607,6 +650,52 @@ fn sim_names_the_bad_field_and_line_of_a_scenario() {
             && err.contains("--policy consolidation-scoring=FILE"),
         "{err}"
     );
+}
+
+#[test]
+fn sim_warns_of_unknown_node_pool_fields_and_strict_refuses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1beta1.yaml");
+    let text = std::fs::read_to_string(example("scenarios/demo.yaml"))
+        .unwrap()
+        .replace("duration: 30m", "duration: 1m")
+        .replace(
+            "        consolidateAfter: 30s",
+            "        consolidateAfter: 30s\n        expireAfter: 24h",
+        );
+    let line = text
+        .lines()
+        .position(|l| l.contains("expireAfter: 24h"))
+        .unwrap()
+        + 1;
+    std::fs::write(&path, &text).unwrap();
+    let warning = format!(
+        "warning: nodePools[0].spec.disruption.expireAfter at line {line}: not a field of karpenter.sh/v1 NodePool; it is ignored: karpenter.sh/v1 moved it to spec.template.spec.expireAfter"
+    );
+
+    let o = dovetail(&["sim", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&warning), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("expireAfter"), "warnings go to stderr");
+
+    let o = dovetail(&["sim", path.to_str().unwrap(), "--strict"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("error: scenario ")
+            && err.contains("is not valid (--strict makes its warnings errors): nodePools[0].spec.disruption.expireAfter at line"),
+        "{err}"
+    );
+    assert!(stdout(&o).is_empty(), "nothing ran: {}", stdout(&o));
+
+    // A clean scenario passes --strict without a word on stderr.
+    let o = dovetail(&[
+        "sim",
+        example("scenarios/demo.yaml").to_str().unwrap(),
+        "--strict",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
 }
 
 #[test]

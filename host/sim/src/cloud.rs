@@ -15,6 +15,7 @@ use dovetail_control::snapshot::instance_labels;
 use dovetail_core::catalog::{CapacityType, Catalog};
 use dovetail_core::labels;
 use dovetail_core::nodeclaim::NodeClaim;
+use dovetail_core::requirements::NodeSelectorRequirement;
 use dovetail_core::sym::Sym;
 
 use crate::engine::SimEvent;
@@ -121,21 +122,22 @@ impl Ec2 {
     /// once.
     pub fn start(
         &mut self,
-        offering: &OfferingKey,
+        offering: OfferingKey,
         (claim, node_pool): (Sym, Option<Sym>),
+        requirements: &[NodeSelectorRequirement],
         now: u64,
         started: Option<(u64, bool)>,
     ) -> Option<Instance> {
         let OfferingKey {
-            capacity_type,
             instance_type,
             zone,
-        } = *offering;
+            capacity_type,
+        } = offering;
         let it = self.catalog.get(instance_type.as_str())?;
         let price = it.offering(zone.as_str(), capacity_type)?.price;
         self.next_id += 1;
         let id = self.next_id;
-        let mut labels = instance_labels(it, zone, capacity_type);
+        let mut labels = instance_labels(it, zone, capacity_type, requirements);
         labels.push((Sym::new(labels::REGION), self.region));
         labels.sort_by_key(|&(k, _)| k);
         let (launched_ms, running_at, ready_at) = match started {
@@ -277,7 +279,17 @@ impl CloudProvider for Ec2 {
                 failed.push(key);
                 continue;
             }
-            let Some(instance) = self.start(&key, (claim.name, claim.node_pool), now, None) else {
+            let Some(instance) = self.start(
+                OfferingKey {
+                    instance_type: o.instance_type,
+                    zone: o.zone,
+                    capacity_type: o.capacity_type,
+                },
+                (claim.name, claim.node_pool),
+                &claim.requirements,
+                now,
+                None,
+            ) else {
                 continue;
             };
             self.events.push(SimEvent::NodeLaunched {

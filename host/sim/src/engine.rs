@@ -285,14 +285,14 @@ impl<'a> Simulation<'a> {
             let (Some(it), Some(zone)) = (get(labels::INSTANCE_TYPE), get(labels::ZONE)) else {
                 continue;
             };
-            let offering = OfferingKey {
-                capacity_type: init.capacity_type,
-                instance_type: it,
-                zone,
-            };
             let Some(instance) = self.cloud.start(
-                &offering,
+                OfferingKey {
+                    instance_type: it,
+                    zone,
+                    capacity_type: init.capacity_type,
+                },
                 (node.name, node.node_pool),
+                &[],
                 0,
                 Some((node.created_at * 1000, init.ready)),
             ) else {
@@ -758,6 +758,12 @@ impl<'a> Simulation<'a> {
         // DaemonSet pods tolerate the start-up conditions of a node.
         node.taints
             .retain(|t| !labels::is_ephemeral_taint(t.key.as_str()));
+        // Pods are placed once, at registration; a DaemonSet that selects
+        // the lifecycle labels gets its pod as soon as they are set.
+        for key in [REGISTERED_LABEL, INITIALIZED_LABEL] {
+            node.labels.push((Sym::new(key), Sym::new("true")));
+        }
+        node.labels = dovetail_control::snapshot::sort_labels(node.labels);
         let now_ms = self.now_ms();
         for ds in self.world.state.daemon_sets().to_vec() {
             if !daemon_schedules_on(&ds.pod, &node) {
@@ -907,7 +913,33 @@ impl<'a> Simulation<'a> {
             .map(|(slot, n)| (n.name, slot))
             .collect();
         let plan = solve(&snapshot, &pods);
-        for b in &plan.bindings {
+        let mut bindings = plan.bindings;
+        // kube-scheduler scores a PreferNoSchedule taint, it does not filter
+        // on it: a pod that fits nowhere else goes to such a node.
+        let soft = |n: &dovetail_core::model::Node| {
+            n.taints
+                .iter()
+                .any(|t| t.effect == TaintEffect::PreferNoSchedule)
+        };
+        if !plan.unschedulable.is_empty() && snapshot.nodes.iter().any(soft) {
+            let by_key: HashMap<_, _> = pods.iter().map(|p| (p.key(), p)).collect();
+            for b in &bindings {
+                if let (Some(&slot), Some(&pod)) = (slots.get(&b.node), by_key.get(&b.pod)) {
+                    snapshot.nodes[slot].pods.push(pod.clone());
+                }
+            }
+            for n in &mut snapshot.nodes {
+                n.taints
+                    .retain(|t| t.effect != TaintEffect::PreferNoSchedule);
+            }
+            let left: Vec<_> = plan
+                .unschedulable
+                .iter()
+                .filter_map(|u| by_key.get(&u.pod).map(|&p| p.clone()))
+                .collect();
+            bindings.extend(solve(&snapshot, &left).bindings);
+        }
+        for b in &bindings {
             if let (Some(p), Some(&slot)) = (self.world.state.pod_id(&b.pod), slots.get(&b.node)) {
                 self.bind(p, ids[slot]);
             }

@@ -1319,7 +1319,7 @@ pub fn compare_html(title: &str, runs: &[Run]) -> String {
             escape(groups.trim().trim_start_matches('(').trim_end_matches(')'))
         );
     }
-    if let Some(base) = runs.iter().find(|r| r.is_baseline()) {
+    for base in runs.iter().filter(|r| r.is_baseline()) {
         let y = base.report.totals.cost_usd;
         page.push_str("<p>");
         for r in runs.iter().filter(|r| !r.is_baseline()) {

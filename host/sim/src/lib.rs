@@ -29,6 +29,7 @@ mod report;
 mod scenario;
 pub mod text;
 mod types;
+mod unknown_fields;
 mod world;
 
 pub use demo::demo_scenario;
@@ -43,3 +44,4 @@ pub use types::{
     Autoscaler, BaselineModel, Deployment, Diurnal, Event, EventKind, InitialNode, Job, Models,
     NodeError, NodeGroup, PdbSpec, PolicyFiles, Scenario, node_for,
 };
+pub use unknown_fields::{ScenarioWarning, WarningReason};

@@ -5,7 +5,9 @@
 //! catalog, the cluster at the start, workloads, events, the baseline's node
 //! groups, model parameters and policies. Durations are Go durations (`90s`,
 //! `30m`, `1h30m`), quantities Kubernetes ones (`500m`, `1536Mi`). Errors
-//! name the field, and the line when the YAML itself is wrong.
+//! name the field, and the line when the YAML itself is wrong. NodePool
+//! fields Karpenter's v1 schema does not have are ignored, as the API server
+//! ignores them, and listed in [`Scenario::warnings`] with their lines.
 //!
 //! With `nodeClasses`, every NodePool's `nodeClassRef` must name one of them,
 //! and the AWS catalog sizes nodes as those classes do (kubelet `maxPods`,
@@ -23,13 +25,19 @@
 //! region: us-east-1                 # of `catalog`; default us-east-1
 //! catalog:                          # optional; replaces the AWS us-east-1 catalog
 //!   - name: small
-//!     labels: { kubernetes.io/arch: amd64 }
+//!     labels: { kubernetes.io/arch: amd64, kubernetes.io/os: [linux, windows] }
 //!     capacity: { cpu: "2", memory: 4Gi, pods: "30" }   # pods default 110
 //!     overhead: { kubeReserved: { cpu: 100m, memory: 256Mi } }   # optional
 //!     offerings:
 //!       - { zone: zone-a, capacityType: on-demand, price: 0.05 }
 //!       - { zone: zone-a, capacityType: spot, price: 0.02, available: false }
-//! settings: { spotToSpotConsolidation: true }         # default false
+//! # or, to declare labels of its own well-known (a NodePool may leave them
+//! # out and a pod still require them, as with Karpenter's own):
+//! # catalog: { wellKnownLabels: [example.com/gpu-model], instanceTypes: [...] }
+//! settings:                         # Karpenter's settings; every key optional
+//!   minValuesPolicy: Strict         # or BestEffort
+//!   preferencePolicy: Respect       # or Ignore
+//!   featureGates: { spotToSpotConsolidation: false }
 //! nodeClasses:                      # optional; default Karpenter's sizing
 //!   - apiVersion: karpenter.k8s.aws/v1
 //!     kind: EC2NodeClass
@@ -126,7 +134,9 @@ use dovetail_core::model::{
     sorted_labels, untolerated,
 };
 use dovetail_core::resources::{self, QuantityError, Resources};
-use dovetail_core::scheduler::Snapshot;
+use dovetail_core::scheduler::{
+    MinValuesPolicy, PreferencePolicy, Settings as SchedulerSettings, Snapshot,
+};
 use dovetail_core::sym::Sym;
 use dovetail_core::template::pod;
 use serde::Deserialize;
@@ -136,6 +146,7 @@ use crate::types::{
     BaselineModel, Deployment, Diurnal, Event, EventKind, InitialNode, Job, Models, NodeError,
     NodeGroup, PdbSpec, PolicyFiles, Scenario, node_for,
 };
+use crate::unknown_fields;
 
 /// A scenario file that cannot be used, with where and why.
 #[derive(Debug, thiserror::Error)]
@@ -167,7 +178,7 @@ struct File {
     #[serde(default)]
     region: Option<String>,
     #[serde(default)]
-    catalog: Option<Vec<InstanceTypeSpec>>,
+    catalog: Option<CatalogFile>,
     /// Checked only when given: without it nodes are sized as Karpenter's
     /// defaults size them, whatever the NodePools' `nodeClassRef` says.
     #[serde(default)]
@@ -189,12 +200,150 @@ struct File {
     policies: PoliciesSpec,
 }
 
+/// `catalog:`: a list of instance types, or a map with `instanceTypes` and
+/// the catalog's own `wellKnownLabels`.
+#[derive(Debug)]
+struct CatalogFile {
+    /// Whether written as a map (errors then name `catalog.instanceTypes`).
+    map: bool,
+    well_known_labels: Vec<String>,
+    instance_types: Vec<InstanceTypeSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CatalogMap {
+    #[serde(default)]
+    well_known_labels: Vec<String>,
+    instance_types: Vec<InstanceTypeSpec>,
+}
+
+impl<'de> Deserialize<'de> for CatalogFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CatalogFile;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a list of instance types, or a map with `instanceTypes` and `wellKnownLabels`",
+                )
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<CatalogFile, A::Error> {
+                Ok(CatalogFile {
+                    map: false,
+                    well_known_labels: Vec::new(),
+                    instance_types: Deserialize::deserialize(
+                        de::value::SeqAccessDeserializer::new(seq),
+                    )?,
+                })
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<CatalogFile, A::Error> {
+                let m = CatalogMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(CatalogFile {
+                    map: true,
+                    well_known_labels: m.well_known_labels,
+                    instance_types: m.instance_types,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SettingsSpec {
-    /// Karpenter's `SpotToSpotConsolidation` feature gate.
+    /// Karpenter's `--min-values-policy`.
     #[serde(default)]
-    spot_to_spot_consolidation: bool,
+    min_values_policy: Option<MinValuesPolicySpec>,
+    /// Karpenter's `--preference-policy`.
+    #[serde(default)]
+    preference_policy: Option<PreferencePolicySpec>,
+    /// Karpenter's feature gates, named as its Helm chart's
+    /// `settings.featureGates` names them.
+    #[serde(default)]
+    feature_gates: FeatureGates,
+    /// The `SpotToSpotConsolidation` gate as scenarios wrote it before
+    /// `featureGates`.
+    #[serde(default)]
+    spot_to_spot_consolidation: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+enum MinValuesPolicySpec {
+    Strict,
+    BestEffort,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+enum PreferencePolicySpec {
+    Respect,
+    Ignore,
+}
+
+/// The feature gates Dovetail models.
+#[derive(Debug, Default)]
+struct FeatureGates {
+    spot_to_spot_consolidation: Option<bool>,
+}
+
+/// Karpenter's feature gates Dovetail does not model, with their defaults:
+/// accepted at the default, refused otherwise.
+const UNMODELLED_GATES: &[(&str, bool)] = &[
+    ("nodeRepair", false),
+    ("reservedCapacity", true),
+    ("nodeOverlay", false),
+    ("staticCapacity", false),
+    ("capacityBuffer", false),
+];
+
+const SPOT_TO_SPOT_GATE: &str = "spotToSpotConsolidation";
+
+impl<'de> Deserialize<'de> for FeatureGates {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FeatureGates;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of feature gates, e.g. `{ spotToSpotConsolidation: true }`")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FeatureGates, A::Error> {
+                let mut gates = FeatureGates::default();
+                while let Some(name) = map.next_key::<String>()? {
+                    let on: bool = map.next_value()?;
+                    if name == SPOT_TO_SPOT_GATE {
+                        gates.spot_to_spot_consolidation = Some(on);
+                    } else if let Some(&(_, default)) =
+                        UNMODELLED_GATES.iter().find(|(g, _)| *g == name)
+                    {
+                        if on != default {
+                            return Err(de::Error::custom(format!(
+                                "feature gate `{name}` is not modelled by Dovetail; leave it at Karpenter's default ({default}) or remove it"
+                            )));
+                        }
+                    } else {
+                        let known: Vec<&str> = std::iter::once(SPOT_TO_SPOT_GATE)
+                            .chain(UNMODELLED_GATES.iter().map(|(g, _)| *g))
+                            .collect();
+                        let hint = known
+                            .iter()
+                            .find(|g| g.eq_ignore_ascii_case(&name))
+                            .map(|g| format!(" (write `{g}`)"))
+                            .unwrap_or_default();
+                        return Err(de::Error::custom(format!(
+                            "unknown feature gate `{name}`{hint}; the known gates are {}",
+                            known.join(", ")
+                        )));
+                    }
+                }
+                Ok(gates)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 // Values checked as they are read, so that a bad one gets its line.
@@ -907,10 +1056,10 @@ fn sizing_differences(a: &CatalogSettings, b: &CatalogSettings) -> Vec<SizingDif
 /// The scenario's catalog, or the AWS one.
 fn catalog(
     region: Option<String>,
-    specs: Option<Vec<InstanceTypeSpec>>,
+    file: Option<CatalogFile>,
     sizing: Option<&CatalogSettings>,
 ) -> Result<Arc<Catalog>, ScenarioError> {
-    let Some(specs) = specs else {
+    let Some(file) = file else {
         return match (region, sizing) {
             (Some(r), _) if r != DEFAULT_REGION => Err(invalid(
                 "region",
@@ -922,15 +1071,41 @@ fn catalog(
             (_, None) => Ok(aws_catalog()),
         };
     };
+    let specs = &file.instance_types;
+    let at = if file.map {
+        "catalog.instanceTypes"
+    } else {
+        "catalog"
+    };
     if specs.is_empty() {
         return Err(invalid(
-            "catalog",
+            at,
             "list at least one instance type, or leave `catalog` out for AWS us-east-1",
         ));
     }
+    let mut well_known = Vec::with_capacity(file.well_known_labels.len());
+    for (i, key) in file.well_known_labels.iter().enumerate() {
+        let field = format!("catalog.wellKnownLabels[{i}]");
+        if let Some(problem) = dovetail_api::rules::qualified_name_problem(key) {
+            return Err(invalid(
+                field,
+                format!("`{key}` is not a label key: {problem}"),
+            ));
+        }
+        if key == dovetail_core::labels::HOSTNAME {
+            return Err(invalid(
+                field,
+                format!("`{key}` cannot be well-known: every node gets its own"),
+            ));
+        }
+        if file.well_known_labels[..i].contains(key) {
+            return Err(invalid(field, format!("`{key}` is listed twice")));
+        }
+        well_known.push(Sym::new(key));
+    }
     let region = region.as_deref().unwrap_or(DEFAULT_REGION);
-    Catalog::from_specs(region, &specs)
-        .map(Arc::new)
+    Catalog::from_specs(region, specs)
+        .map(|c| Arc::new(c.with_well_known_labels(well_known)))
         .map_err(|e| {
             // A repeated name is reported at its second entry.
             let named = |s: &InstanceTypeSpec| s.name == e.instance_type;
@@ -941,10 +1116,40 @@ fn catalog(
             }
             .unwrap_or(0);
             invalid(
-                format!("catalog[{i}].{}", e.field),
+                format!("{at}[{i}].{}", e.field),
                 format!("instance type `{}`: {}", e.instance_type, e.message),
             )
         })
+}
+
+/// The scheduler settings and the spot-to-spot gate from `settings`.
+fn settings(spec: SettingsSpec) -> Result<(SchedulerSettings, bool), ScenarioError> {
+    let gate = spec.feature_gates.spot_to_spot_consolidation;
+    let spot_to_spot = match (spec.spot_to_spot_consolidation, gate) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(invalid(
+                "settings.featureGates.spotToSpotConsolidation",
+                format!(
+                    "is {b} but `settings.spotToSpotConsolidation` is {a}; keep only the feature gate"
+                ),
+            ));
+        }
+        (a, b) => a.or(b).unwrap_or(false),
+    };
+    let mut scheduler = SchedulerSettings::default();
+    if let Some(p) = spec.min_values_policy {
+        scheduler.min_values_policy = match p {
+            MinValuesPolicySpec::Strict => MinValuesPolicy::Strict,
+            MinValuesPolicySpec::BestEffort => MinValuesPolicy::BestEffort,
+        };
+    }
+    if let Some(p) = spec.preference_policy {
+        scheduler.preference_policy = match p {
+            PreferencePolicySpec::Respect => PreferencePolicy::Respect,
+            PreferencePolicySpec::Ignore => PreferencePolicy::Ignore,
+        };
+    }
+    Ok((scheduler, spot_to_spot))
 }
 
 fn list(names: impl IntoIterator<Item = impl fmt::Display>) -> String {
@@ -1631,7 +1836,7 @@ fn node_groups(
     Ok(out)
 }
 
-fn models(m: ModelsSpec, settings: SettingsSpec) -> Result<Models, ScenarioError> {
+fn models(m: ModelsSpec, spot_to_spot: bool) -> Result<Models, ScenarioError> {
     let d = Models::default();
     let b = BaselineModel::default();
     let or = |v: Option<GoDuration>, default: u64| v.map_or(default, |v| v.0);
@@ -1647,7 +1852,7 @@ fn models(m: ModelsSpec, settings: SettingsSpec) -> Result<Models, ScenarioError
         interruption_warning_ms: or(m.interruption_warning, d.interruption_warning_ms),
         sample_every_ms: or(m.sample_every, d.sample_every_ms),
         disruption: Settings {
-            spot_to_spot: settings.spot_to_spot_consolidation,
+            spot_to_spot,
             ..Settings::default()
         },
         baseline: BaselineModel {
@@ -1679,10 +1884,16 @@ fn models(m: ModelsSpec, settings: SettingsSpec) -> Result<Models, ScenarioError
     Ok(models)
 }
 
-/// Reads a scenario from YAML text.
+/// Reads a scenario from YAML text. Fields of its NodePool manifests that
+/// Karpenter's v1 schema does not have are ignored, as the API server
+/// ignores them, and listed in the scenario's `warnings`.
 pub fn parse_scenario(text: &str) -> Result<Scenario, ScenarioError> {
-    let file: File =
-        serde_norway::from_str(text).map_err(|e| ScenarioError::Yaml(e.to_string()))?;
+    let mut ignored = Vec::new();
+    let file: File = serde_ignored::deserialize(serde_norway::Deserializer::from_str(text), |p| {
+        ignored.push(unknown_fields::steps(&p))
+    })
+    .map_err(|e| ScenarioError::Yaml(e.to_string()))?;
+    let warnings = unknown_fields::node_pool_warnings(text, &ignored);
     let mut pools: Vec<(NodePool, bool)> = Vec::with_capacity(file.node_pools.len());
     for (i, m) in file.node_pools.into_iter().enumerate() {
         let left_out = m.spec.template.spec.node_class_ref.is_none();
@@ -1703,6 +1914,8 @@ pub fn parse_scenario(text: &str) -> Result<Scenario, ScenarioError> {
         None => None,
     };
     let mut cluster = Snapshot::new(catalog(file.region, file.catalog, sizing.as_ref())?);
+    let (scheduler_settings, spot_to_spot) = settings(file.settings)?;
+    cluster.settings = scheduler_settings;
     cluster.node_pools = pools.into_iter().map(|(p, _)| p).collect();
     let (deployments, jobs) = workloads(file.workloads)?;
     cluster.daemon_sets = daemon_sets(file.cluster.daemon_sets)?;
@@ -1719,7 +1932,7 @@ pub fn parse_scenario(text: &str) -> Result<Scenario, ScenarioError> {
     let pdbs = pdbs(file.cluster.pod_disruption_budgets, &deployments, &jobs)?;
     let events = events(&cluster.catalog, &deployments, file.events)?;
     let node_groups = node_groups(&cluster.catalog, file.baseline.node_groups)?;
-    let models = models(file.models, file.settings)?;
+    let models = models(file.models, spot_to_spot)?;
 
     let mut scenario = Scenario::new(cluster, file.duration.0, file.seed);
     scenario.initial_nodes = initial_nodes;
@@ -1734,5 +1947,6 @@ pub fn parse_scenario(text: &str) -> Result<Scenario, ScenarioError> {
         instance_selection: file.policies.instance_selection,
         consolidation_scoring: file.policies.consolidation_scoring,
     };
+    scenario.warnings = warnings;
     Ok(scenario)
 }

@@ -305,41 +305,47 @@ fn write_comparison(out: &mut String, runs: &[Run]) {
             let _ = writeln!(out, "note: {note}");
         }
     }
-    let Some(base) = runs.iter().find(|r| r.is_baseline()) else {
-        return;
-    };
-    let groups = base
-        .report
-        .autoscaler
-        .trim_start_matches("static-node-groups");
-    let _ = writeln!(
-        out,
-        "\nstatic node groups: {}",
-        groups.trim().trim_start_matches('(').trim_end_matches(')')
-    );
+    let baselines: Vec<&Run> = runs.iter().filter(|r| r.is_baseline()).collect();
     let dovetail: Vec<&Run> = runs.iter().filter(|r| !r.is_baseline()).collect();
-    let y = base.report.totals.cost_usd;
-    for run in &dovetail {
-        let who = if dovetail.len() == 1 {
-            "Dovetail".to_string()
+    for base in &baselines {
+        // With both on-demand and spot groups, each comparison names its run.
+        let name = if baselines.len() == 1 {
+            "static node groups".to_string()
         } else {
-            format!("Dovetail ({})", run.label)
+            format!("static node groups `{}`", base.label)
         };
-        let x = run.report.totals.cost_usd;
-        let how = if y <= 0.0 || (x - y).abs() < 0.00005 {
-            "the same as".to_string()
-        } else if x < y {
-            format!("{:.1}% less than", (y - x) / y * 100.0)
-        } else {
-            format!("{:.1}% more than", (x - y) / y * 100.0)
-        };
-        let decimals = crate::format::money_decimals([x, y]);
+        let groups = base
+            .report
+            .autoscaler
+            .trim_start_matches("static-node-groups");
         let _ = writeln!(
             out,
-            "{who} costs {how} static node groups ({} vs {})",
-            crate::format::money_to(x, decimals),
-            crate::format::money_to(y, decimals)
+            "\n{name}: {}",
+            groups.trim().trim_start_matches('(').trim_end_matches(')')
         );
+        let y = base.report.totals.cost_usd;
+        for run in &dovetail {
+            let who = if dovetail.len() == 1 {
+                "Dovetail".to_string()
+            } else {
+                format!("Dovetail ({})", run.label)
+            };
+            let x = run.report.totals.cost_usd;
+            let how = if y <= 0.0 || (x - y).abs() < 0.00005 {
+                "the same as".to_string()
+            } else if x < y {
+                format!("{:.1}% less than", (y - x) / y * 100.0)
+            } else {
+                format!("{:.1}% more than", (x - y) / y * 100.0)
+            };
+            let decimals = crate::format::money_decimals([x, y]);
+            let _ = writeln!(
+                out,
+                "{who} costs {how} {name} ({} vs {})",
+                crate::format::money_to(x, decimals),
+                crate::format::money_to(y, decimals)
+            );
+        }
     }
 }
 
@@ -389,6 +395,43 @@ mod tests {
         assert!(text.contains("static node groups: m5.large"), "{text}");
         assert!(
             text.contains("Dovetail costs 20.0% less than static node groups ($8.00 vs $10.00)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_comparison_with_on_demand_and_spot_groups_names_each() {
+        let builtin = Some(["built-in".to_string(), "built-in".to_string()]);
+        let runs = [
+            run("builtin", 8.0, builtin, "dovetail"),
+            run(
+                "static-node-groups",
+                10.0,
+                None,
+                "static-node-groups (m5.large on-demand)",
+            ),
+            run(
+                "static-node-groups-spot",
+                4.0,
+                None,
+                "static-node-groups (m5.large spot)",
+            ),
+        ];
+        let text = comparison(&runs);
+        assert!(
+            text.contains("static node groups `static-node-groups-spot`: m5.large spot"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Dovetail costs 20.0% less than static node groups `static-node-groups` ($8.00 vs $10.00)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Dovetail costs 100.0% more than static node groups `static-node-groups-spot` ($8.0000 vs $4.0000)"
+            ),
             "{text}"
         );
     }

@@ -8,6 +8,8 @@ use dovetail_core::model::{LabelSelector, Node, Pod};
 use dovetail_core::scheduler::Snapshot;
 use dovetail_core::sym::Sym;
 
+use crate::unknown_fields::ScenarioWarning;
+
 /// Model parameters; the defaults follow Karpenter and AWS as reported.
 #[derive(Debug, Clone)]
 pub struct Models {
@@ -217,6 +219,9 @@ pub struct Scenario {
     /// Node groups for the static baseline when it is asked for.
     pub node_groups: Vec<NodeGroup>,
     pub policies: PolicyFiles,
+    /// What the scenario file has that has no effect (fields Karpenter's
+    /// schemas do not have), as its reader found it.
+    pub warnings: Vec<ScenarioWarning>,
 }
 
 impl Scenario {
@@ -236,6 +241,7 @@ impl Scenario {
             autoscaler: Autoscaler::Dovetail,
             node_groups: Vec::new(),
             policies: PolicyFiles::default(),
+            warnings: Vec::new(),
         }
     }
 
@@ -253,6 +259,28 @@ impl Scenario {
                 capacity_type: CapacityType::OnDemand,
                 zones: Vec::new(),
                 max: 10_000,
+            })
+            .collect()
+    }
+
+    /// The baseline's node groups bought as spot, as Cluster Autoscaler runs
+    /// spot node groups: the same instance types, each kept only if the
+    /// catalog sells it as spot in some zone (and then only in such zones).
+    pub fn spot_baseline_groups(&self) -> Vec<NodeGroup> {
+        self.baseline_groups()
+            .into_iter()
+            .filter_map(|g| {
+                let it = self.cluster.catalog.get(g.instance_type.as_str())?;
+                let sold = |z: &Sym| it.offering(z.as_str(), CapacityType::Spot).is_some();
+                let any = it
+                    .offerings
+                    .iter()
+                    .any(|o| o.capacity_type == CapacityType::Spot);
+                (any && (g.zones.is_empty() || g.zones.iter().any(sold))).then(|| NodeGroup {
+                    capacity_type: CapacityType::Spot,
+                    zones: g.zones.iter().copied().filter(sold).collect(),
+                    ..g
+                })
             })
             .collect()
     }

@@ -738,8 +738,9 @@ fn every_example_scenario_parses() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
             let text = std::fs::read_to_string(&path).unwrap();
-            dovetail_sim::parse_scenario(&text)
+            let s = dovetail_sim::parse_scenario(&text)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(s.warnings, [], "{}", path.display());
             seen += 1;
         }
     }
@@ -1033,5 +1034,82 @@ fn a_custom_catalog_takes_node_classes_that_do_not_change_sizing() {
     assert_eq!(
         error(&tuned),
         "nodeClasses[0].spec: EC2NodeClass `default` (used by NodePool `general`) changes how nodes are sized (kubelet.maxPods, kubelet.kubeReserved), but `catalog` states each instance type's capacity and overhead itself. Put them in `catalog` (`capacity.pods`, `capacity.ephemeral-storage`, `overhead.kubeReserved`, `overhead.systemReserved`, `overhead.evictionThreshold`) and take them out of the class"
+    );
+}
+
+#[test]
+fn unknown_node_pool_fields_warn_with_the_field_and_the_line() {
+    // A v1beta1-era NodePool: `expireAfter` under `disruption`, `kubelet`
+    // in the template, and a misspelt field.
+    let text = example()
+        .replace(
+            "        consolidateAfter: 30s",
+            "        consolidateAfter: 30s\n        expireAfter: 24h",
+        )
+        .replace(
+            "          expireAfter: 720h",
+            "          expireAfter: 720h\n          kubelet: { maxPods: 20 }",
+        )
+        .replace("      limits:", "      weigth: 10\n      limits:");
+    let line = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let s = parse_scenario(&text).unwrap();
+    let got: Vec<String> = s.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            format!(
+                "nodePools[0].spec.template.spec.kubelet at line {}: not a field of karpenter.sh/v1 NodePool; it is ignored: karpenter.sh/v1 moved kubelet settings to the EC2NodeClass's spec.kubelet",
+                line("kubelet:")
+            ),
+            format!(
+                "nodePools[0].spec.weigth at line {}: not a field of karpenter.sh/v1 NodePool; it is ignored: remove it, or check its spelling and indentation",
+                line("weigth:")
+            ),
+            format!(
+                "nodePools[0].spec.disruption.expireAfter at line {}: not a field of karpenter.sh/v1 NodePool; it is ignored: karpenter.sh/v1 moved it to spec.template.spec.expireAfter, so as written nodes expire after the default 720h",
+                line("expireAfter: 24h")
+            ),
+        ]
+    );
+    let w = &s.warnings[2];
+    assert_eq!(w.path, "nodePools[0].spec.disruption.expireAfter");
+    assert!(matches!(
+        w.reason,
+        dovetail_sim::WarningReason::UnknownField {
+            schema: "karpenter.sh/v1 NodePool",
+            moved: Some(_)
+        }
+    ));
+    // Ignored, as the API server ignores it: the pool still expires nodes
+    // after the template's 720h.
+    assert_eq!(
+        s.cluster.node_pools[0].expire_after,
+        Some(std::time::Duration::from_secs(720 * 3600))
+    );
+}
+
+#[test]
+fn unknown_fields_are_found_in_flow_style_and_in_later_node_pools() {
+    let text = "seed: 1\nduration: 5m\nnodePools:\n  - { apiVersion: karpenter.sh/v1, kind: NodePool, metadata: { name: a }, spec: {} }\n  - apiVersion: karpenter.sh/v1\n    kind: NodePool\n    metadata: { name: b, labelz: { x: y } }\n    spec: { template: { spec: { nodeClassRef: { apiVersion: karpenter.k8s.aws/v1beta1, kind: EC2NodeClass, name: default, group: karpenter.k8s.aws } } } }\n";
+    let s = parse_scenario(text).unwrap();
+    let got: Vec<(String, Option<usize>)> = s
+        .warnings
+        .iter()
+        .map(|w| (w.path.clone(), w.line))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("nodePools[1].metadata.labelz".to_string(), Some(7)),
+            (
+                "nodePools[1].spec.template.spec.nodeClassRef.apiVersion".to_string(),
+                Some(8)
+            ),
+        ]
+    );
+    assert!(
+        s.warnings[1]
+            .to_string()
+            .contains("by `group: karpenter.k8s.aws`")
     );
 }

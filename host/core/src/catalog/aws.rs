@@ -205,6 +205,7 @@ impl Ec2InstanceInfo {
         let mut it = InstanceType {
             name: self.name,
             labels: self.labels(region, arch),
+            label_values: Vec::new(),
             capacity: self.capacity(settings),
             overhead: self.overhead(settings),
             offerings,

@@ -3,7 +3,7 @@
 //! carries them. The scheduler matches pods against this form; a catalog
 //! makes it once and keeps it ([`super::Catalog::compiled`]).
 
-use crate::labels;
+use crate::labels::{self, WellKnown};
 use crate::requirements::{Requirement, Requirements};
 use crate::resources::Resources;
 use crate::sym::Sym;
@@ -78,6 +78,8 @@ impl OfferingKeys {
 pub(crate) struct Types {
     pub list: Vec<CompiledType>,
     pub keys: OfferingKeys,
+    /// The catalog's own well-known label keys, sorted.
+    well_known: Vec<Sym>,
 }
 
 impl Types {
@@ -89,6 +91,17 @@ impl Types {
             .map(|it| {
                 let mut requirements =
                     Requirements::from_labels(it.labels.iter().map(|(k, v)| (k, v)));
+                for (key, values) in &it.label_values {
+                    requirements.set(Requirement::is_in(*key, values.iter().copied()));
+                }
+                // As Karpenter requires of a provider's types, every
+                // well-known label is defined: a type without one does not
+                // match a pod that asks for it.
+                for &key in catalog.well_known_labels() {
+                    if !requirements.has(key) {
+                        requirements.add(Requirement::does_not_exist(key));
+                    }
+                }
                 let available = it.offerings.iter().filter(|o| o.available);
                 requirements.add(Requirement::is_in(
                     keys.zone,
@@ -117,6 +130,16 @@ impl Types {
                 }
             })
             .collect();
-        Types { list, keys }
+        Types {
+            list,
+            keys,
+            well_known: catalog.well_known_labels().to_vec(),
+        }
+    }
+
+    /// The labels a NodeClaim may leave undefined: Karpenter's well-known
+    /// labels and the catalog's own.
+    pub fn well_known(&self) -> WellKnown<'_> {
+        WellKnown::with(&self.well_known)
     }
 }

@@ -29,12 +29,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::labels;
 use crate::policy::types::capacity;
+use crate::requirements::Requirements;
 use crate::resources::Resources;
 use crate::sym::Sym;
 
 pub use aws::{CatalogSettings, EvictionThreshold, KubeReserved};
 pub use csv::DataError;
-pub use spec::{InstanceTypeSpec, OfferingSpec, OverheadSpec, SpecError};
+pub use spec::{InstanceTypeSpec, LabelValue, OfferingSpec, OverheadSpec, SpecError};
 pub use spot::{PriceSource, SpotModel};
 
 /// The embedded us-east-1 catalog ([`Catalog::aws_us_east_1`]), loaded once
@@ -126,6 +127,12 @@ pub struct InstanceType {
     /// `karpenter.k8s.aws/instance-*` ones. Never zone or capacity type:
     /// those come from the offering a node launches with.
     pub labels: Vec<(Sym, Sym)>,
+    /// Labels with more than one value, sorted by key, each with all its
+    /// values in the order given (an os list, say: `kubernetes.io/os` in
+    /// `[linux, windows]`). A requirement matches the type if it allows any
+    /// of them; `labels` holds the first, and a launched node gets the
+    /// value its NodeClaim allows ([`InstanceType::node_labels`]).
+    pub label_values: Vec<(Sym, Vec<Sym>)>,
     /// cpu, memory (after VM overhead), pods, ephemeral-storage and devices
     /// (`nvidia.com/gpu`, `amd.com/gpu`, `aws.amazon.com/neuron`, …).
     pub capacity: Resources,
@@ -145,6 +152,37 @@ impl InstanceType {
             .binary_search_by(|(k, _)| k.as_str().cmp(key))
             .ok()
             .map(|i| self.labels[i].1)
+    }
+
+    /// Every value of label `key`: one for most labels, several for a
+    /// multi-valued one, none when the type does not have it.
+    pub fn label_values(&self, key: Sym) -> &[Sym] {
+        if let Ok(i) = self.label_values.binary_search_by(|(k, _)| k.cmp(&key)) {
+            return &self.label_values[i].1;
+        }
+        match self.labels.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => std::slice::from_ref(&self.labels[i].1),
+            Err(_) => &[],
+        }
+    }
+
+    /// The labels a node of this type gets when launched for a NodeClaim
+    /// with `requirements`: a multi-valued label takes the first value the
+    /// requirements allow (the one they pin), else its first.
+    pub fn node_labels(&self, requirements: &Requirements) -> Vec<(Sym, Sym)> {
+        let mut out = self.labels.clone();
+        for (key, values) in &self.label_values {
+            let Some(r) = requirements.get(*key) else {
+                continue;
+            };
+            if let (Some(&v), Ok(i)) = (
+                values.iter().find(|&&v| r.has(v)),
+                out.binary_search_by(|(k, _)| k.cmp(key)),
+            ) {
+                out[i].1 = v;
+            }
+        }
+        out
     }
 
     /// The `kubernetes.io/arch` label; `amd64` for a user-supplied type
@@ -201,6 +239,10 @@ pub struct Catalog {
     /// sorts.
     pub instance_types: Vec<InstanceType>,
     pub spot_prices: PriceSource,
+    /// Label keys this catalog declares well-known, sorted: like Karpenter's
+    /// own, a NodePool may leave them undefined and a pod may still require
+    /// them, and a type without one does not match a pod that requires it.
+    well_known_labels: Vec<Sym>,
     compiled: std::sync::OnceLock<Arc<compiled::Types>>,
 }
 
@@ -210,6 +252,7 @@ impl Clone for Catalog {
             region: self.region,
             instance_types: self.instance_types.clone(),
             spot_prices: self.spot_prices,
+            well_known_labels: self.well_known_labels.clone(),
             compiled: std::sync::OnceLock::new(),
         }
     }
@@ -220,6 +263,7 @@ impl PartialEq for Catalog {
         self.region == other.region
             && self.instance_types == other.instance_types
             && self.spot_prices == other.spot_prices
+            && self.well_known_labels == other.well_known_labels
     }
 }
 
@@ -238,8 +282,29 @@ impl Catalog {
             region,
             instance_types,
             spot_prices,
+            well_known_labels: Vec::new(),
             compiled: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Declares `keys` well-known labels of this catalog, beside Karpenter's
+    /// own ([`labels::WELL_KNOWN`]).
+    pub fn with_well_known_labels(mut self, keys: impl IntoIterator<Item = Sym>) -> Self {
+        self.well_known_labels.extend(keys);
+        self.well_known_labels.sort();
+        self.well_known_labels.dedup();
+        self.compiled = std::sync::OnceLock::new();
+        self
+    }
+
+    /// The label keys this catalog declares well-known, sorted.
+    pub fn well_known_labels(&self) -> &[Sym] {
+        &self.well_known_labels
+    }
+
+    /// Every well-known label of this catalog: Karpenter's and its own.
+    pub fn well_known(&self) -> labels::WellKnown<'_> {
+        labels::WellKnown::with(&self.well_known_labels)
     }
 
     /// The compiled form the scheduler matches against, made on first use.

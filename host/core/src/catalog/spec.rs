@@ -21,15 +21,96 @@ pub struct InstanceTypeSpec {
     pub name: String,
     /// Node labels. `node.kubernetes.io/instance-type` and
     /// `topology.kubernetes.io/region` are added when missing; zone and
-    /// capacity type belong to offerings, not here.
+    /// capacity type belong to offerings, not here. A label may list
+    /// several values (`kubernetes.io/os: [linux, windows]`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, LabelValue>,
     /// Needs `cpu` and `memory`; `pods` defaults to kubelet's 110.
     pub capacity: ResourceList,
     /// Empty by default: capacity is then all allocatable.
     #[serde(default, skip_serializing_if = "OverheadSpec::is_empty")]
     pub overhead: OverheadSpec,
     pub offerings: Vec<OfferingSpec>,
+}
+
+/// A label's value as a catalog writes it: one value, or a list of them
+/// for a label a type offers several of (an os list). A requirement matches
+/// if it allows any of them; a node gets the one its NodeClaim allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl LabelValue {
+    pub fn values(&self) -> &[String] {
+        match self {
+            LabelValue::One(v) => std::slice::from_ref(v),
+            LabelValue::Many(v) => v,
+        }
+    }
+}
+
+impl From<&str> for LabelValue {
+    fn from(v: &str) -> Self {
+        LabelValue::One(v.to_string())
+    }
+}
+
+impl From<String> for LabelValue {
+    fn from(v: String) -> Self {
+        LabelValue::One(v)
+    }
+}
+
+impl Serialize for LabelValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LabelValue::One(v) => s.serialize_str(v),
+            LabelValue::Many(v) => v.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LabelValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, SeqAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LabelValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a label value, or a list of them")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<LabelValue, E> {
+                Ok(LabelValue::One(v.to_string()))
+            }
+            // Unquoted numbers and booleans are label values as written.
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<LabelValue, E> {
+                Ok(LabelValue::One(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<LabelValue, E> {
+                Ok(LabelValue::One(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<LabelValue, E> {
+                Ok(LabelValue::One(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LabelValue, A::Error> {
+                let mut values = Vec::new();
+                while let Some(v) = seq.next_element::<LabelValue>()? {
+                    match v {
+                        LabelValue::One(v) => values.push(v),
+                        LabelValue::Many(_) => {
+                            return Err(de::Error::custom(
+                                "a label value list holds values, not lists",
+                            ));
+                        }
+                    }
+                }
+                Ok(LabelValue::Many(values))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -96,6 +177,7 @@ impl InstanceTypeSpec {
             return Err(fail("name", "must not be empty".to_string()));
         }
         let mut labels: Vec<(Sym, Sym)> = Vec::with_capacity(self.labels.len() + 1);
+        let mut label_values: Vec<(Sym, Vec<Sym>)> = Vec::new();
         for (key, value) in &self.labels {
             let field = format!("labels.{key}");
             if key.is_empty() {
@@ -107,11 +189,35 @@ impl InstanceTypeSpec {
                     "zone and capacity type come from the offerings; list them there".to_string(),
                 ));
             }
-            if key == labels::INSTANCE_TYPE && *value != self.name {
-                return Err(fail(&field, format!("`{value}` differs from the name")));
+            let values = value.values();
+            let Some(first) = values.first() else {
+                return Err(fail(
+                    &field,
+                    "lists no value; give one, or a list of them".to_string(),
+                ));
+            };
+            if let Some(twice) = values
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| values[..i].contains(v).then_some(v))
+            {
+                return Err(fail(&field, format!("`{twice}` is listed twice")));
             }
-            labels.push((Sym::new(key), Sym::new(value)));
+            if values.len() > 1 && (key == labels::INSTANCE_TYPE || key == labels::REGION) {
+                return Err(fail(
+                    &field,
+                    "takes one value: a type has one name and one region".to_string(),
+                ));
+            }
+            if key == labels::INSTANCE_TYPE && *first != self.name {
+                return Err(fail(&field, format!("`{first}` differs from the name")));
+            }
+            labels.push((Sym::new(key), Sym::new(first)));
+            if values.len() > 1 {
+                label_values.push((Sym::new(key), values.iter().map(|v| Sym::new(v)).collect()));
+            }
         }
+        label_values.sort_by_key(|a| a.0);
         if !self.labels.contains_key(labels::INSTANCE_TYPE) {
             labels.push((Sym::new(labels::INSTANCE_TYPE), Sym::new(&self.name)));
         }
@@ -185,6 +291,7 @@ impl InstanceTypeSpec {
         let mut it = InstanceType {
             name: Sym::new(&self.name),
             labels,
+            label_values,
             capacity,
             overhead,
             offerings,
@@ -248,7 +355,15 @@ impl From<&InstanceType> for InstanceTypeSpec {
             labels: it
                 .labels
                 .iter()
-                .map(|(k, v)| (k.as_str().to_string(), v.as_str().to_string()))
+                .map(|&(k, v)| {
+                    let value = match it.label_values(k) {
+                        many @ [_, _, ..] => {
+                            LabelValue::Many(many.iter().map(|v| v.as_str().to_string()).collect())
+                        }
+                        _ => LabelValue::One(v.as_str().to_string()),
+                    };
+                    (k.as_str().to_string(), value)
+                })
                 .collect(),
             capacity: to_list(&it.capacity),
             overhead: OverheadSpec {

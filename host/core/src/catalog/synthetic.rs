@@ -70,6 +70,7 @@ fn fake_type(name: &str, cpu: i64, memory: i64, pods: i64) -> InstanceType {
     let mut it = InstanceType {
         name: Sym::new(name),
         labels,
+        label_values: Vec::new(),
         capacity: Resources {
             pods,
             ..Resources::new(cpu, memory)

@@ -1,12 +1,16 @@
 //! Where pods can go: existing nodes, planned NodeClaims and the NodePool
 //! templates new NodeClaims come from.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use crate::catalog::compiled::{CompiledType, Types};
-use crate::labels;
+use crate::labels::{self, WellKnown};
 use crate::model::{
     DaemonSet, HostPort, Node, NodePool, Pod, Taint, TaintEffect, Toleration, TolerationOperator,
     untolerated,
 };
+use crate::nodeclaim::{INITIALIZED_LABEL, REGISTERED_LABEL};
 use crate::requirements::{Requirement, Requirements};
 use crate::resources::Resources;
 use crate::sym::Sym;
@@ -15,15 +19,9 @@ use super::index::{NodeIndex, PodIndex};
 use super::pods::PodState;
 use super::topology::{Topology, Universe};
 
-/// Whether a DaemonSet's pods would run on nodes with these taints and
-/// requirements (Karpenter tolerates PreferNoSchedule for daemons and tries
-/// each required node-affinity term).
-fn daemon_runs_on(
-    pod: &Pod,
-    taints: &[Taint],
-    requirements: &Requirements,
-    allow_well_known: bool,
-) -> bool {
+/// A DaemonSet pod tolerates PreferNoSchedule taints: Karpenter adds the
+/// toleration, since a daemon does not honour the preference.
+fn daemon_tolerates(pod: &Pod, taints: &[Taint]) -> bool {
     let mut tolerations = pod.tolerations.clone();
     tolerations.push(Toleration {
         key: None,
@@ -31,25 +29,39 @@ fn daemon_runs_on(
         value: None,
         effect: Some(TaintEffect::PreferNoSchedule),
     });
-    if untolerated(taints, &tolerations).is_some() {
-        return false;
-    }
+    untolerated(taints, &tolerations).is_none()
+}
+
+/// A DaemonSet pod's node requirements: its node selector and, when it has
+/// required node affinity, each term with the selector (any may match).
+fn daemon_terms(pod: &Pod) -> Vec<Requirements> {
     let base = Requirements::from_labels(pod.node_selector.iter().map(|(k, v)| (k, v)));
-    let terms: Vec<Requirements> = if pod.required_node_affinity.is_empty() {
-        vec![base]
-    } else {
-        pod.required_node_affinity
-            .iter()
-            .filter_map(|t| Requirements::from_terms(t).ok())
-            .map(|mut r| {
-                r.add_all(&base);
-                r
-            })
-            .collect()
-    };
-    terms
+    if pod.required_node_affinity.is_empty() {
+        return vec![base];
+    }
+    pod.required_node_affinity
         .iter()
-        .any(|t| requirements.compatible(t, allow_well_known, "").is_ok())
+        .filter_map(|t| Requirements::from_terms(t).ok())
+        .map(|mut r| {
+            r.add_all(&base);
+            r
+        })
+        .collect()
+}
+
+/// Whether a DaemonSet's pods would run on nodes with these taints and
+/// requirements (Karpenter tolerates PreferNoSchedule for daemons and tries
+/// each required node-affinity term).
+fn daemon_runs_on(
+    pod: &Pod,
+    taints: &[Taint],
+    requirements: &Requirements,
+    well_known: Option<WellKnown<'_>>,
+) -> bool {
+    daemon_tolerates(pod, taints)
+        && daemon_terms(pod)
+            .iter()
+            .any(|t| requirements.compatible_with(t, well_known, "").is_ok())
 }
 
 /// Whether a DaemonSet with pod template `pod` runs on `node`, by its
@@ -57,7 +69,198 @@ fn daemon_runs_on(
 /// for whoever places DaemonSet pods.
 pub fn daemon_schedules_on(pod: &Pod, node: &Node) -> bool {
     let requirements = Requirements::from_labels(node.labels.iter().map(|(k, v)| (k, v)));
-    daemon_runs_on(pod, &node.taints, &requirements, false)
+    daemon_runs_on(pod, &node.taints, &requirements, None)
+}
+
+/// The labels Karpenter puts on every node it launches once it registers
+/// and initialises. Deciding which DaemonSets a node not yet initialised
+/// will run, they count as set, as Karpenter adds them to the template for
+/// this check: a DaemonSet that selects them will be there.
+fn lifecycle_labels() -> [Requirement; 2] {
+    let yes = Sym::new("true");
+    [
+        Requirement::single(Sym::new(REGISTERED_LABEL), yes),
+        Requirement::single(Sym::new(INITIALIZED_LABEL), yes),
+    ]
+}
+
+/// What the DaemonSets that run on some instance types of a NodePool add to
+/// each of its nodes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DaemonGroup {
+    pub overhead: Resources,
+    pub ports: Vec<HostPort>,
+}
+
+/// DaemonSet overhead and host ports per instance type, as Karpenter
+/// computes them: which DaemonSets run on a node depends on its type (one
+/// for arm64 nodes only, say), so a type gets only the overhead and ports
+/// of the DaemonSets that run on it. Types that run the same DaemonSets
+/// share a group; most NodePools have one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Daemons {
+    /// Never empty.
+    groups: Vec<DaemonGroup>,
+    /// Each catalog type's group, by catalog index; empty when there is one
+    /// group.
+    group_of: Vec<u16>,
+}
+
+impl Daemons {
+    /// For the types `list` of a template with `requirements` (lifecycle
+    /// labels included) and `taints` (start-up taints included).
+    fn new(
+        daemon_sets: &[DaemonSet],
+        taints: &[Taint],
+        requirements: &Requirements,
+        list: &[u32],
+        types: &Types,
+    ) -> Self {
+        let well_known = types.well_known();
+        let candidates: Vec<(&DaemonSet, Vec<Requirements>)> = daemon_sets
+            .iter()
+            .filter(|ds| daemon_tolerates(&ds.pod, taints))
+            .map(|ds| (ds, daemon_terms(&ds.pod)))
+            .collect();
+        let group_for = |runs: &[bool], groups: &mut Vec<(Vec<bool>, DaemonGroup)>| -> u16 {
+            if let Some(g) = groups.iter().position(|(r, _)| r == runs) {
+                return g as u16;
+            }
+            let mut group = DaemonGroup::default();
+            for ((ds, _), _) in candidates.iter().zip(runs).filter(|(_, r)| **r) {
+                group.overhead.add(&ds.pod.requests);
+                group.overhead.pods += 1;
+                group.ports.extend(ds.pod.host_ports.iter().copied());
+            }
+            groups.push((runs.to_vec(), group));
+            (groups.len() - 1) as u16
+        };
+        // Only the keys the DaemonSets ask about can tell types apart: types
+        // alike on those keys share an answer, so each distinct answer is
+        // worked out once.
+        let mut keys: Vec<Sym> = candidates
+            .iter()
+            .flat_map(|(_, terms)| terms.iter().flat_map(|t| t.iter().map(|r| r.key)))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let mut groups: Vec<(Vec<bool>, DaemonGroup)> = Vec::new();
+        let mut seen: HashMap<Vec<Option<&Requirement>>, u16> = HashMap::new();
+        let mut group_of = vec![0u16; types.list.len()];
+        for &t in list {
+            let own = &types.list[t as usize].requirements;
+            let signature: Vec<Option<&Requirement>> = keys.iter().map(|&k| own.get(k)).collect();
+            let g = match seen.get(&signature) {
+                Some(&g) => g,
+                None => {
+                    let runs: Vec<bool> = candidates
+                        .iter()
+                        .map(|(_, terms)| {
+                            terms
+                                .iter()
+                                .any(|term| fits(term, requirements, own, well_known))
+                        })
+                        .collect();
+                    let g = group_for(&runs, &mut groups);
+                    seen.insert(signature, g);
+                    g
+                }
+            };
+            group_of[t as usize] = g;
+        }
+        if groups.is_empty() {
+            groups.push((Vec::new(), DaemonGroup::default()));
+        }
+        if groups.len() == 1 {
+            group_of = Vec::new();
+        }
+        Daemons {
+            groups: groups.into_iter().map(|(_, g)| g).collect(),
+            group_of,
+        }
+    }
+
+    /// The group of catalog type `t`.
+    pub fn group(&self, t: u32) -> usize {
+        self.group_of.get(t as usize).map_or(0, |&g| g as usize)
+    }
+
+    pub fn groups(&self) -> &[DaemonGroup] {
+        &self.groups
+    }
+
+    pub fn uniform(&self) -> bool {
+        self.groups.len() == 1
+    }
+
+    /// Per-resource least overhead over `types`' groups: what any node of
+    /// them will at least carry.
+    pub fn least(&self, types: &[u32]) -> Resources {
+        if self.uniform() {
+            return self.groups[0].overhead.clone();
+        }
+        let mut used = vec![false; self.groups.len()];
+        for &t in types {
+            used[self.group(t)] = true;
+        }
+        let mut least: Option<Resources> = None;
+        for (g, _) in used.iter().enumerate().filter(|(_, u)| **u) {
+            let o = &self.groups[g].overhead;
+            least = Some(match least {
+                None => o.clone(),
+                Some(l) => min_resources(&l, o),
+            });
+        }
+        least.unwrap_or_default()
+    }
+
+    /// For messages: the overhead, or its range over instance types.
+    pub fn describe(&self) -> Option<String> {
+        let nonzero = |r: &Resources| r.cpu != 0 || r.memory != 0;
+        if self.uniform() {
+            let o = &self.groups[0].overhead;
+            return nonzero(o).then(|| format!("DaemonSet overhead {o}"));
+        }
+        let mut by_size: Vec<&Resources> = self.groups.iter().map(|g| &g.overhead).collect();
+        by_size.sort_by_key(|r| (r.cpu, r.memory));
+        let (low, high) = (by_size[0], by_size[by_size.len() - 1]);
+        nonzero(high).then(|| format!("DaemonSet overhead {low} to {high} by instance type"))
+    }
+}
+
+/// Per-resource minimum.
+fn min_resources(a: &Resources, b: &Resources) -> Resources {
+    let mut r = Resources {
+        cpu: a.cpu.min(b.cpu),
+        memory: a.memory.min(b.memory),
+        pods: a.pods.min(b.pods),
+        ephemeral: a.ephemeral.min(b.ephemeral),
+        extended: Vec::new(),
+    };
+    for &(name, v) in &a.extended {
+        let m = v.min(b.extended(name));
+        if m != 0 {
+            r.set(name.as_str(), m);
+        }
+    }
+    r
+}
+
+/// Whether `term` (a DaemonSet's) is compatible with a template's
+/// `requirements` narrowed by an instance type's `own`, without building
+/// the merged set: only the term's keys matter.
+fn fits(
+    term: &Requirements,
+    requirements: &Requirements,
+    own: &Requirements,
+    well_known: WellKnown<'_>,
+) -> bool {
+    term.iter()
+        .all(|r| match (requirements.get(r.key), own.get(r.key)) {
+            (None, None) => r.is_negative() || well_known.contains(r.key),
+            (Some(x), None) | (None, Some(x)) => x.admits(r),
+            (Some(x), Some(y)) => x.intersection(y).admits(r),
+        })
 }
 
 /// A NodePool compiled for launching.
@@ -69,9 +272,9 @@ pub(crate) struct Template {
     pub taints: Vec<Taint>,
     /// Compatible instance types with an available offering (shared: what-if
     /// solves copy templates).
-    pub types: std::sync::Arc<Vec<u32>>,
-    pub daemon_overhead: Resources,
-    pub daemon_ports: Vec<HostPort>,
+    pub types: Arc<Vec<u32>>,
+    /// DaemonSet overhead and host ports, per instance type.
+    pub daemons: Arc<Daemons>,
     /// What the pool's limits still allow, per limited resource.
     pub remaining: Option<Vec<(Sym, i64)>>,
 }
@@ -114,15 +317,11 @@ impl Template {
             .chain(&pool.startup_taints)
             .copied()
             .collect();
-        let mut daemon_overhead = Resources::default();
-        let mut daemon_ports = Vec::new();
-        for ds in daemon_sets {
-            if daemon_runs_on(&ds.pod, &startup, &requirements, true) {
-                daemon_overhead.add(&ds.pod.requests);
-                daemon_overhead.pods += 1;
-                daemon_ports.extend(ds.pod.host_ports.iter().copied());
-            }
+        let mut with_lifecycle = requirements.clone();
+        for r in lifecycle_labels() {
+            with_lifecycle.add(r);
         }
+        let daemons = Daemons::new(daemon_sets, &startup, &with_lifecycle, &list, types);
         let remaining = (!pool.limits.is_empty()).then(|| {
             let mut left = pool.limits.clone();
             for n in nodes.iter().filter(|n| n.node_pool == Some(pool.name)) {
@@ -137,9 +336,8 @@ impl Template {
             weight: pool.weight,
             requirements,
             taints: pool.taints.clone(),
-            types: std::sync::Arc::new(list),
-            daemon_overhead,
-            daemon_ports,
+            types: Arc::new(list),
+            daemons: Arc::new(daemons),
             remaining,
         })
     }
@@ -268,7 +466,10 @@ pub(crate) struct Claim {
     pub template: usize,
     pub hostname: Sym,
     pub requirements: Requirements,
-    /// Pods' requests plus DaemonSet overhead.
+    /// The pods' requests.
+    pod_requests: Resources,
+    /// The pods' requests plus the least DaemonSet overhead over `types`:
+    /// what the node needs whichever of them it becomes.
     pub requests: Resources,
     pub pods: Vec<PodIndex>,
     /// Instance types that still fit, by index.
@@ -276,7 +477,12 @@ pub(crate) struct Claim {
     /// Per-resource maximum allocatable over `types`: a quick "no" for pods
     /// that cannot fit any of them.
     max_alloc: Resources,
+    /// The pods' host ports; the DaemonSets' are per instance type.
     host_ports: Vec<HostPort>,
+    daemons: Arc<Daemons>,
+    /// `minValuesPolicy: BestEffort` lowered a `minValues` to what the
+    /// instance types can meet.
+    pub min_values_relaxed: bool,
 }
 
 fn max_allocatable(list: &[u32], types: &Types) -> Resources {
@@ -301,14 +507,21 @@ impl Claim {
             template: template_index,
             hostname,
             requirements,
-            requests: template.daemon_overhead.clone(),
+            pod_requests: Resources::default(),
+            requests: template.daemons.least(&options),
             pods: Vec::new(),
             max_alloc: max_allocatable(&options, types),
             types: options,
-            host_ports: template.daemon_ports.clone(),
+            host_ports: Vec::new(),
+            daemons: template.daemons.clone(),
+            min_values_relaxed: false,
         }
     }
 
+    /// Adds pod `p` if the NodeClaim can take it. With `relax_min_values`
+    /// (`minValuesPolicy: BestEffort`, for the pod that starts the
+    /// NodeClaim, as Karpenter does) a `minValues` the fitting types cannot
+    /// meet is lowered to what they can.
     pub fn try_add(
         &mut self,
         p: PodIndex,
@@ -316,6 +529,7 @@ impl Claim {
         types: &Types,
         templates: &[Template],
         topology: &mut Topology,
+        relax_min_values: bool,
     ) -> Result<(), Reject> {
         if !self.requests.fits_with(&pod.requests, &self.max_alloc) {
             return Err(Reject::Room {
@@ -330,8 +544,29 @@ impl Claim {
         if let Some(port) = port_conflict(&self.host_ports, &pod.pod) {
             return Err(Reject::HostPort(port));
         }
+        // A type whose DaemonSets hold a port the pod wants is out.
+        let daemons = &self.daemons;
+        let blocked: Vec<Option<HostPort>> = if pod.pod.host_ports.is_empty() {
+            Vec::new()
+        } else {
+            daemons
+                .groups()
+                .iter()
+                .map(|g| port_conflict(&g.ports, &pod.pod))
+                .collect()
+        };
+        let is_blocked = |t: u32| blocked.get(daemons.group(t)).is_some_and(Option::is_some);
+        if !blocked.is_empty() && self.types.iter().all(|&t| is_blocked(t)) {
+            let port = self
+                .types
+                .first()
+                .and_then(|&t| blocked[daemons.group(t)])
+                .expect("a blocked type");
+            return Err(Reject::HostPort(port));
+        }
+        let well_known = Some(types.well_known());
         self.requirements
-            .compatible(&pod.requirements, true, "the NodePool")
+            .compatible_with(&pod.requirements, well_known, "the NodePool")
             .map_err(Reject::Requirements)?;
         // Most attempts fail on topology: check it before copying anything.
         let merged;
@@ -347,13 +582,24 @@ impl Claim {
             let topo = topology
                 .add_requirements(p, &pod.pod, &pod.strict, base)
                 .map_err(Reject::Topology)?;
-            base.compatible(&topo, true, "the NodePool")
+            base.compatible_with(&topo, well_known, "the NodePool")
                 .map_err(Reject::Requirements)?;
             Some(topo)
         } else {
             None
         };
-        let total = self.requests.plus(&pod.requests);
+        // What a node of each DaemonSet group would need with this pod.
+        let pod_requests = self.pod_requests.plus(&pod.requests);
+        let totals: Vec<Resources> = if daemons.uniform() {
+            vec![self.requests.plus(&pod.requests)]
+        } else {
+            daemons
+                .groups()
+                .iter()
+                .map(|g| pod_requests.plus(&g.overhead))
+                .collect()
+        };
+        let room = |t: u32| totals[daemons.group(t)].fits_in(&types.list[t as usize].allocatable);
         let mut reqs = base.clone();
         if let Some(topo) = &topo {
             reqs.add_all(topo);
@@ -377,22 +623,20 @@ impl Claim {
             .types
             .iter()
             .copied()
-            .filter(|&t| {
-                let it = &types.list[t as usize];
-                total.fits_in(&it.allocatable) && matches(it)
-            })
+            .filter(|&t| room(t) && !is_blocked(t) && matches(&types.list[t as usize]))
             .collect();
         if remaining.is_empty() {
+            let total = if daemons.uniform() {
+                totals[0].clone()
+            } else {
+                pod_requests.plus(&daemons.least(&self.types))
+            };
             let matching = self
                 .types
                 .iter()
                 .filter(|&&t| matches(&types.list[t as usize]))
                 .count();
-            let roomy = self
-                .types
-                .iter()
-                .filter(|&&t| total.fits_in(&types.list[t as usize].allocatable))
-                .count();
+            let roomy = self.types.iter().filter(|&&t| room(t)).count();
             let wanted: Vec<String> = changed
                 .iter()
                 .filter(|r| r.key != keys.hostname)
@@ -409,18 +653,45 @@ impl Claim {
                 )
             }));
         }
-        check_min_values(&reqs, &remaining, types).map_err(Reject::Types)?;
+        let mut relaxed = false;
+        if let Err(e) = check_min_values(&reqs, &remaining, types) {
+            if !(relax_min_values && self.pods.is_empty()) {
+                return Err(Reject::Types(e));
+            }
+            relaxed = relax_min_values_to(&mut reqs, &remaining, types);
+        }
         if remaining.len() != self.types.len() {
             self.max_alloc = max_allocatable(&remaining, types);
         }
+        self.requests = if daemons.uniform() {
+            totals.into_iter().next().expect("one group")
+        } else {
+            pod_requests.plus(&daemons.least(&remaining))
+        };
+        self.pod_requests = pod_requests;
         self.types = remaining;
-        self.requests = total;
         self.requirements = reqs;
+        self.min_values_relaxed |= relaxed;
         self.pods.push(p);
         self.host_ports.extend(pod.pod.host_ports.iter().copied());
-        topology.record(&pod.pod, &template.taints, &self.requirements, true);
+        topology.record(&pod.pod, &template.taints, &self.requirements, well_known);
         Ok(())
     }
+}
+
+/// The distinct values of `key` (allowed by `r`) over the types `list`.
+fn distinct_values(r: &Requirement, list: &[u32], types: &Types) -> usize {
+    let mut seen: Vec<Sym> = Vec::new();
+    for &t in list {
+        if let Some(tr) = types.list[t as usize].requirements.get(r.key)
+            && !tr.is_complement()
+        {
+            seen.extend(tr.values().iter().copied().filter(|v| r.has(*v)));
+        }
+    }
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len()
 }
 
 /// Karpenter's `SatisfiesMinValues`: enough distinct values of each key
@@ -432,25 +703,34 @@ pub(crate) fn check_min_values(
 ) -> Result<(), String> {
     for r in reqs.iter() {
         let Some(min) = r.min_values else { continue };
-        let mut seen: Vec<Sym> = Vec::new();
-        for &t in list {
-            if let Some(tr) = types.list[t as usize].requirements.get(r.key)
-                && !tr.is_complement()
-            {
-                seen.extend(tr.values().iter().copied().filter(|v| r.has(*v)));
-            }
-        }
-        seen.sort_unstable();
-        seen.dedup();
-        if seen.len() < min as usize {
+        let have = distinct_values(r, list, types);
+        if have < min as usize {
             return Err(format!(
-                "minValues: `{}` needs at least {min} distinct values but the fitting instance types have {}",
-                r.key,
-                seen.len()
+                "minValues: `{}` needs at least {min} distinct values but the fitting instance types have {have}",
+                r.key
             ));
         }
     }
     Ok(())
+}
+
+/// `minValuesPolicy: BestEffort`: lowers each `minValues` the types `list`
+/// cannot meet to the distinct values they have, as Karpenter relaxes
+/// them. True when one was lowered.
+pub(crate) fn relax_min_values_to(reqs: &mut Requirements, list: &[u32], types: &Types) -> bool {
+    let lowered: Vec<Requirement> = reqs
+        .iter()
+        .filter_map(|r| {
+            let min = r.min_values?;
+            let have = distinct_values(r, list, types);
+            (have < min as usize).then(|| r.clone().with_min_values(Some(have as u32)))
+        })
+        .collect();
+    let relaxed = !lowered.is_empty();
+    for r in lowered {
+        reqs.set(r);
+    }
+    relaxed
 }
 
 /// A node that exists or is launching, as a place for pods.
@@ -495,11 +775,26 @@ impl Existing {
             used.pods += 1;
             host_ports.extend(p.host_ports.iter().copied());
         }
-        // DaemonSet pods that will still arrive on a launching node.
+        // DaemonSet pods that will still arrive on a launching node, which
+        // will carry the lifecycle labels by then.
         let mut requests = Resources::default();
+        let mut launching = None;
+        let daemon_requirements = if node.initialized {
+            &requirements
+        } else {
+            launching.insert({
+                let mut r = requirements.clone();
+                for l in lifecycle_labels() {
+                    if !r.has(l.key) {
+                        r.add(l);
+                    }
+                }
+                r
+            })
+        };
         for ds in daemon_sets {
             let present = node.pods.iter().any(|p| p.daemon_set() == Some(ds.name));
-            if !present && daemon_runs_on(&ds.pod, &node.taints, &requirements, false) {
+            if !present && daemon_runs_on(&ds.pod, &node.taints, daemon_requirements, None) {
                 requests.add(&ds.pod.requests);
                 requests.pods += 1;
                 host_ports.extend(ds.pod.host_ports.iter().copied());
@@ -583,7 +878,7 @@ impl Existing {
         self.requests.add(&pod.requests);
         self.pods.push(p);
         self.host_ports.extend(pod.pod.host_ports.iter().copied());
-        topology.record(&pod.pod, &self.taints, &self.requirements, false);
+        topology.record(&pod.pod, &self.taints, &self.requirements, None);
         true
     }
 }

@@ -51,10 +51,23 @@ pub enum PreferencePolicy {
     Ignore,
 }
 
+/// What happens when a NodeClaim's instance types cannot meet a
+/// `minValues` (Karpenter's `--min-values-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MinValuesPolicy {
+    /// The pod cannot go there.
+    #[default]
+    Strict,
+    /// The requirement relaxes to what the types can meet, and the NodeClaim
+    /// says so (`karpenter.sh/nodeclaim-min-values-relaxed: "true"`).
+    BestEffort,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub max_instance_types: usize,
     pub preference_policy: PreferencePolicy,
+    pub min_values_policy: MinValuesPolicy,
 }
 
 impl Default for Settings {
@@ -62,6 +75,7 @@ impl Default for Settings {
         Self {
             max_instance_types: MAX_INSTANCE_TYPES,
             preference_policy: PreferencePolicy::Respect,
+            min_values_policy: MinValuesPolicy::Strict,
         }
     }
 }
@@ -411,7 +425,14 @@ impl<'a> Scheduler<'a> {
         let mut accepted = None;
         for &(count, c) in &self.claim_order {
             if self.claims[c]
-                .try_add(p, pod, &self.types, &self.templates, &mut self.topology)
+                .try_add(
+                    p,
+                    pod,
+                    &self.types,
+                    &self.templates,
+                    &mut self.topology,
+                    false,
+                )
                 .is_ok()
             {
                 accepted = Some((count, c));
@@ -447,7 +468,15 @@ impl<'a> Scheduler<'a> {
                 self.topology
                     .register(crate::sym::Sym::new(crate::labels::HOSTNAME), hostname);
             }
-            match claim.try_add(p, pod, &self.types, &self.templates, &mut self.topology) {
+            let relax = self.snapshot.settings.min_values_policy == MinValuesPolicy::BestEffort;
+            match claim.try_add(
+                p,
+                pod,
+                &self.types,
+                &self.templates,
+                &mut self.topology,
+                relax,
+            ) {
                 Ok(()) => {
                     self.templates[t].reserve(&claim, &self.types);
                     let c = ClaimIndex(self.claims.len());
@@ -457,12 +486,11 @@ impl<'a> Scheduler<'a> {
                 }
                 Err(e) => {
                     let e = e.describe(&self.topology);
-                    let overhead = &self.templates[t].daemon_overhead;
-                    let daemons = if overhead.cpu == 0 && overhead.memory == 0 {
-                        String::new()
-                    } else {
-                        format!(" (DaemonSet overhead {overhead})")
-                    };
+                    let daemons = self.templates[t]
+                        .daemons
+                        .describe()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default();
                     why.push(format!(
                         "NodePool `{}`{daemons}: {e}",
                         self.templates[t].name

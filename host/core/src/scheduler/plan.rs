@@ -3,14 +3,15 @@
 use serde::Serialize;
 
 use crate::catalog::CapacityType;
+use crate::labels::WellKnown;
 use crate::model::PodKey;
 use crate::requirements::{NodeSelectorRequirement, Requirements};
 use crate::resources::Resources;
 use crate::sym::Sym;
 
-use super::claims::check_min_values;
+use super::claims::{check_min_values, relax_min_values_to};
 use super::index::PodIndex;
-use super::{Place, Scheduler};
+use super::{MinValuesPolicy, Place, Scheduler};
 
 /// One launch option: an instance type in a zone with a capacity type.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -40,6 +41,16 @@ pub struct NodeClaimPlan {
     pub instance_types: Vec<Sym>,
     /// Their available offerings that meet the requirements, cheapest first.
     pub offerings: Vec<OfferingRef>,
+    /// The labels the requirements give the node: each key with one
+    /// allowed value, and, as Karpenter labels a NodeClaim, a key no launch
+    /// fills in (not well-known) with a value it allows, so a pod that
+    /// selects a NodePool's custom label finds it on the node.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<(Sym, Sym)>,
+    /// `minValuesPolicy: BestEffort` lowered a `minValues` to what the
+    /// instance types can meet (`karpenter.sh/nodeclaim-min-values-relaxed`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub min_values_relaxed: bool,
     /// Set when the NodeClaim cannot be launched as planned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -96,11 +107,26 @@ pub enum Placement<'a> {
     NodeClaim(&'a NodeClaimPlan),
 }
 
+/// The labels a NodeClaim's `requirements` give its node (see
+/// [`NodeClaimPlan::labels`]). Well-known keys the launch fills in from the
+/// instance type and offering, so only a single allowed value is copied.
+fn labels(requirements: &Requirements, well_known: WellKnown<'_>) -> Vec<(Sym, Sym)> {
+    requirements
+        .iter()
+        .filter_map(|r| match r.single_value() {
+            Some(v) => Some((r.key, v)),
+            None if !well_known.contains(r.key) => r.any().map(|v| (r.key, v)),
+            None => None,
+        })
+        .collect()
+}
+
 /// `price_cap`: keep only offerings cheaper than this (what-if solves that
 /// look for a cheaper replacement need no others).
 pub(super) fn build(s: Scheduler<'_>, price_cap: Option<f64>) -> Plan {
     let keys = s.types.keys;
     let max = s.snapshot.settings.max_instance_types;
+    let best_effort = s.snapshot.settings.min_values_policy == MinValuesPolicy::BestEffort;
     let mut plan = Plan::default();
     for claim in &s.claims {
         let template = &s.templates[claim.template];
@@ -117,11 +143,20 @@ pub(super) fn build(s: Scheduler<'_>, price_cap: Option<f64>) -> Plan {
         ordered.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         ordered.truncate(max);
         let kept: Vec<u32> = ordered.iter().map(|o| o.2).collect();
-        let error = check_min_values(&claim.requirements, &kept, &s.types)
-            .err()
-            .map(|e| format!("after keeping the {max} cheapest instance types: {e}"));
-        let zone = claim.requirements.get(keys.zone);
-        let ct = claim.requirements.get(keys.capacity_type);
+        let mut requirements = claim.requirements.clone();
+        let mut relaxed = claim.min_values_relaxed;
+        let error = match check_min_values(&requirements, &kept, &s.types) {
+            Ok(()) => None,
+            Err(_) if best_effort => {
+                relaxed |= relax_min_values_to(&mut requirements, &kept, &s.types);
+                None
+            }
+            Err(e) => Some(format!(
+                "after keeping the {max} cheapest instance types: {e}"
+            )),
+        };
+        let zone = requirements.get(keys.zone);
+        let ct = requirements.get(keys.capacity_type);
         let mut offerings: Vec<OfferingRef> = kept
             .iter()
             .flat_map(|&t| {
@@ -148,17 +183,18 @@ pub(super) fn build(s: Scheduler<'_>, price_cap: Option<f64>) -> Plan {
                 .then(a.instance_type.cmp(&b.instance_type))
                 .then(a.zone.cmp(&b.zone))
         });
-        let mut requirements = claim.requirements.clone();
         requirements.remove(keys.hostname);
         plan.node_claims.push(NodeClaimPlan {
             node_pool: template.name,
             hostname: claim.hostname,
             requirements: requirements.to_terms(),
+            labels: labels(&requirements, s.types.well_known()),
             compiled: requirements,
             pods: claim.pods.iter().map(|&p| s.pods[p].pod.key()).collect(),
             requests: claim.requests.clone(),
             instance_types: ordered.iter().map(|o| o.1).collect(),
             offerings,
+            min_values_relaxed: relaxed,
             error,
         });
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 // Keys are interned pointers: a fast non-cryptographic hash is enough.
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::labels;
+use crate::labels::{self, WellKnown};
 use crate::model::{
     InclusionPolicy, LabelSelector, Labels, Namespace, Pod, PodAffinityTerm, SelectorOperator,
     SelectorRequirement, Taint, Toleration, WhenUnsatisfiable, label, untolerated,
@@ -46,13 +46,13 @@ impl NodeFilter {
         &self,
         requirements: &Requirements,
         taints: &[Taint],
-        allow_well_known: bool,
+        well_known: Option<WellKnown<'_>>,
     ) -> bool {
         (self.terms.is_empty()
             || self
                 .terms
                 .iter()
-                .any(|t| requirements.compatible(t, allow_well_known, "").is_ok()))
+                .any(|t| requirements.compatible_with(t, well_known, "").is_ok()))
             && self
                 .tolerations
                 .as_ref()
@@ -765,15 +765,13 @@ impl Topology {
         pod: &Pod,
         taints: &[Taint],
         requirements: &Requirements,
-        allow_well_known: bool,
+        well_known: Option<WellKnown<'_>>,
     ) {
         for g in &mut self.groups {
             if !g.selects(pod) {
                 continue;
             }
-            if g.id.kind == Kind::Spread
-                && !g.id.filter.matches(requirements, taints, allow_well_known)
-            {
+            if g.id.kind == Kind::Spread && !g.id.filter.matches(requirements, taints, well_known) {
                 continue;
             }
             let Some(domains) = requirements.get(g.key()) else {
@@ -814,7 +812,7 @@ fn counted_domain(g: &Group, b: &BoundPod) -> Option<Sym> {
         && !g
             .id
             .filter
-            .matches(&b.node_requirements, &b.node_taints, false)
+            .matches(&b.node_requirements, &b.node_taints, None)
     {
         return None;
     }

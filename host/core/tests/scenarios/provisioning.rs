@@ -8,9 +8,12 @@
 use std::collections::BTreeMap;
 
 use dovetail_core::builders::{
-    Given, NodePoolBuilder, aws_catalog, daemon_set, node, node_pool, pod,
+    Given, NodePoolBuilder, aws_catalog, daemon_set, daemon_set_of, node, node_pool, pod,
 };
-use dovetail_core::catalog::CapacityType;
+use dovetail_core::catalog::{CapacityType, Catalog, InstanceTypeSpec, LabelValue, OfferingSpec};
+use dovetail_core::nodeclaim::{INITIALIZED_LABEL, REGISTERED_LABEL};
+use dovetail_core::resources::ResourceList;
+use dovetail_core::scheduler::MinValuesPolicy;
 use dovetail_core::clock::ManualClock;
 use dovetail_core::labels;
 use dovetail_core::model::{InclusionPolicy, TaintEffect};
@@ -1168,6 +1171,137 @@ fn a_daemon_set_that_does_not_tolerate_the_pool_taint_is_not_counted() {
     then(&outcome).each_node_claim(|c| assert_eq!(c.requests.cpu, 1500));
 }
 
+/// m5 (amd64) and m6g (arm64), on-demand.
+fn amd64_and_arm64_pool() -> NodePoolBuilder {
+    node_pool("default")
+        .require(labels::INSTANCE_FAMILY, Operator::In, &["m5", "m6g"])
+        .require(labels::CAPACITY_TYPE, Operator::In, &["on-demand"])
+}
+
+#[test]
+fn a_daemon_set_for_amd64_adds_no_overhead_to_arm64_types() {
+    // 1500m fits a 2-vCPU node (1930m allocatable) only without the 1-CPU
+    // amd64 agent: m6g.large takes it, m5.large does not.
+    let given = Given::aws()
+        .node_pool(amd64_and_arm64_pool())
+        .daemon_set(daemon_set_of(
+            "amd64-agent",
+            pod("amd64-agent")
+                .cpu("1")
+                .node_selector(labels::ARCH, "amd64"),
+        ))
+        .pod(pod("web").cpu("1500m"));
+
+    let outcome = when_provisioned(&given);
+
+    assert_eq!(first_launch_type(&outcome), "m6g.large");
+    then(&outcome).all_scheduled().each_node_claim(|c| {
+        let names: Vec<&str> = c.instance_types.iter().map(|t| t.as_str()).collect();
+        assert!(names.contains(&"m6g.large"), "{names:?}");
+        assert!(names.contains(&"m5.xlarge"), "{names:?}");
+        assert!(!names.contains(&"m5.large"), "no room beside the agent: {names:?}");
+        assert_eq!(c.requests.cpu, 1500, "what every type needs at least");
+    });
+}
+
+#[test]
+fn a_daemon_set_excluding_an_instance_type_adds_no_overhead_to_it() {
+    let given = Given::aws()
+        .node_pool(amd64_and_arm64_pool())
+        .daemon_set(daemon_set_of(
+            "agent",
+            pod("agent")
+                .cpu("1")
+                .require(labels::INSTANCE_TYPE, Operator::NotIn, &["m6g.large"]),
+        ))
+        .pod(pod("web").cpu("1500m"));
+
+    let outcome = when_provisioned(&given);
+
+    assert_eq!(first_launch_type(&outcome), "m6g.large");
+    then(&outcome).all_scheduled();
+}
+
+#[test]
+fn a_daemon_sets_host_port_blocks_only_the_types_it_runs_on() {
+    let given = Given::aws()
+        .node_pool(amd64_and_arm64_pool())
+        .daemon_set(daemon_set_of(
+            "exporter",
+            pod("exporter")
+                .cpu("100m")
+                .host_port(9100)
+                .node_selector(labels::ARCH, "amd64"),
+        ))
+        .pod(pod("web").cpu("100m").host_port(9100));
+
+    let outcome = when_provisioned(&given);
+
+    then(&outcome)
+        .all_scheduled()
+        .each_node_claim(|c| {
+            assert!(
+                c.instance_types
+                    .iter()
+                    .all(|&t| label_of(t, labels::ARCH) == Some("arm64")),
+                "the port is free on arm64 types only"
+            )
+        })
+        .launches_only(|o| label_of(o.instance_type, labels::ARCH) == Some("arm64"));
+}
+
+#[test]
+fn a_daemon_set_that_selects_the_lifecycle_labels_counts_on_a_planned_node() {
+    let pool = node_pool("default")
+        .require(labels::INSTANCE_FAMILY, Operator::In, &["m5"])
+        .require(labels::CAPACITY_TYPE, Operator::In, &["on-demand"]);
+    let given = Given::aws()
+        .node_pool(pool)
+        .daemon_set(daemon_set_of(
+            "on-initialized",
+            pod("on-initialized")
+                .cpu("250m")
+                .node_selector(INITIALIZED_LABEL, "true"),
+        ))
+        .daemon_set(daemon_set_of(
+            "on-registered",
+            pod("on-registered")
+                .cpu("250m")
+                .require(REGISTERED_LABEL, Operator::In, &["true"]),
+        ))
+        .pod(pod("web").cpu("1500m"));
+
+    let outcome = when_provisioned(&given);
+
+    assert_eq!(first_launch_type(&outcome), "m5.xlarge");
+    then(&outcome).each_node_claim(|c| {
+        assert_eq!(c.requests.cpu, 2000, "pod plus both DaemonSets");
+        assert_eq!(c.requests.pods, 3);
+    });
+}
+
+#[test]
+fn a_launching_node_keeps_room_for_a_daemon_set_that_selects_the_lifecycle_labels() {
+    let given = Given::aws()
+        .node_pool(node_pool("default"))
+        .daemon_set(daemon_set_of(
+            "on-initialized",
+            pod("on-initialized")
+                .cpu("500m")
+                .node_selector(INITIALIZED_LABEL, "true"),
+        ))
+        .node(|c| {
+            node(c, "launching", "m5.large", ZONE_A, CapacityType::OnDemand)
+                .in_pool("default")
+                .in_flight()
+        })
+        .pod(pod("web").cpu("1500m"));
+
+    let outcome = when_provisioned(&given);
+
+    then(&outcome).all_scheduled().no_bindings().node_claims(1);
+}
+
 // ---------------------------------------------------------------------------
 // NodePool limits
 // ---------------------------------------------------------------------------
@@ -1455,6 +1589,53 @@ fn min_values_that_cannot_be_met_leave_the_pod_unschedulable() {
     then(&outcome)
         .node_claims(0)
         .unschedulable_because("web", "minValues");
+}
+
+/// The `minValues` of `key` on a planned NodeClaim.
+fn min_values_of(claim: &NodeClaimPlan, key: &str) -> Option<u32> {
+    claim
+        .requirements
+        .iter()
+        .find(|r| r.key == key)
+        .and_then(|r| r.min_values)
+}
+
+#[test]
+fn best_effort_min_values_relax_to_what_the_types_can_meet() {
+    let given = Given::aws()
+        .settings(|s| s.min_values_policy = MinValuesPolicy::BestEffort)
+        .node_pool(node_pool("default").min_values(labels::INSTANCE_FAMILY, 5))
+        .pod(
+            pod("web")
+                .cpu("1")
+                .node_selector(labels::INSTANCE_FAMILY, "m5"),
+        );
+
+    let outcome = when_provisioned(&given);
+
+    then(&outcome)
+        .all_scheduled()
+        .node_claims(1)
+        .each_node_claim(|c| {
+            assert!(c.min_values_relaxed, "the NodeClaim says it was relaxed");
+            assert_eq!(min_values_of(c, labels::INSTANCE_FAMILY), Some(1));
+        })
+        .launches_only(|o| label_of(o.instance_type, labels::INSTANCE_FAMILY) == Some("m5"));
+}
+
+#[test]
+fn best_effort_keeps_min_values_that_can_be_met() {
+    let given = Given::aws()
+        .settings(|s| s.min_values_policy = MinValuesPolicy::BestEffort)
+        .node_pool(node_pool("default").min_values(labels::INSTANCE_FAMILY, 5))
+        .pods(3, pod("web").cpu("1"));
+
+    let outcome = when_provisioned(&given);
+
+    then(&outcome).all_scheduled().each_node_claim(|c| {
+        assert!(!c.min_values_relaxed);
+        assert_eq!(min_values_of(c, labels::INSTANCE_FAMILY), Some(5));
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -1748,6 +1929,159 @@ fn a_pod_requesting_exactly_the_allocatable_cpu_fits() {
         .node_claims(0)
         .unschedulable_because("two-cpus", "room")
         .unschedulable_because("two-cpus", "cpu");
+}
+
+// ---------------------------------------------------------------------------
+// Node labels: from requirements, a catalog's own well-known labels,
+// multi-valued labels
+// ---------------------------------------------------------------------------
+
+fn label_on(claim: &NodeClaimPlan, key: &str) -> Option<&'static str> {
+    claim
+        .labels
+        .iter()
+        .find(|(k, _)| k.as_str() == key)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn a_node_claim_is_labelled_with_a_custom_requirement_of_its_node_pool() {
+    // The pool requires `team In [a]` but sets no template label.
+    let given = Given::aws()
+        .node_pool(node_pool("default").require("team", Operator::In, &["a"]))
+        .pod(pod("web").cpu("1").node_selector("team", "a"));
+
+    let outcome = when_provisioned(&given);
+
+    then(&outcome)
+        .all_scheduled()
+        .each_node_claim(|c| assert_eq!(label_on(c, "team"), Some("a")));
+}
+
+#[test]
+fn a_custom_requirement_with_several_values_still_labels_the_node_claim() {
+    let given = Given::aws()
+        .node_pool(
+            node_pool("default")
+                .require("team", Operator::In, &["a", "b"])
+                .require(labels::ZONE, Operator::In, &[ZONE_A, ZONE_B]),
+        )
+        .pod(pod("web").cpu("1").require("team", Operator::In, &["a", "b"]));
+
+    let outcome = when_provisioned(&given);
+
+    then(&outcome).all_scheduled().each_node_claim(|c| {
+        assert_eq!(label_on(c, "team"), Some("a"), "one of the allowed values");
+        assert_eq!(label_on(c, labels::ZONE), None, "the launch sets the zone");
+    });
+}
+
+/// An instance type's name and its labels, each with one or more values.
+type LabType<'a> = (&'a str, &'a [(&'a str, &'a [&'a str])]);
+
+/// A lab catalog: `(name, labels)` types of 4 vCPU and 16 GiB, on-demand
+/// in one zone, each a cent dearer than the one before.
+fn lab_catalog(types: &[LabType], well_known: &[&str]) -> Catalog {
+    let specs: Vec<InstanceTypeSpec> = types
+        .iter()
+        .enumerate()
+        .map(|(i, (name, labels))| InstanceTypeSpec {
+            name: name.to_string(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| {
+                    let value = match v {
+                        [one] => LabelValue::One(one.to_string()),
+                        many => LabelValue::Many(many.iter().map(|v| v.to_string()).collect()),
+                    };
+                    (k.to_string(), value)
+                })
+                .collect(),
+            capacity: ResourceList(
+                [("cpu", "4"), ("memory", "16Gi")]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            overhead: Default::default(),
+            offerings: vec![OfferingSpec {
+                zone: "lab-1a".into(),
+                capacity_type: CapacityType::OnDemand,
+                price: 0.10 + 0.01 * i as f64,
+                available: true,
+            }],
+        })
+        .collect();
+    Catalog::from_specs("lab-1", &specs)
+        .expect("a valid lab catalog")
+        .with_well_known_labels(well_known.iter().map(|k| Sym::new(k)))
+}
+
+const GPU_MODEL: &str = "example.com/gpu-model";
+
+fn gpu_catalog(well_known: &[&str]) -> Catalog {
+    lab_catalog(
+        &[
+            ("plain", &[]),
+            ("a100-box", &[(GPU_MODEL, &["a100"])]),
+            ("h100-box", &[(GPU_MODEL, &["h100"])]),
+        ],
+        well_known,
+    )
+}
+
+#[test]
+fn a_catalogs_own_well_known_label_may_be_required_without_the_node_pool_defining_it() {
+    let declared = Given::with_catalog(std::sync::Arc::new(gpu_catalog(&[GPU_MODEL])))
+        .node_pool(node_pool("default"))
+        .pod(pod("train").cpu("1").node_selector(GPU_MODEL, "a100"));
+    let undeclared = Given::with_catalog(std::sync::Arc::new(gpu_catalog(&[])))
+        .node_pool(node_pool("default"))
+        .pod(pod("train").cpu("1").node_selector(GPU_MODEL, "a100"));
+
+    let outcome = when_provisioned(&declared);
+    let refused = when_provisioned(&undeclared);
+
+    then(&outcome)
+        .all_scheduled()
+        .each_node_claim(|c| {
+            let names: Vec<&str> = c.instance_types.iter().map(|t| t.as_str()).collect();
+            assert_eq!(names, ["a100-box"], "a type without the label does not match");
+        })
+        .launches_only(|o| o.instance_type.as_str() == "a100-box");
+    then(&refused).unschedulable_because("train", GPU_MODEL);
+}
+
+#[test]
+fn a_multi_valued_label_matches_any_of_its_values_and_the_node_claim_pins_one() {
+    let catalog = lab_catalog(
+        &[
+            ("linux-box", &[(labels::OS, &["linux"])]),
+            ("dual-box", &[(labels::OS, &["linux", "windows"])]),
+        ],
+        &[],
+    );
+    let given = Given::with_catalog(std::sync::Arc::new(catalog))
+        .node_pool(node_pool("default"))
+        .pod(pod("win").cpu("3").node_selector(labels::OS, "windows"))
+        .pod(pod("lin").cpu("3").node_selector(labels::OS, "linux"));
+
+    let outcome = when_provisioned(&given);
+
+    let types = |c: &NodeClaimPlan| -> Vec<&'static str> {
+        c.instance_types.iter().map(|t| t.as_str()).collect()
+    };
+    then(&outcome)
+        .all_scheduled()
+        .node_claims(2)
+        .on_node_claim("win", |c| {
+            assert_eq!(types(c), ["dual-box"]);
+            assert_eq!(label_on(c, labels::OS), Some("windows"));
+        })
+        .on_node_claim("lin", |c| {
+            assert_eq!(types(c), ["linux-box", "dual-box"], "cheapest first");
+            assert_eq!(label_on(c, labels::OS), Some("linux"));
+        });
 }
 
 // ---------------------------------------------------------------------------
