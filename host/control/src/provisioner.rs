@@ -14,7 +14,7 @@ use dovetail_core::sym::Sym;
 
 use crate::actions::{Action, Event, EventReason, NominationTarget, ObjectRef};
 use crate::batcher::Batcher;
-use crate::decision::Decision;
+use crate::decision::{CreatedClaim, Decision};
 use crate::names::Names;
 use crate::snapshot::{Slot, View, snapshot};
 use crate::state::ClusterState;
@@ -112,18 +112,15 @@ impl Provisioner {
         let round = provision(&view.snapshot, &pods, selector, &clock, self.seed ^ now_ms);
         let mut actions = nominations(state, &view, &round.plan);
         let mut claims = Vec::new();
+        let mut created = Vec::new();
         for (plan, launch) in round.plan.node_claims.iter().zip(&round.launch.launches) {
             let Ok(offerings) = launch else { continue };
             let pool = state.node_pool(plan.node_pool);
             let name = names.next(plan.node_pool.as_str(), state, &claims);
             claims.push(name);
-            actions.push(Action::CreateNodeClaim(template::node_claim(
-                name,
-                plan,
-                pool,
-                offerings.clone(),
-                now_ms,
-            )));
+            let claim = template::node_claim(name, plan, pool, offerings.clone(), now_ms);
+            created.push(CreatedClaim::new(&claim, plan.pods.len()));
+            actions.push(Action::CreateNodeClaim(claim));
             actions.push(Action::Nominate {
                 pods: plan.pods.clone(),
                 target: NominationTarget::NodeClaim(name),
@@ -133,7 +130,7 @@ impl Provisioner {
         if !round.plan.node_claims.is_empty() {
             decisions.push(Decision::Provisioned {
                 pods: waiting.len(),
-                claims,
+                claims: created,
                 decided_by: round.launch.by.clone(),
                 fallback: round.launch.fallback.clone(),
             });

@@ -5,11 +5,12 @@ mod support;
 
 use std::time::Duration;
 
-use dovetail_control::decision::AbandonReason;
+use dovetail_control::decision::{AbandonReason, PassReport};
 use dovetail_control::{Action, Decision};
 use dovetail_core::builders::pod;
 use dovetail_core::catalog::CapacityType;
-use dovetail_core::disruption::budgets::{BudgetWindow, DisruptionReason};
+use dovetail_core::disruption::Method;
+use dovetail_core::disruption::budgets::{BudgetNodes, BudgetWindow, DisruptionReason, UNBOUNDED};
 use dovetail_core::labels;
 use dovetail_core::model::{Budget, Taint, TaintEffect};
 use dovetail_core::nodeclaim::{ConditionType, DISRUPTED_TAINT};
@@ -451,4 +452,86 @@ fn passes_for_waiting_drift_do_not_put_off_the_consolidation_recheck() {
         (s[0].0, s[0].3),
         (START + 15 * MIN + 25 * S, "Underutilized")
     );
+}
+
+fn passes(w: &World) -> Vec<(u64, PassReport)> {
+    w.decided(|d| matches!(d, Decision::Pass(_)))
+        .into_iter()
+        .map(|(t, d)| match d {
+            Decision::Pass(p) => (t, *p),
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_pass_reports_each_node_pools_budgets_and_why_it_left_nodes_alone() {
+    let mut p = pool("default", &["m5.large", "m5.2xlarge"]);
+    p.disruption.budgets = vec![Budget {
+        nodes: BudgetNodes::Count(0),
+        reasons: vec![DisruptionReason::Underutilized],
+        window: None,
+    }];
+    let mut w = World::new(vec![p]);
+    let (_, big) = w.existing_node("default", "m5.2xlarge", CapacityType::OnDemand, 10 * MIN);
+    w.run_pod(pod("web").cpu("1").memory("1Gi").build(), big);
+    let (_, held) = w.existing_node("default", "m5.large", CapacityType::OnDemand, 10 * MIN);
+    w.run_pod(pod("batch").cpu("1").do_not_disrupt("true").build(), held);
+    w.reconcile();
+    w.run_to(START + 10 * S);
+
+    let all = passes(&w);
+    assert_eq!(all.len(), 1, "{:?}", w.decisions);
+    let (at, pass) = &all[0];
+    assert_eq!(*at, START + 10 * S);
+    assert_eq!(pass.proposed, None, "the budget holds the move");
+    let [budget] = &pass.budgets[..] else {
+        panic!("one NodePool: {:?}", pass.budgets)
+    };
+    assert_eq!(budget.node_pool, "default");
+    assert_eq!(budget.counts.total, 2);
+    assert_eq!(budget.allowed(DisruptionReason::Underutilized), 0);
+    // No budget names the other reasons: they are not limited.
+    assert_eq!(budget.allowed(DisruptionReason::Empty), UNBOUNDED);
+    assert_eq!(budget.allowed(DisruptionReason::Drifted), UNBOUNDED);
+
+    let big = w.node(big).node.name;
+    let why: Vec<String> = pass
+        .unconsolidated
+        .iter()
+        .filter(|u| u.node == big)
+        .map(|u| u.reason.to_string())
+        .collect();
+    assert_eq!(
+        why,
+        ["NodePool default's budgets allow no Underutilized disruption now"]
+    );
+    let held = w.node(held).node.name;
+    let excluded = pass
+        .exclusions
+        .iter()
+        .find(|e| e.node == held)
+        .expect("the held node is left out");
+    assert!(
+        excluded.reason.contains("karpenter.sh/do-not-disrupt"),
+        "{}",
+        excluded.reason
+    );
+}
+
+#[test]
+fn a_pass_names_the_command_it_proposes() {
+    let (mut w, _, node) = underutilized();
+    w.run_to(START + 10 * S);
+    let all = passes(&w);
+    let (_, pass) = all.last().expect("a pass ran");
+    assert_eq!(
+        pass.proposed,
+        Some((
+            Method::SingleNodeConsolidation,
+            vec![w.node(node).node.name]
+        ))
+    );
+    assert!(pass.candidates_evaluated >= 1);
+    assert_eq!(pass.budgets.len(), 1);
 }

@@ -233,3 +233,31 @@ fn a_pod_that_cannot_be_placed_is_planned_again_every_ten_seconds() {
         events[0].message
     );
 }
+
+#[test]
+fn a_provisioning_decision_carries_each_launch_list_and_requirements() {
+    let mut w = world();
+    w.pending(pod("web").cpu("1").memory("1Gi").build());
+    w.reconcile();
+    w.run_for(1_000, 100);
+    let decided = w.decided(|d| matches!(d, Decision::Provisioned { .. }));
+    let [(_, Decision::Provisioned { claims, .. })] = &decided[..] else {
+        panic!("one round: {decided:?}")
+    };
+    let [created] = &claims[..] else {
+        panic!("one NodeClaim: {claims:?}")
+    };
+    let claim = w.claim(created.name);
+    assert_eq!(created.node_pool, Some(sym("default")));
+    assert_eq!(created.pods, 1);
+    assert_eq!(created.requirements, claim.requirements);
+    assert_eq!(created.launch, claim.launch, "every offering sent");
+    // Both types of the NodePool, in its one zone, on-demand.
+    assert_eq!(
+        keys(&created.launch),
+        [
+            offering("m5.large", CapacityType::OnDemand),
+            offering("m5.xlarge", CapacityType::OnDemand)
+        ]
+    );
+}

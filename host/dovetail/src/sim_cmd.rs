@@ -53,7 +53,7 @@ Examples:
       --compare static-node-groups:spot
   dovetail sim demo.yaml --compare builtin \\
       --compare savings:consolidation-scoring=dovetail_policy_savings_threshold.wasm \\
-      --json runs.json --report out.html     # writes out-builtin.html, out-savings.html")]
+      --json runs.json --report out.html     # one page: both runs overlaid")]
 pub struct SimArgs {
     /// The scenario (YAML; see examples/scenarios/). Policy paths in its
     /// `policies:` are relative to its directory.
@@ -101,9 +101,11 @@ pub struct SimArgs {
     /// `{"runs": [{"label": …, "report": …}, …]}` when comparing.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Write an HTML report with charts here (opens without a network). When
-    /// comparing, one file per run with the run's label before `.html`:
-    /// `--report out.html` writes `out-builtin.html`, `out-savings.html`, ….
+    /// Write an HTML report here: one self-contained page (no scripts, no
+    /// network) with charts over simulated time, the cost by NodePool and
+    /// capacity type, launches, disruption budgets and decisions. When
+    /// comparing, one page with the comparison table and every run's curves
+    /// overlaid.
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
     /// Refuse a scenario with warnings (fields Karpenter's NodePool schema
@@ -627,47 +629,20 @@ pub fn run(args: SimArgs) -> Result<()> {
         };
         std::fs::write(path, json + "\n")
             .with_context(|| format!("cannot write the JSON report {}", path.display()))?;
+        let _ = writeln!(std::io::stdout(), "JSON report: {}", path.display());
     }
     if let Some(path) = &args.report {
-        for run in &runs {
-            let (file, title) = if several {
-                (
-                    labelled_path(path, &run.label),
-                    format!(
-                        "Dovetail simulation: {} ({})",
-                        args.scenario.display(),
-                        run.label
-                    ),
-                )
-            } else {
-                (
-                    path.clone(),
-                    format!("Dovetail simulation: {}", args.scenario.display()),
-                )
-            };
-            std::fs::write(&file, run.report.to_html(&title))
-                .with_context(|| format!("cannot write the HTML report {}", file.display()))?;
-        }
+        let title = format!("Dovetail simulation: {}", args.scenario.display());
+        let page = if several {
+            dovetail_sim::compare_html(&title, &runs)
+        } else {
+            runs[0].report.to_html(&title)
+        };
+        std::fs::write(path, page)
+            .with_context(|| format!("cannot write the HTML report {}", path.display()))?;
+        let _ = writeln!(std::io::stdout(), "HTML report: {}", path.display());
     }
     Ok(())
-}
-
-/// `out.html` with label `savings`: `out-savings.html`.
-fn labelled_path(path: &Path, label: &str) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let lower = name.to_ascii_lowercase();
-    let file = [".html", ".htm"]
-        .iter()
-        .find(|ext| lower.ends_with(*ext) && name.len() > ext.len())
-        .map(|ext| {
-            let (stem, ext) = name.split_at(name.len() - ext.len());
-            format!("{stem}-{label}{ext}")
-        })
-        .unwrap_or_else(|| format!("{name}-{label}"));
-    path.with_file_name(file)
 }
 
 #[cfg(test)]
@@ -703,17 +678,5 @@ mod tests {
                 "{e}"
             );
         }
-    }
-
-    #[test]
-    fn html_files_get_the_label_before_the_extension() {
-        assert_eq!(
-            labelled_path(Path::new("a/out.html"), "savings"),
-            Path::new("a/out-savings.html")
-        );
-        assert_eq!(
-            labelled_path(Path::new("out"), "builtin"),
-            Path::new("out-builtin")
-        );
     }
 }

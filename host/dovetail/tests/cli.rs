@@ -345,14 +345,35 @@ fn sim_runs_a_scenario_file_with_a_wasm_policy_and_writes_a_report() {
         "no progress bar when piped: {}",
         stderr(&o)
     );
+    assert!(
+        text.contains(&format!("HTML report: {}", html.display())),
+        "{text}"
+    );
     let page = std::fs::read_to_string(&html).unwrap();
-    assert_eq!(page.matches("<svg").count(), 3, "three charts");
+    for chart in [
+        "Nodes by capacity type",
+        "Pending pods",
+        "Cumulative cost",
+        "Pods evicted per",
+        "Disruptions and interruptions per",
+        "Launches",
+        "Allowed disruptions by NodePool and reason",
+        "Why nodes were not consolidated",
+        "Pod placements <span class=\"muted\">(50 pods, 5 placed more than once)",
+    ] {
+        assert!(page.contains(chart), "{chart}");
+    }
+    assert!(!page.contains("<script") && !page.contains("https://"));
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(v["seed"], 42);
     assert!(v["totals"]["nodes_launched"].as_u64().unwrap() >= 1);
     assert_eq!(v["totals"]["policy_failures"], 0);
     assert!(v["wall_seconds"].as_f64().unwrap() > 0.0);
+    for field in ["launches", "launch_lists", "passes", "timeline"] {
+        assert!(!v[field].as_array().unwrap().is_empty(), "{field}");
+    }
+    assert!(!v["pods"].as_object().unwrap().is_empty());
     assert!(
         v["autoscaler"].as_str().unwrap().contains("balanced@0.1.0"),
         "{v}"
@@ -518,8 +539,58 @@ fn sim_compares_policy_sets_side_by_side() {
     assert_eq!(runs[0]["label"], "builtin");
     assert_eq!(runs[1]["label"], "savings");
     assert!(runs[1]["report"]["totals"]["cost_usd"].as_f64().unwrap() > 0.0);
-    assert!(dir.path().join("out-builtin.html").exists());
-    assert!(dir.path().join("out-savings.html").exists());
+    // One page for both runs: the table and the curves overlaid.
+    let written: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".html"))
+        .collect();
+    assert_eq!(written, ["out.html"]);
+    assert!(
+        text.contains(&format!("HTML report: {}", html.display())),
+        "{text}"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    for label in ["builtin", "savings"] {
+        assert!(page.contains(&format!("</span>{label}</th>")), "{label}");
+    }
+    for row in [
+        "savings vs builtin",
+        "pods evicted",
+        "pending p99",
+        "consolidation scoring",
+        "savings-threshold@0.1.0",
+    ] {
+        assert!(page.contains(&format!("{row}</td>")), "{row}");
+    }
+    let charts = [
+        "Cumulative cost",
+        "Nodes",
+        "Pending pods (most at once per 60 s)",
+        "Pods evicted (cumulative)",
+        "Disruptions (cumulative)",
+        "Running pods",
+    ];
+    for chart in charts {
+        assert!(page.contains(&format!("<h3>{chart}</h3>")), "{chart}");
+    }
+    // Each chart draws one line per run, named in its legend.
+    assert_eq!(page.matches("<polyline").count(), charts.len() * 2);
+    assert_eq!(
+        page.matches(">savings</text>").count(),
+        charts.len(),
+        "a legend entry per chart"
+    );
+    // Each run's cost, on its card, in the table and split by NodePool.
+    for run in runs {
+        let cost = format!(
+            "${:.4}",
+            run["report"]["totals"]["cost_usd"].as_f64().unwrap()
+        );
+        assert!(page.matches(&cost).count() >= 3, "{cost}");
+    }
+    assert!(page.contains("Cost by NodePool and capacity type"));
+    assert!(!page.contains("<script") && !page.contains("https://"));
 
     let o = dovetail(&["sim", scenario.to_str().unwrap(), "--compare", "foo=bar"]);
     assert_eq!(o.status.code(), Some(1));

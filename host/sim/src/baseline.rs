@@ -22,7 +22,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use dovetail_control::actions::{Action, NominationTarget};
 use dovetail_control::controller::{Autoscaler, CatalogView, Cluster, execute, interrupt};
-use dovetail_control::decision::Decision;
+use dovetail_control::decision::{CreatedClaim, Decision};
 use dovetail_control::interruption::Interruption;
 use dovetail_control::lifecycle::{Lifecycle, Step};
 use dovetail_control::names::Names;
@@ -231,6 +231,7 @@ impl StaticNodeGroups {
                 state, &view, &plan,
             ));
         let room = group.max.saturating_sub(group_size(state, &group));
+        let mut names = Vec::new();
         let mut claims = Vec::new();
         for planned in plan
             .node_claims
@@ -245,12 +246,11 @@ impl StaticNodeGroups {
                 offerings.rotate_left(turn);
                 self.zone_turn += 1;
             }
-            let name = self.names.next("node", state, &claims);
-            claims.push(name);
-            step.actions
-                .push(Action::CreateNodeClaim(template::node_claim(
-                    name, planned, None, offerings, now_ms,
-                )));
+            let name = self.names.next("node", state, &names);
+            names.push(name);
+            let claim = template::node_claim(name, planned, None, offerings, now_ms);
+            claims.push(CreatedClaim::new(&claim, planned.pods.len()));
+            step.actions.push(Action::CreateNodeClaim(claim));
             step.actions.push(Action::Nominate {
                 pods: planned.pods.clone(),
                 target: NominationTarget::NodeClaim(name),

@@ -42,6 +42,8 @@ pub(crate) struct SimInstance {
     /// Relative ms.
     pub launched_at: u64,
     pub terminated_at: Option<u64>,
+    /// The NodePool of the NodeClaim it was launched for.
+    pub node_pool: Option<Sym>,
 }
 
 #[derive(Debug)]
@@ -60,6 +62,8 @@ pub(crate) struct Ec2 {
     pub shortages: Vec<Shortage>,
     /// Hourly price of the running instances.
     pub live_price: f64,
+    /// The same by NodePool and capacity type.
+    pub live_price_by: BTreeMap<(Option<Sym>, CapacityType), f64>,
     pub launched: usize,
     pub insufficient_capacity_errors: usize,
     pub peak: usize,
@@ -90,6 +94,7 @@ impl Ec2 {
             start_ms,
             shortages: Vec::new(),
             live_price: 0.0,
+            live_price_by: BTreeMap::new(),
             launched: 0,
             insufficient_capacity_errors: 0,
             peak: 0,
@@ -112,12 +117,13 @@ impl Ec2 {
         })
     }
 
-    /// Starts an instance of an offering; `age_ms` back-dates it (a start
-    /// state), `ready` makes it Ready at once.
+    /// Starts an instance of `offering` for `claim` of `node_pool`;
+    /// `started` back-dates it (a start state) and says if it is Ready at
+    /// once.
     pub fn start(
         &mut self,
         offering: OfferingKey,
-        claim: Sym,
+        (claim, node_pool): (Sym, Option<Sym>),
         requirements: &[NodeSelectorRequirement],
         now: u64,
         started: Option<(u64, bool)>,
@@ -173,10 +179,15 @@ impl Ec2 {
                 reclaim_at: None,
                 launched_at: now,
                 terminated_at: None,
+                node_pool,
             },
         );
         self.busy.insert(id);
         self.live_price += price;
+        *self
+            .live_price_by
+            .entry((node_pool, capacity_type))
+            .or_default() += price;
         self.launched += 1;
         self.live += 1;
         self.peak = self.peak.max(self.live);
@@ -202,6 +213,12 @@ impl Ec2 {
         self.busy.remove(&id);
         i.instance.state = InstanceState::Terminated;
         self.live_price -= i.instance.price;
+        if let Some(p) = self
+            .live_price_by
+            .get_mut(&(i.node_pool, i.instance.capacity_type))
+        {
+            *p -= i.instance.price;
+        }
         self.live -= 1;
         let hours = (now - i.launched_at.min(now)) as f64 / 3_600_000.0;
         *self
@@ -216,6 +233,18 @@ impl Ec2 {
             i.reclaim_at = Some(at);
             self.busy.insert(id);
         }
+    }
+
+    /// Node-hours by NodePool and capacity type, counting live instances up
+    /// to `end`.
+    pub fn node_hours_by_pool(&self, end: u64) -> BTreeMap<(Option<Sym>, CapacityType), f64> {
+        let mut h = BTreeMap::new();
+        for i in self.instances.values() {
+            let until = i.terminated_at.unwrap_or(end).min(end);
+            *h.entry((i.node_pool, i.instance.capacity_type))
+                .or_default() += until.saturating_sub(i.launched_at) as f64 / 3_600_000.0;
+        }
+        h
     }
 
     /// Node-hours by instance type, counting live instances up to `end`.
@@ -256,7 +285,7 @@ impl CloudProvider for Ec2 {
                     zone: o.zone,
                     capacity_type: o.capacity_type,
                 },
-                claim.name,
+                (claim.name, claim.node_pool),
                 &claim.requirements,
                 now,
                 None,

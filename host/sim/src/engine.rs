@@ -10,13 +10,15 @@
 //! disruption queue, drains) is the controller's own code; this crate only
 //! models the world around it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use dovetail_control::cloud::OfferingKey;
 use dovetail_control::controller::{Autoscaler, Config, Controller};
-use dovetail_control::decision::{ClaimFailure, Decision};
+use dovetail_control::decision::{ClaimFailure, CreatedClaim, Decision, PassReport};
 use dovetail_control::interruption::{Interruption, InterruptionKind};
 use dovetail_control::state::{ClusterState, NodeId, Nominee, PodId};
 use dovetail_core::catalog::CapacityType;
+use dovetail_core::disruption::UnconsolidatedReason;
 use dovetail_core::labels;
 use dovetail_core::model::{self, Node, OwnerKind, PodDisruptionBudget, Taint, TaintEffect};
 use dovetail_core::nodeclaim::{
@@ -31,7 +33,10 @@ use dovetail_core::sym::Sym;
 
 use crate::baseline::StaticNodeGroups;
 use crate::cloud::{Ec2, Shortage, instance_id};
-use crate::report::{DecisionRecord, Report, Sample};
+use crate::report::{
+    CostShare, DecisionRecord, LaunchRecord, NodeReason, OfferingRecord, Outcome, PassRecord,
+    PoolBudget, ProposedRecord, Report, Sample,
+};
 use crate::types::{Autoscaler as Kind, EventKind, Scenario};
 use crate::world::{Owner, World};
 use dovetail_core::stats::percentile;
@@ -94,6 +99,22 @@ struct Open {
     drop_if_empty: bool,
 }
 
+/// Why a pass left a node alone, as last reported.
+#[derive(Debug, Clone, PartialEq)]
+enum LeftAlone {
+    Excluded(String),
+    Unconsolidated(UnconsolidatedReason),
+}
+
+impl std::fmt::Display for LeftAlone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Excluded(why) => f.write_str(why),
+            Self::Unconsolidated(why) => why.fmt(f),
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct JobState {
     created: usize,
@@ -124,6 +145,18 @@ pub struct Simulation<'a> {
     why: HashMap<Sym, String>,
     /// Registered nodes whose DaemonSet pods are still to be placed.
     awaiting_daemons: BTreeSet<NodeId>,
+    /// Each NodeClaim's launch record.
+    launch_index: HashMap<Sym, usize>,
+    /// Each distinct launch list's index in the report.
+    launch_lists: HashMap<Vec<(Sym, Sym, CapacityType, u64)>, usize>,
+    /// The reason last reported for each node a disruption pass left alone.
+    left_alone: HashMap<Sym, LeftAlone>,
+    /// Cost so far by NodePool and capacity type.
+    cost_by: BTreeMap<(Option<Sym>, CapacityType), f64>,
+    /// The pass whose proposed command awaits validation.
+    proposal: Option<usize>,
+    /// The passes whose commands started, by the commands' nodes.
+    started: HashMap<Vec<Sym>, usize>,
 }
 
 impl<'a> Simulation<'a> {
@@ -218,6 +251,12 @@ impl<'a> Simulation<'a> {
             pod_serial: 0,
             why: HashMap::new(),
             awaiting_daemons: BTreeSet::new(),
+            launch_index: HashMap::new(),
+            launch_lists: HashMap::new(),
+            left_alone: HashMap::new(),
+            cost_by: BTreeMap::new(),
+            proposal: None,
+            started: HashMap::new(),
             scenario,
         };
         s.start_state();
@@ -247,12 +286,12 @@ impl<'a> Simulation<'a> {
                 continue;
             };
             let Some(instance) = self.cloud.start(
-                dovetail_control::cloud::OfferingKey {
+                OfferingKey {
                     instance_type: it,
                     zone,
                     capacity_type: init.capacity_type,
                 },
-                node.name,
+                (node.name, node.node_pool),
                 &[],
                 0,
                 Some((node.created_at * 1000, init.ready)),
@@ -409,7 +448,12 @@ impl<'a> Simulation<'a> {
         }
         self.pod_serial += 1;
         let now_ms = self.now_ms();
+        let key = pod.key();
         let id = self.world.state.apply_pod(pod, node, now_ms);
+        if let Some(n) = node.and_then(|n| self.world.state.node(n)) {
+            let name = n.node.name;
+            self.placed(key, name);
+        }
         self.world.owners.insert(id, owner);
         self.world.sched_dirty = true;
         id
@@ -696,6 +740,9 @@ impl<'a> Simulation<'a> {
             created_at: now_ms / 1000,
             ..Node::default()
         };
+        if let Some(&r) = claim.and_then(|c| self.launch_index.get(&c.name)) {
+            self.report.launches[r].node = Some(name.to_string());
+        }
         let pid = i.provider_id.clone();
         let id = self.world.state.apply_node(node, Some(pid), false, now_ms);
         self.awaiting_daemons.insert(id);
@@ -730,6 +777,7 @@ impl<'a> Simulation<'a> {
             });
             pod.phase = model::PodPhase::Running;
             pod.started_at = now_ms / 1000;
+            self.placed(pod.key(), node.name);
             self.world.state.apply_pod(pod, Some(id), now_ms);
         }
     }
@@ -944,6 +992,10 @@ impl<'a> Simulation<'a> {
             .pod(p)
             .map_or(now_ms, |e| e.pending_since_ms);
         self.world.state.bind(p, node, now_ms);
+        if let (Some(e), Some(n)) = (self.world.state.pod(p), self.world.state.node(node)) {
+            let (key, name) = (e.pod.key(), n.node.name);
+            self.placed(key, name);
+        }
         self.world.state.set_pod_running(p, now_ms / 1000);
         self.latencies.push((now_ms - since) as f64 / 1000.0);
         if let Some(&Owner::Job(j)) = self.world.owners.get(&p) {
@@ -951,6 +1003,15 @@ impl<'a> Simulation<'a> {
             self.world.finishes.insert(p, f);
             self.running_jobs.insert((f, p));
         }
+    }
+
+    /// A pod bound to a node, for the report.
+    fn placed(&mut self, pod: model::PodKey, node: Sym) {
+        self.report
+            .pods
+            .entry(pod.to_string())
+            .or_default()
+            .push((self.now / 1000, node.to_string()));
     }
 
     fn cloud_catalog(&self) -> std::sync::Arc<dovetail_core::catalog::Catalog> {
@@ -971,9 +1032,12 @@ impl<'a> Simulation<'a> {
                     fallback,
                 } => {
                     self.close(open.take());
+                    for c in &claims {
+                        self.launch_record(c, "provisioning");
+                    }
                     open = Some(self.open(
                         "provisioning",
-                        claims,
+                        claims.iter().map(|c| c.name).collect(),
                         pods,
                         decided_by,
                         format!("{pods} pending pod(s)"),
@@ -987,19 +1051,56 @@ impl<'a> Simulation<'a> {
                     reason,
                 } => {
                     self.close(open.take());
-                    open = Some(self.open("scale-up", claims, pods, decided_by, reason, None));
+                    for c in &claims {
+                        self.launch_record(c, "scale-up");
+                    }
+                    let names = claims.iter().map(|c| c.name).collect();
+                    open = Some(self.open("scale-up", names, pods, decided_by, reason, None));
+                }
+                Decision::CommandStarted {
+                    command,
+                    replacements,
+                } => {
+                    if let Some(p) = self.proposal.take() {
+                        self.outcome(p, Outcome::Started);
+                        self.started.insert(command.nodes.clone(), p);
+                    }
+                    let purpose = format!("{:?}", command.method);
+                    for (&name, plan) in replacements.iter().zip(&command.replacements) {
+                        self.launch_record(&CreatedClaim::planned(name, plan), &purpose);
+                    }
+                }
+                Decision::Pass(pass) => self.pass_record(*pass),
+                Decision::CommandInvalidated { why, .. } => {
+                    if let Some(p) = self.proposal.take() {
+                        self.outcome(p, Outcome::Invalidated(why));
+                    }
+                }
+                Decision::CommandAbandoned { command, why } => {
+                    if let Some(p) = self.started.remove(&command.nodes) {
+                        self.outcome(p, Outcome::Abandoned(why.to_string()));
+                    }
                 }
                 Decision::Launched { claim, offering } => {
+                    let launched = OfferingRecord {
+                        instance_type: offering.instance_type.to_string(),
+                        zone: offering.zone.to_string(),
+                        capacity_type: offering.capacity_type,
+                        price: offering.price,
+                    };
+                    if let Some(&r) = self.launch_index.get(&claim) {
+                        self.report.launches[r].launched = Some(launched.clone());
+                    }
                     if let Some(o) = &open
                         && o.claims.contains(&claim)
                     {
-                        self.report.decisions[o.index].launched.push(format!(
-                            "{}/{}/{}",
-                            offering.instance_type, offering.zone, offering.capacity_type
-                        ));
+                        self.report.decisions[o.index].launched.push(launched);
                     }
                 }
                 Decision::ClaimFailed { claim, failure } => {
+                    if let Some(&r) = self.launch_index.get(&claim) {
+                        self.report.launches[r].failed = Some(claim_failure(&failure));
+                    }
                     if let Some(o) = &mut open
                         && o.claims.contains(&claim)
                         && matches!(failure, ClaimFailure::InsufficientCapacity(_))
@@ -1007,7 +1108,13 @@ impl<'a> Simulation<'a> {
                         o.failed += 1;
                     }
                 }
-                Decision::Disrupting { command, .. } => {
+                Decision::Disrupting {
+                    command,
+                    replacements,
+                } => {
+                    if let Some(p) = self.started.remove(&command.nodes) {
+                        self.outcome(p, Outcome::Disrupted);
+                    }
                     let why = format!(
                         "{:?} ({}): {} [{}]",
                         command.method, command.reason, command.policy_reason, command.decided_by
@@ -1017,11 +1124,15 @@ impl<'a> Simulation<'a> {
                         at_seconds,
                         kind: format!("{:?}", command.method),
                         nodes: command.nodes.iter().map(|n| n.to_string()).collect(),
-                        launched: command
-                            .replacements
+                        launched: replacements
                             .iter()
-                            .filter_map(|c| c.offerings.first())
-                            .map(|o| format!("{}/{}/{}", o.instance_type, o.zone, o.capacity_type))
+                            .zip(&command.replacements)
+                            .filter_map(|(name, plan)| {
+                                self.launch_index
+                                    .get(name)
+                                    .and_then(|&r| self.report.launches[r].launched.clone())
+                                    .or_else(|| plan.offerings.first().map(OfferingRecord::from))
+                            })
                             .collect(),
                         savings_per_hour: command.savings_per_hour,
                         pods: command.pods_evicted.len(),
@@ -1159,6 +1270,103 @@ impl<'a> Simulation<'a> {
         }
     }
 
+    /// A NodeClaim created, for the report's launches.
+    fn launch_record(&mut self, claim: &CreatedClaim, purpose: &str) {
+        self.launch_index
+            .insert(claim.name, self.report.launches.len());
+        let key = claim
+            .launch
+            .iter()
+            .map(|o| (o.instance_type, o.zone, o.capacity_type, o.price.to_bits()))
+            .collect();
+        let lists = &mut self.report.launch_lists;
+        let launch_list_index = *self.launch_lists.entry(key).or_insert_with(|| {
+            lists.push(claim.launch.iter().map(OfferingRecord::from).collect());
+            lists.len() - 1
+        });
+        self.report.launches.push(LaunchRecord {
+            at_seconds: self.now / 1000,
+            node_claim: claim.name.to_string(),
+            node: None,
+            node_pool: claim.node_pool.map(|p| p.to_string()),
+            purpose: purpose.into(),
+            pods: claim.pods,
+            requirements: claim.requirements.clone(),
+            launch_list_index,
+            launched: None,
+            failed: None,
+        });
+    }
+
+    /// A disruption pass, for the report: budgets, and each node left alone
+    /// whose reason is new or changed.
+    fn pass_record(&mut self, pass: PassReport) {
+        let budgets = pass
+            .budgets
+            .iter()
+            .map(|b| PoolBudget {
+                node_pool: b.node_pool.clone(),
+                nodes: b.counts.total,
+                consuming: b.counts.consuming(),
+                allowed: b
+                    .reasons
+                    .iter()
+                    .map(|r| (r.reason.name().to_string(), r.allowed))
+                    .collect(),
+                error: b.error.as_ref().map(ToString::to_string),
+            })
+            .collect();
+        let reasons = pass
+            .exclusions
+            .into_iter()
+            .map(|e| (e.node, LeftAlone::Excluded(e.reason)))
+            .chain(
+                pass.unconsolidated
+                    .into_iter()
+                    .map(|u| (u.node, LeftAlone::Unconsolidated(u.reason))),
+            );
+        let mut not_consolidated = Vec::new();
+        for (node, why) in reasons {
+            if self.left_alone.get(&node) == Some(&why) {
+                continue;
+            }
+            not_consolidated.push(NodeReason {
+                node: node.to_string(),
+                reason: why.to_string(),
+            });
+            self.left_alone.insert(node, why);
+        }
+        self.report.passes.push(PassRecord {
+            at_seconds: self.now / 1000,
+            proposed: pass.proposed.map(|(method, nodes)| ProposedRecord {
+                method: format!("{method:?}"),
+                nodes: nodes.iter().map(ToString::to_string).collect(),
+                outcome: Outcome::Waiting,
+            }),
+            budgets,
+            candidates_evaluated: pass.candidates_evaluated,
+            only: pass
+                .only
+                .unwrap_or_default()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            not_consolidated,
+        });
+        let last = self.report.passes.len() - 1;
+        if self.report.passes[last].proposed.is_some() {
+            // A new proposal replaces one still waiting, as the queue does.
+            self.proposal = Some(last);
+        }
+    }
+
+    /// What came of the command pass `p` proposed.
+    fn outcome(&mut self, p: usize, outcome: Outcome) {
+        if let Some(c) = &mut self.report.passes[p].proposed {
+            c.outcome = outcome;
+        }
+    }
+
     /// Whether the EC2 model launched an instance for `claim`.
     fn launched_claim(&self, claim: Sym) -> bool {
         self.cloud
@@ -1178,6 +1386,9 @@ impl<'a> Simulation<'a> {
             self.report.totals.all_running_after_seconds = Some(self.now as f64 / 1000.0);
         }
         self.report.totals.cost_usd += self.cloud.live_price * TICK_MS as f64 / 3_600_000.0;
+        for (&key, &price) in &self.cloud.live_price_by {
+            *self.cost_by.entry(key).or_default() += price * TICK_MS as f64 / 3_600_000.0;
+        }
         if self
             .now
             .is_multiple_of(self.scenario.models.sample_every_ms)
@@ -1198,6 +1409,8 @@ impl<'a> Simulation<'a> {
                 pending_pods: pending,
                 running_pods: running,
                 cost_usd: self.report.totals.cost_usd,
+                pods_evicted: self.world.pods_evicted,
+                disruptions: self.report.totals.disruptions,
             });
         }
     }
@@ -1208,7 +1421,22 @@ impl<'a> Simulation<'a> {
         for h in hours.values_mut() {
             *h = (*h * 1e6).round() / 1e6;
         }
+        let node_hours = self.cloud.node_hours_by_pool(end);
         let t = &mut self.report.totals;
+        t.cost_by_node_pool = node_hours
+            .into_iter()
+            .map(|((pool, capacity_type), h)| CostShare {
+                node_pool: pool.map(|p| p.to_string()),
+                capacity_type,
+                cost_usd: self
+                    .cost_by
+                    .get(&(pool, capacity_type))
+                    .copied()
+                    .unwrap_or(0.0)
+                    .max(0.0),
+                node_hours: (h * 1e6).round() / 1e6,
+            })
+            .collect();
         t.node_hours_by_instance_type = hours;
         t.nodes_launched = self.cloud.launched;
         t.nodes_terminated = self
@@ -1228,6 +1456,23 @@ impl<'a> Simulation<'a> {
         t.pending_p99_seconds = percentile(&l, 0.99);
         t.pending_max_seconds = l.last().copied().unwrap_or(0.0);
         self.report
+    }
+}
+
+/// Why a NodeClaim was given up, in a sentence.
+fn claim_failure(failure: &ClaimFailure) -> String {
+    match failure {
+        ClaimFailure::InsufficientCapacity(tried) => format!(
+            "insufficient capacity: none of the {} offering(s) tried had any",
+            tried.len()
+        ),
+        ClaimFailure::NodeClassNotReady(why) => format!("node class not ready: {why}"),
+        ClaimFailure::LaunchTimeout(why) => {
+            format!("not launched within the launch timeout: {why}")
+        }
+        ClaimFailure::RegistrationTimeout => {
+            "launched, but no node registered within the registration timeout".into()
+        }
     }
 }
 

@@ -23,6 +23,7 @@ mod baseline;
 mod cloud;
 mod demo;
 mod engine;
+mod format;
 mod html;
 mod report;
 mod scenario;
@@ -33,8 +34,11 @@ mod world;
 
 pub use demo::demo_scenario;
 pub use engine::{SimEvent, Simulation};
-pub use html::clock;
-pub use report::{DecisionRecord, Report, Sample, Totals};
+pub use html::{clock, compare_html};
+pub use report::{
+    CostShare, DecisionRecord, LaunchRecord, NodeReason, OfferingRecord, Outcome, PassRecord,
+    PoolBudget, ProposedRecord, Report, Sample, Totals,
+};
 pub use scenario::{ScenarioError, parse_scenario};
 pub use types::{
     Autoscaler, BaselineModel, Deployment, Diurnal, Event, EventKind, InitialNode, Job, Models,

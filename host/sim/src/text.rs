@@ -78,6 +78,27 @@ fn human_duration(seconds: u64) -> String {
 /// One table row: a metric and its value per run.
 type Row = (String, Vec<String>);
 
+/// A metric's value for one run.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Text(String),
+    Money(f64),
+    Count(u64),
+    Seconds(f64),
+    /// `None`: nothing to compare with.
+    Percent(Option<f64>),
+    /// `None`: never.
+    Until(Option<f64>),
+    Wall(f64),
+}
+
+/// One metric of the runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Metric {
+    pub name: String,
+    pub values: Vec<Value>,
+}
+
 fn money(values: &[f64]) -> Vec<String> {
     let big = values.iter().any(|v| v.abs() >= 10.0);
     values
@@ -92,86 +113,119 @@ fn money(values: &[f64]) -> Vec<String> {
         .collect()
 }
 
-fn metric_rows(runs: &[Run], compare: bool) -> Vec<Row> {
+/// The metrics every report shows, one value per run; `compare` adds the
+/// savings against the first run.
+pub(crate) fn metrics(runs: &[Run], compare: bool) -> Vec<Metric> {
     let totals: Vec<_> = runs.iter().map(|r| &r.report.totals).collect();
-    let ints = |f: &dyn Fn(&Totals) -> u64| -> Vec<String> {
-        totals.iter().map(|t| f(t).to_string()).collect()
+    let metric = |name: &str, f: &dyn Fn(&Totals) -> Value| Metric {
+        name: name.to_string(),
+        values: totals.iter().map(|t| f(t)).collect(),
     };
-    let secs = |f: &dyn Fn(&Totals) -> f64| -> Vec<String> {
-        totals.iter().map(|t| format!("{:.0}", f(t))).collect()
-    };
-    let mut rows: Vec<Row> = Vec::new();
+    let count =
+        |name: &str, f: &dyn Fn(&Totals) -> usize| metric(name, &|t| Value::Count(f(t) as u64));
+    let secs = |name: &str, f: &dyn Fn(&Totals) -> f64| metric(name, &|t| Value::Seconds(f(t)));
+    let mut rows = Vec::new();
     for (i, name) in ["instance selection", "consolidation scoring"]
         .into_iter()
         .enumerate()
     {
-        rows.push((
-            name.to_string(),
-            runs.iter()
-                .map(|r| r.deciders.as_ref().map_or("-".into(), |d| d[i].clone()))
+        rows.push(Metric {
+            name: name.to_string(),
+            values: runs
+                .iter()
+                .map(|r| Value::Text(r.deciders.as_ref().map_or("-".into(), |d| d[i].clone())))
                 .collect(),
-        ));
+        });
     }
-    let costs: Vec<f64> = totals.iter().map(|t| t.cost_usd).collect();
-    rows.push(("cost (USD)".into(), money(&costs)));
+    rows.push(metric("cost", &|t| Value::Money(t.cost_usd)));
     if compare {
-        let first = costs[0];
-        rows.push((
-            format!("savings vs {} (%)", runs[0].label),
-            costs
+        let first = totals[0].cost_usd;
+        rows.push(Metric {
+            name: format!("savings vs {}", runs[0].label),
+            values: totals
                 .iter()
                 .enumerate()
-                .map(|(i, c)| {
-                    if i == 0 || first <= 0.0 {
-                        "-".to_string()
-                    } else {
-                        format!("{:.1}", (first - c) / first * 100.0)
-                    }
+                .map(|(i, t)| {
+                    Value::Percent(
+                        (i > 0 && first > 0.0).then(|| (first - t.cost_usd) / first * 100.0),
+                    )
                 })
                 .collect(),
-        ));
+        });
     }
-    rows.push(("peak nodes".into(), ints(&|t| t.peak_nodes as u64)));
-    rows.push(("nodes launched".into(), ints(&|t| t.nodes_launched as u64)));
-    rows.push((
-        "nodes terminated".into(),
-        ints(&|t| t.nodes_terminated as u64),
-    ));
-    rows.push(("disruptions".into(), ints(&|t| t.disruptions as u64)));
-    rows.push(("pods evicted".into(), ints(&|t| t.pods_evicted as u64)));
-    rows.push(("interruptions".into(), ints(&|t| t.interruptions as u64)));
+    rows.push(count("peak nodes", &|t| t.peak_nodes));
+    rows.push(count("nodes launched", &|t| t.nodes_launched));
+    rows.push(count("nodes terminated", &|t| t.nodes_terminated));
+    rows.push(count("disruptions", &|t| t.disruptions));
+    rows.push(count("pods evicted", &|t| t.pods_evicted));
+    rows.push(count("interruptions", &|t| t.interruptions));
     if totals.iter().any(|t| t.insufficient_capacity_errors > 0) {
-        rows.push((
-            "insufficient capacity errors".into(),
-            ints(&|t| t.insufficient_capacity_errors as u64),
-        ));
+        rows.push(count("insufficient capacity errors", &|t| {
+            t.insufficient_capacity_errors
+        }));
     }
     if totals.iter().any(|t| t.jobs_completed > 0) {
-        rows.push(("jobs completed".into(), ints(&|t| t.jobs_completed as u64)));
+        rows.push(count("jobs completed", &|t| t.jobs_completed));
     }
-    rows.push(("pending p50 (s)".into(), secs(&|t| t.pending_p50_seconds)));
-    rows.push(("pending p95 (s)".into(), secs(&|t| t.pending_p95_seconds)));
-    rows.push(("pending p99 (s)".into(), secs(&|t| t.pending_p99_seconds)));
-    rows.push(("pending max (s)".into(), secs(&|t| t.pending_max_seconds)));
-    rows.push((
-        "all running after (s)".into(),
-        totals
+    rows.push(secs("pending p50", &|t| t.pending_p50_seconds));
+    rows.push(secs("pending p95", &|t| t.pending_p95_seconds));
+    rows.push(secs("pending p99", &|t| t.pending_p99_seconds));
+    rows.push(secs("pending max", &|t| t.pending_max_seconds));
+    rows.push(metric("all running after", &|t| {
+        Value::Until(t.all_running_after_seconds)
+    }));
+    rows.push(count("pending at end", &|t| t.pending_at_end));
+    rows.push(metric("policy failures", &|t| {
+        Value::Count(t.policy_failures)
+    }));
+    rows.push(Metric {
+        name: "wall".into(),
+        values: runs
             .iter()
-            .map(|t| {
-                t.all_running_after_seconds
-                    .map_or("never".into(), |s| format!("{s:.0}"))
-            })
+            .map(|r| Value::Wall(r.report.wall_seconds.unwrap_or(0.0)))
             .collect(),
-    ));
-    rows.push(("pending at end".into(), ints(&|t| t.pending_at_end as u64)));
-    rows.push(("policy failures".into(), ints(&|t| t.policy_failures)));
-    rows.push((
-        "wall (s)".into(),
-        runs.iter()
-            .map(|r| format!("{:.2}", r.report.wall_seconds.unwrap_or(0.0)))
-            .collect(),
-    ));
+    });
     rows
+}
+
+/// The metrics as the text table writes them: units in the names, plain
+/// numbers.
+fn metric_rows(runs: &[Run], compare: bool) -> Vec<Row> {
+    metrics(runs, compare)
+        .into_iter()
+        .map(|m| {
+            let unit = match m.values.first() {
+                Some(Value::Money(_)) => " (USD)",
+                Some(Value::Seconds(_) | Value::Until(_) | Value::Wall(_)) => " (s)",
+                Some(Value::Percent(_)) => " (%)",
+                _ => "",
+            };
+            let costs: Vec<f64> = m
+                .values
+                .iter()
+                .filter_map(|v| match v {
+                    Value::Money(c) => Some(*c),
+                    _ => None,
+                })
+                .collect();
+            let costs = money(&costs);
+            let mut costs = costs.into_iter();
+            let values = m
+                .values
+                .iter()
+                .map(|v| match v {
+                    Value::Text(t) => t.clone(),
+                    Value::Money(_) => costs.next().unwrap_or_default(),
+                    Value::Count(n) => n.to_string(),
+                    Value::Seconds(s) => format!("{s:.0}"),
+                    Value::Percent(p) => p.map_or("-".into(), |p| format!("{p:.1}")),
+                    Value::Until(s) => s.map_or("never".into(), |s| format!("{s:.0}")),
+                    Value::Wall(s) => format!("{s:.2}"),
+                })
+                .collect();
+            (format!("{}{unit}", m.name), values)
+        })
+        .collect()
 }
 
 /// Metric names left-aligned, values right-aligned, one column per run.
@@ -284,7 +338,13 @@ fn write_comparison(out: &mut String, runs: &[Run]) {
             } else {
                 format!("{:.1}% more than", (x - y) / y * 100.0)
             };
-            let _ = writeln!(out, "{who} costs {how} {name} (${x:.4} vs ${y:.4})");
+            let decimals = crate::format::money_decimals([x, y]);
+            let _ = writeln!(
+                out,
+                "{who} costs {how} {name} ({} vs {})",
+                crate::format::money_to(x, decimals),
+                crate::format::money_to(y, decimals)
+            );
         }
     }
 }
@@ -334,9 +394,7 @@ mod tests {
         assert!(text.contains("savings vs scenario (%)"), "{text}");
         assert!(text.contains("static node groups: m5.large"), "{text}");
         assert!(
-            text.contains(
-                "Dovetail costs 20.0% less than static node groups ($8.0000 vs $10.0000)"
-            ),
+            text.contains("Dovetail costs 20.0% less than static node groups ($8.00 vs $10.00)"),
             "{text}"
         );
     }
@@ -366,7 +424,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                "Dovetail costs 20.0% less than static node groups `static-node-groups` ($8.0000 vs $10.0000)"
+                "Dovetail costs 20.0% less than static node groups `static-node-groups` ($8.00 vs $10.00)"
             ),
             "{text}"
         );

@@ -61,23 +61,6 @@ fn same_seed_same_report() {
 }
 
 #[test]
-fn html_report_is_self_contained_with_three_charts() {
-    let (report, _) = run(1);
-    let html = report.to_html("demo");
-    assert_eq!(html.matches("<svg").count(), 3, "nodes, pending pods, cost");
-    assert!(html.contains("Nodes by capacity type") && html.contains("Cumulative cost"));
-    assert!(
-        !html.contains("http://") && !html.contains("https://"),
-        "no network"
-    );
-    assert!(!html.contains("<script"), "no scripts");
-    assert!(
-        html.contains("SingleNodeConsolidation"),
-        "decisions are listed"
-    );
-}
-
-#[test]
 fn the_replacement_is_ready_before_the_old_node_goes() {
     let (report, events) = run(1);
     let replaced = report

@@ -17,6 +17,7 @@ use dovetail_core::scheduler::{Prepared, Snapshot};
 use dovetail_core::sym::Sym;
 
 use crate::actions::Action;
+use crate::decision::{Decision, PassReport};
 use crate::lifecycle::Step;
 use crate::names::Names;
 use crate::snapshot::snapshot;
@@ -126,15 +127,20 @@ impl Disruption {
                 (key, view.snapshot, prepared)
             }
         };
-        let pass = disruption::disrupt_prepared(&snap, &prepared, now_ms / 1000, scorer, &settings);
+        let mut pass =
+            disruption::disrupt_prepared(&snap, &prepared, now_ms / 1000, scorer, &settings);
         self.pass_cache = Some((key, snap, prepared));
         let drifted = !pass.drifted.is_empty();
         // Expiration is the expiration controller's, by each NodeClaim's
         // own `expireAfter`; a pass's expiration commands are left to it.
-        let voluntary = pass
-            .commands
+        let voluntary = std::mem::take(&mut pass.commands)
             .into_iter()
             .find(|c| c.method != Method::Expiration);
+        step.decisions.push(Decision::Pass(Box::new(PassReport::new(
+            pass,
+            voluntary.as_ref(),
+            settings.single_node_only,
+        ))));
         match voluntary {
             Some(command) => self.queue.propose(command, now_ms),
             None => self.gate.consolidated(state, key, drifted, now_ms),

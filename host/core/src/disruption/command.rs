@@ -9,7 +9,8 @@ use crate::model::PodKey;
 use crate::scheduler::{NodeClaimPlan, NodeIndex};
 use crate::sym::Sym;
 
-use super::budgets::DisruptionReason;
+use super::budgets::{BudgetReport, DisruptionReason};
+use super::unconsolidated::Unconsolidated;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Method {
@@ -110,6 +111,12 @@ pub struct Pass {
     /// with nowhere for their pods yet): drift is looked at again on every
     /// poll, however settled the rest of the cluster.
     pub drifted: Vec<Sym>,
+    /// Each NodePool's budgets as this pass counted them, in NodePool order.
+    #[serde(skip)]
+    pub budgets: Vec<BudgetReport>,
+    /// Candidates not consolidated, with why.
+    #[serde(skip)]
+    pub unconsolidated: Vec<Unconsolidated>,
 }
 
 #[cfg(test)]

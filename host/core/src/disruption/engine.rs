@@ -141,6 +141,8 @@ impl<'a> Engine<'a> {
             .filter(|i| !going.contains(i))
             .map(|&i| s.nodes[i].name)
             .collect();
+        self.explain_unconsolidated();
+        self.pass.budgets = std::mem::take(&mut self.budgets);
         self.pass
     }
 

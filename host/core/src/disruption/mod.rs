@@ -23,6 +23,7 @@ pub mod fixtures;
 mod scoring;
 mod settings;
 mod simulate;
+mod unconsolidated;
 mod validation;
 
 pub use candidates::{protected_pod, protection_ends};
@@ -31,4 +32,5 @@ pub use consolidation::SPOT_TO_SPOT_TYPES;
 pub use duration::parse_go_duration;
 pub use engine::{disrupt, disrupt_prepared};
 pub use settings::Settings;
+pub use unconsolidated::{Unconsolidated, UnconsolidatedReason};
 pub use validation::{Invalidated, validate};

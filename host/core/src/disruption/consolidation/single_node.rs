@@ -5,6 +5,7 @@ use crate::disruption::candidates::CandidateIndex;
 use crate::disruption::command::Method;
 use crate::disruption::engine::Engine;
 use crate::disruption::scoring::row;
+use crate::disruption::unconsolidated::{Unconsolidated, UnconsolidatedReason};
 use crate::policy::ConsolidationScorer;
 use crate::policy::types::ConsolidationContext;
 
@@ -71,10 +72,16 @@ impl Engine<'_> {
         let mut moves = Vec::new();
         let mut found = Vec::new();
         for (c, result) in results {
-            if let Ok((mut mv, claims)) = result {
-                mv.removed = vec![row(rows, c)];
-                moves.push(mv);
-                found.push((c, claims));
+            match result {
+                Ok((mut mv, claims)) => {
+                    mv.removed = vec![row(rows, c)];
+                    moves.push(mv);
+                    found.push((c, claims));
+                }
+                Err(why) => self.pass.unconsolidated.push(Unconsolidated {
+                    node: self.snapshot.nodes[self.candidates[c].node].name,
+                    reason: UnconsolidatedReason::NoMove(why),
+                }),
             }
         }
         if moves.is_empty() {
