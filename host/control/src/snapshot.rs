@@ -103,9 +103,12 @@ pub fn snapshot(
             }
         }
     }
+    // A finished pod stays bound until deleted but takes no room, as
+    // kube-scheduler sees it; it neither fits nor blocks anything.
     let pods_of = |ids: &[PodId]| -> Vec<Pod> {
         ids.iter()
             .filter_map(|p| state.pod(*p))
+            .filter(|e| !e.pod.is_terminal())
             .map(|e| e.pod.clone())
             .collect()
     };

@@ -6,6 +6,7 @@ mod support;
 use dovetail_control::{Action, Decision, NominationTarget};
 use dovetail_core::builders::pod;
 use dovetail_core::catalog::CapacityType;
+use dovetail_core::model::PodPhase;
 use support::*;
 
 fn world() -> World {
@@ -174,6 +175,22 @@ fn a_pod_that_fits_on_a_running_node_is_nominated_to_it_without_a_new_node_claim
         &nominations[0].1,
         Action::Nominate { target: NominationTarget::NodeClaim(c), .. } if *c == claim
     ));
+}
+
+#[test]
+fn a_finished_pod_leaves_its_room_to_pending_pods() {
+    let mut w = world();
+    let (claim, node) = w.existing_node("default", "m5.xlarge", CapacityType::OnDemand, 10 * MIN);
+    // A Job's pod that completed: it stays bound until deleted, but its
+    // requests no longer take room on the node (kube-scheduler ignores it).
+    let mut done = pod("report-1").cpu("3").build();
+    done.phase = PodPhase::Succeeded;
+    w.run_pod(done, node);
+    let p = w.pending(pod("web").cpu("2").build());
+    w.run_for(2 * S, S);
+    assert_eq!(w.claim_names(), vec![claim], "no new NodeClaim");
+    assert!(w.cloud.create_calls.is_empty());
+    assert_eq!(w.nominated_claim(p), Some(claim));
 }
 
 #[test]
