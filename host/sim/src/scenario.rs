@@ -189,7 +189,7 @@ struct File {
     node_classes: Option<Vec<EC2NodeClass>>,
     /// May be left out when the cluster's manifests hold the NodePools.
     #[serde(default)]
-    node_pools: Vec<NodePoolManifest>,
+    node_pools: Option<Vec<NodePoolManifest>>,
     #[serde(default)]
     cluster: ClusterSection,
     #[serde(default)]
@@ -2460,9 +2460,11 @@ fn parse(text: &str, dir: Option<&Path>) -> Result<Scenario, ScenarioError> {
         .map(|(k, v)| (k.clone(), Some(v.clone())))
         .collect();
     let mut pools: Vec<(NodePool, bool, Origin)> = Vec::new();
+    let pools_section = file.node_pools.is_some();
     let pool_manifests = file
         .node_pools
         .into_iter()
+        .flatten()
         .enumerate()
         .map(|(i, m)| (Origin::Section(format!("nodePools[{i}]")), m))
         .chain(
@@ -2486,7 +2488,7 @@ fn parse(text: &str, dir: Option<&Path>) -> Result<Scenario, ScenarioError> {
         }
         pools.push((pool, left_out, origin));
     }
-    if pools.is_empty() {
+    if !pools_section && read.node_pools.is_empty() {
         return Err(invalid(
             "nodePools",
             "list at least one karpenter.sh/v1 NodePool, under `nodePools` or as a manifest in `cluster`",

@@ -739,13 +739,13 @@ fn every_example_scenario_parses() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
             let text = std::fs::read_to_string(&path).unwrap();
-            let s = dovetail_sim::parse_scenario(&text)
+            let s = dovetail_sim::parse_scenario_in(&text, path.parent().unwrap())
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(s.warnings, [], "{}", path.display());
             seen += 1;
         }
     }
-    assert!(seen >= 6, "{seen} scenarios");
+    assert!(seen >= 7, "{seen} scenarios");
 }
 
 #[test]
