@@ -332,7 +332,7 @@ impl<'a> Simulation<'a> {
             now_ms
         };
         let instance = if managed {
-            let Some(key) = offering else { return None };
+            let key = offering?;
             Some(
                 self.cloud
                     .start(key, node.name, &[], self.now, Some((since, init.ready)))?,

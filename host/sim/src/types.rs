@@ -256,6 +256,8 @@ pub struct InitialPod {
 }
 
 /// A Kubernetes object an event applies: created, or changed in place.
+// Events hold it boxed, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Manifest {
     /// A Deployment, StatefulSet or ReplicaSet: a new one starts its pods; a
