@@ -988,7 +988,10 @@ impl<'a> Simulation<'a> {
             .live()
             .filter(|i| {
                 let it = &i.instance;
+                // Dovetail's spot nodes: others are their node groups' to
+                // replace, which the model does not do.
                 it.capacity_type == CapacityType::Spot
+                    && it.node_claim.is_some()
                     && i.reclaim_at.is_none()
                     && (instance_types.is_empty() || instance_types.contains(&it.instance_type))
                     && (zones.is_empty() || zones.contains(&it.zone))

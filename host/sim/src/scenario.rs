@@ -9,6 +9,13 @@
 //! fields Karpenter's v1 schema does not have are ignored, as the API server
 //! ignores them, and listed in [`Scenario::warnings`] with their lines.
 //!
+//! The cluster may also be given as Kubernetes manifests, as `kubectl get -o
+//! yaml` prints them (`List` kinds too): under `cluster:` as a list of
+//! objects or multi-document text, or in `cluster.files` relative to the
+//! scenario file ([`parse_scenario_in`]). They may hold the NodePools and
+//! EC2NodeClasses too, and events may `apply`, `patch` (a JSON merge patch)
+//! or `delete` objects. See `docs/simulator.md`.
+//!
 //! With `nodeClasses`, every NodePool's `nodeClassRef` must name one of them,
 //! and the AWS catalog sizes nodes as those classes do (kubelet `maxPods`,
 //! `podsPerCore`, `kubeReserved`, `systemReserved`, `evictionHard`, the root
