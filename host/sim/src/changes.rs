@@ -195,11 +195,16 @@ impl Simulation<'_> {
             }
             _ => {
                 self.changed(format!("{what} created"));
+                let j_succeeded = j.succeeded;
                 self.scenario.jobs.push(Job {
                     at_ms: self.now,
                     ..j
                 });
-                self.jobs.push(Default::default());
+                self.jobs.push(crate::engine::JobState {
+                    created: j_succeeded,
+                    completed: j_succeeded,
+                    active: 0,
+                });
                 let i = self.scenario.jobs.len() - 1;
                 self.top_up_job(i);
             }

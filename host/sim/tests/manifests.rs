@@ -412,6 +412,44 @@ events:
 }
 
 #[test]
+fn a_job_goes_on_from_where_its_status_says() {
+    // Two of three completions done: one more pod, of a minute, completes it.
+    let job = r#"
+  - apiVersion: batch/v1
+    kind: Job
+    metadata:
+      name: report
+      namespace: batch
+      annotations: { sim.dovetail.dev/run-time: 1m }
+    spec:
+      completions: 3
+      parallelism: 1
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{ name: c, image: i, resources: { requests: { cpu: 500m } } }]
+    status: { succeeded: 2 }
+  - apiVersion: batch/v1
+    kind: Job
+    metadata: { name: done, namespace: batch }
+    spec:
+      completions: 1
+      template: { spec: { restartPolicy: Never, containers: [{ name: c, image: i }] } }
+    status:
+      succeeded: 1
+      conditions: [{ type: Complete, status: "True" }]
+"#;
+    let cluster = format!("{}{job}", unmanaged_node("n1", "[]"));
+    let s = scenario("2m", &cluster, "");
+    assert_eq!(s.jobs.len(), 1, "a completed Job is left out");
+    assert_eq!(s.jobs[0].succeeded, 2);
+    let (r, _) = run(s);
+    assert_eq!(r.totals.jobs_completed, 1, "{:?}", r.timeline);
+    assert_eq!(running_at(&r, 30), 1);
+    assert_eq!(running_at(&r, 90), 0, "no fourth pod");
+}
+
+#[test]
 fn bad_objects_are_named_by_document_kind_name_and_field() {
     let err = |cluster: &str, events: &str| {
         let text = format!("seed: 1\nduration: 1m\n{POOL}cluster:{cluster}{events}");
