@@ -71,16 +71,8 @@ impl Doc {
         }
     }
 
-    /// Reads the object as `T`; an error names the document, the object
-    /// and the field.
-    pub fn read<T: DeserializeOwned>(&self) -> Result<T, ScenarioError> {
-        let mut track = serde_path_to_error::Track::new();
-        let de = serde_path_to_error::Deserializer::new(&self.value, &mut track);
-        T::deserialize(de).map_err(|e| self.read_error(track, e))
-    }
-
-    /// As [`read`](Self::read), listing in `ignored` the fields `T` does not
-    /// have.
+    /// Reads the object as `T`, listing in `ignored` the fields `T` does
+    /// not have; an error names the document, the object and the field.
     pub fn read_lenient<T: DeserializeOwned>(
         &self,
         ignored: &mut Vec<Vec<Step>>,

@@ -38,26 +38,63 @@ pub const JOB_RUN_TIME_ANNOTATION: &str = "sim.dovetail.dev/run-time";
 /// The label a ReplicaSet's pods carry, whose value ends its name.
 const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 
-/// The kinds the simulator reads, with their API versions.
-const KINDS: &[(&str, &str)] = &[
-    ("Pod", "v1"),
-    ("Node", "v1"),
-    ("Namespace", "v1"),
-    ("PersistentVolumeClaim", "v1"),
-    ("PersistentVolume", "v1"),
-    ("Deployment", "apps/v1"),
-    ("StatefulSet", "apps/v1"),
-    ("ReplicaSet", "apps/v1"),
-    ("DaemonSet", "apps/v1"),
-    ("Job", "batch/v1"),
-    ("PodDisruptionBudget", "policy/v1"),
-    ("StorageClass", "storage.k8s.io/v1"),
-    ("PriorityClass", "scheduling.k8s.io/v1"),
-    ("RuntimeClass", "node.k8s.io/v1"),
-    ("NodePool", "karpenter.sh/v1"),
-    ("NodeClaim", "karpenter.sh/v1"),
-    ("EC2NodeClass", "karpenter.k8s.aws/v1"),
+/// The kinds the simulator reads, with their API versions and schema names.
+const KINDS: &[(&str, &str, &str)] = &[
+    ("Pod", "v1", "v1 Pod"),
+    ("Node", "v1", "v1 Node"),
+    ("Namespace", "v1", "v1 Namespace"),
+    ("PersistentVolumeClaim", "v1", "v1 PersistentVolumeClaim"),
+    ("PersistentVolume", "v1", "v1 PersistentVolume"),
+    ("Deployment", "apps/v1", "apps/v1 Deployment"),
+    ("StatefulSet", "apps/v1", "apps/v1 StatefulSet"),
+    ("ReplicaSet", "apps/v1", "apps/v1 ReplicaSet"),
+    ("DaemonSet", "apps/v1", "apps/v1 DaemonSet"),
+    ("Job", "batch/v1", "batch/v1 Job"),
+    (
+        "PodDisruptionBudget",
+        "policy/v1",
+        "policy/v1 PodDisruptionBudget",
+    ),
+    (
+        "StorageClass",
+        "storage.k8s.io/v1",
+        "storage.k8s.io/v1 StorageClass",
+    ),
+    (
+        "PriorityClass",
+        "scheduling.k8s.io/v1",
+        "scheduling.k8s.io/v1 PriorityClass",
+    ),
+    (
+        "RuntimeClass",
+        "node.k8s.io/v1",
+        "node.k8s.io/v1 RuntimeClass",
+    ),
+    ("NodePool", "karpenter.sh/v1", "karpenter.sh/v1 NodePool"),
+    ("NodeClaim", "karpenter.sh/v1", "karpenter.sh/v1 NodeClaim"),
+    (
+        "EC2NodeClass",
+        "karpenter.k8s.aws/v1",
+        "karpenter.k8s.aws/v1 EC2NodeClass",
+    ),
 ];
+
+/// Reads a document as `T`, warning of the fields `T` does not have (the
+/// API server drops them: a misspelt field would vanish without a word).
+pub(crate) fn read_warning<T: serde::de::DeserializeOwned>(
+    doc: &Doc,
+    text: &str,
+    warnings: &mut Vec<ScenarioWarning>,
+) -> Result<T, ScenarioError> {
+    let mut ignored = Vec::new();
+    let value = doc.read_lenient(&mut ignored)?;
+    if let Some(&(_, _, schema)) = KINDS.iter().find(|(k, _, _)| *k == doc.kind()) {
+        warnings.extend(crate::unknown_fields::manifest_warnings(
+            text, doc, schema, &ignored,
+        ));
+    }
+    Ok(value)
+}
 
 fn group(api_version: &str) -> &str {
     api_version.rsplit_once('/').map_or("", |(g, _)| g)
@@ -67,7 +104,7 @@ fn group(api_version: &str) -> &str {
 /// `None` for a kind it does not model. A known kind in another version of
 /// its group is refused.
 pub(crate) fn known_kind(doc: &Doc) -> Result<Option<&'static str>, ScenarioError> {
-    let Some(&(kind, version)) = KINDS.iter().find(|(k, _)| *k == doc.kind()) else {
+    let Some(&(kind, version, _)) = KINDS.iter().find(|(k, _, _)| *k == doc.kind()) else {
         return Ok(None);
     };
     let written = doc.api_version();
@@ -180,29 +217,31 @@ pub(crate) fn read(
         r.latest = r.latest.max(crate::manifests::latest_time(&doc.value));
         r.registry.insert(key, doc.value.clone());
         match kind {
-            "NodePool" => {
-                let mut ignored = Vec::new();
-                let m = doc.read_lenient(&mut ignored)?;
-                warnings.extend(crate::unknown_fields::manifest_warnings(
-                    text,
-                    &doc.at,
-                    doc.steps.as_deref(),
-                    &ignored,
-                ));
-                r.node_pools.push((doc, m));
-            }
-            "EC2NodeClass" => r.node_classes.push((doc.clone(), doc.read()?)),
-            "Node" => r.nodes.push((doc.clone(), doc.read()?)),
-            "NodeClaim" => r.claims.push((doc.clone(), doc.read()?)),
-            "Pod" => r.pods.push((doc.clone(), doc.read()?)),
-            "Deployment" => r
-                .workloads
-                .push((doc.clone(), WorkloadObject::Deployment(doc.read()?))),
-            "StatefulSet" => r
-                .workloads
-                .push((doc.clone(), WorkloadObject::StatefulSet(doc.read()?))),
+            "NodePool" => r
+                .node_pools
+                .push((doc.clone(), read_warning(&doc, text, warnings)?)),
+            "EC2NodeClass" => r
+                .node_classes
+                .push((doc.clone(), read_warning(&doc, text, warnings)?)),
+            "Node" => r
+                .nodes
+                .push((doc.clone(), read_warning(&doc, text, warnings)?)),
+            "NodeClaim" => r
+                .claims
+                .push((doc.clone(), read_warning(&doc, text, warnings)?)),
+            "Pod" => r
+                .pods
+                .push((doc.clone(), read_warning(&doc, text, warnings)?)),
+            "Deployment" => r.workloads.push((
+                doc.clone(),
+                WorkloadObject::Deployment(read_warning(&doc, text, warnings)?),
+            )),
+            "StatefulSet" => r.workloads.push((
+                doc.clone(),
+                WorkloadObject::StatefulSet(read_warning(&doc, text, warnings)?),
+            )),
             "ReplicaSet" => {
-                let rs: apps::ReplicaSet = doc.read()?;
+                let rs: apps::ReplicaSet = read_warning(&doc, text, warnings)?;
                 match controller(&rs.metadata).filter(|o| o.kind == "Deployment") {
                     // A Deployment's: its pods are the Deployment's.
                     Some(d) => {
@@ -217,15 +256,29 @@ pub(crate) fn read(
                     None => r.workloads.push((doc, WorkloadObject::ReplicaSet(rs))),
                 }
             }
-            "Job" => r.jobs.push((doc.clone(), doc.read()?)),
-            "DaemonSet" => r.daemon_sets.push((doc.clone(), doc.read()?)),
-            "PodDisruptionBudget" => r.pdbs.push((doc.clone(), doc.read()?)),
-            "Namespace" => r.namespaces.push((doc.clone(), doc.read()?)),
-            "PersistentVolumeClaim" => r.lookup.add_claim(doc.read()?),
-            "PersistentVolume" => r.lookup.add_volume(doc.read()?),
-            "StorageClass" => r.lookup.add_storage_class(doc.read()?),
-            "PriorityClass" => r.lookup.add_priority_class(doc.read()?),
-            "RuntimeClass" => r.lookup.add_runtime_class(doc.read()?),
+            "Job" => r
+                .jobs
+                .push((doc.clone(), read_warning(&doc, text, warnings)?)),
+            "DaemonSet" => r
+                .daemon_sets
+                .push((doc.clone(), read_warning(&doc, text, warnings)?)),
+            "PodDisruptionBudget" => r
+                .pdbs
+                .push((doc.clone(), read_warning(&doc, text, warnings)?)),
+            "Namespace" => r
+                .namespaces
+                .push((doc.clone(), read_warning(&doc, text, warnings)?)),
+            "PersistentVolumeClaim" => r.lookup.add_claim(read_warning(&doc, text, warnings)?),
+            "PersistentVolume" => r.lookup.add_volume(read_warning(&doc, text, warnings)?),
+            "StorageClass" => r
+                .lookup
+                .add_storage_class(read_warning(&doc, text, warnings)?),
+            "PriorityClass" => r
+                .lookup
+                .add_priority_class(read_warning(&doc, text, warnings)?),
+            "RuntimeClass" => r
+                .lookup
+                .add_runtime_class(read_warning(&doc, text, warnings)?),
             _ => unreachable!("every kind of KINDS is read"),
         }
     }

@@ -1912,10 +1912,15 @@ impl Later<'_> {
             let manifest = match kind {
                 "Deployment" | "StatefulSet" | "ReplicaSet" => {
                     let w = match kind {
-                        "Deployment" => WorkloadObject::Deployment(doc.read()?),
-                        "StatefulSet" => WorkloadObject::StatefulSet(doc.read()?),
+                        "Deployment" => WorkloadObject::Deployment(objects::read_warning(
+                            &doc, self.text, warnings,
+                        )?),
+                        "StatefulSet" => WorkloadObject::StatefulSet(objects::read_warning(
+                            &doc, self.text, warnings,
+                        )?),
                         _ => {
-                            let rs: k8s_openapi::api::apps::v1::ReplicaSet = doc.read()?;
+                            let rs: k8s_openapi::api::apps::v1::ReplicaSet =
+                                objects::read_warning(&doc, self.text, warnings)?;
                             if rs
                                 .metadata
                                 .owner_references
@@ -1938,9 +1943,13 @@ impl Later<'_> {
                         warnings,
                     )?))
                 }
-                "Job" => {
-                    objects::job(&doc, &doc.read()?, self.lookup, warnings)?.map(Manifest::Job)
-                }
+                "Job" => objects::job(
+                    &doc,
+                    &objects::read_warning(&doc, self.text, warnings)?,
+                    self.lookup,
+                    warnings,
+                )?
+                .map(Manifest::Job),
                 "Pod" => {
                     if let Some(Some(old)) = known
                         && old.get("spec") != doc.value.get("spec")
@@ -1952,7 +1961,7 @@ impl Later<'_> {
                     }
                     objects::pod(
                         &doc,
-                        &doc.read()?,
+                        &objects::read_warning(&doc, self.text, warnings)?,
                         self.lookup,
                         self.replica_set_owners,
                         warnings,
@@ -1961,7 +1970,7 @@ impl Later<'_> {
                 }
                 "Node" => Some(Manifest::Node(objects::node(
                     &doc,
-                    &doc.read()?,
+                    &objects::read_warning(&doc, self.text, warnings)?,
                     None,
                     &self.cluster,
                     self.start_unix_seconds,
@@ -1969,29 +1978,22 @@ impl Later<'_> {
                 )?)),
                 "DaemonSet" => Some(Manifest::DaemonSet(objects::daemon_set(
                     &doc,
-                    &doc.read()?,
+                    &objects::read_warning(&doc, self.text, warnings)?,
                     self.lookup,
                     warnings,
                 )?)),
                 "PodDisruptionBudget" => Some(Manifest::PodDisruptionBudget(objects::pdb(
                     &doc,
-                    &doc.read()?,
+                    &objects::read_warning(&doc, self.text, warnings)?,
                     warnings,
                 )?)),
                 "Namespace" => Some(Manifest::Namespace(objects::namespace(
                     &doc,
-                    &doc.read()?,
+                    &objects::read_warning(&doc, self.text, warnings)?,
                     warnings,
                 )?)),
                 "NodePool" => {
-                    let mut ignored = Vec::new();
-                    let m = doc.read_lenient(&mut ignored)?;
-                    warnings.extend(unknown_fields::manifest_warnings(
-                        self.text,
-                        &doc.at,
-                        doc.steps.as_deref(),
-                        &ignored,
-                    ));
+                    let m: NodePoolManifest = objects::read_warning(&doc, self.text, warnings)?;
                     let left_out = {
                         let m: &NodePoolManifest = &m;
                         m.spec.template.spec.node_class_ref.is_none()

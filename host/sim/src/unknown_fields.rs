@@ -204,31 +204,33 @@ pub(crate) fn node_pool_warnings(text: &str, ignored: &[Vec<Step>]) -> Vec<Scena
         .collect()
 }
 
-/// Warnings for the fields a NodePool manifest written at `doc_at` (at
-/// `doc_steps` from the scenario's root when written in it) does not have.
+/// Warnings for the fields a Kubernetes object of `schema` (e.g. `v1 Pod`)
+/// does not have, written at `doc` (found in `text` when written in the
+/// scenario file). Fields under `status` are left out: the API server
+/// writes them, and a newer cluster's may be unknown here.
 pub(crate) fn manifest_warnings(
     text: &str,
-    doc_at: &str,
-    doc_steps: Option<&[Step]>,
+    doc: &crate::manifests::Doc,
+    schema: &'static str,
     ignored: &[Vec<Step>],
 ) -> Vec<ScenarioWarning> {
     ignored
         .iter()
-        .filter(|rest| !rest.is_empty())
+        .filter(|rest| !rest.is_empty() && rest[0] != Step::Key("status".into()))
         .map(|rest| {
             let within = render(rest);
             ScenarioWarning {
-                path: format!("{doc_at}.{within}"),
-                line: doc_steps.and_then(|s| {
+                path: doc.field(&within),
+                line: doc.steps.as_deref().and_then(|s| {
                     let mut all = s.to_vec();
                     all.extend(rest.iter().cloned());
                     line_of(text, &all)
                 }),
                 reason: WarningReason::UnknownField {
-                    schema: NODE_POOL_SCHEMA,
+                    schema,
                     moved: MOVED
                         .iter()
-                        .find(|(field, _)| *field == within)
+                        .find(|(field, _)| schema == NODE_POOL_SCHEMA && *field == within)
                         .map(|&(_, moved)| moved),
                 },
             }

@@ -535,10 +535,44 @@ fn unmodelled_kinds_and_approximate_fields_are_warned_about() {
     spec:
       schedulingGates: [{ name: example.com/wait }]
       containers: [{ name: c, image: i }]
+  - apiVersion: apps/v1
+    kind: Deployment
+    metadata: { name: web }
+    spec:
+      selector: { matchLabels: { app: web } }
+      template:
+        metadata: { labels: { app: web } }
+        spec:
+          nodeSelecter: { kubernetes.io/arch: arm64 }
+          containers: [{ name: c, image: i }]
+    status: { someNewerField: 1 }
+  - apiVersion: karpenter.sh/v1
+    kind: NodePool
+    metadata: { name: old }
+    spec:
+      disruption: { consolidateAfter: 1m, expireAfter: 24h }
+      template: { spec: { requirements: [] } }
 "#;
     let s = scenario("1m", cluster, "");
+    let text_line = |needle: &str| {
+        POOL.lines().count() + 4 + cluster.lines().position(|l| l.contains(needle)).unwrap()
+    };
     let w: Vec<String> = s.warnings.iter().map(ToString::to_string).collect();
-    assert_eq!(w.len(), 2, "{w:?}");
+    assert_eq!(w.len(), 4, "{w:?}");
+    assert!(
+        w.contains(&format!(
+            "cluster[3] (Deployment default/web) spec.template.spec.nodeSelecter at line {}: not a field of apps/v1 Deployment; it is ignored: remove it, or check its spelling and indentation",
+            text_line("nodeSelecter")
+        )),
+        "{w:?}"
+    );
+    assert!(
+        w.iter().any(|w| w.starts_with(&format!(
+            "cluster[4] (NodePool old) spec.disruption.expireAfter at line {}: not a field of karpenter.sh/v1 NodePool; it is ignored: karpenter.sh/v1 moved it to spec.template.spec.expireAfter",
+            text_line("expireAfter")
+        ))),
+        "{w:?}"
+    );
     assert!(
         w.iter().any(|w| w
             == "cluster[0] (Service default/web): 2 Service objects (v1): not a kind the simulator models, so they are ignored"),
