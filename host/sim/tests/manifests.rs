@@ -412,6 +412,87 @@ events:
 }
 
 #[test]
+fn node_pools_deleted_and_applied_by_events_take_their_nodes_with_them() {
+    // A node Karpenter launched for NodePool `default`, with its NodeClaim.
+    let cluster = format!(
+        r#"
+  - apiVersion: v1
+    kind: Node
+    metadata:
+      name: ip-10-0-1-101.ec2.internal
+      creationTimestamp: "2026-11-30T08:00:00Z"
+      labels:
+        karpenter.sh/nodepool: default
+        karpenter.sh/capacity-type: on-demand
+        karpenter.sh/initialized: "true"
+        node.kubernetes.io/instance-type: m5.xlarge
+        topology.kubernetes.io/zone: us-east-1a
+        kubernetes.io/arch: amd64
+        kubernetes.io/os: linux
+    spec: {{ providerID: aws:///us-east-1a/i-0feedfacefeedface }}
+    status:
+      conditions: [{{ type: Ready, status: "True" }}]
+  - apiVersion: karpenter.sh/v1
+    kind: NodeClaim
+    metadata:
+      name: default-abcde
+      creationTimestamp: "2026-11-30T08:00:00Z"
+      labels: {{ karpenter.sh/nodepool: default }}
+      finalizers: [karpenter.sh/termination]
+    spec:
+      nodeClassRef: {{ group: karpenter.k8s.aws, kind: EC2NodeClass, name: default }}
+      requirements: [{{ key: karpenter.sh/nodepool, operator: In, values: [default] }}]
+      expireAfter: Never
+    status:
+      nodeName: ip-10-0-1-101.ec2.internal
+      providerID: aws:///us-east-1a/i-0feedfacefeedface
+{}"#,
+        deployment("web", 2, "")
+    );
+    let events = r#"
+events:
+  - at: 1m
+    delete: { kind: NodePool, name: default }
+  - at: 4m
+    apply:
+      apiVersion: karpenter.sh/v1
+      kind: NodePool
+      metadata: { name: second }
+      spec:
+        template:
+          spec:
+            requirements: [{ key: karpenter.k8s.aws/instance-category, operator: In, values: [m] }]
+        disruption: { consolidationPolicy: WhenEmpty, consolidateAfter: 1m }
+"#;
+    let s = scenario("6m", &cluster, events);
+    let node = &s.initial_nodes[0];
+    assert_eq!(
+        node.claim.as_ref().map(|c| c.name.as_str()),
+        Some("default-abcde")
+    );
+    assert_eq!(node.claim.as_ref().unwrap().expire_after, None);
+    let (r, events) = run(s);
+    assert_eq!(running_at(&r, 50), 2, "bound to the node from the start");
+    // The NodePool's NodeClaim goes with it: its node is drained, and
+    // nothing can take the pods until another NodePool is applied.
+    assert!(events.iter().any(|e| matches!(
+        e,
+        SimEvent::NodeDeleted { name, .. } if name.as_str() == "ip-10-0-1-101.ec2.internal"
+    )));
+    assert_eq!(running_at(&r, 230), 0);
+    assert_eq!(r.totals.pods_evicted, 2);
+    assert_eq!(r.totals.pending_at_end, 0, "{:?}", r.decisions);
+    assert_eq!(r.timeline.last().unwrap().running_pods, 2);
+    assert_eq!(
+        changes(&events),
+        [
+            "NodePool default deleted: Dovetail drains and terminates its nodes",
+            "NodePool second applied",
+        ]
+    );
+}
+
+#[test]
 fn a_job_goes_on_from_where_its_status_says() {
     // Two of three completions done: one more pod, of a minute, completes it.
     let job = r#"
