@@ -7,12 +7,14 @@ use std::time::Duration;
 use dovetail_core::catalog::{CatalogSettings, EvictionThreshold, KubeReserved};
 use dovetail_core::disruption::budgets::{self, BudgetWindow};
 use dovetail_core::model::{self, sorted_labels};
+use dovetail_core::nodeclaim;
 use dovetail_core::requirements::{self, Requirement};
 use dovetail_core::resources::{self, Resources};
 use dovetail_core::sym::Sym;
 
 use crate::ec2nodeclass::{AmiFamily, EC2NodeClass, InstanceStorePolicy};
 use crate::error::{ErrorKind, FieldError, Path, ValidationErrors};
+use crate::nodeclaim::NodeClaim;
 use crate::nodepool::{self, ConsolidationPolicy, DisruptionReason, NodePool};
 use crate::requirement::{NodeSelectorRequirementWithMinValues, Operator};
 use crate::taint::{Taint, TaintEffect};
@@ -164,6 +166,126 @@ impl NodePool {
     /// Dovetail's drift hash of the template ([`model::NodePool::template_hash`]).
     pub fn template_hash(&self) -> Result<u64, ConversionError> {
         self.to_core().map(|p| p.template_hash())
+    }
+}
+
+impl NodeClaim {
+    /// The NodeClaim as the controller's state holds it: its spec, the
+    /// NodePool it belongs to (its `karpenter.sh/nodepool` label) and the
+    /// template hash it was made from, creation and deletion times, whether
+    /// the termination finalizer is on it, and the status Karpenter wrote
+    /// (node name, provider ID, image, capacity, allocatable, conditions of
+    /// the types Karpenter sets). Validates first. The launch list and the
+    /// launched offering (with its price) are the cloud provider's to fill.
+    pub fn to_core(&self) -> Result<nodeclaim::NodeClaim, ConversionError> {
+        self.validate()?;
+        let meta = &self.metadata;
+        let spec = &self.spec;
+        let labels = sorted_labels(
+            meta.labels
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let annotations = sorted_labels(
+            meta.annotations
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let node_pool = model::label(&labels, Sym::new(dovetail_core::labels::NODE_POOL));
+        let node_pool_hash =
+            model::label(&annotations, Sym::new(nodeclaim::NODEPOOL_HASH_ANNOTATION))
+                .and_then(|h| h.as_str().parse().ok());
+        let ms = |t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time| {
+            u64::try_from(t.0.as_millisecond()).unwrap_or(0)
+        };
+        let mut status = nodeclaim::NodeClaimStatus::default();
+        if let Some(s) = &self.status {
+            status.node_name = s
+                .node_name
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .map(Sym::new);
+            status.provider_id = s.provider_id.clone().filter(|p| !p.is_empty());
+            status.image_id = s.image_id.clone().filter(|i| !i.is_empty());
+            let list = |m: &std::collections::BTreeMap<
+                String,
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+            >| {
+                // Validation has accepted every quantity.
+                Resources::from_list(m.iter().map(|(k, v)| (k.as_str(), v.0.as_str())))
+                    .unwrap_or_default()
+            };
+            status.capacity = list(&s.capacity);
+            status.allocatable = list(&s.allocatable);
+            status.last_pod_event_ms = s.last_pod_event_time.as_ref().map(ms);
+            for c in &s.conditions {
+                let Some(kind) = nodeclaim::ConditionType::from_name(&c.type_) else {
+                    continue;
+                };
+                let status_of = match c.status {
+                    crate::ConditionStatus::True => nodeclaim::ConditionStatus::True,
+                    crate::ConditionStatus::False => nodeclaim::ConditionStatus::False,
+                    _ => nodeclaim::ConditionStatus::Unknown,
+                };
+                let reason = if status_of == nodeclaim::ConditionStatus::True
+                    && (c.reason.is_empty() || c.reason == c.type_)
+                {
+                    nodeclaim::ConditionReason::Succeeded(kind)
+                } else {
+                    nodeclaim::ConditionReason::Other(c.reason.clone())
+                };
+                status.conditions.push(nodeclaim::Condition {
+                    kind,
+                    status: status_of,
+                    reason,
+                    message: c.message.clone(),
+                    last_transition_ms: c.last_transition_time.as_ref().map_or(0, ms),
+                });
+            }
+        }
+        let node_class_ref = spec
+            .node_class_ref
+            .as_ref()
+            .map(|r| model::NodeClassRef {
+                group: r.group.clone(),
+                kind: r.kind.clone(),
+                name: r.name.clone(),
+            })
+            .unwrap_or_default();
+        Ok(nodeclaim::NodeClaim {
+            name: Sym::new(self.name()),
+            node_pool,
+            labels,
+            annotations,
+            requirements: spec.requirements.iter().map(core_requirement).collect(),
+            requests: Resources::from_list(
+                spec.resources
+                    .requests
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.0.as_str())),
+            )
+            .unwrap_or_default(),
+            taints: spec.taints.iter().map(core_taint).collect(),
+            startup_taints: spec.startup_taints.iter().map(core_taint).collect(),
+            node_class_ref,
+            expire_after: spec.expire_after.duration().unwrap_or(None),
+            termination_grace_period: spec
+                .termination_grace_period
+                .as_ref()
+                .and_then(|d| d.duration()),
+            launch: Vec::new(),
+            node_pool_hash,
+            created_ms: meta.creation_timestamp.as_ref().map_or(0, ms),
+            deletion_ms: meta.deletion_timestamp.as_ref().map(ms),
+            finalizer: meta
+                .finalizers
+                .iter()
+                .flatten()
+                .any(|f| f == nodeclaim::TERMINATION_FINALIZER),
+            status,
+        })
     }
 }
 

@@ -233,3 +233,50 @@ fn raid0_instance_storage_is_refused_by_name() {
         .unwrap_err();
     assert!(err.at("spec.instanceStorePolicy").is_some(), "{err}");
 }
+
+#[test]
+fn a_launched_node_claim_converts_with_its_status() {
+    use dovetail_api::NodeClaim;
+    use dovetail_core::nodeclaim::{ConditionStatus, ConditionType};
+    use dovetail_core::sym::Sym;
+
+    let claim: NodeClaim = fixture("nodeclaim-status.yaml");
+    let c = claim.to_core().unwrap();
+    assert_eq!(c.name.as_str(), "default-x7k2p");
+    assert_eq!(c.node_pool, Some(Sym::new("default")));
+    assert_eq!(c.node_pool_hash, Some(6_821_555_240_594_823_858));
+    assert_eq!(c.requirements.len(), 3);
+    assert_eq!(c.requirements[1].values.len(), 3);
+    assert_eq!((c.requests.cpu, c.requests.memory), (1150, 2 * GIB));
+    assert_eq!(c.startup_taints.len(), 1);
+    assert_eq!(c.startup_taints[0].effect, TaintEffect::NoExecute);
+    assert_eq!(c.expire_after, Some(Duration::from_secs(720 * HOUR)));
+    assert_eq!(
+        c.termination_grace_period,
+        Some(Duration::from_secs(24 * HOUR))
+    );
+    assert_eq!(c.node_class_ref.name, "default");
+    let s = &c.status;
+    assert_eq!(
+        s.provider_id.as_deref(),
+        Some("aws:///us-east-1a/i-0abc123def4567890")
+    );
+    assert_eq!(s.node_name, Some(Sym::new("ip-10-0-1-23.ec2.internal")));
+    assert_eq!(s.allocatable.cpu, 1930);
+    assert_eq!(s.capacity.memory, 7577 * MIB);
+    assert!(c.launched() && c.registered() && !c.initialized());
+    let registered = c.condition(ConditionType::Registered).unwrap();
+    assert_eq!(registered.last_transition_ms, 1_704_067_240_000);
+    assert_eq!(
+        c.condition(ConditionType::Initialized).unwrap().status,
+        ConditionStatus::Unknown
+    );
+    // Launched, not yet a NodeClaim being deleted, finalizer not written.
+    assert_eq!(c.deletion_ms, None);
+    assert!(!c.finalizer);
+
+    let mut bad = claim.clone();
+    bad.spec.expire_after = dovetail_api::NillableDuration::new("soon");
+    let ConversionError::Invalid(e) = bad.to_core().unwrap_err();
+    assert_eq!(e.errors[0].path, "spec.expireAfter");
+}

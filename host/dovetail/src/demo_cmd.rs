@@ -98,6 +98,7 @@ pub fn run() -> Result<()> {
             "{:<6} insufficient capacity: {instance_type} {zone} {capacity_type}",
             clock(*at_ms)
         ),
+        SimEvent::Changed { at_ms, summary } => println!("{:<6} {summary}", clock(*at_ms)),
     });
     let t = &report.totals;
     println!();

@@ -14,7 +14,7 @@ use dovetail_core::policy::types::Decision;
 use dovetail_core::policy::{Builtin, ConsolidationScorer, InstanceSelector};
 use dovetail_policy::{BreakerConfig, FailureClass, PolicyHost, Runtime, RuntimeConfig};
 use dovetail_sim::text::{self, Run};
-use dovetail_sim::{Autoscaler, Report, Scenario, Simulation, parse_scenario};
+use dovetail_sim::{Autoscaler, Report, Scenario, Simulation, parse_scenario_in};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde::Serialize;
 
@@ -556,7 +556,8 @@ pub fn run(args: SimArgs) -> Result<()> {
             args.scenario.display()
         )
     })?;
-    let mut scenario = parse_scenario(&text)
+    let dir = args.scenario.parent().unwrap_or(std::path::Path::new("."));
+    let mut scenario = parse_scenario_in(&text, dir)
         .with_context(|| format!("scenario {} is not valid", args.scenario.display()))?;
     if args.strict && !scenario.warnings.is_empty() {
         bail!(

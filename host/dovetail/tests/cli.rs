@@ -699,6 +699,64 @@ fn sim_warns_of_unknown_node_pool_fields_and_strict_refuses_them() {
 }
 
 #[test]
+fn sim_runs_a_cluster_from_kubectl_output_and_names_a_bad_object() {
+    // The example's manifests are in a file the scenario names, relative to
+    // the scenario.
+    let o = dovetail(&[
+        "sim",
+        example("scenarios/kubectl-dump.yaml").to_str().unwrap(),
+        "--strict",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("pending at end") && l.split_whitespace().last() == Some("0")),
+        "{out}"
+    );
+
+    // A bad object in a file is named by its file, document, item, kind,
+    // name and field.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    std::fs::write(
+        dir.path().join("state/cluster.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: { name: web }\n---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: { name: web-0, namespace: shop }\n  spec: { containers: [{ name: c, image: i, resources: { requests: { memory: lots } } }] }\n",
+    )
+    .unwrap();
+    let scenario = dir.path().join("s.yaml");
+    let text = std::fs::read_to_string(example("scenarios/demo.yaml"))
+        .unwrap()
+        .replace("duration: 30m", "duration: 1m")
+        + "cluster: { files: [state/cluster.yaml] }\n";
+    std::fs::write(&scenario, &text).unwrap();
+    let o = dovetail(&["sim", scenario.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("state/cluster.yaml document 2.items[0] (Pod shop/web-0) spec.containers[0].resources.requests[memory]: `lots` is not a Kubernetes quantity"),
+        "{err}"
+    );
+
+    // Fixed, it runs, and the Service is a warning (an error with --strict).
+    std::fs::write(
+        dir.path().join("state/cluster.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: { name: web }\n",
+    )
+    .unwrap();
+    let o = dovetail(&["sim", scenario.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: state/cluster.yaml document 1 (Service default/web): 1 Service object (v1): not a kind the simulator models, so it is ignored"),
+        "{}",
+        stderr(&o)
+    );
+    let o = dovetail(&["sim", scenario.to_str().unwrap(), "--strict"]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
 fn crds_prints_karpenters_three_crds_as_yaml() {
     use serde::Deserialize;
 

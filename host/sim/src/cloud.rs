@@ -194,6 +194,26 @@ impl Ec2 {
         Some(instance)
     }
 
+    /// An instance running at the start for a node Dovetail does not manage
+    /// (an EKS managed node group's, say): billed like the others, but not
+    /// tagged as Dovetail's, so Dovetail neither lists nor collects it.
+    pub fn start_unmanaged(
+        &mut self,
+        offering: OfferingKey,
+        name: Sym,
+        now: u64,
+        started: (u64, bool),
+    ) -> Option<Instance> {
+        let mut instance = self.start(offering, (name, None), &[], now, Some(started))?;
+        instance.node_claim = None;
+        if let Some(i) =
+            instance_id(&instance.provider_id).and_then(|id| self.instances.get_mut(&id))
+        {
+            i.instance.node_claim = None;
+        }
+        Some(instance)
+    }
+
     /// Instances alive (not terminated).
     pub fn live(&self) -> impl Iterator<Item = &SimInstance> {
         self.instances
@@ -331,7 +351,12 @@ impl CloudProvider for Ec2 {
     }
 
     fn list(&self) -> Result<Vec<Instance>, CloudError> {
-        Ok(self.live().map(|i| i.instance.clone()).collect())
+        // Karpenter lists only the instances tagged as its own.
+        Ok(self
+            .live()
+            .filter(|i| i.instance.node_claim.is_some())
+            .map(|i| i.instance.clone())
+            .collect())
     }
 
     fn instance_types(&self) -> Arc<Catalog> {

@@ -28,16 +28,15 @@ pub fn demo_scenario(seed: u64) -> Scenario {
     pool.disruption.consolidate_after = Some(Duration::from_secs(30));
     cluster.node_pools.push(pool);
     let mut scenario = Scenario::new(cluster, 30 * 60_000, seed);
-    scenario.deployments.push(Deployment {
-        name: "my-app".into(),
-        replicas: 0,
-        template: pod("my-app")
+    scenario.deployments.push(Deployment::new(
+        "my-app",
+        0,
+        pod("my-app")
             .cpu("1")
             .memory("1536Mi")
             .label("app", "my-app")
             .build(),
-        diurnal: None,
-    });
+    ));
     for (at_ms, replicas) in [(0, 50), (10 * 60_000, 5)] {
         scenario.events.push(Event {
             at_ms,

@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use dovetail_control::cloud::OfferingKey;
 use dovetail_control::controller::{Autoscaler, Config, Controller};
 use dovetail_control::decision::{ClaimFailure, CreatedClaim, Decision, PassReport};
 use dovetail_control::interruption::{Interruption, InterruptionKind};
@@ -37,13 +36,15 @@ use crate::report::{
     CostShare, DecisionRecord, LaunchRecord, NodeReason, OfferingRecord, Outcome, PassRecord,
     PoolBudget, ProposedRecord, Report, Sample,
 };
-use crate::types::{Autoscaler as Kind, EventKind, Scenario};
+use crate::types::{
+    Autoscaler as Kind, EventKind, InitialNode, InitialPod, Scenario, WorkloadKind,
+};
 use crate::world::{Owner, World};
 use dovetail_core::stats::percentile;
 
 pub(crate) const TICK_MS: u64 = 1_000;
 
-const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
+pub(crate) const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
 
 /// What happened, for people watching.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +89,11 @@ pub enum SimEvent {
         zone: Sym,
         capacity_type: CapacityType,
     },
+    /// An event applied, patched or deleted an object.
+    Changed {
+        at_ms: u64,
+        summary: String,
+    },
 }
 
 /// A launch record whose NodeClaims are still being launched.
@@ -116,10 +122,10 @@ impl std::fmt::Display for LeftAlone {
 }
 
 #[derive(Debug, Default, Clone)]
-struct JobState {
-    created: usize,
-    completed: usize,
-    active: usize,
+pub(crate) struct JobState {
+    pub created: usize,
+    pub completed: usize,
+    pub active: usize,
 }
 
 pub struct Simulation<'a> {
@@ -127,24 +133,22 @@ pub struct Simulation<'a> {
     /// Simulated ms since the start.
     pub(crate) now: u64,
     start_ms: u64,
-    world: World,
-    cloud: Ec2,
+    pub(crate) world: World,
+    pub(crate) cloud: Ec2,
     autoscaler: Box<dyn Autoscaler + 'a>,
     rng: SplitMix,
     next_event: usize,
-    next_diurnal: Vec<u64>,
-    jobs: Vec<JobState>,
+    pub(crate) next_diurnal: Vec<u64>,
+    pub(crate) jobs: Vec<JobState>,
     /// Running Job pods by completion time (entries of pods since evicted
     /// are skipped when due).
-    running_jobs: BTreeSet<(u64, PodId)>,
+    pub(crate) running_jobs: BTreeSet<(u64, PodId)>,
     latencies: Vec<f64>,
     report: Report,
-    events: Vec<SimEvent>,
+    pub(crate) events: Vec<SimEvent>,
     pod_serial: usize,
     /// Why each node is going, for the `NodeDeleted` event.
-    why: HashMap<Sym, String>,
-    /// Registered nodes whose DaemonSet pods are still to be placed.
-    awaiting_daemons: BTreeSet<NodeId>,
+    pub(crate) why: HashMap<Sym, String>,
     /// Each NodeClaim's launch record.
     launch_index: HashMap<Sym, usize>,
     /// Each distinct launch list's index in the report.
@@ -157,6 +161,16 @@ pub struct Simulation<'a> {
     proposal: Option<usize>,
     /// The passes whose commands started, by the commands' nodes.
     started: HashMap<Vec<Sym>, usize>,
+    /// Registered nodes whose DaemonSet pods are still to be placed.
+    pub(crate) awaiting_daemons: BTreeSet<NodeId>,
+    /// Each workload's template revision (bumped when an event changes it),
+    /// and the revision each of its pods was made from.
+    pub(crate) workload_revision: Vec<u32>,
+    pub(crate) revisions: HashMap<PodId, u32>,
+    /// Workloads rolling out a new template.
+    pub(crate) rolling: BTreeSet<usize>,
+    /// Workloads and Jobs deleted by an event (their positions stay).
+    pub(crate) deleted_jobs: BTreeSet<usize>,
 }
 
 impl<'a> Simulation<'a> {
@@ -238,7 +252,16 @@ impl<'a> Simulation<'a> {
             start_ms,
             next_event: 0,
             next_diurnal: vec![0; scenario.deployments.len()],
-            jobs: vec![JobState::default(); scenario.jobs.len()],
+            // Completions done before the start count as made and done.
+            jobs: scenario
+                .jobs
+                .iter()
+                .map(|j| JobState {
+                    created: j.succeeded,
+                    completed: j.succeeded,
+                    active: 0,
+                })
+                .collect(),
             running_jobs: BTreeSet::new(),
             latencies: Vec::new(),
             report: Report {
@@ -257,6 +280,10 @@ impl<'a> Simulation<'a> {
             cost_by: BTreeMap::new(),
             proposal: None,
             started: HashMap::new(),
+            workload_revision: vec![0; scenario.deployments.len()],
+            revisions: HashMap::new(),
+            rolling: BTreeSet::new(),
+            deleted_jobs: BTreeSet::new(),
             scenario,
         };
         s.start_state();
@@ -270,103 +297,33 @@ impl<'a> Simulation<'a> {
         s
     }
 
-    fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         self.start_ms + self.now
     }
 
     /// The nodes of the start state: instances already running, their
     /// NodeClaims launched and registered (initialized when Ready), and the
-    /// workloads' pods bound to them.
+    /// workloads' pods bound to them; NodeClaims still launching; the pods
+    /// of manifests, bound or pending.
     fn start_state(&mut self) {
-        let now_ms = self.now_ms();
+        // Nodes with pods from manifests get their missing DaemonSet pods
+        // once those are bound (the DaemonSet controller adds only what a
+        // node lacks).
+        let with_pods: BTreeSet<Sym> = self
+            .scenario
+            .initial_pods
+            .iter()
+            .filter_map(|p| p.node)
+            .collect();
+        let mut deferred = Vec::new();
         for init in self.scenario.initial_nodes.clone() {
-            let node = &init.node;
-            let get = |k: &str| dovetail_core::model::label(&node.labels, Sym::new(k));
-            let (Some(it), Some(zone)) = (get(labels::INSTANCE_TYPE), get(labels::ZONE)) else {
+            let defer = with_pods.contains(&init.node.name);
+            let Some(id) = self.add_node(&init, true, !defer) else {
                 continue;
             };
-            let Some(instance) = self.cloud.start(
-                OfferingKey {
-                    instance_type: it,
-                    zone,
-                    capacity_type: init.capacity_type,
-                },
-                (node.name, node.node_pool),
-                &[],
-                0,
-                Some((node.created_at * 1000, init.ready)),
-            ) else {
-                continue;
-            };
-            let pool = node
-                .node_pool
-                .and_then(|p| self.world.state.node_pool(p))
-                .cloned();
-            let mut claim = NodeClaim {
-                name: node.name,
-                node_pool: node.node_pool,
-                labels: node.labels.clone(),
-                annotations: Vec::new(),
-                requirements: Vec::new(),
-                requests: Default::default(),
-                taints: pool.as_ref().map(|p| p.taints.clone()).unwrap_or_default(),
-                startup_taints: pool
-                    .as_ref()
-                    .map(|p| p.startup_taints.clone())
-                    .unwrap_or_default(),
-                node_class_ref: pool
-                    .as_ref()
-                    .map(|p| p.node_class_ref.clone())
-                    .unwrap_or_default(),
-                expire_after: pool.as_ref().and_then(|p| p.expire_after),
-                termination_grace_period: None,
-                launch: Vec::new(),
-                node_pool_hash: node.node_pool_hash,
-                created_ms: node.created_at * 1000,
-                deletion_ms: None,
-                finalizer: true,
-                status: NodeClaimStatus {
-                    provider_id: Some(instance.provider_id.clone()),
-                    image_id: instance.image_id.clone(),
-                    node_name: Some(node.name),
-                    capacity: instance.capacity.clone(),
-                    allocatable: instance.allocatable.clone(),
-                    launched: Some(LaunchedOffering {
-                        instance_type: it,
-                        zone,
-                        capacity_type: init.capacity_type,
-                        price: instance.price,
-                    }),
-                    last_pod_event_ms: None,
-                    conditions: Vec::new(),
-                },
-            };
-            let at = claim.created_ms;
-            claim.set_true(ConditionType::Launched, at);
-            claim.set_true(ConditionType::Registered, at);
-            if init.ready {
-                claim.set_true(ConditionType::Initialized, at);
+            if defer {
+                deferred.push(id);
             }
-            self.world.state.apply_claim(claim, now_ms);
-            let mut n = node.clone();
-            n.pods.clear();
-            n.labels
-                .push((Sym::new(REGISTERED_LABEL), Sym::new("true")));
-            if init.ready {
-                n.labels
-                    .push((Sym::new(INITIALIZED_LABEL), Sym::new("true")));
-            }
-            n.labels.sort_by_key(|&(k, _)| k);
-            n.ready = init.ready;
-            n.initialized = init.ready;
-            if !init.ready {
-                n.taints.push(not_ready_taint());
-            }
-            let id = self
-                .world
-                .state
-                .apply_node(n, Some(instance.provider_id), true, now_ms);
-            self.place_daemons(id);
             for (d, count) in init.pods {
                 for _ in 0..count {
                     let p = self.new_pod(Owner::Deployment(d), Some(id));
@@ -375,8 +332,271 @@ impl<'a> Simulation<'a> {
             }
             // Bound from the start: not a pending latency.
         }
+        for claim in self.scenario.initial_claims.clone() {
+            self.launching_claim(claim);
+        }
+        let now_ms = self.now_ms();
+        for init in self.scenario.initial_pods.clone() {
+            self.add_pod(init, now_ms);
+        }
+        for id in deferred {
+            self.place_daemons(id);
+        }
+        for j in 0..self.jobs.len() {
+            if self.jobs[j].created > 0 {
+                self.top_up_job(j);
+            }
+        }
         self.cloud.launched = 0;
         self.cloud.events.clear();
+    }
+
+    /// A node that is there already (at the start, or joining by an event):
+    /// its instance running (billed when the catalog has its offering), its
+    /// NodeClaim launched and registered when it is a NodePool's. `back_dated`
+    /// counts its instance's life from the node's creation.
+    pub(crate) fn add_node(
+        &mut self,
+        init: &InitialNode,
+        back_dated: bool,
+        daemons: bool,
+    ) -> Option<NodeId> {
+        let now_ms = self.now_ms();
+        let node = &init.node;
+        let get = |k: &str| dovetail_core::model::label(&node.labels, Sym::new(k));
+        let managed = node.node_pool.is_some();
+        let offering = match (get(labels::INSTANCE_TYPE), get(labels::ZONE)) {
+            (Some(it), Some(zone)) => Some(dovetail_control::cloud::OfferingKey {
+                instance_type: it,
+                zone,
+                capacity_type: init.capacity_type,
+            }),
+            _ => None,
+        };
+        let since = if back_dated {
+            node.created_at * 1000
+        } else {
+            now_ms
+        };
+        let instance = if managed {
+            let key = offering?;
+            Some(self.cloud.start(
+                key,
+                (node.name, node.node_pool),
+                &[],
+                self.now,
+                Some((since, init.ready)),
+            )?)
+        } else {
+            offering.and_then(|key| {
+                self.cloud
+                    .start_unmanaged(key, node.name, self.now, (since, init.ready))
+            })
+        };
+        let initialized = node.initialized && init.ready;
+        if managed && let Some(instance) = &instance {
+            let key = offering.expect("a managed node has an offering");
+            let pool = node
+                .node_pool
+                .and_then(|p| self.world.state.node_pool(p))
+                .cloned();
+            let mut claim = match init.claim.clone() {
+                Some(c) => c,
+                None => NodeClaim {
+                    name: node.name,
+                    node_pool: node.node_pool,
+                    labels: node.labels.clone(),
+                    annotations: Vec::new(),
+                    requirements: Vec::new(),
+                    requests: Default::default(),
+                    taints: pool.as_ref().map(|p| p.taints.clone()).unwrap_or_default(),
+                    startup_taints: pool
+                        .as_ref()
+                        .map(|p| p.startup_taints.clone())
+                        .unwrap_or_default(),
+                    node_class_ref: pool
+                        .as_ref()
+                        .map(|p| p.node_class_ref.clone())
+                        .unwrap_or_default(),
+                    expire_after: pool.as_ref().and_then(|p| p.expire_after),
+                    termination_grace_period: None,
+                    launch: Vec::new(),
+                    node_pool_hash: node.node_pool_hash,
+                    created_ms: node.created_at * 1000,
+                    deletion_ms: None,
+                    finalizer: true,
+                    status: NodeClaimStatus::default(),
+                },
+            };
+            claim.status.provider_id = Some(instance.provider_id.clone());
+            claim.status.image_id = instance.image_id.clone();
+            claim.status.node_name = Some(node.name);
+            claim.status.capacity = instance.capacity.clone();
+            claim.status.allocatable = instance.allocatable.clone();
+            claim.status.launched = Some(LaunchedOffering {
+                instance_type: key.instance_type,
+                zone: key.zone,
+                capacity_type: key.capacity_type,
+                price: instance.price,
+            });
+            if claim.created_ms == 0 {
+                claim.created_ms = since;
+            }
+            let at = claim.created_ms;
+            claim.set_true(ConditionType::Launched, at);
+            claim.set_true(ConditionType::Registered, at);
+            if initialized {
+                claim.set_true(ConditionType::Initialized, at);
+            } else if init.claim.is_some() {
+                claim.clear_condition(ConditionType::Initialized);
+            }
+            self.world.state.apply_claim(claim, now_ms);
+        }
+        let mut n = node.clone();
+        n.pods.clear();
+        if managed {
+            set_label(&mut n.labels, REGISTERED_LABEL, true);
+            set_label(&mut n.labels, INITIALIZED_LABEL, initialized);
+        }
+        n.ready = init.ready;
+        n.initialized = initialized;
+        if !init.ready && !n.taints.iter().any(|t| t.key.as_str() == NOT_READY_TAINT) {
+            n.taints.push(not_ready_taint());
+        }
+        let id = self
+            .world
+            .state
+            .apply_node(n, instance.map(|i| i.provider_id), managed, now_ms);
+        if daemons {
+            self.place_daemons(id);
+        }
+        Some(id)
+    }
+
+    /// A NodeClaim launched without a node yet: its instance comes up as a
+    /// new one would, and registers after the launch model's time.
+    fn launching_claim(&mut self, mut claim: NodeClaim) {
+        let now_ms = self.now_ms();
+        let Some((instance_type, zone, capacity_type)) = crate::objects::claim_offering(&claim)
+        else {
+            return;
+        };
+        let key = dovetail_control::cloud::OfferingKey {
+            instance_type,
+            zone,
+            capacity_type,
+        };
+        let Some(instance) = self.cloud.start(
+            key,
+            (claim.name, claim.node_pool),
+            &claim.requirements,
+            self.now,
+            None,
+        ) else {
+            return;
+        };
+        claim.node_pool_hash = claim
+            .node_pool
+            .and_then(|p| self.world.state.node_pool(p))
+            .map(|p| p.template_hash());
+        claim.status.provider_id = Some(instance.provider_id.clone());
+        claim.status.image_id = instance.image_id.clone();
+        claim.status.node_name = None;
+        claim.status.capacity = instance.capacity.clone();
+        claim.status.allocatable = instance.allocatable.clone();
+        claim.status.launched = Some(LaunchedOffering {
+            instance_type,
+            zone,
+            capacity_type,
+            price: instance.price,
+        });
+        if claim.created_ms == 0 {
+            claim.created_ms = now_ms;
+        }
+        for kind in [ConditionType::Registered, ConditionType::Initialized] {
+            claim.clear_condition(kind);
+        }
+        claim.set_true(ConditionType::Launched, claim.created_ms);
+        self.world.state.apply_claim(claim, now_ms);
+    }
+
+    /// Who keeps a pod of a manifest: the scenario's workload that owns it,
+    /// a controller it does not model, nobody; `None` for DaemonSet and
+    /// static pods, which their DaemonSet or kubelet keep.
+    pub(crate) fn owner_of(&self, pod: &model::Pod) -> Option<Owner> {
+        let Some(o) = pod.owner else {
+            return Some(Owner::Bare);
+        };
+        let workload = |kinds: &[WorkloadKind]| {
+            self.scenario.deployments.iter().position(|d| {
+                kinds.contains(&d.kind)
+                    && d.name == o.name.as_str()
+                    && d.template.namespace == pod.namespace
+            })
+        };
+        Some(match o.kind {
+            OwnerKind::DaemonSet | OwnerKind::Node => return None,
+            OwnerKind::ReplicaSet => {
+                workload(&[WorkloadKind::Deployment, WorkloadKind::ReplicaSet])
+                    .map_or(Owner::Other, Owner::Deployment)
+            }
+            OwnerKind::StatefulSet => {
+                workload(&[WorkloadKind::StatefulSet]).map_or(Owner::Other, Owner::Deployment)
+            }
+            OwnerKind::Job => self
+                .scenario
+                .jobs
+                .iter()
+                .position(|j| j.name == o.name.as_str() && j.template.namespace == pod.namespace)
+                .map_or(Owner::Other, Owner::Job),
+            OwnerKind::Other => Owner::Other,
+        })
+    }
+
+    /// A pod of a manifest, bound to its node (pending when the node is not
+    /// there) or pending, kept by its owner.
+    pub(crate) fn add_pod(&mut self, init: InitialPod, now_ms: u64) -> PodId {
+        let owner = self.owner_of(&init.pod);
+        let node = init.node.and_then(|n| self.world.state.node_id(n));
+        let mut pod = init.pod;
+        if node.is_none() {
+            pod.phase = model::PodPhase::Pending;
+        } else if pod.started_at == 0 {
+            pod.started_at = now_ms / 1000;
+        }
+        let id = self.world.state.apply_pod(pod, node, now_ms);
+        if let Some(n) = node {
+            let started = self.world.state.pod(id).map_or(0, |e| e.pod.started_at);
+            self.world.state.set_pod_running(id, started);
+            let _ = n;
+        }
+        self.world.sched_dirty = true;
+        let Some(owner) = owner else { return id };
+        self.world.owners.insert(id, owner);
+        match owner {
+            Owner::Deployment(d) => {
+                self.revisions.insert(id, self.workload_revision[d]);
+            }
+            Owner::Job(j) => {
+                self.jobs[j].created += 1;
+                self.jobs[j].active += 1;
+                if node.is_some() {
+                    // It has run since it started.
+                    let ran_ms = now_ms.saturating_sub(
+                        self.world.state.pod(id).map_or(0, |e| e.pod.started_at) * 1000,
+                    );
+                    let f = self.now
+                        + self.scenario.jobs[j]
+                            .duration_ms
+                            .saturating_sub(ran_ms)
+                            .max(TICK_MS);
+                    self.world.finishes.insert(id, f);
+                    self.running_jobs.insert((f, id));
+                }
+            }
+            Owner::Other | Owner::Bare => {}
+        }
+        id
     }
 
     /// Runs to the end; `watch` sees every event as it happens.
@@ -408,6 +628,7 @@ impl<'a> Simulation<'a> {
     fn step(&mut self) {
         self.world.tick();
         self.apply_events();
+        self.rollouts();
         self.diurnal();
         self.jobs();
         self.shortages_end();
@@ -424,15 +645,24 @@ impl<'a> Simulation<'a> {
 
     // ---- pods ----------------------------------------------------------
 
-    fn new_pod(&mut self, owner: Owner, node: Option<NodeId>) -> PodId {
-        let (template, name, kind) = match owner {
+    pub(crate) fn new_pod(&mut self, owner: Owner, node: Option<NodeId>) -> PodId {
+        let (template, name, kind, ordinal) = match owner {
             Owner::Deployment(d) => {
                 let d = &self.scenario.deployments[d];
-                (&d.template, &d.name, OwnerKind::ReplicaSet)
+                let (kind, ordinal) = match d.kind {
+                    WorkloadKind::StatefulSet => (OwnerKind::StatefulSet, true),
+                    WorkloadKind::Deployment | WorkloadKind::ReplicaSet => {
+                        (OwnerKind::ReplicaSet, false)
+                    }
+                };
+                (&d.template, &d.name, kind, ordinal)
             }
             Owner::Job(j) => {
                 let j = &self.scenario.jobs[j];
-                (&j.template, &j.name, OwnerKind::Job)
+                (&j.template, &j.name, OwnerKind::Job, false)
+            }
+            Owner::Other | Owner::Bare => {
+                unreachable!("only the scenario's workloads make pods")
             }
         };
         let mut pod = template.clone();
@@ -440,7 +670,23 @@ impl<'a> Simulation<'a> {
             kind,
             name: Sym::new(name),
         });
-        pod.name = Sym::new(&format!("{name}-{:05}", self.pod_serial));
+        pod.name = if ordinal {
+            // A StatefulSet's pods are named by ordinal, the lowest free.
+            let state = &self.world.state;
+            (0..)
+                .map(|i| Sym::new(&format!("{name}-{i}")))
+                .find(|n| {
+                    state
+                        .pod_id(&model::PodKey {
+                            namespace: pod.namespace,
+                            name: *n,
+                        })
+                        .is_none()
+                })
+                .expect("a free ordinal")
+        } else {
+            Sym::new(&format!("{name}-{:05}", self.pod_serial))
+        };
         pod.created = self.pod_serial as u64;
         if let Some(n) = node.and_then(|n| self.world.state.node(n)) {
             pod.started_at = n.node.created_at;
@@ -455,21 +701,25 @@ impl<'a> Simulation<'a> {
             self.placed(key, name);
         }
         self.world.owners.insert(id, owner);
+        if let Owner::Deployment(d) = owner {
+            self.revisions.insert(id, self.workload_revision[d]);
+        }
         self.world.sched_dirty = true;
         id
     }
 
     /// The pod leaves for good (scale-down, Job completion).
-    fn remove_pod(&mut self, id: PodId) {
+    pub(crate) fn remove_pod(&mut self, id: PodId) {
         let now_ms = self.now_ms();
         self.world.state.delete_pod(id, now_ms);
         self.world.owners.remove(&id);
         self.world.finishes.remove(&id);
+        self.revisions.remove(&id);
         self.world.sched_dirty = true;
     }
 
     /// Whether the count changed.
-    fn set_replicas(&mut self, d: usize, replicas: usize) -> bool {
+    pub(crate) fn set_replicas(&mut self, d: usize, replicas: usize) -> bool {
         let mut live: Vec<PodId> = self
             .world
             .owners
@@ -531,6 +781,8 @@ impl<'a> Simulation<'a> {
                     instance_types,
                     zones,
                 } => self.interrupt(count, &instance_types, &zones),
+                EventKind::Apply(m) => self.apply(*m),
+                EventKind::Delete(object) => self.delete(&object),
                 EventKind::CapacityShortage {
                     for_ms,
                     instance_types,
@@ -597,9 +849,12 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    fn top_up_job(&mut self, j: usize) {
+    pub(crate) fn top_up_job(&mut self, j: usize) {
+        if self.deleted_jobs.contains(&j) {
+            return;
+        }
         let spec = &self.scenario.jobs[j];
-        let (completions, parallelism) = (spec.completions, spec.parallelism.max(1));
+        let (completions, parallelism) = (spec.completions, spec.parallelism);
         while self.jobs[j].active < parallelism && self.jobs[j].created < completions {
             self.jobs[j].created += 1;
             self.jobs[j].active += 1;
@@ -750,7 +1005,7 @@ impl<'a> Simulation<'a> {
 
     /// The DaemonSet controller: a pod of every DaemonSet that runs on the
     /// node, by the scheduler's own rule.
-    fn place_daemons(&mut self, id: NodeId) {
+    pub(crate) fn place_daemons(&mut self, id: NodeId) {
         let Some(entry) = self.world.state.node(id) else {
             return;
         };
@@ -765,8 +1020,14 @@ impl<'a> Simulation<'a> {
         }
         node.labels = dovetail_control::snapshot::sort_labels(node.labels);
         let now_ms = self.now_ms();
+        let has: Vec<(Sym, Sym)> = entry
+            .pods
+            .iter()
+            .filter_map(|p| self.world.state.pod(*p))
+            .filter_map(|e| e.pod.daemon_set().map(|d| (e.pod.namespace, d)))
+            .collect();
         for ds in self.world.state.daemon_sets().to_vec() {
-            if !daemon_schedules_on(&ds.pod, &node) {
+            if !daemon_schedules_on(&ds.pod, &node) || has.contains(&(ds.pod.namespace, ds.name)) {
                 continue;
             }
             let mut pod = ds.pod.clone();
@@ -789,7 +1050,10 @@ impl<'a> Simulation<'a> {
             .live()
             .filter(|i| {
                 let it = &i.instance;
+                // Dovetail's spot nodes: others are their node groups' to
+                // replace, which the model does not do.
                 it.capacity_type == CapacityType::Spot
+                    && it.node_claim.is_some()
                     && i.reclaim_at.is_none()
                     && (instance_types.is_empty() || instance_types.contains(&it.instance_type))
                     && (zones.is_empty() || zones.contains(&it.zone))
@@ -1489,5 +1753,15 @@ fn not_ready_taint() -> Taint {
         key: Sym::new(NOT_READY_TAINT),
         value: None,
         effect: TaintEffect::NoSchedule,
+    }
+}
+
+/// Sets `key` to `"true"` (or removes it), keeping the labels sorted.
+pub(crate) fn set_label(labels: &mut model::Labels, key: &str, on: bool) {
+    let key = Sym::new(key);
+    labels.retain(|&(k, _)| k != key);
+    if on {
+        labels.push((key, Sym::new("true")));
+        labels.sort_by_key(|&(k, _)| k);
     }
 }

@@ -20,11 +20,14 @@
 //! - workloads: Deployments whose replica counts change at given times.
 
 mod baseline;
+mod changes;
 mod cloud;
 mod demo;
 mod engine;
 mod format;
 mod html;
+mod manifests;
+mod objects;
 mod report;
 mod scenario;
 pub mod text;
@@ -35,13 +38,15 @@ mod world;
 pub use demo::demo_scenario;
 pub use engine::{SimEvent, Simulation};
 pub use html::{clock, compare_html};
+pub use objects::JOB_RUN_TIME_ANNOTATION;
 pub use report::{
     CostShare, DecisionRecord, LaunchRecord, NodeReason, OfferingRecord, Outcome, PassRecord,
     PoolBudget, ProposedRecord, Report, Sample, Totals,
 };
-pub use scenario::{ScenarioError, parse_scenario};
+pub use scenario::{ScenarioError, parse_scenario, parse_scenario_in};
 pub use types::{
-    Autoscaler, BaselineModel, Deployment, Diurnal, Event, EventKind, InitialNode, Job, Models,
-    NodeError, NodeGroup, PdbSpec, PolicyFiles, Scenario, node_for,
+    Amount, Autoscaler, BaselineModel, Deployment, Diurnal, Event, EventKind, InitialNode,
+    InitialPod, Job, Manifest, Models, NodeError, NodeGroup, PdbSpec, PolicyFiles, Rollout,
+    Scenario, WorkloadKind, node_for,
 };
 pub use unknown_fields::{ScenarioWarning, WarningReason};

@@ -9,6 +9,13 @@
 //! fields Karpenter's v1 schema does not have are ignored, as the API server
 //! ignores them, and listed in [`Scenario::warnings`] with their lines.
 //!
+//! The cluster may also be given as Kubernetes manifests, as `kubectl get -o
+//! yaml` prints them (`List` kinds too): under `cluster:` as a list of
+//! objects or multi-document text, or in `cluster.files` relative to the
+//! scenario file ([`parse_scenario_in`]). They may hold the NodePools and
+//! EC2NodeClasses too, and events may `apply`, `patch` (a JSON merge patch)
+//! or `delete` objects. See `docs/simulator.md`.
+//!
 //! With `nodeClasses`, every NodePool's `nodeClassRef` must name one of them,
 //! and the AWS catalog sizes nodes as those classes do (kubelet `maxPods`,
 //! `podsPerCore`, `kubeReserved`, `systemReserved`, `evictionHard`, the root
@@ -119,9 +126,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 
 use dovetail_api::NodePool as NodePoolManifest;
+use dovetail_api::k8s::{Objects, PdbAmount, PdbRule};
 use dovetail_api::node_class_ref::{EC2_NODE_CLASS_GROUP, EC2_NODE_CLASS_KIND};
 use dovetail_api::{EC2NodeClass, NodeClassReference};
 use dovetail_core::catalog::aws_catalog;
@@ -142,11 +151,13 @@ use dovetail_core::template::pod;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
+use crate::manifests::{self, Doc};
+use crate::objects::{self, Key, WorkloadObject};
 use crate::types::{
-    BaselineModel, Deployment, Diurnal, Event, EventKind, InitialNode, Job, Models, NodeError,
-    NodeGroup, PdbSpec, PolicyFiles, Scenario, node_for,
+    BaselineModel, Deployment, Diurnal, Event, EventKind, InitialNode, Job, Manifest, Models,
+    NodeError, NodeGroup, PdbSpec, PolicyFiles, Scenario, node_for,
 };
-use crate::unknown_fields;
+use crate::unknown_fields::{self, ScenarioWarning, Step};
 
 /// A scenario file that cannot be used, with where and why.
 #[derive(Debug, thiserror::Error)]
@@ -157,7 +168,7 @@ pub enum ScenarioError {
     Invalid { at: String, message: String },
 }
 
-fn invalid(at: impl Into<String>, message: impl Into<String>) -> ScenarioError {
+pub(crate) fn invalid(at: impl Into<String>, message: impl Into<String>) -> ScenarioError {
     ScenarioError::Invalid {
         at: at.into(),
         message: message.into(),
@@ -183,9 +194,11 @@ struct File {
     /// defaults size them, whatever the NodePools' `nodeClassRef` says.
     #[serde(default)]
     node_classes: Option<Vec<EC2NodeClass>>,
-    node_pools: Vec<NodePoolManifest>,
+    /// May be left out when the cluster's manifests hold the NodePools.
     #[serde(default)]
-    cluster: ClusterSpec,
+    node_pools: Option<Vec<NodePoolManifest>>,
+    #[serde(default)]
+    cluster: ClusterSection,
     #[serde(default)]
     workloads: Vec<Workload>,
     #[serde(default)]
@@ -488,6 +501,16 @@ impl<'de> Deserialize<'de> for PodCount {
 
 // The start state.
 
+/// `cluster:`: the shorthand (`nodes`, `daemonSets`,
+/// `podDisruptionBudgets`) and Kubernetes manifests (`manifests`, `files`);
+/// or manifests alone, as a list of objects or as multi-document YAML text.
+#[derive(Debug, Default)]
+struct ClusterSection {
+    spec: ClusterSpec,
+    /// Written as a list or a text right under `cluster:`.
+    bare: bool,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ClusterSpec {
@@ -497,6 +520,82 @@ struct ClusterSpec {
     daemon_sets: Vec<DaemonSetSpec>,
     #[serde(default)]
     pod_disruption_budgets: Vec<PdbYaml>,
+    #[serde(default)]
+    manifests: Option<ManifestsSpec>,
+    /// Files of multi-document YAML, relative to the scenario file.
+    #[serde(default)]
+    files: Vec<String>,
+}
+
+/// Kubernetes objects: a list of them, or multi-document YAML text.
+#[derive(Debug)]
+enum ManifestsSpec {
+    List(Vec<serde_norway::Value>),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for ManifestsSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ManifestsSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of Kubernetes objects, or multi-document YAML text")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<ManifestsSpec, A::Error> {
+                Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(ManifestsSpec::List)
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ManifestsSpec, E> {
+                Ok(ManifestsSpec::Text(text.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for ClusterSection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ClusterSection;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a map (`nodes`, `daemonSets`, `podDisruptionBudgets`, `manifests`, `files`), a list of Kubernetes objects, or multi-document YAML text",
+                )
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<ClusterSection, A::Error> {
+                Ok(ClusterSection {
+                    spec: ClusterSpec::deserialize(de::value::MapAccessDeserializer::new(map))?,
+                    bare: false,
+                })
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<ClusterSection, A::Error> {
+                Ok(ClusterSection {
+                    spec: ClusterSpec {
+                        manifests: Some(ManifestsSpec::List(Deserialize::deserialize(
+                            de::value::SeqAccessDeserializer::new(seq),
+                        )?)),
+                        ..ClusterSpec::default()
+                    },
+                    bare: true,
+                })
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ClusterSection, E> {
+                Ok(ClusterSection {
+                    spec: ClusterSpec {
+                        manifests: Some(ManifestsSpec::Text(text.to_owned())),
+                        ..ClusterSpec::default()
+                    },
+                    bare: true,
+                })
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ClusterSection, E> {
+                Ok(ClusterSection::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn on_demand() -> CapacityType {
@@ -694,6 +793,13 @@ struct EventSpec {
     interruption: Option<InterruptionSpec>,
     #[serde(default)]
     capacity_shortage: Option<ShortageSpec>,
+    /// A Kubernetes object (or a `List` of them) to create or change.
+    #[serde(default)]
+    apply: Option<serde_norway::Value>,
+    #[serde(default)]
+    patch: Option<PatchSpec>,
+    #[serde(default)]
+    delete: Option<ObjectSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -701,6 +807,29 @@ struct EventSpec {
 struct ScaleSpec {
     deployment: String,
     replicas: usize,
+}
+
+/// An object by kind, name and namespace (namespaced kinds; default
+/// `default`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObjectSpec {
+    kind: String,
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+}
+
+/// A JSON merge patch (`kubectl patch --type merge`) of an object from a
+/// manifest.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchSpec {
+    kind: String,
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    patch: serde_norway::Value,
 }
 
 #[derive(Debug, Deserialize)]
@@ -802,31 +931,56 @@ struct PoliciesSpec {
 /// The name a NodePool that leaves out `nodeClassRef` uses.
 const DEFAULT_NODE_CLASS: &str = "default";
 
+/// Where a Karpenter object is written, to name its fields: an entry of a
+/// section (`nodePools[0]`) or a Kubernetes manifest.
+#[derive(Debug, Clone)]
+pub(crate) enum Origin {
+    Section(String),
+    Manifest(Doc),
+}
+
+impl Origin {
+    pub(crate) fn field(&self, path: &str) -> String {
+        match self {
+            Self::Section(at) if path.is_empty() => at.clone(),
+            Self::Section(at) => format!("{at}.{path}"),
+            Self::Manifest(doc) => doc.field(path),
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Self::Section(at) => at.clone(),
+            Self::Manifest(doc) => doc.field(""),
+        }
+    }
+}
+
 /// A NodePool manifest: Karpenter's `karpenter.sh/v1` NodePool, read,
 /// validated and converted by `dovetail-api`. For brevity a scenario may
 /// leave out `spec.template.spec.nodeClassRef` (the EC2NodeClass `default`).
-fn node_pool(i: usize, mut m: NodePoolManifest) -> Result<NodePool, ScenarioError> {
+pub(crate) fn node_pool(
+    origin: &Origin,
+    mut m: NodePoolManifest,
+) -> Result<NodePool, ScenarioError> {
     let template = &mut m.spec.template.spec;
     if template.node_class_ref.is_none() {
         template.node_class_ref = Some(NodeClassReference::ec2(DEFAULT_NODE_CLASS));
     }
-    m.to_core()
-        .map_err(|e| api_error(&format!("nodePools[{i}]"), e))
+    m.to_core().map_err(|e| api_error(origin, e))
 }
 
-/// `dovetail-api`'s errors for the object at `at`: every problem, each
-/// with its path under `at` and its fix.
-fn api_error(at: &str, e: dovetail_api::ConversionError) -> ScenarioError {
+/// `dovetail-api`'s errors for the object at `origin`: every problem, each
+/// with its path and its fix.
+fn api_error(origin: &Origin, e: dovetail_api::ConversionError) -> ScenarioError {
     let dovetail_api::ConversionError::Invalid(e) = e;
-    let mut errors = e.errors.iter().map(|f| {
-        (
-            format!("{at}.{}", f.path),
-            format!("{}; {}", f.message, f.fix),
-        )
-    });
+    let mut errors = e
+        .errors
+        .iter()
+        .map(|f| (origin.field(&f.path), format!("{}; {}", f.message, f.fix)));
     let (path, mut message) = errors
         .next()
-        .unwrap_or_else(|| (at.to_string(), e.to_string()));
+        .unwrap_or_else(|| (origin.field(""), e.to_string()));
     for (path, more) in errors {
         message.push_str(&format!("\n  {path}: {more}"));
     }
@@ -835,29 +989,20 @@ fn api_error(at: &str, e: dovetail_api::ConversionError) -> ScenarioError {
 
 /// EC2NodeClass manifests, each validated as Karpenter validates it, with
 /// unique names.
-fn node_classes(manifests: Vec<EC2NodeClass>) -> Result<Vec<EC2NodeClass>, ScenarioError> {
-    if manifests.is_empty() {
-        return Err(invalid(
-            "nodeClasses",
-            "list at least one EC2NodeClass, or leave `nodeClasses` out to size nodes with Karpenter's defaults",
-        ));
-    }
-    let mut names = BTreeMap::new();
-    for (i, class) in manifests.iter().enumerate() {
-        class
-            .validate()
-            .map_err(|e| api_error(&format!("nodeClasses[{i}]"), e.into()))?;
-        if let Some(first) = names.insert(class.name(), i) {
+fn node_classes(
+    classes: Vec<(Origin, EC2NodeClass)>,
+) -> Result<Vec<(Origin, EC2NodeClass)>, ScenarioError> {
+    let mut names: BTreeMap<&str, &Origin> = BTreeMap::new();
+    for (origin, class) in &classes {
+        class.validate().map_err(|e| api_error(origin, e.into()))?;
+        if let Some(first) = names.insert(class.name(), origin) {
             return Err(invalid(
-                format!("nodeClasses[{i}].metadata.name"),
-                format!(
-                    "`{}` is listed twice (also nodeClasses[{first}])",
-                    class.name()
-                ),
+                origin.field("metadata.name"),
+                format!("`{}` is listed twice (also {})", class.name(), first.name()),
             ));
         }
     }
-    Ok(manifests)
+    Ok(classes)
 }
 
 /// How the embedded AWS catalog sizes nodes: the settings of the
@@ -867,16 +1012,16 @@ fn node_classes(manifests: Vec<EC2NodeClass>) -> Result<Vec<EC2NodeClass>, Scena
 /// A custom `catalog` states every type's capacity and overhead itself, so
 /// there a class in use may not change them.
 fn node_sizing(
-    classes: &[EC2NodeClass],
-    pools: &[(NodePool, bool)],
+    classes: &[(Origin, EC2NodeClass)],
+    pools: &[(NodePool, bool, Origin)],
     custom_catalog: bool,
 ) -> Result<Option<CatalogSettings>, ScenarioError> {
     let base = CatalogSettings::default();
     let mut settings: Vec<Option<CatalogSettings>> = vec![None; classes.len()];
     // The first NodePool and its class, which the others must size alike.
     let mut first: Option<(usize, usize)> = None;
-    for (j, (pool, left_out)) in pools.iter().enumerate() {
-        let at = format!("nodePools[{j}].spec.template.spec.nodeClassRef");
+    for (j, (pool, left_out, origin)) in pools.iter().enumerate() {
+        let at = origin.field("spec.template.spec.nodeClassRef");
         let r = &pool.node_class_ref;
         for (field, value, want) in [
             ("group", &r.group, EC2_NODE_CLASS_GROUP),
@@ -892,7 +1037,7 @@ fn node_sizing(
                 ));
             }
         }
-        let Some(k) = classes.iter().position(|c| c.name() == r.name) else {
+        let Some(k) = classes.iter().position(|(_, c)| c.name() == r.name) else {
             let (at, why) = if *left_out {
                 (at, " (nodeClassRef is left out, which means `default`)")
             } else {
@@ -904,17 +1049,16 @@ fn node_sizing(
                     "NodePool `{}` uses EC2NodeClass `{}`{why}, which is not in nodeClasses; they are {}. Name one of them in nodeClassRef, or add `{}` to nodeClasses",
                     pool.name,
                     r.name,
-                    list(classes.iter().map(|c| format!("`{}`", c.name()))),
+                    list(classes.iter().map(|(_, c)| format!("`{}`", c.name()))),
                     r.name
                 ),
             ));
         };
         if settings[k].is_none() {
-            let class = &classes[k];
-            let at = format!("nodeClasses[{k}]");
+            let (class_origin, class) = &classes[k];
             let own = class
                 .catalog_settings(&base)
-                .map_err(|e| api_error(&at, e))?;
+                .map_err(|e| api_error(class_origin, e))?;
             if custom_catalog {
                 // What the class's kubelet and block devices change, against
                 // its AMI family alone.
@@ -923,11 +1067,11 @@ fn node_sizing(
                 plain.spec.block_device_mappings.clear();
                 let family = plain
                     .catalog_settings(&base)
-                    .map_err(|e| api_error(&at, e))?;
+                    .map_err(|e| api_error(class_origin, e))?;
                 let changed = sizing_differences(&family, &own);
                 if !changed.is_empty() {
                     return Err(invalid(
-                        format!("{at}.spec"),
+                        class_origin.field("spec"),
                         format!(
                             "EC2NodeClass `{}` (used by NodePool `{}`) changes how nodes are sized ({}), but `catalog` states each instance type's capacity and overhead itself. Put them in `catalog` (`capacity.pods`, `capacity.ephemeral-storage`, `overhead.kubeReserved`, `overhead.systemReserved`, `overhead.evictionThreshold`) and take them out of the class",
                             class.name(),
@@ -950,7 +1094,7 @@ fn node_sizing(
         if let (Some(a), Some(b)) = (&settings[c], &settings[k])
             && a != b
         {
-            let (a_name, b_name) = (classes[c].name(), classes[k].name());
+            let (a_name, b_name) = (classes[c].1.name(), classes[k].1.name());
             let differences: Vec<String> = sizing_differences(a, b)
                 .into_iter()
                 .map(|d| match d.values {
@@ -1152,7 +1296,7 @@ fn settings(spec: SettingsSpec) -> Result<(SchedulerSettings, bool), ScenarioErr
     Ok((scheduler, spot_to_spot))
 }
 
-fn list(names: impl IntoIterator<Item = impl fmt::Display>) -> String {
+pub(crate) fn list(names: impl IntoIterator<Item = impl fmt::Display>) -> String {
     names
         .into_iter()
         .map(|n| n.to_string())
@@ -1380,10 +1524,8 @@ fn deployment(at: &str, name: String, w: &Workload) -> Result<Deployment, Scenar
         }
     };
     Ok(Deployment {
-        template: pod_template(at, &name, w, &[])?,
-        name,
-        replicas,
         diurnal,
+        ..Deployment::new(name.clone(), replicas, pod_template(at, &name, w, &[])?)
     })
 }
 
@@ -1424,6 +1566,7 @@ fn job(at: &str, name: String, w: &Workload) -> Result<Job, ScenarioError> {
         completions,
         parallelism,
         duration_ms,
+        succeeded: 0,
     })
 }
 
@@ -1598,6 +1741,7 @@ fn initial_nodes(
             capacity_type: n.capacity_type,
             ready: n.initialized,
             pods,
+            claim: None,
         });
     }
     Ok(nodes)
@@ -1682,22 +1826,329 @@ fn pdbs(
                 format!("selects the pods of no workload in namespace `{namespace}`"),
             ));
         }
+        let rule = match (min_available, max_unavailable) {
+            (Some(n), _) => PdbRule::MinAvailable(PdbAmount::Count(n)),
+            (None, Some(n)) => PdbRule::MaxUnavailable(PdbAmount::Count(n)),
+            (None, None) => unreachable!("refused above"),
+        };
         out.push(PdbSpec {
             namespace,
             name: Sym::new(&p.name),
             selector,
-            min_available,
-            max_unavailable,
+            rule: Some(rule),
         });
     }
     Ok(out)
 }
 
+/// What events that apply, patch or delete objects are checked against: the
+/// cluster as the events before them leave it.
+struct Later<'a> {
+    text: &'a str,
+    cluster: Snapshot,
+    pools: Vec<(NodePool, bool, Origin)>,
+    classes: &'a [(Origin, EC2NodeClass)],
+    custom_catalog: bool,
+    lookup: &'a Objects,
+    replica_set_owners: &'a BTreeMap<(String, String), String>,
+    start_unix_seconds: u64,
+    /// Every object there is, with its manifest when it has one (objects
+    /// written in the shorthand have none).
+    registry: BTreeMap<Key, Option<serde_json::Value>>,
+}
+
+/// The kinds an event may delete.
+const DELETABLE: &[&str] = &[
+    "Pod",
+    "Node",
+    "NodeClaim",
+    "Deployment",
+    "StatefulSet",
+    "ReplicaSet",
+    "Job",
+    "DaemonSet",
+    "PodDisruptionBudget",
+    "NodePool",
+];
+
+impl Later<'_> {
+    /// The objects of an `apply` (or a patched object) as the events that
+    /// create or change them.
+    fn apply(
+        &mut self,
+        docs: Vec<Doc>,
+        warnings: &mut Vec<ScenarioWarning>,
+    ) -> Result<Vec<EventKind>, ScenarioError> {
+        let mut out = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let Some(kind) = objects::known_kind(&doc)? else {
+                return Err(invalid(
+                    doc.field("kind"),
+                    format!(
+                        "{} ({}) is not a kind the simulator models; events apply {}",
+                        doc.kind(),
+                        doc.api_version(),
+                        APPLICABLE
+                    ),
+                ));
+            };
+            if doc.name().is_empty() {
+                return Err(invalid(
+                    doc.field("metadata.name"),
+                    "is required: give the object a name",
+                ));
+            }
+            let key = objects::key(kind, doc.namespace(), doc.name());
+            let known = self.registry.get(&key);
+            if matches!(known, Some(None)) {
+                return Err(invalid(
+                    doc.field(""),
+                    format!(
+                        "{} is written in the scenario's shorthand; change it there (or with `scale`), or write it as a manifest",
+                        doc.object()
+                    ),
+                ));
+            }
+            let manifest = match kind {
+                "Deployment" | "StatefulSet" | "ReplicaSet" => {
+                    let w = match kind {
+                        "Deployment" => WorkloadObject::Deployment(objects::read_warning(
+                            &doc, self.text, warnings,
+                        )?),
+                        "StatefulSet" => WorkloadObject::StatefulSet(objects::read_warning(
+                            &doc, self.text, warnings,
+                        )?),
+                        _ => {
+                            let rs: k8s_openapi::api::apps::v1::ReplicaSet =
+                                objects::read_warning(&doc, self.text, warnings)?;
+                            if rs
+                                .metadata
+                                .owner_references
+                                .iter()
+                                .flatten()
+                                .any(|o| o.controller == Some(true) && o.kind == "Deployment")
+                            {
+                                return Err(invalid(
+                                    doc.field("metadata.ownerReferences"),
+                                    "the ReplicaSet is a Deployment's; apply or patch the Deployment",
+                                ));
+                            }
+                            WorkloadObject::ReplicaSet(rs)
+                        }
+                    };
+                    Some(Manifest::Workload(objects::workload(
+                        &doc,
+                        &w,
+                        self.lookup,
+                        warnings,
+                    )?))
+                }
+                "Job" => objects::job(
+                    &doc,
+                    &objects::read_warning(&doc, self.text, warnings)?,
+                    self.lookup,
+                    warnings,
+                )?
+                .map(Manifest::Job),
+                "Pod" => {
+                    if let Some(Some(old)) = known
+                        && old.get("spec") != doc.value.get("spec")
+                    {
+                        return Err(invalid(
+                            doc.field("spec"),
+                            "a Pod's spec cannot change once it is created (Kubernetes refuses it); change its workload's template, or delete the pod and apply a new one",
+                        ));
+                    }
+                    objects::pod(
+                        &doc,
+                        &objects::read_warning(&doc, self.text, warnings)?,
+                        self.lookup,
+                        self.replica_set_owners,
+                        warnings,
+                    )?
+                    .map(Manifest::Pod)
+                }
+                "Node" => Some(Manifest::Node(objects::node(
+                    &doc,
+                    &objects::read_warning(&doc, self.text, warnings)?,
+                    None,
+                    &self.cluster,
+                    self.start_unix_seconds,
+                    warnings,
+                )?)),
+                "DaemonSet" => Some(Manifest::DaemonSet(objects::daemon_set(
+                    &doc,
+                    &objects::read_warning(&doc, self.text, warnings)?,
+                    self.lookup,
+                    warnings,
+                )?)),
+                "PodDisruptionBudget" => Some(Manifest::PodDisruptionBudget(objects::pdb(
+                    &doc,
+                    &objects::read_warning(&doc, self.text, warnings)?,
+                    warnings,
+                )?)),
+                "Namespace" => Some(Manifest::Namespace(objects::namespace(
+                    &doc,
+                    &objects::read_warning(&doc, self.text, warnings)?,
+                    warnings,
+                )?)),
+                "NodePool" => {
+                    let m: NodePoolManifest = objects::read_warning(&doc, self.text, warnings)?;
+                    let left_out = {
+                        let m: &NodePoolManifest = &m;
+                        m.spec.template.spec.node_class_ref.is_none()
+                    };
+                    let origin = Origin::Manifest(doc.clone());
+                    let pool = node_pool(&origin, m)?;
+                    let mut pools = self.pools.clone();
+                    pools.retain(|(p, _, _)| p.name != pool.name);
+                    pools.push((pool.clone(), left_out, origin));
+                    if !self.classes.is_empty() {
+                        node_sizing(self.classes, &pools, self.custom_catalog)?;
+                    }
+                    self.pools = pools;
+                    self.cluster.node_pools.retain(|p| p.name != pool.name);
+                    self.cluster.node_pools.push(pool.clone());
+                    Some(Manifest::NodePool(pool))
+                }
+                other => {
+                    return Err(invalid(
+                        doc.field("kind"),
+                        format!(
+                            "{other} objects are read only in the start state (`cluster`); events apply {APPLICABLE}"
+                        ),
+                    ));
+                }
+            };
+            self.registry.insert(key, Some(doc.value.clone()));
+            if let Some(m) = manifest {
+                out.push(EventKind::Apply(Box::new(m)));
+            }
+        }
+        Ok(out)
+    }
+
+    fn patch(
+        &mut self,
+        at: &str,
+        p: PatchSpec,
+        warnings: &mut Vec<ScenarioWarning>,
+    ) -> Result<Vec<EventKind>, ScenarioError> {
+        let kind = self.kind_of(&format!("{at}.kind"), &p.kind, APPLICABLE_KINDS)?;
+        let key = objects::key(kind, p.namespace.as_deref(), &p.name);
+        let object = describe(&key);
+        let base = match self.registry.get(&key) {
+            Some(Some(v)) => v.clone(),
+            Some(None) => {
+                return Err(invalid(
+                    format!("{at}.name"),
+                    format!(
+                        "{object} is written in the scenario's shorthand, so there is no manifest to patch; change it there (or with `scale`), or write it as a manifest"
+                    ),
+                ));
+            }
+            None => {
+                return Err(invalid(
+                    format!("{at}.name"),
+                    format!(
+                        "no {object} in the start state's manifests or an earlier `apply`; a patch changes an object from a manifest"
+                    ),
+                ));
+            }
+        };
+        let patch = serde_json::to_value(&p.patch)
+            .map_err(|e| invalid(format!("{at}.patch"), e.to_string()))?;
+        let mut merged = base;
+        crate::manifests::merge_patch(&mut merged, &patch);
+        let doc = Doc {
+            at: at.to_owned(),
+            steps: None,
+            value: merged,
+        };
+        if objects::key(doc.kind(), doc.namespace(), doc.name()) != key {
+            return Err(invalid(
+                format!("{at}.patch"),
+                format!(
+                    "changes the kind, name or namespace of {object}; patch only its other fields"
+                ),
+            ));
+        }
+        self.apply(vec![doc], warnings)
+    }
+
+    fn delete(&mut self, at: &str, o: ObjectSpec) -> Result<EventKind, ScenarioError> {
+        let kind = self.kind_of(&format!("{at}.kind"), &o.kind, DELETABLE)?;
+        let key = objects::key(kind, o.namespace.as_deref(), &o.name);
+        // Pods, nodes and NodeClaims the simulation makes are not known yet.
+        let made_later = matches!(kind, "Pod" | "Node" | "NodeClaim");
+        if self.registry.remove(&key).is_none() && !made_later {
+            return Err(invalid(
+                format!("{at}.name"),
+                format!(
+                    "no {} in the start state or an earlier `apply`",
+                    describe(&key)
+                ),
+            ));
+        }
+        if kind == "NodePool" {
+            self.cluster
+                .node_pools
+                .retain(|p| p.name.as_str() != o.name);
+            self.pools.retain(|(p, _, _)| p.name.as_str() != o.name);
+        }
+        Ok(EventKind::Delete(dovetail_api::k8s::ObjectRef {
+            kind,
+            namespace: key.1,
+            name: key.2,
+        }))
+    }
+
+    fn kind_of(
+        &self,
+        at: &str,
+        kind: &str,
+        allowed: &[&'static str],
+    ) -> Result<&'static str, ScenarioError> {
+        allowed.iter().copied().find(|k| *k == kind).ok_or_else(|| {
+            invalid(
+                at,
+                format!("`{kind}` is not one of {}", list(allowed.iter())),
+            )
+        })
+    }
+}
+
+/// The kinds events apply and patch.
+const APPLICABLE_KINDS: &[&str] = &[
+    "Deployment",
+    "StatefulSet",
+    "ReplicaSet",
+    "Job",
+    "Pod",
+    "Node",
+    "DaemonSet",
+    "PodDisruptionBudget",
+    "NodePool",
+    "Namespace",
+];
+
+const APPLICABLE: &str = "Deployments, StatefulSets, ReplicaSets, Jobs, Pods, Nodes, DaemonSets, PodDisruptionBudgets, NodePools and Namespaces";
+
+/// `Deployment shop/web`, `Node ip-10-0-1-7`.
+fn describe(key: &Key) -> String {
+    match &key.1 {
+        Some(ns) => format!("{} {ns}/{}", key.0, key.2),
+        None => format!("{} {}", key.0, key.2),
+    }
+}
+
 fn events(
-    catalog: &Catalog,
-    deployments: &[Deployment],
+    later: &mut Later<'_>,
     specs: Vec<EventSpec>,
+    warnings: &mut Vec<ScenarioWarning>,
 ) -> Result<Vec<Event>, ScenarioError> {
+    let catalog = later.cluster.catalog.clone();
+    let catalog = &*catalog;
     let zones = catalog.zones();
     let types = |at: &str, names: &[String]| -> Result<Vec<Sym>, ScenarioError> {
         names
@@ -1715,73 +2166,123 @@ fn events(
             .map(|(j, n)| zone(&zones, format!("{at}.zones[{j}]"), n))
             .collect()
     };
+    // In the order they happen (as the simulation sorts them), so that each
+    // is checked against the cluster the events before it leave.
+    let mut specs: Vec<(usize, EventSpec)> = specs.into_iter().enumerate().collect();
+    specs.sort_by_key(|(_, e)| e.at.0);
     let mut out = Vec::with_capacity(specs.len());
-    for (i, e) in specs.into_iter().enumerate() {
+    for (i, e) in specs {
         let at = format!("events[{i}]");
-        let kind = match (e.scale, e.interruption, e.capacity_shortage) {
-            (Some(s), None, None) => {
-                if !deployments.iter().any(|d| d.name == s.deployment) {
+        let given = [
+            e.scale.is_some(),
+            e.interruption.is_some(),
+            e.capacity_shortage.is_some(),
+            e.apply.is_some(),
+            e.patch.is_some(),
+            e.delete.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(invalid(
+                at,
+                "give exactly one of `scale`, `interruption`, `capacityShortage`, `apply`, `patch` and `delete`",
+            ));
+        }
+        let kinds = if let Some(s) = e.scale {
+            let matching: Vec<&Key> = later
+                .registry
+                .keys()
+                .filter(|k| {
+                    matches!(k.0.as_str(), "Deployment" | "StatefulSet" | "ReplicaSet")
+                        && k.2 == s.deployment
+                })
+                .collect();
+            match matching.as_slice() {
+                [_] => {}
+                [] => {
                     return Err(invalid(
                         format!("{at}.scale.deployment"),
-                        format!("no deployment named `{}` in workloads", s.deployment),
+                        format!(
+                            "no deployment named `{}` in workloads or the cluster's manifests",
+                            s.deployment
+                        ),
                     ));
                 }
-                EventKind::Scale {
-                    deployment: s.deployment,
-                    replicas: s.replicas,
+                several => {
+                    return Err(invalid(
+                        format!("{at}.scale.deployment"),
+                        format!(
+                            "`{}` names {}; patch the one meant instead (`patch: {{ kind, name, namespace, patch: {{ spec: {{ replicas: {} }} }} }}`)",
+                            s.deployment,
+                            list(several.iter().map(|k| describe(k))),
+                            s.replicas
+                        ),
+                    ));
                 }
             }
-            (None, Some(s), None) => {
-                let at = format!("{at}.interruption");
-                let count = s.count.unwrap_or(1);
-                if count == 0 {
-                    return Err(invalid(format!("{at}.count"), "must be at least 1"));
-                }
-                let instance_types = types(&at, &s.instance_types)?;
-                for (j, t) in instance_types.iter().enumerate() {
-                    let spot = catalog.get(t.as_str()).is_some_and(|it| {
-                        it.offerings
-                            .iter()
-                            .any(|o| o.capacity_type == CapacityType::Spot)
-                    });
-                    if !spot {
-                        return Err(invalid(
-                            format!("{at}.instanceTypes[{j}]"),
-                            format!(
-                                "`{t}` has no spot offering, so none of its nodes can be interrupted"
-                            ),
-                        ));
-                    }
-                }
-                EventKind::Interruption {
-                    count,
-                    instance_types,
-                    zones: in_zones(&at, &s.zones)?,
+            vec![EventKind::Scale {
+                deployment: s.deployment,
+                replicas: s.replicas,
+            }]
+        } else if let Some(s) = e.interruption {
+            let at = format!("{at}.interruption");
+            let count = s.count.unwrap_or(1);
+            if count == 0 {
+                return Err(invalid(format!("{at}.count"), "must be at least 1"));
+            }
+            let instance_types = types(&at, &s.instance_types)?;
+            for (j, t) in instance_types.iter().enumerate() {
+                let spot = catalog.get(t.as_str()).is_some_and(|it| {
+                    it.offerings
+                        .iter()
+                        .any(|o| o.capacity_type == CapacityType::Spot)
+                });
+                if !spot {
+                    return Err(invalid(
+                        format!("{at}.instanceTypes[{j}]"),
+                        format!(
+                            "`{t}` has no spot offering, so none of its nodes can be interrupted"
+                        ),
+                    ));
                 }
             }
-            (None, None, Some(s)) => {
-                let at = format!("{at}.capacityShortage");
-                if s.for_.0 == 0 {
-                    return Err(invalid(format!("{at}.for"), "must be more than 0s"));
-                }
-                EventKind::CapacityShortage {
-                    for_ms: s.for_.0,
-                    instance_types: types(&at, &s.instance_types)?,
-                    zones: in_zones(&at, &s.zones)?,
-                    capacity_type: s.capacity_type,
-                }
+            vec![EventKind::Interruption {
+                count,
+                instance_types,
+                zones: in_zones(&at, &s.zones)?,
+            }]
+        } else if let Some(s) = e.capacity_shortage {
+            let at = format!("{at}.capacityShortage");
+            if s.for_.0 == 0 {
+                return Err(invalid(format!("{at}.for"), "must be more than 0s"));
             }
-            _ => {
-                return Err(invalid(
-                    at,
-                    "give exactly one of `scale`, `interruption` and `capacityShortage`",
-                ));
-            }
+            vec![EventKind::CapacityShortage {
+                for_ms: s.for_.0,
+                instance_types: types(&at, &s.instance_types)?,
+                zones: in_zones(&at, &s.zones)?,
+                capacity_type: s.capacity_type,
+            }]
+        } else if let Some(v) = e.apply {
+            let docs = manifests::inline(
+                v,
+                format!("{at}.apply"),
+                vec![
+                    Step::Key("events".into()),
+                    Step::Index(i),
+                    Step::Key("apply".into()),
+                ],
+            )?;
+            later.apply(docs, warnings)?
+        } else if let Some(p) = e.patch {
+            later.patch(&format!("{at}.patch"), p, warnings)?
+        } else if let Some(d) = e.delete {
+            vec![later.delete(&format!("{at}.delete"), d)?]
+        } else {
+            unreachable!("exactly one is given")
         };
-        out.push(Event {
+        out.extend(kinds.into_iter().map(|kind| Event {
             at_ms: e.at.0,
             kind,
-        });
+        }));
     }
     Ok(out)
 }
@@ -1884,58 +2385,395 @@ fn models(m: ModelsSpec, spot_to_spot: bool) -> Result<Models, ScenarioError> {
     Ok(models)
 }
 
+/// The Kubernetes objects of `cluster:`: written in the scenario, and in the
+/// files it names (relative to `dir`).
+fn cluster_documents(
+    section: &mut ClusterSection,
+    dir: Option<&Path>,
+) -> Result<Vec<Doc>, ScenarioError> {
+    let base = if section.bare {
+        "cluster"
+    } else {
+        "cluster.manifests"
+    };
+    let mut out = Vec::new();
+    match section.spec.manifests.take() {
+        Some(ManifestsSpec::List(values)) => {
+            for (i, v) in values.into_iter().enumerate() {
+                let mut steps = vec![Step::Key("cluster".into())];
+                if !section.bare {
+                    steps.push(Step::Key("manifests".into()));
+                }
+                steps.push(Step::Index(i));
+                out.extend(manifests::inline(v, format!("{base}[{i}]"), steps)?);
+            }
+        }
+        Some(ManifestsSpec::Text(text)) => out.extend(manifests::documents(&text, base)?),
+        None => {}
+    }
+    for (j, file) in section.spec.files.iter().enumerate() {
+        let at = format!("cluster.files[{j}]");
+        let Some(dir) = dir else {
+            return Err(invalid(
+                at,
+                "files are read relative to the scenario file, whose folder is not known here; read the scenario with `parse_scenario_in`",
+            ));
+        };
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            invalid(
+                &at,
+                format!(
+                    "cannot read `{}`: {e}; check the path, which is relative to the scenario file",
+                    path.display()
+                ),
+            )
+        })?;
+        out.extend(manifests::documents(&text, file)?);
+    }
+    Ok(out)
+}
+
 /// Reads a scenario from YAML text. Fields of its NodePool manifests that
 /// Karpenter's v1 schema does not have are ignored, as the API server
-/// ignores them, and listed in the scenario's `warnings`.
+/// ignores them, and listed in the scenario's `warnings`, as are kinds the
+/// simulator does not model and fields of Kubernetes objects not carried
+/// over exactly. A scenario naming manifest files (`cluster.files`) needs
+/// [`parse_scenario_in`].
 pub fn parse_scenario(text: &str) -> Result<Scenario, ScenarioError> {
+    parse(text, None)
+}
+
+/// As [`parse_scenario`], with the files the scenario names read relative
+/// to `dir` (the scenario file's folder).
+pub fn parse_scenario_in(text: &str, dir: &Path) -> Result<Scenario, ScenarioError> {
+    parse(text, Some(dir))
+}
+
+fn parse(text: &str, dir: Option<&Path>) -> Result<Scenario, ScenarioError> {
     let mut ignored = Vec::new();
-    let file: File = serde_ignored::deserialize(serde_norway::Deserializer::from_str(text), |p| {
-        ignored.push(unknown_fields::steps(&p))
-    })
-    .map_err(|e| ScenarioError::Yaml(e.to_string()))?;
-    let warnings = unknown_fields::node_pool_warnings(text, &ignored);
-    let mut pools: Vec<(NodePool, bool)> = Vec::with_capacity(file.node_pools.len());
-    for (i, m) in file.node_pools.into_iter().enumerate() {
+    let mut file: File =
+        serde_ignored::deserialize(serde_norway::Deserializer::from_str(text), |p| {
+            ignored.push(unknown_fields::steps(&p))
+        })
+        .map_err(|e| ScenarioError::Yaml(e.to_string()))?;
+    let mut warnings = unknown_fields::node_pool_warnings(text, &ignored);
+    let docs = cluster_documents(&mut file.cluster, dir)?;
+    let from_manifests = !docs.is_empty();
+    let read = objects::read(docs, text, &mut warnings)?;
+
+    // NodePools and EC2NodeClasses, from their sections and the manifests.
+    let mut registry: BTreeMap<Key, Option<serde_json::Value>> = read
+        .registry
+        .iter()
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect();
+    let mut pools: Vec<(NodePool, bool, Origin)> = Vec::new();
+    let pools_section = file.node_pools.is_some();
+    let pool_manifests = file
+        .node_pools
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, m)| (Origin::Section(format!("nodePools[{i}]")), m))
+        .chain(
+            read.node_pools
+                .iter()
+                .map(|(doc, m)| (Origin::Manifest(doc.clone()), m.clone())),
+        );
+    for (origin, m) in pool_manifests {
         let left_out = m.spec.template.spec.node_class_ref.is_none();
-        let pool = node_pool(i, m)?;
-        if pools.iter().any(|(p, _)| p.name == pool.name) {
+        if let Origin::Section(_) = origin
+            && let Ok(v) = serde_json::to_value(&m)
+        {
+            registry.insert(objects::key("NodePool", None, m.name()), Some(v));
+        }
+        let pool = node_pool(&origin, m)?;
+        if let Some((_, _, first)) = pools.iter().find(|(p, _, _)| p.name == pool.name) {
             return Err(invalid(
-                format!("nodePools[{i}].metadata.name"),
-                format!("`{}` is listed twice", pool.name),
+                origin.field("metadata.name"),
+                format!("`{}` is listed twice (also {})", pool.name, first.name()),
             ));
         }
-        pools.push((pool, left_out));
+        pools.push((pool, left_out, origin));
     }
-    let sizing = match file.node_classes {
-        Some(manifests) => {
-            let classes = node_classes(manifests)?;
-            node_sizing(&classes, &pools, file.catalog.is_some())?
-        }
-        None => None,
+    if !pools_section && read.node_pools.is_empty() {
+        return Err(invalid(
+            "nodePools",
+            "list at least one karpenter.sh/v1 NodePool, under `nodePools` or as a manifest in `cluster`",
+        ));
+    }
+    if matches!(&file.node_classes, Some(c) if c.is_empty()) {
+        return Err(invalid(
+            "nodeClasses",
+            "list at least one EC2NodeClass, or leave `nodeClasses` out to size nodes with Karpenter's defaults",
+        ));
+    }
+    let class_manifests: Vec<(Origin, EC2NodeClass)> = file
+        .node_classes
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (Origin::Section(format!("nodeClasses[{i}]")), c))
+        .chain(
+            read.node_classes
+                .iter()
+                .map(|(doc, c)| (Origin::Manifest(doc.clone()), c.clone())),
+        )
+        .collect();
+    let custom_catalog = file.catalog.is_some();
+    let classes = node_classes(class_manifests)?;
+    let sizing = if classes.is_empty() {
+        None
+    } else {
+        node_sizing(&classes, &pools, custom_catalog)?
     };
     let mut cluster = Snapshot::new(catalog(file.region, file.catalog, sizing.as_ref())?);
     let (scheduler_settings, spot_to_spot) = settings(file.settings)?;
     cluster.settings = scheduler_settings;
-    cluster.node_pools = pools.into_iter().map(|(p, _)| p).collect();
-    let (deployments, jobs) = workloads(file.workloads)?;
-    cluster.daemon_sets = daemon_sets(file.cluster.daemon_sets)?;
+    cluster.node_pools = pools.iter().map(|(p, _, _)| p.clone()).collect();
+
+    // Workloads and DaemonSets.
+    let (mut deployments, mut jobs) = workloads(file.workloads)?;
+    for d in &deployments {
+        registry.insert(
+            objects::key("Deployment", Some(d.template.namespace.as_str()), &d.name),
+            None,
+        );
+    }
+    for j in &jobs {
+        registry.insert(
+            objects::key("Job", Some(j.template.namespace.as_str()), &j.name),
+            None,
+        );
+    }
+    for (doc, w) in &read.workloads {
+        let d = objects::workload(doc, w, &read.lookup, &mut warnings)?;
+        if let Some(first) = deployments.iter().find(|o| {
+            o.kind == d.kind && o.name == d.name && o.template.namespace == d.template.namespace
+        }) {
+            return Err(invalid(
+                doc.field("metadata.name"),
+                format!(
+                    "{} `{}` is also a `workloads` entry; keep one",
+                    first.kind.name(),
+                    d.name
+                ),
+            ));
+        }
+        deployments.push(d);
+    }
+    for (doc, j) in &read.jobs {
+        if let Some(j) = objects::job(doc, j, &read.lookup, &mut warnings)? {
+            if jobs
+                .iter()
+                .any(|o| o.name == j.name && o.template.namespace == j.template.namespace)
+            {
+                return Err(invalid(
+                    doc.field("metadata.name"),
+                    format!("Job `{}` is also a `workloads` entry; keep one", j.name),
+                ));
+            }
+            jobs.push(j);
+        }
+    }
+    cluster.daemon_sets = daemon_sets(file.cluster.spec.daemon_sets)?;
+    for ds in &cluster.daemon_sets {
+        registry.insert(
+            objects::key(
+                "DaemonSet",
+                Some(ds.pod.namespace.as_str()),
+                ds.name.as_str(),
+            ),
+            None,
+        );
+    }
+    for (doc, ds) in &read.daemon_sets {
+        let ds = objects::daemon_set(doc, ds, &read.lookup, &mut warnings)?;
+        if cluster
+            .daemon_sets
+            .iter()
+            .any(|o| o.name == ds.name && o.pod.namespace == ds.pod.namespace)
+        {
+            return Err(invalid(
+                doc.field("metadata.name"),
+                format!(
+                    "DaemonSet `{}` is also in `cluster.daemonSets`; keep one",
+                    ds.name
+                ),
+            ));
+        }
+        cluster.daemon_sets.push(ds);
+    }
+
+    // The start state: nodes, NodeClaims, pods.
     let start_unix_seconds = file
         .start_unix_seconds
+        .or(if from_manifests { read.latest } else { None })
         .unwrap_or(DEFAULT_START_UNIX_SECONDS);
-    let initial_nodes = initial_nodes(
+    let mut initial = initial_nodes(
         &cluster,
         &deployments,
         &jobs,
-        file.cluster.nodes,
+        file.cluster.spec.nodes,
         start_unix_seconds,
     )?;
-    let pdbs = pdbs(file.cluster.pod_disruption_budgets, &deployments, &jobs)?;
-    let events = events(&cluster.catalog, &deployments, file.events)?;
+    for n in &initial {
+        registry.insert(objects::key("Node", None, n.node.name.as_str()), None);
+    }
+    let mut claims = Vec::with_capacity(read.claims.len());
+    for (doc, c) in &read.claims {
+        let claim = objects::node_claim(doc, c)?;
+        match claim.node_pool {
+            Some(p) if cluster.node_pools.iter().any(|t| t.name == p) => {}
+            Some(p) => {
+                return Err(invalid(
+                    doc.field(&format!(
+                        "metadata.labels[{}]",
+                        dovetail_core::labels::NODE_POOL
+                    )),
+                    format!(
+                        "the NodeClaim belongs to NodePool `{p}`, which is not among the NodePools; they are {}",
+                        list(cluster.node_pools.iter().map(|p| p.name))
+                    ),
+                ));
+            }
+            None => {
+                return Err(invalid(
+                    doc.field("metadata.labels"),
+                    format!(
+                        "a NodeClaim names its NodePool by the label {}; add it",
+                        dovetail_core::labels::NODE_POOL
+                    ),
+                ));
+            }
+        }
+        claims.push((doc.clone(), claim));
+    }
+    let (paired, alone) = objects::pair_claims(&read.nodes, claims);
+    for ((doc, n), claim) in read.nodes.iter().zip(paired) {
+        let node = objects::node(doc, n, claim, &cluster, start_unix_seconds, &mut warnings)?;
+        if initial.iter().any(|o| o.node.name == node.node.name) {
+            return Err(invalid(
+                doc.field("metadata.name"),
+                format!(
+                    "node `{}` is also in `cluster.nodes`; keep one",
+                    node.node.name
+                ),
+            ));
+        }
+        initial.push(node);
+    }
+    let mut initial_claims = Vec::new();
+    for (doc, c) in alone {
+        let launched = objects::claim_offering(&c).is_some_and(|(it, zone, ct)| {
+            cluster
+                .catalog
+                .get(it.as_str())
+                .and_then(|t| t.offering(zone.as_str(), ct))
+                .is_some()
+        });
+        if launched {
+            initial_claims.push(c);
+        } else {
+            warnings.push(ScenarioWarning {
+                path: doc.field(""),
+                line: None,
+                reason: unknown_fields::WarningReason::ClaimNotLaunched,
+            });
+        }
+    }
+    let mut initial_pods = Vec::with_capacity(read.pods.len());
+    let mut used_namespaces: BTreeSet<Sym> = BTreeSet::new();
+    for (doc, p) in &read.pods {
+        let Some(pod) = objects::pod(
+            doc,
+            p,
+            &read.lookup,
+            &read.replica_set_owners,
+            &mut warnings,
+        )?
+        else {
+            continue;
+        };
+        if let Some(n) = pod.node
+            && !initial.iter().any(|o| o.node.name == n)
+        {
+            return Err(invalid(
+                doc.field("spec.nodeName"),
+                format!(
+                    "no Node `{n}` in the cluster; add its Node manifest, or leave out spec.nodeName for a pending pod"
+                ),
+            ));
+        }
+        used_namespaces.insert(pod.pod.namespace);
+        initial_pods.push(pod);
+    }
+
+    // Budgets and namespaces.
+    let mut pdbs = pdbs(
+        file.cluster.spec.pod_disruption_budgets,
+        &deployments,
+        &jobs,
+    )?;
+    for b in &pdbs {
+        registry.insert(
+            objects::key(
+                "PodDisruptionBudget",
+                Some(b.namespace.as_str()),
+                b.name.as_str(),
+            ),
+            None,
+        );
+    }
+    for (doc, b) in &read.pdbs {
+        let b = objects::pdb(doc, b, &mut warnings)?;
+        if pdbs
+            .iter()
+            .any(|o| o.namespace == b.namespace && o.name == b.name)
+        {
+            return Err(invalid(
+                doc.field("metadata.name"),
+                format!(
+                    "PodDisruptionBudget `{}/{}` is also in `cluster.podDisruptionBudgets`; keep one",
+                    b.namespace, b.name
+                ),
+            ));
+        }
+        pdbs.push(b);
+    }
+    for (doc, ns) in &read.namespaces {
+        cluster
+            .namespaces
+            .push(objects::namespace(doc, ns, &mut warnings)?);
+    }
+    if from_manifests {
+        used_namespaces.extend(deployments.iter().map(|d| d.template.namespace));
+        used_namespaces.extend(jobs.iter().map(|j| j.template.namespace));
+        used_namespaces.extend(pdbs.iter().map(|b| b.namespace));
+        let implicit = objects::implicit_namespaces(&cluster.namespaces, &used_namespaces);
+        cluster.namespaces.extend(implicit);
+    }
+
+    let mut later = Later {
+        text,
+        cluster: cluster.clone(),
+        pools,
+        classes: &classes,
+        custom_catalog,
+        lookup: &read.lookup,
+        replica_set_owners: &read.replica_set_owners,
+        start_unix_seconds,
+        registry,
+    };
+    let events = events(&mut later, file.events, &mut warnings)?;
     let node_groups = node_groups(&cluster.catalog, file.baseline.node_groups)?;
     let models = models(file.models, spot_to_spot)?;
 
     let mut scenario = Scenario::new(cluster, file.duration.0, file.seed);
-    scenario.initial_nodes = initial_nodes;
+    scenario.initial_nodes = initial;
+    scenario.initial_pods = initial_pods;
+    scenario.initial_claims = initial_claims;
     scenario.deployments = deployments;
     scenario.jobs = jobs;
     scenario.pdbs = pdbs;

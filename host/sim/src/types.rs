@@ -1,10 +1,12 @@
 //! What a scenario is made of: the cluster at the start, the workloads, the
 //! events, the models and which autoscaler runs.
 
+use dovetail_api::k8s::{ObjectRef, PdbRule};
 use dovetail_core::catalog::CapacityType;
 use dovetail_core::disruption::Settings;
 use dovetail_core::labels;
-use dovetail_core::model::{LabelSelector, Node, Pod};
+use dovetail_core::model::{DaemonSet, LabelSelector, Namespace, Node, NodePool, Pod};
+use dovetail_core::nodeclaim::NodeClaim;
 use dovetail_core::scheduler::Snapshot;
 use dovetail_core::sym::Sym;
 
@@ -97,18 +99,110 @@ impl Diurnal {
     }
 }
 
-/// A Deployment: `replicas` copies of `template`.
-#[derive(Debug, Clone)]
+/// The controller that keeps a workload's replicas: it decides how its pods
+/// are named and who owns them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WorkloadKind {
+    /// Pods owned by its ReplicaSet, named with a random suffix.
+    #[default]
+    Deployment,
+    /// Pods named by ordinal (`web-0`, `web-1`, …), the lowest free first.
+    StatefulSet,
+    /// A ReplicaSet no Deployment owns.
+    ReplicaSet,
+}
+
+impl WorkloadKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Deployment => "Deployment",
+            Self::StatefulSet => "StatefulSet",
+            Self::ReplicaSet => "ReplicaSet",
+        }
+    }
+}
+
+/// A number of pods, or a share of the replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amount {
+    Count(u32),
+    Percent(u32),
+}
+
+impl Amount {
+    /// Pods out of `replicas`, a share rounded up or down.
+    pub fn of(self, replicas: usize, round_up: bool) -> usize {
+        match self {
+            Self::Count(n) => n as usize,
+            Self::Percent(p) if round_up => (p as usize * replicas).div_ceil(100),
+            Self::Percent(p) => p as usize * replicas / 100,
+        }
+    }
+}
+
+/// How a workload replaces its pods when its template changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollout {
+    /// New pods come while old ones go: at most `max_surge` pods above the
+    /// replicas (a share rounded up) and `max_unavailable` below (rounded
+    /// down; 1 when both are 0), as the Deployment and StatefulSet
+    /// controllers roll.
+    Rolling {
+        max_surge: Amount,
+        max_unavailable: Amount,
+    },
+    /// Every old pod goes first, then the new ones come.
+    Recreate,
+    /// Pods change only when they are deleted (a StatefulSet's `OnDelete`).
+    OnDelete,
+}
+
+impl Rollout {
+    /// A Deployment's default: 25 % surge, 25 % unavailable.
+    pub const DEPLOYMENT: Rollout = Rollout::Rolling {
+        max_surge: Amount::Percent(25),
+        max_unavailable: Amount::Percent(25),
+    };
+    /// A StatefulSet's default: one pod at a time.
+    pub const STATEFUL_SET: Rollout = Rollout::Rolling {
+        max_surge: Amount::Count(0),
+        max_unavailable: Amount::Count(1),
+    };
+}
+
+/// A Deployment (or StatefulSet, or ReplicaSet): `replicas` copies of
+/// `template`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Deployment {
     pub name: String,
     pub replicas: usize,
+    /// Its namespace is the workload's; its `owner`, when set, is what owns
+    /// the pods (a Deployment's pods are owned by its ReplicaSet, named here
+    /// after the Deployment).
     pub template: Pod,
     pub diurnal: Option<Diurnal>,
+    pub kind: WorkloadKind,
+    pub rollout: Rollout,
+}
+
+impl Deployment {
+    /// `replicas` copies of `template`, as a Deployment with the default
+    /// rolling update.
+    pub fn new(name: impl Into<String>, replicas: usize, template: Pod) -> Self {
+        Self {
+            name: name.into(),
+            replicas,
+            template,
+            diurnal: None,
+            kind: WorkloadKind::Deployment,
+            rollout: Rollout::DEPLOYMENT,
+        }
+    }
 }
 
 /// A Job: `completions` pods, at most `parallelism` at once, each running
 /// `duration_ms` once started; an evicted pod starts over.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub name: String,
     pub at_ms: u64,
@@ -116,30 +210,73 @@ pub struct Job {
     pub parallelism: usize,
     pub duration_ms: u64,
     pub template: Pod,
+    /// Completions already done at the start (`status.succeeded`).
+    pub succeeded: usize,
 }
 
 /// A PodDisruptionBudget as written: the simulator computes
-/// `disruptionsAllowed` from the pods it covers.
-#[derive(Debug, Clone)]
+/// `disruptionsAllowed` from the pods it covers. Without a rule it never
+/// blocks an eviction.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PdbSpec {
     pub namespace: Sym,
     pub name: Sym,
     pub selector: LabelSelector,
-    pub min_available: Option<u32>,
-    pub max_unavailable: Option<u32>,
+    pub rule: Option<PdbRule>,
 }
 
 /// A node there at the start, with some of the workloads' pods bound to it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InitialNode {
-    /// Built with [`node_for`]; `created_at` gives its age.
+    /// Built with [`node_for`] or read from a Node manifest; `created_at`
+    /// gives its age, `ready` and `initialized` its state. A node without a
+    /// NodePool (`node_pool: None`) is not Dovetail's: it is never
+    /// disrupted, and costs what its instance type's offering costs, if the
+    /// catalog has it.
     pub node: Node,
     pub capacity_type: CapacityType,
-    /// Not yet initialized: it becomes Ready after the launch model's
-    /// remaining time.
+    /// Not yet Ready: it becomes Ready after the launch model's remaining
+    /// time.
     pub ready: bool,
     /// `(deployment index, pod count)`.
     pub pods: Vec<(usize, usize)>,
+    /// Its NodeClaim, when a manifest gave one (a managed node without one
+    /// gets a NodeClaim made from its NodePool).
+    pub claim: Option<NodeClaim>,
+}
+
+/// A pod from a manifest: bound to `node` or pending. Its `owner` says which
+/// workload it belongs to (a Deployment's pods name the Deployment as their
+/// ReplicaSet owner); a pod no workload of the scenario owns is replaced when
+/// evicted if it has a controller, and gone if not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitialPod {
+    pub pod: Pod,
+    pub node: Option<Sym>,
+}
+
+/// A Kubernetes object an event applies: created, or changed in place.
+// Events hold it boxed, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Manifest {
+    /// A Deployment, StatefulSet or ReplicaSet: a new one starts its pods; a
+    /// changed one scales to its replicas and rolls out a changed template.
+    Workload(Deployment),
+    /// A new Job starts; a changed one takes its new parallelism and
+    /// completions.
+    Job(Job),
+    /// A new pod (pending, or bound to its node); a changed one takes its
+    /// labels and annotations.
+    Pod(InitialPod),
+    /// A node joins (or a known one takes its labels, annotations, taints
+    /// and readiness).
+    Node(InitialNode),
+    /// Its pods land on every node it selects (replaced when it changes).
+    DaemonSet(DaemonSet),
+    PodDisruptionBudget(PdbSpec),
+    NodePool(NodePool),
+    Namespace(Namespace),
 }
 
 /// Something that happens at a given time.
@@ -149,6 +286,12 @@ pub enum EventKind {
         deployment: String,
         replicas: usize,
     },
+    /// An object is created or changed, as `kubectl apply` (or a merge
+    /// `kubectl patch`) would.
+    Apply(Box<Manifest>),
+    /// An object is deleted, and the cluster's controllers react as they
+    /// would in Kubernetes.
+    Delete(ObjectRef),
     /// Interruption notices for `count` spot nodes (those matching the
     /// filters, chosen with the seed); empty filters match all.
     Interruption {
@@ -206,6 +349,11 @@ pub struct Scenario {
     /// `pdbs` are not read: the start state is `initial_nodes` and `pdbs`.
     pub cluster: Snapshot,
     pub initial_nodes: Vec<InitialNode>,
+    /// Pods from manifests, bound or pending, with the nodes they are on.
+    pub initial_pods: Vec<InitialPod>,
+    /// NodeClaims launched but without a node yet: their instances register
+    /// after the launch model's time.
+    pub initial_claims: Vec<NodeClaim>,
     pub deployments: Vec<Deployment>,
     pub jobs: Vec<Job>,
     pub pdbs: Vec<PdbSpec>,
@@ -219,8 +367,10 @@ pub struct Scenario {
     /// Node groups for the static baseline when it is asked for.
     pub node_groups: Vec<NodeGroup>,
     pub policies: PolicyFiles,
-    /// What the scenario file has that has no effect (fields Karpenter's
-    /// schemas do not have), as its reader found it.
+    /// What the scenario file has that has no effect or is read
+    /// approximately (fields Karpenter's schemas do not have, kinds the
+    /// simulator does not model, fields of Kubernetes objects not carried
+    /// over exactly), as its reader found it.
     pub warnings: Vec<ScenarioWarning>,
 }
 
@@ -230,6 +380,8 @@ impl Scenario {
         Self {
             cluster,
             initial_nodes: Vec::new(),
+            initial_pods: Vec::new(),
+            initial_claims: Vec::new(),
             deployments: Vec::new(),
             jobs: Vec::new(),
             pdbs: Vec::new(),

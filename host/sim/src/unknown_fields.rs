@@ -1,10 +1,17 @@
+//! What a scenario file has that has no effect, or is read approximately:
+//! its warnings.
+//!
 //! Fields of a scenario's NodePool manifests that Karpenter's `karpenter.sh/v1`
-//! schema does not have. The manifests are read leniently, as the API server
-//! reads them, so such a field would otherwise vanish without a word: the
+//! schema does not have: the manifests are read leniently, as the API server
+//! reads them, so such a field would otherwise vanish without a word (the
 //! v1beta1-era `spec.disruption.expireAfter` is accepted and then never
-//! expires anything. Each one becomes a warning naming the field and its line.
+//! expires anything). Each one becomes a warning naming the field and its
+//! line. Kubernetes manifests add kinds the simulator does not model and
+//! fields `dovetail-api` does not carry over exactly.
 
 use std::fmt;
+
+use dovetail_api::k8s::ObjectRef;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -18,7 +25,7 @@ pub struct ScenarioWarning {
     pub reason: WarningReason,
 }
 
-/// Why a field has no effect.
+/// Why something has no effect, or not exactly the effect written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WarningReason {
     /// `schema` has no such field; `moved` says where an older API version's
@@ -26,6 +33,29 @@ pub enum WarningReason {
     UnknownField {
         schema: &'static str,
         moved: Option<&'static str>,
+    },
+    /// `count` objects of a kind the simulator does not model (the path is
+    /// the first one's).
+    UnmodelledKind {
+        kind: String,
+        api_version: String,
+        count: usize,
+    },
+    /// A field of a Kubernetes object that `dovetail-api`'s conversion does
+    /// not carry over exactly.
+    Conversion {
+        object: ObjectRef,
+        reason: dovetail_api::k8s::WarningReason,
+    },
+    /// A Job without the run-time annotation: its pods never complete.
+    JobRunsToTheEnd { annotation: &'static str },
+    /// A NodeClaim that names no launched instance and has no node.
+    ClaimNotLaunched,
+    /// A node Dovetail does not manage whose offering is not in the catalog.
+    Unpriced {
+        instance_type: String,
+        zone: String,
+        capacity_type: String,
     },
 }
 
@@ -42,6 +72,32 @@ impl fmt::Display for ScenarioWarning {
 impl fmt::Display for WarningReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::UnmodelledKind {
+                kind,
+                api_version,
+                count,
+            } => write!(
+                f,
+                "{count} {kind} object{} ({api_version}): not a kind the simulator models, so {} ignored",
+                if *count == 1 { "" } else { "s" },
+                if *count == 1 { "it is" } else { "they are" }
+            ),
+            Self::Conversion { object, reason } => write!(f, "{object}: {reason}"),
+            Self::JobRunsToTheEnd { annotation } => write!(
+                f,
+                "a Job says nothing of how long its pods run, so in the simulation they never complete; annotate the Job (or its pod template) with `{annotation}: 10m` or the like"
+            ),
+            Self::ClaimNotLaunched => f.write_str(
+                "the NodeClaim has no node and its labels name no launched instance (instance type, zone and capacity type), so it is left out; Dovetail plans its pods again",
+            ),
+            Self::Unpriced {
+                instance_type,
+                zone,
+                capacity_type,
+            } => write!(
+                f,
+                "the catalog has no {capacity_type} `{instance_type}` offering in `{zone}`, so the node costs nothing in the report; it still runs pods (Dovetail does not manage it)"
+            ),
             Self::UnknownField {
                 schema,
                 moved: Some(moved),
@@ -106,7 +162,7 @@ pub(crate) fn steps(path: &serde_ignored::Path<'_>) -> Vec<Step> {
     out
 }
 
-fn render(steps: &[Step]) -> String {
+pub(crate) fn render(steps: &[Step]) -> String {
     let mut s = String::new();
     for step in steps {
         match step {
@@ -144,6 +200,40 @@ pub(crate) fn node_pool_warnings(text: &str, ignored: &[Vec<Step>]) -> Vec<Scena
                         .map(|&(_, moved)| moved),
                 },
             })
+        })
+        .collect()
+}
+
+/// Warnings for the fields a Kubernetes object of `schema` (e.g. `v1 Pod`)
+/// does not have, written at `doc` (found in `text` when written in the
+/// scenario file). Fields under `status` are left out: the API server
+/// writes them, and a newer cluster's may be unknown here.
+pub(crate) fn manifest_warnings(
+    text: &str,
+    doc: &crate::manifests::Doc,
+    schema: &'static str,
+    ignored: &[Vec<Step>],
+) -> Vec<ScenarioWarning> {
+    ignored
+        .iter()
+        .filter(|rest| !rest.is_empty() && rest[0] != Step::Key("status".into()))
+        .map(|rest| {
+            let within = render(rest);
+            ScenarioWarning {
+                path: doc.field(&within),
+                line: doc.steps.as_deref().and_then(|s| {
+                    let mut all = s.to_vec();
+                    all.extend(rest.iter().cloned());
+                    line_of(text, &all)
+                }),
+                reason: WarningReason::UnknownField {
+                    schema,
+                    moved: MOVED
+                        .iter()
+                        .find(|(field, _)| schema == NODE_POOL_SCHEMA && *field == within)
+                        .map(|&(_, moved)| moved),
+                },
+            }
         })
         .collect()
 }

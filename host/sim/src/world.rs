@@ -13,10 +13,17 @@ use dovetail_core::sym::Sym;
 
 use crate::types::PdbSpec;
 
+/// Who keeps a pod: what happens to it when it is evicted or deleted.
+/// DaemonSet and static pods have none.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Owner {
     Deployment(usize),
     Job(usize),
+    /// A controller the scenario does not model: it replaces the pod, so an
+    /// evicted pod is pending again.
+    Other,
+    /// No controller: an evicted or deleted pod is gone.
+    Bare,
 }
 
 #[derive(Debug)]
@@ -54,6 +61,25 @@ impl World {
         }
     }
 
+    /// Replaces the PodDisruptionBudgets (an event changed them); their
+    /// status is recomputed.
+    pub fn set_pdb_specs(&mut self, specs: Vec<PdbSpec>) {
+        self.state.set_pdbs(
+            specs
+                .iter()
+                .map(|b| dovetail_core::model::PodDisruptionBudget {
+                    namespace: b.namespace,
+                    name: b.name,
+                    selector: b.selector.clone(),
+                    disruptions_allowed: 0,
+                })
+                .collect(),
+        );
+        self.pdb_specs = specs;
+        self.pdb_version = None;
+        self.budget = None;
+    }
+
     /// A new tick: eviction budgets are recomputed from the pods.
     pub fn tick(&mut self) {
         self.budget = None;
@@ -80,13 +106,11 @@ impl World {
         }
         (0..n)
             .map(|b| {
-                let spec = &self.pdb_specs[b];
-                let desired = match (spec.min_available, spec.max_unavailable) {
-                    (Some(min), _) => min as i64,
-                    (None, Some(max)) => expected[b] - max as i64,
-                    (None, None) => 0,
-                };
-                (healthy[b] - desired).max(0)
+                let (expected, healthy) = (expected[b].max(0) as u32, healthy[b].max(0) as u32);
+                match self.pdb_specs[b].rule {
+                    Some(rule) => i64::from(rule.disruptions_allowed(expected, healthy)),
+                    None => i64::from(healthy),
+                }
             })
             .collect()
     }
@@ -105,14 +129,25 @@ impl World {
     }
 
     /// The pod leaves its node: a workload pod is pending again (its
-    /// controller replaces it), a DaemonSet pod is gone.
+    /// controller replaces it); a DaemonSet pod, a static pod and a pod
+    /// without a controller are gone.
     pub fn lose_pod(&mut self, id: PodId, now_ms: u64, count: bool) {
-        let daemon = !self.owners.contains_key(&id);
-        if count && !daemon {
+        let owner = self.owners.get(&id).copied();
+        if count && owner.is_some() {
             self.pods_evicted += 1;
         }
         self.finishes.remove(&id);
-        self.state.unbind(id, now_ms);
+        let gone = match owner {
+            Some(Owner::Bare) => true,
+            Some(_) => false,
+            None => self.state.pod(id).is_some_and(|e| e.pod.is_static()),
+        };
+        if gone {
+            self.state.delete_pod(id, now_ms);
+            self.owners.remove(&id);
+        } else {
+            self.state.unbind(id, now_ms);
+        }
         self.sched_dirty = true;
     }
 

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use dovetail_api::k8s::{PdbAmount, PdbRule};
 use dovetail_core::catalog::CapacityType;
 use dovetail_core::labels;
 use dovetail_core::policy::Builtin;
@@ -271,16 +272,16 @@ fn every_section_is_read() {
         ("default", "web-pdb")
     );
     assert_eq!(
-        (web_pdb.min_available, web_pdb.max_unavailable),
-        (Some(4), None)
+        web_pdb.rule,
+        Some(PdbRule::MinAvailable(PdbAmount::Count(4)))
     );
     assert!(web_pdb.selector.matches(&s.deployments[0].template.labels));
     assert!(!web_pdb.selector.matches(&s.deployments[1].template.labels));
     let api_pdb = &s.pdbs[1];
     assert_eq!(api_pdb.namespace.as_str(), "prod");
     assert_eq!(
-        (api_pdb.min_available, api_pdb.max_unavailable),
-        (None, Some(1))
+        api_pdb.rule,
+        Some(PdbRule::MaxUnavailable(PdbAmount::Count(1)))
     );
     assert!(api_pdb.selector.matches(&s.deployments[1].template.labels));
 
@@ -738,13 +739,13 @@ fn every_example_scenario_parses() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
             let text = std::fs::read_to_string(&path).unwrap();
-            let s = dovetail_sim::parse_scenario(&text)
+            let s = dovetail_sim::parse_scenario_in(&text, path.parent().unwrap())
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(s.warnings, [], "{}", path.display());
             seen += 1;
         }
     }
-    assert!(seen >= 6, "{seen} scenarios");
+    assert!(seen >= 7, "{seen} scenarios");
 }
 
 #[test]
