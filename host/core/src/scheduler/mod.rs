@@ -11,6 +11,7 @@
 //! the queue stops when a full pass places nothing.
 
 mod claims;
+mod domains;
 #[cfg(feature = "testing")]
 pub mod fixtures;
 mod index;
@@ -20,7 +21,9 @@ mod pods;
 mod topology;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use rustc_hash::FxHashMap as HashMap;
 
 pub use claims::daemon_schedules_on;
 pub use index::NodeIndex;
@@ -34,9 +37,10 @@ use crate::catalog::compiled::Types;
 use crate::model::{DaemonSet, Namespace, Node, NodePool, Pod, PodDisruptionBudget, TaintEffect};
 
 use claims::{Claim, Existing, Template};
+use domains::KeyIndex;
 use index::{ClaimIndex, PodIndex};
 use pods::{PodState, queue_order};
-use topology::{BoundPod, GroupCache, Topology, Universe};
+use topology::{BoundPod, GroupCache, Screen, Topology, Universe};
 
 /// Karpenter caps a NodeClaim's instance types at this many, cheapest first.
 pub const MAX_INSTANCE_TYPES: usize = 600;
@@ -112,7 +116,7 @@ impl Snapshot {
 /// Simulates scheduling `pending` onto the cluster in `snapshot`.
 pub fn solve(snapshot: &Snapshot, pending: &[Pod]) -> Plan {
     let prepared = Prepared::new(snapshot);
-    Scheduler::new(snapshot, &prepared, pending, &[]).run(None)
+    Scheduler::new(snapshot, &prepared, pending, &[], Search::Indexed).run(None)
 }
 
 /// What-if: schedules `pending` onto the cluster as if the nodes `removed`
@@ -126,7 +130,33 @@ pub fn solve_without(
     removed: &[NodeIndex],
     price_cap: Option<f64>,
 ) -> Plan {
-    Scheduler::new(snapshot, prepared, pending, removed).run(price_cap)
+    Scheduler::new(snapshot, prepared, pending, removed, Search::Indexed).run(price_cap)
+}
+
+/// [`solve_without`] trying every existing node and planned NodeClaim in
+/// order, without screening them by domain: the plain search the indexed
+/// one must always agree with, for tests.
+#[cfg(feature = "testing")]
+pub fn solve_by_scan(
+    snapshot: &Snapshot,
+    prepared: &Prepared,
+    pending: &[Pod],
+    removed: &[NodeIndex],
+    price_cap: Option<f64>,
+) -> Plan {
+    Scheduler::new(snapshot, prepared, pending, removed, Search::Scan).run(price_cap)
+}
+
+/// How a pod looks for a place among existing nodes and planned NodeClaims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Search {
+    /// Candidates screened by their topology domains, and listed by domain
+    /// when a constraint admits few: the same answer, without visiting
+    /// every candidate.
+    Indexed,
+    /// Every candidate tried in order.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    Scan,
 }
 
 /// What a solve compiles from a snapshot, once: instance types, NodePool
@@ -146,6 +176,10 @@ pub struct Prepared {
     anti: Vec<usize>,
     /// Shared group counts, for snapshots solved more than once.
     groups: Option<Arc<GroupCache>>,
+    /// Existing nodes by domain, per key, made when a solve first asks.
+    /// A node's labels are single values that pods never change, so every
+    /// solve over the snapshot shares them.
+    existing_domains: Mutex<HashMap<crate::sym::Sym, Arc<KeyIndex>>>,
     tolerate_prefer_no_schedule: bool,
 }
 
@@ -244,24 +278,50 @@ impl Prepared {
             bound: Arc::new(bound),
             anti,
             groups: None,
+            existing_domains: Mutex::default(),
             tolerate_prefer_no_schedule,
         }
+    }
+
+    /// Existing nodes (by position in `existing`) by their domain of `key`.
+    fn existing_index(&self, key: crate::sym::Sym) -> Arc<KeyIndex> {
+        let mut map = self
+            .existing_domains
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.entry(key)
+            .or_insert_with(|| {
+                Arc::new(KeyIndex::build(
+                    key,
+                    self.existing.iter().map(|e| &*e.requirements),
+                ))
+            })
+            .clone()
     }
 }
 
 struct Scheduler<'a> {
     snapshot: &'a Snapshot,
+    prepared: &'a Prepared,
+    search: Search,
     pods: Vec<PodState>,
     /// Pods whose constraints could not be compiled, with the error.
     invalid: Vec<(PodIndex, String)>,
     types: Arc<Types>,
     templates: Vec<Template>,
-    existing: Vec<Existing>,
-    /// Per existing node: (cpu, memory) still free.
+    /// Per existing node of `prepared`: (cpu, memory) still free; never
+    /// enough for a node this solve leaves out.
     headroom: Vec<(i64, i64)>,
+    /// Existing nodes that took pods in this solve; the others are read
+    /// from `prepared` (what-if solves would otherwise copy every node).
+    changed: HashMap<usize, Existing>,
+    /// Existing nodes by domain, per key asked about so far.
+    existing_domains: HashMap<crate::sym::Sym, Arc<KeyIndex>>,
     claims: Vec<Claim>,
     /// (pod count, claim): the order planned NodeClaims are tried in.
     claim_order: BTreeSet<(usize, ClaimIndex)>,
+    /// Planned NodeClaims by domain, per key asked about so far.
+    claim_domains: HashMap<crate::sym::Sym, KeyIndex>,
     topology: Topology,
     tolerate_prefer_no_schedule: bool,
     /// Placeholder hostnames already known to the topology.
@@ -273,11 +333,14 @@ struct Scheduler<'a> {
 
 #[derive(Debug, Clone, Copy)]
 enum Place {
-    /// A position in `Scheduler::existing` (not a [`NodeIndex`]: removed
-    /// and deleting nodes are not there).
+    /// A position in [`Prepared::existing`] (not a [`NodeIndex`]: deleting
+    /// nodes are not there).
     Existing(usize),
     Claim,
 }
+
+/// Never room for anything: a node this solve leaves out.
+const NO_ROOM: (i64, i64) = (i64::MIN, i64::MIN);
 
 impl<'a> Scheduler<'a> {
     fn new(
@@ -285,6 +348,7 @@ impl<'a> Scheduler<'a> {
         prepared: &'a Prepared,
         pending: &[Pod],
         removed: &[NodeIndex],
+        search: Search,
     ) -> Self {
         let respect = snapshot.settings.preference_policy == PreferencePolicy::Respect;
         let mut pods = Vec::with_capacity(pending.len());
@@ -311,12 +375,19 @@ impl<'a> Scheduler<'a> {
             bound,
             anti,
             groups,
+            existing_domains: _,
             tolerate_prefer_no_schedule,
         } = prepared;
-        let kept: Vec<usize> = (0..existing.len())
-            .filter(|&i| !removed.contains(&existing[i].node))
+        let headroom: Vec<(i64, i64)> = existing
+            .iter()
+            .map(|e| {
+                if removed.contains(&e.node) {
+                    NO_ROOM
+                } else {
+                    e.headroom()
+                }
+            })
             .collect();
-        let existing: Vec<Existing> = kept.iter().map(|&i| existing[i].clone()).collect();
         let templates = templates.clone();
         let mut topology = Topology::new(
             universe.clone(),
@@ -328,8 +399,10 @@ impl<'a> Scheduler<'a> {
             pods.len(),
         );
         let hostname = crate::sym::Sym::new(crate::labels::HOSTNAME);
-        for &i in &kept {
-            topology.register(hostname, hostnames[i]);
+        for (i, e) in existing.iter().enumerate() {
+            if !removed.contains(&e.node) {
+                topology.register(hostname, hostnames[i]);
+            }
         }
         for (i, p) in pods.iter().enumerate() {
             topology.update(PodIndex(i), &p.pod, &p.strict_terms);
@@ -341,14 +414,18 @@ impl<'a> Scheduler<'a> {
         let n = pods.len();
         let mut s = Scheduler {
             snapshot,
+            prepared,
+            search,
             pods,
             invalid,
             types: types.clone(),
             templates,
-            headroom: existing.iter().map(Existing::headroom).collect(),
-            existing,
+            headroom,
+            changed: HashMap::default(),
+            existing_domains: HashMap::default(),
             claims: Vec::new(),
             claim_order: BTreeSet::new(),
+            claim_domains: HashMap::default(),
             topology,
             tolerate_prefer_no_schedule,
             registered_placeholders: 0,
@@ -371,6 +448,11 @@ impl<'a> Scheduler<'a> {
         s
     }
 
+    /// Existing node `i` as this solve has it.
+    fn existing(&self, i: usize) -> &Existing {
+        self.changed.get(&i).unwrap_or(&self.prepared.existing[i])
+    }
+
     fn run(mut self, price_cap: Option<f64>) -> Plan {
         let mut order: Vec<PodIndex> = (0..self.pods.len()).map(PodIndex).collect();
         order.sort_by(|&a, &b| queue_order(&self.pods[a], &self.pods[b]));
@@ -378,10 +460,12 @@ impl<'a> Scheduler<'a> {
         let mut queue: std::collections::VecDeque<PodIndex> =
             order.into_iter().filter(|i| !invalid.contains(i)).collect();
         // Queue length when each pod was last pushed back unchanged: seeing
-        // the same length again means a whole pass placed nothing.
-        let mut last_len: Vec<Option<usize>> = vec![None; self.pods.len()];
+        // the same length again means a whole pass placed nothing. A
+        // relaxation starts a new epoch, which forgets every length at once.
+        let mut epoch = 0usize;
+        let mut last_len: Vec<Option<(usize, usize)>> = vec![None; self.pods.len()];
         while let Some(&p) = queue.front() {
-            if last_len[p] == Some(queue.len()) {
+            if last_len[p] == Some((epoch, queue.len())) {
                 break;
             }
             queue.pop_front();
@@ -395,11 +479,11 @@ impl<'a> Scheduler<'a> {
                     let relaxed = self.pods[p].relax(self.tolerate_prefer_no_schedule);
                     queue.push_back(p);
                     if relaxed {
-                        last_len.iter_mut().for_each(|l| *l = None);
+                        epoch += 1;
                         let ps = &self.pods[p];
                         self.topology.update(p, &ps.pod, &ps.strict_terms);
                     } else {
-                        last_len[p] = Some(queue.len());
+                        last_len[p] = Some((epoch, queue.len()));
                     }
                 }
             }
@@ -408,40 +492,17 @@ impl<'a> Scheduler<'a> {
     }
 
     fn add(&mut self, p: PodIndex) -> Result<Place, String> {
-        let pod = &self.pods[p];
-        let (cpu, memory) = (pod.requests.cpu, pod.requests.memory);
-        for (i, node) in self.existing.iter_mut().enumerate() {
-            // Most nodes of a busy cluster are full: a compact headroom
-            // table rules them out without touching the node.
-            let (free_cpu, free_memory) = self.headroom[i];
-            if cpu > free_cpu || memory > free_memory {
-                continue;
+        let screens = match self.search {
+            Search::Indexed => {
+                let pod = &self.pods[p];
+                self.topology.screens(p, &pod.pod, &pod.strict)
             }
-            if node.try_add(p, pod, &mut self.topology) {
-                self.headroom[i] = node.headroom();
-                return Ok(Place::Existing(i));
-            }
+            Search::Scan => Vec::new(),
+        };
+        if let Some(i) = self.place_on_existing(p, &screens) {
+            return Ok(Place::Existing(i));
         }
-        let mut accepted = None;
-        for &(count, c) in &self.claim_order {
-            if self.claims[c]
-                .try_add(
-                    p,
-                    pod,
-                    &self.types,
-                    &self.templates,
-                    &mut self.topology,
-                    false,
-                )
-                .is_ok()
-            {
-                accepted = Some((count, c));
-                break;
-            }
-        }
-        if let Some((count, c)) = accepted {
-            self.claim_order.remove(&(count, c));
-            self.claim_order.insert((count + 1, c));
+        if self.place_on_claim(p, &screens) {
             return Ok(Place::Claim);
         }
         if self.templates.is_empty() {
@@ -471,7 +532,7 @@ impl<'a> Scheduler<'a> {
             let relax = self.snapshot.settings.min_values_policy == MinValuesPolicy::BestEffort;
             match claim.try_add(
                 p,
-                pod,
+                &self.pods[p],
                 &self.types,
                 &self.templates,
                 &mut self.topology,
@@ -480,6 +541,9 @@ impl<'a> Scheduler<'a> {
                 Ok(()) => {
                     self.templates[t].reserve(&claim, &self.types);
                     let c = ClaimIndex(self.claims.len());
+                    for index in self.claim_domains.values_mut() {
+                        index.push(&claim.requirements);
+                    }
                     self.claims.push(claim);
                     self.claim_order.insert((1, c));
                     return Ok(Place::Claim);
@@ -499,5 +563,174 @@ impl<'a> Scheduler<'a> {
             }
         }
         Err(why.join("; "))
+    }
+
+    /// The screen whose admissible domains are cheapest to list, with that
+    /// cost: its domains plus the candidates (`open`) open on its key.
+    fn cheapest_listing(
+        &self,
+        screens: &[Screen],
+        open: impl Fn(&Screen) -> usize,
+    ) -> Option<(usize, usize)> {
+        screens
+            .iter()
+            .enumerate()
+            .filter_map(|(k, s)| Some((k, self.topology.admissible_len(s)? + open(s))))
+            .min_by_key(|&(_, cost)| cost)
+    }
+
+    /// The first existing node, in order, that takes pod `p`. Nodes are
+    /// tried in order while that is cheaper than listing the ones in the
+    /// domains a screen admits; then only those are, still in order. Nodes
+    /// skipped either way would have refused the pod.
+    fn place_on_existing(&mut self, p: PodIndex, screens: &[Screen]) -> Option<usize> {
+        let n = self.headroom.len();
+        if n == 0 {
+            return None;
+        }
+        let indexes: Vec<Arc<KeyIndex>> = screens
+            .iter()
+            .map(|s| {
+                self.existing_domains
+                    .entry(s.key)
+                    .or_insert_with(|| self.prepared.existing_index(s.key))
+                    .clone()
+            })
+            .collect();
+        let listing = self.cheapest_listing(screens, |s| {
+            indexes
+                .iter()
+                .find(|i| i.key() == s.key)
+                .map_or(0, |i| i.open_len())
+        });
+        let budget = listing.map_or(n, |(_, cost)| cost.min(n));
+        let mut next = 0;
+        while next < budget {
+            next += 1;
+            if self.try_existing(next - 1, p, screens, &indexes) {
+                return Some(next - 1);
+            }
+        }
+        let (s, _) = listing.filter(|_| next < n)?;
+        let domains = self.topology.admissible(&screens[s], &self.pods[p].strict);
+        let mut candidates = Vec::new();
+        indexes[s].candidates(&domains, &mut candidates);
+        candidates.retain(|&i| i as usize >= next);
+        candidates.sort_unstable();
+        candidates
+            .into_iter()
+            .map(|i| i as usize)
+            .find(|&i| self.try_existing(i, p, screens, &indexes))
+    }
+
+    /// Places pod `p` on existing node `i` if it takes it.
+    fn try_existing(
+        &mut self,
+        i: usize,
+        p: PodIndex,
+        screens: &[Screen],
+        indexes: &[Arc<KeyIndex>],
+    ) -> bool {
+        let pod = &self.pods[p];
+        // Most nodes of a busy cluster are full: a compact headroom table
+        // rules them out without touching the node.
+        let (free_cpu, free_memory) = self.headroom[i];
+        if pod.requests.cpu > free_cpu || pod.requests.memory > free_memory {
+            return false;
+        }
+        for (s, index) in screens.iter().zip(indexes) {
+            if let Some(d) = index.domain(i)
+                && !self.topology.admits(s, &pod.strict, d)
+            {
+                return false;
+            }
+        }
+        let Some(admitted) = self.existing(i).admit(p, pod, &self.topology) else {
+            return false;
+        };
+        let node = self
+            .changed
+            .entry(i)
+            .or_insert_with(|| self.prepared.existing[i].clone());
+        node.add(p, pod, admitted, &mut self.topology);
+        self.headroom[i] = node.headroom();
+        true
+    }
+
+    /// The planned NodeClaim with the fewest pods (the first of equals)
+    /// that takes pod `p`, found as [`Scheduler::place_on_existing`] finds a
+    /// node.
+    fn place_on_claim(&mut self, p: PodIndex, screens: &[Screen]) -> bool {
+        for s in screens {
+            if !self.claim_domains.contains_key(&s.key) {
+                let index = KeyIndex::build(s.key, self.claims.iter().map(|c| &c.requirements));
+                self.claim_domains.insert(s.key, index);
+            }
+        }
+        let listing = self.cheapest_listing(screens, |s| self.claim_domains[&s.key].open_len());
+        let budget = listing.map_or(usize::MAX, |(_, cost)| cost);
+        // Out of `self` while claims are tried, which never reads it.
+        let order = std::mem::take(&mut self.claim_order);
+        let mut accepted = None;
+        let mut last = None;
+        let mut stopped = false;
+        for (tried, &key) in order.iter().enumerate() {
+            if tried == budget {
+                stopped = true;
+                break;
+            }
+            last = Some(key);
+            if self.try_claim(key.1, p, screens) {
+                accepted = Some(key);
+                break;
+            }
+        }
+        if accepted.is_none()
+            && stopped
+            && let Some((s, _)) = listing
+        {
+            let domains = self.topology.admissible(&screens[s], &self.pods[p].strict);
+            let mut candidates = Vec::new();
+            self.claim_domains[&screens[s].key].candidates(&domains, &mut candidates);
+            let mut keys: Vec<(usize, ClaimIndex)> = candidates
+                .into_iter()
+                .map(|c| (self.claims[c as usize].pods.len(), ClaimIndex(c as usize)))
+                .filter(|&k| Some(k) > last)
+                .collect();
+            keys.sort_unstable();
+            accepted = keys.into_iter().find(|k| self.try_claim(k.1, p, screens));
+        }
+        self.claim_order = order;
+        let Some((count, c)) = accepted else {
+            return false;
+        };
+        self.claim_order.remove(&(count, c));
+        self.claim_order.insert((count + 1, c));
+        for index in self.claim_domains.values_mut() {
+            index.update(c.0, &self.claims[c].requirements);
+        }
+        true
+    }
+
+    /// Adds pod `p` to planned NodeClaim `c` if it takes it.
+    fn try_claim(&mut self, c: ClaimIndex, p: PodIndex, screens: &[Screen]) -> bool {
+        let pod = &self.pods[p];
+        for s in screens {
+            if let Some(d) = self.claim_domains[&s.key].domain(c.0)
+                && !self.topology.admits(s, &pod.strict, d)
+            {
+                return false;
+            }
+        }
+        self.claims[c]
+            .try_add(
+                p,
+                pod,
+                &self.types,
+                &self.templates,
+                &mut self.topology,
+                false,
+            )
+            .is_ok()
     }
 }

@@ -202,7 +202,7 @@ pub(super) fn build(s: Scheduler<'_>, price_cap: Option<f64>) -> Plan {
         let p = PodIndex(p);
         match place {
             Some(Place::Existing(e)) => {
-                let node = &s.existing[*e];
+                let node = s.existing(*e);
                 plan.bindings.push(Binding {
                     pod: s.pods[p].pod.key(),
                     node: node.name,
