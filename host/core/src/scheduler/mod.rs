@@ -179,7 +179,7 @@ pub struct Prepared {
     /// Existing nodes by domain, per key, made when a solve first asks.
     /// A node's labels are single values that pods never change, so every
     /// solve over the snapshot shares them.
-    existing_domains: Mutex<HashMap<crate::sym::Sym, Arc<KeyIndex>>>,
+    existing_domains: Mutex<HashMap<crate::sym::Sym, Arc<KeyIndex<u32>>>>,
     tolerate_prefer_no_schedule: bool,
 }
 
@@ -284,17 +284,18 @@ impl Prepared {
     }
 
     /// Existing nodes (by position in `existing`) by their domain of `key`.
-    fn existing_index(&self, key: crate::sym::Sym) -> Arc<KeyIndex> {
+    fn existing_index(&self, key: crate::sym::Sym) -> Arc<KeyIndex<u32>> {
         let mut map = self
             .existing_domains
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         map.entry(key)
             .or_insert_with(|| {
-                Arc::new(KeyIndex::build(
-                    key,
-                    self.existing.iter().map(|e| &*e.requirements),
-                ))
+                let mut index = KeyIndex::new(key);
+                for (i, e) in self.existing.iter().enumerate() {
+                    index.push(i as u32, &e.requirements);
+                }
+                Arc::new(index)
             })
             .clone()
     }
@@ -316,12 +317,12 @@ struct Scheduler<'a> {
     /// from `prepared` (what-if solves would otherwise copy every node).
     changed: HashMap<usize, Existing>,
     /// Existing nodes by domain, per key asked about so far.
-    existing_domains: HashMap<crate::sym::Sym, Arc<KeyIndex>>,
+    existing_domains: HashMap<crate::sym::Sym, Arc<KeyIndex<u32>>>,
     claims: Vec<Claim>,
     /// (pod count, claim): the order planned NodeClaims are tried in.
     claim_order: BTreeSet<(usize, ClaimIndex)>,
     /// Planned NodeClaims by domain, per key asked about so far.
-    claim_domains: HashMap<crate::sym::Sym, KeyIndex>,
+    claim_domains: HashMap<crate::sym::Sym, ClaimDomains>,
     topology: Topology,
     tolerate_prefer_no_schedule: bool,
     /// Placeholder hostnames already known to the topology.
@@ -338,6 +339,9 @@ enum Place {
     Existing(usize),
     Claim,
 }
+
+/// Planned NodeClaims by domain of one key, ordered as `claim_order`.
+type ClaimDomains = KeyIndex<(usize, ClaimIndex)>;
 
 /// Never room for anything: a node this solve leaves out.
 const NO_ROOM: (i64, i64) = (i64::MIN, i64::MIN);
@@ -542,7 +546,7 @@ impl<'a> Scheduler<'a> {
                     self.templates[t].reserve(&claim, &self.types);
                     let c = ClaimIndex(self.claims.len());
                     for index in self.claim_domains.values_mut() {
-                        index.push(&claim.requirements);
+                        index.push((1, c), &claim.requirements);
                     }
                     self.claims.push(claim);
                     self.claim_order.insert((1, c));
@@ -565,30 +569,27 @@ impl<'a> Scheduler<'a> {
         Err(why.join("; "))
     }
 
-    /// The screen whose admissible domains are cheapest to list, with that
-    /// cost: its domains plus the candidates (`open`) open on its key.
-    fn cheapest_listing(
-        &self,
-        screens: &[Screen],
-        open: impl Fn(&Screen) -> usize,
-    ) -> Option<(usize, usize)> {
+    /// The screen admitting the fewest domains, and how many: listing its
+    /// candidates starts by looking up each of them.
+    fn cheapest_listing(&self, screens: &[Screen]) -> Option<(usize, usize)> {
         screens
             .iter()
             .enumerate()
-            .filter_map(|(k, s)| Some((k, self.topology.admissible_len(s)? + open(s))))
-            .min_by_key(|&(_, cost)| cost)
+            .filter_map(|(k, s)| Some((k, self.topology.admissible_len(s)?)))
+            .min_by_key(|&(_, domains)| domains)
     }
 
-    /// The first existing node, in order, that takes pod `p`. Nodes are
-    /// tried in order while that is cheaper than listing the ones in the
-    /// domains a screen admits; then only those are, still in order. Nodes
-    /// skipped either way would have refused the pod.
+    /// The first existing node, in order, that takes pod `p`. See
+    /// [`Search::Indexed`]: nodes are tried in order for as long as setting
+    /// up a listing would take, then only those in the domains a screen
+    /// admits (and those without a domain) are, still in order. Nodes
+    /// skipped would refuse the pod.
     fn place_on_existing(&mut self, p: PodIndex, screens: &[Screen]) -> Option<usize> {
         let n = self.headroom.len();
         if n == 0 {
             return None;
         }
-        let indexes: Vec<Arc<KeyIndex>> = screens
+        let indexes: Vec<Arc<KeyIndex<u32>>> = screens
             .iter()
             .map(|s| {
                 self.existing_domains
@@ -597,30 +598,23 @@ impl<'a> Scheduler<'a> {
                     .clone()
             })
             .collect();
-        let listing = self.cheapest_listing(screens, |s| {
-            indexes
-                .iter()
-                .find(|i| i.key() == s.key)
-                .map_or(0, |i| i.open_len())
-        });
-        let budget = listing.map_or(n, |(_, cost)| cost.min(n));
-        let mut next = 0;
-        while next < budget {
-            next += 1;
-            if self.try_existing(next - 1, p, screens, &indexes) {
-                return Some(next - 1);
+        let listing = self.cheapest_listing(screens);
+        let budget = listing.map_or(n, |(_, domains)| domains);
+        for i in 0..n {
+            if i >= budget {
+                let (s, _) = listing.expect("a budget comes from a listing");
+                let domains = self.topology.admissible(&screens[s], &self.pods[p].strict);
+                let after = i.checked_sub(1).map(|last| last as u32);
+                return indexes[s]
+                    .listed(&domains, after)
+                    .map(|i| i as usize)
+                    .find(|&i| self.try_existing(i, p, screens, &indexes));
+            }
+            if self.try_existing(i, p, screens, &indexes) {
+                return Some(i);
             }
         }
-        let (s, _) = listing.filter(|_| next < n)?;
-        let domains = self.topology.admissible(&screens[s], &self.pods[p].strict);
-        let mut candidates = Vec::new();
-        indexes[s].candidates(&domains, &mut candidates);
-        candidates.retain(|&i| i as usize >= next);
-        candidates.sort_unstable();
-        candidates
-            .into_iter()
-            .map(|i| i as usize)
-            .find(|&i| self.try_existing(i, p, screens, &indexes))
+        None
     }
 
     /// Places pod `p` on existing node `i` if it takes it.
@@ -629,7 +623,7 @@ impl<'a> Scheduler<'a> {
         i: usize,
         p: PodIndex,
         screens: &[Screen],
-        indexes: &[Arc<KeyIndex>],
+        indexes: &[Arc<KeyIndex<u32>>],
     ) -> bool {
         let pod = &self.pods[p];
         // Most nodes of a busy cluster are full: a compact headroom table
@@ -658,65 +652,72 @@ impl<'a> Scheduler<'a> {
     }
 
     /// The planned NodeClaim with the fewest pods (the first of equals)
-    /// that takes pod `p`, found as [`Scheduler::place_on_existing`] finds a
-    /// node.
+    /// that takes pod `p`, searched for as [`Scheduler::place_on_existing`]
+    /// searches nodes.
     fn place_on_claim(&mut self, p: PodIndex, screens: &[Screen]) -> bool {
         for s in screens {
             if !self.claim_domains.contains_key(&s.key) {
-                let index = KeyIndex::build(s.key, self.claims.iter().map(|c| &c.requirements));
+                let mut index = KeyIndex::new(s.key);
+                for (c, claim) in self.claims.iter().enumerate() {
+                    index.push((claim.pods.len(), ClaimIndex(c)), &claim.requirements);
+                }
                 self.claim_domains.insert(s.key, index);
             }
         }
-        let listing = self.cheapest_listing(screens, |s| self.claim_domains[&s.key].open_len());
-        let budget = listing.map_or(usize::MAX, |(_, cost)| cost);
-        // Out of `self` while claims are tried, which never reads it.
+        let listing = self.cheapest_listing(screens);
+        let budget = listing.map_or(usize::MAX, |(_, domains)| domains);
+        // Out of `self` while claims are tried, which only reads them.
         let order = std::mem::take(&mut self.claim_order);
+        let indexes = std::mem::take(&mut self.claim_domains);
         let mut accepted = None;
         let mut last = None;
-        let mut stopped = false;
+        let mut list = false;
         for (tried, &key) in order.iter().enumerate() {
-            if tried == budget {
-                stopped = true;
+            if tried >= budget {
+                list = true;
                 break;
             }
             last = Some(key);
-            if self.try_claim(key.1, p, screens) {
+            if self.try_claim(&indexes, key.1, p, screens) {
                 accepted = Some(key);
                 break;
             }
         }
-        if accepted.is_none()
-            && stopped
-            && let Some((s, _)) = listing
-        {
+        if list && let Some((s, _)) = listing {
             let domains = self.topology.admissible(&screens[s], &self.pods[p].strict);
-            let mut candidates = Vec::new();
-            self.claim_domains[&screens[s].key].candidates(&domains, &mut candidates);
-            let mut keys: Vec<(usize, ClaimIndex)> = candidates
-                .into_iter()
-                .map(|c| (self.claims[c as usize].pods.len(), ClaimIndex(c as usize)))
-                .filter(|&k| Some(k) > last)
-                .collect();
-            keys.sort_unstable();
-            accepted = keys.into_iter().find(|k| self.try_claim(k.1, p, screens));
+            accepted = indexes[&screens[s].key]
+                .listed(&domains, last)
+                .find(|k| self.try_claim(&indexes, k.1, p, screens));
         }
         self.claim_order = order;
+        self.claim_domains = indexes;
         let Some((count, c)) = accepted else {
             return false;
         };
         self.claim_order.remove(&(count, c));
         self.claim_order.insert((count + 1, c));
         for index in self.claim_domains.values_mut() {
-            index.update(c.0, &self.claims[c].requirements);
+            index.update(
+                c.0,
+                (count, c),
+                (count + 1, c),
+                &self.claims[c].requirements,
+            );
         }
         true
     }
 
     /// Adds pod `p` to planned NodeClaim `c` if it takes it.
-    fn try_claim(&mut self, c: ClaimIndex, p: PodIndex, screens: &[Screen]) -> bool {
+    fn try_claim(
+        &mut self,
+        indexes: &HashMap<crate::sym::Sym, ClaimDomains>,
+        c: ClaimIndex,
+        p: PodIndex,
+        screens: &[Screen],
+    ) -> bool {
         let pod = &self.pods[p];
         for s in screens {
-            if let Some(d) = self.claim_domains[&s.key].domain(c.0)
+            if let Some(d) = indexes[&s.key].domain(c.0)
                 && !self.topology.admits(s, &pod.strict, d)
             {
                 return false;

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::catalog::CapacityType;
+use crate::catalog::compiled::CompiledOffering;
 use crate::labels::WellKnown;
 use crate::model::PodKey;
 use crate::requirements::{NodeSelectorRequirement, Requirements};
@@ -161,19 +162,37 @@ pub(super) fn build(s: Scheduler<'_>, price_cap: Option<f64>) -> Plan {
         let zone = requirements.get(keys.zone);
         let ct = requirements.get(keys.capacity_type);
         // By price, type name and zone: the catalog ranks its offerings so.
-        let mut ranks: Vec<u32> = kept
-            .iter()
-            .flat_map(|&t| {
-                s.types.list[t as usize].offerings.iter().filter(|o| {
-                    o.available
-                        && price_cap.is_none_or(|cap| o.price < cap)
-                        && zone.is_none_or(|r| r.has(o.zone))
-                        && ct.is_none_or(|r| r.has(o.capacity_label))
+        let wanted = |o: &CompiledOffering| {
+            o.available
+                && price_cap.is_none_or(|cap| o.price < cap)
+                && zone.is_none_or(|r| r.has(o.zone))
+                && ct.is_none_or(|r| r.has(o.capacity_label))
+        };
+        let ranks: Vec<u32> = if kept.len() * 4 >= s.types.list.len() {
+            // Most of the catalog: walking it in rank order beats sorting.
+            let mut keep = vec![false; s.types.list.len()];
+            for &t in &kept {
+                keep[t as usize] = true;
+            }
+            s.types
+                .by_rank
+                .iter()
+                .enumerate()
+                .filter(|&(_, &(t, o))| {
+                    keep[t as usize] && wanted(&s.types.list[t as usize].offerings[o as usize])
                 })
-            })
-            .map(|o| o.rank)
-            .collect();
-        ranks.sort_unstable();
+                .map(|(rank, _)| rank as u32)
+                .collect()
+        } else {
+            let mut ranks: Vec<u32> = kept
+                .iter()
+                .flat_map(|&t| s.types.list[t as usize].offerings.iter())
+                .filter(|o| wanted(o))
+                .map(|o| o.rank)
+                .collect();
+            ranks.sort_unstable();
+            ranks
+        };
         let offerings: Vec<OfferingRef> = ranks
             .into_iter()
             .map(|rank| {
