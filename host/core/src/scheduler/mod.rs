@@ -403,11 +403,14 @@ impl<'a> Scheduler<'a> {
             pods.len(),
         );
         let hostname = crate::sym::Sym::new(crate::labels::HOSTNAME);
-        for (i, e) in existing.iter().enumerate() {
-            if !removed.contains(&e.node) {
-                topology.register(hostname, hostnames[i]);
-            }
-        }
+        topology.register_all(
+            hostname,
+            existing
+                .iter()
+                .zip(hostnames)
+                .filter(|(e, _)| !removed.contains(&e.node))
+                .map(|(_, &h)| h),
+        );
         for (i, p) in pods.iter().enumerate() {
             topology.update(PodIndex(i), &p.pod, &p.strict_terms);
         }

@@ -664,6 +664,21 @@ impl Topology {
         }
     }
 
+    /// Makes `domains` of `key` known to every group (existing nodes'
+    /// hostnames).
+    pub(crate) fn register_all(&mut self, key: Sym, domains: impl IntoIterator<Item = Sym>) {
+        let known = self.registered.entry(key).or_default();
+        let from = known.len();
+        known.extend(domains);
+        for g in self.groups.iter_mut().chain(self.inverse.iter_mut()) {
+            if g.key() == key {
+                for &d in &self.registered[&key][from..] {
+                    g.register(d);
+                }
+            }
+        }
+    }
+
     /// Makes `domain` of `key` known to every group (a node or a planned
     /// NodeClaim's hostname).
     pub(crate) fn register(&mut self, key: Sym, domain: Sym) {
