@@ -329,6 +329,7 @@ impl Group {
             }),
         })
     }
+
     /// How this group judges nodes in exactly one domain for `pod`, while
     /// no count changes: [`Group::allows_single`] (and, for affinity,
     /// [`Group::allowed`] narrowed to that domain) worked out once.
