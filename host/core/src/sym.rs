@@ -6,28 +6,30 @@
 //! Interned text lives for the rest of the process: the set is bounded by the
 //! distinct keys, values and node names the controller ever sees.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{LazyLock, Mutex};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-static TABLE: LazyLock<Mutex<HashSet<&'static str>>> = LazyLock::new(Default::default);
+static TABLE: LazyLock<Mutex<HashMap<&'static str, Sym>>> = LazyLock::new(Default::default);
 
 /// An interned string: `Copy`, compared by pointer for equality and by text
-/// for order.
+/// for order. One pointer wide (to the interned text's own thin handle), so
+/// the many label values and offerings a solve holds stay small.
 #[derive(Clone, Copy)]
-pub struct Sym(&'static str);
+pub struct Sym(&'static &'static str);
 
 impl Sym {
     pub fn new(s: &str) -> Sym {
         let mut table = TABLE.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(&existing) = table.get(s) {
-            return Sym(existing);
+            return existing;
         }
-        let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
-        table.insert(leaked);
-        Sym(leaked)
+        let text: &'static str = Box::leak(s.to_owned().into_boxed_str());
+        let sym = Sym(Box::leak(Box::new(text)));
+        table.insert(text, sym);
+        sym
     }
 
     pub fn as_str(self) -> &'static str {
@@ -48,7 +50,7 @@ impl Default for Sym {
 
 impl PartialEq for Sym {
     fn eq(&self, other: &Self) -> bool {
-        std::ptr::eq(self.0.as_ptr(), other.0.as_ptr())
+        std::ptr::eq(self.0, other.0)
     }
 }
 
@@ -65,27 +67,27 @@ impl Ord for Sym {
         if self == other {
             std::cmp::Ordering::Equal
         } else {
-            self.0.cmp(other.0)
+            self.as_str().cmp(other.as_str())
         }
     }
 }
 
 impl std::hash::Hash for Sym {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (self.0.as_ptr() as usize).hash(state);
+        (std::ptr::from_ref(self.0) as usize).hash(state);
     }
 }
 
 impl fmt::Debug for Sym {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl fmt::Display for Sym {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // `pad` honours width and alignment, for tables.
-        f.pad(self.0)
+        f.pad(self.as_str())
     }
 }
 
@@ -109,7 +111,7 @@ impl From<String> for Sym {
 
 impl Serialize for Sym {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.0)
+        s.serialize_str(self.as_str())
     }
 }
 

@@ -18,11 +18,16 @@ pub(crate) struct CompiledOffering {
     pub capacity_label: Sym,
     pub price: f64,
     pub available: bool,
+    /// Position in [`Types::by_rank`]: the catalog's offerings by price,
+    /// then type name, then zone.
+    pub rank: u32,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledType {
     pub name: Sym,
+    /// Position among the catalog's types ordered by name.
+    pub name_rank: u32,
     pub requirements: Requirements,
     pub capacity: Resources,
     pub allocatable: Resources,
@@ -77,6 +82,10 @@ impl OfferingKeys {
 #[derive(Debug, Clone)]
 pub(crate) struct Types {
     pub list: Vec<CompiledType>,
+    /// Every offering as (type, offering) positions, cheapest first; equal
+    /// prices by type name, then zone, then position. Sorting offerings by
+    /// rank orders them so without comparing any text.
+    pub by_rank: Vec<(u32, u32)>,
     pub keys: OfferingKeys,
     /// The catalog's own well-known label keys, sorted.
     well_known: Vec<Sym>,
@@ -85,7 +94,7 @@ pub(crate) struct Types {
 impl Types {
     pub fn compile(catalog: &Catalog) -> Self {
         let keys = OfferingKeys::new();
-        let list = catalog
+        let mut list: Vec<CompiledType> = catalog
             .instance_types
             .iter()
             .map(|it| {
@@ -113,6 +122,7 @@ impl Types {
                 ));
                 CompiledType {
                     name: it.name,
+                    name_rank: 0,
                     requirements,
                     capacity: it.capacity.clone(),
                     allocatable: it.allocatable(),
@@ -125,13 +135,45 @@ impl Types {
                             capacity_label: Sym::new(o.capacity_type.label()),
                             price: o.price,
                             available: o.available,
+                            rank: 0,
                         })
                         .collect(),
                 }
             })
             .collect();
+        let mut by_name: Vec<u32> = (0..list.len() as u32).collect();
+        by_name.sort_by(|&a, &b| {
+            list[a as usize]
+                .name
+                .cmp(&list[b as usize].name)
+                .then(a.cmp(&b))
+        });
+        for (rank, &t) in by_name.iter().enumerate() {
+            list[t as usize].name_rank = rank as u32;
+        }
+        let mut by_rank: Vec<(u32, u32)> = list
+            .iter()
+            .enumerate()
+            .flat_map(|(t, it)| (0..it.offerings.len() as u32).map(move |o| (t as u32, o)))
+            .collect();
+        let offering = |&(t, o): &(u32, u32)| {
+            let it = &list[t as usize];
+            (&it.offerings[o as usize], it.name_rank)
+        };
+        by_rank.sort_by(|a, b| {
+            let ((x, xn), (y, yn)) = (offering(a), offering(b));
+            x.price
+                .total_cmp(&y.price)
+                .then(xn.cmp(&yn))
+                .then(x.zone.cmp(&y.zone))
+                .then(a.cmp(b))
+        });
+        for (rank, &(t, o)) in by_rank.iter().enumerate() {
+            list[t as usize].offerings[o as usize].rank = rank as u32;
+        }
         Types {
             list,
+            by_rank,
             keys,
             well_known: catalog.well_known_labels().to_vec(),
         }

@@ -116,7 +116,7 @@ pub fn rank_cheapest(request: &SelectionRequest, rows: &mut Vec<u32>) {
 }
 
 /// Maps a price to an integer with the same order (IEEE-754 total order).
-fn price_key(price: f64) -> u64 {
+pub(crate) fn price_key(price: f64) -> u64 {
     let bits = price.to_bits();
     if bits >> 63 == 1 {
         !bits

@@ -828,9 +828,9 @@ impl Existing {
             .unwrap_or(self.name)
     }
 
-    /// Places pod `p` here if it fits; existing nodes are only ever
-    /// accepted or skipped, so no reason is kept.
-    pub fn try_add(&mut self, p: PodIndex, pod: &PodState, topology: &mut Topology) -> bool {
+    /// Whether pod `p` fits here, without placing it; existing nodes are
+    /// only ever accepted or skipped, so no reason is kept.
+    pub fn admit(&self, p: PodIndex, pod: &PodState, topology: &Topology) -> Option<Admitted> {
         if !self.requests.fits_with(&pod.requests, &self.available)
             || untolerated(&self.taints, &pod.pod.tolerations).is_some()
             || port_conflict(&self.host_ports, &pod.pod).is_some()
@@ -839,7 +839,7 @@ impl Existing {
                 .compatible(&pod.requirements, false, "the node")
                 .is_err()
         {
-            return false;
+            return None;
         }
         // Check topology against the node as it is before copying anything:
         // most attempts end here.
@@ -854,11 +854,11 @@ impl Existing {
         };
         let mut topo = None;
         if topology.constrains(p) {
-            let Ok(t) = topology.add_requirements(p, &pod.pod, &pod.strict, base) else {
-                return false;
-            };
+            let t = topology
+                .add_requirements(p, &pod.pod, &pod.strict, base)
+                .ok()?;
             if base.compatible(&t, false, "the node").is_err() {
-                return false;
+                return None;
             }
             topo = Some(t);
         }
@@ -868,17 +868,37 @@ impl Existing {
             || topo
                 .as_ref()
                 .is_some_and(|t| t.iter().any(|r| self.requirements.get(r.key) != Some(r)));
-        if narrows {
+        let requirements = narrows.then(|| {
             let mut reqs = base.clone();
             if let Some(t) = &topo {
                 reqs.add_all(t);
             }
+            reqs
+        });
+        Some(Admitted { requirements })
+    }
+
+    /// Places pod `p`, which [`Existing::admit`] accepted.
+    pub fn add(
+        &mut self,
+        p: PodIndex,
+        pod: &PodState,
+        admitted: Admitted,
+        topology: &mut Topology,
+    ) {
+        if let Some(reqs) = admitted.requirements {
             self.requirements = std::sync::Arc::new(reqs);
         }
         self.requests.add(&pod.requests);
         self.pods.push(p);
         self.host_ports.extend(pod.pod.host_ports.iter().copied());
         topology.record(&pod.pod, &self.taints, &self.requirements, None);
-        true
     }
+}
+
+/// An existing node's answer to a pod it can take.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    /// The node's requirements with the pod, when they narrow.
+    requirements: Option<Requirements>,
 }

@@ -1,7 +1,8 @@
 //! The launch choice: every planned NodeClaim goes to the instance-selection
 //! port in one batched call, and the answer is checked before it is used.
 
-use std::collections::HashMap;
+// Keys are interned pointers: a fast non-cryptographic hash is enough.
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::catalog::Catalog;
 use crate::clock::Clock;
@@ -98,7 +99,7 @@ pub fn selection_request(
     seed: u64,
 ) -> (SelectionRequest, Vec<OfferingRef>) {
     let mut index = DictionaryIndex::default();
-    let mut rows: HashMap<(Sym, Sym, u8), u32> = HashMap::new();
+    let mut rows: HashMap<(Sym, Sym, u8), u32> = HashMap::default();
     let mut table = OfferingTable::default();
     let mut refs = Vec::new();
     let mut requests = Vec::with_capacity(plan.node_claims.len());

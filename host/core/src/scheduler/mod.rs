@@ -11,6 +11,7 @@
 //! the queue stops when a full pass places nothing.
 
 mod claims;
+mod domains;
 #[cfg(feature = "testing")]
 pub mod fixtures;
 mod index;
@@ -20,7 +21,9 @@ mod pods;
 mod topology;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use rustc_hash::FxHashMap as HashMap;
 
 pub(crate) use claims::check_min_values;
 pub use claims::daemon_schedules_on;
@@ -35,9 +38,10 @@ use crate::catalog::compiled::Types;
 use crate::model::{DaemonSet, Namespace, Node, NodePool, Pod, PodDisruptionBudget, TaintEffect};
 
 use claims::{Claim, Existing, Template};
+use domains::KeyIndex;
 use index::{ClaimIndex, PodIndex};
 use pods::{PodState, queue_order};
-use topology::{BoundPod, GroupCache, Topology, Universe};
+use topology::{BoundPod, GroupCache, Screen, Topology, Universe};
 
 /// Karpenter caps a NodeClaim's instance types at this many, cheapest first.
 pub const MAX_INSTANCE_TYPES: usize = 600;
@@ -113,7 +117,7 @@ impl Snapshot {
 /// Simulates scheduling `pending` onto the cluster in `snapshot`.
 pub fn solve(snapshot: &Snapshot, pending: &[Pod]) -> Plan {
     let prepared = Prepared::new(snapshot);
-    Scheduler::new(snapshot, &prepared, pending, &[]).run(None)
+    Scheduler::new(snapshot, &prepared, pending, &[], Search::Indexed).run(None)
 }
 
 /// What-if: schedules `pending` onto the cluster as if the nodes `removed`
@@ -160,9 +164,15 @@ pub fn solve_what_if(
     what_if: &WhatIf<'_>,
 ) -> Plan {
     debug_assert!(what_if.closed.is_sorted(), "closed nodes in order");
-    let mut s = Scheduler::new(snapshot, prepared, pending, what_if.removed);
+    let mut s = Scheduler::new(
+        snapshot,
+        prepared,
+        pending,
+        what_if.removed,
+        Search::Indexed,
+    );
     if what_if.moved > 0 && !what_if.closed.is_empty() {
-        s.closed = s
+        s.closed = prepared
             .existing
             .iter()
             .map(|e| what_if.closed.binary_search(&e.node).is_ok())
@@ -170,6 +180,32 @@ pub fn solve_what_if(
         s.moved = what_if.moved;
     }
     s.run(what_if.price_cap)
+}
+
+/// [`solve_without`] trying every existing node and planned NodeClaim in
+/// order, without screening them by domain: the plain search the indexed
+/// one must always agree with, for tests.
+#[cfg(feature = "testing")]
+pub fn solve_by_scan(
+    snapshot: &Snapshot,
+    prepared: &Prepared,
+    pending: &[Pod],
+    removed: &[NodeIndex],
+    price_cap: Option<f64>,
+) -> Plan {
+    Scheduler::new(snapshot, prepared, pending, removed, Search::Scan).run(price_cap)
+}
+
+/// How a pod looks for a place among existing nodes and planned NodeClaims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Search {
+    /// Candidates screened by their topology domains, and listed by domain
+    /// when a constraint admits few: the same answer, without visiting
+    /// every candidate.
+    Indexed,
+    /// Every candidate tried in order.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    Scan,
 }
 
 /// What a solve compiles from a snapshot, once: instance types, NodePool
@@ -189,6 +225,10 @@ pub struct Prepared {
     anti: Vec<usize>,
     /// Shared group counts, for snapshots solved more than once.
     groups: Option<Arc<GroupCache>>,
+    /// Existing nodes by domain, per key, made when a solve first asks.
+    /// A node's labels are single values that pods never change, so every
+    /// solve over the snapshot shares them.
+    existing_domains: Mutex<HashMap<crate::sym::Sym, Arc<KeyIndex<u32>>>>,
     tolerate_prefer_no_schedule: bool,
 }
 
@@ -287,24 +327,51 @@ impl Prepared {
             bound: Arc::new(bound),
             anti,
             groups: None,
+            existing_domains: Mutex::default(),
             tolerate_prefer_no_schedule,
         }
+    }
+
+    /// Existing nodes (by position in `existing`) by their domain of `key`.
+    fn existing_index(&self, key: crate::sym::Sym) -> Arc<KeyIndex<u32>> {
+        let mut map = self
+            .existing_domains
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.entry(key)
+            .or_insert_with(|| {
+                let mut index = KeyIndex::new(key);
+                for (i, e) in self.existing.iter().enumerate() {
+                    index.push(i as u32, &e.requirements);
+                }
+                Arc::new(index)
+            })
+            .clone()
     }
 }
 
 struct Scheduler<'a> {
     snapshot: &'a Snapshot,
+    prepared: &'a Prepared,
+    search: Search,
     pods: Vec<PodState>,
     /// Pods whose constraints could not be compiled, with the error.
     invalid: Vec<(PodIndex, String)>,
     types: Arc<Types>,
     templates: Vec<Template>,
-    existing: Vec<Existing>,
-    /// Per existing node: (cpu, memory) still free.
+    /// Per existing node of `prepared`: (cpu, memory) still free; never
+    /// enough for a node this solve leaves out.
     headroom: Vec<(i64, i64)>,
+    /// Existing nodes that took pods in this solve; the others are read
+    /// from `prepared` (what-if solves would otherwise copy every node).
+    changed: HashMap<usize, Existing>,
+    /// Existing nodes by domain, per key asked about so far.
+    existing_domains: HashMap<crate::sym::Sym, Arc<KeyIndex<u32>>>,
     claims: Vec<Claim>,
     /// (pod count, claim): the order planned NodeClaims are tried in.
     claim_order: BTreeSet<(usize, ClaimIndex)>,
+    /// Planned NodeClaims by domain, per key asked about so far.
+    claim_domains: HashMap<crate::sym::Sym, ClaimDomains>,
     topology: Topology,
     tolerate_prefer_no_schedule: bool,
     /// Placeholder hostnames already known to the topology.
@@ -320,11 +387,17 @@ struct Scheduler<'a> {
 
 #[derive(Debug, Clone, Copy)]
 enum Place {
-    /// A position in `Scheduler::existing` (not a [`NodeIndex`]: removed
-    /// and deleting nodes are not there).
+    /// A position in [`Prepared::existing`] (not a [`NodeIndex`]: deleting
+    /// nodes are not there).
     Existing(usize),
     Claim,
 }
+
+/// Planned NodeClaims by domain of one key, ordered as `claim_order`.
+type ClaimDomains = KeyIndex<(usize, ClaimIndex)>;
+
+/// Never room for anything: a node this solve leaves out.
+const NO_ROOM: (i64, i64) = (i64::MIN, i64::MIN);
 
 impl<'a> Scheduler<'a> {
     fn new(
@@ -332,6 +405,7 @@ impl<'a> Scheduler<'a> {
         prepared: &'a Prepared,
         pending: &[Pod],
         removed: &[NodeIndex],
+        search: Search,
     ) -> Self {
         let respect = snapshot.settings.preference_policy == PreferencePolicy::Respect;
         let mut pods = Vec::with_capacity(pending.len());
@@ -358,12 +432,19 @@ impl<'a> Scheduler<'a> {
             bound,
             anti,
             groups,
+            existing_domains: _,
             tolerate_prefer_no_schedule,
         } = prepared;
-        let kept: Vec<usize> = (0..existing.len())
-            .filter(|&i| !removed.contains(&existing[i].node))
+        let headroom: Vec<(i64, i64)> = existing
+            .iter()
+            .map(|e| {
+                if removed.contains(&e.node) {
+                    NO_ROOM
+                } else {
+                    e.headroom()
+                }
+            })
             .collect();
-        let existing: Vec<Existing> = kept.iter().map(|&i| existing[i].clone()).collect();
         let templates = templates.clone();
         let mut topology = Topology::new(
             universe.clone(),
@@ -375,9 +456,14 @@ impl<'a> Scheduler<'a> {
             pods.len(),
         );
         let hostname = crate::sym::Sym::new(crate::labels::HOSTNAME);
-        for &i in &kept {
-            topology.register(hostname, hostnames[i]);
-        }
+        topology.register_all(
+            hostname,
+            existing
+                .iter()
+                .zip(hostnames)
+                .filter(|(e, _)| !removed.contains(&e.node))
+                .map(|(_, &h)| h),
+        );
         for (i, p) in pods.iter().enumerate() {
             topology.update(PodIndex(i), &p.pod, &p.strict_terms);
         }
@@ -388,14 +474,18 @@ impl<'a> Scheduler<'a> {
         let n = pods.len();
         let mut s = Scheduler {
             snapshot,
+            prepared,
+            search,
             pods,
             invalid,
             types: types.clone(),
             templates,
-            headroom: existing.iter().map(Existing::headroom).collect(),
-            existing,
+            headroom,
+            changed: HashMap::default(),
+            existing_domains: HashMap::default(),
             claims: Vec::new(),
             claim_order: BTreeSet::new(),
+            claim_domains: HashMap::default(),
             topology,
             tolerate_prefer_no_schedule,
             registered_placeholders: 0,
@@ -420,6 +510,11 @@ impl<'a> Scheduler<'a> {
         s
     }
 
+    /// Existing node `i` as this solve has it.
+    fn existing(&self, i: usize) -> &Existing {
+        self.changed.get(&i).unwrap_or(&self.prepared.existing[i])
+    }
+
     fn run(mut self, price_cap: Option<f64>) -> Plan {
         let mut order: Vec<PodIndex> = (0..self.pods.len()).map(PodIndex).collect();
         order.sort_by(|&a, &b| queue_order(&self.pods[a], &self.pods[b]));
@@ -427,10 +522,12 @@ impl<'a> Scheduler<'a> {
         let mut queue: std::collections::VecDeque<PodIndex> =
             order.into_iter().filter(|i| !invalid.contains(i)).collect();
         // Queue length when each pod was last pushed back unchanged: seeing
-        // the same length again means a whole pass placed nothing.
-        let mut last_len: Vec<Option<usize>> = vec![None; self.pods.len()];
+        // the same length again means a whole pass placed nothing. A
+        // relaxation starts a new epoch, which forgets every length at once.
+        let mut epoch = 0usize;
+        let mut last_len: Vec<Option<(usize, usize)>> = vec![None; self.pods.len()];
         while let Some(&p) = queue.front() {
-            if last_len[p] == Some(queue.len()) {
+            if last_len[p] == Some((epoch, queue.len())) {
                 break;
             }
             queue.pop_front();
@@ -444,11 +541,11 @@ impl<'a> Scheduler<'a> {
                     let relaxed = self.pods[p].relax(self.tolerate_prefer_no_schedule);
                     queue.push_back(p);
                     if relaxed {
-                        last_len.iter_mut().for_each(|l| *l = None);
+                        epoch += 1;
                         let ps = &self.pods[p];
                         self.topology.update(p, &ps.pod, &ps.strict_terms);
                     } else {
-                        last_len[p] = Some(queue.len());
+                        last_len[p] = Some((epoch, queue.len()));
                     }
                 }
             }
@@ -457,44 +554,17 @@ impl<'a> Scheduler<'a> {
     }
 
     fn add(&mut self, p: PodIndex) -> Result<Place, String> {
-        let pod = &self.pods[p];
-        let (cpu, memory) = (pod.requests.cpu, pod.requests.memory);
-        let moved = p.0 < self.moved;
-        for (i, node) in self.existing.iter_mut().enumerate() {
-            // Most nodes of a busy cluster are full: a compact headroom
-            // table rules them out without touching the node.
-            let (free_cpu, free_memory) = self.headroom[i];
-            if cpu > free_cpu || memory > free_memory {
-                continue;
+        let screens = match self.search {
+            Search::Indexed => {
+                let pod = &self.pods[p];
+                self.topology.screens(p, &pod.pod, &pod.strict)
             }
-            if moved && self.closed[i] {
-                continue;
-            }
-            if node.try_add(p, pod, &mut self.topology) {
-                self.headroom[i] = node.headroom();
-                return Ok(Place::Existing(i));
-            }
+            Search::Scan => Vec::new(),
+        };
+        if let Some(i) = self.place_on_existing(p, &screens) {
+            return Ok(Place::Existing(i));
         }
-        let mut accepted = None;
-        for &(count, c) in &self.claim_order {
-            if self.claims[c]
-                .try_add(
-                    p,
-                    pod,
-                    &self.types,
-                    &self.templates,
-                    &mut self.topology,
-                    false,
-                )
-                .is_ok()
-            {
-                accepted = Some((count, c));
-                break;
-            }
-        }
-        if let Some((count, c)) = accepted {
-            self.claim_order.remove(&(count, c));
-            self.claim_order.insert((count + 1, c));
+        if self.place_on_claim(p, &screens) {
             return Ok(Place::Claim);
         }
         if self.templates.is_empty() {
@@ -524,7 +594,7 @@ impl<'a> Scheduler<'a> {
             let relax = self.snapshot.settings.min_values_policy == MinValuesPolicy::BestEffort;
             match claim.try_add(
                 p,
-                pod,
+                &self.pods[p],
                 &self.types,
                 &self.templates,
                 &mut self.topology,
@@ -533,6 +603,9 @@ impl<'a> Scheduler<'a> {
                 Ok(()) => {
                     self.templates[t].reserve(&claim, &self.types);
                     let c = ClaimIndex(self.claims.len());
+                    for index in self.claim_domains.values_mut() {
+                        index.push((1, c), &claim.requirements);
+                    }
                     self.claims.push(claim);
                     self.claim_order.insert((1, c));
                     return Ok(Place::Claim);
@@ -552,5 +625,175 @@ impl<'a> Scheduler<'a> {
             }
         }
         Err(why.join("; "))
+    }
+
+    /// The screen admitting the fewest domains, and how many: listing its
+    /// candidates starts by looking up each of them.
+    fn cheapest_listing(&self, screens: &[Screen]) -> Option<(usize, usize)> {
+        screens
+            .iter()
+            .enumerate()
+            .filter_map(|(k, s)| Some((k, self.topology.admissible_len(s)?)))
+            .min_by_key(|&(_, domains)| domains)
+    }
+
+    /// The first existing node, in order, that takes pod `p`. See
+    /// [`Search::Indexed`]: nodes are tried in order for as long as setting
+    /// up a listing would take, then only those in the domains a screen
+    /// admits (and those without a domain) are, still in order. Nodes
+    /// skipped would refuse the pod.
+    fn place_on_existing(&mut self, p: PodIndex, screens: &[Screen]) -> Option<usize> {
+        let n = self.headroom.len();
+        if n == 0 {
+            return None;
+        }
+        let indexes: Vec<Arc<KeyIndex<u32>>> = screens
+            .iter()
+            .map(|s| {
+                self.existing_domains
+                    .entry(s.key)
+                    .or_insert_with(|| self.prepared.existing_index(s.key))
+                    .clone()
+            })
+            .collect();
+        let listing = self.cheapest_listing(screens);
+        let budget = listing.map_or(n, |(_, domains)| domains);
+        for i in 0..n {
+            if i >= budget {
+                let (s, _) = listing.expect("a budget comes from a listing");
+                let domains = self.topology.admissible(&screens[s], &self.pods[p].strict);
+                let after = i.checked_sub(1).map(|last| last as u32);
+                return indexes[s]
+                    .listed(&domains, after)
+                    .map(|i| i as usize)
+                    .find(|&i| self.try_existing(i, p, screens, &indexes));
+            }
+            if self.try_existing(i, p, screens, &indexes) {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Places pod `p` on existing node `i` if it takes it.
+    fn try_existing(
+        &mut self,
+        i: usize,
+        p: PodIndex,
+        screens: &[Screen],
+        indexes: &[Arc<KeyIndex<u32>>],
+    ) -> bool {
+        // Consolidation moves no pod onto a node still settling.
+        if p.0 < self.moved && self.closed[i] {
+            return false;
+        }
+        let pod = &self.pods[p];
+        // Most nodes of a busy cluster are full: a compact headroom table
+        // rules them out without touching the node.
+        let (free_cpu, free_memory) = self.headroom[i];
+        if pod.requests.cpu > free_cpu || pod.requests.memory > free_memory {
+            return false;
+        }
+        for (s, index) in screens.iter().zip(indexes) {
+            if let Some(d) = index.domain(i)
+                && !self.topology.admits(s, &pod.strict, d)
+            {
+                return false;
+            }
+        }
+        let Some(admitted) = self.existing(i).admit(p, pod, &self.topology) else {
+            return false;
+        };
+        let node = self
+            .changed
+            .entry(i)
+            .or_insert_with(|| self.prepared.existing[i].clone());
+        node.add(p, pod, admitted, &mut self.topology);
+        self.headroom[i] = node.headroom();
+        true
+    }
+
+    /// The planned NodeClaim with the fewest pods (the first of equals)
+    /// that takes pod `p`, searched for as [`Scheduler::place_on_existing`]
+    /// searches nodes.
+    fn place_on_claim(&mut self, p: PodIndex, screens: &[Screen]) -> bool {
+        for s in screens {
+            if !self.claim_domains.contains_key(&s.key) {
+                let mut index = KeyIndex::new(s.key);
+                for (c, claim) in self.claims.iter().enumerate() {
+                    index.push((claim.pods.len(), ClaimIndex(c)), &claim.requirements);
+                }
+                self.claim_domains.insert(s.key, index);
+            }
+        }
+        let listing = self.cheapest_listing(screens);
+        let budget = listing.map_or(usize::MAX, |(_, domains)| domains);
+        // Out of `self` while claims are tried, which only reads them.
+        let order = std::mem::take(&mut self.claim_order);
+        let indexes = std::mem::take(&mut self.claim_domains);
+        let mut accepted = None;
+        let mut last = None;
+        let mut list = false;
+        for (tried, &key) in order.iter().enumerate() {
+            if tried >= budget {
+                list = true;
+                break;
+            }
+            last = Some(key);
+            if self.try_claim(&indexes, key.1, p, screens) {
+                accepted = Some(key);
+                break;
+            }
+        }
+        if list && let Some((s, _)) = listing {
+            let domains = self.topology.admissible(&screens[s], &self.pods[p].strict);
+            accepted = indexes[&screens[s].key]
+                .listed(&domains, last)
+                .find(|k| self.try_claim(&indexes, k.1, p, screens));
+        }
+        self.claim_order = order;
+        self.claim_domains = indexes;
+        let Some((count, c)) = accepted else {
+            return false;
+        };
+        self.claim_order.remove(&(count, c));
+        self.claim_order.insert((count + 1, c));
+        for index in self.claim_domains.values_mut() {
+            index.update(
+                c.0,
+                (count, c),
+                (count + 1, c),
+                &self.claims[c].requirements,
+            );
+        }
+        true
+    }
+
+    /// Adds pod `p` to planned NodeClaim `c` if it takes it.
+    fn try_claim(
+        &mut self,
+        indexes: &HashMap<crate::sym::Sym, ClaimDomains>,
+        c: ClaimIndex,
+        p: PodIndex,
+        screens: &[Screen],
+    ) -> bool {
+        let pod = &self.pods[p];
+        for s in screens {
+            if let Some(d) = indexes[&s.key].domain(c.0)
+                && !self.topology.admits(s, &pod.strict, d)
+            {
+                return false;
+            }
+        }
+        self.claims[c]
+            .try_add(
+                p,
+                pod,
+                &self.types,
+                &self.templates,
+                &mut self.topology,
+                false,
+            )
+            .is_ok()
     }
 }

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::catalog::CapacityType;
+use crate::catalog::compiled::CompiledOffering;
 use crate::labels::WellKnown;
 use crate::model::PodKey;
 use crate::requirements::{NodeSelectorRequirement, Requirements};
@@ -12,6 +13,7 @@ use crate::sym::Sym;
 use super::claims::{check_min_values, relax_min_values_to};
 use super::index::PodIndex;
 use super::{MinValuesPolicy, Place, Scheduler};
+use crate::policy::select::price_key;
 
 /// One launch option: an instance type in a zone with a capacity type.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -130,17 +132,19 @@ pub(super) fn build(s: Scheduler<'_>, price_cap: Option<f64>) -> Plan {
     let mut plan = Plan::default();
     for claim in &s.claims {
         let template = &s.templates[claim.template];
-        // Cheapest first, as Karpenter orders before truncating.
-        let mut ordered: Vec<(f64, Sym, u32)> = claim
+        // Cheapest first, as Karpenter orders before truncating; equal
+        // prices by name (its rank among the catalog's names).
+        let mut ordered: Vec<(u64, u32, u32)> = claim
             .types
             .iter()
             .map(|&t| {
                 let it = &s.types.list[t as usize];
-                (it.cheapest(&claim.requirements, &keys), it.name, t)
+                (it.cheapest(&claim.requirements, &keys), it.name_rank, t)
             })
             .filter(|o| price_cap.is_none_or(|cap| o.0 < cap))
+            .map(|(price, name, t)| (price_key(price), name, t))
             .collect();
-        ordered.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        ordered.sort_unstable();
         ordered.truncate(max);
         let kept: Vec<u32> = ordered.iter().map(|o| o.2).collect();
         let mut requirements = claim.requirements.clone();
@@ -157,32 +161,52 @@ pub(super) fn build(s: Scheduler<'_>, price_cap: Option<f64>) -> Plan {
         };
         let zone = requirements.get(keys.zone);
         let ct = requirements.get(keys.capacity_type);
-        let mut offerings: Vec<OfferingRef> = kept
-            .iter()
-            .flat_map(|&t| {
+        // By price, type name and zone: the catalog ranks its offerings so.
+        let wanted = |o: &CompiledOffering| {
+            o.available
+                && price_cap.is_none_or(|cap| o.price < cap)
+                && zone.is_none_or(|r| r.has(o.zone))
+                && ct.is_none_or(|r| r.has(o.capacity_label))
+        };
+        let ranks: Vec<u32> = if kept.len() * 4 >= s.types.list.len() {
+            // Most of the catalog: walking it in rank order beats sorting.
+            let mut keep = vec![false; s.types.list.len()];
+            for &t in &kept {
+                keep[t as usize] = true;
+            }
+            s.types
+                .by_rank
+                .iter()
+                .enumerate()
+                .filter(|&(_, &(t, o))| {
+                    keep[t as usize] && wanted(&s.types.list[t as usize].offerings[o as usize])
+                })
+                .map(|(rank, _)| rank as u32)
+                .collect()
+        } else {
+            let mut ranks: Vec<u32> = kept
+                .iter()
+                .flat_map(|&t| s.types.list[t as usize].offerings.iter())
+                .filter(|o| wanted(o))
+                .map(|o| o.rank)
+                .collect();
+            ranks.sort_unstable();
+            ranks
+        };
+        let offerings: Vec<OfferingRef> = ranks
+            .into_iter()
+            .map(|rank| {
+                let (t, o) = s.types.by_rank[rank as usize];
                 let it = &s.types.list[t as usize];
-                it.offerings
-                    .iter()
-                    .filter(|o| {
-                        o.available
-                            && price_cap.is_none_or(|cap| o.price < cap)
-                            && zone.is_none_or(|r| r.has(o.zone))
-                            && ct.is_none_or(|r| r.has(o.capacity_label))
-                    })
-                    .map(|o| OfferingRef {
-                        instance_type: it.name,
-                        zone: o.zone,
-                        capacity_type: o.capacity_type,
-                        price: o.price,
-                    })
+                let o = &it.offerings[o as usize];
+                OfferingRef {
+                    instance_type: it.name,
+                    zone: o.zone,
+                    capacity_type: o.capacity_type,
+                    price: o.price,
+                }
             })
             .collect();
-        offerings.sort_by(|a, b| {
-            a.price
-                .total_cmp(&b.price)
-                .then(a.instance_type.cmp(&b.instance_type))
-                .then(a.zone.cmp(&b.zone))
-        });
         requirements.remove(keys.hostname);
         plan.node_claims.push(NodeClaimPlan {
             node_pool: template.name,
@@ -192,7 +216,10 @@ pub(super) fn build(s: Scheduler<'_>, price_cap: Option<f64>) -> Plan {
             compiled: requirements,
             pods: claim.pods.iter().map(|&p| s.pods[p].pod.key()).collect(),
             requests: claim.requests.clone(),
-            instance_types: ordered.iter().map(|o| o.1).collect(),
+            instance_types: kept
+                .iter()
+                .map(|&t| s.types.list[t as usize].name)
+                .collect(),
             offerings,
             min_values_relaxed: relaxed,
             error,
@@ -202,7 +229,7 @@ pub(super) fn build(s: Scheduler<'_>, price_cap: Option<f64>) -> Plan {
         let p = PodIndex(p);
         match place {
             Some(Place::Existing(e)) => {
-                let node = &s.existing[*e];
+                let node = s.existing(*e);
                 plan.bindings.push(Binding {
                     pod: s.pods[p].pod.key(),
                     node: node.name,

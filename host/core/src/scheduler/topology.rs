@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 // Keys are interned pointers: a fast non-cryptographic hash is enough.
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::labels::{self, WellKnown};
 use crate::model::{
@@ -79,6 +79,9 @@ pub(crate) struct Group {
     counts: HashMap<Sym, i32>,
     /// Domains with a count above zero.
     occupied: BTreeSet<Sym>,
+    /// Domains with a count of zero: where anti-affinity and tight spread
+    /// still allow a pod, listed so that candidates need not be scanned.
+    vacant: HashSet<Sym>,
     /// The minimum count over all domains, while no count has changed.
     min_open: std::cell::Cell<Option<i32>>,
     owners: usize,
@@ -91,6 +94,7 @@ impl Group {
             id,
             counts: HashMap::default(),
             occupied: BTreeSet::new(),
+            vacant: HashSet::default(),
             min_open: std::cell::Cell::new(None),
             owners: 0,
         }
@@ -107,6 +111,7 @@ impl Group {
     fn register(&mut self, domain: Sym) {
         if let std::collections::hash_map::Entry::Vacant(e) = self.counts.entry(domain) {
             e.insert(0);
+            self.vacant.insert(domain);
             self.min_open.set(None);
         }
     }
@@ -117,6 +122,7 @@ impl Group {
         *c += 1;
         if *c == 1 {
             self.occupied.insert(domain);
+            self.vacant.remove(&domain);
         }
     }
 
@@ -126,6 +132,7 @@ impl Group {
             *c -= 1;
             if *c == 0 {
                 self.occupied.remove(&domain);
+                self.vacant.insert(domain);
             }
         }
     }
@@ -322,6 +329,113 @@ impl Group {
             }),
         })
     }
+
+    /// How this group judges nodes in exactly one domain for `pod`, while
+    /// no count changes: [`Group::allows_single`] (and, for affinity,
+    /// [`Group::allowed`] narrowed to that domain) worked out once.
+    fn rule(&self, pod: &Pod, pod_domains: &Requirement, inverse: bool) -> Rule {
+        match self.id.kind {
+            Kind::AntiAffinity if inverse => Rule::Unoccupied,
+            Kind::AntiAffinity if self.counts.len() == self.occupied.len() => Rule::Nowhere,
+            Kind::AntiAffinity => Rule::Empty,
+            Kind::Spread => Rule::AtMost(
+                i64::from(self.min_count(pod_domains)) + i64::from(self.id.max_skew)
+                    - i64::from(self.selects(pod)),
+            ),
+            Kind::Affinity if self.occupied.iter().any(|d| pod_domains.has(*d)) => Rule::Occupied,
+            // The first pod of a self-affine set picks its domain, the
+            // node's own when it may.
+            Kind::Affinity if self.selects(pod) => Rule::Registered,
+            Kind::Affinity => Rule::Nowhere,
+        }
+    }
+
+    fn admits(&self, rule: Rule, pod_domains: &Requirement, d: Sym) -> bool {
+        match rule {
+            Rule::AtMost(max) => self.count(d).is_some_and(|c| i64::from(c) <= max),
+            Rule::Empty => self.count(d) == Some(0) && pod_domains.has(d),
+            Rule::Unoccupied => !self.is_occupied(d),
+            Rule::Occupied => self.is_occupied(d) && pod_domains.has(d),
+            Rule::Registered => self.count(d).is_some() && pod_domains.has(d),
+            Rule::Nowhere => false,
+        }
+    }
+
+    /// How many domains [`Group::admissible`] would list; `None` when the
+    /// rule admits domains it cannot list (unregistered ones).
+    fn admissible_len(&self, rule: Rule) -> Option<usize> {
+        match rule {
+            Rule::Nowhere => Some(0),
+            Rule::Unoccupied => None,
+            // Counts are never negative: nothing is at most a negative number,
+            // and at most zero is vacant.
+            Rule::AtMost(max) if max < 0 => Some(0),
+            Rule::AtMost(0) | Rule::Empty => Some(self.vacant.len()),
+            Rule::AtMost(_) | Rule::Registered => Some(self.counts.len()),
+            Rule::Occupied => Some(self.occupied.len()),
+        }
+    }
+
+    /// Every domain `rule` admits (and perhaps a few it does not).
+    fn admissible(&self, rule: Rule, pod_domains: &Requirement) -> Vec<Sym> {
+        match rule {
+            Rule::Nowhere | Rule::Unoccupied => Vec::new(),
+            Rule::AtMost(max) if max < 0 => Vec::new(),
+            Rule::AtMost(0) => self.vacant.iter().copied().collect(),
+            Rule::Empty => self
+                .vacant
+                .iter()
+                .copied()
+                .filter(|d| pod_domains.has(*d))
+                .collect(),
+            Rule::AtMost(max) => self
+                .counts
+                .iter()
+                .filter(|&(_, &c)| i64::from(c) <= max)
+                .map(|(&d, _)| d)
+                .collect(),
+            Rule::Registered => self
+                .counts
+                .keys()
+                .copied()
+                .filter(|d| pod_domains.has(*d))
+                .collect(),
+            Rule::Occupied => self
+                .occupied
+                .iter()
+                .copied()
+                .filter(|d| pod_domains.has(*d))
+                .collect(),
+        }
+    }
+}
+
+/// What a group allows a pod on a node in exactly one domain `d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// `d` is registered with at most this many pods (spread).
+    AtMost(i64),
+    /// `d` is registered, holds no pod and the pod allows it (anti-affinity).
+    Empty,
+    /// `d` holds no pod (another pod's anti-affinity).
+    Unoccupied,
+    /// `d` holds a pod and the pod allows it (affinity).
+    Occupied,
+    /// `d` is registered and the pod allows it (the first of a self-affine set).
+    Registered,
+    Nowhere,
+}
+
+/// One topology constraint of a pending pod, judged once so that nodes and
+/// NodeClaims can be screened by their domain of its key before they are
+/// tried: a screen never turns away a node [`Topology::add_requirements`]
+/// would accept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Screen {
+    group: usize,
+    inverse: bool,
+    pub key: Sym,
+    rule: Rule,
 }
 
 enum Candidates<'a> {
@@ -551,6 +665,21 @@ impl Topology {
         }
     }
 
+    /// Makes `domains` of `key` known to every group (existing nodes'
+    /// hostnames).
+    pub(crate) fn register_all(&mut self, key: Sym, domains: impl IntoIterator<Item = Sym>) {
+        let known = self.registered.entry(key).or_default();
+        let from = known.len();
+        known.extend(domains);
+        for g in self.groups.iter_mut().chain(self.inverse.iter_mut()) {
+            if g.key() == key {
+                for &d in &self.registered[&key][from..] {
+                    g.register(d);
+                }
+            }
+        }
+    }
+
     /// Makes `domain` of `key` known to every group (a node or a planned
     /// NodeClaim's hostname).
     pub(crate) fn register(&mut self, key: Sym, domain: Sym) {
@@ -743,6 +872,56 @@ impl Topology {
             out.add(allowed);
         }
         Ok(out)
+    }
+
+    /// Pod `p`'s constraints as screens, valid until a count changes.
+    pub(crate) fn screens(&self, p: PodIndex, pod: &Pod, strict: &Requirements) -> Vec<Screen> {
+        let forward = self.owned[p].iter().map(|&g| (g, false));
+        let inverse = self.matching_inverse[p].iter().map(|&g| (g, true));
+        forward
+            .chain(inverse)
+            .map(|(g, inverse)| {
+                let group = self.group(g, inverse);
+                let key = group.key();
+                let pod_domains = strict.get(key).unwrap_or(&group.exists);
+                Screen {
+                    group: g,
+                    inverse,
+                    key,
+                    rule: group.rule(pod, pod_domains, inverse),
+                }
+            })
+            .collect()
+    }
+
+    fn group(&self, g: usize, inverse: bool) -> &Group {
+        if inverse {
+            &self.inverse[g]
+        } else {
+            &self.groups[g]
+        }
+    }
+
+    /// Whether a node whose only domain of `s.key` is `d` may take the pod
+    /// as far as `s` goes. False only if [`Topology::add_requirements`] would
+    /// refuse it.
+    pub(crate) fn admits(&self, s: &Screen, strict: &Requirements, d: Sym) -> bool {
+        let group = self.group(s.group, s.inverse);
+        let pod_domains = strict.get(s.key).unwrap_or(&group.exists);
+        group.admits(s.rule, pod_domains, d)
+    }
+
+    /// How many domains [`Topology::admissible`] would list for `s`; `None`
+    /// when it cannot list them.
+    pub(crate) fn admissible_len(&self, s: &Screen) -> Option<usize> {
+        self.group(s.group, s.inverse).admissible_len(s.rule)
+    }
+
+    /// Domains of `s.key` that include every one `s` admits.
+    pub(crate) fn admissible(&self, s: &Screen, strict: &Requirements) -> Vec<Sym> {
+        let group = self.group(s.group, s.inverse);
+        let pod_domains = strict.get(s.key).unwrap_or(&group.exists);
+        group.admissible(s.rule, pod_domains)
     }
 
     pub(crate) fn describe(&self, e: TopologyError) -> String {
