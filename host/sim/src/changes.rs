@@ -102,7 +102,7 @@ impl Simulation<'_> {
     }
 
     /// The live pods of workload `d`, oldest first.
-    fn live_pods(&self, d: usize) -> Vec<PodId> {
+    pub(crate) fn live_pods(&self, d: usize) -> Vec<PodId> {
         let mut pods: Vec<PodId> = self
             .world
             .owners

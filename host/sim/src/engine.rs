@@ -720,13 +720,7 @@ impl<'a> Simulation<'a> {
 
     /// Whether the count changed.
     pub(crate) fn set_replicas(&mut self, d: usize, replicas: usize) -> bool {
-        let mut live: Vec<PodId> = self
-            .world
-            .owners
-            .iter()
-            .filter(|(_, o)| **o == Owner::Deployment(d))
-            .map(|(&p, _)| p)
-            .collect();
+        let mut live = self.live_pods(d);
         if live.len() == replicas {
             return false;
         }

@@ -414,3 +414,24 @@ fn a_do_not_disrupt_pod_holds_an_expired_node_until_its_termination_grace_period
         "the pods run again elsewhere"
     );
 }
+
+/// A NodePool requirement with one value becomes a node label, so a pod
+/// selecting that custom label binds to the node launched for it.
+#[test]
+fn a_pod_selecting_a_custom_node_pool_label_binds() {
+    let pool = SPOT_POOL.replace(
+        "          requirements:\n",
+        "          requirements:\n            - { key: team, operator: In, values: [a] }\n",
+    );
+    assert!(pool.contains("team"));
+    let s = scenario(&format!(
+        "seed: 1\nduration: 5m\n{pool}\nworkloads:\n  - {{ deployment: web, replicas: 3, cpu: 500m, memory: 1Gi, nodeSelector: {{ team: a }} }}\n"
+    ));
+    let (report, _) = run(s);
+    assert_eq!(report.totals.nodes_launched, 1);
+    assert_eq!(
+        report.totals.pending_at_end, 0,
+        "pods selecting team=a stay pending"
+    );
+    assert!(report.totals.all_running_after_seconds.is_some());
+}

@@ -129,27 +129,31 @@ pub(crate) fn node_selector_term(
         .collect()
 }
 
-/// One node selector requirement, with its key normalised.
-pub(crate) fn node_requirement(
-    r: &k8s::NodeSelectorRequirement,
-    path: &Path,
-    report: &mut Report,
-) -> Option<NodeSelectorRequirement> {
-    let operator = match r.operator.as_str() {
+/// The operators a node selector requirement may have.
+pub(crate) const NODE_OPERATORS: [&str; 6] = ["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"];
+
+/// A node selector requirement's operator, if Kubernetes has it.
+pub(crate) fn node_operator(op: &str) -> Option<Operator> {
+    Some(match op {
         "In" => Operator::In,
         "NotIn" => Operator::NotIn,
         "Exists" => Operator::Exists,
         "DoesNotExist" => Operator::DoesNotExist,
         "Gt" => Operator::Gt,
         "Lt" => Operator::Lt,
-        other => {
-            report.not_supported(
-                &path.field("operator"),
-                other,
-                &["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"],
-            );
-            return None;
-        }
+        _ => return None,
+    })
+}
+
+/// One node selector requirement, with its key normalised.
+pub(crate) fn node_requirement(
+    r: &k8s::NodeSelectorRequirement,
+    path: &Path,
+    report: &mut Report,
+) -> Option<NodeSelectorRequirement> {
+    let Some(operator) = node_operator(&r.operator) else {
+        report.not_supported(&path.field("operator"), &r.operator, &NODE_OPERATORS);
+        return None;
     };
     let term = NodeSelectorRequirement {
         key: normalized_label(&r.key).to_owned(),

@@ -16,6 +16,7 @@ use super::WarningReason;
 use super::lookup::Lookup;
 use super::pod::Source;
 use super::report::Report;
+use super::selectors::node_operator;
 use super::selectors::normalized_label;
 
 /// What a pod's volumes require of its node.
@@ -169,22 +170,14 @@ impl Collect<'_> {
             if local && e.key == labels::HOSTNAME {
                 continue;
             }
-            let operator = match e.operator.as_str() {
-                "In" => Operator::In,
-                "NotIn" => Operator::NotIn,
-                "Exists" => Operator::Exists,
-                "DoesNotExist" => Operator::DoesNotExist,
-                "Gt" => Operator::Gt,
-                "Lt" => Operator::Lt,
-                other => {
-                    report.error(
-                        at,
-                        ErrorKind::NotSupported,
-                        format!("{owner} has node affinity operator `{other}`"),
-                        "fix the volume's spec.nodeAffinity: use In, NotIn, Exists, DoesNotExist, Gt or Lt",
-                    );
-                    continue;
-                }
+            let Some(operator) = node_operator(&e.operator) else {
+                report.error(
+                    at,
+                    ErrorKind::NotSupported,
+                    format!("{owner} has node affinity operator `{}`", e.operator),
+                    "fix the volume's spec.nodeAffinity: use In, NotIn, Exists, DoesNotExist, Gt or Lt",
+                );
+                continue;
             };
             let r = NodeSelectorRequirement {
                 key: e.key.clone(),

@@ -11,6 +11,9 @@ use crate::format::{self, count, money};
 use crate::report::{CostShare, Sample};
 use crate::text::{Metric, Run, Value, metrics};
 
+/// A chart's points from a run's timeline.
+type Series<'a> = dyn Fn(&[Sample]) -> Vec<(u64, f64)> + 'a;
+
 /// A metric's value on the page.
 fn value_cell(v: &Value) -> String {
     match v {
@@ -159,32 +162,25 @@ pub fn compare_html(title: &str, runs: &[Run]) -> String {
         .map(|r| r.report.duration_seconds)
         .max()
         .unwrap_or(0);
-    let overlay = |title: &str, unit: Unit, f: &dyn Fn(&Sample) -> f64| {
-        let lines: Vec<Line> = runs
-            .iter()
+    // One line per run, in the run's colour.
+    let lines = |series: &Series| -> Vec<Line> {
+        runs.iter()
             .enumerate()
             .map(|(i, r)| Line {
                 label: r.label.clone(),
                 colour: PALETTE[i % PALETTE.len()],
-                points: points(&r.report.timeline, f),
+                points: series(&r.report.timeline),
                 fill: false,
             })
-            .collect();
-        overlay_chart(title, unit, end, &lines)
+            .collect()
+    };
+    let overlay = |title: &str, unit: Unit, f: &dyn Fn(&Sample) -> f64| {
+        overlay_chart(title, unit, end, &lines(&|t| points(t, f)))
     };
     page.push_str(&overlay("Cumulative cost", Unit::Money, &|s| s.cost_usd));
     page.push_str(&overlay("Nodes", Unit::Count, &nodes_total));
     let bucket = bucket_for(end);
-    let lines: Vec<Line> = runs
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Line {
-            label: r.label.clone(),
-            colour: PALETTE[i % PALETTE.len()],
-            points: pending_steps(&r.report.timeline, bucket, end),
-            fill: false,
-        })
-        .collect();
+    let pending = lines(&|t| pending_steps(t, bucket, end));
     page.push_str(&overlay_chart(
         &format!(
             "Pending pods (most at once per {})",
@@ -192,7 +188,7 @@ pub fn compare_html(title: &str, runs: &[Run]) -> String {
         ),
         Unit::Count,
         end,
-        &lines,
+        &pending,
     ));
     page.push_str(&overlay("Pods evicted (cumulative)", Unit::Count, &|s| {
         s.pods_evicted as f64
