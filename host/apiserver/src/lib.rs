@@ -1,0 +1,14 @@
+//! An in-memory Kubernetes API server for tests and local use.
+//!
+//! It serves the Kubernetes API over HTTP on 127.0.0.1 only, from memory, with the semantics
+//! clients depend on: one global resourceVersion, optimistic concurrency, finalizers, the status
+//! subresource split, paged lists and watches with compaction. It has no authentication or
+//! authorisation and refuses to bind anywhere but loopback.
+
+pub mod event_log;
+pub mod resource;
+pub mod status;
+pub mod store;
+
+pub use status::ApiError;
+pub use store::Store;

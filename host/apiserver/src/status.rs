@@ -1,0 +1,174 @@
+//! Errors as Kubernetes `Status` bodies.
+//!
+//! Clients decide what happened from `reason` alone (kube-rs' `is_already_exists`, client-go's
+//! `IsConflict`), so every variant maps to the exact reason and code a real API server uses.
+
+use serde_json::{Value, json};
+
+/// The object a request was about, for `Status.details`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Target {
+    /// API group, empty for core.
+    pub group: String,
+    /// Resource name (plural), e.g. `pods`.
+    pub resource: String,
+    /// Object name, empty for collections.
+    pub name: String,
+}
+
+impl Target {
+    pub fn new(group: &str, resource: &str, name: &str) -> Self {
+        Self {
+            group: group.to_string(),
+            resource: resource.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// `pods` or `deployments.apps`, as real servers name a resource in messages.
+    pub fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+}
+
+/// Why a request failed; each variant is one `Status.reason`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    #[error("{} \"{}\" not found", .0.qualified(), .0.name)]
+    NotFound(Target),
+    #[error("{} \"{}\" already exists", .0.qualified(), .0.name)]
+    AlreadyExists(Target),
+    /// Optimistic concurrency failure (stale resourceVersion).
+    #[error("Operation cannot be fulfilled on {} \"{}\": {message}", .target.qualified(), .target.name)]
+    Conflict { target: Target, message: String },
+    /// Semantic validation failure (422).
+    #[error("{} \"{}\" is invalid: {message}", .target.qualified(), .target.name)]
+    Invalid { target: Target, message: String },
+    #[error("{0}")]
+    BadRequest(String),
+    /// Unknown path or resource: 404 with reason NotFound and a plain message.
+    #[error("{0}")]
+    UnknownPath(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A resourceVersion or continue token older than the retained history.
+    #[error("{0}")]
+    Expired(String),
+    /// Watch-stream form of a compacted resourceVersion.
+    #[error("{0}")]
+    Gone(String),
+    /// A list asked for a resourceVersion the server has not reached yet.
+    #[error("Too large resource version: {requested}, current: {current}")]
+    TooLargeResourceVersion { requested: u64, current: u64 },
+    #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn code(&self) -> u16 {
+        match self {
+            Self::NotFound(_) | Self::UnknownPath(_) => 404,
+            Self::AlreadyExists(_) | Self::Conflict { .. } => 409,
+            Self::Invalid { .. } => 422,
+            Self::BadRequest(_) => 400,
+            Self::MethodNotAllowed(_) => 405,
+            Self::UnsupportedMediaType(_) => 415,
+            Self::Expired(_) | Self::Gone(_) => 410,
+            Self::TooLargeResourceVersion { .. } => 504,
+            Self::TooManyRequests(_) => 429,
+            Self::Internal(_) => 500,
+        }
+    }
+
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) | Self::UnknownPath(_) => "NotFound",
+            Self::AlreadyExists(_) => "AlreadyExists",
+            Self::Conflict { .. } => "Conflict",
+            Self::Invalid { .. } => "Invalid",
+            Self::BadRequest(_) => "BadRequest",
+            Self::MethodNotAllowed(_) => "MethodNotAllowed",
+            Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            Self::Expired(_) => "Expired",
+            Self::Gone(_) => "Gone",
+            Self::TooLargeResourceVersion { .. } => "Timeout",
+            Self::TooManyRequests(_) => "TooManyRequests",
+            Self::Internal(_) => "InternalError",
+        }
+    }
+
+    /// The `Status` object a real API server would send for this error.
+    pub fn to_status(&self) -> Value {
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.to_string(),
+            "reason": self.reason(),
+            "code": self.code(),
+        });
+        let target = match self {
+            Self::NotFound(t) | Self::AlreadyExists(t) => Some(t),
+            Self::Conflict { target, .. } | Self::Invalid { target, .. } => Some(target),
+            _ => None,
+        };
+        if let Some(t) = target {
+            let mut details = json!({ "name": t.name, "kind": t.resource });
+            if !t.group.is_empty() {
+                details["group"] = json!(t.group);
+            }
+            status["details"] = details;
+        }
+        if let Self::TooLargeResourceVersion { .. } = self {
+            status["details"] = json!({
+                "causes": [{ "reason": "ResourceVersionTooLarge", "message": "Too large resource version" }],
+                "retryAfterSeconds": 1,
+            });
+        }
+        status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn already_exists_has_the_exact_reason_code_and_message() {
+        let s = ApiError::AlreadyExists(Target::new("", "configmaps", "a")).to_status();
+        assert_eq!(s["kind"], "Status");
+        assert_eq!(s["reason"], "AlreadyExists");
+        assert_eq!(s["code"], 409);
+        assert_eq!(s["message"], "configmaps \"a\" already exists");
+        assert_eq!(s["details"]["name"], "a");
+    }
+
+    #[test]
+    fn grouped_resources_are_qualified_in_messages() {
+        let e = ApiError::Conflict {
+            target: Target::new("apps", "deployments", "web"),
+            message: "the object has been modified".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "Operation cannot be fulfilled on deployments.apps \"web\": the object has been modified"
+        );
+        assert_eq!(e.to_status()["details"]["group"], "apps");
+        assert_eq!(e.code(), 409);
+    }
+
+    #[test]
+    fn gone_and_expired_are_410() {
+        assert_eq!(ApiError::Gone("x".into()).to_status()["code"], 410);
+        assert_eq!(ApiError::Expired("x".into()).reason(), "Expired");
+    }
+}
