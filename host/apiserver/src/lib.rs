@@ -6,9 +6,12 @@
 //! authorisation and refuses to bind anywhere but loopback.
 
 pub mod event_log;
+pub mod filter;
+pub mod list;
 pub mod resource;
 pub mod status;
 pub mod store;
+pub mod watch;
 
 pub use status::ApiError;
 pub use store::Store;

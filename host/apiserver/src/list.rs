@@ -1,0 +1,361 @@
+//! Lists: `limit`/`continue` paging over a consistent revision, and the `resourceVersion` /
+//! `resourceVersionMatch` rules of a real server.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::event_log::{Compacted, ObjectKey};
+use crate::filter::ObjectFilter;
+use crate::resource::ResourceInfo;
+use crate::status::{ApiError, Target};
+use crate::store::{Store, parse_resource_version};
+
+/// The query parameters of a list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListOptions {
+    pub limit: Option<usize>,
+    pub continue_token: Option<String>,
+    pub resource_version: Option<String>,
+    pub resource_version_match: Option<String>,
+}
+
+/// Where the next page starts, at which revision; opaque to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ContinueToken {
+    v: String,
+    rv: u64,
+    /// Namespace and name of the last object returned.
+    ns: String,
+    name: String,
+}
+
+const TOKEN_VERSION: &str = "meta.k8s.io/v1";
+
+fn encode(token: &ContinueToken) -> String {
+    STANDARD.encode(serde_json::to_vec(token).expect("token serialises"))
+}
+
+fn decode(s: &str) -> Result<ContinueToken, ApiError> {
+    let bad = |why: &str| ApiError::BadRequest(format!("continue key is not valid: {why}"));
+    let bytes = STANDARD.decode(s).map_err(|_| bad("not base64"))?;
+    let token: ContinueToken =
+        serde_json::from_slice(&bytes).map_err(|_| bad("not a continue token"))?;
+    if token.v != TOKEN_VERSION {
+        return Err(bad("unknown version"));
+    }
+    Ok(token)
+}
+
+pub(crate) fn invalid_options(kind: &str, message: &str) -> ApiError {
+    ApiError::Invalid {
+        target: Target::new("meta.k8s.io", kind, ""),
+        message: message.to_string(),
+    }
+}
+
+fn expired_continue() -> ApiError {
+    ApiError::Expired(
+        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into(),
+    )
+}
+
+fn expired_rv(c: Compacted) -> ApiError {
+    ApiError::Expired(format!(
+        "too old resource version: {} ({})",
+        c.requested, c.oldest
+    ))
+}
+
+/// Which revision a list reads (`None`: the current one), and the namespace and name of the
+/// last object already returned.
+type Plan = (Option<u64>, Option<(String, String)>);
+
+fn plan(store: &Store, opts: &ListOptions) -> Result<Plan, ApiError> {
+    let rv = opts.resource_version.as_deref().filter(|s| !s.is_empty());
+    let rv_match = opts
+        .resource_version_match
+        .as_deref()
+        .filter(|s| !s.is_empty());
+    if let Some(token) = opts.continue_token.as_deref().filter(|s| !s.is_empty()) {
+        if rv.is_some_and(|r| r != "0") {
+            return Err(invalid_options(
+                "ListOptions",
+                "resourceVersion: Forbidden: specifying resource version is not allowed when using continue",
+            ));
+        }
+        let t = decode(token)?;
+        return Ok((Some(t.rv), Some((t.ns, t.name))));
+    }
+    match (rv, rv_match) {
+        (None, Some(_)) => Err(invalid_options(
+            "ListOptions",
+            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+        )),
+        (None, None) => Ok((None, None)),
+        (Some(rv), m) => {
+            let n = parse_resource_version(rv)?;
+            let current = store.revision();
+            match m {
+                Some("Exact") => {
+                    if n == 0 {
+                        return Err(invalid_options(
+                            "ListOptions",
+                            "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                        ));
+                    }
+                    if n > current {
+                        return Err(ApiError::TooLargeResourceVersion {
+                            requested: n,
+                            current,
+                        });
+                    }
+                    Ok((Some(n), None))
+                }
+                None | Some("NotOlderThan") => {
+                    if n > current {
+                        return Err(ApiError::TooLargeResourceVersion {
+                            requested: n,
+                            current,
+                        });
+                    }
+                    Ok((None, None))
+                }
+                Some(other) => Err(invalid_options(
+                    "ListOptions",
+                    &format!(
+                        "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+                    ),
+                )),
+            }
+        }
+    }
+}
+
+/// The `<Kind>List` for a list request.
+pub fn list(
+    store: &Store,
+    res: &ResourceInfo,
+    namespace: &str,
+    opts: &ListOptions,
+    filter: &ObjectFilter,
+) -> Result<Value, ApiError> {
+    let (at, after) = plan(store, opts)?;
+    let continuing = after.is_some();
+    let (revision, objects) = store.snapshot(res, namespace, at).map_err(|c| {
+        if continuing {
+            expired_continue()
+        } else {
+            expired_rv(c)
+        }
+    })?;
+    let matching: Vec<(ObjectKey, Value)> = objects
+        .into_iter()
+        .filter(|(k, _)| {
+            after.as_ref().is_none_or(|(ns, name)| {
+                (k.namespace.as_str(), k.name.as_str()) > (ns.as_str(), name.as_str())
+            })
+        })
+        .filter(|(_, v)| filter.matches(v))
+        .collect();
+    let limit = opts.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let total = matching.len();
+    let page: Vec<(ObjectKey, Value)> = matching.into_iter().take(limit).collect();
+    let mut metadata = json!({ "resourceVersion": revision.to_string() });
+    if total > page.len()
+        && let Some((last, _)) = page.last()
+    {
+        metadata["continue"] = json!(encode(&ContinueToken {
+            v: TOKEN_VERSION.into(),
+            rv: revision,
+            ns: last.namespace.clone(),
+            name: last.name.clone(),
+        }));
+        if filter.is_everything() {
+            metadata["remainingItemCount"] = json!(total - page.len());
+        }
+    }
+    let items: Vec<Value> = page
+        .into_iter()
+        .map(|(_, mut v)| {
+            // Built-in list items carry no kind or apiVersion, as on a real server.
+            if res.builtin
+                && let Some(m) = v.as_object_mut()
+            {
+                m.remove("kind");
+                m.remove("apiVersion");
+            }
+            v
+        })
+        .collect();
+    Ok(json!({
+        "kind": format!("{}List", res.kind),
+        "apiVersion": res.api_version(),
+        "metadata": metadata,
+        "items": items,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::Registry;
+    use crate::store::Preconditions;
+
+    fn setup(n: usize) -> (Store, ResourceInfo) {
+        let s = Store::default();
+        let r = Registry::default()
+            .find("", "v1", "configmaps")
+            .unwrap()
+            .clone();
+        for i in 0..n {
+            s.create(
+                &r,
+                "default",
+                json!({ "metadata": { "name": format!("c{i:02}") } }),
+            )
+            .unwrap();
+        }
+        (s, r)
+    }
+
+    fn names(list: &Value) -> Vec<String> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn pages_are_consistent_at_the_first_page_revision() {
+        let (s, r) = setup(5);
+        let all = ObjectFilter::everything();
+        let first = list(
+            &s,
+            &r,
+            "default",
+            &ListOptions {
+                limit: Some(2),
+                ..Default::default()
+            },
+            &all,
+        )
+        .unwrap();
+        assert_eq!(names(&first), vec!["c00", "c01"]);
+        assert_eq!(first["metadata"]["remainingItemCount"], 3);
+        assert!(
+            first["items"][0].get("kind").is_none(),
+            "built-in list items carry no kind"
+        );
+        assert_eq!(first["kind"], "ConfigMapList");
+        // Changes after the first page do not show in later pages.
+        s.delete(&r, "default", "c03", &Preconditions::default())
+            .unwrap();
+        s.create(&r, "default", json!({ "metadata": { "name": "c99" } }))
+            .unwrap();
+        let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+        let opts = ListOptions {
+            limit: Some(10),
+            continue_token: Some(token),
+            ..Default::default()
+        };
+        let rest = list(&s, &r, "default", &opts, &all).unwrap();
+        assert_eq!(names(&rest), vec!["c02", "c03", "c04"]);
+        assert_eq!(
+            rest["metadata"]["resourceVersion"],
+            first["metadata"]["resourceVersion"]
+        );
+        assert!(rest["metadata"].get("continue").is_none());
+    }
+
+    #[test]
+    fn a_compacted_continue_token_is_410_expired() {
+        let (s, r) = setup(3);
+        let all = ObjectFilter::everything();
+        let first = list(
+            &s,
+            &r,
+            "default",
+            &ListOptions {
+                limit: Some(1),
+                ..Default::default()
+            },
+            &all,
+        )
+        .unwrap();
+        s.create(&r, "default", json!({ "metadata": { "name": "later" } }))
+            .unwrap();
+        s.compact();
+        let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+        let e = list(
+            &s,
+            &r,
+            "default",
+            &ListOptions {
+                continue_token: Some(token),
+                ..Default::default()
+            },
+            &all,
+        )
+        .unwrap_err();
+        assert_eq!((e.code(), e.reason()), (410, "Expired"));
+        let e = list(
+            &s,
+            &r,
+            "default",
+            &ListOptions {
+                continue_token: Some("garbage".into()),
+                ..Default::default()
+            },
+            &all,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), 400);
+    }
+
+    #[test]
+    fn resource_version_rules() {
+        let (s, r) = setup(2);
+        let all = ObjectFilter::everything();
+        let at = s.revision();
+        s.create(&r, "default", json!({ "metadata": { "name": "c99" } }))
+            .unwrap();
+        let opts = |rv: &str, m: Option<&str>| ListOptions {
+            resource_version: Some(rv.into()),
+            resource_version_match: m.map(str::to_string),
+            ..Default::default()
+        };
+        let exact = list(
+            &s,
+            &r,
+            "default",
+            &opts(&at.to_string(), Some("Exact")),
+            &all,
+        )
+        .unwrap();
+        assert_eq!(names(&exact), vec!["c00", "c01"]);
+        assert_eq!(exact["metadata"]["resourceVersion"], at.to_string());
+        let any = list(&s, &r, "default", &opts("0", Some("NotOlderThan")), &all).unwrap();
+        assert_eq!(names(&any).len(), 3);
+        assert_eq!(any["metadata"]["resourceVersion"], s.revision().to_string());
+        let e = list(&s, &r, "default", &opts("999999", None), &all).unwrap_err();
+        assert_eq!((e.code(), e.reason()), (504, "Timeout"));
+        let e = list(&s, &r, "default", &opts("abc", None), &all).unwrap_err();
+        assert_eq!(e.code(), 400);
+        let e = list(
+            &s,
+            &r,
+            "default",
+            &ListOptions {
+                resource_version_match: Some("Exact".into()),
+                ..Default::default()
+            },
+            &all,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), 422);
+    }
+}
