@@ -5,13 +5,18 @@
 //! subresource split, paged lists and watches with compaction. It has no authentication or
 //! authorisation and refuses to bind anywhere but loopback.
 
+pub mod discovery;
 pub mod event_log;
 pub mod filter;
+pub mod http;
 pub mod list;
+pub mod path;
 pub mod resource;
+pub mod server;
 pub mod status;
 pub mod store;
 pub mod watch;
 
+pub use server::{ApiServer, ServeError, ServerConfig};
 pub use status::ApiError;
 pub use store::Store;

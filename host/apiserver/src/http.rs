@@ -1,0 +1,360 @@
+//! The HTTP surface: routes every Kubernetes API path to discovery, the store, lists and
+//! watches, and turns every failure into a `Status` body.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::discovery;
+use crate::filter::ObjectFilter;
+use crate::list::{ListOptions, list};
+use crate::path::{ApiPath, ResourcePath};
+use crate::resource::{Registry, ResourceInfo};
+use crate::status::ApiError;
+use crate::store::{Preconditions, Store, Subresource};
+use crate::watch::{self, WatchOptions};
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<Store>,
+    pub registry: Arc<Registry>,
+    /// `host:port` clients reach the server at, for `/api`.
+    pub address: String,
+    pub bookmark_interval: Duration,
+    pub default_watch_timeout: Duration,
+}
+
+/// The router serving the whole API.
+pub fn router(app: App) -> Router {
+    Router::new().fallback(handle).with_state(app)
+}
+
+fn json_response(code: StatusCode, body: &Value) -> Response {
+    let mut r = Response::new(Body::from(
+        serde_json::to_vec(body).expect("JSON values serialise"),
+    ));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error_response(e: &ApiError) -> Response {
+    let code = StatusCode::from_u16(e.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(code, &e.to_status())
+}
+
+async fn handle(State(app): State<App>, method: Method, uri: Uri, body: Bytes) -> Response {
+    match dispatch(&app, &method, &uri, &body) {
+        Ok(Reply::Json(code, v)) => json_response(code, &v),
+        Ok(Reply::Watch(w)) => watch_response(&app, *w),
+        Err(e) => error_response(&e),
+    }
+}
+
+enum Reply {
+    Json(StatusCode, Value),
+    Watch(Box<WatchRequest>),
+}
+
+struct WatchRequest {
+    res: ResourceInfo,
+    namespace: String,
+    opts: WatchOptions,
+    start: watch::Start,
+    filter: ObjectFilter,
+}
+
+fn not_found_path() -> ApiError {
+    ApiError::UnknownPath("the server could not find the requested resource".into())
+}
+
+struct Params(HashMap<String, String>);
+
+impl Params {
+    fn parse(uri: &Uri) -> Result<Self, ApiError> {
+        Query::<HashMap<String, String>>::try_from_uri(uri)
+            .map(|q| Self(q.0))
+            .map_err(|e| ApiError::BadRequest(format!("malformed query string: {e}")))
+    }
+
+    fn str(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    fn bool(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        match self.str(key) {
+            None => Ok(None),
+            Some("true" | "1" | "") => Ok(Some(true)),
+            Some("false" | "0") => Ok(Some(false)),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "query parameter {key}={other:?} is not a boolean (use true or false)"
+            ))),
+        }
+    }
+
+    fn number(&self, key: &str) -> Result<Option<u64>, ApiError> {
+        self.str(key)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<u64>().map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "query parameter {key}={s:?} is not a non-negative integer"
+                    ))
+                })
+            })
+            .transpose()
+    }
+}
+
+fn dispatch(app: &App, method: &Method, uri: &Uri, body: &Bytes) -> Result<Reply, ApiError> {
+    let path = crate::path::parse(uri.path()).ok_or_else(not_found_path)?;
+    let ok = |v: Value| Ok(Reply::Json(StatusCode::OK, v));
+    if !matches!(path, ApiPath::Resource(_)) && method != Method::GET {
+        return Err(ApiError::MethodNotAllowed(format!(
+            "{method} is not supported on {}",
+            uri.path()
+        )));
+    }
+    match path {
+        ApiPath::Version => ok(discovery::version()),
+        ApiPath::CoreVersions => ok(discovery::core_versions(&app.address)),
+        ApiPath::Groups => ok(discovery::group_list(&app.registry)),
+        ApiPath::Group(g) => {
+            discovery::group(&app.registry, &g).map_or_else(|| Err(not_found_path()), ok)
+        }
+        ApiPath::ResourceList { group, version } => {
+            discovery::resource_list(&app.registry, &group, &version)
+                .map_or_else(|| Err(not_found_path()), ok)
+        }
+        ApiPath::Resource(p) => resource_request(app, method, uri, body, p),
+    }
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::BadRequest(
+            "the request body must be a JSON object".into(),
+        ));
+    }
+    Ok(v)
+}
+
+fn delete_preconditions(body: &Bytes) -> Result<Preconditions, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Preconditions::default());
+    }
+    let v = parse_body(body)?;
+    let p = &v["preconditions"];
+    let field = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
+    Ok(Preconditions {
+        uid: field("uid"),
+        resource_version: field("resourceVersion"),
+    })
+}
+
+fn resource_request(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    body: &Bytes,
+    p: ResourcePath,
+) -> Result<Reply, ApiError> {
+    let res = app
+        .registry
+        .find(&p.group, &p.version, &p.plural)
+        .ok_or_else(not_found_path)?
+        .clone();
+    if p.namespace.is_some() && !res.namespaced {
+        return Err(not_found_path());
+    }
+    let namespace = p.namespace.clone().unwrap_or_default();
+    let params = Params::parse(uri)?;
+    if params.str("dryRun").is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::BadRequest(
+            "dryRun is not supported by this server; send the request without it".into(),
+        ));
+    }
+    let sub = match p.subresource.as_deref() {
+        None => Subresource::Main,
+        Some("status") if res.status_subresource => Subresource::Status,
+        Some(_) => return Err(not_found_path()),
+    };
+    if *method == Method::PATCH {
+        return Err(ApiError::MethodNotAllowed(format!(
+            "PATCH is not supported by this server yet ({}); read the object and replace it with PUT",
+            res.plural
+        )));
+    }
+    let Some(name) = p.name.as_deref() else {
+        return collection_request(
+            app,
+            method,
+            body,
+            &res,
+            &namespace,
+            p.namespace.is_some(),
+            &params,
+        );
+    };
+    if res.namespaced && p.namespace.is_none() {
+        return Err(not_found_path());
+    }
+    match *method {
+        Method::GET => Ok(Reply::Json(
+            StatusCode::OK,
+            app.store.get(&res, &namespace, name)?,
+        )),
+        Method::PUT => {
+            let obj = parse_body(body)?;
+            Ok(Reply::Json(
+                StatusCode::OK,
+                app.store.update(&res, &namespace, name, obj, sub)?,
+            ))
+        }
+        Method::DELETE if sub == Subresource::Main => {
+            let pre = delete_preconditions(body)?;
+            Ok(Reply::Json(
+                StatusCode::OK,
+                app.store.delete(&res, &namespace, name, &pre)?,
+            ))
+        }
+        _ => Err(ApiError::MethodNotAllowed(format!(
+            "{method} is not supported on {}",
+            uri.path()
+        ))),
+    }
+}
+
+fn collection_request(
+    app: &App,
+    method: &Method,
+    body: &Bytes,
+    res: &ResourceInfo,
+    namespace: &str,
+    namespace_in_path: bool,
+    params: &Params,
+) -> Result<Reply, ApiError> {
+    let filter = ObjectFilter::from_selectors(
+        res,
+        params.str("labelSelector"),
+        params.str("fieldSelector"),
+    )?;
+    match *method {
+        Method::GET if params.bool("watch")? == Some(true) => {
+            let opts = WatchOptions {
+                resource_version: params.str("resourceVersion").map(str::to_string),
+                resource_version_match: params.str("resourceVersionMatch").map(str::to_string),
+                send_initial_events: params.bool("sendInitialEvents")?,
+                allow_bookmarks: params.bool("allowWatchBookmarks")?.unwrap_or(false),
+                timeout: params
+                    .number("timeoutSeconds")?
+                    .map(Duration::from_secs)
+                    .unwrap_or(app.default_watch_timeout),
+                bookmark_interval: app.bookmark_interval,
+            };
+            let start = watch::plan(&opts)?;
+            Ok(Reply::Watch(Box::new(WatchRequest {
+                res: res.clone(),
+                namespace: namespace.to_string(),
+                opts,
+                start,
+                filter,
+            })))
+        }
+        Method::GET => {
+            let opts = ListOptions {
+                limit: params
+                    .number("limit")?
+                    .map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+                continue_token: params.str("continue").map(str::to_string),
+                resource_version: params.str("resourceVersion").map(str::to_string),
+                resource_version_match: params.str("resourceVersionMatch").map(str::to_string),
+            };
+            Ok(Reply::Json(
+                StatusCode::OK,
+                list(&app.store, res, namespace, &opts, &filter)?,
+            ))
+        }
+        Method::POST if res.namespaced && !namespace_in_path => {
+            Err(ApiError::MethodNotAllowed(format!(
+                "{} are namespaced: create them under /namespaces/<namespace>/{}",
+                res.plural, res.plural
+            )))
+        }
+        Method::POST => {
+            let obj = parse_body(body)?;
+            Ok(Reply::Json(
+                StatusCode::CREATED,
+                app.store.create(res, namespace, obj)?,
+            ))
+        }
+        Method::DELETE => {
+            let pre = delete_preconditions(body)?;
+            let (_, objects) = app.store.snapshot(res, namespace, None).map_err(|_| {
+                ApiError::Internal("the current revision is always retained".into())
+            })?;
+            let mut deleted = Vec::new();
+            for (key, _) in objects.iter().filter(|(_, o)| filter.matches(o)) {
+                match app.store.delete(res, &key.namespace, &key.name, &pre) {
+                    Ok(v) => deleted.push(v),
+                    // Deleted concurrently: nothing left to do for it.
+                    Err(ApiError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(Reply::Json(
+                StatusCode::OK,
+                json!({
+                    "kind": format!("{}List", res.kind),
+                    "apiVersion": res.api_version(),
+                    "metadata": { "resourceVersion": app.store.revision().to_string() },
+                    "items": deleted,
+                }),
+            ))
+        }
+        _ => Err(ApiError::MethodNotAllowed(format!(
+            "{method} is not supported on a collection of {}",
+            res.plural
+        ))),
+    }
+}
+
+fn watch_response(app: &App, w: WatchRequest) -> Response {
+    let (tx, rx) = mpsc::channel::<Value>(256);
+    tokio::spawn(watch::run(
+        app.store.clone(),
+        w.res,
+        w.namespace,
+        w.opts,
+        w.start,
+        w.filter,
+        tx,
+    ));
+    let lines = futures::stream::unfold(rx, |mut rx| async move {
+        let event = rx.recv().await?;
+        let mut line = serde_json::to_vec(&event).expect("JSON values serialise");
+        line.push(b'\n');
+        Some((Ok::<Bytes, Infallible>(Bytes::from(line)), rx))
+    });
+    let mut r = Response::new(Body::from_stream(lines));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}

@@ -1,0 +1,148 @@
+//! Starting and stopping the server on loopback.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::http::{App, router};
+use crate::resource::Registry;
+use crate::store::{DEFAULT_EVENT_LOG_CAPACITY, Store};
+
+/// How to run the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Must be on 127.0.0.1; port 0 picks a free port.
+    pub address: SocketAddr,
+    /// Events retained for watches; older revisions get 410.
+    pub event_log_capacity: usize,
+    /// How often watches that allow bookmarks get one.
+    pub bookmark_interval: Duration,
+    /// Watch duration when the client sends no `timeoutSeconds`.
+    pub default_watch_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            event_log_capacity: DEFAULT_EVENT_LOG_CAPACITY,
+            bookmark_interval: Duration::from_secs(60),
+            default_watch_timeout: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "refusing to listen on {0}: this API server has no authentication and is for tests and local use only; use 127.0.0.1"
+    )]
+    NotLoopback(SocketAddr),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running server; stops when dropped or shut down.
+#[derive(Debug)]
+pub struct ApiServer {
+    address: SocketAddr,
+    store: Arc<Store>,
+    task: JoinHandle<()>,
+}
+
+impl ApiServer {
+    /// Binds and starts serving on the current tokio runtime.
+    pub async fn start(config: ServerConfig) -> Result<Self, ServeError> {
+        if config.address.ip() != IpAddr::V4(Ipv4Addr::LOCALHOST) {
+            return Err(ServeError::NotLoopback(config.address));
+        }
+        let listener = tokio::net::TcpListener::bind(config.address)
+            .await
+            .map_err(|source| ServeError::Bind {
+                address: config.address,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| ServeError::Bind {
+            address: config.address,
+            source,
+        })?;
+        let store = Arc::new(Store::new(config.event_log_capacity));
+        let app = App {
+            store: store.clone(),
+            registry: Arc::new(Registry::default()),
+            address: address.to_string(),
+            bookmark_interval: config.bookmark_interval,
+            default_watch_timeout: config.default_watch_timeout,
+        };
+        let task = tokio::spawn(async move {
+            // Errors on accepted connections are per connection; serve only returns on a
+            // listener failure, after which there is nothing left to serve.
+            let _ = axum::serve(listener, router(app)).await;
+        });
+        Ok(Self {
+            address,
+            store,
+            task,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `http://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The store behind the server, for direct inspection and test setup (e.g. compaction).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Stops serving and closes every open connection, watches included.
+    pub async fn shutdown(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn refuses_non_loopback_addresses() {
+        for addr in ["0.0.0.0:0", "[::1]:0", "192.168.1.2:0"] {
+            let config = ServerConfig {
+                address: addr.parse().unwrap(),
+                ..ServerConfig::default()
+            };
+            let e = ApiServer::start(config).await.unwrap_err();
+            assert!(matches!(e, ServeError::NotLoopback(_)), "{addr}");
+            assert!(e.to_string().contains("no authentication"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn binds_a_free_loopback_port() {
+        let s = ApiServer::start(ServerConfig::default()).await.unwrap();
+        assert_eq!(s.address().ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_ne!(s.address().port(), 0);
+        assert!(s.url().starts_with("http://127.0.0.1:"));
+        s.shutdown().await;
+    }
+}
