@@ -1,0 +1,369 @@
+//! The API contract as kube-rs sees it.
+//!
+//! By default each test starts an in-memory server on 127.0.0.1:0. With
+//! `DOVETAIL_CONTRACT_KUBECONFIG=<path>` the same tests run against the cluster that kubeconfig
+//! points at (objects go to the `default` namespace under unique names and are cleaned up).
+
+use std::time::Duration;
+
+use dovetail_apiserver::{ApiServer, ServerConfig};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::watcher;
+use kube::{Api, Client, Config};
+use serde_json::json;
+
+struct Cluster {
+    client: Client,
+    _server: Option<ApiServer>,
+}
+
+async fn cluster() -> Cluster {
+    if let Ok(path) = std::env::var("DOVETAIL_CONTRACT_KUBECONFIG") {
+        let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|e| {
+            panic!("DOVETAIL_CONTRACT_KUBECONFIG={path}: cannot read kubeconfig: {e}")
+        });
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("DOVETAIL_CONTRACT_KUBECONFIG={path}: {e}"));
+        let client = Client::try_from(config).expect("client from kubeconfig");
+        return Cluster {
+            client,
+            _server: None,
+        };
+    }
+    let server = ApiServer::start(ServerConfig::default())
+        .await
+        .expect("server starts");
+    let config = Config::new(server.url().parse().expect("server URL"));
+    let client = Client::try_from(config).expect("client");
+    Cluster {
+        client,
+        _server: Some(server),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+fn configmap(name: &str, data: &[(&str, &str)]) -> ConfigMap {
+    serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "data": data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<std::collections::BTreeMap<_, _>>(),
+    }))
+    .unwrap()
+}
+
+fn api_status(e: kube::Error) -> Box<kube::core::Status> {
+    match e {
+        kube::Error::Api(s) => s,
+        other => panic!("expected an API error Status, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn configmap_create_get_list_replace_delete() {
+    let c = cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(c.client.clone());
+    let name = unique("crud");
+    let created = api
+        .create(&PostParams::default(), &configmap(&name, &[("a", "1")]))
+        .await
+        .unwrap();
+    assert!(created.metadata.uid.is_some());
+    assert!(created.metadata.creation_timestamp.is_some());
+    assert!(created.metadata.resource_version.is_some());
+    assert_eq!(created.metadata.namespace.as_deref(), Some("default"));
+
+    let got = api.get(&name).await.unwrap();
+    assert_eq!(got.data.as_ref().unwrap()["a"], "1");
+
+    let listed = api.list(&ListParams::default()).await.unwrap();
+    assert!(listed.metadata.resource_version.is_some());
+    assert!(
+        listed
+            .items
+            .iter()
+            .any(|cm| cm.metadata.name.as_deref() == Some(name.as_str()))
+    );
+
+    let mut changed = got.clone();
+    changed
+        .data
+        .as_mut()
+        .unwrap()
+        .insert("a".into(), "2".into());
+    let replaced = api
+        .replace(&name, &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    assert_eq!(replaced.data.unwrap()["a"], "2");
+    assert_ne!(
+        replaced.metadata.resource_version,
+        got.metadata.resource_version
+    );
+
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    let e = api_status(api.get(&name).await.unwrap_err());
+    assert!(e.is_not_found(), "{e:?}");
+    assert_eq!(e.code, 404);
+}
+
+#[tokio::test]
+async fn duplicate_create_is_already_exists_and_stale_replace_is_conflict() {
+    let c = cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(c.client.clone());
+    let name = unique("conflict");
+    let first = api
+        .create(&PostParams::default(), &configmap(&name, &[]))
+        .await
+        .unwrap();
+    let e = api_status(
+        api.create(&PostParams::default(), &configmap(&name, &[]))
+            .await
+            .unwrap_err(),
+    );
+    assert!(e.is_already_exists(), "{e:?}");
+    assert_eq!(e.code, 409);
+
+    let mut newer = first.clone();
+    newer.data = Some([("k".to_string(), "v1".to_string())].into());
+    api.replace(&name, &PostParams::default(), &newer)
+        .await
+        .unwrap();
+    let mut stale = first.clone();
+    stale.data = Some([("k".to_string(), "v2".to_string())].into());
+    let e = api_status(
+        api.replace(&name, &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
+    assert!(e.is_conflict(), "{e:?}");
+    assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
+    assert_eq!(api.get(&name).await.unwrap().data.unwrap()["k"], "v1");
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn finalizers_hold_deletion_until_the_last_is_removed() {
+    let c = cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(c.client.clone());
+    let name = unique("fin");
+    let mut cm = configmap(&name, &[]);
+    cm.metadata.finalizers = Some(vec!["dovetail.dev/test".into()]);
+    api.create(&PostParams::default(), &cm).await.unwrap();
+
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    let marked = api
+        .get(&name)
+        .await
+        .expect("still present while a finalizer remains");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+
+    let mut more = marked.clone();
+    more.metadata
+        .finalizers
+        .as_mut()
+        .unwrap()
+        .push("dovetail.dev/other".into());
+    let e = api_status(
+        api.replace(&name, &PostParams::default(), &more)
+            .await
+            .unwrap_err(),
+    );
+    assert!(e.is_invalid(), "no new finalizers once deleting: {e:?}");
+
+    let mut done = marked.clone();
+    done.metadata.finalizers = None;
+    api.replace(&name, &PostParams::default(), &done)
+        .await
+        .unwrap();
+    assert!(api_status(api.get(&name).await.unwrap_err()).is_not_found());
+}
+
+#[tokio::test]
+async fn list_pages_with_limit_and_continue() {
+    let c = cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(c.client.clone());
+    let prefix = unique("page");
+    let names: Vec<String> = (0..5).map(|i| format!("{prefix}-{i}")).collect();
+    for n in &names {
+        api.create(&PostParams::default(), &configmap(n, &[]))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut params = ListParams::default().limit(2);
+    loop {
+        let page = api.list(&params).await.unwrap();
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.into_iter().filter_map(|cm| cm.metadata.name));
+        match page.metadata.continue_.filter(|t| !t.is_empty()) {
+            Some(token) => params = ListParams::default().limit(2).continue_token(&token),
+            None => break,
+        }
+    }
+    for n in &names {
+        assert_eq!(
+            seen.iter().filter(|s| *s == n).count(),
+            1,
+            "{n} exactly once in {seen:?}"
+        );
+        api.delete(n, &DeleteParams::default()).await.unwrap();
+    }
+}
+
+async fn next_event(
+    stream: &mut (
+             impl futures::Stream<Item = Result<watcher::Event<ConfigMap>, watcher::Error>> + Unpin
+         ),
+    name: &str,
+) -> watcher::Event<ConfigMap> {
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("a watch event within 10s")
+            .expect("stream open")
+            .expect("no watch error");
+        let is_ours = match &ev {
+            watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => {
+                o.metadata.name.as_deref() == Some(name)
+            }
+            watcher::Event::Init | watcher::Event::InitDone => false,
+        };
+        if is_ours {
+            return ev;
+        }
+    }
+}
+
+async fn watcher_sees_changes(config: watcher::Config) {
+    let c = cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(c.client.clone());
+    let name = unique("watch");
+    let before = unique("watch-before");
+    api.create(&PostParams::default(), &configmap(&before, &[]))
+        .await
+        .unwrap();
+    let mut stream = watcher(api.clone(), config).boxed();
+    assert!(
+        matches!(
+            next_event(&mut stream, &before).await,
+            watcher::Event::InitApply(_)
+        ),
+        "objects present before the watch come in the initial list"
+    );
+    let created = api
+        .create(&PostParams::default(), &configmap(&name, &[]))
+        .await
+        .unwrap();
+    match next_event(&mut stream, &name).await {
+        watcher::Event::Apply(o) => assert_eq!(o.metadata.uid, created.metadata.uid),
+        other => panic!("expected Apply, got {other:?}"),
+    }
+    let mut changed = created.clone();
+    changed.data = Some([("k".to_string(), "v".to_string())].into());
+    api.replace(&name, &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    match next_event(&mut stream, &name).await {
+        watcher::Event::Apply(o) => assert_eq!(o.data.unwrap()["k"], "v"),
+        other => panic!("expected Apply, got {other:?}"),
+    }
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    assert!(matches!(
+        next_event(&mut stream, &name).await,
+        watcher::Event::Delete(_)
+    ));
+    api.delete(&before, &DeleteParams::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn watcher_sees_added_modified_deleted() {
+    watcher_sees_changes(watcher::Config::default()).await;
+}
+
+#[tokio::test]
+async fn streaming_list_watcher_sees_initial_objects_then_changes() {
+    watcher_sees_changes(watcher::Config::default().streaming_lists()).await;
+}
+
+#[tokio::test]
+async fn replace_status_changes_only_status_and_replace_ignores_status() {
+    let c = cluster().await;
+    let api: Api<Pod> = Api::default_namespaced(c.client.clone());
+    let name = unique("status");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": { "containers": [{ "name": "app", "image": "registry.k8s.io/pause:3.10" }] },
+    }))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &pod).await.unwrap();
+    assert_eq!(
+        created.status.as_ref().unwrap().phase.as_deref(),
+        Some("Pending")
+    );
+
+    let mut via_status = created.clone();
+    via_status.status.as_mut().unwrap().phase = Some("Running".into());
+    via_status.metadata.labels = Some([("ignored".to_string(), "yes".to_string())].into());
+    let after_status = api
+        .replace_status(&name, &PostParams::default(), &via_status)
+        .await
+        .unwrap();
+    assert_eq!(
+        after_status.status.as_ref().unwrap().phase.as_deref(),
+        Some("Running")
+    );
+    assert!(
+        after_status
+            .metadata
+            .labels
+            .as_ref()
+            .is_none_or(|l| !l.contains_key("ignored")),
+        "/status ignores metadata changes"
+    );
+
+    let e = api_status(
+        api.replace_status(&name, &PostParams::default(), &via_status)
+            .await
+            .unwrap_err(),
+    );
+    assert!(e.is_conflict(), "stale resourceVersion on /status: {e:?}");
+
+    let mut via_main = after_status.clone();
+    via_main.status.as_mut().unwrap().phase = Some("Failed".into());
+    via_main.metadata.labels = Some([("kept".to_string(), "yes".to_string())].into());
+    let after_main = api
+        .replace(&name, &PostParams::default(), &via_main)
+        .await
+        .unwrap();
+    assert_eq!(
+        after_main.status.as_ref().unwrap().phase.as_deref(),
+        Some("Running")
+    );
+    assert_eq!(after_main.metadata.labels.unwrap()["kept"], "yes");
+
+    api.delete(&name, &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn watcher_stream_can_be_collected_until_init_done() {
+    // A list-then-watch from scratch must end its initial phase even on an empty namespace.
+    let c = cluster().await;
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), "kube-public");
+    let events: Vec<_> = watcher(api, watcher::Config::default())
+        .take_while(|e| futures::future::ready(!matches!(e, Ok(watcher::Event::InitDone))))
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(matches!(events.first(), Some(watcher::Event::Init)));
+}
