@@ -191,7 +191,8 @@ impl Store {
         self.revision_tx.subscribe()
     }
 
-    /// Drops all retained watch history up to the current revision.
+    /// Drops all retained watch history up to the current revision, as etcd compaction does:
+    /// any watch or list still at an older revision gets 410.
     pub fn compact(&self) {
         let mut st = self.lock();
         let rev = st.revision;

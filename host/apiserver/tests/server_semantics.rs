@@ -1,0 +1,226 @@
+//! Behaviour only this server can be asked for (compaction on demand) and answers checked at
+//! the HTTP level: discovery, Status bodies for bad requests, the in-stream 410.
+
+use std::time::Duration;
+
+use dovetail_apiserver::{ApiServer, ServerConfig};
+use futures::StreamExt;
+use http::Request;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{PostParams, WatchEvent};
+use kube::discovery::Discovery;
+use kube::runtime::watcher;
+use kube::{Api, Client, Config};
+use serde_json::json;
+
+async fn start() -> (ApiServer, Client) {
+    let server = ApiServer::start(ServerConfig::default())
+        .await
+        .expect("server starts");
+    let client = Client::try_from(Config::new(server.url().parse().unwrap())).unwrap();
+    (server, client)
+}
+
+async fn status_of(client: &Client, req: Request<Vec<u8>>) -> Box<kube::core::Status> {
+    match client.request_text(req).await {
+        Err(kube::Error::Api(s)) => s,
+        other => panic!("expected a Status error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn discovery_serves_every_built_in_kind() {
+    let (_server, client) = start().await;
+    let version = client.apiserver_version().await.unwrap();
+    assert_eq!(
+        (version.major.as_str(), version.minor.as_str()),
+        ("1", "33")
+    );
+    let discovery = Discovery::new(client).run().await.unwrap();
+    let mut kinds: Vec<String> = discovery
+        .groups()
+        .flat_map(|g| {
+            g.recommended_resources()
+                .into_iter()
+                .map(|(r, _)| format!("{}/{}", r.api_version, r.kind))
+        })
+        .collect();
+    kinds.sort();
+    for want in [
+        "v1/Pod",
+        "v1/Node",
+        "v1/Namespace",
+        "v1/ConfigMap",
+        "v1/Event",
+        "v1/Service",
+        "apps/v1/Deployment",
+        "apps/v1/ReplicaSet",
+        "apps/v1/DaemonSet",
+        "policy/v1/PodDisruptionBudget",
+        "coordination.k8s.io/v1/Lease",
+        "events.k8s.io/v1/Event",
+        "rbac.authorization.k8s.io/v1/Role",
+        "rbac.authorization.k8s.io/v1/RoleBinding",
+        "rbac.authorization.k8s.io/v1/ClusterRole",
+        "rbac.authorization.k8s.io/v1/ClusterRoleBinding",
+        "apiextensions.k8s.io/v1/CustomResourceDefinition",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == want),
+            "{want} not discovered in {kinds:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_status_bodies_with_exact_reasons() {
+    let (_server, client) = start().await;
+    let s = status_of(
+        &client,
+        Request::get("/api/v1/widgets").body(vec![]).unwrap(),
+    )
+    .await;
+    assert_eq!((s.code, s.reason.as_str()), (404, "NotFound"));
+
+    let s = status_of(
+        &client,
+        Request::post("/api/v1/namespaces/default/configmaps")
+            .header("content-type", "application/json")
+            .body(b"{not json".to_vec())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((s.code, s.reason.as_str()), (400, "BadRequest"));
+    assert!(s.message.contains("not valid JSON"), "{}", s.message);
+
+    let s = status_of(
+        &client,
+        Request::post("/api/v1/configmaps")
+            .body(serde_json::to_vec(&json!({ "metadata": { "name": "x" } })).unwrap())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        s.code, 405,
+        "namespaced kinds are created under a namespace: {s:?}"
+    );
+
+    let s = status_of(
+        &client,
+        Request::get("/api/v1/namespaces/default/configmaps?limit=ten")
+            .body(vec![])
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s.code, 400);
+    assert!(s.message.contains("limit"), "{}", s.message);
+
+    let s = status_of(
+        &client,
+        Request::patch("/api/v1/namespaces/default/configmaps/x")
+            .header("content-type", "application/merge-patch+json")
+            .body(b"{}".to_vec())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s.code, 405);
+    assert!(s.message.contains("PATCH"), "{}", s.message);
+
+    let s = status_of(
+        &client,
+        Request::get("/api/v1/namespaces/default/configmaps?labelSelector=app%3Dweb")
+            .body(vec![])
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s.code, 400, "selectors are refused, not ignored");
+    assert!(s.message.contains("labelSelector"), "{}", s.message);
+
+    let s = status_of(
+        &client,
+        Request::get("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=1&resourceVersionMatch=Exact")
+            .body(vec![])
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
+
+    let s = status_of(
+        &client,
+        Request::get("/api/v1/namespaces/default/configmaps/x/status")
+            .body(vec![])
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s.code, 404, "configmaps have no status subresource");
+}
+
+#[tokio::test]
+async fn a_compacted_watch_gets_200_and_an_in_stream_410() {
+    let (server, client) = start().await;
+    let old = server.store().revision();
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({ "metadata": { "name": "a" } })).unwrap(),
+    )
+    .await
+    .unwrap();
+    server.store().compact();
+    let req = Request::get(format!(
+        "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={old}&timeoutSeconds=5"
+    ))
+    .body(vec![])
+    .unwrap();
+    let mut events = client
+        .request_events::<ConfigMap>(req)
+        .await
+        .expect("the watch itself is accepted")
+        .boxed();
+    match events.next().await {
+        Some(Ok(WatchEvent::Error(s))) => assert_eq!((s.code, s.reason.as_str()), (410, "Expired")),
+        other => panic!("expected an in-stream ERROR 410, got {other:?}"),
+    }
+}
+
+type Events =
+    futures::stream::BoxStream<'static, Result<watcher::Event<ConfigMap>, watcher::Error>>;
+
+async fn next(s: &mut Events) -> Result<watcher::Event<ConfigMap>, watcher::Error> {
+    tokio::time::timeout(Duration::from_secs(10), s.next())
+        .await
+        .expect("an event within 10s")
+        .expect("stream open")
+}
+
+#[tokio::test]
+async fn kube_watcher_relists_after_its_revision_is_compacted() {
+    let (server, client) = start().await;
+    let watched: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-public");
+    let elsewhere: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    // The server ends each watch after 1s, so the watcher resumes from its last revision.
+    let mut stream: Events = watcher(watched, watcher::Config::default().timeout(1)).boxed();
+    assert!(matches!(next(&mut stream).await, Ok(watcher::Event::Init)));
+    assert!(matches!(
+        next(&mut stream).await,
+        Ok(watcher::Event::InitDone)
+    ));
+    // Move the global revision past the watcher's, then drop the history it would resume from:
+    // whether the watch is still open or resuming after its 1s timeout, its revision is gone.
+    elsewhere
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": "b" } })).unwrap(),
+        )
+        .await
+        .unwrap();
+    server.store().compact();
+    loop {
+        match next(&mut stream).await {
+            Ok(watcher::Event::Init) => break,
+            Ok(other) => panic!("expected a relist, got {other:?}"),
+            // The 410 surfaces once as an error before the watcher relists.
+            Err(_) => continue,
+        }
+    }
+}
