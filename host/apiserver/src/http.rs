@@ -358,3 +358,119 @@ fn watch_response(app: &App, w: WatchRequest) -> Response {
     );
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn app() -> App {
+        App {
+            store: Arc::new(Store::default()),
+            registry: Arc::new(Registry::default()),
+            address: "127.0.0.1:1".into(),
+            bookmark_interval: Duration::from_secs(60),
+            default_watch_timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("api".to_string()),
+            Just("apis".to_string()),
+            Just("v1".to_string()),
+            Just("apps".to_string()),
+            Just("namespaces".to_string()),
+            Just("default".to_string()),
+            Just("pods".to_string()),
+            Just("configmaps".to_string()),
+            Just("nodes".to_string()),
+            Just("deployments".to_string()),
+            Just("status".to_string()),
+            Just("x".to_string()),
+            "[a-z0-9%.-]{0,6}",
+        ]
+    }
+
+    fn query() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("watch"),
+            Just("limit"),
+            Just("continue"),
+            Just("resourceVersion"),
+            Just("resourceVersionMatch"),
+            Just("sendInitialEvents"),
+            Just("allowWatchBookmarks"),
+            Just("timeoutSeconds"),
+            Just("dryRun"),
+            Just("zz"),
+        ];
+        let value = prop_oneof![
+            Just("1".to_string()),
+            Just("0".to_string()),
+            Just("true".to_string()),
+            Just("Exact".to_string()),
+            Just("NotOlderThan".to_string()),
+            "[ -~]{0,8}",
+        ];
+        proptest::collection::vec((key, value), 0..4).prop_map(|kv| {
+            kv.into_iter()
+                .map(|(k, v)| format!("{k}={}", v.replace(['&', '#', ' '], "")))
+                .collect::<Vec<_>>()
+                .join("&")
+        })
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(Vec::new()),
+            Just(br#"{"metadata":{"name":"x"}}"#.to_vec()),
+            Just(br#"{"metadata":{"name":"x","resourceVersion":"1"},"spec":{}}"#.to_vec()),
+            Just(br#"{"metadata":[],"kind":"Pod"}"#.to_vec()),
+            Just(br#"{"apiVersion":7,"metadata":{"name":"x","finalizers":[1,"a"]}}"#.to_vec()),
+            Just(br#"[1,2]"#.to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..32),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn no_request_panics_and_every_error_is_a_status(
+            method in prop_oneof![Just(Method::GET), Just(Method::POST), Just(Method::PUT), Just(Method::DELETE), Just(Method::PATCH)],
+            segments in proptest::collection::vec(segment(), 0..7),
+            q in query(),
+            b in body(),
+        ) {
+            let app = app();
+            let path = format!("/{}", segments.join("/"));
+            let Ok(uri) = format!("{path}?{q}").parse::<Uri>() else { return Ok(()) };
+            match dispatch(&app, &method, &uri, &Bytes::from(b)) {
+                Ok(_) => {}
+                Err(e) => {
+                    let s = e.to_status();
+                    prop_assert_eq!(&s["kind"], "Status");
+                    prop_assert!((400..600).contains(&e.code()), "{:?}", e);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn create_then_get_over_the_dispatcher() {
+        let app = app();
+        let post: Uri = "/api/v1/namespaces/default/configmaps".parse().unwrap();
+        let body = Bytes::from_static(br#"{"metadata":{"name":"a"},"data":{"k":"v"}}"#);
+        match dispatch(&app, &Method::POST, &post, &body) {
+            Ok(Reply::Json(code, v)) => {
+                assert_eq!(code, StatusCode::CREATED);
+                assert_eq!(v["kind"], "ConfigMap");
+            }
+            _ => panic!("create failed"),
+        }
+        let get: Uri = "/api/v1/namespaces/default/configmaps/a".parse().unwrap();
+        assert!(matches!(
+            dispatch(&app, &Method::GET, &get, &Bytes::new()),
+            Ok(Reply::Json(StatusCode::OK, _))
+        ));
+    }
+}
