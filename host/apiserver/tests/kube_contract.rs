@@ -2,7 +2,9 @@
 //!
 //! By default each test starts an in-memory server on 127.0.0.1:0. With
 //! `DOVETAIL_CONTRACT_KUBECONFIG=<path>` the same tests run against the cluster that kubeconfig
-//! points at (objects go to the `default` namespace under unique names and are cleaned up).
+//! points at (objects go to the `default` namespace under unique names and are cleaned up). An
+//! `https` cluster also needs a TLS feature on the `kube` dev-dependency (`rustls-tls`); without
+//! one the client refuses to connect and the tests fail saying so.
 
 use std::time::Duration;
 
