@@ -18,7 +18,7 @@ use crate::discovery;
 use crate::filter::ObjectFilter;
 use crate::list::{ListOptions, list};
 use crate::path::{ApiPath, ResourcePath};
-use crate::resource::{Registry, ResourceInfo};
+use crate::resource::ResourceInfo;
 use crate::status::ApiError;
 use crate::store::{Preconditions, Store, Subresource};
 use crate::watch::{self, WatchOptions};
@@ -27,7 +27,6 @@ use crate::watch::{self, WatchOptions};
 #[derive(Clone)]
 pub struct App {
     pub store: Arc<Store>,
-    pub registry: Arc<Registry>,
     /// `host:port` clients reach the server at, for `/api`.
     pub address: String,
     pub bookmark_interval: Duration,
@@ -131,12 +130,12 @@ fn dispatch(app: &App, method: &Method, uri: &Uri, body: &Bytes) -> Result<Reply
     match path {
         ApiPath::Version => ok(discovery::version()),
         ApiPath::CoreVersions => ok(discovery::core_versions(&app.address)),
-        ApiPath::Groups => ok(discovery::group_list(&app.registry)),
+        ApiPath::Groups => ok(discovery::group_list(&app.store.registry())),
         ApiPath::Group(g) => {
-            discovery::group(&app.registry, &g).map_or_else(|| Err(not_found_path()), ok)
+            discovery::group(&app.store.registry(), &g).map_or_else(|| Err(not_found_path()), ok)
         }
         ApiPath::ResourceList { group, version } => {
-            discovery::resource_list(&app.registry, &group, &version)
+            discovery::resource_list(&app.store.registry(), &group, &version)
                 .map_or_else(|| Err(not_found_path()), ok)
         }
         ApiPath::Resource(p) => resource_request(app, method, uri, body, p),
@@ -175,10 +174,9 @@ fn resource_request(
     p: ResourcePath,
 ) -> Result<Reply, ApiError> {
     let res = app
-        .registry
-        .find(&p.group, &p.version, &p.plural)
-        .ok_or_else(not_found_path)?
-        .clone();
+        .store
+        .resource(&p.group, &p.version, &p.plural)
+        .ok_or_else(not_found_path)?;
     if p.namespace.is_some() && !res.namespaced {
         return Err(not_found_path());
     }
@@ -367,7 +365,6 @@ mod tests {
     fn app() -> App {
         App {
             store: Arc::new(Store::default()),
-            registry: Arc::new(Registry::default()),
             address: "127.0.0.1:1".into(),
             bookmark_interval: Duration::from_secs(60),
             default_watch_timeout: Duration::from_secs(60),

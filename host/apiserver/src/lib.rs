@@ -5,6 +5,7 @@
 //! subresource split, paged lists and watches with compaction. It has no authentication or
 //! authorisation and refuses to bind anywhere but loopback.
 
+pub mod crd;
 pub mod discovery;
 pub mod event_log;
 pub mod filter;

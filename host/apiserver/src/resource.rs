@@ -239,6 +239,10 @@ impl Default for Registry {
 }
 
 impl Registry {
+    pub fn new(resources: Vec<ResourceInfo>) -> Self {
+        Self { resources }
+    }
+
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceInfo> {
         self.resources
             .iter()

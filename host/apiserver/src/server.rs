@@ -7,7 +7,6 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::http::{App, router};
-use crate::resource::Registry;
 use crate::store::{DEFAULT_EVENT_LOG_CAPACITY, Store};
 
 /// How to run the server.
@@ -76,7 +75,6 @@ impl ApiServer {
         let store = Arc::new(Store::new(config.event_log_capacity));
         let app = App {
             store: store.clone(),
-            registry: Arc::new(Registry::default()),
             address: address.to_string(),
             bookmark_interval: config.bookmark_interval,
             default_watch_timeout: config.default_watch_timeout,

@@ -8,8 +8,9 @@ use std::sync::{Mutex, MutexGuard};
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
+use crate::crd;
 use crate::event_log::{Compacted, Event, EventLog, EventType, ObjectKey};
-use crate::resource::{ResourceInfo, StatusOnCreate};
+use crate::resource::{Registry, ResourceInfo, StatusOnCreate, builtin_resources};
 use crate::status::{ApiError, Target};
 
 /// Which endpoint a write came through.
@@ -39,6 +40,8 @@ struct State {
     revision: u64,
     objects: BTreeMap<ObjectKey, Value>,
     log: EventLog,
+    /// Built-in resources plus those the stored CRDs serve.
+    registry: Registry,
 }
 
 /// Thread-safe store; cheap to share behind an `Arc`.
@@ -160,10 +163,11 @@ impl Store {
                 revision: 1,
                 objects: BTreeMap::new(),
                 log: EventLog::new(event_log_capacity, 1),
+                registry: Registry::default(),
             }),
             revision_tx,
         };
-        let namespaces = crate::resource::builtin_resources()
+        let namespaces = builtin_resources()
             .into_iter()
             .find(|r| r.plural == "namespaces" && r.group.is_empty())
             .expect("namespaces are built in");
@@ -184,6 +188,16 @@ impl Store {
     /// The current global resourceVersion.
     pub fn revision(&self) -> u64 {
         self.lock().revision
+    }
+
+    /// The resources served now (built-ins and those of established CRDs).
+    pub fn registry(&self) -> Registry {
+        self.lock().registry.clone()
+    }
+
+    /// One served resource.
+    pub fn resource(&self, group: &str, version: &str, plural: &str) -> Option<ResourceInfo> {
+        self.lock().registry.find(group, version, plural).cloned()
     }
 
     /// Changes to the revision, to wake watchers.
@@ -223,6 +237,7 @@ impl Store {
         mut object: Value,
         previous: Option<Value>,
     ) -> Value {
+        let object_resource = key.resource.clone();
         st.revision += 1;
         let rv = st.revision;
         meta_mut(&mut object).insert("resourceVersion".into(), json!(rv.to_string()));
@@ -242,7 +257,68 @@ impl Store {
             previous,
         });
         self.revision_tx.send_replace(rv);
+        if object_resource == crd::CRD_KEY {
+            self.crd_changed(st, event_type == EventType::Deleted, &object);
+        }
         object
+    }
+
+    /// Serves what the stored CRDs define; a removed CRD takes its objects with it.
+    fn crd_changed(&self, st: &mut State, removed: bool, crd: &Value) {
+        if removed {
+            let resource = meta_str(crd, "name").unwrap_or("").to_string();
+            let keys: Vec<ObjectKey> = st
+                .objects
+                .keys()
+                .filter(|k| k.resource == resource)
+                .cloned()
+                .collect();
+            for key in keys {
+                if let Some(old) = st.objects.get(&key).cloned() {
+                    self.commit(st, EventType::Deleted, key, old.clone(), Some(old));
+                }
+            }
+        }
+        let mut resources = builtin_resources();
+        for (_, crd) in st
+            .objects
+            .iter()
+            .filter(|(k, _)| k.resource == crd::CRD_KEY)
+        {
+            resources.extend(crd::resources(crd));
+        }
+        st.registry = Registry::new(resources);
+    }
+
+    /// Refuses a CRD that is malformed or would take over a resource already served.
+    fn check_crd(
+        st: &State,
+        res: &ResourceInfo,
+        crd: &Value,
+        existing: bool,
+    ) -> Result<(), ApiError> {
+        let name = meta_str(crd, "name").unwrap_or("").to_string();
+        let invalid = |message: String| ApiError::Invalid {
+            target: Self::target(res, &name),
+            message,
+        };
+        crd::validate(crd).map_err(invalid)?;
+        if !existing {
+            for r in crd::resources(crd) {
+                if st
+                    .registry
+                    .all()
+                    .iter()
+                    .any(|x| x.group == r.group && x.plural == r.plural)
+                {
+                    return Err(invalid(format!(
+                        "spec.names.plural: Invalid value: {:?}: already served in group {:?}",
+                        r.plural, r.group
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sets `apiVersion` and `kind` from the URL, refusing a body that names another type.
@@ -332,6 +408,10 @@ impl Store {
         if st.objects.contains_key(&key) {
             return Err(ApiError::AlreadyExists(Self::target(res, &name)));
         }
+        let is_crd = key.resource == crd::CRD_KEY;
+        if is_crd {
+            Self::check_crd(&st, res, &obj, false)?;
+        }
         let m = meta_mut(&mut obj);
         m.insert("name".into(), json!(name));
         if res.namespaced {
@@ -358,6 +438,10 @@ impl Store {
             }
             StatusOnCreate::PodPending => obj["status"] = json!({ "phase": "Pending" }),
             StatusOnCreate::NamespaceActive => obj["status"] = json!({ "phase": "Active" }),
+        }
+        if is_crd {
+            // What the apiextensions controllers do at once for a CRD without name conflicts.
+            obj["status"] = crd::accepted_status(&obj, &now());
         }
         Ok(self.commit(&mut st, EventType::Added, key, obj, None))
     }
@@ -462,6 +546,9 @@ impl Store {
                 n
             }
         };
+        if key.resource == crd::CRD_KEY {
+            Self::check_crd(&st, res, &new, true)?;
+        }
         let deleting = meta_str(&old, "deletionTimestamp").is_some();
         if deleting {
             let before = finalizers(&old);
@@ -809,6 +896,68 @@ mod tests {
             types,
             vec![EventType::Added, EventType::Modified, EventType::Deleted]
         );
+    }
+
+    #[test]
+    fn a_crd_serves_its_resource_until_deleted_and_takes_its_objects_with_it() {
+        let s = Store::default();
+        let crds = res("apiextensions.k8s.io", "customresourcedefinitions");
+        let crd = json!({
+            "metadata": { "name": "widgets.example.com" },
+            "spec": {
+                "group": "example.com",
+                "names": { "plural": "widgets", "kind": "Widget" },
+                "scope": "Namespaced",
+                "versions": [{ "name": "v1", "served": true, "storage": true, "subresources": { "status": {} } }],
+            },
+        });
+        let created = s.create(&crds, "", crd.clone()).unwrap();
+        assert_eq!(created["status"]["conditions"][1]["type"], "Established");
+        let widgets = s
+            .resource("example.com", "v1", "widgets")
+            .expect("served once the CRD exists");
+        let w = s
+            .create(
+                &widgets,
+                "default",
+                json!({ "metadata": { "name": "w" }, "spec": { "size": 1 }, "status": { "x": 1 } }),
+            )
+            .unwrap();
+        assert_eq!(w["metadata"]["generation"], 1);
+        assert!(w.get("status").is_none());
+        let mut unversioned = w.clone();
+        unversioned["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        let e = s
+            .update(&widgets, "default", "w", unversioned, Subresource::Main)
+            .unwrap_err();
+        assert_eq!(
+            e.code(),
+            422,
+            "custom resources need a resourceVersion on update"
+        );
+
+        let mut other_group = crd.clone();
+        other_group["metadata"]["name"] = json!("pods.example.com");
+        other_group["spec"]["names"] = json!({ "plural": "pods", "kind": "Pod" });
+        s.create(&crds, "", other_group).unwrap();
+        assert!(
+            s.resource("example.com", "v1", "pods").is_some(),
+            "same plural, other group is fine"
+        );
+        let mut bad = crd.clone();
+        bad["metadata"]["name"] = json!("x.example.com");
+        assert_eq!(s.create(&crds, "", bad).unwrap_err().reason(), "Invalid");
+
+        let before = s.revision();
+        s.delete(&crds, "", "widgets.example.com", &Preconditions::default())
+            .unwrap();
+        assert!(s.resource("example.com", "v1", "widgets").is_none());
+        let (_, events) = s.events_since(&widgets, "", before).unwrap();
+        assert_eq!(events.len(), 1, "the widget is deleted with its CRD");
+        assert_eq!(events[0].event_type, EventType::Deleted);
     }
 
     #[test]

@@ -369,3 +369,90 @@ async fn watcher_stream_can_be_collected_until_init_done() {
         .unwrap();
     assert!(matches!(events.first(), Some(watcher::Event::Init)));
 }
+
+#[tokio::test]
+async fn an_applied_crd_becomes_a_served_resource() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    use kube::runtime::wait::{Condition, conditions};
+
+    let c = cluster().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(c.client.clone());
+    let plural = unique("widgets").replace('-', "");
+    let kind = format!("Widget{}", &plural["widgets".len()..]);
+    let group = "contract.dovetail.dev";
+    let name = format!("{plural}.{group}");
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": {
+            "group": group,
+            "names": { "plural": plural, "kind": kind, "singular": plural.trim_end_matches('s') },
+            "scope": "Namespaced",
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } },
+                "subresources": { "status": {} },
+            }],
+        },
+    }))
+    .unwrap();
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let crd = crds.get(&name).await.unwrap();
+            if conditions::is_crd_established().matches_object(Some(&crd)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("established within 30s");
+
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", &kind), &plural);
+    let widgets: Api<DynamicObject> = Api::default_namespaced_with(c.client.clone(), &ar);
+    let mut w = DynamicObject::new("w1", &ar);
+    w.data = json!({ "spec": { "size": 3 }, "status": { "ignored": true } });
+    let created = widgets.create(&PostParams::default(), &w).await.unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    assert!(
+        created.data.get("status").is_none(),
+        "status is written through /status only"
+    );
+
+    let mut with_status = created.clone();
+    with_status.data["status"] = json!({ "ready": true });
+    let after = widgets
+        .replace_status("w1", &PostParams::default(), &with_status)
+        .await
+        .unwrap();
+    assert_eq!(after.data["status"]["ready"], true);
+    assert_eq!(
+        after.metadata.generation,
+        Some(1),
+        "status changes leave generation alone"
+    );
+
+    let mut bigger = after.clone();
+    bigger.data["spec"]["size"] = json!(4);
+    let bigger = widgets
+        .replace("w1", &PostParams::default(), &bigger)
+        .await
+        .unwrap();
+    assert_eq!(bigger.metadata.generation, Some(2));
+
+    let listed = widgets.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+
+    crds.delete(&name, &DeleteParams::default()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match widgets.list(&ListParams::default()).await {
+                Err(kube::Error::Api(s)) if s.code == 404 => break,
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    })
+    .await
+    .expect("the resource stops being served once its CRD is gone");
+}
