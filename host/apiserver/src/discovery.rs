@@ -93,6 +93,15 @@ fn resource_entries(r: &ResourceInfo) -> Vec<Value> {
         "verbs": VERBS,
         "shortNames": r.short_names,
     })];
+    if r.builtin && r.group.is_empty() && r.plural == "pods" {
+        out.push(json!({
+            "name": "pods/binding",
+            "singularName": "",
+            "namespaced": true,
+            "kind": "Binding",
+            "verbs": ["create"],
+        }));
+    }
     if r.status_subresource {
         out.push(json!({
             "name": format!("{}/status", r.plural),

@@ -20,7 +20,7 @@ use crate::list::{ListOptions, list};
 use crate::path::{ApiPath, ResourcePath};
 use crate::resource::ResourceInfo;
 use crate::status::ApiError;
-use crate::store::{Preconditions, Store, Subresource};
+use crate::store::{DeleteOptions, Store, Subresource};
 use crate::watch::{self, WatchOptions};
 
 /// What every request handler shares.
@@ -153,16 +153,23 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     Ok(v)
 }
 
-fn delete_preconditions(body: &Bytes) -> Result<Preconditions, ApiError> {
+fn delete_options(body: &Bytes) -> Result<DeleteOptions, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Preconditions::default());
+        return Ok(DeleteOptions::default());
     }
     let v = parse_body(body)?;
     let p = &v["preconditions"];
     let field = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
-    Ok(Preconditions {
+    let grace_period_seconds = match v.get("gracePeriodSeconds") {
+        None | Some(Value::Null) => None,
+        Some(g) => Some(g.as_i64().ok_or_else(|| {
+            ApiError::BadRequest(format!("gracePeriodSeconds must be an integer, got {g}"))
+        })?),
+    };
+    Ok(DeleteOptions {
         uid: field("uid"),
         resource_version: field("resourceVersion"),
+        grace_period_seconds,
     })
 }
 
@@ -190,6 +197,19 @@ fn resource_request(
     let sub = match p.subresource.as_deref() {
         None => Subresource::Main,
         Some("status") if res.status_subresource => Subresource::Status,
+        Some("binding") if crate::pod::is_pods(&res) && p.namespace.is_some() => {
+            let name = p.name.as_deref().unwrap_or("");
+            if *method != Method::POST {
+                return Err(ApiError::MethodNotAllowed(format!(
+                    "{method} is not supported on pods/binding; POST a Binding"
+                )));
+            }
+            let binding = parse_body(body)?;
+            return Ok(Reply::Json(
+                StatusCode::CREATED,
+                crate::pod::bind(&app.store, &res, &namespace, name, &binding)?,
+            ));
+        }
         Some(_) => return Err(not_found_path()),
     };
     if *method == Method::PATCH {
@@ -225,7 +245,14 @@ fn resource_request(
             ))
         }
         Method::DELETE if sub == Subresource::Main => {
-            let pre = delete_preconditions(body)?;
+            let mut pre = delete_options(body)?;
+            if let Some(g) = params.str("gracePeriodSeconds").filter(|g| !g.is_empty()) {
+                pre.grace_period_seconds = Some(g.parse().map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "query parameter gracePeriodSeconds={g:?} is not an integer"
+                    ))
+                })?);
+            }
             Ok(Reply::Json(
                 StatusCode::OK,
                 app.store.delete(&res, &namespace, name, &pre)?,
@@ -302,7 +329,7 @@ fn collection_request(
             ))
         }
         Method::DELETE => {
-            let pre = delete_preconditions(body)?;
+            let pre = delete_options(body)?;
             let (_, objects) = app.store.snapshot(res, namespace, None).map_err(|_| {
                 ApiError::Internal("the current revision is always retained".into())
             })?;

@@ -12,6 +12,7 @@ pub mod filter;
 pub mod http;
 pub mod list;
 pub mod path;
+pub mod pod;
 pub mod resource;
 pub mod server;
 pub mod status;

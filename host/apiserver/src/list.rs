@@ -201,7 +201,7 @@ pub fn list(
 mod tests {
     use super::*;
     use crate::resource::Registry;
-    use crate::store::Preconditions;
+    use crate::store::DeleteOptions;
 
     fn setup(n: usize) -> (Store, ResourceInfo) {
         let s = Store::default();
@@ -252,7 +252,7 @@ mod tests {
         );
         assert_eq!(first["kind"], "ConfigMapList");
         // Changes after the first page do not show in later pages.
-        s.delete(&r, "default", "c03", &Preconditions::default())
+        s.delete(&r, "default", "c03", &DeleteOptions::default())
             .unwrap();
         s.create(&r, "default", json!({ "metadata": { "name": "c99" } }))
             .unwrap();

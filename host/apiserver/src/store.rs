@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::crd;
 use crate::event_log::{Compacted, Event, EventLog, EventType, ObjectKey};
+use crate::pod;
 use crate::resource::{Registry, ResourceInfo, StatusOnCreate, builtin_resources};
 use crate::status::{ApiError, Target};
 
@@ -22,11 +23,12 @@ pub enum Subresource {
     Status,
 }
 
-/// Preconditions a DELETE may carry.
+/// What a DELETE may carry: preconditions and, for pods, a grace period.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Preconditions {
+pub struct DeleteOptions {
     pub uid: Option<String>,
     pub resource_version: Option<String>,
+    pub grace_period_seconds: Option<i64>,
 }
 
 /// Namespaces every cluster starts with.
@@ -64,19 +66,19 @@ impl Default for Store {
     }
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-fn meta(obj: &Value) -> Option<&Map<String, Value>> {
+pub(crate) fn meta(obj: &Value) -> Option<&Map<String, Value>> {
     obj.get("metadata").and_then(Value::as_object)
 }
 
-fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+pub(crate) fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     meta(obj).and_then(|m| m.get(field)).and_then(Value::as_str)
 }
 
-fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+pub(crate) fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
     }
@@ -549,6 +551,12 @@ impl Store {
         if key.resource == crd::CRD_KEY {
             Self::check_crd(&st, res, &new, true)?;
         }
+        if sub == Subresource::Main && pod::is_pods(res) {
+            pod::check_spec_update(&old, &new).map_err(|message| ApiError::Invalid {
+                target: Self::target(res, name),
+                message,
+            })?;
+        }
         let deleting = meta_str(&old, "deletionTimestamp").is_some();
         if deleting {
             let before = finalizers(&old);
@@ -582,14 +590,38 @@ impl Store {
         Ok(self.commit(&mut st, EventType::Modified, key, new, Some(old)))
     }
 
+    /// Applies `change` to the current object and commits the result, unless it changes
+    /// nothing (etcd's `GuaranteedUpdate`, for server-side changes such as binding).
+    pub fn guaranteed_update(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        change: impl FnOnce(&Value) -> Result<Value, ApiError>,
+    ) -> Result<Value, ApiError> {
+        let mut st = self.lock();
+        let key = Self::key(res, namespace, name);
+        let old = st
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound(Self::target(res, name)))?;
+        let new = change(&old)?;
+        if without_resource_version(&new) == without_resource_version(&old) {
+            return Ok(old);
+        }
+        Ok(self.commit(&mut st, EventType::Modified, key, new, Some(old)))
+    }
+
     /// Deletes an object, or with finalizers, marks it for deletion (`deletionTimestamp`).
     pub fn delete(
         &self,
         res: &ResourceInfo,
         namespace: &str,
         name: &str,
-        preconditions: &Preconditions,
+        options: &DeleteOptions,
     ) -> Result<Value, ApiError> {
+        let preconditions = options;
         let mut st = self.lock();
         let key = Self::key(res, namespace, name);
         let old = st
@@ -619,17 +651,32 @@ impl Store {
                 ),
             });
         }
-        if finalizers(&old).is_empty() {
+        // Pods bound to a node wait for their kubelet; everything else goes at once.
+        let grace = if pod::is_pods(res) {
+            pod::deletion_grace_period(&old, options.grace_period_seconds)
+        } else {
+            0
+        };
+        let terminating = meta_str(&old, "deletionTimestamp").is_some();
+        let current_grace = meta(&old)
+            .and_then(|m| m.get("deletionGracePeriodSeconds"))
+            .and_then(Value::as_i64);
+        if grace == 0 && finalizers(&old).is_empty() {
             return Ok(self.commit(&mut st, EventType::Deleted, key, old.clone(), Some(old)));
         }
-        if meta_str(&old, "deletionTimestamp").is_some() {
+        if terminating && current_grace.is_some_and(|g| g <= grace) {
+            // Already terminating at least as soon as asked.
             return Ok(old);
         }
         let mut new = old.clone();
+        let deadline = chrono::Utc::now() + chrono::Duration::seconds(grace);
         let m = meta_mut(&mut new);
-        m.insert("deletionTimestamp".into(), json!(now()));
-        m.insert("deletionGracePeriodSeconds".into(), json!(0));
-        if res.generation {
+        m.insert(
+            "deletionTimestamp".into(),
+            json!(deadline.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        );
+        m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        if res.generation && !terminating {
             let generation = m.get("generation").and_then(Value::as_i64).unwrap_or(0);
             m.insert("generation".into(), json!(generation + 1));
         }
@@ -870,7 +917,7 @@ mod tests {
         let start = s.revision();
         s.create(&r, "default", c).unwrap();
         let marked = s
-            .delete(&r, "default", "f", &Preconditions::default())
+            .delete(&r, "default", "f", &DeleteOptions::default())
             .unwrap();
         assert!(marked["metadata"]["deletionTimestamp"].is_string());
         assert!(
@@ -952,7 +999,7 @@ mod tests {
         assert_eq!(s.create(&crds, "", bad).unwrap_err().reason(), "Invalid");
 
         let before = s.revision();
-        s.delete(&crds, "", "widgets.example.com", &Preconditions::default())
+        s.delete(&crds, "", "widgets.example.com", &DeleteOptions::default())
             .unwrap();
         assert!(s.resource("example.com", "v1", "widgets").is_none());
         let (_, events) = s.events_since(&widgets, "", before).unwrap();
@@ -961,7 +1008,7 @@ mod tests {
     }
 
     #[test]
-    fn delete_preconditions_are_checked() {
+    fn delete_options_are_checked() {
         let s = Store::default();
         let r = res("", "configmaps");
         s.create(&r, "default", cm("p")).unwrap();
@@ -970,17 +1017,17 @@ mod tests {
                 &r,
                 "default",
                 "p",
-                &Preconditions {
+                &DeleteOptions {
                     uid: Some("other".into()),
-                    resource_version: None,
+                    ..DeleteOptions::default()
                 },
             )
             .unwrap_err();
         assert_eq!(e.reason(), "Conflict");
-        s.delete(&r, "default", "p", &Preconditions::default())
+        s.delete(&r, "default", "p", &DeleteOptions::default())
             .unwrap();
         assert_eq!(
-            s.delete(&r, "default", "p", &Preconditions::default())
+            s.delete(&r, "default", "p", &DeleteOptions::default())
                 .unwrap_err()
                 .code(),
             404
@@ -994,7 +1041,7 @@ mod tests {
         s.create(&r, "default", cm("a")).unwrap();
         let at = s.revision();
         s.create(&r, "default", cm("b")).unwrap();
-        s.delete(&r, "default", "a", &Preconditions::default())
+        s.delete(&r, "default", "a", &DeleteOptions::default())
             .unwrap();
         let names =
             |v: Vec<(ObjectKey, Value)>| v.into_iter().map(|(k, _)| k.name).collect::<Vec<_>>();

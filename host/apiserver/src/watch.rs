@@ -202,7 +202,7 @@ pub async fn run(
 mod tests {
     use super::*;
     use crate::resource::Registry;
-    use crate::store::{Preconditions, Subresource};
+    use crate::store::{DeleteOptions, Subresource};
 
     fn opts(rv: Option<&str>) -> WatchOptions {
         WatchOptions {
@@ -262,7 +262,7 @@ mod tests {
             .update(&r, "default", "a", a2, Subresource::Main)
             .unwrap();
         store
-            .delete(&r, "default", "a", &Preconditions::default())
+            .delete(&r, "default", "a", &DeleteOptions::default())
             .unwrap();
         let m = next(&mut rx).await;
         assert_eq!(m["type"], "MODIFIED");

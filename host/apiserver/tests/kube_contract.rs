@@ -456,3 +456,92 @@ async fn an_applied_crd_becomes_a_served_resource() {
     .await
     .expect("the resource stops being served once its CRD is gone");
 }
+
+#[tokio::test]
+async fn binding_assigns_a_node_once_and_bound_pods_delete_gracefully() {
+    let c = cluster().await;
+    let api: Api<Pod> = Api::default_namespaced(c.client.clone());
+    let name = unique("bind");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": { "containers": [{ "name": "app", "image": "registry.k8s.io/pause:3.10" }] },
+    }))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &pod).await.unwrap();
+
+    let mut moved = created.clone();
+    moved.spec.as_mut().unwrap().node_name = Some("elsewhere".into());
+    let e = api_status(
+        api.replace(&name, &PostParams::default(), &moved)
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        e.is_invalid(),
+        "spec.nodeName is set through binding only: {e:?}"
+    );
+
+    let binding = |node: &str| {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": { "name": name },
+            "target": { "apiVersion": "v1", "kind": "Node", "name": node },
+        })
+    };
+    let _: kube::core::Status = api
+        .create_subresource("binding", &name, &PostParams::default(), &binding("node-a"))
+        .await
+        .unwrap();
+    let bound = api.get(&name).await.unwrap();
+    assert_eq!(
+        bound.spec.as_ref().unwrap().node_name.as_deref(),
+        Some("node-a")
+    );
+    let scheduled = bound.status.unwrap().conditions.unwrap_or_default();
+    assert!(
+        scheduled
+            .iter()
+            .any(|c| c.type_ == "PodScheduled" && c.status == "True")
+    );
+    let e = api_status(
+        api.create_subresource::<_, kube::core::Status>(
+            "binding",
+            &name,
+            &PostParams::default(),
+            &binding("node-b"),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert!(e.is_conflict(), "a bound pod cannot be bound again: {e:?}");
+
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    let terminating = api
+        .get(&name)
+        .await
+        .expect("a bound pod waits for its kubelet");
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));
+
+    // What the kubelet does once the containers are gone.
+    api.delete(&name, &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    assert!(api_status(api.get(&name).await.unwrap_err()).is_not_found());
+}
+
+#[tokio::test]
+async fn an_unbound_pod_is_deleted_at_once() {
+    let c = cluster().await;
+    let api: Api<Pod> = Api::default_namespaced(c.client.clone());
+    let name = unique("unbound");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": { "containers": [{ "name": "app", "image": "registry.k8s.io/pause:3.10" }] },
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &pod).await.unwrap();
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    assert!(api_status(api.get(&name).await.unwrap_err()).is_not_found());
+}
