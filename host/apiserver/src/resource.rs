@@ -249,6 +249,11 @@ impl Registry {
             .find(|r| r.group == group && r.version == version && r.plural == plural)
     }
 
+    /// The resource whose objects are stored under `key` (any of its served versions).
+    pub fn by_storage_key(&self, key: &str) -> Option<&ResourceInfo> {
+        self.resources.iter().find(|r| r.storage_key() == key)
+    }
+
     pub fn all(&self) -> &[ResourceInfo] {
         &self.resources
     }

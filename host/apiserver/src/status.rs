@@ -45,6 +45,9 @@ pub enum ApiError {
     /// Optimistic concurrency failure (stale resourceVersion).
     #[error("Operation cannot be fulfilled on {} \"{}\": {message}", .target.qualified(), .target.name)]
     Conflict { target: Target, message: String },
+    /// Refused by policy, e.g. creating in a terminating namespace (403).
+    #[error("{} \"{}\" is forbidden: {message}", .target.qualified(), .target.name)]
+    Forbidden { target: Target, message: String },
     /// Semantic validation failure (422).
     #[error("{} \"{}\" is invalid: {message}", .target.qualified(), .target.name)]
     Invalid { target: Target, message: String },
@@ -78,6 +81,7 @@ impl ApiError {
             Self::NotFound(_) | Self::UnknownPath(_) => 404,
             Self::AlreadyExists(_) | Self::Conflict { .. } => 409,
             Self::Invalid { .. } => 422,
+            Self::Forbidden { .. } => 403,
             Self::BadRequest(_) => 400,
             Self::MethodNotAllowed(_) => 405,
             Self::UnsupportedMediaType(_) => 415,
@@ -94,6 +98,7 @@ impl ApiError {
             Self::AlreadyExists(_) => "AlreadyExists",
             Self::Conflict { .. } => "Conflict",
             Self::Invalid { .. } => "Invalid",
+            Self::Forbidden { .. } => "Forbidden",
             Self::BadRequest(_) => "BadRequest",
             Self::MethodNotAllowed(_) => "MethodNotAllowed",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
@@ -118,7 +123,9 @@ impl ApiError {
         });
         let target = match self {
             Self::NotFound(t) | Self::AlreadyExists(t) => Some(t),
-            Self::Conflict { target, .. } | Self::Invalid { target, .. } => Some(target),
+            Self::Conflict { target, .. }
+            | Self::Invalid { target, .. }
+            | Self::Forbidden { target, .. } => Some(target),
             _ => None,
         };
         if let Some(t) = target {

@@ -35,6 +35,9 @@ pub struct DeleteOptions {
 pub const INITIAL_NAMESPACES: [&str; 4] =
     ["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// Namespaces that cannot be deleted.
+pub const PROTECTED_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
 /// Default number of events retained for watches before compaction.
 pub const DEFAULT_EVENT_LOG_CAPACITY: usize = 100_000;
 
@@ -119,6 +122,10 @@ fn without_resource_version(obj: &Value) -> Value {
         m.remove("resourceVersion");
     }
     o
+}
+
+fn is_namespace(res: &ResourceInfo) -> bool {
+    res.builtin && res.group.is_empty() && res.plural == "namespaces"
 }
 
 /// A parsed resourceVersion, refused with 400 when it is not a number.
@@ -240,6 +247,7 @@ impl Store {
         previous: Option<Value>,
     ) -> Value {
         let object_resource = key.resource.clone();
+        let object_namespace = key.namespace.clone();
         st.revision += 1;
         let rv = st.revision;
         meta_mut(&mut object).insert("resourceVersion".into(), json!(rv.to_string()));
@@ -261,6 +269,9 @@ impl Store {
         self.revision_tx.send_replace(rv);
         if object_resource == crd::CRD_KEY {
             self.crd_changed(st, event_type == EventType::Deleted, &object);
+        }
+        if event_type == EventType::Deleted && !object_namespace.is_empty() {
+            self.reap_namespace(st, &object_namespace);
         }
         object
     }
@@ -402,8 +413,17 @@ impl Store {
                 namespace: String::new(),
                 name: namespace.to_string(),
             };
-            if !st.objects.contains_key(&ns_key) {
-                return Err(ApiError::NotFound(Target::new("", "namespaces", namespace)));
+            match st.objects.get(&ns_key) {
+                None => return Err(ApiError::NotFound(Target::new("", "namespaces", namespace))),
+                Some(ns) if meta_str(ns, "deletionTimestamp").is_some() => {
+                    return Err(ApiError::Forbidden {
+                        target: Self::target(res, &name),
+                        message: format!(
+                            "unable to create new content in namespace {namespace} because it is being terminated"
+                        ),
+                    });
+                }
+                Some(_) => {}
             }
         }
         let key = Self::key(res, namespace, &name);
@@ -439,7 +459,11 @@ impl Store {
                 obj.as_object_mut().expect("checked").remove("status");
             }
             StatusOnCreate::PodPending => obj["status"] = json!({ "phase": "Pending" }),
-            StatusOnCreate::NamespaceActive => obj["status"] = json!({ "phase": "Active" }),
+            StatusOnCreate::NamespaceActive => {
+                obj["status"] = json!({ "phase": "Active" });
+                // Emptied by the namespace lifecycle once the namespace's content is gone.
+                obj["spec"] = json!({ "finalizers": ["kubernetes"] });
+            }
         }
         if is_crd {
             // What the apiextensions controllers do at once for a CRD without name conflicts.
@@ -584,6 +608,11 @@ impl Store {
             // A write that changes nothing neither bumps the revision nor emits an event.
             return Ok(old);
         }
+        if is_namespace(res) {
+            // A namespace goes when it is empty, not when its finalizers are.
+            let updated = self.commit(&mut st, EventType::Modified, key, new, Some(old));
+            return Ok(self.reap_namespace(&mut st, name).unwrap_or(updated));
+        }
         if deleting && finalizers(&new).is_empty() {
             return Ok(self.commit(&mut st, EventType::Deleted, key, new, Some(old)));
         }
@@ -651,6 +680,21 @@ impl Store {
                 ),
             });
         }
+        if is_namespace(res) {
+            return self.terminate_namespace(&mut st, key, old);
+        }
+        Ok(self.delete_locked(&mut st, res, key, old, options))
+    }
+
+    /// The deletion itself, once found and preconditions hold.
+    fn delete_locked(
+        &self,
+        st: &mut State,
+        res: &ResourceInfo,
+        key: ObjectKey,
+        old: Value,
+        options: &DeleteOptions,
+    ) -> Value {
         // Pods bound to a node wait for their kubelet; everything else goes at once.
         let grace = if pod::is_pods(res) {
             pod::deletion_grace_period(&old, options.grace_period_seconds)
@@ -662,11 +706,11 @@ impl Store {
             .and_then(|m| m.get("deletionGracePeriodSeconds"))
             .and_then(Value::as_i64);
         if grace == 0 && finalizers(&old).is_empty() {
-            return Ok(self.commit(&mut st, EventType::Deleted, key, old.clone(), Some(old)));
+            return self.commit(st, EventType::Deleted, key, old.clone(), Some(old));
         }
         if terminating && current_grace.is_some_and(|g| g <= grace) {
             // Already terminating at least as soon as asked.
-            return Ok(old);
+            return old;
         }
         let mut new = old.clone();
         let deadline = chrono::Utc::now() + chrono::Duration::seconds(grace);
@@ -680,7 +724,69 @@ impl Store {
             let generation = m.get("generation").and_then(Value::as_i64).unwrap_or(0);
             m.insert("generation".into(), json!(generation + 1));
         }
-        Ok(self.commit(&mut st, EventType::Modified, key, new, Some(old)))
+        self.commit(st, EventType::Modified, key, new, Some(old))
+    }
+
+    /// Deleting a namespace: refused for the built-in ones; otherwise it turns Terminating,
+    /// its content is deleted (with each object's own rules), and it goes once empty.
+    fn terminate_namespace(
+        &self,
+        st: &mut State,
+        key: ObjectKey,
+        old: Value,
+    ) -> Result<Value, ApiError> {
+        let name = key.name.clone();
+        if PROTECTED_NAMESPACES.contains(&name.as_str()) {
+            return Err(ApiError::Forbidden {
+                target: Target::new("", "namespaces", &name),
+                message: "this namespace may not be deleted".into(),
+            });
+        }
+        let mut current = old.clone();
+        if meta_str(&old, "deletionTimestamp").is_none() {
+            let mut new = old.clone();
+            let m = meta_mut(&mut new);
+            m.insert("deletionTimestamp".into(), json!(now()));
+            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+            new["status"] = json!({ "phase": "Terminating" });
+            current = self.commit(st, EventType::Modified, key, new, Some(old));
+        }
+        let content: Vec<ObjectKey> = st
+            .objects
+            .keys()
+            .filter(|k| k.namespace == name)
+            .cloned()
+            .collect();
+        for k in content {
+            let Some(res) = st.registry.by_storage_key(&k.resource).cloned() else {
+                continue;
+            };
+            let Some(obj) = st.objects.get(&k).cloned() else {
+                continue;
+            };
+            self.delete_locked(st, &res, k, obj, &DeleteOptions::default());
+        }
+        Ok(self.reap_namespace(st, &name).unwrap_or(current))
+    }
+
+    /// Removes a terminating namespace once nothing is left in it; returns the deleted object.
+    fn reap_namespace(&self, st: &mut State, name: &str) -> Option<Value> {
+        let key = ObjectKey {
+            resource: "namespaces".into(),
+            namespace: String::new(),
+            name: name.to_string(),
+        };
+        let ns = st.objects.get(&key)?;
+        if meta_str(ns, "deletionTimestamp").is_none()
+            || !finalizers(ns).is_empty()
+            || st.objects.keys().any(|k| k.namespace == name)
+        {
+            return None;
+        }
+        let old = ns.clone();
+        let mut gone = old.clone();
+        gone["spec"] = json!({});
+        Some(self.commit(st, EventType::Deleted, key, gone, Some(old)))
     }
 
     /// Objects of one resource (one namespace, or all when `namespace` is empty) at revision
@@ -1005,6 +1111,44 @@ mod tests {
         let (_, events) = s.events_since(&widgets, "", before).unwrap();
         assert_eq!(events.len(), 1, "the widget is deleted with its CRD");
         assert_eq!(events[0].event_type, EventType::Deleted);
+    }
+
+    #[test]
+    fn deleting_a_namespace_deletes_its_content_then_itself() {
+        let s = Store::default();
+        let nss = res("", "namespaces");
+        let cms = res("", "configmaps");
+        s.create(&nss, "", json!({ "metadata": { "name": "team" } }))
+            .unwrap();
+        s.create(&cms, "team", cm("plain")).unwrap();
+        let mut held = cm("held");
+        held["metadata"]["finalizers"] = json!(["example.com/x"]);
+        let held = s.create(&cms, "team", held).unwrap();
+
+        let ns = s
+            .delete(&nss, "", "team", &DeleteOptions::default())
+            .unwrap();
+        assert_eq!(ns["status"]["phase"], "Terminating");
+        assert_eq!(s.get(&cms, "team", "plain").unwrap_err().code(), 404);
+        let e = s.create(&cms, "team", cm("new")).unwrap_err();
+        assert_eq!((e.code(), e.reason()), (403, "Forbidden"));
+
+        let mut released = s.get(&cms, "team", "held").unwrap();
+        assert!(released["metadata"]["deletionTimestamp"].is_string());
+        assert_eq!(released["metadata"]["uid"], held["metadata"]["uid"]);
+        released["metadata"]["finalizers"] = json!([]);
+        s.update(&cms, "team", "held", released, Subresource::Main)
+            .unwrap();
+        assert_eq!(
+            s.get(&nss, "", "team").unwrap_err().code(),
+            404,
+            "empty, so gone"
+        );
+
+        let e = s
+            .delete(&nss, "", "default", &DeleteOptions::default())
+            .unwrap_err();
+        assert_eq!((e.code(), e.reason()), (403, "Forbidden"));
     }
 
     #[test]

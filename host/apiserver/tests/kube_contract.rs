@@ -545,3 +545,53 @@ async fn an_unbound_pod_is_deleted_at_once() {
     api.delete(&name, &DeleteParams::default()).await.unwrap();
     assert!(api_status(api.get(&name).await.unwrap_err()).is_not_found());
 }
+
+#[tokio::test]
+async fn deleting_a_namespace_removes_it_and_its_objects() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let c = cluster().await;
+    let namespaces: Api<Namespace> = Api::all(c.client.clone());
+    let ns = unique("ns");
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": ns } })).unwrap(),
+        )
+        .await
+        .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &ns);
+    api.create(&PostParams::default(), &configmap("inside", &[]))
+        .await
+        .unwrap();
+
+    namespaces
+        .delete(&ns, &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            match namespaces.get(&ns).await {
+                Err(kube::Error::Api(s)) if s.is_not_found() => break,
+                Ok(n) => assert!(n.metadata.deletion_timestamp.is_some()),
+                Err(e) => panic!("{e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the namespace goes once empty");
+    let e = api_status(api.get("inside").await.unwrap_err());
+    assert!(e.is_not_found());
+
+    let e = api_status(
+        namespaces
+            .delete("default", &DeleteParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (e.code, e.reason.as_str()),
+        (403, "Forbidden"),
+        "default may not be deleted"
+    );
+}
