@@ -109,6 +109,11 @@ pub fn resources(crd: &Value) -> Vec<ResourceInfo> {
                 builtin: false,
                 require_resource_version_on_update: true,
                 short_names: short_names.clone(),
+                printer_columns: v
+                    .get("additionalPrinterColumns")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
             }
         })
         .collect()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -55,11 +55,37 @@ fn error_response(e: &ApiError) -> Response {
     json_response(code, &e.to_status())
 }
 
-async fn handle(State(app): State<App>, method: Method, uri: Uri, body: Bytes) -> Response {
+async fn handle(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let table = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::table::requested);
     match dispatch(&app, &method, &uri, &body) {
-        Ok(Reply::Json(code, v)) => json_response(code, &v),
+        Ok(Reply::Json(code, v)) => match table.filter(|_| method == Method::GET) {
+            Some(api_version) => json_response(code, &as_table(&app, &uri, v, api_version)),
+            None => json_response(code, &v),
+        },
         Ok(Reply::Watch(w)) => watch_response(&app, *w),
         Err(e) => error_response(&e),
+    }
+}
+
+/// A resource read turned into a Table; anything else is returned as it is.
+fn as_table(app: &App, uri: &Uri, body: Value, api_version: &str) -> Value {
+    let Some(ApiPath::Resource(p)) = crate::path::parse(uri.path()) else {
+        return body;
+    };
+    match app.store.resource(&p.group, &p.version, &p.plural) {
+        Some(res) if p.subresource.is_none() => {
+            crate::table::to_table(&res, &body, api_version, chrono::Utc::now())
+        }
+        _ => body,
     }
 }
 

@@ -17,6 +17,7 @@ pub mod resource;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod table;
 pub mod watch;
 
 pub use server::{ApiServer, ServeError, ServerConfig};

@@ -34,6 +34,8 @@ pub struct ResourceInfo {
     /// A PUT without resourceVersion is refused (custom resources).
     pub require_resource_version_on_update: bool,
     pub short_names: Vec<String>,
+    /// A CRD version's `additionalPrinterColumns`, for Table output.
+    pub printer_columns: Vec<serde_json::Value>,
 }
 
 impl ResourceInfo {
@@ -220,6 +222,7 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             builtin: true,
             require_resource_version_on_update: false,
             short_names: x.short.iter().map(|s| s.to_string()).collect(),
+            printer_columns: Vec::new(),
         })
         .collect()
 }

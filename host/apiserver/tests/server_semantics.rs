@@ -224,3 +224,60 @@ async fn kube_watcher_relists_after_its_revision_is_compacted() {
         }
     }
 }
+
+#[tokio::test]
+async fn kubectl_style_requests_get_tables_with_real_columns() {
+    let (_server, client) = start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({ "metadata": { "name": "t" }, "data": { "a": "1", "b": "2" } }),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+    let list: serde_json::Value = client
+        .request(
+            Request::get("/api/v1/namespaces/default/configmaps")
+                .header("accept", accept)
+                .body(vec![])
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(list["kind"], "Table");
+    let columns: Vec<&str> = list["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, ["Name", "Data", "Age"]);
+    assert_eq!(list["rows"][0]["cells"][0], "t");
+    assert_eq!(list["rows"][0]["cells"][1], 2);
+    let one: serde_json::Value = client
+        .request(
+            Request::get("/api/v1/namespaces/default/configmaps/t")
+                .header("accept", accept)
+                .body(vec![])
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(one["rows"].as_array().unwrap().len(), 1);
+    let plain: serde_json::Value = client
+        .request(
+            Request::get("/api/v1/namespaces/default/configmaps/t")
+                .body(vec![])
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        plain["kind"], "ConfigMap",
+        "without the Accept parameter, the object itself"
+    );
+}
