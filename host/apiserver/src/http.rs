@@ -66,6 +66,11 @@ async fn handle(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .and_then(crate::table::requested);
+    if matches!(method, Method::POST | Method::PUT)
+        && let Err(e) = check_content_type(&headers)
+    {
+        return error_response(&e);
+    }
     match dispatch(&app, &method, &uri, &body) {
         Ok(Reply::Json(code, v)) => match table.filter(|_| method == Method::GET) {
             Some(api_version) => json_response(code, &as_table(&app, &uri, v, api_version)),
@@ -166,6 +171,26 @@ fn dispatch(app: &App, method: &Method, uri: &Uri, body: &Bytes) -> Result<Reply
         }
         ApiPath::Resource(p) => resource_request(app, method, uri, body, p),
     }
+}
+
+/// Bodies are JSON; protobuf or CBOR clients get the 415 that makes them fall back to JSON.
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let media = ct
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    if media.is_empty() || media == "application/json" || media == "*/*" {
+        return Ok(());
+    }
+    Err(ApiError::UnsupportedMediaType(format!(
+        "the body of the request was in an unknown format ({media}) - accepted media types include: application/json"
+    )))
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
