@@ -76,7 +76,7 @@ async fn handle(
             Some(api_version) => json_response(code, &as_table(&app, &uri, v, api_version)),
             None => json_response(code, &v),
         },
-        Ok(Reply::Watch(w)) => watch_response(&app, *w),
+        Ok(Reply::Watch(w)) => watch_response(&app, *w, table),
         Err(e) => error_response(&e),
     }
 }
@@ -410,8 +410,46 @@ fn collection_request(
     }
 }
 
-fn watch_response(app: &App, w: WatchRequest) -> Response {
+/// Watch events as Tables: the first carries the column definitions, later ones rows only,
+/// as a real server sends them to `kubectl get -w`.
+struct TableEvents {
+    res: ResourceInfo,
+    api_version: &'static str,
+    headers_sent: bool,
+}
+
+impl TableEvents {
+    fn convert(&mut self, mut event: Value) -> Value {
+        if !matches!(
+            event["type"].as_str(),
+            Some("ADDED" | "MODIFIED" | "DELETED")
+        ) {
+            return event;
+        }
+        let mut t = crate::table::to_table(
+            &self.res,
+            &event["object"],
+            self.api_version,
+            chrono::Utc::now(),
+        );
+        if self.headers_sent
+            && let Some(m) = t.as_object_mut()
+        {
+            m.remove("columnDefinitions");
+        }
+        self.headers_sent = true;
+        event["object"] = t;
+        event
+    }
+}
+
+fn watch_response(app: &App, w: WatchRequest, table: Option<&'static str>) -> Response {
     let (tx, rx) = mpsc::channel::<Value>(256);
+    let mut tables = table.map(|api_version| TableEvents {
+        res: w.res.clone(),
+        api_version,
+        headers_sent: false,
+    });
     tokio::spawn(watch::run(
         app.store.clone(),
         w.res,
@@ -421,11 +459,16 @@ fn watch_response(app: &App, w: WatchRequest) -> Response {
         w.filter,
         tx,
     ));
-    let lines = futures::stream::unfold(rx, |mut rx| async move {
-        let event = rx.recv().await?;
+    let events =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
+    let lines = futures::stream::StreamExt::map(events, move |event| {
+        let event = match tables.as_mut() {
+            Some(t) => t.convert(event),
+            None => event,
+        };
         let mut line = serde_json::to_vec(&event).expect("JSON values serialise");
         line.push(b'\n');
-        Some((Ok::<Bytes, Infallible>(Bytes::from(line)), rx))
+        Ok::<Bytes, Infallible>(Bytes::from(line))
     });
     let mut r = Response::new(Body::from_stream(lines));
     r.headers_mut().insert(

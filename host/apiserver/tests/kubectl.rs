@@ -7,7 +7,7 @@ use std::process::Command;
 use dovetail_apiserver::{ApiServer, ServerConfig};
 
 struct Kubectl {
-    _server: ApiServer,
+    server: ApiServer,
     dir: tempfile::TempDir,
     kubeconfig: PathBuf,
 }
@@ -43,7 +43,7 @@ impl Kubectl {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = write_kubeconfig(dir.path(), &server.url());
         Self {
-            _server: server,
+            server,
             dir,
             kubeconfig,
         }
@@ -150,5 +150,43 @@ async fn protobuf_bodies_are_refused_with_415_naming_the_media_type() {
     assert!(
         !ok && err.contains("application/vnd.kubernetes.protobuf"),
         "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_prints_changes() {
+    let k = Kubectl::start().await;
+    let mut cmd = Command::new(kubectl_binary());
+    cmd.arg("--kubeconfig")
+        .arg(&k.kubeconfig)
+        .arg("--cache-dir")
+        .arg(k.dir.path().join("cache"))
+        .args(["get", "namespaces", "-w", "--request-timeout=3s"]);
+    let running = tokio::task::spawn_blocking(move || cmd.output());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let namespaces = k.server.store().resource("", "v1", "namespaces").unwrap();
+    k.server
+        .store()
+        .create(
+            &namespaces,
+            "",
+            serde_json::json!({ "metadata": { "name": "arrived-later" } }),
+        )
+        .unwrap();
+    let out = running.await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.lines().next().is_some_and(|l| l.starts_with("NAME")),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("kube-system"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let later = stdout.lines().find(|l| l.starts_with("arrived-later"));
+    assert!(
+        later.is_some_and(|l| l.contains("Active")),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
 }
