@@ -4,6 +4,20 @@
 //! clients depend on: one global resourceVersion, optimistic concurrency, finalizers, the status
 //! subresource split, paged lists and watches with compaction. It has no authentication or
 //! authorisation and refuses to bind anywhere but loopback.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use dovetail_apiserver::{ApiServer, ServerConfig};
+//!
+//! let server = ApiServer::start(ServerConfig::default()).await.unwrap();
+//! // Point any Kubernetes client (kube-rs, kubectl) at this URL; no credentials are needed.
+//! assert!(server.url().starts_with("http://127.0.0.1:"));
+//! // Tests may reach the store directly, e.g. to compact the watch history.
+//! server.store().compact();
+//! server.shutdown().await;
+//! # }
+//! ```
 
 pub mod crd;
 pub mod discovery;
