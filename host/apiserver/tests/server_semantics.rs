@@ -281,3 +281,83 @@ async fn kubectl_style_requests_get_tables_with_real_columns() {
         "without the Accept parameter, the object itself"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_read_modify_write_loses_no_update_and_watchers_see_every_revision_in_order() {
+    let (server, client) = start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let created = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({ "metadata": { "name": "counter" }, "data": { "n": "0" } }),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let start_rv = created.metadata.resource_version.clone().unwrap();
+    let watch = Request::get(format!(
+        "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={start_rv}&timeoutSeconds=30"
+    ))
+    .body(vec![])
+    .unwrap();
+    let mut events = client
+        .request_events::<ConfigMap>(watch)
+        .await
+        .unwrap()
+        .boxed();
+
+    let (writers, increments) = (4, 10);
+    let mut tasks = Vec::new();
+    for _ in 0..writers {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conflicts = 0;
+            for _ in 0..increments {
+                loop {
+                    let mut cm = api.get("counter").await.unwrap();
+                    let n: u32 = cm.data.as_ref().unwrap()["n"].parse().unwrap();
+                    cm.data
+                        .as_mut()
+                        .unwrap()
+                        .insert("n".into(), (n + 1).to_string());
+                    match api.replace("counter", &PostParams::default(), &cm).await {
+                        Ok(_) => break,
+                        Err(kube::Error::Api(s)) if s.is_conflict() => conflicts += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            conflicts
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let total = writers * increments;
+    assert_eq!(
+        api.get("counter").await.unwrap().data.unwrap()["n"],
+        total.to_string()
+    );
+
+    let mut last: u64 = start_rv.parse().unwrap();
+    let mut values = Vec::new();
+    while values.len() < total as usize {
+        match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
+            Ok(Some(Ok(WatchEvent::Modified(cm)))) => {
+                let rv: u64 = cm.metadata.resource_version.unwrap().parse().unwrap();
+                assert!(rv > last, "revisions increase: {rv} after {last}");
+                last = rv;
+                values.push(cm.data.unwrap()["n"].parse::<u32>().unwrap());
+            }
+            other => panic!("expected MODIFIED, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        values,
+        (1..=total).collect::<Vec<_>>(),
+        "every committed value, in commit order"
+    );
+    assert_eq!(server.store().revision(), last);
+}
