@@ -245,6 +245,22 @@ fn resource_request(
             "dryRun is not supported by this server; send the request without it".into(),
         ));
     }
+    match params.str("fieldValidation") {
+        None | Some("" | "Ignore" | "Warn") => {}
+        // Strict validation needs the kinds' schemas, which this server does not keep: refusing
+        // is better than accepting unknown fields a real server would reject.
+        Some("Strict") => {
+            return Err(ApiError::BadRequest(
+                "fieldValidation=Strict is not supported by this server (it keeps no schemas); use Warn or Ignore"
+                    .into(),
+            ));
+        }
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "fieldValidation={other:?} is not one of Ignore, Warn, Strict"
+            )));
+        }
+    }
     let sub = match p.subresource.as_deref() {
         None => Subresource::Main,
         Some("status") if res.status_subresource => Subresource::Status,

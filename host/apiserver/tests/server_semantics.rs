@@ -138,6 +138,23 @@ async fn bad_requests_get_status_bodies_with_exact_reasons() {
 
     let s = status_of(
         &client,
+        Request::post("/api/v1/namespaces/default/configmaps?fieldValidation=Strict")
+            .body(serde_json::to_vec(&json!({ "metadata": { "name": "x" } })).unwrap())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        s.code, 400,
+        "strict validation is refused, not approximated"
+    );
+    assert!(
+        s.message.contains("fieldValidation=Strict"),
+        "{}",
+        s.message
+    );
+
+    let s = status_of(
+        &client,
         Request::get("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=1&resourceVersionMatch=Exact")
             .body(vec![])
             .unwrap(),
