@@ -289,7 +289,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_kind_the_issue_names_is_served() {
+    fn every_built_in_kind_is_served() {
         let r = Registry::default();
         for (g, p) in [
             ("", "pods"),
