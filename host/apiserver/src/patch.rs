@@ -15,6 +15,10 @@ use serde_json::{Map, Value};
 /// (apiserver `maxJSONPatchOperations`) with 413.
 pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
 
+/// Bytes a JSON patch may add through `copy` operations in total, the
+/// request body limit of upstream's API server.
+pub const MAX_JSON_PATCH_COPY_BYTES: usize = 3 * 1024 * 1024;
+
 /// The flavour of a PATCH request, chosen by its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchKind {
@@ -235,7 +239,20 @@ pub fn json_patch(target: &Value, patch: &[u8]) -> Result<Value, PatchError> {
             reason: e.to_string(),
         })?;
     let mut doc = target.clone();
+    let mut copied = 0usize;
     for (index, op) in ops.iter().enumerate() {
+        // `copy` can double the document per operation; bound the growth as
+        // upstream's JSON patch library does, instead of exhausting memory.
+        if let json_patch::PatchOperation::Copy(copy) = op
+            && let Ok(source) = copy.from.resolve(&doc)
+        {
+            copied = copied.saturating_add(serde_json::to_vec(source).map_or(0, |v| v.len()));
+            if copied > MAX_JSON_PATCH_COPY_BYTES {
+                return Err(PatchError::OperationFailed(format!(
+                    "operation {index} (copy): the accumulated size increase of copy is {copied}, exceeding the limit {MAX_JSON_PATCH_COPY_BYTES}"
+                )));
+            }
+        }
         if let json_patch::PatchOperation::Test(test) = op
             && test.value.is_null()
             && test.path.resolve(&doc).is_err()

@@ -255,6 +255,27 @@ fn json_patch_with_too_many_operations_is_refused() {
 }
 
 #[test]
+fn json_patch_copies_cannot_grow_the_object_without_bound() {
+    // Each copy doubles the object: 40 of them would need terabytes.
+    let ops: Vec<Value> = (0..40)
+        .map(|i| json!({"op": "copy", "from": "/a", "path": format!("/a/c{i}")}))
+        .collect();
+    let body = Value::Array(ops).to_string();
+    let target = json!({"a": {"data": "x".repeat(1024)}});
+    let err = apply(PatchKind::Json, &target, body.as_bytes(), POD).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Invalid);
+    assert!(
+        err.to_string()
+            .contains("accumulated size increase of copy"),
+        "{err}"
+    );
+    // A few small copies are fine.
+    let body = br#"[{"op": "copy", "from": "/a", "path": "/b"}]"#;
+    let got = apply(PatchKind::Json, &target, body, POD).unwrap();
+    assert_eq!(got["b"], target["a"]);
+}
+
+#[test]
 fn strategic_patch_on_a_custom_resource_is_415_with_upstreams_message() {
     let err = apply(
         PatchKind::Strategic,
