@@ -525,8 +525,7 @@ fn merge_map(
 
     for (key, value) in patch {
         if let Some(field) = key.strip_prefix(SET_ELEMENT_ORDER) {
-            // Order hints only affect element order, which this server
-            // keeps as original-then-appended; they are checked, not used.
+            // Applied after the field merges, below.
             if !value.is_array() {
                 return Err(PatchError::BadDirective(format!(
                     "invalid patch: {SET_ELEMENT_ORDER}{field} at '{}' must be a list",
@@ -567,11 +566,107 @@ fn merge_map(
             continue;
         }
         let current = original.remove(key);
-        if let Some(merged) = merge_value(current, value, schema, &field_path)? {
+        let before = match (&current, patch.get(&format!("{SET_ELEMENT_ORDER}{key}"))) {
+            (Some(Value::Array(items)), Some(_)) => items.clone(),
+            _ => Vec::new(),
+        };
+        if let Some(mut merged) = merge_value(current, value, schema, &field_path)? {
+            if let (Value::Array(items), Some(Value::Array(order))) =
+                (&mut merged, patch.get(&format!("{SET_ELEMENT_ORDER}{key}")))
+            {
+                apply_element_order(
+                    items,
+                    &before,
+                    order,
+                    Identity::of_list(schema, &field_path),
+                );
+            }
             original.insert(key.clone(), merged);
         }
     }
+
+    // An order for a list the patch leaves alone still reorders it.
+    for (key, order) in patch {
+        let Some(field) = key.strip_prefix(SET_ELEMENT_ORDER) else {
+            continue;
+        };
+        if patch.contains_key(field) {
+            continue;
+        }
+        if let (Some(Value::Array(items)), Value::Array(order)) = (original.get_mut(field), order) {
+            let before = items.clone();
+            let identity = Identity::of_list(schema, &join(path, field));
+            apply_element_order(items, &before, order, identity);
+        }
+    }
     Ok(Some(original))
+}
+
+/// How elements of a merged list are told apart for `$setElementOrder`.
+#[derive(Clone, Copy)]
+enum Identity {
+    Key(&'static str),
+    Value,
+    /// A replaced list is already in the patch's order.
+    None,
+}
+
+impl Identity {
+    fn of_list(schema: &Schema<'_>, path: &str) -> Self {
+        match schema.list(path) {
+            ListStrategy::MergeByKey(key) => Identity::Key(key),
+            ListStrategy::MergeScalars => Identity::Value,
+            ListStrategy::Replace => Identity::None,
+        }
+    }
+
+    fn of(self, element: &Value) -> Option<&Value> {
+        match self {
+            Identity::Key(key) => element.get(key),
+            Identity::Value => Some(element),
+            Identity::None => None,
+        }
+    }
+}
+
+/// Reorders a merged list as upstream's `normalizeElementOrder`: elements
+/// named in `order` take that order, the others (only on the server) keep
+/// their original places relative to them.
+fn apply_element_order(items: &mut Vec<Value>, original: &[Value], order: &[Value], id: Identity) {
+    if matches!(id, Identity::None) {
+        return;
+    }
+    let order_ids: Vec<&Value> = order.iter().filter_map(|o| id.of(o)).collect();
+    let position = |list: &[&Value], element: &Value| {
+        id.of(element)
+            .and_then(|wanted| list.iter().position(|have| *have == wanted))
+    };
+    let original_ids: Vec<&Value> = original.iter().filter_map(|o| id.of(o)).collect();
+    let (mut ordered, mut server_only): (Vec<Value>, Vec<Value>) = std::mem::take(items)
+        .into_iter()
+        .partition(|element| position(&order_ids, element).is_some());
+    ordered.sort_by_key(|element| position(&order_ids, element));
+    server_only.sort_by_key(|element| position(&original_ids, element).unwrap_or(usize::MAX));
+
+    let mut ordered = ordered.into_iter().peekable();
+    let mut server_only = server_only.into_iter().peekable();
+    loop {
+        let take_server = match (server_only.peek(), ordered.peek()) {
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+            (Some(left), Some(right)) => matches!(
+                (position(&original_ids, left), position(&original_ids, right)),
+                (Some(l), Some(r)) if l < r
+            ),
+        };
+        let next = if take_server {
+            server_only.next()
+        } else {
+            ordered.next()
+        };
+        items.extend(next);
+    }
 }
 
 fn merge_value(

@@ -567,14 +567,57 @@ fn strategic_merge_table() {
             json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}),
             json!({"spec": {"strategy": {"type": "Recreate"}}}),
         ),
-        // $setElementOrder is accepted; order stays original-then-new.
+        // $setElementOrder orders the merged list.
         (
             "",
             "Pod",
             json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}}),
             json!({"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}],
                             "containers": [{"name": "b", "image": "x"}]}}),
-            json!({"spec": {"containers": [{"name": "a"}, {"name": "b", "image": "x"}]}}),
+            json!({"spec": {"containers": [{"name": "b", "image": "x"}, {"name": "a"}]}}),
+        ),
+        // New elements land where the order puts them, not at the end.
+        (
+            "",
+            "Pod",
+            json!({"spec": {"containers": [{"name": "a"}, {"name": "c"}]}}),
+            json!({"spec": {"$setElementOrder/containers": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
+                            "containers": [{"name": "b"}]}}),
+            json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}}),
+        ),
+        // Elements only on the server go before the next ordered element
+        // that followed them on the server (upstream's mergeSortedSlice).
+        (
+            "",
+            "Pod",
+            json!({"spec": {"containers": [{"name": "s1"}, {"name": "a"}, {"name": "s2"}, {"name": "b"}]}}),
+            json!({"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}],
+                            "containers": [{"name": "b", "image": "x"}]}}),
+            json!({"spec": {"containers": [{"name": "s1"}, {"name": "s2"},
+                                           {"name": "b", "image": "x"}, {"name": "a"}]}}),
+        ),
+        (
+            "",
+            "Pod",
+            json!({"spec": {"containers": [{"name": "a"}, {"name": "s"}, {"name": "b"}]}}),
+            json!({"spec": {"$setElementOrder/containers": [{"name": "a"}, {"name": "b"}]}}),
+            json!({"spec": {"containers": [{"name": "a"}, {"name": "s"}, {"name": "b"}]}}),
+        ),
+        // An order alone reorders the list it names.
+        (
+            "",
+            "Pod",
+            json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}}),
+            json!({"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}]}}),
+            json!({"spec": {"containers": [{"name": "b"}, {"name": "a"}]}}),
+        ),
+        // Primitive lists order by value.
+        (
+            "",
+            "ConfigMap",
+            json!({"metadata": {"finalizers": ["a", "b"]}}),
+            json!({"metadata": {"$setElementOrder/finalizers": ["c", "b", "a"], "finalizers": ["c"]}}),
+            json!({"metadata": {"finalizers": ["c", "b", "a"]}}),
         ),
         // null deletes a key; a new nested map is created without nulls.
         (
