@@ -707,7 +707,13 @@ fn merge_list(
         if let Some(directive) = item.get(DIRECTIVE) {
             match directive.as_str() {
                 Some("replace") => replace = true,
-                Some("delete" | "merge") => {}
+                Some("delete") => {}
+                Some("merge") => {
+                    return Err(PatchError::BadDirective(format!(
+                        "merging lists cannot yet be specified in the patch (at '{}')",
+                        display_path(path)
+                    )));
+                }
                 _ => {
                     return Err(PatchError::BadDirective(format!(
                         "Unknown patch type: {directive} in list at '{}'",

@@ -708,6 +708,17 @@ fn strategic_merge_errors_are_typed() {
     let err = strategic_err("Pod", pod.clone(), json!({"spec": {"$retainKeys": "a"}}));
     assert_eq!(err.class(), ErrorClass::BadRequest, "{err}");
 
+    let err = strategic_err(
+        "Pod",
+        pod.clone(),
+        json!({"spec": {"containers": [{"name": "a", "$patch": "merge"}]}}),
+    );
+    assert!(
+        err.to_string()
+            .contains("merging lists cannot yet be specified"),
+        "{err}"
+    );
+
     let err = strategic_err("Pod", pod.clone(), json!({"spec": {"$frobnicate": 1}}));
     assert!(err.to_string().contains("$frobnicate"), "{err}");
 
