@@ -1,18 +1,43 @@
 //! Which objects a list or watch returns, from its `labelSelector` and `fieldSelector`.
 //!
 //! Parsing and matching selectors belongs to the selector module; this is the one place lists
-//! and watches ask. Until selectors are wired in, a request that carries one is refused with a
-//! 400 naming the parameter, never answered with unfiltered objects.
+//! and watches ask. A selector the server cannot honour (bad grammar, a field the kind does not
+//! select on) is a 400 naming it, never answered with unfiltered objects.
 
 use serde_json::Value;
 
+use crate::patch::ObjectType;
 use crate::resource::ResourceInfo;
+use crate::selector::{FieldSelector, LabelSelector, SelectorError};
 use crate::status::ApiError;
 
 /// A predicate over stored objects.
 #[derive(Debug, Clone, Default)]
 pub struct ObjectFilter {
-    _private: (),
+    labels: Option<LabelSelector>,
+    fields: Option<Fields>,
+}
+
+/// A field selector with the kind it was checked against.
+#[derive(Debug, Clone)]
+struct Fields {
+    selector: FieldSelector,
+    group: String,
+    kind: String,
+    builtin: bool,
+}
+
+impl Fields {
+    fn object_type(&self) -> ObjectType<'_> {
+        if self.builtin {
+            ObjectType::BuiltIn {
+                group: &self.group,
+                kind: &self.kind,
+            }
+        } else {
+            ObjectType::CustomResource
+        }
+    }
 }
 
 impl ObjectFilter {
@@ -27,26 +52,43 @@ impl ObjectFilter {
         label_selector: Option<&str>,
         field_selector: Option<&str>,
     ) -> Result<Self, ApiError> {
-        for (param, value) in [
-            ("labelSelector", label_selector),
-            ("fieldSelector", field_selector),
-        ] {
-            if value.is_some_and(|v| !v.trim().is_empty()) {
-                return Err(ApiError::BadRequest(format!(
-                    "{param} is not supported by this server yet (requested on {}); list without it",
-                    res.plural
-                )));
+        let bad = |param: &str, e: SelectorError| {
+            ApiError::BadRequest(format!("unable to parse {param} on {}: {e}", res.plural))
+        };
+        let labels = match label_selector.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(text) => Some(LabelSelector::parse(text).map_err(|e| bad("labelSelector", e))?),
+            None => None,
+        };
+        let fields = match field_selector.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(text) => {
+                let mut f = Fields {
+                    selector: FieldSelector::parse(text).map_err(|e| bad("fieldSelector", e))?,
+                    group: res.group.clone(),
+                    kind: res.kind.clone(),
+                    builtin: res.builtin,
+                };
+                // Real servers refuse a field the kind does not select on.
+                f.selector
+                    .validate(f.object_type())
+                    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                Some(f)
             }
-        }
-        Ok(Self::everything())
+            None => None,
+        };
+        Ok(Self { labels, fields })
     }
 
-    pub fn matches(&self, _obj: &Value) -> bool {
-        true
+    pub fn matches(&self, obj: &Value) -> bool {
+        self.labels.as_ref().is_none_or(|l| l.matches(obj))
+            && self
+                .fields
+                .as_ref()
+                .is_none_or(|f| f.selector.matches(f.object_type(), obj))
     }
 
     /// True when the filter can reject nothing (a list may then report `remainingItemCount`).
     pub fn is_everything(&self) -> bool {
-        true
+        self.labels.as_ref().is_none_or(LabelSelector::is_empty)
+            && self.fields.as_ref().is_none_or(|f| f.selector.is_empty())
     }
 }

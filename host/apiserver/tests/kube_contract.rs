@@ -595,3 +595,90 @@ async fn deleting_a_namespace_removes_it_and_its_objects() {
         "default may not be deleted"
     );
 }
+
+#[tokio::test]
+async fn lists_filter_by_label_and_field_selectors() {
+    let c = cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(c.client.clone());
+    let batch = unique("sel");
+    for (name, tier) in [("a", "web"), ("b", "db"), ("c", "cache")] {
+        let mut cm = configmap(&format!("{batch}-{name}"), &[]);
+        cm.metadata.labels = Some(
+            [("batch", batch.as_str()), ("tier", tier)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        api.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let names = |items: Vec<ConfigMap>| -> Vec<String> {
+        let mut n: Vec<String> = items.into_iter().filter_map(|c| c.metadata.name).collect();
+        n.sort();
+        n
+    };
+    let by = |selector: String| ListParams::default().labels(&selector);
+    let got = api
+        .list(&by(format!("batch={batch},tier in (web,db)")))
+        .await
+        .unwrap();
+    assert_eq!(
+        names(got.items),
+        [format!("{batch}-a"), format!("{batch}-b")]
+    );
+    let got = api
+        .list(&by(format!("batch={batch},tier!=web,!missing")))
+        .await
+        .unwrap();
+    assert_eq!(
+        names(got.items),
+        [format!("{batch}-b"), format!("{batch}-c")]
+    );
+    let got = api
+        .list(&ListParams::default().fields(&format!("metadata.name={batch}-c")))
+        .await
+        .unwrap();
+    assert_eq!(names(got.items), [format!("{batch}-c")]);
+
+    // Pods select on the node they are bound to, as the kubelet watches them.
+    let pods: Api<Pod> = Api::default_namespaced(c.client.clone());
+    let node = unique("node");
+    for (name, on) in [("bound", Some(node.as_str())), ("pending", None)] {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": format!("{batch}-{name}") },
+            "spec": { "nodeName": on, "containers": [{ "name": "c", "image": "busybox" }] },
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+    }
+    let got = pods
+        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .await
+        .unwrap();
+    let got: Vec<String> = got
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    assert_eq!(got, [format!("{batch}-bound")]);
+
+    let e = pods
+        .list(&ListParams::default().fields("spec.containers=x"))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    let s = api_status(e);
+    assert_eq!((s.code, s.reason.as_str()), (400, "BadRequest"));
+    for name in ["bound", "pending"] {
+        pods.delete(
+            &format!("{batch}-{name}"),
+            &DeleteParams::default().grace_period(0),
+        )
+        .await
+        .unwrap();
+    }
+    for name in ["a", "b", "c"] {
+        api.delete(&format!("{batch}-{name}"), &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+}

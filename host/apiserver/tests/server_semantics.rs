@@ -128,13 +128,28 @@ async fn bad_requests_get_status_bodies_with_exact_reasons() {
 
     let s = status_of(
         &client,
-        Request::get("/api/v1/namespaces/default/configmaps?labelSelector=app%3Dweb")
+        Request::get("/api/v1/namespaces/default/configmaps?labelSelector=app%20in%20web")
             .body(vec![])
             .unwrap(),
     )
     .await;
-    assert_eq!(s.code, 400, "selectors are refused, not ignored");
+    assert_eq!(s.code, 400, "a bad selector is refused, not ignored");
     assert!(s.message.contains("labelSelector"), "{}", s.message);
+
+    let s = status_of(
+        &client,
+        Request::get("/api/v1/namespaces/default/configmaps?fieldSelector=spec.nodeName%3Dn1")
+            .body(vec![])
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s.code, 400, "configmaps do not select on spec.nodeName");
+    assert!(
+        s.message
+            .contains("field label not supported: spec.nodeName"),
+        "{}",
+        s.message
+    );
 
     let s = status_of(
         &client,
