@@ -11,17 +11,18 @@ use crate::resource::{Registry, ResourceInfo};
 pub const KUBERNETES_MAJOR: &str = "1";
 pub const KUBERNETES_MINOR: &str = "33";
 
-/// Verbs every served resource supports. `patch` joins when patches are served.
-const VERBS: [&str; 7] = [
+/// Verbs every served resource supports.
+const VERBS: [&str; 8] = [
     "create",
     "delete",
     "deletecollection",
     "get",
     "list",
+    "patch",
     "update",
     "watch",
 ];
-const STATUS_VERBS: [&str; 2] = ["get", "update"];
+const STATUS_VERBS: [&str; 3] = ["get", "patch", "update"];
 
 pub fn version() -> Value {
     json!({

@@ -61,7 +61,7 @@ impl ObjectFilter {
         };
         let fields = match field_selector.map(str::trim).filter(|s| !s.is_empty()) {
             Some(text) => {
-                let mut f = Fields {
+                let f = Fields {
                     selector: FieldSelector::parse(text).map_err(|e| bad("fieldSelector", e))?,
                     group: res.group.clone(),
                     kind: res.kind.clone(),

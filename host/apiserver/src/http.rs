@@ -17,9 +17,10 @@ use tokio::sync::mpsc;
 use crate::discovery;
 use crate::filter::ObjectFilter;
 use crate::list::{ListOptions, list};
+use crate::patch::{self, ErrorClass, ObjectType, PatchError, PatchKind};
 use crate::path::{ApiPath, ResourcePath};
 use crate::resource::ResourceInfo;
-use crate::status::ApiError;
+use crate::status::{ApiError, Target};
 use crate::store::{DeleteOptions, Store, Subresource};
 use crate::watch::{self, WatchOptions};
 
@@ -71,7 +72,11 @@ async fn handle(
     {
         return error_response(&e);
     }
-    match dispatch(&app, &method, &uri, &body) {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match dispatch(&app, &method, &uri, content_type, &body) {
         Ok(Reply::Json(code, v)) => match table.filter(|_| method == Method::GET) {
             Some(api_version) => json_response(code, &as_table(&app, &uri, v, api_version)),
             None => json_response(code, &v),
@@ -149,7 +154,13 @@ impl Params {
     }
 }
 
-fn dispatch(app: &App, method: &Method, uri: &Uri, body: &Bytes) -> Result<Reply, ApiError> {
+fn dispatch(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    content_type: &str,
+    body: &Bytes,
+) -> Result<Reply, ApiError> {
     let path = crate::path::parse(uri.path()).ok_or_else(not_found_path)?;
     let ok = |v: Value| Ok(Reply::Json(StatusCode::OK, v));
     if !matches!(path, ApiPath::Resource(_)) && method != Method::GET {
@@ -169,7 +180,7 @@ fn dispatch(app: &App, method: &Method, uri: &Uri, body: &Bytes) -> Result<Reply
             discovery::resource_list(&app.store.registry(), &group, &version)
                 .map_or_else(|| Err(not_found_path()), ok)
         }
-        ApiPath::Resource(p) => resource_request(app, method, uri, body, p),
+        ApiPath::Resource(p) => resource_request(app, method, uri, content_type, body, p),
     }
 }
 
@@ -228,6 +239,7 @@ fn resource_request(
     app: &App,
     method: &Method,
     uri: &Uri,
+    content_type: &str,
     body: &Bytes,
     p: ResourcePath,
 ) -> Result<Reply, ApiError> {
@@ -279,12 +291,6 @@ fn resource_request(
         }
         Some(_) => return Err(not_found_path()),
     };
-    if *method == Method::PATCH {
-        return Err(ApiError::MethodNotAllowed(format!(
-            "PATCH is not supported by this server yet ({}); read the object and replace it with PUT",
-            res.plural
-        )));
-    }
     let Some(name) = p.name.as_deref() else {
         return collection_request(
             app,
@@ -303,6 +309,10 @@ fn resource_request(
         Method::GET => Ok(Reply::Json(
             StatusCode::OK,
             app.store.get(&res, &namespace, name)?,
+        )),
+        Method::PATCH => Ok(Reply::Json(
+            StatusCode::OK,
+            patch_object(app, &res, &namespace, name, sub, content_type, body)?,
         )),
         Method::PUT => {
             let obj = parse_body(body)?;
@@ -329,6 +339,57 @@ fn resource_request(
             "{method} is not supported on {}",
             uri.path()
         ))),
+    }
+}
+
+/// Applies a patch to the stored object and writes it back through the same update rules as a
+/// PUT (status split, generation, finalizers). A patch that names no resourceVersion is retried on
+/// a conflicting write, as real servers do; one that names a stale one is a 409.
+fn patch_object(
+    app: &App,
+    res: &ResourceInfo,
+    namespace: &str,
+    name: &str,
+    sub: Subresource,
+    content_type: &str,
+    body: &Bytes,
+) -> Result<Value, ApiError> {
+    let kind = PatchKind::from_content_type(content_type).map_err(patch_error)?;
+    let object_type = if res.builtin {
+        ObjectType::BuiltIn {
+            group: &res.group,
+            kind: &res.kind,
+        }
+    } else {
+        ObjectType::CustomResource
+    };
+    const ATTEMPTS: usize = 5;
+    for attempt in 1..=ATTEMPTS {
+        let current = app.store.get(res, namespace, name)?;
+        let patched =
+            patch::apply(kind, &current, body, object_type).map_err(|e| match e.class() {
+                ErrorClass::Invalid => ApiError::Invalid {
+                    target: Target::new(&res.group, &res.plural, name),
+                    message: e.to_string(),
+                },
+                _ => patch_error(e),
+            })?;
+        let pinned = patched.pointer("/metadata/resourceVersion")
+            != current.pointer("/metadata/resourceVersion");
+        match app.store.update(res, namespace, name, patched, sub) {
+            Err(ApiError::Conflict { .. }) if !pinned && attempt < ATTEMPTS => continue,
+            r => return r,
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+fn patch_error(e: PatchError) -> ApiError {
+    let message = e.to_string();
+    match e.class() {
+        ErrorClass::UnsupportedMediaType => ApiError::UnsupportedMediaType(message),
+        ErrorClass::RequestEntityTooLarge => ApiError::RequestEntityTooLarge(message),
+        ErrorClass::BadRequest | ErrorClass::Invalid => ApiError::BadRequest(message),
     }
 }
 
@@ -574,11 +635,20 @@ mod tests {
             segments in proptest::collection::vec(segment(), 0..7),
             q in query(),
             b in body(),
+            content_type in prop_oneof![
+                Just(""),
+                Just("application/json"),
+                Just("application/merge-patch+json"),
+                Just("application/json-patch+json"),
+                Just("application/strategic-merge-patch+json"),
+                Just("application/apply-patch+yaml"),
+                Just("text/plain"),
+            ],
         ) {
             let app = app();
             let path = format!("/{}", segments.join("/"));
             let Ok(uri) = format!("{path}?{q}").parse::<Uri>() else { return Ok(()) };
-            match dispatch(&app, &method, &uri, &Bytes::from(b)) {
+            match dispatch(&app, &method, &uri, content_type, &Bytes::from(b)) {
                 Ok(_) => {}
                 Err(e) => {
                     let s = e.to_status();
@@ -594,7 +664,7 @@ mod tests {
         let app = app();
         let post: Uri = "/api/v1/namespaces/default/configmaps".parse().unwrap();
         let body = Bytes::from_static(br#"{"metadata":{"name":"a"},"data":{"k":"v"}}"#);
-        match dispatch(&app, &Method::POST, &post, &body) {
+        match dispatch(&app, &Method::POST, &post, "application/json", &body) {
             Ok(Reply::Json(code, v)) => {
                 assert_eq!(code, StatusCode::CREATED);
                 assert_eq!(v["kind"], "ConfigMap");
@@ -603,7 +673,7 @@ mod tests {
         }
         let get: Uri = "/api/v1/namespaces/default/configmaps/a".parse().unwrap();
         assert!(matches!(
-            dispatch(&app, &Method::GET, &get, &Bytes::new()),
+            dispatch(&app, &Method::GET, &get, "", &Bytes::new()),
             Ok(Reply::Json(StatusCode::OK, _))
         ));
     }

@@ -60,6 +60,8 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("{0}")]
+    RequestEntityTooLarge(String),
     /// A resourceVersion or continue token older than the retained history.
     #[error("{0}")]
     Expired(String),
@@ -85,6 +87,7 @@ impl ApiError {
             Self::BadRequest(_) => 400,
             Self::MethodNotAllowed(_) => 405,
             Self::UnsupportedMediaType(_) => 415,
+            Self::RequestEntityTooLarge(_) => 413,
             Self::Expired(_) | Self::Gone(_) => 410,
             Self::TooLargeResourceVersion { .. } => 504,
             Self::TooManyRequests(_) => 429,
@@ -102,6 +105,7 @@ impl ApiError {
             Self::BadRequest(_) => "BadRequest",
             Self::MethodNotAllowed(_) => "MethodNotAllowed",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            Self::RequestEntityTooLarge(_) => "RequestEntityTooLarge",
             Self::Expired(_) => "Expired",
             Self::Gone(_) => "Gone",
             Self::TooLargeResourceVersion { .. } => "Timeout",

@@ -682,3 +682,120 @@ async fn lists_filter_by_label_and_field_selectors() {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn merge_json_and_strategic_patches_and_status_patches() {
+    use kube::api::{Patch, PatchParams};
+    let c = cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(c.client.clone());
+    let name = unique("patch");
+    api.create(
+        &PostParams::default(),
+        &configmap(&name, &[("a", "1"), ("b", "2")]),
+    )
+    .await
+    .unwrap();
+    let pp = PatchParams::default();
+    // A merge patch sets and removes keys.
+    let cm = api
+        .patch(
+            &name,
+            &pp,
+            &Patch::Merge(json!({ "data": { "a": "10", "b": null, "c": "3" } })),
+        )
+        .await
+        .unwrap();
+    let data = cm.data.unwrap();
+    assert_eq!(
+        (data.get("a"), data.get("b"), data.get("c")),
+        (Some(&"10".to_string()), None, Some(&"3".to_string()))
+    );
+    // A JSON patch whose test fails changes nothing.
+    // Typed as kube's own JSON patch, whatever its version.
+    let ops = serde_json::from_value(json!([
+        { "op": "test", "path": "/data/a", "value": "nope" },
+        { "op": "remove", "path": "/data/a" },
+    ]))
+    .unwrap();
+    let e = api
+        .patch(&name, &pp, &Patch::Json::<()>(ops))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(api_status(e).code, 422);
+    assert!(
+        api.get(&name)
+            .await
+            .unwrap()
+            .data
+            .unwrap()
+            .contains_key("a")
+    );
+    // A patch that names a stale resourceVersion conflicts.
+    let e = api
+        .patch(
+            &name,
+            &pp,
+            &Patch::Merge(json!({ "metadata": { "resourceVersion": "1" }, "data": { "a": "x" } })),
+        )
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(api_status(e).reason, "Conflict");
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+
+    // A strategic merge patch merges a pod's containers by name.
+    let pods: Api<Pod> = Api::default_namespaced(c.client.clone());
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": { "containers": [
+            { "name": "app", "image": "app:1" },
+            { "name": "sidecar", "image": "proxy:1" },
+        ] },
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let p = pods
+        .patch(
+            &name,
+            &pp,
+            &Patch::Strategic(
+                json!({ "spec": { "containers": [{ "name": "app", "image": "app:2" }] } }),
+            ),
+        )
+        .await
+        .unwrap();
+    let images: Vec<(String, Option<String>)> = p
+        .spec
+        .unwrap()
+        .containers
+        .into_iter()
+        .map(|c| (c.name, c.image))
+        .collect();
+    assert_eq!(
+        images,
+        [
+            ("app".to_string(), Some("app:2".to_string())),
+            ("sidecar".to_string(), Some("proxy:1".to_string())),
+        ]
+    );
+    // The status subresource takes a patch of status only.
+    let p = pods
+        .patch_status(
+            &name,
+            &pp,
+            &Patch::Merge(
+                json!({ "status": { "phase": "Running" }, "metadata": { "labels": { "x": "y" } } }),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.status.unwrap().phase.as_deref(), Some("Running"));
+    assert!(
+        p.metadata.labels.unwrap_or_default().is_empty(),
+        "status patches change only status"
+    );
+    pods.delete(&name, &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+}

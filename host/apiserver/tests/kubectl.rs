@@ -190,3 +190,57 @@ async fn get_watch_prints_changes() {
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_in_each_flavour_and_select_by_label() {
+    let k = Kubectl::start().await;
+    let manifest = k.dir.path().join("cm.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: flags\n  labels:\n    team: web\ndata:\n  a: \"1\"\n",
+    )
+    .unwrap();
+    k.ok(&[
+        "create",
+        "-f",
+        manifest.to_str().unwrap(),
+        "--validate=false",
+    ])
+    .await;
+    // kubectl's default patch type is strategic merge.
+    k.ok(&["patch", "configmap", "flags", "-p", r#"{"data":{"b":"2"}}"#])
+        .await;
+    k.ok(&[
+        "patch",
+        "configmap",
+        "flags",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"a":null}}"#,
+    ])
+    .await;
+    k.ok(&[
+        "patch",
+        "configmap",
+        "flags",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/data/c","value":"3"}]"#,
+    ])
+    .await;
+    let json = k.ok(&["get", "configmap", "flags", "-o", "json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["data"],
+        serde_json::json!({ "b": "2", "c": "3" }),
+        "{json}"
+    );
+    let names = k
+        .ok(&["get", "configmaps", "-l", "team=web", "-o", "name"])
+        .await;
+    assert_eq!(names.trim(), "configmap/flags");
+    let none = k
+        .ok(&["get", "configmaps", "-l", "team notin (web)", "-o", "name"])
+        .await;
+    assert!(!none.contains("flags"), "{none}");
+}

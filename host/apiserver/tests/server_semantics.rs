@@ -118,13 +118,27 @@ async fn bad_requests_get_status_bodies_with_exact_reasons() {
     let s = status_of(
         &client,
         Request::patch("/api/v1/namespaces/default/configmaps/x")
+            .header("content-type", "text/plain")
+            .body(b"{}".to_vec())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s.code, 415);
+    assert!(
+        s.message.contains("accepted media types include"),
+        "{}",
+        s.message
+    );
+
+    let s = status_of(
+        &client,
+        Request::patch("/api/v1/namespaces/default/configmaps/missing")
             .header("content-type", "application/merge-patch+json")
             .body(b"{}".to_vec())
             .unwrap(),
     )
     .await;
-    assert_eq!(s.code, 405);
-    assert!(s.message.contains("PATCH"), "{}", s.message);
+    assert_eq!((s.code, s.reason.as_str()), (404, "NotFound"));
 
     let s = status_of(
         &client,
