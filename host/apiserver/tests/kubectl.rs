@@ -73,6 +73,15 @@ impl Kubectl {
         assert!(ok, "kubectl {args:?} failed:\n{err}\n{out}");
         out
     }
+
+    /// `kubectl create -f` of a manifest written to a file first.
+    async fn create(&self, file: &str, manifest: &str) {
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, manifest).unwrap();
+        // Strict validation needs /openapi/v3, which this server does not serve yet.
+        self.ok(&["create", "-f", path.to_str().unwrap(), "--validate=false"])
+            .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,19 +118,10 @@ async fn api_resources_lists_the_served_kinds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_from_a_file_get_as_yaml_json_and_table_then_delete() {
     let k = Kubectl::start().await;
-    let manifest = k.dir.path().join("settings.yaml");
-    std::fs::write(
-        &manifest,
+    k.create(
+        "settings.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  colour: blue\n",
     )
-    .unwrap();
-    // Strict validation needs /openapi/v3, which this server does not serve yet.
-    k.ok(&[
-        "create",
-        "-f",
-        manifest.to_str().unwrap(),
-        "--validate=false",
-    ])
     .await;
     let yaml = k.ok(&["get", "configmap", "settings", "-o", "yaml"]).await;
     assert!(
@@ -194,18 +194,10 @@ async fn get_watch_prints_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patch_in_each_flavour_and_select_by_label() {
     let k = Kubectl::start().await;
-    let manifest = k.dir.path().join("cm.yaml");
-    std::fs::write(
-        &manifest,
+    k.create(
+        "cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: flags\n  labels:\n    team: web\ndata:\n  a: \"1\"\n",
     )
-    .unwrap();
-    k.ok(&[
-        "create",
-        "-f",
-        manifest.to_str().unwrap(),
-        "--validate=false",
-    ])
     .await;
     // kubectl's default patch type is strategic merge.
     k.ok(&["patch", "configmap", "flags", "-p", r#"{"data":{"b":"2"}}"#])
