@@ -6,7 +6,6 @@
 
 use serde_json::Value;
 
-use crate::patch::ObjectType;
 use crate::resource::ResourceInfo;
 use crate::selector::{FieldSelector, LabelSelector, SelectorError};
 use crate::status::ApiError;
@@ -22,22 +21,7 @@ pub struct ObjectFilter {
 #[derive(Debug, Clone)]
 struct Fields {
     selector: FieldSelector,
-    group: String,
-    kind: String,
-    builtin: bool,
-}
-
-impl Fields {
-    fn object_type(&self) -> ObjectType<'_> {
-        if self.builtin {
-            ObjectType::BuiltIn {
-                group: &self.group,
-                kind: &self.kind,
-            }
-        } else {
-            ObjectType::CustomResource
-        }
-    }
+    res: ResourceInfo,
 }
 
 impl ObjectFilter {
@@ -63,13 +47,11 @@ impl ObjectFilter {
             Some(text) => {
                 let f = Fields {
                     selector: FieldSelector::parse(text).map_err(|e| bad("fieldSelector", e))?,
-                    group: res.group.clone(),
-                    kind: res.kind.clone(),
-                    builtin: res.builtin,
+                    res: res.clone(),
                 };
                 // Real servers refuse a field the kind does not select on.
                 f.selector
-                    .validate(f.object_type())
+                    .validate(res.object_type())
                     .map_err(|e| ApiError::BadRequest(e.to_string()))?;
                 Some(f)
             }
@@ -83,7 +65,7 @@ impl ObjectFilter {
             && self
                 .fields
                 .as_ref()
-                .is_none_or(|f| f.selector.matches(f.object_type(), obj))
+                .is_none_or(|f| f.selector.matches(f.res.object_type(), obj))
     }
 
     /// True when the filter can reject nothing (a list may then report `remainingItemCount`).

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::discovery;
 use crate::filter::ObjectFilter;
 use crate::list::{ListOptions, list};
-use crate::patch::{self, ErrorClass, ObjectType, PatchError, PatchKind};
+use crate::patch::{self, ErrorClass, PatchError, PatchKind};
 use crate::path::{ApiPath, ResourcePath};
 use crate::resource::ResourceInfo;
 use crate::status::{ApiError, Target};
@@ -355,19 +355,12 @@ fn patch_object(
     body: &Bytes,
 ) -> Result<Value, ApiError> {
     let kind = PatchKind::from_content_type(content_type).map_err(patch_error)?;
-    let object_type = if res.builtin {
-        ObjectType::BuiltIn {
-            group: &res.group,
-            kind: &res.kind,
-        }
-    } else {
-        ObjectType::CustomResource
-    };
     const ATTEMPTS: usize = 5;
-    for attempt in 1..=ATTEMPTS {
+    let mut attempt = 1;
+    loop {
         let current = app.store.get(res, namespace, name)?;
         let patched =
-            patch::apply(kind, &current, body, object_type).map_err(|e| match e.class() {
+            patch::apply(kind, &current, body, res.object_type()).map_err(|e| match e.class() {
                 ErrorClass::Invalid => ApiError::Invalid {
                     target: Target::new(&res.group, &res.plural, name),
                     message: e.to_string(),
@@ -377,11 +370,10 @@ fn patch_object(
         let pinned = patched.pointer("/metadata/resourceVersion")
             != current.pointer("/metadata/resourceVersion");
         match app.store.update(res, namespace, name, patched, sub) {
-            Err(ApiError::Conflict { .. }) if !pinned && attempt < ATTEMPTS => continue,
+            Err(ApiError::Conflict { .. }) if !pinned && attempt < ATTEMPTS => attempt += 1,
             r => return r,
         }
     }
-    unreachable!("the last attempt returns")
 }
 
 fn patch_error(e: PatchError) -> ApiError {

@@ -39,6 +39,18 @@ pub struct ResourceInfo {
 }
 
 impl ResourceInfo {
+    /// What patches and field selectors need to know of the kind.
+    pub fn object_type(&self) -> crate::patch::ObjectType<'_> {
+        if self.builtin {
+            crate::patch::ObjectType::BuiltIn {
+                group: &self.group,
+                kind: &self.kind,
+            }
+        } else {
+            crate::patch::ObjectType::CustomResource
+        }
+    }
+
     /// `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {

@@ -923,21 +923,28 @@ impl<'a> Simulation<'a> {
             let name = self.world.state.node(n).expect("indexed").node.name;
             self.events.push(SimEvent::NodeReady { at_ms: now, name });
         }
-        // DaemonSet pods land once the node is registered with Dovetail.
+        // DaemonSet pods land once the node is registered with Dovetail, and
+        // again when its labels change (`karpenter.sh/initialized`, say).
+        let registered = |s: &Self, id: NodeId| {
+            s.world
+                .state
+                .node(id)
+                .is_none_or(|n| !n.has_taint(UNREGISTERED_TAINT))
+        };
         let fresh: Vec<NodeId> = self
             .awaiting_daemons
             .iter()
             .copied()
-            .filter(|&id| {
-                self.world
-                    .state
-                    .node(id)
-                    .is_none_or(|n| !n.has_taint(UNREGISTERED_TAINT))
-            })
+            .filter(|&id| registered(self, id))
             .collect();
         for id in fresh {
             self.awaiting_daemons.remove(&id);
             self.place_daemons(id);
+        }
+        for id in std::mem::take(&mut self.world.relabelled) {
+            if !self.awaiting_daemons.contains(&id) && registered(self, id) {
+                self.place_daemons(id);
+            }
         }
         for id in reclaim {
             let pid = self.cloud.instances[&id].instance.provider_id.clone();
@@ -1007,12 +1014,6 @@ impl<'a> Simulation<'a> {
         // DaemonSet pods tolerate the start-up conditions of a node.
         node.taints
             .retain(|t| !labels::is_ephemeral_taint(t.key.as_str()));
-        // Pods are placed once, at registration; a DaemonSet that selects
-        // the lifecycle labels gets its pod as soon as they are set.
-        for key in [REGISTERED_LABEL, INITIALIZED_LABEL] {
-            node.labels.push((Sym::new(key), Sym::new("true")));
-        }
-        node.labels = dovetail_control::snapshot::sort_labels(node.labels);
         let now_ms = self.now_ms();
         let has: Vec<(Sym, Sym)> = entry
             .pods

@@ -44,6 +44,9 @@ pub(crate) struct World {
     pub finishes: HashMap<PodId, u64>,
     /// Nodes removed this tick, with the claims they belonged to.
     pub removed: Vec<Sym>,
+    /// Nodes whose labels a patch changed since the DaemonSet controller
+    /// last looked (a DaemonSet may select the new labels).
+    pub relabelled: Vec<NodeId>,
 }
 
 impl World {
@@ -58,6 +61,7 @@ impl World {
             sched_dirty: true,
             finishes: HashMap::new(),
             removed: Vec::new(),
+            relabelled: Vec::new(),
         }
     }
 
@@ -218,6 +222,9 @@ impl Cluster for World {
                     && self.state.node(id).is_some_and(|n| n.node.ready)
                 {
                     self.sched_dirty = true;
+                }
+                if !patch.labels.is_empty() {
+                    self.relabelled.push(id);
                 }
                 self.state.update_node(id, |e| patch.apply(e));
             }

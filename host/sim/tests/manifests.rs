@@ -718,3 +718,46 @@ fn the_kubectl_dump_example_runs_as_the_cluster_it_describes() {
         r.decisions
     );
 }
+
+/// A DaemonSet that selects `karpenter.sh/initialized` runs on Dovetail's
+/// nodes once they are initialised, and never on a node Dovetail does not
+/// manage (which never gets the label).
+#[test]
+fn a_daemon_set_selecting_the_initialized_label_runs_only_on_initialised_nodes() {
+    let unmanaged = "ip-10-0-1-11.ec2.internal";
+    let node = unmanaged_node(
+        unmanaged,
+        "[{ key: dedicated, value: system, effect: NoSchedule }]",
+    );
+    let daemon_set = r#"
+  - apiVersion: apps/v1
+    kind: DaemonSet
+    metadata: { name: agent, namespace: kube-system }
+    spec:
+      selector: { matchLabels: { app: agent } }
+      template:
+        metadata: { labels: { app: agent } }
+        spec:
+          nodeSelector: { karpenter.sh/initialized: "true" }
+          tolerations: [{ operator: Exists }]
+          containers:
+            - name: agent
+              image: registry.example.com/agent:1
+              resources: { requests: { cpu: 100m, memory: 128Mi } }
+"#;
+    let s = scenario(
+        "5m",
+        &format!("{node}{daemon_set}{}", deployment("web", 2, "")),
+        "",
+    );
+    let (r, _) = run(s);
+    assert_eq!(r.totals.nodes_launched, 1, "{:?}", r.decisions);
+    let agents: Vec<(&String, &Vec<(u64, String)>)> = r
+        .pods
+        .iter()
+        .filter(|(k, _)| k.starts_with("kube-system/agent-"))
+        .collect();
+    assert_eq!(agents.len(), 1, "one agent, on Dovetail's node: {agents:?}");
+    let (_, bindings) = agents[0];
+    assert!(bindings.iter().all(|(_, n)| n != unmanaged), "{bindings:?}");
+}
