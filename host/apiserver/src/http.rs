@@ -21,7 +21,7 @@ use crate::patch::{self, ErrorClass, PatchError, PatchKind};
 use crate::path::{ApiPath, ResourcePath};
 use crate::resource::ResourceInfo;
 use crate::status::{ApiError, Target};
-use crate::store::{DeleteOptions, Store, Subresource};
+use crate::store::{DeleteOptions, Store, Subresource, WriteOptions};
 use crate::watch::{self, WatchOptions};
 
 /// What every request handler shares.
@@ -67,11 +67,6 @@ async fn handle(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .and_then(crate::table::requested);
-    if matches!(method, Method::POST | Method::PUT)
-        && let Err(e) = check_content_type(&headers)
-    {
-        return error_response(&e);
-    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -162,6 +157,15 @@ fn dispatch(
     body: &Bytes,
 ) -> Result<Reply, ApiError> {
     let path = crate::path::parse(uri.path()).ok_or_else(not_found_path)?;
+    // YAML and protobuf bodies are read once, here; handlers see JSON.
+    let json_body;
+    let (content_type, body) = match crate::body::to_json(method, content_type, body)? {
+        Some(b) => {
+            json_body = b;
+            ("application/json", &json_body)
+        }
+        None => (content_type, body),
+    };
     let ok = |v: Value| Ok(Reply::Json(StatusCode::OK, v));
     if !matches!(path, ApiPath::Resource(_)) && method != Method::GET {
         return Err(ApiError::MethodNotAllowed(format!(
@@ -184,35 +188,8 @@ fn dispatch(
     }
 }
 
-/// Bodies are JSON; protobuf or CBOR clients get the 415 that makes them fall back to JSON.
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let media = ct
-        .to_str()
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim();
-    if media.is_empty() || media == "application/json" || media == "*/*" {
-        return Ok(());
-    }
-    Err(ApiError::UnsupportedMediaType(format!(
-        "the body of the request was in an unknown format ({media}) - accepted media types include: application/json"
-    )))
-}
-
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))?;
-    if !v.is_object() {
-        return Err(ApiError::BadRequest(
-            "the request body must be a JSON object".into(),
-        ));
-    }
-    Ok(v)
+    crate::body::decode("application/json", body)
 }
 
 fn delete_options(body: &Bytes) -> Result<DeleteOptions, ApiError> {
@@ -232,6 +209,7 @@ fn delete_options(body: &Bytes) -> Result<DeleteOptions, ApiError> {
         uid: field("uid"),
         resource_version: field("resourceVersion"),
         grace_period_seconds,
+        dry_run: crate::dry_run::from_body(&Method::DELETE, v.get("dryRun"))?,
     })
 }
 
@@ -252,11 +230,10 @@ fn resource_request(
     }
     let namespace = p.namespace.clone().unwrap_or_default();
     let params = Params::parse(uri)?;
-    if params.str("dryRun").is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::BadRequest(
-            "dryRun is not supported by this server; send the request without it".into(),
-        ));
-    }
+    let write = WriteOptions {
+        dry_run: *method != Method::GET
+            && crate::dry_run::from_query(method, params.str("dryRun"))?,
+    };
     match params.str("fieldValidation") {
         None | Some("" | "Ignore" | "Warn") => {}
         // Strict validation needs the kinds' schemas, which this server does not keep: refusing
@@ -289,6 +266,17 @@ fn resource_request(
                 crate::pod::bind(&app.store, &res, &namespace, name, &binding)?,
             ));
         }
+        Some("eviction") if crate::pod::is_pods(&res) && p.namespace.is_some() => {
+            if *method != Method::POST {
+                return Err(ApiError::MethodNotAllowed(format!(
+                    "{method} is not supported on pods/eviction; POST an Eviction"
+                )));
+            }
+            let name = p.name.as_deref().unwrap_or("");
+            let answer =
+                crate::eviction::evict(&app.store, &namespace, name, &parse_body(body)?, write)?;
+            return Ok(Reply::Json(answer.code, answer.status));
+        }
         Some(_) => return Err(not_found_path()),
     };
     let Some(name) = p.name.as_deref() else {
@@ -300,6 +288,7 @@ fn resource_request(
             &namespace,
             p.namespace.is_some(),
             &params,
+            write,
         );
     };
     if res.namespaced && p.namespace.is_none() {
@@ -312,17 +301,19 @@ fn resource_request(
         )),
         Method::PATCH => Ok(Reply::Json(
             StatusCode::OK,
-            patch_object(app, &res, &namespace, name, sub, content_type, body)?,
+            patch_object(app, &res, &namespace, name, sub, content_type, body, write)?,
         )),
         Method::PUT => {
             let obj = parse_body(body)?;
             Ok(Reply::Json(
                 StatusCode::OK,
-                app.store.update(&res, &namespace, name, obj, sub)?,
+                app.store
+                    .update_with(&res, &namespace, name, obj, sub, write)?,
             ))
         }
         Method::DELETE if sub == Subresource::Main => {
             let mut pre = delete_options(body)?;
+            pre.dry_run |= write.dry_run;
             if let Some(g) = params.str("gracePeriodSeconds").filter(|g| !g.is_empty()) {
                 pre.grace_period_seconds = Some(g.parse().map_err(|_| {
                     ApiError::BadRequest(format!(
@@ -353,6 +344,7 @@ fn patch_object(
     sub: Subresource,
     content_type: &str,
     body: &Bytes,
+    write: WriteOptions,
 ) -> Result<Value, ApiError> {
     let kind = PatchKind::from_content_type(content_type).map_err(patch_error)?;
     const ATTEMPTS: usize = 5;
@@ -369,7 +361,10 @@ fn patch_object(
             })?;
         let pinned = patched.pointer("/metadata/resourceVersion")
             != current.pointer("/metadata/resourceVersion");
-        match app.store.update(res, namespace, name, patched, sub) {
+        match app
+            .store
+            .update_with(res, namespace, name, patched, sub, write)
+        {
             Err(ApiError::Conflict { .. }) if !pinned && attempt < ATTEMPTS => attempt += 1,
             r => return r,
         }
@@ -393,6 +388,7 @@ fn collection_request(
     namespace: &str,
     namespace_in_path: bool,
     params: &Params,
+    write: WriteOptions,
 ) -> Result<Reply, ApiError> {
     let filter = ObjectFilter::from_selectors(
         res,
@@ -445,11 +441,12 @@ fn collection_request(
             let obj = parse_body(body)?;
             Ok(Reply::Json(
                 StatusCode::CREATED,
-                app.store.create(res, namespace, obj)?,
+                app.store.create_with(res, namespace, obj, write)?,
             ))
         }
         Method::DELETE => {
-            let pre = delete_options(body)?;
+            let mut pre = delete_options(body)?;
+            pre.dry_run |= write.dry_run;
             let (_, objects) = app.store.snapshot(res, namespace, None).map_err(|_| {
                 ApiError::Internal("the current revision is always retained".into())
             })?;

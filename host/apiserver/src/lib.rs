@@ -19,15 +19,19 @@
 //! # }
 //! ```
 
+pub mod body;
 pub mod crd;
 pub mod discovery;
+pub mod dry_run;
 pub mod event_log;
+pub mod eviction;
 pub mod filter;
 pub mod http;
 pub mod list;
 pub mod patch;
 pub mod path;
 pub mod pod;
+pub mod protobuf;
 pub mod resource;
 pub mod selector;
 pub mod server;

@@ -154,6 +154,25 @@ pub fn bind(
     )
 }
 
+/// Sets a condition with a reason and message, moving `lastTransitionTime` only when the status
+/// changes.
+pub(crate) fn set_condition_with(
+    pod: &mut Value,
+    kind: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+) {
+    set_condition(pod, kind, status);
+    if let Some(c) = pod["status"]["conditions"]
+        .as_array_mut()
+        .and_then(|cs| cs.iter_mut().find(|c| c["type"] == kind))
+    {
+        c["reason"] = json!(reason);
+        c["message"] = json!(message);
+    }
+}
+
 fn set_condition(pod: &mut Value, kind: &str, status: &str) {
     if !pod.get("status").is_some_and(Value::is_object) {
         pod["status"] = json!({});

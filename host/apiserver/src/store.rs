@@ -29,6 +29,16 @@ pub struct DeleteOptions {
     pub uid: Option<String>,
     pub resource_version: Option<String>,
     pub grace_period_seconds: Option<i64>,
+    /// `dryRun=All`: answer as if deleted, keep everything.
+    pub dry_run: bool,
+}
+
+/// How a create or update is carried out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// `dryRun=All`: validated and answered as if written, but nothing is stored, no
+    /// resourceVersion is used and no watch event is sent.
+    pub dry_run: bool,
 }
 
 /// Namespaces every cluster starts with.
@@ -276,6 +286,29 @@ impl Store {
         object
     }
 
+    /// Commits a write, or for a dry run returns what it would have produced: a new object has
+    /// no resourceVersion yet and a changed one keeps its current one (upstream's
+    /// `DryRunnableStorage`).
+    fn finish(
+        &self,
+        st: &mut State,
+        dry_run: bool,
+        event_type: EventType,
+        key: ObjectKey,
+        mut object: Value,
+        previous: Option<Value>,
+    ) -> Value {
+        if !dry_run {
+            return self.commit(st, event_type, key, object, previous);
+        }
+        let m = meta_mut(&mut object);
+        match previous.as_ref().and_then(|p| meta_str(p, "resourceVersion")) {
+            Some(rv) => m.insert("resourceVersion".into(), json!(rv)),
+            None => m.remove("resourceVersion"),
+        };
+        object
+    }
+
     /// Serves what the stored CRDs define; a removed CRD takes its objects with it.
     fn crd_changed(&self, st: &mut State, removed: bool, crd: &Value) {
         if removed {
@@ -367,11 +400,17 @@ impl Store {
     }
 
     /// Creates an object. `namespace` is the request's namespace (ignored for cluster-scoped).
-    pub fn create(
+    pub fn create(&self, res: &ResourceInfo, namespace: &str, obj: Value) -> Result<Value, ApiError> {
+        self.create_with(res, namespace, obj, WriteOptions::default())
+    }
+
+    /// [`Store::create`], possibly as a dry run.
+    pub fn create_with(
         &self,
         res: &ResourceInfo,
         namespace: &str,
         mut obj: Value,
+        opts: WriteOptions,
     ) -> Result<Value, ApiError> {
         Self::check_type(res, &mut obj)?;
         let body_ns = meta_str(&obj, "namespace").unwrap_or("").to_string();
@@ -469,7 +508,7 @@ impl Store {
             // What the apiextensions controllers do at once for a CRD without name conflicts.
             obj["status"] = crd::accepted_status(&obj, &now());
         }
-        Ok(self.commit(&mut st, EventType::Added, key, obj, None))
+        Ok(self.finish(&mut st, opts.dry_run, EventType::Added, key, obj, None))
     }
 
     pub fn get(&self, res: &ResourceInfo, namespace: &str, name: &str) -> Result<Value, ApiError> {
@@ -486,8 +525,21 @@ impl Store {
         res: &ResourceInfo,
         namespace: &str,
         name: &str,
+        obj: Value,
+        sub: Subresource,
+    ) -> Result<Value, ApiError> {
+        self.update_with(res, namespace, name, obj, sub, WriteOptions::default())
+    }
+
+    /// [`Store::update`], possibly as a dry run.
+    pub fn update_with(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        name: &str,
         mut obj: Value,
         sub: Subresource,
+        opts: WriteOptions,
     ) -> Result<Value, ApiError> {
         Self::check_type(res, &mut obj)?;
         if let Some(body_name) = meta_str(&obj, "name").filter(|n| !n.is_empty())
@@ -608,6 +660,9 @@ impl Store {
             // A write that changes nothing neither bumps the revision nor emits an event.
             return Ok(old);
         }
+        if opts.dry_run {
+            return Ok(self.finish(&mut st, true, EventType::Modified, key, new, Some(old)));
+        }
         if is_namespace(res) {
             // A namespace goes when it is empty, not when its finalizers are.
             let updated = self.commit(&mut st, EventType::Modified, key, new, Some(old));
@@ -681,7 +736,7 @@ impl Store {
             });
         }
         if is_namespace(res) {
-            return self.terminate_namespace(&mut st, key, old);
+            return self.terminate_namespace(&mut st, key, old, options.dry_run);
         }
         Ok(self.delete_locked(&mut st, res, key, old, options))
     }
@@ -706,7 +761,7 @@ impl Store {
             .and_then(|m| m.get("deletionGracePeriodSeconds"))
             .and_then(Value::as_i64);
         if grace == 0 && finalizers(&old).is_empty() {
-            return self.commit(st, EventType::Deleted, key, old.clone(), Some(old));
+            return self.finish(st, options.dry_run, EventType::Deleted, key, old.clone(), Some(old));
         }
         if terminating && current_grace.is_some_and(|g| g <= grace) {
             // Already terminating at least as soon as asked.
@@ -724,7 +779,7 @@ impl Store {
             let generation = m.get("generation").and_then(Value::as_i64).unwrap_or(0);
             m.insert("generation".into(), json!(generation + 1));
         }
-        self.commit(st, EventType::Modified, key, new, Some(old))
+        self.finish(st, options.dry_run, EventType::Modified, key, new, Some(old))
     }
 
     /// Deleting a namespace: refused for the built-in ones; otherwise it turns Terminating,
@@ -734,6 +789,7 @@ impl Store {
         st: &mut State,
         key: ObjectKey,
         old: Value,
+        dry_run: bool,
     ) -> Result<Value, ApiError> {
         let name = key.name.clone();
         if PROTECTED_NAMESPACES.contains(&name.as_str()) {
@@ -749,7 +805,13 @@ impl Store {
             m.insert("deletionTimestamp".into(), json!(now()));
             m.insert("deletionGracePeriodSeconds".into(), json!(0));
             new["status"] = json!({ "phase": "Terminating" });
+            if dry_run {
+                return Ok(self.finish(st, true, EventType::Modified, key, new, Some(old)));
+            }
             current = self.commit(st, EventType::Modified, key, new, Some(old));
+        }
+        if dry_run {
+            return Ok(current);
         }
         let content: Vec<ObjectKey> = st
             .objects

@@ -360,6 +360,21 @@ fn columns(res: &ResourceInfo) -> Columns {
                 ]
             }),
         ),
+        ("", "secrets") => (
+            vec![
+                ("Name", "string", 0),
+                ("Type", "string", 0),
+                ("Data", "integer", 0),
+                ("Age", "string", 0),
+            ],
+            Box::new(move |o, now| {
+                let data = o
+                    .pointer("/data")
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len());
+                vec![name(o), json!(s(o, "/type")), json!(data), age(o, now)]
+            }),
+        ),
         ("apps", "deployments") => (
             vec![
                 ("Name", "string", 0),
