@@ -21,6 +21,7 @@
 
 pub mod body;
 pub mod crd;
+pub mod defaults;
 pub mod discovery;
 pub mod dry_run;
 pub mod event_log;

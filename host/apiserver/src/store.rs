@@ -500,10 +500,10 @@ impl Store {
             StatusOnCreate::PodPending => obj["status"] = json!({ "phase": "Pending" }),
             StatusOnCreate::NamespaceActive => {
                 obj["status"] = json!({ "phase": "Active" });
-                // Emptied by the namespace lifecycle once the namespace's content is gone.
-                obj["spec"] = json!({ "finalizers": ["kubernetes"] });
             }
         }
+        let services = st.objects.iter().filter(|(k, _)| k.resource == "services");
+        crate::defaults::on_create(res, &mut obj, services.map(|(_, v)| v))?;
         if is_crd {
             // What the apiextensions controllers do at once for a CRD without name conflicts.
             obj["status"] = crd::accepted_status(&obj, &now());
@@ -621,6 +621,7 @@ impl Store {
                         None => m.remove(field),
                     };
                 }
+                crate::defaults::on_update(res, &mut n, &old)?;
                 n
             }
         };
