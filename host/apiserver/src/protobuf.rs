@@ -372,10 +372,31 @@ static DEPLOYMENT_SPEC: Message = Message {
     ],
 };
 
-/// Status is dropped on create; only the empty form kubectl sends is accepted.
+static DEPLOYMENT_CONDITION: Message = Message {
+    name: "DeploymentCondition",
+    fields: &[
+        f(1, "type", STR),
+        f(2, "status", STR),
+        f(4, "reason", STR),
+        f(5, "message", STR),
+        f(6, "lastUpdateTime", Ty::Time),
+        f(7, "lastTransitionTime", Ty::Time),
+    ],
+};
+
 static DEPLOYMENT_STATUS: Message = Message {
     name: "DeploymentStatus",
-    fields: &[],
+    fields: &[
+        f(1, "observedGeneration", Ty::I64),
+        f(2, "replicas", Ty::I32),
+        f(3, "updatedReplicas", Ty::I32),
+        f(4, "availableReplicas", Ty::I32),
+        f(5, "unavailableReplicas", Ty::I32),
+        r(6, "conditions", Ty::Msg(&DEPLOYMENT_CONDITION)),
+        f(7, "readyReplicas", Ty::I32),
+        p(8, "collisionCount", Ty::I32),
+        p(9, "terminatingReplicas", Ty::I32),
+    ],
 };
 
 static DEPLOYMENT: Message = Message {

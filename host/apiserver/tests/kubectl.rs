@@ -140,17 +140,193 @@ async fn create_from_a_file_get_as_yaml_json_and_table_then_delete() {
     assert!(!ok && err.contains("not found"), "{err}");
 }
 
+/// `kubectl get -o json` of one object.
+async fn get_json(k: &Kubectl, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["get"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json"]);
+    let out = k.ok(&all).await;
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+// Typed `kubectl create` commands send protobuf bodies. `--validate=false` because strict
+// validation is a separate concern (it needs /openapi/v3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn protobuf_bodies_are_refused_with_415_naming_the_media_type() {
-    // Typed kubectl commands (`create configmap`) send protobuf; this server speaks JSON only.
+async fn create_configmap_from_files_and_literals_sends_protobuf_that_is_stored_exactly() {
+    let k = Kubectl::start().await;
+    let file = k.dir.path().join("app.properties");
+    std::fs::write(&file, "colour=blue\nsize=3\n").unwrap();
+    let from_file = format!("--from-file={}", file.display());
+    k.ok(&["create", "configmap", "props", &from_file, "--validate=false"])
+        .await;
+    k.ok(&[
+        "create",
+        "configmap",
+        "lits",
+        "--from-literal=a=1",
+        "--from-literal=b=two words",
+        "--validate=false",
+    ])
+    .await;
+    let props = get_json(&k, &["configmap", "props"]).await;
+    assert_eq!(
+        props["data"],
+        serde_json::json!({ "app.properties": "colour=blue\nsize=3\n" }),
+        "{props}"
+    );
+    assert!(props.get("binaryData").is_none(), "{props}");
+    let lits = get_json(&k, &["configmap", "lits"]).await;
+    assert_eq!(
+        lits["data"],
+        serde_json::json!({ "a": "1", "b": "two words" }),
+        "{lits}"
+    );
+    assert!(lits["metadata"]["uid"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_secret_namespace_serviceaccount_and_deployment_from_protobuf() {
+    let k = Kubectl::start().await;
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=password=s3cret",
+        "--validate=false",
+    ])
+    .await;
+    let secret = get_json(&k, &["secret", "creds"]).await;
+    assert_eq!(
+        secret["data"],
+        serde_json::json!({ "password": "czNjcmV0" }),
+        "{secret}"
+    );
+    assert_eq!(secret["type"], "Opaque");
+
+    k.ok(&["create", "namespace", "team", "--validate=false"])
+        .await;
+    let ns = get_json(&k, &["namespace", "team"]).await;
+    assert_eq!(ns["status"]["phase"], "Active", "{ns}");
+    assert_eq!(ns["spec"]["finalizers"], serde_json::json!(["kubernetes"]));
+    assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "team");
+
+    k.ok(&["create", "serviceaccount", "robot", "--validate=false"])
+        .await;
+    let sa = get_json(&k, &["serviceaccount", "robot"]).await;
+    assert_eq!(sa["metadata"]["name"], "robot", "{sa}");
+
+    k.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1.27",
+        "--replicas=2",
+        "--port=80",
+        "--validate=false",
+    ])
+    .await;
+    let d = get_json(&k, &["deployment", "web"]).await;
+    assert_eq!(d["spec"]["replicas"], 2, "{d}");
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web");
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        (
+            &c["name"],
+            &c["image"],
+            &c["ports"][0]["containerPort"],
+            &c["ports"][0]["protocol"]
+        ),
+        (
+            &serde_json::json!("nginx"),
+            &serde_json::json!("nginx:1.27"),
+            &serde_json::json!(80),
+            &serde_json::json!("TCP")
+        ),
+        "{d}"
+    );
+    assert_eq!(c["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
+    assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protobuf_kind_the_server_cannot_decode_is_refused_naming_it_and_the_json_route() {
     let k = Kubectl::start().await;
     let (ok, _, err) = k
-        .run(&["create", "configmap", "x", "--from-literal=a=b"])
+        .run(&[
+            "create",
+            "service",
+            "clusterip",
+            "web",
+            "--tcp=80:8080",
+            "--validate=false",
+        ])
         .await;
     assert!(
-        !ok && err.contains("application/vnd.kubernetes.protobuf"),
+        !ok && err.contains("v1 Service") && err.contains("send it as JSON"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_dry_run_prints_the_defaulted_object_and_stores_nothing() {
+    let k = Kubectl::start().await;
+    let before = k.server.store().revision();
+    let out = k
+        .ok(&[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+            "--dry-run=server",
+            "-o",
+            "json",
+            "--validate=false",
+        ])
+        .await;
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(d["spec"]["replicas"], 1, "{out}");
+    assert_eq!(d["spec"]["progressDeadlineSeconds"], 600);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+        "Always"
+    );
+    assert!(d["metadata"]["uid"].is_string());
+    assert!(d["metadata"].get("resourceVersion").is_none(), "{out}");
+    let pod = k.dir.path().join("pod.yaml");
+    std::fs::write(
+        &pod,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: a\n    image: busybox:1.36\n",
+    )
+    .unwrap();
+    let yaml = k
+        .ok(&[
+            "create",
+            "-f",
+            pod.to_str().unwrap(),
+            "--dry-run=server",
+            "-o",
+            "yaml",
+            "--validate=false",
+        ])
+        .await;
+    for want in [
+        "dnsPolicy: ClusterFirst",
+        "restartPolicy: Always",
+        "schedulerName: default-scheduler",
+        "terminationGracePeriodSeconds: 30",
+        "imagePullPolicy: IfNotPresent",
+        "key: node.kubernetes.io/not-ready",
+        "tolerationSeconds: 300",
+        "phase: Pending",
+        "qosClass: BestEffort",
+    ] {
+        assert!(yaml.contains(want), "{want} missing:\n{yaml}");
+    }
+    assert_eq!(k.server.store().revision(), before, "nothing was written");
+    let (ok, _, err) = k.run(&["get", "deployment", "web"]).await;
+    assert!(!ok && err.contains("not found"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
