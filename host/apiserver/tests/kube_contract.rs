@@ -11,7 +11,8 @@ use std::time::Duration;
 use dovetail_apiserver::{ApiServer, ServerConfig};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{DeleteParams, EvictParams, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
 use kube::{Api, Client, Config};
@@ -27,9 +28,10 @@ async fn cluster() -> Cluster {
         let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|e| {
             panic!("DOVETAIL_CONTRACT_KUBECONFIG={path}: cannot read kubeconfig: {e}")
         });
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .unwrap_or_else(|e| panic!("DOVETAIL_CONTRACT_KUBECONFIG={path}: {e}"));
+        config.default_retry = false;
         let client = Client::try_from(config).expect("client from kubeconfig");
         return Cluster {
             client,
@@ -39,7 +41,9 @@ async fn cluster() -> Cluster {
     let server = ApiServer::start(ServerConfig::default())
         .await
         .expect("server starts");
-    let config = Config::new(server.url().parse().expect("server URL"));
+    let mut config = Config::new(server.url().parse().expect("server URL"));
+    // kube's default layer retries 429s for minutes; the tests assert the server's own answer.
+    config.default_retry = false;
     let client = Client::try_from(config).expect("client");
     Cluster {
         client,
@@ -796,6 +800,246 @@ async fn merge_json_and_strategic_patches_and_status_patches() {
         "status patches change only status"
     );
     pods.delete(&name, &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+}
+
+/// A pod the scheduler leaves alone (no node matches), marked Running and Ready through
+/// `/status` as a kubelet would, so a disruption budget guards it.
+async fn running_pod(api: &Api<Pod>, name: &str, app: &str) -> Pod {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": name, "labels": { "app": app } },
+        "spec": {
+            "nodeSelector": { "dovetail.test/no-such-node": "true" },
+            "containers": [{ "name": "app", "image": "registry.k8s.io/pause:3.10" }],
+        },
+    }))
+    .unwrap();
+    let mut created = api.create(&PostParams::default(), &pod).await.unwrap();
+    let status = created.status.get_or_insert_with(Default::default);
+    status.phase = Some("Running".into());
+    status.conditions = Some(vec![
+        serde_json::from_value(json!({ "type": "Ready", "status": "True" })).unwrap(),
+    ]);
+    api.replace_status(name, &PostParams::default(), &created)
+        .await
+        .unwrap()
+}
+
+/// Creates a budget over `app`, then sets its status as a disruption controller would.
+async fn budget(
+    api: &Api<PodDisruptionBudget>,
+    name: &str,
+    app: &str,
+    min_available: i32,
+    disruptions_allowed: i32,
+) -> PodDisruptionBudget {
+    let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": { "minAvailable": min_available, "selector": { "matchLabels": { "app": app } } },
+    }))
+    .unwrap();
+    let mut created = api.create(&PostParams::default(), &pdb).await.unwrap();
+    created.status = Some(
+        serde_json::from_value(json!({
+            "observedGeneration": created.metadata.generation,
+            "disruptionsAllowed": disruptions_allowed,
+            "currentHealthy": 1,
+            "desiredHealthy": min_available,
+            "expectedPods": 1,
+        }))
+        .unwrap(),
+    );
+    api.replace_status(name, &PostParams::default(), &created)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn evict_is_refused_with_429_while_the_budget_allows_no_disruption() {
+    let c = cluster().await;
+    let pods: Api<Pod> = Api::default_namespaced(c.client.clone());
+    let pdbs: Api<PodDisruptionBudget> = Api::default_namespaced(c.client.clone());
+    let (name, app) = (unique("guarded"), unique("app"));
+    running_pod(&pods, &name, &app).await;
+    budget(&pdbs, &name, &app, 1, 0).await;
+
+    let e = api_status(
+        pods.evict(&name, &EvictParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (429, "TooManyRequests"), "{e:?}");
+    assert_eq!(
+        e.message,
+        "Cannot evict pod as it would violate the pod's disruption budget."
+    );
+    let causes = e.details.as_ref().unwrap().causes.clone();
+    assert!(
+        causes.iter().any(|c| c.reason == "DisruptionBudget"),
+        "{causes:?}"
+    );
+    assert!(pods.get(&name).await.is_ok(), "the pod stays");
+
+    pdbs.delete(&name, &DeleteParams::default()).await.unwrap();
+    pods.delete(&name, &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn evict_is_a_500_when_two_budgets_cover_the_pod() {
+    let c = cluster().await;
+    let pods: Api<Pod> = Api::default_namespaced(c.client.clone());
+    let pdbs: Api<PodDisruptionBudget> = Api::default_namespaced(c.client.clone());
+    let (name, app) = (unique("doubly"), unique("app"));
+    running_pod(&pods, &name, &app).await;
+    let (first, second) = (unique("pdb-a"), unique("pdb-b"));
+    budget(&pdbs, &first, &app, 0, 1).await;
+    budget(&pdbs, &second, &app, 0, 1).await;
+
+    let e = api_status(
+        pods.evict(&name, &EvictParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 500, "{e:?}");
+    assert_eq!(
+        e.message,
+        "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
+    );
+    assert!(pods.get(&name).await.is_ok(), "the pod stays");
+
+    for b in [first, second] {
+        pdbs.delete(&b, &DeleteParams::default()).await.unwrap();
+    }
+    pods.delete(&name, &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn evict_decrements_the_budget_records_the_pod_and_deletes_it() {
+    let c = cluster().await;
+    let pods: Api<Pod> = Api::default_namespaced(c.client.clone());
+    let pdbs: Api<PodDisruptionBudget> = Api::default_namespaced(c.client.clone());
+    let (name, app) = (unique("evicted"), unique("app"));
+    running_pod(&pods, &name, &app).await;
+    budget(&pdbs, &name, &app, 0, 1).await;
+
+    let dry = EvictParams {
+        post_options: PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        },
+        ..EvictParams::default()
+    };
+    pods.evict(&name, &dry).await.unwrap();
+    assert!(pods.get(&name).await.is_ok(), "a dry run evicts nothing");
+    let untouched = pdbs.get(&name).await.unwrap().status.unwrap();
+    assert_eq!(untouched.disruptions_allowed, 1);
+
+    let done = pods.evict(&name, &EvictParams::default()).await.unwrap();
+    assert_eq!(done.status, Some(kube::core::response::StatusSummary::Success));
+    let status = pdbs.get(&name).await.unwrap().status.unwrap();
+    assert_eq!(status.disruptions_allowed, 0);
+    assert!(
+        status
+            .disrupted_pods
+            .as_ref()
+            .is_some_and(|d| d.contains_key(&name)),
+        "{status:?}"
+    );
+    // Unbound, so deleted at once.
+    assert!(api_status(pods.get(&name).await.unwrap_err()).is_not_found());
+
+    let e = api_status(
+        pods.evict(&name, &EvictParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert!(e.is_not_found(), "{e:?}");
+    pdbs.delete(&name, &DeleteParams::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn dry_run_create_replace_and_delete_store_nothing() {
+    let c = cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(c.client.clone());
+    let name = unique("dry");
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let would = api
+        .create(&dry, &configmap(&name, &[("a", "1")]))
+        .await
+        .unwrap();
+    assert_eq!(would.data.unwrap()["a"], "1");
+    assert!(would.metadata.uid.is_some());
+    assert!(api_status(api.get(&name).await.unwrap_err()).is_not_found());
+
+    let created = api
+        .create(&PostParams::default(), &configmap(&name, &[("a", "1")]))
+        .await
+        .unwrap();
+    let mut changed = created.clone();
+    changed.data = Some([("a".to_string(), "2".to_string())].into());
+    let would = api.replace(&name, &dry, &changed).await.unwrap();
+    assert_eq!(would.data.unwrap()["a"], "2");
+    assert_eq!(
+        would.metadata.resource_version, created.metadata.resource_version,
+        "a dry run uses no resourceVersion"
+    );
+    api.delete(&name, &DeleteParams::default().dry_run())
+        .await
+        .unwrap();
+    let kept = api.get(&name).await.unwrap();
+    assert_eq!(kept.data.unwrap()["a"], "1");
+    assert_eq!(kept.metadata.resource_version, created.metadata.resource_version);
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn created_objects_read_back_with_server_defaults() {
+    let c = cluster().await;
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::default_namespaced(c.client.clone());
+    let name = unique("defaults");
+    let d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": {
+            "selector": { "matchLabels": { "app": name } },
+            "template": {
+                "metadata": { "labels": { "app": name } },
+                "spec": { "containers": [{ "name": "app", "image": "registry.k8s.io/pause:3.10" }] },
+            },
+        },
+    }))
+    .unwrap();
+    let created = deployments
+        .create(&PostParams::default(), &d)
+        .await
+        .unwrap();
+    let spec = created.spec.unwrap();
+    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(spec.revision_history_limit, Some(10));
+    assert_eq!(spec.progress_deadline_seconds, Some(600));
+    let strategy = spec.strategy.unwrap();
+    assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+    let pod_spec = spec.template.spec.unwrap();
+    assert_eq!(pod_spec.restart_policy.as_deref(), Some("Always"));
+    assert_eq!(pod_spec.dns_policy.as_deref(), Some("ClusterFirst"));
+    assert_eq!(pod_spec.scheduler_name.as_deref(), Some("default-scheduler"));
+    assert_eq!(pod_spec.termination_grace_period_seconds, Some(30));
+    let container = &pod_spec.containers[0];
+    assert_eq!(container.image_pull_policy.as_deref(), Some("IfNotPresent"));
+    assert_eq!(
+        container.termination_message_path.as_deref(),
+        Some("/dev/termination-log")
+    );
+    deployments
+        .delete(&name, &DeleteParams::default())
         .await
         .unwrap();
 }
