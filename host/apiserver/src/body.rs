@@ -75,7 +75,11 @@ fn kind_of(v: &Value) -> &'static str {
 /// Writes whose body is an object (POST, PUT, DELETE options) in YAML or protobuf, re-encoded
 /// as JSON so every handler reads one format; `None` when the body is already JSON (or the
 /// method's body is not an object, as for PATCH) and is passed through as it is.
-pub fn to_json(method: &Method, content_type: &str, body: &Bytes) -> Result<Option<Bytes>, ApiError> {
+pub fn to_json(
+    method: &Method,
+    content_type: &str,
+    body: &Bytes,
+) -> Result<Option<Bytes>, ApiError> {
     if !matches!(*method, Method::POST | Method::PUT | Method::DELETE) {
         return Ok(None);
     }

@@ -187,7 +187,10 @@ fn pod(obj: &mut Value) {
     pod_spec(&mut obj["spec"]);
     let spec = object(obj, "spec");
     containers(spec, |c| {
-        let Some(limits) = c.pointer("/resources/limits").and_then(Value::as_object).cloned()
+        let Some(limits) = c
+            .pointer("/resources/limits")
+            .and_then(Value::as_object)
+            .cloned()
         else {
             return;
         };
@@ -235,7 +238,10 @@ fn pod_admission(obj: &mut Value) -> Result<(), ApiError> {
         .cloned()
         .unwrap_or_default();
     let before = tolerations.len();
-    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
         let tolerated = tolerations.iter().any(|t| {
             let k = t.get("key").and_then(Value::as_str).unwrap_or("");
             let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
@@ -346,9 +352,7 @@ pub fn qos_class(spec: &Value) -> &'static str {
 fn deployment(obj: &mut Value) {
     let spec = object(obj, "spec");
     default(spec, "replicas", json!(1));
-    let strategy = spec
-        .entry("strategy")
-        .or_insert_with(|| json!({}));
+    let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
     if let Some(st) = strategy.as_object_mut() {
         default(st, "type", json!("RollingUpdate"));
         if st.get("type") == Some(&json!("RollingUpdate")) {
@@ -373,9 +377,7 @@ fn replica_set(obj: &mut Value) {
 /// `SetDefaults_DaemonSet`.
 fn daemon_set(obj: &mut Value) {
     let spec = object(obj, "spec");
-    let strategy = spec
-        .entry("updateStrategy")
-        .or_insert_with(|| json!({}));
+    let strategy = spec.entry("updateStrategy").or_insert_with(|| json!({}));
     if let Some(st) = strategy.as_object_mut() {
         default(st, "type", json!("RollingUpdate"));
         if st.get("type") == Some(&json!("RollingUpdate")) {
@@ -414,7 +416,8 @@ fn service(obj: &mut Value) {
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports.iter_mut().filter_map(Value::as_object_mut) {
             default(p, "protocol", json!("TCP"));
-            if p.get("targetPort").is_none_or(|t| t.is_null() || *t == 0 || t == "")
+            if p.get("targetPort")
+                .is_none_or(|t| t.is_null() || *t == 0 || t == "")
                 && let Some(port) = p.get("port").cloned()
             {
                 p.insert("targetPort".into(), port);
@@ -482,7 +485,10 @@ fn allocate_cluster_ip<'a>(
         }
         Some(text) => {
             let ip: Ipv4Addr = text.parse().map_err(|_| {
-                invalid(text, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".into())
+                invalid(
+                    text,
+                    "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".into(),
+                )
             })?;
             let n = u32::from(ip);
             if n <= first || n >= last {
@@ -509,10 +515,12 @@ fn allocate_cluster_ip<'a>(
             let free = (first + static_band..last)
                 .chain(first + 1..first + static_band)
                 .find(|n| !used.contains(n))
-                .ok_or_else(|| ApiError::Internal(format!(
-                    "failed to allocate a serviceIP: range is full ({})",
-                    cidr_text()
-                )))?;
+                .ok_or_else(|| {
+                    ApiError::Internal(format!(
+                        "failed to allocate a serviceIP: range is full ({})",
+                        cidr_text()
+                    ))
+                })?;
             Ipv4Addr::from(free)
         }
     };
@@ -545,7 +553,9 @@ fn keep_cluster_ip(obj: &mut Value, old: &Value) -> Result<(), ApiError> {
             Some(now) if field == "clusterIP" && now != was => {
                 return Err(ApiError::Invalid {
                     target: Target::new("", "services", &svc_name),
-                    message: format!("spec.clusterIPs[0]: Invalid value: {now}: may not change once set"),
+                    message: format!(
+                        "spec.clusterIPs[0]: Invalid value: {now}: may not change once set"
+                    ),
                 });
             }
             Some(_) => {}
@@ -637,7 +647,8 @@ mod tests {
 
     #[test]
     fn qos_class_from_requests_and_limits() {
-        let c = |resources: Value| json!({ "containers": [{ "name": "a", "resources": resources }] });
+        let c =
+            |resources: Value| json!({ "containers": [{ "name": "a", "resources": resources }] });
         for (resources, want) in [
             (json!({}), "BestEffort"),
             (json!({ "requests": { "cpu": "100m" } }), "Burstable"),
@@ -649,7 +660,10 @@ mod tests {
                 json!({ "requests": { "cpu": "1", "memory": "1Gi" }, "limits": { "cpu": "2", "memory": "1Gi" } }),
                 "Burstable",
             ),
-            (json!({ "requests": { "ephemeral-storage": "1Gi" } }), "BestEffort"),
+            (
+                json!({ "requests": { "ephemeral-storage": "1Gi" } }),
+                "BestEffort",
+            ),
         ] {
             assert_eq!(qos_class(&c(resources.clone())), want, "{resources}");
         }
@@ -675,11 +689,17 @@ mod tests {
             ("/enableServiceLinks", json!(true)),
             ("/preemptionPolicy", json!("PreemptLowerPriority")),
             ("/priority", json!(0)),
-            ("/containers/0/terminationMessagePath", json!("/dev/termination-log")),
+            (
+                "/containers/0/terminationMessagePath",
+                json!("/dev/termination-log"),
+            ),
             ("/containers/0/terminationMessagePolicy", json!("File")),
             ("/containers/0/imagePullPolicy", json!("Always")),
             ("/containers/0/ports/0/protocol", json!("TCP")),
-            ("/containers/0/resources/requests", json!({ "cpu": "1", "memory": "1Gi" })),
+            (
+                "/containers/0/resources/requests",
+                json!({ "cpu": "1", "memory": "1Gi" }),
+            ),
             (
                 "/tolerations",
                 json!([
@@ -690,7 +710,10 @@ mod tests {
         ] {
             assert_eq!(spec.pointer(pointer), Some(&want), "spec{pointer}");
         }
-        assert_eq!(p["status"], json!({ "phase": "Pending", "qosClass": "Guaranteed" }));
+        assert_eq!(
+            p["status"],
+            json!({ "phase": "Pending", "qosClass": "Guaranteed" })
+        );
     }
 
     #[test]
@@ -718,7 +741,10 @@ mod tests {
         let e = on_create(&res("", "pods"), &mut unknown, std::iter::empty()).unwrap_err();
         assert_eq!(
             (e.code(), e.to_string()),
-            (403, "pods \"p\" is forbidden: no PriorityClass with name gold was found".into())
+            (
+                403,
+                "pods \"p\" is forbidden: no PriorityClass with name gold was found".into()
+            )
         );
     }
 
@@ -734,24 +760,49 @@ mod tests {
                 "/spec/strategy",
                 json!({ "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": "25%", "maxSurge": "25%" } }),
             ),
-            ("deployments", "/spec/template/spec/dnsPolicy", json!("ClusterFirst")),
+            (
+                "deployments",
+                "/spec/template/spec/dnsPolicy",
+                json!("ClusterFirst"),
+            ),
             ("replicasets", "/spec/replicas", json!(1)),
-            ("replicasets", "/spec/template/spec/containers/0/imagePullPolicy", json!("IfNotPresent")),
+            (
+                "replicasets",
+                "/spec/template/spec/containers/0/imagePullPolicy",
+                json!("IfNotPresent"),
+            ),
             ("daemonsets", "/spec/revisionHistoryLimit", json!(10)),
             (
                 "daemonsets",
                 "/spec/updateStrategy",
                 json!({ "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": 1, "maxSurge": 0 } }),
             ),
-            ("daemonsets", "/spec/template/spec/schedulerName", json!("default-scheduler")),
+            (
+                "daemonsets",
+                "/spec/template/spec/schedulerName",
+                json!("default-scheduler"),
+            ),
         ] {
-            let obj = created("apps", plural, json!({ "metadata": { "name": "w" }, "spec": { "template": template } }));
+            let obj = created(
+                "apps",
+                plural,
+                json!({ "metadata": { "name": "w" }, "spec": { "template": template } }),
+            );
             assert_eq!(obj.pointer(pointer), Some(&want), "{plural}{pointer}");
         }
-        let d = created("apps", "deployments", json!({ "metadata": { "name": "w" }, "spec": { "replicas": 0, "strategy": { "type": "Recreate" }, "template": template } }));
+        let d = created(
+            "apps",
+            "deployments",
+            json!({ "metadata": { "name": "w" }, "spec": { "replicas": 0, "strategy": { "type": "Recreate" }, "template": template } }),
+        );
         assert_eq!(d["spec"]["replicas"], 0);
         assert_eq!(d["spec"]["strategy"], json!({ "type": "Recreate" }));
-        assert!(d["spec"]["template"]["spec"].get("enableServiceLinks").is_none(), "pod-only default");
+        assert!(
+            d["spec"]["template"]["spec"]
+                .get("enableServiceLinks")
+                .is_none(),
+            "pod-only default"
+        );
     }
 
     #[test]
@@ -767,15 +818,24 @@ mod tests {
             ("/spec/ipFamilies", json!(["IPv4"])),
             ("/spec/ipFamilyPolicy", json!("SingleStack")),
             ("/spec/internalTrafficPolicy", json!("Cluster")),
-            ("/spec/ports/0", json!({ "port": 80, "protocol": "TCP", "targetPort": 80 })),
-            ("/spec/ports/1", json!({ "port": 53, "protocol": "UDP", "targetPort": "dns" })),
+            (
+                "/spec/ports/0",
+                json!({ "port": 80, "protocol": "TCP", "targetPort": 80 }),
+            ),
+            (
+                "/spec/ports/1",
+                json!({ "port": 53, "protocol": "UDP", "targetPort": "dns" }),
+            ),
             ("/status", json!({ "loadBalancer": {} })),
         ] {
             assert_eq!(s.pointer(pointer), Some(&want), "{pointer}");
         }
         for (ip, fragment) in [
             ("10.96.1.0", "provided IP is already allocated"),
-            ("10.0.0.1", "is not in the valid range. The range of valid IPs is 10.96.0.0/12"),
+            (
+                "10.0.0.1",
+                "is not in the valid range. The range of valid IPs is 10.96.0.0/12",
+            ),
         ] {
             let mut s = json!({ "metadata": { "name": "x" }, "spec": { "clusterIP": ip } });
             let e = on_create(&res("", "services"), &mut s, existing.iter()).unwrap_err();
@@ -785,24 +845,52 @@ mod tests {
         on_create(&res("", "services"), &mut headless, existing.iter()).unwrap();
         assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));
 
-        let mut update = json!({ "metadata": { "name": "web" }, "spec": { "ports": [{ "port": 81 }] } });
+        let mut update =
+            json!({ "metadata": { "name": "web" }, "spec": { "ports": [{ "port": 81 }] } });
         on_update(&res("", "services"), &mut update, &s).unwrap();
-        assert_eq!(update["spec"]["clusterIP"], "10.96.1.1", "kept from the stored object");
-        let mut moved = json!({ "metadata": { "name": "web" }, "spec": { "clusterIP": "10.96.9.9" } });
-        assert_eq!(on_update(&res("", "services"), &mut moved, &s).unwrap_err().code(), 422);
+        assert_eq!(
+            update["spec"]["clusterIP"], "10.96.1.1",
+            "kept from the stored object"
+        );
+        let mut moved =
+            json!({ "metadata": { "name": "web" }, "spec": { "clusterIP": "10.96.9.9" } });
+        assert_eq!(
+            on_update(&res("", "services"), &mut moved, &s)
+                .unwrap_err()
+                .code(),
+            422
+        );
     }
 
     #[test]
     fn namespaces_secrets_and_budgets() {
-        let ns = created("", "namespaces", json!({ "metadata": { "name": "team" }, "spec": { "finalizers": ["example.com/x"] } }));
-        assert_eq!(ns["spec"]["finalizers"], json!(["example.com/x", "kubernetes"]));
+        let ns = created(
+            "",
+            "namespaces",
+            json!({ "metadata": { "name": "team" }, "spec": { "finalizers": ["example.com/x"] } }),
+        );
+        assert_eq!(
+            ns["spec"]["finalizers"],
+            json!(["example.com/x", "kubernetes"])
+        );
         assert_eq!(ns["status"]["phase"], "Active");
-        assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "team");
-        let s = created("", "secrets", json!({ "metadata": { "name": "s" }, "data": { "a": "eA==" }, "stringData": { "b": "y" } }));
+        assert_eq!(
+            ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            "team"
+        );
+        let s = created(
+            "",
+            "secrets",
+            json!({ "metadata": { "name": "s" }, "data": { "a": "eA==" }, "stringData": { "b": "y" } }),
+        );
         assert_eq!(s["type"], "Opaque");
         assert_eq!(s["data"], json!({ "a": "eA==", "b": "eQ==" }));
         assert!(s.get("stringData").is_none());
-        let p = created("policy", "poddisruptionbudgets", json!({ "metadata": { "name": "b" }, "spec": {} }));
+        let p = created(
+            "policy",
+            "poddisruptionbudgets",
+            json!({ "metadata": { "name": "b" }, "spec": {} }),
+        );
         assert_eq!(p["status"]["disruptionsAllowed"], 0);
         assert!(p["status"].get("observedGeneration").is_none());
     }

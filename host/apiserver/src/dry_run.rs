@@ -77,6 +77,9 @@ mod tests {
         assert!(!from_body(&Method::DELETE, Some(&json!([]))).unwrap());
         assert!(!from_body(&Method::DELETE, None).unwrap());
         let e = from_body(&Method::DELETE, Some(&json!(["x"]))).unwrap_err();
-        assert!(e.to_string().starts_with("DeleteOptions.meta.k8s.io"), "{e}");
+        assert!(
+            e.to_string().starts_with("DeleteOptions.meta.k8s.io"),
+            "{e}"
+        );
     }
 }

@@ -19,8 +19,7 @@ const ATTEMPTS: usize = 20;
 const MAX_DISRUPTED_PODS: usize = 2000;
 
 /// Message of the 500 for a pod covered by several budgets (upstream's exact text).
-pub const MULTIPLE_BUDGETS: &str =
-    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.";
+pub const MULTIPLE_BUDGETS: &str = "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.";
 
 /// Message of the 429 for a budget that allows no disruption (upstream's exact text).
 pub const WOULD_VIOLATE: &str = "Cannot evict pod as it would violate the pod's disruption budget.";
@@ -287,7 +286,10 @@ fn check_and_decrement(
 
 /// The `DisruptionAllowed` condition turns False once the budget is used up.
 fn set_insufficient_pods(status: &mut Value) {
-    let observed = status.get("observedGeneration").cloned().unwrap_or(json!(0));
+    let observed = status
+        .get("observedGeneration")
+        .cloned()
+        .unwrap_or(json!(0));
     if !status.get("conditions").is_some_and(Value::is_array) {
         status["conditions"] = json!([]);
     }
@@ -455,7 +457,9 @@ pub fn evict(
         // The pod changed since it was judged unhealthy: the client should retry.
         Err(ApiError::Conflict { .. }) if pin_pod_version && resource_version_unset(&original) => {
             Ok(too_many_requests(
-                format!("The disruption budget {budget_name} is still being processed by the server."),
+                format!(
+                    "The disruption budget {budget_name} is still being processed by the server."
+                ),
                 10,
             ))
         }
@@ -528,7 +532,10 @@ mod tests {
         assert_eq!(a.code, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(a.status["reason"], "TooManyRequests");
         assert_eq!(a.status["message"], WOULD_VIOLATE);
-        assert_eq!(a.status["details"]["causes"][0]["reason"], "DisruptionBudget");
+        assert_eq!(
+            a.status["details"]["causes"][0]["reason"],
+            "DisruptionBudget"
+        );
         assert!(s.get(&pods, "default", "p").is_ok());
 
         let mut p = s.get(&pdbs, "default", "web").unwrap();
@@ -536,7 +543,11 @@ mod tests {
         s.update(&pdbs, "default", "web", p, Subresource::Main)
             .unwrap();
         let a = evict(&s, "default", "p", &body(), WriteOptions::default()).unwrap();
-        assert_eq!(a.code, StatusCode::TOO_MANY_REQUESTS, "observedGeneration is stale");
+        assert_eq!(
+            a.code,
+            StatusCode::TOO_MANY_REQUESTS,
+            "observedGeneration is stale"
+        );
         assert!(
             a.status["details"]["causes"][0]["message"]
                 .as_str()
@@ -580,7 +591,10 @@ mod tests {
             WriteOptions::default(),
         )
         .unwrap_err();
-        assert_eq!((e.code(), e.to_string()), (404, "pods \"q\" not found".into()));
+        assert_eq!(
+            (e.code(), e.to_string()),
+            (404, "pods \"q\" not found".into())
+        );
         // kube-rs' form: no apiVersion/kind and an unknown `delete_options` field.
         let a = evict(
             &s,

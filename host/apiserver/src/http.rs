@@ -213,6 +213,14 @@ fn delete_options(body: &Bytes) -> Result<DeleteOptions, ApiError> {
     })
 }
 
+/// A write's options from its query: `dryRun` (ignored on reads, as real servers do).
+fn write_options(method: &Method, params: &Params) -> Result<WriteOptions, ApiError> {
+    Ok(WriteOptions {
+        dry_run: *method != Method::GET
+            && crate::dry_run::from_query(method, params.str("dryRun"))?,
+    })
+}
+
 fn resource_request(
     app: &App,
     method: &Method,
@@ -230,10 +238,7 @@ fn resource_request(
     }
     let namespace = p.namespace.clone().unwrap_or_default();
     let params = Params::parse(uri)?;
-    let write = WriteOptions {
-        dry_run: *method != Method::GET
-            && crate::dry_run::from_query(method, params.str("dryRun"))?,
-    };
+    let write = write_options(method, &params)?;
     match params.str("fieldValidation") {
         None | Some("" | "Ignore" | "Warn") => {}
         // Strict validation needs the kinds' schemas, which this server does not keep: refusing
@@ -288,7 +293,6 @@ fn resource_request(
             &namespace,
             p.namespace.is_some(),
             &params,
-            write,
         );
     };
     if res.namespaced && p.namespace.is_none() {
@@ -301,7 +305,15 @@ fn resource_request(
         )),
         Method::PATCH => Ok(Reply::Json(
             StatusCode::OK,
-            patch_object(app, &res, &namespace, name, sub, content_type, body, write)?,
+            patch_object(
+                app,
+                &res,
+                &namespace,
+                name,
+                (sub, write),
+                content_type,
+                body,
+            )?,
         )),
         Method::PUT => {
             let obj = parse_body(body)?;
@@ -341,10 +353,9 @@ fn patch_object(
     res: &ResourceInfo,
     namespace: &str,
     name: &str,
-    sub: Subresource,
+    (sub, write): (Subresource, WriteOptions),
     content_type: &str,
     body: &Bytes,
-    write: WriteOptions,
 ) -> Result<Value, ApiError> {
     let kind = PatchKind::from_content_type(content_type).map_err(patch_error)?;
     const ATTEMPTS: usize = 5;
@@ -388,8 +399,8 @@ fn collection_request(
     namespace: &str,
     namespace_in_path: bool,
     params: &Params,
-    write: WriteOptions,
 ) -> Result<Reply, ApiError> {
+    let write = write_options(method, params)?;
     let filter = ObjectFilter::from_selectors(
         res,
         params.str("labelSelector"),
@@ -558,6 +569,50 @@ mod tests {
         }
     }
 
+    /// A store with a running pod `x` under two budgets, so evictions reach every branch.
+    fn populated() -> App {
+        let app = app();
+        let s = &app.store;
+        let pods = s.resource("", "v1", "pods").unwrap();
+        let pdbs = s.resource("policy", "v1", "poddisruptionbudgets").unwrap();
+        s.create(
+            &pods,
+            "default",
+            json!({ "metadata": { "name": "x", "labels": { "app": "x" } }, "spec": { "containers": [{ "name": "c", "image": "i" }] } }),
+        )
+        .unwrap();
+        let mut pod = s.get(&pods, "default", "x").unwrap();
+        pod["status"]["phase"] = json!("Running");
+        s.update(&pods, "default", "x", pod, Subresource::Status)
+            .unwrap();
+        for (name, allowed) in [("x", 1), ("y", 0)] {
+            s.create(
+                &pdbs,
+                "default",
+                json!({ "metadata": { "name": name }, "spec": { "selector": { "matchLabels": { "app": "x" } } } }),
+            )
+            .unwrap();
+            let mut b = s.get(&pdbs, "default", name).unwrap();
+            b["status"] = json!({ "observedGeneration": 1, "disruptionsAllowed": allowed });
+            s.update(&pdbs, "default", name, b, Subresource::Status)
+                .unwrap();
+        }
+        app
+    }
+
+    /// The only 5xx answers a real server gives to client input: a create carrying a
+    /// resourceVersion (500), a resourceVersion from the future (504), and an eviction of a
+    /// pod under several budgets (500, as a Status reply).
+    fn documented_5xx(e: &ApiError) -> bool {
+        match e {
+            ApiError::Internal(m) => {
+                m == "resourceVersion should not be set on objects to be created"
+            }
+            ApiError::TooLargeResourceVersion { .. } => true,
+            _ => false,
+        }
+    }
+
     fn segment() -> impl Strategy<Value = String> {
         prop_oneof![
             Just("api".to_string()),
@@ -571,6 +626,12 @@ mod tests {
             Just("nodes".to_string()),
             Just("deployments".to_string()),
             Just("status".to_string()),
+            Just("eviction".to_string()),
+            Just("binding".to_string()),
+            Just("poddisruptionbudgets".to_string()),
+            Just("policy".to_string()),
+            Just("services".to_string()),
+            Just("secrets".to_string()),
             Just("x".to_string()),
             "[a-z0-9%.-]{0,6}",
         ]
@@ -587,6 +648,10 @@ mod tests {
             Just("allowWatchBookmarks"),
             Just("timeoutSeconds"),
             Just("dryRun"),
+            Just("labelSelector"),
+            Just("fieldSelector"),
+            Just("gracePeriodSeconds"),
+            Just("fieldValidation"),
             Just("zz"),
         ];
         let value = prop_oneof![
@@ -595,6 +660,10 @@ mod tests {
             Just("true".to_string()),
             Just("Exact".to_string()),
             Just("NotOlderThan".to_string()),
+            Just("All".to_string()),
+            Just("app=x".to_string()),
+            Just("metadata.name=x".to_string()),
+            Just("99999999999".to_string()),
             "[ -~]{0,8}",
         ];
         proptest::collection::vec((key, value), 0..4).prop_map(|kv| {
@@ -613,7 +682,14 @@ mod tests {
             Just(br#"{"metadata":[],"kind":"Pod"}"#.to_vec()),
             Just(br#"{"apiVersion":7,"metadata":{"name":"x","finalizers":[1,"a"]}}"#.to_vec()),
             Just(br#"[1,2]"#.to_vec()),
+            Just(br#"{"metadata":{"name":"x"},"deleteOptions":{"dryRun":["All"],"gracePeriodSeconds":"a"}}"#.to_vec()),
+            Just(br#"{"metadata":{"name":"x"},"deleteOptions":{"preconditions":{"uid":"u"}}}"#.to_vec()),
+            Just(br#"{"metadata":{"name":"x"},"spec":{"type":"ClusterIP","clusterIP":"10.96.0.5","ports":[{"port":"a"}],"containers":[{"name":"c","resources":{"limits":{"cpu":[]}}}]}}"#.to_vec()),
+            Just(b"metadata:\n  name: x\n".to_vec()),
+            Just(b"k8s\0\x0a\x0f\x0a\x02v1\x12\x09ConfigMap\x12\x03\x0a\x01\x78".to_vec()),
             proptest::collection::vec(any::<u8>(), 0..32),
+            (Just(b"k8s\0".to_vec()), proptest::collection::vec(any::<u8>(), 0..48))
+                .prop_map(|(mut m, rest)| { m.extend(rest); m }),
         ]
     }
 
@@ -621,7 +697,22 @@ mod tests {
         #[test]
         fn no_request_panics_and_every_error_is_a_status(
             method in prop_oneof![Just(Method::GET), Just(Method::POST), Just(Method::PUT), Just(Method::DELETE), Just(Method::PATCH)],
-            segments in proptest::collection::vec(segment(), 0..7),
+            path in prop_oneof![
+                proptest::collection::vec(segment(), 0..7).prop_map(|s| format!("/{}", s.join("/"))),
+                proptest::sample::select(vec![
+                    "/api/v1/namespaces/default/pods/x/eviction",
+                    "/api/v1/namespaces/default/pods/x/binding",
+                    "/api/v1/namespaces/default/pods/x",
+                    "/api/v1/namespaces/default/pods",
+                    "/api/v1/namespaces/default/services",
+                    "/api/v1/namespaces/default/secrets",
+                    "/api/v1/namespaces/default/configmaps",
+                    "/api/v1/namespaces/x",
+                    "/api/v1/namespaces",
+                    "/apis/apps/v1/namespaces/default/deployments",
+                    "/apis/policy/v1/namespaces/default/poddisruptionbudgets/x/status",
+                ]).prop_map(str::to_string),
+            ],
             q in query(),
             b in body(),
             content_type in prop_oneof![
@@ -631,18 +722,29 @@ mod tests {
                 Just("application/json-patch+json"),
                 Just("application/strategic-merge-patch+json"),
                 Just("application/apply-patch+yaml"),
+                Just("application/yaml"),
+                Just("application/vnd.kubernetes.protobuf"),
                 Just("text/plain"),
             ],
         ) {
-            let app = app();
-            let path = format!("/{}", segments.join("/"));
+            let app = populated();
             let Ok(uri) = format!("{path}?{q}").parse::<Uri>() else { return Ok(()) };
             match dispatch(&app, &method, &uri, content_type, &Bytes::from(b)) {
+                Ok(Reply::Json(code, body)) if code.as_u16() >= 400 => {
+                    prop_assert_eq!(&body["kind"], "Status");
+                    prop_assert!(
+                        code == StatusCode::TOO_MANY_REQUESTS
+                            || body["message"] == crate::eviction::MULTIPLE_BUDGETS,
+                        "{} {}", code, body
+                    );
+                }
                 Ok(_) => {}
                 Err(e) => {
                     let s = e.to_status();
                     prop_assert_eq!(&s["kind"], "Status");
+                    prop_assert_eq!(&s["code"], e.code());
                     prop_assert!((400..600).contains(&e.code()), "{:?}", e);
+                    prop_assert!(e.code() < 500 || documented_5xx(&e), "undocumented 5xx: {:?}", e);
                 }
             }
         }

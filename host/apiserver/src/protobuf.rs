@@ -226,11 +226,7 @@ static SERVICE_ACCOUNT: Message = Message {
 
 static LABEL_SELECTOR_REQUIREMENT: Message = Message {
     name: "LabelSelectorRequirement",
-    fields: &[
-        f(1, "key", STR),
-        f(2, "operator", STR),
-        r(3, "values", STR),
-    ],
+    fields: &[f(1, "key", STR), f(2, "operator", STR), r(3, "values", STR)],
 };
 
 static LABEL_SELECTOR: Message = Message {
@@ -477,8 +473,8 @@ impl<'a> Reader<'a> {
                 Wire::Fixed64
             }
             2 => {
-                let len = usize::try_from(self.varint()?)
-                    .map_err(|_| malformed("length too large"))?;
+                let len =
+                    usize::try_from(self.varint()?).map_err(|_| malformed("length too large"))?;
                 Wire::Bytes(self.take(len)?)
             }
             5 => {
@@ -603,14 +599,14 @@ fn message(m: &'static Message, buf: &[u8]) -> Result<Map<String, Value>, Protob
     let mut out = Map::new();
     let mut r = Reader { buf };
     while let Some((number, wire)) = r.next()? {
-        let field = m
-            .fields
-            .iter()
-            .find(|f| f.number == number)
-            .ok_or(ProtobufError::UnknownField {
-                message: m.name,
-                number,
-            })?;
+        let field =
+            m.fields
+                .iter()
+                .find(|f| f.number == number)
+                .ok_or(ProtobufError::UnknownField {
+                    message: m.name,
+                    number,
+                })?;
         let what = format!("{}.{}", m.name, field.name);
         if let Ty::Map(value_ty) = field.ty {
             let mut entry = Reader {
@@ -658,8 +654,13 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
         .strip_prefix(MAGIC)
         .ok_or_else(|| malformed("it does not start with the Kubernetes magic bytes \"k8s\\0\""))?;
     let mut r = Reader { buf: rest };
-    let (mut api_version, mut kind, mut raw, mut encoding, mut content_type) =
-        (String::new(), String::new(), &[][..], String::new(), String::new());
+    let (mut api_version, mut kind, mut raw, mut encoding, mut content_type) = (
+        String::new(),
+        String::new(),
+        &[][..],
+        String::new(),
+        String::new(),
+    );
     while let Some((number, wire)) = r.next()? {
         match number {
             1 => {
@@ -675,7 +676,12 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
                 }
             }
             2 => raw = bytes_of(wire, "Unknown.raw")?,
-            3 => encoding = utf8(bytes_of(wire, "Unknown.contentEncoding")?, "contentEncoding")?,
+            3 => {
+                encoding = utf8(
+                    bytes_of(wire, "Unknown.contentEncoding")?,
+                    "contentEncoding",
+                )?
+            }
             4 => content_type = utf8(bytes_of(wire, "Unknown.contentType")?, "contentType")?,
             number => {
                 return Err(ProtobufError::UnknownField {

@@ -135,7 +135,10 @@ const BUILTINS: &[Builtin] = &[
     ),
     short(b("", "v1", "configmaps", "ConfigMap", true), &["cm"]),
     b("", "v1", "secrets", "Secret", true),
-    short(b("", "v1", "serviceaccounts", "ServiceAccount", true), &["sa"]),
+    short(
+        b("", "v1", "serviceaccounts", "ServiceAccount", true),
+        &["sa"],
+    ),
     short(b("", "v1", "events", "Event", true), &["ev"]),
     short(
         with_status(b("", "v1", "services", "Service", true), false, Clear),

@@ -302,7 +302,10 @@ impl Store {
             return self.commit(st, event_type, key, object, previous);
         }
         let m = meta_mut(&mut object);
-        match previous.as_ref().and_then(|p| meta_str(p, "resourceVersion")) {
+        match previous
+            .as_ref()
+            .and_then(|p| meta_str(p, "resourceVersion"))
+        {
             Some(rv) => m.insert("resourceVersion".into(), json!(rv)),
             None => m.remove("resourceVersion"),
         };
@@ -400,7 +403,12 @@ impl Store {
     }
 
     /// Creates an object. `namespace` is the request's namespace (ignored for cluster-scoped).
-    pub fn create(&self, res: &ResourceInfo, namespace: &str, obj: Value) -> Result<Value, ApiError> {
+    pub fn create(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        obj: Value,
+    ) -> Result<Value, ApiError> {
         self.create_with(res, namespace, obj, WriteOptions::default())
     }
 
@@ -762,7 +770,14 @@ impl Store {
             .and_then(|m| m.get("deletionGracePeriodSeconds"))
             .and_then(Value::as_i64);
         if grace == 0 && finalizers(&old).is_empty() {
-            return self.finish(st, options.dry_run, EventType::Deleted, key, old.clone(), Some(old));
+            return self.finish(
+                st,
+                options.dry_run,
+                EventType::Deleted,
+                key,
+                old.clone(),
+                Some(old),
+            );
         }
         if terminating && current_grace.is_some_and(|g| g <= grace) {
             // Already terminating at least as soon as asked.
@@ -780,7 +795,14 @@ impl Store {
             let generation = m.get("generation").and_then(Value::as_i64).unwrap_or(0);
             m.insert("generation".into(), json!(generation + 1));
         }
-        self.finish(st, options.dry_run, EventType::Modified, key, new, Some(old))
+        self.finish(
+            st,
+            options.dry_run,
+            EventType::Modified,
+            key,
+            new,
+            Some(old),
+        )
     }
 
     /// Deleting a namespace: refused for the built-in ones; otherwise it turns Terminating,

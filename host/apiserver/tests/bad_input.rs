@@ -58,7 +58,9 @@ async fn request(
         .unwrap_or_else(|| panic!("no status line: {text}"));
     let (headers, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     assert!(
-        !headers.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        !headers
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
         "plain answers have a length: {headers}"
     );
     let body = serde_json::from_str(payload).unwrap_or_else(|e| panic!("{e}: {payload}"));
@@ -74,9 +76,15 @@ const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_json_and_yaml_are_400_naming_the_problem() {
     let s = server().await;
-    let m = request(&s, "POST", CONFIGMAPS, "application/json", b"{\"metadata\": {")
-        .await
-        .failure(400, "BadRequest");
+    let m = request(
+        &s,
+        "POST",
+        CONFIGMAPS,
+        "application/json",
+        b"{\"metadata\": {",
+    )
+    .await
+    .failure(400, "BadRequest");
     assert!(m.contains("not valid JSON") && m.contains("line 1"), "{m}");
     let m = request(
         &s,
@@ -125,7 +133,10 @@ async fn unknown_media_types_and_undecodable_protobuf_are_refused() {
     let m = request(&s, "POST", CONFIGMAPS, "text/plain", b"{}")
         .await
         .failure(415, "UnsupportedMediaType");
-    assert!(m.contains("text/plain") && m.contains("application/json"), "{m}");
+    assert!(
+        m.contains("text/plain") && m.contains("application/json"),
+        "{m}"
+    );
     let m = request(
         &s,
         "POST",
@@ -213,13 +224,23 @@ async fn bad_query_strings_are_refused_as_upstream() {
     let s = server().await;
     for (query, code, reason, fragment) in [
         ("limit=abc", 400, "BadRequest", "limit"),
-        ("watch=true&timeoutSeconds=-x", 400, "BadRequest", "timeoutSeconds"),
+        (
+            "watch=true&timeoutSeconds=-x",
+            400,
+            "BadRequest",
+            "timeoutSeconds",
+        ),
         ("watch=maybe", 400, "BadRequest", "watch"),
         ("continue=%%%", 400, "BadRequest", "continue"),
         ("continue=bm90LWEtdG9rZW4", 400, "BadRequest", "continue"),
         ("labelSelector=a%20in%20(", 400, "BadRequest", ""),
         ("labelSelector=!!a", 400, "BadRequest", ""),
-        ("fieldSelector=spec.colour%3Dred", 400, "BadRequest", "spec.colour"),
+        (
+            "fieldSelector=spec.colour%3Dred",
+            400,
+            "BadRequest",
+            "spec.colour",
+        ),
         ("resourceVersion=abc", 400, "BadRequest", "abc"),
         // Upstream's ValidateListOptions answers these with 422 Invalid on ListOptions.
         (
@@ -228,7 +249,12 @@ async fn bad_query_strings_are_refused_as_upstream() {
             "Invalid",
             "resourceVersionMatch is forbidden unless resourceVersion is provided",
         ),
-        ("resourceVersion=1&resourceVersionMatch=Sometimes", 422, "Invalid", "Sometimes"),
+        (
+            "resourceVersion=1&resourceVersionMatch=Sometimes",
+            422,
+            "Invalid",
+            "Sometimes",
+        ),
     ] {
         let m = request(&s, "GET", &format!("{CONFIGMAPS}?{query}"), "", b"")
             .await

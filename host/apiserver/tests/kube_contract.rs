@@ -869,7 +869,11 @@ async fn evict_is_refused_with_429_while_the_budget_allows_no_disruption() {
             .await
             .unwrap_err(),
     );
-    assert_eq!((e.code, e.reason.as_str()), (429, "TooManyRequests"), "{e:?}");
+    assert_eq!(
+        (e.code, e.reason.as_str()),
+        (429, "TooManyRequests"),
+        "{e:?}"
+    );
     assert_eq!(
         e.message,
         "Cannot evict pod as it would violate the pod's disruption budget."
@@ -940,7 +944,10 @@ async fn evict_decrements_the_budget_records_the_pod_and_deletes_it() {
     assert_eq!(untouched.disruptions_allowed, 1);
 
     let done = pods.evict(&name, &EvictParams::default()).await.unwrap();
-    assert_eq!(done.status, Some(kube::core::response::StatusSummary::Success));
+    assert_eq!(
+        done.status,
+        Some(kube::core::response::StatusSummary::Success)
+    );
     let status = pdbs.get(&name).await.unwrap().status.unwrap();
     assert_eq!(status.disruptions_allowed, 0);
     assert!(
@@ -996,7 +1003,10 @@ async fn dry_run_create_replace_and_delete_store_nothing() {
         .unwrap();
     let kept = api.get(&name).await.unwrap();
     assert_eq!(kept.data.unwrap()["a"], "1");
-    assert_eq!(kept.metadata.resource_version, created.metadata.resource_version);
+    assert_eq!(
+        kept.metadata.resource_version,
+        created.metadata.resource_version
+    );
     api.delete(&name, &DeleteParams::default()).await.unwrap();
 }
 
@@ -1030,7 +1040,10 @@ async fn created_objects_read_back_with_server_defaults() {
     let pod_spec = spec.template.spec.unwrap();
     assert_eq!(pod_spec.restart_policy.as_deref(), Some("Always"));
     assert_eq!(pod_spec.dns_policy.as_deref(), Some("ClusterFirst"));
-    assert_eq!(pod_spec.scheduler_name.as_deref(), Some("default-scheduler"));
+    assert_eq!(
+        pod_spec.scheduler_name.as_deref(),
+        Some("default-scheduler")
+    );
     assert_eq!(pod_spec.termination_grace_period_seconds, Some(30));
     let container = &pod_spec.containers[0];
     assert_eq!(container.image_pull_policy.as_deref(), Some("IfNotPresent"));

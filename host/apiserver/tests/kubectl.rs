@@ -157,8 +157,14 @@ async fn create_configmap_from_files_and_literals_sends_protobuf_that_is_stored_
     let file = k.dir.path().join("app.properties");
     std::fs::write(&file, "colour=blue\nsize=3\n").unwrap();
     let from_file = format!("--from-file={}", file.display());
-    k.ok(&["create", "configmap", "props", &from_file, "--validate=false"])
-        .await;
+    k.ok(&[
+        "create",
+        "configmap",
+        "props",
+        &from_file,
+        "--validate=false",
+    ])
+    .await;
     k.ok(&[
         "create",
         "configmap",
@@ -209,7 +215,10 @@ async fn create_secret_namespace_serviceaccount_and_deployment_from_protobuf() {
     let ns = get_json(&k, &["namespace", "team"]).await;
     assert_eq!(ns["status"]["phase"], "Active", "{ns}");
     assert_eq!(ns["spec"]["finalizers"], serde_json::json!(["kubernetes"]));
-    assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "team");
+    assert_eq!(
+        ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "team"
+    );
 
     k.ok(&["create", "serviceaccount", "robot", "--validate=false"])
         .await;
