@@ -48,6 +48,16 @@ fn json_response(code: StatusCode, body: &Value) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    // A Status that suggests when to retry says so in the header clients honour.
+    if body["kind"] == "Status"
+        && let Some(secs) = body
+            .pointer("/details/retryAfterSeconds")
+            .and_then(Value::as_u64)
+            .filter(|s| *s > 0)
+    {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     r
 }
 

@@ -15,12 +15,15 @@ use serde_json::{Map, Value, json};
 pub const MAGIC: &[u8; 4] = b"k8s\0";
 
 /// Kinds whose protobuf encoding is understood, as (apiVersion, kind).
-pub const SUPPORTED_KINDS: [(&str, &str); 5] = [
+pub const SUPPORTED_KINDS: [(&str, &str); 8] = [
     ("v1", "ConfigMap"),
     ("v1", "Secret"),
     ("v1", "Namespace"),
     ("v1", "ServiceAccount"),
     ("apps/v1", "Deployment"),
+    ("policy/v1", "Eviction"),
+    ("v1", "DeleteOptions"),
+    ("meta.k8s.io/v1", "DeleteOptions"),
 ];
 
 /// Why a protobuf body could not be decoded.
@@ -404,6 +407,30 @@ static DEPLOYMENT: Message = Message {
     ],
 };
 
+static PRECONDITIONS: Message = Message {
+    name: "Preconditions",
+    fields: &[p(1, "uid", STR), p(2, "resourceVersion", STR)],
+};
+
+static DELETE_OPTIONS: Message = Message {
+    name: "DeleteOptions",
+    fields: &[
+        p(1, "gracePeriodSeconds", Ty::I64),
+        p(2, "preconditions", Ty::Msg(&PRECONDITIONS)),
+        p(3, "orphanDependents", Ty::Bool),
+        p(4, "propagationPolicy", STR),
+        r(5, "dryRun", STR),
+    ],
+};
+
+static EVICTION: Message = Message {
+    name: "Eviction",
+    fields: &[
+        f(1, "metadata", Ty::Msg(&OBJECT_META)),
+        p(2, "deleteOptions", Ty::Msg(&DELETE_OPTIONS)),
+    ],
+};
+
 fn schema(api_version: &str, kind: &str) -> Option<&'static Message> {
     match (api_version, kind) {
         ("v1", "ConfigMap") => Some(&CONFIG_MAP),
@@ -411,6 +438,8 @@ fn schema(api_version: &str, kind: &str) -> Option<&'static Message> {
         ("v1", "Namespace") => Some(&NAMESPACE),
         ("v1", "ServiceAccount") => Some(&SERVICE_ACCOUNT),
         ("apps/v1", "Deployment") => Some(&DEPLOYMENT),
+        ("policy/v1", "Eviction") => Some(&EVICTION),
+        ("v1" | "meta.k8s.io/v1", "DeleteOptions") => Some(&DELETE_OPTIONS),
         _ => None,
     }
 }
@@ -813,6 +842,25 @@ mod tests {
         let v = decode(&envelope("apps/v1", "Deployment", &raw)).unwrap();
         assert_eq!(v["spec"], json!({ "replicas": 0 }));
         assert_eq!(v["status"], json!({}));
+    }
+
+    #[test]
+    fn an_eviction_keeps_its_delete_options() {
+        let mut pre = Vec::new();
+        bytes(2, b"7", &mut pre);
+        let mut opts = Vec::new();
+        int(1, 0, &mut opts);
+        bytes(2, &pre, &mut opts);
+        bytes(5, b"All", &mut opts);
+        let mut raw = Vec::new();
+        bytes(1, &meta("p"), &mut raw);
+        bytes(2, &opts, &mut raw);
+        let v = decode(&envelope("policy/v1", "Eviction", &raw)).unwrap();
+        assert_eq!(
+            v["deleteOptions"],
+            json!({ "gracePeriodSeconds": 0, "preconditions": { "resourceVersion": "7" }, "dryRun": ["All"] })
+        );
+        assert_eq!(v["metadata"]["name"], "p");
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::io::{Read, Write};
 
 struct Answer {
     code: u16,
+    /// Header lines, lower-cased.
+    headers: String,
     body: Value,
 }
 
@@ -64,7 +66,11 @@ async fn request(
         "plain answers have a length: {headers}"
     );
     let body = serde_json::from_str(payload).unwrap_or_else(|e| panic!("{e}: {payload}"));
-    Answer { code, body }
+    Answer {
+        code,
+        headers: headers.to_ascii_lowercase(),
+        body,
+    }
 }
 
 async fn server() -> ApiServer {
@@ -303,4 +309,58 @@ async fn evictions_of_missing_pods_and_mismatched_bodies() {
     request(&s, "GET", path, "", b"")
         .await
         .failure(405, "MethodNotAllowed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_its_controller_has_not_seen_yet_is_429_with_retry_after() {
+    let s = server().await;
+    let pod = request(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        "",
+        br#"{"metadata":{"name":"p","labels":{"app":"a"}},"spec":{"containers":[{"name":"c","image":"i"}]}}"#,
+    )
+    .await;
+    assert_eq!(pod.code, 201, "{}", pod.body);
+    let mut running = pod.body.clone();
+    running["status"]["phase"] = json!("Running");
+    let a = request(
+        &s,
+        "PUT",
+        "/api/v1/namespaces/default/pods/p/status",
+        "",
+        running.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(a.code, 200, "{}", a.body);
+    let pdb = request(
+        &s,
+        "POST",
+        "/apis/policy/v1/namespaces/default/poddisruptionbudgets",
+        "",
+        br#"{"metadata":{"name":"b"},"spec":{"maxUnavailable":1,"selector":{"matchLabels":{"app":"a"}}}}"#,
+    )
+    .await;
+    assert_eq!(pdb.code, 201, "{}", pdb.body);
+    assert_eq!(pdb.body["status"]["disruptionsAllowed"], 0, "{}", pdb.body);
+
+    let a = request(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/pods/p/eviction",
+        "",
+        br#"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"p"}}"#,
+    )
+    .await;
+    let m = a.failure(429, "TooManyRequests");
+    assert_eq!(
+        m,
+        "Cannot evict pod as it would violate the pod's disruption budget."
+    );
+    assert_eq!(
+        a.body["details"]["causes"][0],
+        json!({ "reason": "DisruptionBudget", "message": "The disruption budget b is still being processed by the server." })
+    );
+    assert!(a.headers.contains("retry-after: 10"), "{}", a.headers);
 }
