@@ -863,6 +863,24 @@ mod tests {
     }
 
     #[test]
+    fn stored_services_get_distinct_addresses() {
+        let s = crate::store::Store::default();
+        let svcs = s.resource("", "v1", "services").unwrap();
+        let ip = |name: &str| {
+            s.create(
+                &svcs,
+                "default",
+                json!({ "metadata": { "name": name }, "spec": { "ports": [{ "port": 80 }] } }),
+            )
+            .unwrap()["spec"]["clusterIP"]
+                .clone()
+        };
+        let (a, b) = (ip("a"), ip("b"));
+        assert_ne!(a, b);
+        assert_eq!((a, b), (json!("10.96.1.0"), json!("10.96.1.1")));
+    }
+
+    #[test]
     fn namespaces_secrets_and_budgets() {
         let ns = created(
             "",

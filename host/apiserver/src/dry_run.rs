@@ -61,7 +61,69 @@ pub fn from_body(method: &Method, value: Option<&Value>) -> Result<bool, ApiErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{DeleteOptions, Store, Subresource, WriteOptions};
     use serde_json::json;
+
+    const DRY: WriteOptions = WriteOptions { dry_run: true };
+
+    #[test]
+    fn dry_runs_answer_like_writes_but_keep_the_store_unchanged() {
+        let s = Store::default();
+        let pods = s.resource("", "v1", "pods").unwrap();
+        let pod = json!({ "metadata": { "name": "p" }, "spec": { "containers": [{ "name": "c", "image": "i" }] } });
+        let start = s.revision();
+        let would = s.create_with(&pods, "default", pod.clone(), DRY).unwrap();
+        assert_eq!(would["spec"]["dnsPolicy"], "ClusterFirst", "defaults apply");
+        assert!(would["metadata"]["uid"].is_string());
+        assert!(would["metadata"].get("resourceVersion").is_none());
+        assert_eq!(s.revision(), start);
+        assert_eq!(s.get(&pods, "default", "p").unwrap_err().code(), 404);
+        let e = s.create_with(&pods, "nope", pod.clone(), DRY).unwrap_err();
+        assert_eq!(e.code(), 404, "validation still runs");
+
+        let created = s.create(&pods, "default", pod).unwrap();
+        let start = s.revision();
+        let mut relabelled = created.clone();
+        relabelled["metadata"]["labels"] = json!({ "a": "b" });
+        let would = s
+            .update_with(&pods, "default", "p", relabelled, Subresource::Main, DRY)
+            .unwrap();
+        assert_eq!(would["metadata"]["labels"]["a"], "b");
+        assert_eq!(
+            would["metadata"]["resourceVersion"],
+            created["metadata"]["resourceVersion"]
+        );
+        let mut stale = created.clone();
+        stale["metadata"]["resourceVersion"] = json!("1");
+        assert_eq!(
+            s.update_with(&pods, "default", "p", stale, Subresource::Main, DRY)
+                .unwrap_err()
+                .code(),
+            409
+        );
+        let dry_delete = DeleteOptions {
+            dry_run: true,
+            ..DeleteOptions::default()
+        };
+        s.delete(&pods, "default", "p", &dry_delete).unwrap();
+        assert_eq!(s.get(&pods, "default", "p").unwrap(), created);
+        let nss = s.resource("", "v1", "namespaces").unwrap();
+        s.create(&nss, "", json!({ "metadata": { "name": "team" } }))
+            .unwrap();
+        let start_ns = s.revision();
+        let would = s.delete(&nss, "", "team", &dry_delete).unwrap();
+        assert_eq!(would["status"]["phase"], "Terminating");
+        assert_eq!(
+            s.get(&nss, "", "team").unwrap()["status"]["phase"],
+            "Active"
+        );
+        assert_eq!(s.revision(), start_ns);
+        assert_eq!(
+            s.events_since(&pods, "", start).unwrap().1.len(),
+            0,
+            "no events"
+        );
+    }
 
     #[test]
     fn only_all_is_accepted() {

@@ -510,7 +510,16 @@ impl Store {
                 obj["status"] = json!({ "phase": "Active" });
             }
         }
-        let services = st.objects.iter().filter(|(k, _)| k.resource == "services");
+        let services = st
+            .objects
+            .range(
+                ObjectKey {
+                    resource: "services".into(),
+                    namespace: String::new(),
+                    name: String::new(),
+                }..,
+            )
+            .take_while(|(k, _)| k.resource == "services");
         crate::defaults::on_create(res, &mut obj, services.map(|(_, v)| v))?;
         if is_crd {
             // What the apiextensions controllers do at once for a CRD without name conflicts.
