@@ -55,7 +55,9 @@ pub fn on_create<'a>(
     match kind {
         "Pod" => pod_admission(obj)?,
         "Service" => {
-            allocate_cluster_ip(obj, services)?;
+            let services: Vec<&Value> = services.collect();
+            allocate_cluster_ip(obj, services.iter().copied())?;
+            allocate_node_ports(obj, &services)?;
             obj["status"] = json!({ "loadBalancer": {} });
         }
         "Namespace" => namespace_on_create(obj),
@@ -71,16 +73,138 @@ pub fn on_create<'a>(
 }
 
 /// Defaults on update through the main endpoint: the kind's `SetDefaults_*`, and values the
-/// registry allocated once (a Service's cluster IPs) carried over when the update omits them.
-pub fn on_update(res: &ResourceInfo, obj: &mut Value, old: &Value) -> Result<(), ApiError> {
+/// registry allocated (a Service's cluster IPs and node ports) carried over when the update
+/// omits them; `services` are the stored Services, for node ports of new ports.
+pub fn on_update<'a>(
+    res: &ResourceInfo,
+    obj: &mut Value,
+    old: &Value,
+    services: impl Iterator<Item = &'a Value>,
+) -> Result<(), ApiError> {
     let Some(kind) = kind_of(res) else {
         return Ok(());
     };
     set_defaults(kind, obj);
     if kind == "Service" {
         keep_cluster_ip(obj, old)?;
+        keep_node_ports(obj, old);
+        // The object's own stored ports are not taken by another service.
+        let uid = old.pointer("/metadata/uid");
+        let others: Vec<&Value> = services
+            .filter(|s| s.pointer("/metadata/uid") != uid)
+            .collect();
+        allocate_node_ports(obj, &others)?;
     }
     Ok(())
+}
+
+/// The node port range, as kube-apiserver's `--service-node-port-range` default.
+pub const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
+
+/// Gives every port of a NodePort or LoadBalancer Service a node port, or checks the one it
+/// asks for against the range and the ports other Services hold.
+fn allocate_node_ports(obj: &mut Value, services: &[&Value]) -> Result<(), ApiError> {
+    let svc_name = name(obj);
+    let spec = object(obj, "spec");
+    if !matches!(
+        spec.get("type").and_then(Value::as_str),
+        Some("NodePort" | "LoadBalancer")
+    ) {
+        return Ok(());
+    }
+    let mut used: HashSet<i64> = services
+        .iter()
+        .flat_map(|s| {
+            s.pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
+        .collect();
+    let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) else {
+        return Ok(());
+    };
+    let invalid = |i: usize, port: i64, why: String| ApiError::Invalid {
+        target: Target::new("", "services", &svc_name),
+        message: format!("spec.ports[{i}].nodePort: Invalid value: {port}: {why}"),
+    };
+    // Requested ports first, so a dynamic one never takes a port asked for later in the list.
+    for (i, p) in ports.iter().enumerate() {
+        if let Some(port) = p
+            .get("nodePort")
+            .and_then(Value::as_i64)
+            .filter(|n| *n != 0)
+        {
+            if !NODE_PORTS.contains(&port) {
+                return Err(invalid(
+                    i,
+                    port,
+                    format!(
+                        "provided port is not in the valid range. The range of valid ports is {}-{}",
+                        NODE_PORTS.start(),
+                        NODE_PORTS.end()
+                    ),
+                ));
+            }
+            if !used.insert(port) {
+                return Err(invalid(
+                    i,
+                    port,
+                    "provided port is already allocated".into(),
+                ));
+            }
+        }
+    }
+    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+        if p.get("nodePort")
+            .and_then(Value::as_i64)
+            .is_some_and(|n| n != 0)
+        {
+            continue;
+        }
+        let free = NODE_PORTS
+            .clone()
+            .find(|n| !used.contains(n))
+            .ok_or_else(|| {
+                ApiError::Internal("failed to allocate a nodePort: range is full".into())
+            })?;
+        used.insert(free);
+        p.insert("nodePort".into(), json!(free));
+    }
+    Ok(())
+}
+
+/// A port an update sends without a node port keeps the one allocated to the same port
+/// (by name, or by port and protocol when unnamed).
+fn keep_node_ports(obj: &mut Value, old: &Value) {
+    let old_ports = old
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+        if p.get("nodePort")
+            .and_then(Value::as_i64)
+            .is_some_and(|n| n != 0)
+        {
+            continue;
+        }
+        let same = |o: &&Value| {
+            let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+            if name.is_empty() {
+                o.get("port") == p.get("port") && o.get("protocol") == p.get("protocol")
+            } else {
+                o.get("name").and_then(Value::as_str) == Some(name)
+            }
+        };
+        if let Some(n) = old_ports.iter().find(same).and_then(|o| o.get("nodePort")) {
+            p.insert("nodePort".into(), n.clone());
+        }
+    }
 }
 
 /// Upstream's `SetDefaults_<Kind>` for one kind.
@@ -847,15 +971,39 @@ mod tests {
 
         let mut update =
             json!({ "metadata": { "name": "web" }, "spec": { "ports": [{ "port": 81 }] } });
-        on_update(&res("", "services"), &mut update, &s).unwrap();
+        on_update(&res("", "services"), &mut update, &s, std::iter::empty()).unwrap();
         assert_eq!(
             update["spec"]["clusterIP"], "10.96.1.1",
             "kept from the stored object"
         );
+        let mut node_ports = json!({ "metadata": { "name": "np" }, "spec": { "type": "NodePort", "ports": [{ "port": 80 }, { "port": 443, "nodePort": 30000 }] } });
+        on_create(&res("", "services"), &mut node_ports, existing.iter()).unwrap();
+        assert_eq!(
+            node_ports["spec"]["ports"][0]["nodePort"], 30001,
+            "30000 was asked for"
+        );
+        assert_eq!(node_ports["spec"]["ports"][1]["nodePort"], 30000);
+        let taken = [node_ports.clone()];
+        let mut clash = json!({ "metadata": { "name": "c" }, "spec": { "type": "NodePort", "ports": [{ "port": 1, "nodePort": 30001 }] } });
+        let e = on_create(&res("", "services"), &mut clash, taken.iter()).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "spec.ports[0].nodePort: Invalid value: 30001: provided port is already allocated"
+            ),
+            "{e}"
+        );
+        let mut update = json!({ "metadata": { "name": "np" }, "spec": { "type": "NodePort", "ports": [{ "port": 80 }, { "port": 8080 }] } });
+        on_update(&res("", "services"), &mut update, &node_ports, taken.iter()).unwrap();
+        assert_eq!(update["spec"]["ports"][0]["nodePort"], 30001, "kept");
+        assert_eq!(
+            update["spec"]["ports"][1]["nodePort"], 30000,
+            "freed by this service"
+        );
+
         let mut moved =
             json!({ "metadata": { "name": "web" }, "spec": { "clusterIP": "10.96.9.9" } });
         assert_eq!(
-            on_update(&res("", "services"), &mut moved, &s)
+            on_update(&res("", "services"), &mut moved, &s, std::iter::empty())
                 .unwrap_err()
                 .code(),
             422

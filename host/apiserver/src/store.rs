@@ -134,6 +134,19 @@ fn without_resource_version(obj: &Value) -> Value {
     o
 }
 
+/// The stored Services, for the addresses and ports they hold.
+fn services(st: &State) -> impl Iterator<Item = &Value> {
+    let first = ObjectKey {
+        resource: "services".into(),
+        namespace: String::new(),
+        name: String::new(),
+    };
+    st.objects
+        .range(first..)
+        .take_while(|(k, _)| k.resource == "services")
+        .map(|(_, v)| v)
+}
+
 fn is_namespace(res: &ResourceInfo) -> bool {
     res.builtin && res.group.is_empty() && res.plural == "namespaces"
 }
@@ -510,17 +523,7 @@ impl Store {
                 obj["status"] = json!({ "phase": "Active" });
             }
         }
-        let services = st
-            .objects
-            .range(
-                ObjectKey {
-                    resource: "services".into(),
-                    namespace: String::new(),
-                    name: String::new(),
-                }..,
-            )
-            .take_while(|(k, _)| k.resource == "services");
-        crate::defaults::on_create(res, &mut obj, services.map(|(_, v)| v))?;
+        crate::defaults::on_create(res, &mut obj, services(&st))?;
         if is_crd {
             // What the apiextensions controllers do at once for a CRD without name conflicts.
             obj["status"] = crd::accepted_status(&obj, &now());
@@ -638,7 +641,7 @@ impl Store {
                         None => m.remove(field),
                     };
                 }
-                crate::defaults::on_update(res, &mut n, &old)?;
+                crate::defaults::on_update(res, &mut n, &old, services(&st))?;
                 n
             }
         };
