@@ -101,6 +101,14 @@ mod tests {
                 .code(),
             409
         );
+        let binding =
+            json!({ "metadata": { "name": "p" }, "target": { "kind": "Node", "name": "n1" } });
+        crate::pod::bind(&s, &pods, "default", "p", &binding, true).unwrap();
+        assert_eq!(
+            s.get(&pods, "default", "p").unwrap(),
+            created,
+            "a dry-run binding binds nothing"
+        );
         let dry_delete = DeleteOptions {
             dry_run: true,
             ..DeleteOptions::default()

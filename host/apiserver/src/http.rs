@@ -278,7 +278,7 @@ fn resource_request(
             let binding = parse_body(body)?;
             return Ok(Reply::Json(
                 StatusCode::CREATED,
-                crate::pod::bind(&app.store, &res, &namespace, name, &binding)?,
+                crate::pod::bind(&app.store, &res, &namespace, name, &binding, write.dry_run)?,
             ));
         }
         Some("eviction") if crate::pod::is_pods(&res) && p.namespace.is_some() => {

@@ -81,13 +81,14 @@ pub fn check_spec_update(old: &Value, new: &Value) -> Result<(), String> {
 }
 
 /// `POST …/pods/NAME/binding`: assigns an unbound pod to a node, marks it scheduled, and
-/// answers with a success `Status` (201).
+/// answers with a success `Status` (201). A dry run checks the same and changes nothing.
 pub fn bind(
     store: &Store,
     res: &ResourceInfo,
     namespace: &str,
     name: &str,
     binding: &Value,
+    dry_run: bool,
 ) -> Result<Value, ApiError> {
     let target = || Target::new("", "pods", name);
     if let Some(n) = binding.pointer("/metadata/name").and_then(Value::as_str)
@@ -136,6 +137,10 @@ pub fn bind(
                 target: target(),
                 message: format!("pod {name} is already assigned to node {current:?}"),
             });
+        }
+        if dry_run {
+            // Unchanged, so nothing is written.
+            return Ok(pod.clone());
         }
         let mut pod = pod.clone();
         pod["spec"]["nodeName"] = json!(node);

@@ -815,15 +815,36 @@ async fn running_pod(api: &Api<Pod>, name: &str, app: &str) -> Pod {
         },
     }))
     .unwrap();
-    let mut created = api.create(&PostParams::default(), &pod).await.unwrap();
-    let status = created.status.get_or_insert_with(Default::default);
-    status.phase = Some("Running".into());
-    status.conditions = Some(vec![
-        serde_json::from_value(json!({ "type": "Ready", "status": "True" })).unwrap(),
-    ]);
-    api.replace_status(name, &PostParams::default(), &created)
-        .await
-        .unwrap()
+    api.create(&PostParams::default(), &pod).await.unwrap();
+    replace_status_retrying(api, name, |pod: &mut Pod| {
+        let status = pod.status.get_or_insert_with(Default::default);
+        status.phase = Some("Running".into());
+        status.conditions = Some(vec![
+            serde_json::from_value(json!({ "type": "Ready", "status": "True" })).unwrap(),
+        ]);
+    })
+    .await
+}
+
+/// Sets an object's status from its latest version, again when a controller of a real
+/// cluster (scheduler, disruption controller) wrote it in between.
+async fn replace_status_retrying<K>(api: &Api<K>, name: &str, change: impl Fn(&mut K)) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    for _ in 0..5 {
+        let mut latest = api.get(name).await.unwrap();
+        change(&mut latest);
+        match api
+            .replace_status(name, &PostParams::default(), &latest)
+            .await
+        {
+            Ok(done) => return done,
+            Err(kube::Error::Api(s)) if s.is_conflict() => continue,
+            Err(e) => panic!("replace_status {name}: {e:?}"),
+        }
+    }
+    panic!("replace_status {name}: conflicted five times")
 }
 
 /// Creates a budget over `app`, then sets its status as a disruption controller would.
@@ -839,20 +860,20 @@ async fn budget(
         "spec": { "minAvailable": min_available, "selector": { "matchLabels": { "app": app } } },
     }))
     .unwrap();
-    let mut created = api.create(&PostParams::default(), &pdb).await.unwrap();
-    created.status = Some(
-        serde_json::from_value(json!({
-            "observedGeneration": created.metadata.generation,
-            "disruptionsAllowed": disruptions_allowed,
-            "currentHealthy": 1,
-            "desiredHealthy": min_available,
-            "expectedPods": 1,
-        }))
-        .unwrap(),
-    );
-    api.replace_status(name, &PostParams::default(), &created)
-        .await
-        .unwrap()
+    api.create(&PostParams::default(), &pdb).await.unwrap();
+    replace_status_retrying(api, name, |pdb: &mut PodDisruptionBudget| {
+        pdb.status = Some(
+            serde_json::from_value(json!({
+                "observedGeneration": pdb.metadata.generation,
+                "disruptionsAllowed": disruptions_allowed,
+                "currentHealthy": 1,
+                "desiredHealthy": min_available,
+                "expectedPods": 1,
+            }))
+            .unwrap(),
+        );
+    })
+    .await
 }
 
 #[tokio::test]
