@@ -703,39 +703,100 @@ mod tests {
         ]
     }
 
+    fn method() -> impl Strategy<Value = Method> {
+        prop_oneof![
+            Just(Method::GET),
+            Just(Method::POST),
+            Just(Method::PUT),
+            Just(Method::DELETE),
+            Just(Method::PATCH),
+        ]
+    }
+
+    fn path() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::collection::vec(segment(), 0..7).prop_map(|s| format!("/{}", s.join("/"))),
+            proptest::sample::select(vec![
+                "/api/v1/namespaces/default/pods/x/eviction",
+                "/api/v1/namespaces/default/pods/x/binding",
+                "/api/v1/namespaces/default/pods/x",
+                "/api/v1/namespaces/default/pods",
+                "/api/v1/namespaces/default/services",
+                "/api/v1/namespaces/default/secrets",
+                "/api/v1/namespaces/default/configmaps",
+                "/api/v1/namespaces/x",
+                "/api/v1/namespaces",
+                "/apis/apps/v1/namespaces/default/deployments",
+                "/apis/policy/v1/namespaces/default/poddisruptionbudgets/x/status",
+            ])
+            .prop_map(str::to_string),
+        ]
+    }
+
+    fn content_type() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            Just(""),
+            Just("application/json"),
+            Just("application/merge-patch+json"),
+            Just("application/json-patch+json"),
+            Just("application/strategic-merge-patch+json"),
+            Just("application/apply-patch+yaml"),
+            Just("application/yaml"),
+            Just("application/vnd.kubernetes.protobuf"),
+            Just("text/plain"),
+        ]
+    }
+
     proptest! {
+        /// The whole handler, headers included: every answer that is not a success is a JSON
+        /// `Status` carrying the HTTP code, for any query string at all.
+        #[test]
+        fn every_failure_over_http_is_a_json_status(
+            method in method(),
+            path in path(),
+            q in prop_oneof![query(), "[!-~]{0,24}"],
+            b in body(),
+            content_type in content_type(),
+            table in any::<bool>(),
+        ) {
+            let Ok(uri) = format!("{path}?{q}").parse::<Uri>() else { return Ok(()) };
+            let mut headers = HeaderMap::new();
+            if let Ok(ct) = HeaderValue::from_str(content_type)
+                && !content_type.is_empty()
+            {
+                headers.insert(header::CONTENT_TYPE, ct);
+            }
+            if table {
+                headers.insert(
+                    header::ACCEPT,
+                    HeaderValue::from_static("application/json;as=Table;v=v1;g=meta.k8s.io"),
+                );
+            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let response = rt.block_on(handle(State(populated()), method, uri, headers, Bytes::from(b)));
+            let code = response.status();
+            // Successes may be endless watch streams; failures are always plain bodies.
+            if !code.is_success() {
+                let body = rt
+                    .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+                    .expect("a plain body");
+                let status: Value = serde_json::from_slice(&body).expect("a JSON body");
+                prop_assert_eq!(&status["kind"], "Status");
+                prop_assert_eq!(&status["code"], code.as_u16());
+                prop_assert_eq!(&status["status"], "Failure");
+            }
+        }
+
         #[test]
         fn no_request_panics_and_every_error_is_a_status(
-            method in prop_oneof![Just(Method::GET), Just(Method::POST), Just(Method::PUT), Just(Method::DELETE), Just(Method::PATCH)],
-            path in prop_oneof![
-                proptest::collection::vec(segment(), 0..7).prop_map(|s| format!("/{}", s.join("/"))),
-                proptest::sample::select(vec![
-                    "/api/v1/namespaces/default/pods/x/eviction",
-                    "/api/v1/namespaces/default/pods/x/binding",
-                    "/api/v1/namespaces/default/pods/x",
-                    "/api/v1/namespaces/default/pods",
-                    "/api/v1/namespaces/default/services",
-                    "/api/v1/namespaces/default/secrets",
-                    "/api/v1/namespaces/default/configmaps",
-                    "/api/v1/namespaces/x",
-                    "/api/v1/namespaces",
-                    "/apis/apps/v1/namespaces/default/deployments",
-                    "/apis/policy/v1/namespaces/default/poddisruptionbudgets/x/status",
-                ]).prop_map(str::to_string),
-            ],
+            method in method(),
+            path in path(),
             q in query(),
             b in body(),
-            content_type in prop_oneof![
-                Just(""),
-                Just("application/json"),
-                Just("application/merge-patch+json"),
-                Just("application/json-patch+json"),
-                Just("application/strategic-merge-patch+json"),
-                Just("application/apply-patch+yaml"),
-                Just("application/yaml"),
-                Just("application/vnd.kubernetes.protobuf"),
-                Just("text/plain"),
-            ],
+            content_type in content_type(),
         ) {
             let app = populated();
             let Ok(uri) = format!("{path}?{q}").parse::<Uri>() else { return Ok(()) };
