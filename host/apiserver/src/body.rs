@@ -139,10 +139,10 @@ mod tests {
         assert_eq!((e.code(), e.reason()), (415, "UnsupportedMediaType"));
         let e = decode(
             PROTOBUF,
-            &crate::protobuf::encode::envelope("v1", "Pod", b""),
+            &crate::protobuf::encode::envelope("v1", "Node", b""),
         )
         .unwrap_err();
         assert_eq!(e.code(), 415);
-        assert!(e.to_string().contains("v1 Pod"), "{e}");
+        assert!(e.to_string().contains("v1 Node"), "{e}");
     }
 }

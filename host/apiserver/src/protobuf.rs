@@ -15,7 +15,8 @@ use serde_json::{Map, Value, json};
 pub const MAGIC: &[u8; 4] = b"k8s\0";
 
 /// Kinds whose protobuf encoding is understood, as (apiVersion, kind).
-pub const SUPPORTED_KINDS: [(&str, &str); 8] = [
+pub const SUPPORTED_KINDS: [(&str, &str); 9] = [
+    ("v1", "Pod"),
     ("v1", "ConfigMap"),
     ("v1", "Secret"),
     ("v1", "Namespace"),
@@ -341,6 +342,33 @@ static POD_TEMPLATE_SPEC: Message = Message {
     ],
 };
 
+/// The scalar part of a pod's status: what `kubectl run` sends is empty, and status is
+/// replaced on create anyway; lists (conditions, container statuses) are refused.
+static POD_STATUS: Message = Message {
+    name: "PodStatus",
+    fields: &[
+        f(1, "phase", STR),
+        f(3, "message", STR),
+        f(4, "reason", STR),
+        f(5, "hostIP", STR),
+        f(6, "podIP", STR),
+        p(7, "startTime", Ty::Time),
+        f(9, "qosClass", STR),
+        f(11, "nominatedNodeName", STR),
+        f(14, "resize", STR),
+        f(17, "observedGeneration", Ty::I64),
+    ],
+};
+
+static POD: Message = Message {
+    name: "Pod",
+    fields: &[
+        f(1, "metadata", Ty::Msg(&OBJECT_META)),
+        f(2, "spec", Ty::Msg(&POD_SPEC)),
+        f(3, "status", Ty::Msg(&POD_STATUS)),
+    ],
+};
+
 static ROLLING_UPDATE_DEPLOYMENT: Message = Message {
     name: "RollingUpdateDeployment",
     fields: &[
@@ -433,6 +461,7 @@ static EVICTION: Message = Message {
 
 fn schema(api_version: &str, kind: &str) -> Option<&'static Message> {
     match (api_version, kind) {
+        ("v1", "Pod") => Some(&POD),
         ("v1", "ConfigMap") => Some(&CONFIG_MAP),
         ("v1", "Secret") => Some(&SECRET),
         ("v1", "Namespace") => Some(&NAMESPACE),
@@ -845,6 +874,46 @@ mod tests {
     }
 
     #[test]
+    fn a_pod_decodes_with_containers_tolerations_and_an_empty_status() {
+        let mut port = Vec::new();
+        int(3, 80, &mut port);
+        bytes(4, b"TCP", &mut port);
+        let mut c = Vec::new();
+        bytes(1, b"web", &mut c);
+        bytes(2, b"nginx:1.27", &mut c);
+        bytes(6, &port, &mut c);
+        bytes(8, b"", &mut c);
+        int(16, 0, &mut c);
+        let mut tol = Vec::new();
+        bytes(1, b"dedicated", &mut tol);
+        bytes(2, b"Exists", &mut tol);
+        int(5, 60, &mut tol);
+        let mut spec = Vec::new();
+        bytes(2, &c, &mut spec);
+        bytes(3, b"Never", &mut spec);
+        int(4, 0, &mut spec);
+        bytes(22, &tol, &mut spec);
+        let mut status = Vec::new();
+        bytes(1, b"", &mut status);
+        int(17, 0, &mut status);
+        let mut raw = Vec::new();
+        bytes(1, &meta("p"), &mut raw);
+        bytes(2, &spec, &mut raw);
+        bytes(3, &status, &mut raw);
+        let v = decode(&envelope("v1", "Pod", &raw)).unwrap();
+        assert_eq!(
+            v["spec"],
+            json!({
+                "containers": [{ "name": "web", "image": "nginx:1.27", "ports": [{ "containerPort": 80, "protocol": "TCP" }], "resources": {} }],
+                "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 0,
+                "tolerations": [{ "key": "dedicated", "operator": "Exists", "tolerationSeconds": 60 }],
+            })
+        );
+        assert_eq!(v["status"], json!({}));
+    }
+
+    #[test]
     fn an_eviction_keeps_its_delete_options() {
         let mut pre = Vec::new();
         bytes(2, b"7", &mut pre);
@@ -865,9 +934,9 @@ mod tests {
 
     #[test]
     fn unknown_kinds_and_fields_are_refused_by_name() {
-        let e = decode(&envelope("v1", "Pod", b"")).unwrap_err();
+        let e = decode(&envelope("v1", "Node", b"")).unwrap_err();
         assert!(
-            e.to_string().contains("v1 Pod is not among them")
+            e.to_string().contains("v1 Node is not among them")
                 && e.to_string().contains("send it as JSON"),
             "{e}"
         );

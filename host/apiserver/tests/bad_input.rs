@@ -155,19 +155,19 @@ async fn unknown_media_types_and_undecodable_protobuf_are_refused() {
     assert!(m.contains("magic"), "{m}");
     // A well-formed envelope around a kind this server cannot decode.
     let mut body = b"k8s\0".to_vec();
-    let type_meta = [b"\x0a\x02v1".as_slice(), b"\x12\x03Pod"].concat();
+    let type_meta = [b"\x0a\x02v1".as_slice(), b"\x12\x04Node"].concat();
     body.extend([0x0a, type_meta.len() as u8]);
     body.extend(type_meta);
     let m = request(
         &s,
         "POST",
-        "/api/v1/namespaces/default/pods",
+        "/api/v1/nodes",
         "application/vnd.kubernetes.protobuf",
         &body,
     )
     .await
     .failure(415, "UnsupportedMediaType");
-    assert!(m.contains("v1 Pod") && m.contains("JSON"), "{m}");
+    assert!(m.contains("v1 Node") && m.contains("JSON"), "{m}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -260,6 +260,23 @@ async fn create_secret_namespace_serviceaccount_and_deployment_from_protobuf() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_run_creates_a_defaulted_pending_pod() {
+    let k = Kubectl::start().await;
+    k.ok(&["run", "web", "--image=nginx:1.27", "--labels=app=web"])
+        .await;
+    let pod = get_json(&k, &["pod", "web"]).await;
+    assert_eq!(pod["metadata"]["labels"]["app"], "web", "{pod}");
+    assert_eq!(pod["spec"]["containers"][0]["image"], "nginx:1.27");
+    assert_eq!(pod["spec"]["restartPolicy"], "Always");
+    assert_eq!(
+        pod["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+    assert_eq!(pod["status"]["phase"], "Pending");
+    assert_eq!(pod["status"]["qosClass"], "BestEffort");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_protobuf_kind_the_server_cannot_decode_is_refused_naming_it_and_the_json_route() {
     let k = Kubectl::start().await;
     let (ok, _, err) = k
