@@ -167,6 +167,13 @@ fn dispatch(
     body: &Bytes,
 ) -> Result<Reply, ApiError> {
     let path = crate::path::parse(uri.path()).ok_or_else(not_found_path)?;
+    let ok = |v: Value| Ok(Reply::Json(StatusCode::OK, v));
+    if !matches!(path, ApiPath::Resource(_)) && method != Method::GET {
+        return Err(ApiError::MethodNotAllowed(format!(
+            "{method} is not supported on {}",
+            uri.path()
+        )));
+    }
     // YAML and protobuf bodies are read once, here; handlers see JSON.
     let json_body;
     let (content_type, body) = match crate::body::to_json(method, content_type, body)? {
@@ -176,13 +183,6 @@ fn dispatch(
         }
         None => (content_type, body),
     };
-    let ok = |v: Value| Ok(Reply::Json(StatusCode::OK, v));
-    if !matches!(path, ApiPath::Resource(_)) && method != Method::GET {
-        return Err(ApiError::MethodNotAllowed(format!(
-            "{method} is not supported on {}",
-            uri.path()
-        )));
-    }
     match path {
         ApiPath::Version => ok(discovery::version()),
         ApiPath::CoreVersions => ok(discovery::core_versions(&app.address)),
