@@ -348,7 +348,7 @@ fn pod(i: usize, nodes: usize) -> Pod {
         },
     });
     // Most pods are bound, as in a running cluster; the rest pending.
-    if nodes > 0 && i % 10 != 0 {
+    if nodes > 0 && !i.is_multiple_of(10) {
         pod["spec"]["nodeName"] = json!(format!(
             "ip-10-0-{}-{}.ec2.internal",
             (i % nodes) / 250,
