@@ -5,6 +5,7 @@
 //! asking for them is the 410 a real server gives for a compacted etcd revision.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -43,9 +44,9 @@ pub struct Event {
     pub key: ObjectKey,
     /// The object after the change; for a deletion, the last state with the deletion's
     /// resourceVersion.
-    pub object: Value,
+    pub object: Arc<Value>,
     /// The object before the change (`None` for a creation).
-    pub previous: Option<Value>,
+    pub previous: Option<Arc<Value>>,
 }
 
 /// The requested revision is older than what the log retains.
@@ -132,7 +133,7 @@ mod tests {
                 namespace: "default".into(),
                 name: format!("c{rv}"),
             },
-            object: json!({}),
+            object: Arc::new(json!({})),
             previous: None,
         }
     }

@@ -201,12 +201,12 @@ fn budgets_of(store: &Store, pdbs: &ResourceInfo, namespace: &str, pod: &Value) 
     {
         return Vec::new();
     }
-    let Ok((_, objects)) = store.snapshot(pdbs, namespace, None) else {
+    let Ok((_, objects)) = store.snapshot(pdbs, namespace, None, None) else {
         return Vec::new();
     };
     objects
         .into_iter()
-        .map(|(_, pdb)| pdb)
+        .map(|(_, pdb)| Value::clone(&pdb))
         .filter(|pdb| {
             pdb.pointer("/spec/selector")
                 .and_then(label_selector)

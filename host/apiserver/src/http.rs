@@ -16,13 +16,13 @@ use tokio::sync::mpsc;
 
 use crate::discovery;
 use crate::filter::ObjectFilter;
-use crate::list::{ListOptions, list};
+use crate::list::{ListOptions, ObjectList, list};
 use crate::patch::{self, ErrorClass, PatchError, PatchKind};
 use crate::path::{ApiPath, ResourcePath};
 use crate::resource::ResourceInfo;
 use crate::status::{ApiError, Target};
 use crate::store::{DeleteOptions, Store, Subresource, WriteOptions};
-use crate::watch::{self, WatchOptions};
+use crate::watch::{self, WatchEvent, WatchOptions};
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -39,7 +39,7 @@ pub fn router(app: App) -> Router {
     Router::new().fallback(handle).with_state(app)
 }
 
-fn json_response(code: StatusCode, body: &Value) -> Response {
+fn json_response(code: StatusCode, body: &impl serde::Serialize) -> Response {
     let mut r = Response::new(Body::from(
         serde_json::to_vec(body).expect("JSON values serialise"),
     ));
@@ -48,7 +48,17 @@ fn json_response(code: StatusCode, body: &Value) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    // A Status that suggests when to retry says so in the header clients honour.
+    r
+}
+
+fn error_response(e: &ApiError) -> Response {
+    let code = StatusCode::from_u16(e.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    value_response(code, &e.to_status())
+}
+
+/// A JSON answer; a Status that suggests when to retry says so in the header clients honour.
+fn value_response(code: StatusCode, body: &Value) -> Response {
+    let mut r = json_response(code, body);
     if body["kind"] == "Status"
         && let Some(secs) = body
             .pointer("/details/retryAfterSeconds")
@@ -59,11 +69,6 @@ fn json_response(code: StatusCode, body: &Value) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     r
-}
-
-fn error_response(e: &ApiError) -> Response {
-    let code = StatusCode::from_u16(e.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json_response(code, &e.to_status())
 }
 
 async fn handle(
@@ -84,7 +89,14 @@ async fn handle(
     match dispatch(&app, &method, &uri, content_type, &body) {
         Ok(Reply::Json(code, v)) => match table.filter(|_| method == Method::GET) {
             Some(api_version) => json_response(code, &as_table(&app, &uri, v, api_version)),
-            None => json_response(code, &v),
+            None => value_response(code, &v),
+        },
+        Ok(Reply::List(l)) => match table {
+            Some(api_version) => json_response(
+                StatusCode::OK,
+                &as_table(&app, &uri, l.into_value(), api_version),
+            ),
+            None => json_response(StatusCode::OK, &l),
         },
         Ok(Reply::Watch(w)) => watch_response(&app, *w, table),
         Err(e) => error_response(&e),
@@ -106,6 +118,7 @@ fn as_table(app: &App, uri: &Uri, body: Value, api_version: &str) -> Value {
 
 enum Reply {
     Json(StatusCode, Value),
+    List(ObjectList),
     Watch(Box<WatchRequest>),
 }
 
@@ -447,10 +460,9 @@ fn collection_request(
                 resource_version: params.str("resourceVersion").map(str::to_string),
                 resource_version_match: params.str("resourceVersionMatch").map(str::to_string),
             };
-            Ok(Reply::Json(
-                StatusCode::OK,
-                list(&app.store, res, namespace, &opts, &filter)?,
-            ))
+            Ok(Reply::List(list(
+                &app.store, res, namespace, &opts, &filter,
+            )?))
         }
         Method::POST if res.namespaced && !namespace_in_path => {
             Err(ApiError::MethodNotAllowed(format!(
@@ -468,9 +480,12 @@ fn collection_request(
         Method::DELETE => {
             let mut pre = delete_options(body)?;
             pre.dry_run |= write.dry_run;
-            let (_, objects) = app.store.snapshot(res, namespace, None).map_err(|_| {
-                ApiError::Internal("the current revision is always retained".into())
-            })?;
+            let (_, objects) = app
+                .store
+                .snapshot(res, namespace, None, None)
+                .map_err(|_| {
+                    ApiError::Internal("the current revision is always retained".into())
+                })?;
             let mut deleted = Vec::new();
             for (key, _) in objects.iter().filter(|(_, o)| filter.matches(o)) {
                 match app.store.delete(res, &key.namespace, &key.name, &pre) {
@@ -506,16 +521,13 @@ struct TableEvents {
 }
 
 impl TableEvents {
-    fn convert(&mut self, mut event: Value) -> Value {
-        if !matches!(
-            event["type"].as_str(),
-            Some("ADDED" | "MODIFIED" | "DELETED")
-        ) {
+    fn convert(&mut self, event: WatchEvent) -> WatchEvent {
+        if !matches!(event.event_type, "ADDED" | "MODIFIED" | "DELETED") {
             return event;
         }
         let mut t = crate::table::to_table(
             &self.res,
-            &event["object"],
+            &event.object,
             self.api_version,
             chrono::Utc::now(),
         );
@@ -525,13 +537,15 @@ impl TableEvents {
             m.remove("columnDefinitions");
         }
         self.headers_sent = true;
-        event["object"] = t;
-        event
+        WatchEvent {
+            event_type: event.event_type,
+            object: std::sync::Arc::new(t),
+        }
     }
 }
 
 fn watch_response(app: &App, w: WatchRequest, table: Option<&'static str>) -> Response {
-    let (tx, rx) = mpsc::channel::<Value>(256);
+    let (tx, rx) = mpsc::channel::<WatchEvent>(256);
     let mut tables = table.map(|api_version| TableEvents {
         res: w.res.clone(),
         api_version,

@@ -3,6 +3,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use std::sync::Arc;
+
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -133,6 +136,85 @@ fn plan(store: &Store, opts: &ListOptions) -> Result<Plan, ApiError> {
     }
 }
 
+/// A `<Kind>List` ready to serialise. Items are shared with the store: a list of 20,000 pods
+/// copies none of them.
+#[derive(Debug, Clone)]
+pub struct ObjectList {
+    kind: String,
+    api_version: String,
+    metadata: Value,
+    items: Vec<Arc<Value>>,
+    /// Built-in list items carry no kind or apiVersion, as on a real server.
+    strip_type: bool,
+}
+
+impl ObjectList {
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The list as one JSON value (for Table output, which reshapes it).
+    pub fn into_value(self) -> Value {
+        serde_json::to_value(&self).expect("JSON values serialise")
+    }
+}
+
+impl Serialize for ObjectList {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut m = serializer.serialize_map(Some(4))?;
+        m.serialize_entry("kind", &self.kind)?;
+        m.serialize_entry("apiVersion", &self.api_version)?;
+        m.serialize_entry("metadata", &self.metadata)?;
+        m.serialize_entry(
+            "items",
+            &Items {
+                items: &self.items,
+                strip_type: self.strip_type,
+            },
+        )?;
+        m.end()
+    }
+}
+
+struct Items<'a> {
+    items: &'a [Arc<Value>],
+    strip_type: bool,
+}
+
+impl Serialize for Items<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.items.len()))?;
+        for item in self.items {
+            match item.as_object() {
+                Some(fields) if self.strip_type => seq.serialize_element(&WithoutType(fields))?,
+                _ => seq.serialize_element(item.as_ref())?,
+            }
+        }
+        seq.end()
+    }
+}
+
+/// An object's fields without `kind` and `apiVersion`.
+struct WithoutType<'a>(&'a serde_json::Map<String, Value>);
+
+impl Serialize for WithoutType<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fields = self
+            .0
+            .iter()
+            .filter(|(k, _)| k.as_str() != "kind" && k.as_str() != "apiVersion");
+        let mut m = serializer.serialize_map(None)?;
+        for (k, v) in fields {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
 /// The `<Kind>List` for a list request.
 pub fn list(
     store: &Store,
@@ -140,30 +222,24 @@ pub fn list(
     namespace: &str,
     opts: &ListOptions,
     filter: &ObjectFilter,
-) -> Result<Value, ApiError> {
+) -> Result<ObjectList, ApiError> {
     let (at, after) = plan(store, opts)?;
     let continuing = after.is_some();
-    let (revision, objects) = store.snapshot(res, namespace, at).map_err(|c| {
-        if continuing {
-            expired_continue()
-        } else {
-            expired_rv(c)
-        }
-    })?;
-    let matching: Vec<(ObjectKey, Value)> = objects
-        .into_iter()
-        .filter(|(k, _)| {
-            after.as_ref().is_none_or(|(ns, name)| {
-                (k.namespace.as_str(), k.name.as_str()) > (ns.as_str(), name.as_str())
-            })
-        })
-        .filter(|(_, v)| filter.matches(v))
-        .collect();
+    let (revision, objects) = store
+        .snapshot(res, namespace, at, after.as_ref())
+        .map_err(|c| {
+            if continuing {
+                expired_continue()
+            } else {
+                expired_rv(c)
+            }
+        })?;
     let limit = opts.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
-    let total = matching.len();
-    let page: Vec<(ObjectKey, Value)> = matching.into_iter().take(limit).collect();
+    let mut matching = objects.into_iter().filter(|(_, v)| filter.matches(v));
+    let page: Vec<(ObjectKey, Arc<Value>)> = matching.by_ref().take(limit).collect();
+    let remaining = matching.count();
     let mut metadata = json!({ "resourceVersion": revision.to_string() });
-    if total > page.len()
+    if remaining > 0
         && let Some((last, _)) = page.last()
     {
         metadata["continue"] = json!(encode(&ContinueToken {
@@ -173,28 +249,16 @@ pub fn list(
             name: last.name.clone(),
         }));
         if filter.is_everything() {
-            metadata["remainingItemCount"] = json!(total - page.len());
+            metadata["remainingItemCount"] = json!(remaining);
         }
     }
-    let items: Vec<Value> = page
-        .into_iter()
-        .map(|(_, mut v)| {
-            // Built-in list items carry no kind or apiVersion, as on a real server.
-            if res.builtin
-                && let Some(m) = v.as_object_mut()
-            {
-                m.remove("kind");
-                m.remove("apiVersion");
-            }
-            v
-        })
-        .collect();
-    Ok(json!({
-        "kind": format!("{}List", res.kind),
-        "apiVersion": res.api_version(),
-        "metadata": metadata,
-        "items": items,
-    }))
+    Ok(ObjectList {
+        kind: format!("{}List", res.kind),
+        api_version: res.api_version(),
+        metadata,
+        items: page.into_iter().map(|(_, v)| v).collect(),
+        strip_type: res.builtin,
+    })
 }
 
 #[cfg(test)]
@@ -202,6 +266,16 @@ mod tests {
     use super::*;
     use crate::resource::Registry;
     use crate::store::DeleteOptions;
+
+    fn list(
+        store: &Store,
+        res: &ResourceInfo,
+        namespace: &str,
+        opts: &ListOptions,
+        filter: &ObjectFilter,
+    ) -> Result<Value, ApiError> {
+        super::list(store, res, namespace, opts, filter).map(ObjectList::into_value)
+    }
 
     fn setup(n: usize) -> (Store, ResourceInfo) {
         let s = Store::default();

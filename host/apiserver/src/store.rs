@@ -3,7 +3,8 @@
 //! deletionTimestamp) and the status subresource split.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
@@ -53,7 +54,8 @@ pub const DEFAULT_EVENT_LOG_CAPACITY: usize = 100_000;
 
 struct State {
     revision: u64,
-    objects: BTreeMap<ObjectKey, Value>,
+    /// Shared with the event log and with snapshots, so reads never copy objects.
+    objects: BTreeMap<ObjectKey, Arc<Value>>,
     log: EventLog,
     /// Built-in resources plus those the stored CRDs serve.
     registry: Registry,
@@ -144,7 +146,7 @@ fn services(st: &State) -> impl Iterator<Item = &Value> {
     st.objects
         .range(first..)
         .take_while(|(k, _)| k.resource == "services")
-        .map(|(_, v)| v)
+        .map(|(_, v)| v.as_ref())
 }
 
 fn is_namespace(res: &ResourceInfo) -> bool {
@@ -267,28 +269,31 @@ impl Store {
         event_type: EventType,
         key: ObjectKey,
         mut object: Value,
-        previous: Option<Value>,
     ) -> Value {
         let object_resource = key.resource.clone();
         let object_namespace = key.namespace.clone();
         st.revision += 1;
         let rv = st.revision;
         meta_mut(&mut object).insert("resourceVersion".into(), json!(rv.to_string()));
+        let shared = Arc::new(object);
+        // The stored version is the one this change replaces; the log shares it.
+        let previous = st.objects.get(&key).cloned();
         match event_type {
             EventType::Deleted => {
                 st.objects.remove(&key);
             }
             _ => {
-                st.objects.insert(key.clone(), object.clone());
+                st.objects.insert(key.clone(), shared.clone());
             }
         }
         st.log.push(Event {
             resource_version: rv,
             event_type,
             key,
-            object: object.clone(),
+            object: shared.clone(),
             previous,
         });
+        let object = Arc::unwrap_or_clone(shared);
         self.revision_tx.send_replace(rv);
         if object_resource == crd::CRD_KEY {
             self.crd_changed(st, event_type == EventType::Deleted, &object);
@@ -309,16 +314,17 @@ impl Store {
         event_type: EventType,
         key: ObjectKey,
         mut object: Value,
-        previous: Option<Value>,
     ) -> Value {
         if !dry_run {
-            return self.commit(st, event_type, key, object, previous);
+            return self.commit(st, event_type, key, object);
         }
-        let m = meta_mut(&mut object);
-        match previous
-            .as_ref()
+        let stored_rv = st
+            .objects
+            .get(&key)
             .and_then(|p| meta_str(p, "resourceVersion"))
-        {
+            .map(str::to_string);
+        let m = meta_mut(&mut object);
+        match stored_rv {
             Some(rv) => m.insert("resourceVersion".into(), json!(rv)),
             None => m.remove("resourceVersion"),
         };
@@ -336,8 +342,8 @@ impl Store {
                 .cloned()
                 .collect();
             for key in keys {
-                if let Some(old) = st.objects.get(&key).cloned() {
-                    self.commit(st, EventType::Deleted, key, old.clone(), Some(old));
+                if let Some(old) = st.objects.get(&key).map(|o| Value::clone(o)) {
+                    self.commit(st, EventType::Deleted, key, old);
                 }
             }
         }
@@ -528,14 +534,14 @@ impl Store {
             // What the apiextensions controllers do at once for a CRD without name conflicts.
             obj["status"] = crd::accepted_status(&obj, &now());
         }
-        Ok(self.finish(&mut st, opts.dry_run, EventType::Added, key, obj, None))
+        Ok(self.finish(&mut st, opts.dry_run, EventType::Added, key, obj))
     }
 
     pub fn get(&self, res: &ResourceInfo, namespace: &str, name: &str) -> Result<Value, ApiError> {
         self.lock()
             .objects
             .get(&Self::key(res, namespace, name))
-            .cloned()
+            .map(|o| Value::clone(o))
             .ok_or_else(|| ApiError::NotFound(Self::target(res, name)))
     }
 
@@ -582,7 +588,7 @@ impl Store {
         let old = st
             .objects
             .get(&key)
-            .cloned()
+            .map(|o| Value::clone(o))
             .ok_or_else(|| ApiError::NotFound(Self::target(res, name)))?;
         match meta_str(&obj, "resourceVersion").filter(|s| !s.is_empty()) {
             Some(rv) => {
@@ -682,17 +688,17 @@ impl Store {
             return Ok(old);
         }
         if opts.dry_run {
-            return Ok(self.finish(&mut st, true, EventType::Modified, key, new, Some(old)));
+            return Ok(self.finish(&mut st, true, EventType::Modified, key, new));
         }
         if is_namespace(res) {
             // A namespace goes when it is empty, not when its finalizers are.
-            let updated = self.commit(&mut st, EventType::Modified, key, new, Some(old));
+            let updated = self.commit(&mut st, EventType::Modified, key, new);
             return Ok(self.reap_namespace(&mut st, name).unwrap_or(updated));
         }
         if deleting && finalizers(&new).is_empty() {
-            return Ok(self.commit(&mut st, EventType::Deleted, key, new, Some(old)));
+            return Ok(self.commit(&mut st, EventType::Deleted, key, new));
         }
-        Ok(self.commit(&mut st, EventType::Modified, key, new, Some(old)))
+        Ok(self.commit(&mut st, EventType::Modified, key, new))
     }
 
     /// Applies `change` to the current object and commits the result, unless it changes
@@ -709,13 +715,13 @@ impl Store {
         let old = st
             .objects
             .get(&key)
-            .cloned()
+            .map(|o| Value::clone(o))
             .ok_or_else(|| ApiError::NotFound(Self::target(res, name)))?;
         let new = change(&old)?;
         if without_resource_version(&new) == without_resource_version(&old) {
             return Ok(old);
         }
-        Ok(self.commit(&mut st, EventType::Modified, key, new, Some(old)))
+        Ok(self.commit(&mut st, EventType::Modified, key, new))
     }
 
     /// Deletes an object, or with finalizers, marks it for deletion (`deletionTimestamp`).
@@ -732,7 +738,7 @@ impl Store {
         let old = st
             .objects
             .get(&key)
-            .cloned()
+            .map(|o| Value::clone(o))
             .ok_or_else(|| ApiError::NotFound(Self::target(res, name)))?;
         if let Some(uid) = &preconditions.uid
             && Some(uid.as_str()) != meta_str(&old, "uid")
@@ -782,14 +788,7 @@ impl Store {
             .and_then(|m| m.get("deletionGracePeriodSeconds"))
             .and_then(Value::as_i64);
         if grace == 0 && finalizers(&old).is_empty() {
-            return self.finish(
-                st,
-                options.dry_run,
-                EventType::Deleted,
-                key,
-                old.clone(),
-                Some(old),
-            );
+            return self.finish(st, options.dry_run, EventType::Deleted, key, old);
         }
         if terminating && current_grace.is_some_and(|g| g <= grace) {
             // Already terminating at least as soon as asked.
@@ -807,14 +806,7 @@ impl Store {
             let generation = m.get("generation").and_then(Value::as_i64).unwrap_or(0);
             m.insert("generation".into(), json!(generation + 1));
         }
-        self.finish(
-            st,
-            options.dry_run,
-            EventType::Modified,
-            key,
-            new,
-            Some(old),
-        )
+        self.finish(st, options.dry_run, EventType::Modified, key, new)
     }
 
     /// Deleting a namespace: refused for the built-in ones; otherwise it turns Terminating,
@@ -841,9 +833,9 @@ impl Store {
             m.insert("deletionGracePeriodSeconds".into(), json!(0));
             new["status"] = json!({ "phase": "Terminating" });
             if dry_run {
-                return Ok(self.finish(st, true, EventType::Modified, key, new, Some(old)));
+                return Ok(self.finish(st, true, EventType::Modified, key, new));
             }
-            current = self.commit(st, EventType::Modified, key, new, Some(old));
+            current = self.commit(st, EventType::Modified, key, new);
         }
         if dry_run {
             return Ok(current);
@@ -858,7 +850,7 @@ impl Store {
             let Some(res) = st.registry.by_storage_key(&k.resource).cloned() else {
                 continue;
             };
-            let Some(obj) = st.objects.get(&k).cloned() else {
+            let Some(obj) = st.objects.get(&k).map(|o| Value::clone(o)) else {
                 continue;
             };
             self.delete_locked(st, &res, k, obj, &DeleteOptions::default());
@@ -880,40 +872,56 @@ impl Store {
         {
             return None;
         }
-        let old = ns.clone();
-        let mut gone = old.clone();
+        let mut gone = Value::clone(ns);
         gone["spec"] = json!({});
-        Some(self.commit(st, EventType::Deleted, key, gone, Some(old)))
+        Some(self.commit(st, EventType::Deleted, key, gone))
     }
 
     /// Objects of one resource (one namespace, or all when `namespace` is empty) at revision
-    /// `at` (the current one when `None`), in key order, and the revision they are at.
+    /// `at` (the current one when `None`), in key order after `after` (namespace, name), and
+    /// the revision they are at. Objects are shared, not copied.
     pub fn snapshot(
         &self,
         res: &ResourceInfo,
         namespace: &str,
         at: Option<u64>,
-    ) -> Result<(u64, Vec<(ObjectKey, Value)>), Compacted> {
+        after: Option<&(String, String)>,
+    ) -> Result<(u64, Vec<(ObjectKey, Arc<Value>)>), Compacted> {
         let st = self.lock();
         let resource = res.storage_key();
         let in_scope = |k: &ObjectKey| {
-            k.resource == resource && (namespace.is_empty() || k.namespace == namespace)
+            k.resource == resource
+                && (namespace.is_empty() || k.namespace == namespace)
+                && after.is_none_or(|(ns, name)| {
+                    (k.namespace.as_str(), k.name.as_str()) > (ns.as_str(), name.as_str())
+                })
         };
-        let mut objects: BTreeMap<ObjectKey, Value> = st
-            .objects
-            .range(
-                ObjectKey {
+        let lower = match after {
+            Some((ns, name)) if namespace.is_empty() || ns == namespace => {
+                Bound::Excluded(ObjectKey {
                     resource: resource.clone(),
-                    namespace: namespace.to_string(),
-                    name: String::new(),
-                }..,
-            )
-            .take_while(|(k, _)| in_scope(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let Some(at) = at.filter(|at| *at < st.revision) else {
-            return Ok((st.revision, objects.into_iter().collect()));
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                })
+            }
+            _ => Bound::Included(ObjectKey {
+                resource: resource.clone(),
+                namespace: namespace.to_string(),
+                name: String::new(),
+            }),
         };
+        let current = st
+            .objects
+            .range((lower, Bound::Unbounded))
+            .take_while(|(k, _)| {
+                k.resource == resource && (namespace.is_empty() || k.namespace == namespace)
+            })
+            .filter(|(k, _)| in_scope(k))
+            .map(|(k, v)| (k.clone(), v.clone()));
+        let Some(at) = at.filter(|at| *at < st.revision) else {
+            return Ok((st.revision, current.collect()));
+        };
+        let mut objects: BTreeMap<ObjectKey, Arc<Value>> = current.collect();
         // Undo every later change, newest first.
         for e in st.log.since(at)?.rev() {
             if !in_scope(&e.key) {
@@ -1284,12 +1292,13 @@ mod tests {
         s.create(&r, "default", cm("b")).unwrap();
         s.delete(&r, "default", "a", &DeleteOptions::default())
             .unwrap();
-        let names =
-            |v: Vec<(ObjectKey, Value)>| v.into_iter().map(|(k, _)| k.name).collect::<Vec<_>>();
-        assert_eq!(names(s.snapshot(&r, "", None).unwrap().1), vec!["b"]);
-        let (rev, old) = s.snapshot(&r, "", Some(at)).unwrap();
+        let names = |v: Vec<(ObjectKey, Arc<Value>)>| {
+            v.into_iter().map(|(k, _)| k.name).collect::<Vec<_>>()
+        };
+        assert_eq!(names(s.snapshot(&r, "", None, None).unwrap().1), vec!["b"]);
+        let (rev, old) = s.snapshot(&r, "", Some(at), None).unwrap();
         assert_eq!((rev, names(old)), (at, vec!["a".to_string()]));
         s.compact();
-        assert!(s.snapshot(&r, "", Some(at)).is_err());
+        assert!(s.snapshot(&r, "", Some(at), None).is_err());
     }
 }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -91,11 +92,33 @@ pub fn plan(opts: &WatchOptions) -> Result<Start, ApiError> {
     }
 }
 
-fn event(event_type: &str, object: Value) -> Value {
-    json!({ "type": event_type, "object": object })
+/// One watch event, `{"type","object"}` on the wire. The object is shared with the store, so
+/// fanning a change out to many watchers copies nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchEvent {
+    pub event_type: &'static str,
+    pub object: Arc<Value>,
 }
 
-fn bookmark(res: &ResourceInfo, revision: u64, initial_end: bool) -> Value {
+impl Serialize for WatchEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = serializer.serialize_map(Some(2))?;
+        m.serialize_entry("type", self.event_type)?;
+        m.serialize_entry("object", self.object.as_ref())?;
+        m.end()
+    }
+}
+
+fn event(event_type: &'static str, object: Value) -> WatchEvent {
+    shared(event_type, Arc::new(object))
+}
+
+fn shared(event_type: &'static str, object: Arc<Value>) -> WatchEvent {
+    WatchEvent { event_type, object }
+}
+
+fn bookmark(res: &ResourceInfo, revision: u64, initial_end: bool) -> WatchEvent {
     let mut metadata = json!({ "resourceVersion": revision.to_string() });
     if initial_end {
         metadata["annotations"] = json!({ INITIAL_EVENTS_END: "true" });
@@ -108,7 +131,7 @@ fn bookmark(res: &ResourceInfo, revision: u64, initial_end: bool) -> Value {
 
 /// What a watcher with `filter` sees of one committed change: an object that starts matching
 /// is ADDED, one that stops matching is DELETED.
-fn translate(e: &Event, filter: &ObjectFilter) -> Option<Value> {
+fn translate(e: &Event, filter: &ObjectFilter) -> Option<WatchEvent> {
     let was = e.previous.as_ref().is_some_and(|p| filter.matches(p));
     let is = filter.matches(&e.object);
     let kind = match e.event_type {
@@ -122,7 +145,7 @@ fn translate(e: &Event, filter: &ObjectFilter) -> Option<Value> {
         },
         _ => return None,
     };
-    Some(event(kind, e.object.clone()))
+    Some(shared(kind, e.object.clone()))
 }
 
 /// Runs one watch, sending `{"type","object"}` events until the timeout, a compaction, or the
@@ -134,7 +157,7 @@ pub async fn run(
     opts: WatchOptions,
     start: Start,
     filter: ObjectFilter,
-    tx: mpsc::Sender<Value>,
+    tx: mpsc::Sender<WatchEvent>,
 ) {
     let deadline = Instant::now() + opts.timeout;
     let mut revisions = store.subscribe();
@@ -143,12 +166,12 @@ pub async fn run(
         Start::Now => store.revision(),
         Start::After(n) => n,
         Start::Initial { end_bookmark } => {
-            let (revision, objects) = match store.snapshot(&res, &namespace, None) {
+            let (revision, objects) = match store.snapshot(&res, &namespace, None, None) {
                 Ok(x) => x,
                 Err(_) => unreachable!("the current revision is never compacted"),
             };
             for (_, obj) in objects.into_iter().filter(|(_, o)| filter.matches(o)) {
-                if tx.send(event("ADDED", obj)).await.is_err() {
+                if tx.send(shared("ADDED", obj)).await.is_err() {
                     return;
                 }
             }
@@ -222,14 +245,15 @@ mod tests {
             .clone()
     }
 
-    async fn next(rx: &mut mpsc::Receiver<Value>) -> Value {
-        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+    async fn next(rx: &mut mpsc::Receiver<WatchEvent>) -> Value {
+        let e = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .expect("an event within 5s")
-            .expect("stream open")
+            .expect("stream open");
+        serde_json::to_value(e).unwrap()
     }
 
-    fn spawn(store: &Arc<Store>, o: WatchOptions) -> mpsc::Receiver<Value> {
+    fn spawn(store: &Arc<Store>, o: WatchOptions) -> mpsc::Receiver<WatchEvent> {
         let start = plan(&o).unwrap();
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(run(
@@ -351,7 +375,7 @@ mod tests {
             .await
             .expect("closes by timeout")
         {
-            assert_eq!(ev["type"], "BOOKMARK");
+            assert_eq!(ev.event_type, "BOOKMARK");
         }
     }
 }

@@ -25,6 +25,10 @@ pub enum BenchCommand {
     /// consolidation computes a move for every candidate, and the
     /// consolidation-scoring policy ranks and approves them.
     Consolidation(ConsolidationArgs),
+    /// The in-memory API server behind `dovetail dev` and the controller's
+    /// tests: creates per second, the latency of listing every pod, watch
+    /// fan-out and memory with 1,000 nodes and 20,000 pods stored.
+    Apiserver(crate::bench_apiserver::ApiserverArgs),
 }
 
 #[derive(Args)]
@@ -156,6 +160,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Scheduling(args) => scheduling(&args),
         BenchCommand::Consolidation(args) => consolidation(&args),
+        BenchCommand::Apiserver(args) => crate::bench_apiserver::run(&args),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The `dovetail` command.
 
+mod bench_apiserver;
 mod bench_cmd;
 mod crds_cmd;
 mod demo_cmd;
@@ -32,7 +33,7 @@ enum Command {
     /// Run a scenario file on a simulated cluster with the real engines and
     /// policies, and report cost and disruption.
     Sim(sim_cmd::SimArgs),
-    /// Benchmark the decision engines end to end.
+    /// Benchmark the decision engines and the in-memory API server.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
     /// Print the NodePool, NodeClaim and EC2NodeClass CRDs (Karpenter's v1
