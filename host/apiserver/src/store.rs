@@ -49,6 +49,9 @@ pub const INITIAL_NAMESPACES: [&str; 4] =
 /// Namespaces that cannot be deleted.
 pub const PROTECTED_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
 
+/// Objects in key order, shared with the store.
+pub type Snapshot = Vec<(ObjectKey, Arc<Value>)>;
+
 /// Default number of events retained for watches before compaction.
 pub const DEFAULT_EVENT_LOG_CAPACITY: usize = 100_000;
 
@@ -886,7 +889,7 @@ impl Store {
         namespace: &str,
         at: Option<u64>,
         after: Option<&(String, String)>,
-    ) -> Result<(u64, Vec<(ObjectKey, Arc<Value>)>), Compacted> {
+    ) -> Result<(u64, Snapshot), Compacted> {
         let st = self.lock();
         let resource = res.storage_key();
         let in_scope = |k: &ObjectKey| {
