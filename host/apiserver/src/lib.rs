@@ -19,12 +19,17 @@
 //! # }
 //! ```
 
+pub mod apply;
 pub mod crd;
 pub mod discovery;
 pub mod event_log;
+pub mod field_schema;
+pub mod fieldpath;
 pub mod filter;
 pub mod http;
 pub mod list;
+pub mod managed_fields;
+pub mod openapi;
 pub mod patch;
 pub mod path;
 pub mod pod;
@@ -34,7 +39,9 @@ pub mod server;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod validation;
 pub mod watch;
+pub mod writes;
 
 pub use server::{ApiServer, ServeError, ServerConfig};
 pub use status::ApiError;

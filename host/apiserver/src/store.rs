@@ -371,7 +371,19 @@ impl Store {
         &self,
         res: &ResourceInfo,
         namespace: &str,
+        obj: Value,
+    ) -> Result<Value, ApiError> {
+        self.create_with(res, namespace, obj, |_, _| Ok(()))
+    }
+
+    /// Creates an object, letting `finish` adjust it last (e.g. record field managers); it
+    /// gets no previous object and runs under the store's lock, so it must not call the store.
+    pub fn create_with(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
         mut obj: Value,
+        finish: impl FnOnce(Option<&Value>, &mut Value) -> Result<(), ApiError>,
     ) -> Result<Value, ApiError> {
         Self::check_type(res, &mut obj)?;
         let body_ns = meta_str(&obj, "namespace").unwrap_or("").to_string();
@@ -469,6 +481,7 @@ impl Store {
             // What the apiextensions controllers do at once for a CRD without name conflicts.
             obj["status"] = crd::accepted_status(&obj, &now());
         }
+        finish(None, &mut obj)?;
         Ok(self.commit(&mut st, EventType::Added, key, obj, None))
     }
 
@@ -486,8 +499,23 @@ impl Store {
         res: &ResourceInfo,
         namespace: &str,
         name: &str,
+        obj: Value,
+        sub: Subresource,
+    ) -> Result<Value, ApiError> {
+        self.update_with(res, namespace, name, obj, sub, |_, _| Ok(()))
+    }
+
+    /// Replaces an object, letting `finish` adjust the result last, given the stored object
+    /// (e.g. record field managers); it runs under the store's lock, so it must not call the
+    /// store.
+    pub fn update_with(
+        &self,
+        res: &ResourceInfo,
+        namespace: &str,
+        name: &str,
         mut obj: Value,
         sub: Subresource,
+        finish: impl FnOnce(Option<&Value>, &mut Value) -> Result<(), ApiError>,
     ) -> Result<Value, ApiError> {
         Self::check_type(res, &mut obj)?;
         if let Some(body_name) = meta_str(&obj, "name").filter(|n| !n.is_empty())
@@ -604,6 +632,13 @@ impl Store {
                 .unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
         }
+        if meta(&new).is_none_or(|m| !m.contains_key("managedFields"))
+            && let Some(mf) = meta(&old).and_then(|m| m.get("managedFields"))
+        {
+            // Writers that do not track ownership keep the recorded managers.
+            meta_mut(&mut new).insert("managedFields".into(), mf.clone());
+        }
+        finish(Some(&old), &mut new)?;
         if without_resource_version(&new) == without_resource_version(&old) {
             // A write that changes nothing neither bumps the revision nor emits an event.
             return Ok(old);
