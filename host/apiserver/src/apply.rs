@@ -16,7 +16,7 @@ use crate::managed_fields::{
     self, Managed, Manager, Operation, SchemaError, item_element, strip, to_field_set,
 };
 use crate::resource::ResourceInfo;
-use crate::status::{ApiError, Target};
+use crate::status::ApiError;
 use crate::store::Subresource;
 
 /// One field another manager owns that the apply would change.
@@ -122,16 +122,30 @@ pub fn parse_config(res: &ResourceInfo, body: &[u8]) -> Result<Value, ApiError> 
     Ok(config)
 }
 
-fn schema_error(res: &ResourceInfo, name: &str, e: SchemaError) -> ApiError {
+/// Which object a typing error is about, as upstream names it.
+#[derive(Debug, Clone, Copy)]
+enum Typed {
+    Patch,
+    Live,
+}
+
+/// A value that does not fit its type is upstream's bare 500 (`failed to create typed patch
+/// object (default/web; apps/v1, Kind=Deployment): ...`); a schema feature this server does not
+/// implement is a 400 naming it.
+fn schema_error(res: &ResourceInfo, object: &str, which: Typed, e: SchemaError) -> ApiError {
     match e {
         SchemaError::Unsupported { .. } => ApiError::BadRequest(format!(
-            "server-side apply of {} {name:?} needs what this server does not implement: {e}",
+            "server-side apply of {} {object:?} needs what this server does not implement: {e}",
             res.kind
         )),
-        other => ApiError::Invalid {
-            target: Target::new(&res.group, &res.plural, name),
-            message: other.to_string(),
-        },
+        other => ApiError::Unclassified(format!(
+            "failed to create typed {} object ({object}; {}): {other}",
+            match which {
+                Typed::Patch => "patch",
+                Typed::Live => "live",
+            },
+            gvk(&res.api_version(), &res.kind)
+        )),
     }
 }
 
@@ -156,14 +170,14 @@ fn reset_fields(res: &ResourceInfo, sub: Subresource, config: &Value) -> Value {
 }
 
 /// The object and managedFields an apply produces from `live` (`None` to create), or the
-/// conflicts that stop it.
+/// conflicts that stop it. `object` names it in errors (`namespace/name`).
 pub fn apply_to(
     res: &ResourceInfo,
     ty: Ty<'_>,
     live: Option<&Value>,
     config: &Value,
     req: &ApplyRequest,
-    name: &str,
+    object: &str,
 ) -> Result<Value, ApiError> {
     let config = reset_fields(res, req.subresource, config);
     let manager = Manager {
@@ -179,9 +193,11 @@ pub fn apply_to(
     let live_plain = live
         .map(managed_fields::without_managed_fields)
         .unwrap_or_else(|| json!({}));
-    let applied = strip(to_field_set(&config, ty).map_err(|e| schema_error(res, name, e))?);
+    let applied =
+        strip(to_field_set(&config, ty).map_err(|e| schema_error(res, object, Typed::Patch, e))?);
+    to_field_set(&live_plain, ty).map_err(|e| schema_error(res, object, Typed::Live, e))?;
     let merged = merge(Some(&live_plain), Some(&config), ty, &mut Vec::new())
-        .map_err(|e| schema_error(res, name, e))?
+        .map_err(|e| schema_error(res, object, Typed::Patch, e))?
         .unwrap_or_else(|| json!({}));
     let last = managed.find(&manager).map(|e| e.fields.clone());
     managed.set(&manager, applied.clone(), None);
@@ -190,7 +206,7 @@ pub fn apply_to(
         None => merged,
     };
     let cmp = managed_fields::compare(&live_plain, &merged, ty)
-        .map_err(|e| schema_error(res, name, e))?;
+        .map_err(|e| schema_error(res, object, Typed::Live, e))?;
     let changed = strip(cmp.changed());
     let removed = strip(cmp.removed.clone());
     let mut conflicts = Vec::new();
@@ -358,15 +374,18 @@ fn prune(
         .filter(|e| !e.manager.same_identity(manager))
         .map(|e| &e.fields)
         .collect();
-    let mut gone: Vec<Path> = last
+    let gone: Vec<Path> = last
         .difference(applied)
         .iter()
         .filter(|p| !applied.covers(p) && !others.iter().any(|o| o.covers(p)))
         .cloned()
         .collect();
-    // Deepest first, so removing an item does not hide the paths below it.
-    gone.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in &gone {
+    // Removing an item or map removes what is below it.
+    let outermost: Vec<&Path> = gone
+        .iter()
+        .filter(|p| !gone.iter().any(|q| q.len() < p.len() && p.starts_with(q)))
+        .collect();
+    for p in outermost {
         remove_path(&mut merged, ty, p);
     }
     merged
@@ -555,6 +574,94 @@ mod tests {
         let e = apply_to(&res, ty, None, &c, &req("m", false), "w").unwrap_err();
         assert_eq!(e.code(), 400);
         assert!(e.to_string().contains("set of non-scalar"), "{e}");
+    }
+
+    #[test]
+    fn an_item_without_its_key_is_upstreams_typed_patch_error() {
+        let res = deployments();
+        let ty = object_type(&res, None);
+        let mut c = config(1, "a");
+        c["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([{ "name": "http" }]);
+        let e = apply_to(&res, ty, None, &c, &req("m", false), "default/web").unwrap_err();
+        assert_eq!((e.code(), e.reason()), (500, ""));
+        assert_eq!(
+            e.to_string(),
+            "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.template.spec.containers[name=\"c\"].ports: element 0: associative list with keys has an element that omits key field \"containerPort\" (and doesn't have default value)"
+        );
+    }
+
+    #[test]
+    fn custom_resources_merge_lists_by_their_schema_keys_and_replace_atomic_ones() {
+        let schema = json!({ "type": "object", "properties": { "spec": { "type": "object", "properties": {
+            "requirements": { "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["key"],
+                "items": { "type": "object", "properties": { "key": { "type": "string" }, "values": { "type": "array", "items": { "type": "string" } } } } },
+            "taints": { "type": "array", "items": { "type": "object" } },
+            "selector": { "type": "object", "x-kubernetes-map-type": "atomic", "additionalProperties": { "type": "string" } },
+        } } } });
+        let mut res = deployments();
+        res.builtin = false;
+        let ty = object_type(&res, Some(&schema));
+        let cr = |spec: Value| json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "w" }, "spec": spec });
+        let live = apply_to(
+            &res,
+            ty,
+            None,
+            &cr(json!({
+                "requirements": [{ "key": "a", "values": ["1"] }],
+                "taints": [{ "key": "t1" }],
+                "selector": { "x": "1", "y": "2" },
+            })),
+            &req("one", false),
+            "w",
+        )
+        .unwrap();
+        let merged = apply_to(
+            &res,
+            ty,
+            Some(&live),
+            &cr(json!({
+                "requirements": [{ "key": "b", "values": ["2"] }],
+            })),
+            &req("two", false),
+            "w",
+        )
+        .unwrap();
+        assert_eq!(
+            merged["spec"]["requirements"],
+            json!([{ "key": "a", "values": ["1"] }, { "key": "b", "values": ["2"] }])
+        );
+        let e = apply_to(
+            &res,
+            ty,
+            Some(&merged),
+            &cr(json!({ "taints": [{ "key": "t2" }] })),
+            &req("two", false),
+            "w",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("conflict with \"one\": .spec.taints"),
+            "{e}"
+        );
+        let e = apply_to(
+            &res,
+            ty,
+            Some(&merged),
+            &cr(json!({ "selector": { "x": "1" } })),
+            &req("two", false),
+            "w",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().ends_with(".spec.selector"),
+            "atomic maps are owned whole: {e}"
+        );
+        let fields = &merged["metadata"]["managedFields"][1]["fieldsV1"];
+        assert_eq!(
+            fields,
+            &json!({ "f:spec": { "f:requirements": { "k:{\"key\":\"b\"}": { ".": {}, "f:key": {}, "f:values": {} } } } })
+        );
     }
 
     #[test]

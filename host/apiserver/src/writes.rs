@@ -72,9 +72,11 @@ fn steps(path: &str) -> Option<Vec<Result<String, usize>>> {
         if let Some(i) = rest.find('[') {
             steps.push(Ok(rest[..i].to_string()));
             rest = &rest[i..];
-            while let Some(end) = rest.find(']') {
-                steps.push(Err(rest[1..end].parse().ok()?));
-                rest = &rest[end + 1..];
+            while !rest.is_empty() {
+                let index = rest.strip_prefix('[')?;
+                let end = index.find(']')?;
+                steps.push(Err(index[..end].parse().ok()?));
+                rest = &index[end + 1..];
             }
         } else {
             steps.push(Ok(rest.to_string()));
@@ -284,10 +286,11 @@ pub fn apply(
         subresource: sub,
     };
     const ATTEMPTS: usize = 5;
+    let object = format!("{namespace}/{name}");
     for attempt in 1..=ATTEMPTS {
         match store.get(res, namespace, name) {
             Err(ApiError::NotFound(_)) if sub == Subresource::Main => {
-                let mut obj = apply::apply_to(res, ty, None, &config, &req, name)?;
+                let mut obj = apply::apply_to(res, ty, None, &config, &req, &object)?;
                 let m = crate::store::meta_mut(&mut obj);
                 m.insert("name".into(), Value::String(name.to_string()));
                 let managed = m.get("managedFields").cloned();
@@ -303,7 +306,7 @@ pub fn apply(
             }
             Err(e) => return Err(e),
             Ok(current) => {
-                let obj = apply::apply_to(res, ty, Some(&current), &config, &req, name)?;
+                let obj = apply::apply_to(res, ty, Some(&current), &config, &req, &object)?;
                 let managed = obj.pointer("/metadata/managedFields").cloned();
                 match store.update_with(res, namespace, name, obj, sub, |_, new| {
                     let m = crate::store::meta_mut(new);
@@ -334,6 +337,9 @@ mod tests {
         let mut v = json!({ "spec": { "containers": [{ "name": "c", "imagee": "x" }], "foo": 1 } });
         remove_dotted(&mut v, "spec.containers[0].imagee");
         remove_dotted(&mut v, "spec.foo");
+        // Names that only look like indices are left alone rather than misread.
+        remove_dotted(&mut v, "spec.a[0]]");
+        remove_dotted(&mut v, "spec.a[x]");
         assert_eq!(v, json!({ "spec": { "containers": [{ "name": "c" }] } }));
     }
 }
