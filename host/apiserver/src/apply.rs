@@ -664,6 +664,65 @@ mod tests {
         );
     }
 
+    fn value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (0i64..4).prop_map(Value::from),
+            "[a-c]{0,2}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 24, 4, |inner| {
+            let key = prop_oneof![
+                Just("name".to_string()),
+                Just("containerPort".to_string()),
+                Just("protocol".to_string()),
+                Just("image".to_string()),
+                Just("containers".to_string()),
+                Just("ports".to_string()),
+                Just("spec".to_string()),
+                Just("template".to_string()),
+                Just("metadata".to_string()),
+                Just("labels".to_string()),
+                Just("finalizers".to_string()),
+                Just("status".to_string()),
+                Just("conditions".to_string()),
+                Just("type".to_string()),
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+                proptest::collection::btree_map(key, inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_configuration_on_any_live_object_applies_or_is_refused_without_panicking(
+            live in value(),
+            applied in value(),
+            force in proptest::prelude::any::<bool>(),
+        ) {
+            let res = Registry::default().find("", "v1", "pods").unwrap().clone();
+            let ty = object_type(&res, None);
+            let mut c = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "p" } });
+            if let Value::Object(m) = applied {
+                for (k, v) in m.into_iter().filter(|(k, _)| k != "metadata") {
+                    c[k] = v;
+                }
+            }
+            let live = live.is_object().then_some(live);
+            let first = apply_to(&res, ty, live.as_ref(), &c, &req("a", force), "default/p");
+            if let Ok(obj) = first {
+                let again = apply_to(&res, ty, Some(&obj), &c, &req("b", force), "default/p");
+                if let Err(e) = again {
+                    proptest::prop_assert!((400..600).contains(&e.code()), "{e:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn config_needs_kind_and_matching_version() {
         let res = deployments();

@@ -348,4 +348,14 @@ async fn explain_reads_a_custom_resource_schema_from_openapi_v3() {
             "{field} missing:\n{out}"
         );
     }
+    // The same schema refuses a typo'd field under kubectl's default strict validation.
+    let typo = k.file(
+        "nodepool.yaml",
+        "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata:\n  name: default\nspec:\n  wieght: 10\n  template:\n    spec:\n      nodeClassRef:\n        group: karpenter.k8s.aws\n        kind: EC2NodeClass\n        name: default\n      requirements: []\n",
+    );
+    let (ok, _, err) = k.run(&["apply", "-f", &typo]).await;
+    assert!(
+        !ok && err.contains("unknown field \"spec.wieght\""),
+        "{err}"
+    );
 }
