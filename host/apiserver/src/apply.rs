@@ -238,7 +238,10 @@ pub fn apply_to(
         managed.set(&manager, applied, Some(managed_fields::now()));
     }
     let mut out = merged;
-    if let Some(live) = live
+    // A resourceVersion in the configuration is a precondition; otherwise the write is
+    // against the live object as read.
+    if config.pointer("/metadata/resourceVersion").is_none()
+        && let Some(live) = live
         && let Some(rv) = live.pointer("/metadata/resourceVersion")
     {
         crate::store::meta_mut(&mut out).insert("resourceVersion".into(), rv.clone());

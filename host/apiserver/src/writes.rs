@@ -287,6 +287,7 @@ pub fn apply(
     };
     const ATTEMPTS: usize = 5;
     let object = format!("{namespace}/{name}");
+    let pinned = config.pointer("/metadata/resourceVersion").is_some();
     for attempt in 1..=ATTEMPTS {
         match store.get(res, namespace, name) {
             Err(ApiError::NotFound(_)) if sub == Subresource::Main => {
@@ -316,7 +317,7 @@ pub fn apply(
                     };
                     Ok(())
                 }) {
-                    Err(ApiError::Conflict { .. }) if attempt < ATTEMPTS => continue,
+                    Err(ApiError::Conflict { .. }) if attempt < ATTEMPTS && !pinned => continue,
                     r => return r.map(|v| (v, false)),
                 }
             }
@@ -331,6 +332,110 @@ pub fn apply(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn ctx(manager: Option<&str>, directive: Directive) -> WriteContext {
+        WriteContext {
+            field_manager: manager.map(str::to_string),
+            user_agent: "kubectl/v1.32.4 (linux/amd64)".into(),
+            directive,
+            ..WriteContext::default()
+        }
+    }
+
+    #[test]
+    fn apply_needs_a_field_manager_and_honours_a_resource_version_precondition() {
+        let s = Store::default();
+        let cms = s.resource("", "v1", "configmaps").unwrap();
+        let body =
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"k":"v"}}"#;
+        let e = apply(
+            &s,
+            &cms,
+            "default",
+            "a",
+            Subresource::Main,
+            body,
+            &mut ctx(None, Directive::Warn),
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), 422);
+        assert_eq!(
+            e.to_string(),
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+        );
+        let (created, was_created) = apply(
+            &s,
+            &cms,
+            "default",
+            "a",
+            Subresource::Main,
+            body,
+            &mut ctx(Some("m"), Directive::Warn),
+        )
+        .unwrap();
+        assert!(was_created);
+        assert_eq!(created["metadata"]["managedFields"][0]["manager"], "m");
+        let stale = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","resourceVersion":"1"},"data":{"k":"w"}}"#;
+        let e = apply(
+            &s,
+            &cms,
+            "default",
+            "a",
+            Subresource::Main,
+            stale,
+            &mut ctx(Some("m"), Directive::Warn),
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "Conflict");
+        let e = apply(
+            &s,
+            &cms,
+            "default",
+            "b",
+            Subresource::Main,
+            body,
+            &mut ctx(Some("m"), Directive::Warn),
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), 400, "the name must match the URL: {e}");
+    }
+
+    #[test]
+    fn ordinary_writes_warn_drop_unknown_fields_and_name_the_user_agent_manager() {
+        let s = Store::default();
+        let cms = s.resource("", "v1", "configmaps").unwrap();
+        let body = br#"{"metadata":{"name":"a"},"data":{"k":"v"},"bogus":1,"bogus":2}"#;
+        let obj: Value = serde_json::from_slice(body).unwrap();
+        let mut c = ctx(None, Directive::Warn);
+        let created = create(&s, &cms, "default", obj.clone(), body, &mut c).unwrap();
+        assert_eq!(
+            c.warnings,
+            vec!["duplicate field \"bogus\"", "unknown field \"bogus\""]
+        );
+        assert!(created.get("bogus").is_none());
+        assert_eq!(
+            created["metadata"]["managedFields"][0]["manager"],
+            "kubectl"
+        );
+        let mut c = ctx(None, Directive::Ignore);
+        let mut again = obj.clone();
+        again["metadata"]["name"] = json!("b");
+        create(&s, &cms, "default", again, body, &mut c).unwrap();
+        assert!(c.warnings.is_empty());
+        let e = create(
+            &s,
+            &cms,
+            "default",
+            obj,
+            body,
+            &mut ctx(None, Directive::Strict),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: duplicate field \"bogus\", unknown field \"bogus\""
+        );
+    }
 
     #[test]
     fn dotted_paths_remove_nested_fields() {
