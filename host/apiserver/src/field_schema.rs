@@ -208,10 +208,7 @@ impl<'s> Ty<'s> {
     pub fn field(&self, name: &str) -> Ty<'s> {
         match self {
             Self::Builtin(b) => Self::Builtin(builtin_field(*b, name)),
-            Self::CustomRoot(s) if name == "metadata" => {
-                let _ = s;
-                Self::Builtin(Builtin::ObjectMeta)
-            }
+            Self::CustomRoot(_) if name == "metadata" => Self::Builtin(Builtin::ObjectMeta),
             Self::CustomRoot(s) | Self::Schema(s) => schema_field(s, name),
             Self::Untyped => Self::Untyped,
         }
@@ -280,6 +277,16 @@ fn builtin_field(b: Builtin, name: &str) -> Builtin {
         (B::ServiceSpec, "ports") => B::KeyedList(&["port", "protocol"], &STRUCT),
         (B::ServiceSpec, "selector") => B::Atomic,
         (B::PodDisruptionBudgetStatus, "disruptedPods") => B::Map,
+        // Label selectors (`+structType=atomic`) and node selectors are replaced whole
+        // wherever they appear; a required node affinity is an atomic NodeSelector.
+        (
+            _,
+            "selector"
+            | "labelSelector"
+            | "namespaceSelector"
+            | "nodeSelector"
+            | "requiredDuringSchedulingIgnoredDuringExecution",
+        ) => B::Atomic,
         _ => B::Struct,
     }
 }
@@ -342,6 +349,16 @@ mod tests {
             .field("tolerations");
         assert_eq!(tolerations.list_type().unwrap(), ListType::Atomic);
         assert!(d.field("spec").field("selector").is_atomic_map());
+        let pod_spec = d.field("spec").field("template").field("spec");
+        let spread = pod_spec.field("topologySpreadConstraints");
+        assert!(spread.item().field("labelSelector").is_atomic_map());
+        assert!(
+            pod_spec
+                .field("affinity")
+                .field("nodeAffinity")
+                .field("requiredDuringSchedulingIgnoredDuringExecution")
+                .is_atomic_map()
+        );
         assert_eq!(
             d.field("metadata").field("finalizers").list_type().unwrap(),
             ListType::Set

@@ -358,4 +358,26 @@ async fn explain_reads_a_custom_resource_schema_from_openapi_v3() {
         !ok && err.contains("unknown field \"spec.wieght\""),
         "{err}"
     );
+    // Spelled right, it applies server-side through the CRD's list and map types.
+    let fixed = k.file(
+        "nodepool-fixed.yaml",
+        &std::fs::read_to_string(&typo)
+            .unwrap()
+            .replace("wieght", "weight"),
+    );
+    let out = k.ok(&["apply", "--server-side", "-f", &fixed]).await;
+    assert!(
+        out.contains("nodepool.karpenter.sh/default serverside-applied"),
+        "{out}"
+    );
+    let weight = k
+        .ok(&[
+            "get",
+            "nodepool",
+            "default",
+            "-o",
+            "jsonpath={.spec.weight}",
+        ])
+        .await;
+    assert_eq!(weight.trim(), "10");
 }
