@@ -110,12 +110,14 @@ impl<'s> Ty<'s> {
         Self::Builtin(Builtin::Root(RootKind::of(group, kind)))
     }
 
-    /// Whether upstream's empty object of a built-in kind already holds a field of this type
-    /// (Go structs, and `containers`, the one list Go serialises when empty), so creating it
-    /// records no ownership of the field itself, only of what is inside.
-    pub fn is_always_present(&self) -> bool {
+    /// Whether upstream's empty object of a built-in kind already holds field `name` of this
+    /// type (Go structs, and a pod's `containers`, the one list Go serialises when empty), so
+    /// creating it records no ownership of the field itself, only of what is inside.
+    pub fn is_always_present(&self, name: &str) -> bool {
         match self {
-            Self::Builtin(Builtin::KeyedList(_, elem)) => **elem == Builtin::Container,
+            Self::Builtin(Builtin::KeyedList(_, elem)) => {
+                **elem == Builtin::Container && name == "containers"
+            }
             Self::Builtin(b) => !matches!(b, Builtin::Map | Builtin::Atomic | Builtin::SetList),
             _ => false,
         }

@@ -451,7 +451,11 @@ fn compare_at(
     // A non-leaf that appeared or went is itself added or removed, except a field of a
     // built-in kind that upstream's empty object of the kind already holds (structs, and
     // lists Go serialises even when empty).
-    if path.is_empty() || (struct_field && ty.is_always_present()) {
+    let always_present = match path.last() {
+        Some(PathElement::Field(name)) => struct_field && ty.is_always_present(name),
+        _ => false,
+    };
+    if path.is_empty() || always_present {
         return Ok(());
     }
     match (old, new) {
