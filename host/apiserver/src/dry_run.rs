@@ -72,13 +72,17 @@ mod tests {
         let pods = s.resource("", "v1", "pods").unwrap();
         let pod = json!({ "metadata": { "name": "p" }, "spec": { "containers": [{ "name": "c", "image": "i" }] } });
         let start = s.revision();
-        let would = s.create_with(&pods, "default", pod.clone(), DRY).unwrap();
+        let would = s
+            .create_with(&pods, "default", pod.clone(), DRY, |_, _| Ok(()))
+            .unwrap();
         assert_eq!(would["spec"]["dnsPolicy"], "ClusterFirst", "defaults apply");
         assert!(would["metadata"]["uid"].is_string());
         assert!(would["metadata"].get("resourceVersion").is_none());
         assert_eq!(s.revision(), start);
         assert_eq!(s.get(&pods, "default", "p").unwrap_err().code(), 404);
-        let e = s.create_with(&pods, "nope", pod.clone(), DRY).unwrap_err();
+        let e = s
+            .create_with(&pods, "nope", pod.clone(), DRY, |_, _| Ok(()))
+            .unwrap_err();
         assert_eq!(e.code(), 404, "validation still runs");
 
         let created = s.create(&pods, "default", pod).unwrap();
@@ -86,7 +90,15 @@ mod tests {
         let mut relabelled = created.clone();
         relabelled["metadata"]["labels"] = json!({ "a": "b" });
         let would = s
-            .update_with(&pods, "default", "p", relabelled, Subresource::Main, DRY)
+            .update_with(
+                &pods,
+                "default",
+                "p",
+                relabelled,
+                Subresource::Main,
+                DRY,
+                |_, _| Ok(()),
+            )
             .unwrap();
         assert_eq!(would["metadata"]["labels"]["a"], "b");
         assert_eq!(
@@ -96,9 +108,17 @@ mod tests {
         let mut stale = created.clone();
         stale["metadata"]["resourceVersion"] = json!("1");
         assert_eq!(
-            s.update_with(&pods, "default", "p", stale, Subresource::Main, DRY)
-                .unwrap_err()
-                .code(),
+            s.update_with(
+                &pods,
+                "default",
+                "p",
+                stale,
+                Subresource::Main,
+                DRY,
+                |_, _| Ok(())
+            )
+            .unwrap_err()
+            .code(),
             409
         );
         let binding =

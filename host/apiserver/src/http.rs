@@ -22,7 +22,9 @@ use crate::path::{ApiPath, ResourcePath};
 use crate::resource::ResourceInfo;
 use crate::status::{ApiError, Target};
 use crate::store::{DeleteOptions, Store, Subresource, WriteOptions};
+use crate::validation::Directive;
 use crate::watch::{self, WatchEvent, WatchOptions};
+use crate::writes::WriteContext;
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -86,7 +88,20 @@ async fn handle(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    match dispatch(&app, &method, &uri, content_type, &body) {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut warnings = Vec::new();
+    let mut response = match dispatch(
+        &app,
+        &method,
+        &uri,
+        content_type,
+        &body,
+        user_agent,
+        &mut warnings,
+    ) {
         Ok(Reply::Json(code, v)) => match table.filter(|_| method == Method::GET) {
             Some(api_version) => json_response(code, &as_table(&app, &uri, v, api_version)),
             None => value_response(code, &v),
@@ -100,7 +115,13 @@ async fn handle(
         },
         Ok(Reply::Watch(w)) => watch_response(&app, *w, table),
         Err(e) => error_response(&e),
+    };
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&crate::validation::warning_header(&w)) {
+            response.headers_mut().append(header::WARNING, v);
+        }
     }
+    response
 }
 
 /// A resource read turned into a Table; anything else is returned as it is.
@@ -178,7 +199,12 @@ fn dispatch(
     uri: &Uri,
     content_type: &str,
     body: &Bytes,
+    user_agent: &str,
+    warnings: &mut Vec<String>,
 ) -> Result<Reply, ApiError> {
+    if let Some(doc) = openapi_request(app, method, uri.path())? {
+        return Ok(Reply::Json(StatusCode::OK, doc));
+    }
     let path = crate::path::parse(uri.path()).ok_or_else(not_found_path)?;
     let ok = |v: Value| Ok(Reply::Json(StatusCode::OK, v));
     if !matches!(path, ApiPath::Resource(_)) && method != Method::GET {
@@ -207,8 +233,38 @@ fn dispatch(
             discovery::resource_list(&app.store.registry(), &group, &version)
                 .map_or_else(|| Err(not_found_path()), ok)
         }
-        ApiPath::Resource(p) => resource_request(app, method, uri, content_type, body, p),
+        ApiPath::Resource(p) => {
+            let mut ctx = WriteContext {
+                user_agent: user_agent.to_string(),
+                ..WriteContext::default()
+            };
+            let r = resource_request(app, method, uri, content_type, body, p, &mut ctx);
+            warnings.append(&mut ctx.warnings);
+            r
+        }
     }
+}
+
+/// `/openapi/v3` and its group-version documents.
+fn openapi_request(app: &App, method: &Method, path: &str) -> Result<Option<Value>, ApiError> {
+    let path = path.trim_end_matches('/');
+    if path != "/openapi/v3" && !path.starts_with("/openapi/v3/") {
+        return Ok(None);
+    }
+    if method != Method::GET {
+        return Err(ApiError::MethodNotAllowed(format!(
+            "{method} is not supported on {path}"
+        )));
+    }
+    let registry = app.store.registry();
+    let schema_of = |r: &ResourceInfo| crate::field_schema::custom_schema(&app.store, r);
+    if path == "/openapi/v3" {
+        return Ok(Some(crate::openapi::root(&registry, &schema_of)));
+    }
+    crate::openapi::parse_path(path)
+        .and_then(|(g, v)| crate::openapi::group_version(&registry, &g, &v, &schema_of))
+        .map(Some)
+        .ok_or_else(not_found_path)
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
@@ -251,6 +307,7 @@ fn resource_request(
     content_type: &str,
     body: &Bytes,
     p: ResourcePath,
+    ctx: &mut WriteContext,
 ) -> Result<Reply, ApiError> {
     let res = app
         .store
@@ -262,22 +319,10 @@ fn resource_request(
     let namespace = p.namespace.clone().unwrap_or_default();
     let params = Params::parse(uri)?;
     let write = write_options(method, &params)?;
-    match params.str("fieldValidation") {
-        None | Some("" | "Ignore" | "Warn") => {}
-        // Strict validation needs the kinds' schemas, which this server does not keep: refusing
-        // is better than accepting unknown fields a real server would reject.
-        Some("Strict") => {
-            return Err(ApiError::BadRequest(
-                "fieldValidation=Strict is not supported by this server (it keeps no schemas); use Warn or Ignore"
-                    .into(),
-            ));
-        }
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "fieldValidation={other:?} is not one of Ignore, Warn, Strict"
-            )));
-        }
-    }
+    ctx.write = write;
+    ctx.directive = Directive::parse(params.str("fieldValidation"))?;
+    ctx.field_manager = params.str("fieldManager").map(str::to_string);
+    ctx.force = params.bool("force")?;
     let sub = match p.subresource.as_deref() {
         None => Subresource::Main,
         Some("status") if res.status_subresource => Subresource::Status,
@@ -316,6 +361,7 @@ fn resource_request(
             &namespace,
             p.namespace.is_some(),
             &params,
+            ctx,
         );
     };
     if res.namespaced && p.namespace.is_none() {
@@ -326,24 +372,42 @@ fn resource_request(
             StatusCode::OK,
             app.store.get(&res, &namespace, name)?,
         )),
-        Method::PATCH => Ok(Reply::Json(
-            StatusCode::OK,
-            patch_object(
-                app,
-                &res,
-                &namespace,
-                name,
-                (sub, write),
-                content_type,
-                body,
-            )?,
-        )),
+        Method::PATCH if PatchKind::from_content_type(content_type) == Ok(PatchKind::Apply) => {
+            let (obj, created) =
+                crate::writes::apply(&app.store, &res, &namespace, name, sub, body, ctx)?;
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(Reply::Json(code, obj))
+        }
+        Method::PATCH => {
+            if ctx.force.is_some() {
+                return Err(ApiError::Invalid {
+                    target: Target::new("meta.k8s.io", "PatchOptions", ""),
+                    message: "force: Forbidden: may not be specified for non-apply patch".into(),
+                });
+            }
+            Ok(Reply::Json(
+                StatusCode::OK,
+                patch_object(app, &res, &namespace, name, sub, content_type, body, ctx)?,
+            ))
+        }
         Method::PUT => {
             let obj = parse_body(body)?;
             Ok(Reply::Json(
                 StatusCode::OK,
-                app.store
-                    .update_with(&res, &namespace, name, obj, sub, write)?,
+                crate::writes::update(
+                    &app.store,
+                    &res,
+                    &namespace,
+                    name,
+                    obj,
+                    sub,
+                    Some(body),
+                    ctx,
+                )?,
             ))
         }
         Method::DELETE if sub == Subresource::Main => {
@@ -371,14 +435,16 @@ fn resource_request(
 /// Applies a patch to the stored object and writes it back through the same update rules as a
 /// PUT (status split, generation, finalizers). A patch that names no resourceVersion is retried on
 /// a conflicting write, as real servers do; one that names a stale one is a 409.
+#[allow(clippy::too_many_arguments)]
 fn patch_object(
     app: &App,
     res: &ResourceInfo,
     namespace: &str,
     name: &str,
-    (sub, write): (Subresource, WriteOptions),
+    sub: Subresource,
     content_type: &str,
     body: &Bytes,
+    ctx: &mut WriteContext,
 ) -> Result<Value, ApiError> {
     let kind = PatchKind::from_content_type(content_type).map_err(patch_error)?;
     const ATTEMPTS: usize = 5;
@@ -395,10 +461,7 @@ fn patch_object(
             })?;
         let pinned = patched.pointer("/metadata/resourceVersion")
             != current.pointer("/metadata/resourceVersion");
-        match app
-            .store
-            .update_with(res, namespace, name, patched, sub, write)
-        {
+        match crate::writes::update(&app.store, res, namespace, name, patched, sub, None, ctx) {
             Err(ApiError::Conflict { .. }) if !pinned && attempt < ATTEMPTS => attempt += 1,
             r => return r,
         }
@@ -414,6 +477,7 @@ fn patch_error(e: PatchError) -> ApiError {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn collection_request(
     app: &App,
     method: &Method,
@@ -422,8 +486,10 @@ fn collection_request(
     namespace: &str,
     namespace_in_path: bool,
     params: &Params,
+    ctx: &mut WriteContext,
 ) -> Result<Reply, ApiError> {
     let write = write_options(method, params)?;
+    ctx.write = write;
     let filter = ObjectFilter::from_selectors(
         res,
         params.str("labelSelector"),
@@ -474,7 +540,7 @@ fn collection_request(
             let obj = parse_body(body)?;
             Ok(Reply::Json(
                 StatusCode::CREATED,
-                app.store.create_with(res, namespace, obj, write)?,
+                crate::writes::create(&app.store, res, namespace, obj, body, ctx)?,
             ))
         }
         Method::DELETE => {
@@ -814,7 +880,7 @@ mod tests {
         ) {
             let app = populated();
             let Ok(uri) = format!("{path}?{q}").parse::<Uri>() else { return Ok(()) };
-            match dispatch(&app, &method, &uri, content_type, &Bytes::from(b)) {
+            match dispatch(&app, &method, &uri, content_type, &Bytes::from(b), "proptest/1", &mut Vec::new()) {
                 Ok(Reply::Json(code, body)) if code.as_u16() >= 400 => {
                     prop_assert_eq!(&body["kind"], "Status");
                     prop_assert!(
@@ -840,7 +906,15 @@ mod tests {
         let app = app();
         let post: Uri = "/api/v1/namespaces/default/configmaps".parse().unwrap();
         let body = Bytes::from_static(br#"{"metadata":{"name":"a"},"data":{"k":"v"}}"#);
-        match dispatch(&app, &Method::POST, &post, "application/json", &body) {
+        match dispatch(
+            &app,
+            &Method::POST,
+            &post,
+            "application/json",
+            &body,
+            "test/1",
+            &mut Vec::new(),
+        ) {
             Ok(Reply::Json(code, v)) => {
                 assert_eq!(code, StatusCode::CREATED);
                 assert_eq!(v["kind"], "ConfigMap");
@@ -849,7 +923,15 @@ mod tests {
         }
         let get: Uri = "/api/v1/namespaces/default/configmaps/a".parse().unwrap();
         assert!(matches!(
-            dispatch(&app, &Method::GET, &get, "", &Bytes::new()),
+            dispatch(
+                &app,
+                &Method::GET,
+                &get,
+                "",
+                &Bytes::new(),
+                "test/1",
+                &mut Vec::new()
+            ),
             Ok(Reply::Json(StatusCode::OK, _))
         ));
     }

@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+pub mod apply;
 pub mod body;
 pub mod crd;
 pub mod defaults;
@@ -26,9 +27,13 @@ pub mod discovery;
 pub mod dry_run;
 pub mod event_log;
 pub mod eviction;
+pub mod field_schema;
+pub mod fieldpath;
 pub mod filter;
 pub mod http;
 pub mod list;
+pub mod managed_fields;
+pub mod openapi;
 pub mod patch;
 pub mod path;
 pub mod pod;
@@ -39,7 +44,9 @@ pub mod server;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod validation;
 pub mod watch;
+pub mod writes;
 
 pub use server::{ApiServer, ServeError, ServerConfig};
 pub use status::ApiError;

@@ -73,15 +73,26 @@ pub enum ApiError {
     TooLargeResourceVersion { requested: u64, current: u64 },
     #[error("{0}")]
     TooManyRequests(String),
+    /// Server-side apply would change fields other managers own (409 Conflict), with one
+    /// `FieldManagerConflict` cause (field path, message) per field.
+    #[error("{message}")]
+    ApplyConflict {
+        message: String,
+        causes: Vec<(String, String)>,
+    },
     #[error("{0}")]
     Internal(String),
+    /// A failure upstream reports as a bare 500 with no reason (e.g. server-side apply of a
+    /// field the schema does not declare).
+    #[error("{0}")]
+    Unclassified(String),
 }
 
 impl ApiError {
     pub fn code(&self) -> u16 {
         match self {
             Self::NotFound(_) | Self::UnknownPath(_) => 404,
-            Self::AlreadyExists(_) | Self::Conflict { .. } => 409,
+            Self::AlreadyExists(_) | Self::Conflict { .. } | Self::ApplyConflict { .. } => 409,
             Self::Invalid { .. } => 422,
             Self::Forbidden { .. } => 403,
             Self::BadRequest(_) => 400,
@@ -91,7 +102,7 @@ impl ApiError {
             Self::Expired(_) | Self::Gone(_) => 410,
             Self::TooLargeResourceVersion { .. } => 504,
             Self::TooManyRequests(_) => 429,
-            Self::Internal(_) => 500,
+            Self::Internal(_) | Self::Unclassified(_) => 500,
         }
     }
 
@@ -99,7 +110,7 @@ impl ApiError {
         match self {
             Self::NotFound(_) | Self::UnknownPath(_) => "NotFound",
             Self::AlreadyExists(_) => "AlreadyExists",
-            Self::Conflict { .. } => "Conflict",
+            Self::Conflict { .. } | Self::ApplyConflict { .. } => "Conflict",
             Self::Invalid { .. } => "Invalid",
             Self::Forbidden { .. } => "Forbidden",
             Self::BadRequest(_) => "BadRequest",
@@ -111,6 +122,7 @@ impl ApiError {
             Self::TooLargeResourceVersion { .. } => "Timeout",
             Self::TooManyRequests(_) => "TooManyRequests",
             Self::Internal(_) => "InternalError",
+            Self::Unclassified(_) => "",
         }
     }
 
@@ -125,6 +137,11 @@ impl ApiError {
             "reason": self.reason(),
             "code": self.code(),
         });
+        if let Self::Unclassified(_) = self
+            && let Some(m) = status.as_object_mut()
+        {
+            m.remove("reason");
+        }
         let target = match self {
             Self::NotFound(t) | Self::AlreadyExists(t) => Some(t),
             Self::Conflict { target, .. }
@@ -138,6 +155,14 @@ impl ApiError {
                 details["group"] = json!(t.group);
             }
             status["details"] = details;
+        }
+        if let Self::ApplyConflict { causes, .. } = self {
+            status["details"] = json!({
+                "causes": causes
+                    .iter()
+                    .map(|(field, message)| json!({ "reason": "FieldManagerConflict", "message": message, "field": field }))
+                    .collect::<Vec<_>>(),
+            });
         }
         if let Self::TooLargeResourceVersion { .. } = self {
             status["details"] = json!({

@@ -310,7 +310,7 @@ impl Store {
     /// Commits a write, or for a dry run returns what it would have produced: a new object has
     /// no resourceVersion yet and a changed one keeps its current one (upstream's
     /// `DryRunnableStorage`).
-    fn finish(
+    fn commit_unless_dry_run(
         &self,
         st: &mut State,
         dry_run: bool,
@@ -431,16 +431,19 @@ impl Store {
         namespace: &str,
         obj: Value,
     ) -> Result<Value, ApiError> {
-        self.create_with(res, namespace, obj, WriteOptions::default())
+        self.create_with(res, namespace, obj, WriteOptions::default(), |_, _| Ok(()))
     }
 
-    /// [`Store::create`], possibly as a dry run.
+    /// Creates an object, possibly as a dry run, letting `finish` adjust it last (e.g. record
+    /// field managers); it gets no previous object and runs under the store's lock, so it must
+    /// not call the store.
     pub fn create_with(
         &self,
         res: &ResourceInfo,
         namespace: &str,
         mut obj: Value,
         opts: WriteOptions,
+        finish: impl FnOnce(Option<&Value>, &mut Value) -> Result<(), ApiError>,
     ) -> Result<Value, ApiError> {
         Self::check_type(res, &mut obj)?;
         let body_ns = meta_str(&obj, "namespace").unwrap_or("").to_string();
@@ -537,7 +540,8 @@ impl Store {
             // What the apiextensions controllers do at once for a CRD without name conflicts.
             obj["status"] = crd::accepted_status(&obj, &now());
         }
-        Ok(self.finish(&mut st, opts.dry_run, EventType::Added, key, obj))
+        finish(None, &mut obj)?;
+        Ok(self.commit_unless_dry_run(&mut st, opts.dry_run, EventType::Added, key, obj))
     }
 
     pub fn get(&self, res: &ResourceInfo, namespace: &str, name: &str) -> Result<Value, ApiError> {
@@ -557,10 +561,20 @@ impl Store {
         obj: Value,
         sub: Subresource,
     ) -> Result<Value, ApiError> {
-        self.update_with(res, namespace, name, obj, sub, WriteOptions::default())
+        self.update_with(
+            res,
+            namespace,
+            name,
+            obj,
+            sub,
+            WriteOptions::default(),
+            |_, _| Ok(()),
+        )
     }
 
-    /// [`Store::update`], possibly as a dry run.
+    /// Replaces an object, possibly as a dry run, letting `finish` adjust the result last,
+    /// given the stored object (e.g. record field managers); it runs under the store's lock,
+    /// so it must not call the store.
     pub fn update_with(
         &self,
         res: &ResourceInfo,
@@ -569,6 +583,7 @@ impl Store {
         mut obj: Value,
         sub: Subresource,
         opts: WriteOptions,
+        finish: impl FnOnce(Option<&Value>, &mut Value) -> Result<(), ApiError>,
     ) -> Result<Value, ApiError> {
         Self::check_type(res, &mut obj)?;
         if let Some(body_name) = meta_str(&obj, "name").filter(|n| !n.is_empty())
@@ -686,12 +701,19 @@ impl Store {
                 .unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
         }
+        if meta(&new).is_none_or(|m| !m.contains_key("managedFields"))
+            && let Some(mf) = meta(&old).and_then(|m| m.get("managedFields"))
+        {
+            // Writers that do not track ownership keep the recorded managers.
+            meta_mut(&mut new).insert("managedFields".into(), mf.clone());
+        }
+        finish(Some(&old), &mut new)?;
         if without_resource_version(&new) == without_resource_version(&old) {
             // A write that changes nothing neither bumps the revision nor emits an event.
             return Ok(old);
         }
         if opts.dry_run {
-            return Ok(self.finish(&mut st, true, EventType::Modified, key, new));
+            return Ok(self.commit_unless_dry_run(&mut st, true, EventType::Modified, key, new));
         }
         if is_namespace(res) {
             // A namespace goes when it is empty, not when its finalizers are.
@@ -791,7 +813,7 @@ impl Store {
             .and_then(|m| m.get("deletionGracePeriodSeconds"))
             .and_then(Value::as_i64);
         if grace == 0 && finalizers(&old).is_empty() {
-            return self.finish(st, options.dry_run, EventType::Deleted, key, old);
+            return self.commit_unless_dry_run(st, options.dry_run, EventType::Deleted, key, old);
         }
         if terminating && current_grace.is_some_and(|g| g <= grace) {
             // Already terminating at least as soon as asked.
@@ -809,7 +831,7 @@ impl Store {
             let generation = m.get("generation").and_then(Value::as_i64).unwrap_or(0);
             m.insert("generation".into(), json!(generation + 1));
         }
-        self.finish(st, options.dry_run, EventType::Modified, key, new)
+        self.commit_unless_dry_run(st, options.dry_run, EventType::Modified, key, new)
     }
 
     /// Deleting a namespace: refused for the built-in ones; otherwise it turns Terminating,
@@ -836,7 +858,7 @@ impl Store {
             m.insert("deletionGracePeriodSeconds".into(), json!(0));
             new["status"] = json!({ "phase": "Terminating" });
             if dry_run {
-                return Ok(self.finish(st, true, EventType::Modified, key, new));
+                return Ok(self.commit_unless_dry_run(st, true, EventType::Modified, key, new));
             }
             current = self.commit(st, EventType::Modified, key, new);
         }

@@ -78,9 +78,14 @@ impl Kubectl {
     async fn create(&self, file: &str, manifest: &str) {
         let path = self.dir.path().join(file);
         std::fs::write(&path, manifest).unwrap();
-        // Strict validation needs /openapi/v3, which this server does not serve yet.
-        self.ok(&["create", "-f", path.to_str().unwrap(), "--validate=false"])
-            .await;
+        self.ok(&["create", "-f", path.to_str().unwrap()]).await;
+    }
+
+    /// Writes a manifest to a file in the test's directory and returns its path.
+    fn file(&self, name: &str, manifest: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, manifest).unwrap();
+        path.to_str().unwrap().to_string()
     }
 }
 
@@ -437,4 +442,144 @@ async fn patch_in_each_flavour_and_select_by_label() {
         .ok(&["get", "configmaps", "-l", "team notin (web)", "-o", "name"])
         .await;
     assert!(!none.contains("flags"), "{none}");
+}
+
+fn deployment(replicas: u32, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: {image}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_conflicts_name_the_manager_until_forced() {
+    let k = Kubectl::start().await;
+    let first = k.file("web.yaml", &deployment(1, "nginx:1"));
+    let out = k.ok(&["apply", "--server-side", "-f", &first]).await;
+    assert!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
+    let managed = k
+        .ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+            "--show-managed-fields",
+        ])
+        .await;
+    assert_eq!(managed.trim(), "kubectl", "{managed}");
+
+    let second = k.file("web-3.yaml", &deployment(3, "nginx:1"));
+    let (ok, _, err) = k
+        .run(&[
+            "apply",
+            "--server-side",
+            "--field-manager=scaler",
+            "-f",
+            &second,
+        ])
+        .await;
+    assert!(!ok, "a second manager changing replicas must conflict");
+    assert!(
+        err.contains("Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas"),
+        "{err}"
+    );
+    k.ok(&[
+        "apply",
+        "--server-side",
+        "--field-manager=scaler",
+        "--force-conflicts",
+        "-f",
+        &second,
+    ])
+    .await;
+    let replicas = k
+        .ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])
+        .await;
+    assert_eq!(replicas.trim(), "3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_validation_refuses_a_typo_naming_the_field() {
+    let k = Kubectl::start().await;
+    let typo = k.file(
+        "typo.yaml",
+        &deployment(1, "nginx:1").replace("  replicas: 1", "  replicaz: 1"),
+    );
+    for verb in ["apply", "create"] {
+        let (ok, _, err) = k.run(&[verb, "-f", &typo]).await;
+        assert!(!ok, "kubectl {verb} of a typo must fail");
+        assert!(
+            err.contains("strict decoding error: unknown field \"spec.replicaz\""),
+            "kubectl {verb}: {err}"
+        );
+    }
+    let (ok, _, _) = k.run(&["get", "deployment", "web"]).await;
+    assert!(!ok, "nothing was created");
+    // Without strict validation the typo is dropped with a warning.
+    let (ok, _, err) = k.run(&["create", "--validate=warn", "-f", &typo]).await;
+    assert!(
+        ok && err.contains("unknown field \"spec.replicaz\""),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_reads_a_custom_resource_schema_from_openapi_v3() {
+    let k = Kubectl::start().await;
+    let crd = dovetail_api::crd::crds()
+        .into_iter()
+        .find(|c| c.metadata.name.as_deref() == Some("nodepools.karpenter.sh"))
+        .expect("Karpenter's NodePool CRD");
+    let path = k.file("nodepools.json", &serde_json::to_string(&crd).unwrap());
+    k.ok(&["apply", "-f", &path]).await;
+    let out = k.ok(&["explain", "nodepool.spec"]).await;
+    assert!(out.contains("KIND:       NodePool"), "{out}");
+    assert!(out.contains("FIELDS:"), "{out}");
+    for field in ["disruption", "limits", "template", "weight"] {
+        assert!(
+            out.lines().any(|l| l.trim_start().starts_with(field)),
+            "{field} missing:\n{out}"
+        );
+    }
+    // The same schema refuses a typo'd field under kubectl's default strict validation.
+    let typo = k.file(
+        "nodepool.yaml",
+        "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata:\n  name: default\nspec:\n  wieght: 10\n  template:\n    spec:\n      nodeClassRef:\n        group: karpenter.k8s.aws\n        kind: EC2NodeClass\n        name: default\n      requirements: []\n",
+    );
+    let (ok, _, err) = k.run(&["apply", "-f", &typo]).await;
+    assert!(
+        !ok && err.contains("unknown field \"spec.wieght\""),
+        "{err}"
+    );
+    // Spelled right, it applies server-side through the CRD's list and map types.
+    let fixed = k.file(
+        "nodepool-fixed.yaml",
+        &std::fs::read_to_string(&typo)
+            .unwrap()
+            .replace("wieght", "weight"),
+    );
+    let out = k.ok(&["apply", "--server-side", "-f", &fixed]).await;
+    assert!(
+        out.contains("nodepool.karpenter.sh/default serverside-applied"),
+        "{out}"
+    );
+    let weight = k
+        .ok(&[
+            "get",
+            "nodepool",
+            "default",
+            "-o",
+            "jsonpath={.spec.weight}",
+        ])
+        .await;
+    assert_eq!(weight.trim(), "10");
 }
