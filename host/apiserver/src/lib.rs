@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+pub mod cluster;
 pub mod crd;
 pub mod discovery;
 pub mod event_log;
