@@ -303,7 +303,7 @@ async fn deployments_run_where_they_fit_and_replace_deleted_pods() {
     let p = &running[0];
     let status = p.status.as_ref().unwrap();
     assert!(status.pod_ip.is_some() && status.host_ip.is_some() && status.start_time.is_some());
-    assert_eq!(status.container_statuses.as_ref().unwrap()[0].ready, true);
+    assert!(status.container_statuses.as_ref().unwrap()[0].ready);
 
     for (app, why) in [
         ("huge", "2 Insufficient cpu"),

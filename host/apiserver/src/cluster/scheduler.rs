@@ -201,7 +201,7 @@ fn solve_on(snapshot: &mut Snapshot, pods: &[model::Pod]) -> Vec<(model::PodKey,
     let mut placed: Vec<(model::PodKey, Sym)> = plan
         .bindings
         .iter()
-        .map(|b| (b.pod.clone(), b.node))
+        .map(|b| (b.pod, b.node))
         .collect();
     let soft = |n: &model::Node| {
         n.taints
