@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dovetail_apiserver::cluster::{Cluster, ClusterConfig};
 use dovetail_core::catalog::CapacityType;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -396,6 +396,32 @@ async fn deployments_run_where_they_fit_and_replace_deleted_pods() {
                 .iter()
                 .all(|p| p.metadata.labels.as_ref().unwrap().get("version").is_some()))
         .then_some(())
+    })
+    .await;
+    let sets: Api<ReplicaSet> = Api::namespaced(cluster.client(), "default");
+    let mut scales: Vec<i32> = sets
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|s| s.spec.as_ref().unwrap().replicas.unwrap())
+        .collect();
+    scales.sort();
+    assert_eq!(scales, [0, 4], "the old ReplicaSet is scaled to 0");
+
+    // Deleting the Deployment takes its ReplicaSets and pods with it.
+    deployments
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("web's ReplicaSets and pods collected", || async {
+        let left = sets
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .ok()?
+            .items;
+        (left.is_empty() && pods_of(&pods, "web").await.is_empty()).then_some(())
     })
     .await;
     cluster.shutdown().await;

@@ -1,6 +1,7 @@
 //! A cluster in a box around the API server: a fake cloud, a kubelet model,
 //! a scheduler, the Deployment, ReplicaSet, DaemonSet and
-//! PodDisruptionBudget controllers. Each runs as a small tokio task and acts
+//! PodDisruptionBudget controllers and a garbage collector for what they
+//! own. Each runs as a small tokio task and acts
 //! only through the API, over HTTP, as its upstream counterpart does; none
 //! reaches into the store.
 //!
@@ -22,6 +23,7 @@ mod deployment;
 mod disruption;
 mod expectations;
 mod fake_cloud;
+mod garbage_collector;
 mod informer;
 mod kubeconfig;
 mod kubelet;
@@ -118,6 +120,7 @@ impl Cluster {
             tokio::spawn(replicaset::run(client.clone(), resync)),
             tokio::spawn(daemonset::run(client.clone(), resync)),
             tokio::spawn(disruption::run(client.clone(), resync)),
+            tokio::spawn(garbage_collector::run(client.clone(), resync)),
         ];
         Ok(Self {
             server: Some(server),

@@ -8,13 +8,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dovetail_api::k8s::{Objects, node as convert_node, pod as convert_pod};
+use dovetail_api::k8s::{
+    Objects, namespace as convert_namespace, node as convert_node, pod as convert_pod,
+};
 use dovetail_core::catalog::Catalog;
 use dovetail_core::labels::is_ephemeral_taint;
 use dovetail_core::model::{self, TaintEffect, untolerated};
 use dovetail_core::scheduler::{Snapshot, solve};
 use dovetail_core::sym::Sym;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -26,8 +28,10 @@ pub(crate) async fn run(client: kube::Client, catalog: Arc<Catalog>, resync: Dur
     let mut informers = Informers::new(resync);
     let pods = informers.watch::<Pod>(&client);
     let nodes = informers.watch::<Node>(&client);
+    let namespaces = informers.watch::<Namespace>(&client);
     let _ = pods.wait_until_ready().await;
     let _ = nodes.wait_until_ready().await;
+    let _ = namespaces.wait_until_ready().await;
     // Bindings made but not yet seen in the cache, by pod uid: the pods
     // take room on their node meanwhile (kube-scheduler's assumed pods).
     let mut assumed: HashMap<String, String> = HashMap::new();
@@ -37,6 +41,7 @@ pub(crate) async fn run(client: kube::Client, catalog: Arc<Catalog>, resync: Dur
             &catalog,
             &pods.state(),
             &nodes.state(),
+            &namespaces.state(),
             &mut assumed,
         )
         .await
@@ -68,6 +73,7 @@ async fn pass(
     catalog: &Arc<Catalog>,
     pods: &[Arc<Pod>],
     nodes: &[Arc<Node>],
+    namespaces: &[Arc<Namespace>],
     assumed: &mut HashMap<String, String>,
 ) -> Result<(), kube::Error> {
     // Forget assumptions the cache has caught up with.
@@ -135,6 +141,11 @@ async fn pass(
     let mut bindings: Vec<(&Pod, String)> = Vec::new();
     for (candidates, group) in groups {
         let mut snapshot = Snapshot::new(catalog.clone());
+        // For pod affinity terms' namespace selectors.
+        snapshot.namespaces = namespaces
+            .iter()
+            .filter_map(|n| convert_namespace(n).ok().map(|c| c.value))
+            .collect();
         snapshot.nodes = candidates.iter().map(|&i| cluster[i].clone()).collect();
         let models: Vec<model::Pod> = group.iter().map(|(_, m)| m.clone()).collect();
         let by_key: HashMap<model::PodKey, &Pod> =
@@ -198,11 +209,8 @@ async fn pass(
 /// scores but does not filter on.
 fn solve_on(snapshot: &mut Snapshot, pods: &[model::Pod]) -> Vec<(model::PodKey, Sym)> {
     let plan = solve(snapshot, pods);
-    let mut placed: Vec<(model::PodKey, Sym)> = plan
-        .bindings
-        .iter()
-        .map(|b| (b.pod, b.node))
-        .collect();
+    let mut placed: Vec<(model::PodKey, Sym)> =
+        plan.bindings.iter().map(|b| (b.pod, b.node)).collect();
     let soft = |n: &model::Node| {
         n.taints
             .iter()
