@@ -6,12 +6,15 @@ use std::future::Future;
 use std::time::Duration;
 
 use dovetail_apiserver::cluster::{Cluster, ClusterConfig};
+use dovetail_control::cloud::{CloudProvider, CreateError, InstanceState};
 use dovetail_core::catalog::CapacityType;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -604,5 +607,108 @@ async fn pod_disruption_budget_status_is_computed() {
     })
     .await;
     assert_eq!(pods_of(&pods, "db").await.len(), 2);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_carries_its_node_claims_labels_and_taints() {
+    let cluster = start().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client());
+    for crd in dovetail_api::crd::crds() {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("karpenter.sh", "v1", "NodeClaim"),
+        "nodeclaims",
+    );
+    let claims: Api<DynamicObject> = Api::all_with(cluster.client(), &resource);
+    let claim: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodeClaim",
+        "metadata": {
+            "name": "gpu-k2x9d",
+            "labels": { "karpenter.sh/nodepool": "gpu", "team": "ml" },
+        },
+        "spec": {
+            "nodeClassRef": { "group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default" },
+            "requirements": [{ "key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["m5.large"] }],
+            "taints": [{ "key": "nvidia.com/gpu", "effect": "NoSchedule" }],
+            "startupTaints": [{ "key": "example.com/agent-not-ready", "effect": "NoSchedule" }],
+        },
+    }))
+    .unwrap();
+    claims.create(&PostParams::default(), &claim).await.unwrap();
+    let launch = cluster
+        .cloud()
+        .launch("gpu-k2x9d", "m5.large", "us-east-1b", CapacityType::Spot)
+        .expect("launch");
+    let nodes: Api<Node> = Api::all(cluster.client());
+    let pid = launch.instance.provider_id.clone();
+    let node = eventually("the node", || node_for(&nodes, &pid)).await;
+    let labels = node.metadata.labels.clone().unwrap();
+    assert_eq!(labels["karpenter.sh/nodepool"], "gpu");
+    assert_eq!(labels["team"], "ml");
+    assert_eq!(labels["karpenter.sh/capacity-type"], "spot");
+    let taints = taint_keys(&node);
+    for t in [
+        "nvidia.com/gpu:NoSchedule",
+        "example.com/agent-not-ready:NoSchedule",
+        "karpenter.sh/unregistered:NoExecute",
+        "node.kubernetes.io/not-ready:NoSchedule",
+    ] {
+        assert!(taints.contains(&t.to_string()), "{t} in {taints:?}");
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_fake_cloud_sells_the_catalog_and_runs_short_when_told() {
+    let cluster = start().await;
+    let cloud = cluster.cloud();
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 60_000;
+    cloud.add_shortage(
+        until,
+        &["m5.large"],
+        &["us-east-1a"],
+        Some(CapacityType::Spot),
+    );
+    let e = cloud
+        .launch(
+            "default-s1111",
+            "m5.large",
+            "us-east-1a",
+            CapacityType::Spot,
+        )
+        .unwrap_err();
+    assert!(matches!(e, CreateError::InsufficientCapacity { .. }), "{e}");
+    let ok = cloud
+        .launch(
+            "default-s2222",
+            "m5.large",
+            "us-east-1a",
+            CapacityType::OnDemand,
+        )
+        .expect("on-demand is not short");
+    assert_eq!(ok.instance.state, InstanceState::Running);
+    assert!(ok.instance.price > 0.0);
+    let e = cloud
+        .launch(
+            "default-s3333",
+            "no.such-type",
+            "us-east-1a",
+            CapacityType::OnDemand,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("no.such-type"), "{e}");
+    // The CloudProvider port sees the same instances.
+    let listed = CloudProvider::list(cloud).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].provider_id, ok.instance.provider_id);
+    cloud.terminate(&ok.instance.provider_id);
+    assert!(CloudProvider::get(cloud, &ok.instance.provider_id).is_err());
     cluster.shutdown().await;
 }
