@@ -248,6 +248,19 @@ async fn a_terminated_instance_leaves_its_node_not_ready() {
         .unwrap()
         .provider_id
         .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), "default");
+    deployments
+        .create(&PostParams::default(), &deployment("lone", 1, "100m", None))
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
+    let first = eventually("a Running pod", || async {
+        pods_of(&pods, "lone")
+            .await
+            .into_iter()
+            .find(|p| phase(p) == "Running")
+    })
+    .await;
     cluster.cloud().terminate(&pid);
     let node = eventually("Ready=Unknown", || async {
         nodes
@@ -258,6 +271,22 @@ async fn a_terminated_instance_leaves_its_node_not_ready() {
     })
     .await;
     assert!(taint_keys(&node).contains(&"node.kubernetes.io/unreachable:NoSchedule".to_string()));
+    // The pod stays as last reported: no kubelet is left to change it.
+    let still = pods
+        .get(first.metadata.name.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(phase(&still), "Running");
+
+    // Once the node is deleted its pods are collected and replaced; the
+    // replacement has nowhere to go.
+    nodes.delete(&name, &DeleteParams::default()).await.unwrap();
+    let replacement = eventually("a replacement pod", || async {
+        let ps = pods_of(&pods, "lone").await;
+        (ps.len() == 1 && ps[0].metadata.name != first.metadata.name).then(|| ps[0].clone())
+    })
+    .await;
+    assert_eq!(node_of(&replacement), "");
     cluster.shutdown().await;
 }
 

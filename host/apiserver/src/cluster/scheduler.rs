@@ -35,6 +35,7 @@ pub(crate) async fn run(client: kube::Client, catalog: Arc<Catalog>, resync: Dur
     // Bindings made but not yet seen in the cache, by pod uid: the pods
     // take room on their node meanwhile (kube-scheduler's assumed pods).
     let mut assumed: HashMap<String, String> = HashMap::new();
+    let mut explained = Explained::default();
     loop {
         if let Err(e) = pass(
             &client,
@@ -43,6 +44,7 @@ pub(crate) async fn run(client: kube::Client, catalog: Arc<Catalog>, resync: Dur
             &nodes.state(),
             &namespaces.state(),
             &mut assumed,
+            &mut explained,
         )
         .await
         {
@@ -75,6 +77,7 @@ async fn pass(
     nodes: &[Arc<Node>],
     namespaces: &[Arc<Namespace>],
     assumed: &mut HashMap<String, String>,
+    explained: &mut Explained,
 ) -> Result<(), kube::Error> {
     // Forget assumptions the cache has caught up with.
     assumed.retain(|uid, _| {
@@ -121,6 +124,13 @@ async fn pass(
         }
     }
 
+    let generation = cluster_generation(nodes, pods);
+    explained.messages.retain(|uid, _| {
+        waiting
+            .iter()
+            .any(|p| p.metadata.uid.as_deref() == Some(uid.as_str()))
+    });
+
     // kube-scheduler filters on the start-up taints Karpenter's simulation
     // ignores (not-ready, unregistered…), and on a DaemonSet pod's
     // `matchFields`, which the simulation does not model: each pod is
@@ -165,7 +175,18 @@ async fn pass(
             .collect();
         for (p, m) in &group {
             if !bound.contains(p.metadata.uid.as_deref().unwrap_or("")) {
-                unschedulable.push((p, reason(&snapshot, m, &candidates, &cluster)));
+                let uid = p.metadata.uid.clone().unwrap_or_default();
+                // Explaining costs a solve per node: an unschedulable pod is
+                // explained again only when the nodes or their pods change.
+                let message = match explained.messages.get(&uid) {
+                    Some((at, m)) if *at == generation => m.clone(),
+                    _ => {
+                        let m = reason(&snapshot, m, &candidates, &cluster);
+                        explained.messages.insert(uid, (generation, m.clone()));
+                        m
+                    }
+                };
+                unschedulable.push((p, message));
             }
         }
     }
@@ -202,6 +223,32 @@ async fn pass(
         mark_unschedulable(client, p, &message).await?;
     }
     Ok(())
+}
+
+/// The Unschedulable messages last written, by pod uid, with the cluster
+/// generation they explain.
+#[derive(Debug, Default)]
+struct Explained {
+    messages: HashMap<String, (u64, String)>,
+}
+
+/// Changes whenever a node or a bound pod does (whatever the caches'
+/// order).
+fn cluster_generation(nodes: &[Arc<Node>], pods: &[Arc<Pod>]) -> u64 {
+    let version = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        super::kubelet::fnv(m.resource_version.as_deref().unwrap_or(""))
+    };
+    let bound = pods.iter().filter(|p| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some()
+    });
+    nodes
+        .iter()
+        .map(|n| version(&n.metadata))
+        .chain(bound.map(|p| version(&p.metadata).rotate_left(1)))
+        .fold(0u64, u64::wrapping_add)
 }
 
 /// Solves `pods` onto the snapshot's nodes; a pod that fits nowhere is
