@@ -100,7 +100,8 @@ async fn serve(args: DevArgs, catalog: Arc<Catalog>, kubeconfig: PathBuf) -> Res
         cluster.url()
     );
     println!(
-        "Karpenter's CRDs are installed (NodePool, NodeClaim, EC2NodeClass); the fake cloud sells {types} instance types and its nodes turn Ready {} after launch.",
+        "Karpenter's CRDs are installed (NodePool, NodeClaim, EC2NodeClass); the fake cloud sells {types} instance type{} and its nodes turn Ready {} after launch.",
+        if types == 1 { "" } else { "s" },
         humanize(args.node_ready_after)
     );
     println!(

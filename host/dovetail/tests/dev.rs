@@ -212,6 +212,54 @@ fn dev_serves_a_cluster_for_kubectl_and_stops_cleanly_on_ctrl_c() {
 }
 
 #[test]
+fn dev_sells_the_instance_types_of_a_catalog_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.yaml");
+    std::fs::write(
+        &catalog,
+        "- name: small\n  labels: { kubernetes.io/arch: amd64, kubernetes.io/os: linux }\n  capacity: { cpu: \"2\", memory: 4Gi }\n  offerings:\n    - { zone: zone-a, capacityType: on-demand, price: 0.05 }\n",
+    )
+    .unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let child = Command::new(env!("CARGO_BIN_EXE_dovetail"))
+        .args(["dev", "--port", "0", "--catalog"])
+        .arg(&catalog)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run dovetail dev");
+    let mut running = Running(child);
+    let mut lines = BufReader::new(running.0.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    while !printed.contains("Press Ctrl-C") {
+        match lines.next() {
+            Some(Ok(line)) => printed.push_str(&format!("{line}\n")),
+            _ => panic!("dovetail dev stopped early; printed:\n{printed}"),
+        }
+    }
+    assert!(printed.contains("sells 1 instance type and"), "{printed}");
+    let pid = running.0.id().to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("run kill");
+    assert!(running.0.wait().unwrap().success());
+
+    let out = Command::new(env!("CARGO_BIN_EXE_dovetail"))
+        .args(["dev", "--port", "0", "--catalog", "no/such/catalog.yaml"])
+        .output()
+        .expect("run dovetail dev");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot read the catalog no/such/catalog.yaml"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn dev_refuses_to_listen_beyond_loopback() {
     let out = Command::new(env!("CARGO_BIN_EXE_dovetail"))
         .args(["dev", "--address", "0.0.0.0", "--port", "0"])

@@ -230,3 +230,28 @@ pub(crate) fn template_hash(template: &k8s_openapi::api::core::v1::PodTemplateSp
         .map(|b| ALPHABET[usize::from(b) % ALPHABET.len()] as char)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_hash_is_stable_safe_and_changes_with_the_template() {
+        let template = |image: &str| -> k8s_openapi::api::core::v1::PodTemplateSpec {
+            serde_json::from_value(json!({
+                "metadata": { "labels": { "app": "web" } },
+                "spec": { "containers": [{ "name": "web", "image": image }] },
+            }))
+            .unwrap()
+        };
+        let a = template_hash(&template("web:1"));
+        assert_eq!(a, template_hash(&template("web:1")));
+        assert_ne!(a, template_hash(&template("web:2")));
+        assert!(!a.is_empty() && a.len() <= 10, "{a}");
+        // No vowels: a hash never spells a word in a name.
+        assert!(
+            a.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)),
+            "{a}"
+        );
+    }
+}

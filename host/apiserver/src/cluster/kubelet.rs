@@ -574,3 +574,26 @@ pub(crate) fn fnv(s: &str) -> u64 {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_lists_are_kubernetes_quantities() {
+        let mut r = Resources::new(1930, 7_918_472 * 1024);
+        r.pods = 29;
+        let q = quantities(&r);
+        assert_eq!(q["cpu"], "1930m");
+        assert_eq!(q["memory"], "7918472Ki");
+        assert_eq!(q["pods"], "29");
+        assert_eq!(quantities(&Resources::new(2000, 1000))["cpu"], "2");
+        assert_eq!(quantities(&Resources::new(2000, 1000))["memory"], "1000");
+    }
+
+    #[test]
+    fn pods_of_different_nodes_get_different_ips() {
+        assert_ne!(pod_ip("10.0.0.1", 1), pod_ip("10.0.0.2", 1));
+        assert_ne!(pod_ip("10.0.0.1", 1), pod_ip("10.0.0.1", 2));
+    }
+}
