@@ -92,7 +92,10 @@ impl Kubelet {
                 .values()
                 .any(|t| t.provider_id == instance.provider_id)
             {
-                self.register(&nodes, &instance).await?;
+                // One node failing to register must not hold up the others.
+                if let Err(e) = self.register(&nodes, &instance).await {
+                    tracing::warn!("kubelet model: registering {}: {e}", instance.provider_id);
+                }
             }
         }
         let names: Vec<String> = self.nodes.keys().cloned().collect();
@@ -103,10 +106,15 @@ impl Kubelet {
             if t.gone {
                 continue;
             }
-            if self.cloud.get(&t.provider_id).is_err() {
-                self.stop_reporting(&nodes, &name).await?;
+            let done = if self.cloud.get(&t.provider_id).is_err() {
+                self.stop_reporting(&nodes, &name).await
             } else if !t.ready && t.registered.elapsed() >= self.settings.ready_after {
-                self.mark_ready(&nodes, &name).await?;
+                self.mark_ready(&nodes, &name).await
+            } else {
+                Ok(())
+            };
+            if let Err(e) = done {
+                tracing::warn!("kubelet model: node {name}: {e}");
             }
         }
         if self
@@ -117,7 +125,10 @@ impl Kubelet {
             self.last_lease = Some(Instant::now());
         }
         for pod in pods {
-            self.run_pod(pod).await?;
+            if let Err(e) = self.run_pod(pod).await {
+                let name = pod.metadata.name.as_deref().unwrap_or("");
+                tracing::warn!("kubelet model: pod {name}: {e}");
+            }
         }
         Ok(())
     }

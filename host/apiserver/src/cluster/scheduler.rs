@@ -216,11 +216,14 @@ async fn pass(
             }
             // Bound or deleted meanwhile: the next pass sees it.
             Err(kube::Error::Api(e)) if matches!(e.code, 404 | 409) => {}
-            Err(e) => return Err(e),
+            Err(e) => tracing::warn!("scheduler: binding {ns}/{name} to {node}: {e}"),
         }
     }
     for (p, message) in unschedulable {
-        mark_unschedulable(client, p, &message).await?;
+        if let Err(e) = mark_unschedulable(client, p, &message).await {
+            let name = p.metadata.name.as_deref().unwrap_or("");
+            tracing::warn!("scheduler: marking {name} unschedulable: {e}");
+        }
     }
     Ok(())
 }
