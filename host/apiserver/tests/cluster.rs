@@ -741,3 +741,51 @@ async fn the_fake_cloud_sells_the_catalog_and_runs_short_when_told() {
     assert!(CloudProvider::get(cloud, &ok.instance.provider_id).is_err());
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_kubelet_confirms_a_graceful_deletion_after_the_scaled_grace_period() {
+    let cluster = Cluster::start(ClusterConfig {
+        node_ready_after: READY_AFTER,
+        grace_period_scale: 0.05,
+        resync: Duration::from_millis(100),
+        ..ClusterConfig::default()
+    })
+    .await
+    .unwrap();
+    let node = ready_node(&cluster, "default-g1111", "m5.large").await;
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "slow", "namespace": "default", "labels": { "app": "slow" } },
+        "spec": {
+            "terminationGracePeriodSeconds": 10,
+            "containers": [{ "name": "slow", "image": "slow:1" }],
+        },
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    eventually("the pod Running", || async {
+        pods.get("slow")
+            .await
+            .ok()
+            .filter(|p| phase(p) == "Running" && node_of(p) == node)
+    })
+    .await;
+    let asked = std::time::Instant::now();
+    pods.delete("slow", &DeleteParams::default()).await.unwrap();
+    let terminating = pods.get("slow").await.unwrap();
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    eventually("the pod gone", || async {
+        pods.get_opt("slow")
+            .await
+            .ok()
+            .and_then(|p| p.is_none().then_some(()))
+    })
+    .await;
+    // 10 s × 0.05
+    assert!(
+        asked.elapsed() >= Duration::from_millis(500),
+        "gone after {:?}",
+        asked.elapsed()
+    );
+    cluster.shutdown().await;
+}
