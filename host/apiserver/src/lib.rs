@@ -21,6 +21,7 @@
 
 pub mod apply;
 pub mod body;
+pub mod cluster;
 pub mod crd;
 pub mod defaults;
 pub mod discovery;

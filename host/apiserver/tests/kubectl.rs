@@ -154,29 +154,20 @@ async fn get_json(k: &Kubectl, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-// Typed `kubectl create` commands send protobuf bodies. `--validate=false` because strict
-// validation is a separate concern (it needs /openapi/v3).
+// Typed `kubectl create` commands send protobuf bodies, validated strictly by default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_configmap_from_files_and_literals_sends_protobuf_that_is_stored_exactly() {
     let k = Kubectl::start().await;
     let file = k.dir.path().join("app.properties");
     std::fs::write(&file, "colour=blue\nsize=3\n").unwrap();
     let from_file = format!("--from-file={}", file.display());
-    k.ok(&[
-        "create",
-        "configmap",
-        "props",
-        &from_file,
-        "--validate=false",
-    ])
-    .await;
+    k.ok(&["create", "configmap", "props", &from_file]).await;
     k.ok(&[
         "create",
         "configmap",
         "lits",
         "--from-literal=a=1",
         "--from-literal=b=two words",
-        "--validate=false",
     ])
     .await;
     let props = get_json(&k, &["configmap", "props"]).await;
@@ -204,7 +195,6 @@ async fn create_secret_namespace_serviceaccount_and_deployment_from_protobuf() {
         "generic",
         "creds",
         "--from-literal=password=s3cret",
-        "--validate=false",
     ])
     .await;
     let secret = get_json(&k, &["secret", "creds"]).await;
@@ -215,8 +205,7 @@ async fn create_secret_namespace_serviceaccount_and_deployment_from_protobuf() {
     );
     assert_eq!(secret["type"], "Opaque");
 
-    k.ok(&["create", "namespace", "team", "--validate=false"])
-        .await;
+    k.ok(&["create", "namespace", "team"]).await;
     let ns = get_json(&k, &["namespace", "team"]).await;
     assert_eq!(ns["status"]["phase"], "Active", "{ns}");
     assert_eq!(ns["spec"]["finalizers"], serde_json::json!(["kubernetes"]));
@@ -225,8 +214,7 @@ async fn create_secret_namespace_serviceaccount_and_deployment_from_protobuf() {
         "team"
     );
 
-    k.ok(&["create", "serviceaccount", "robot", "--validate=false"])
-        .await;
+    k.ok(&["create", "serviceaccount", "robot"]).await;
     let sa = get_json(&k, &["serviceaccount", "robot"]).await;
     assert_eq!(sa["metadata"]["name"], "robot", "{sa}");
 
@@ -237,7 +225,6 @@ async fn create_secret_namespace_serviceaccount_and_deployment_from_protobuf() {
         "--image=nginx:1.27",
         "--replicas=2",
         "--port=80",
-        "--validate=false",
     ])
     .await;
     let d = get_json(&k, &["deployment", "web"]).await;
@@ -285,14 +272,7 @@ async fn kubectl_run_creates_a_defaulted_pending_pod() {
 async fn a_protobuf_kind_the_server_cannot_decode_is_refused_naming_it_and_the_json_route() {
     let k = Kubectl::start().await;
     let (ok, _, err) = k
-        .run(&[
-            "create",
-            "service",
-            "clusterip",
-            "web",
-            "--tcp=80:8080",
-            "--validate=false",
-        ])
+        .run(&["create", "service", "clusterip", "web", "--tcp=80:8080"])
         .await;
     assert!(
         !ok && err.contains("v1 Service") && err.contains("send it as JSON"),
@@ -313,7 +293,6 @@ async fn server_dry_run_prints_the_defaulted_object_and_stores_nothing() {
             "--dry-run=server",
             "-o",
             "json",
-            "--validate=false",
         ])
         .await;
     let d: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
@@ -339,7 +318,6 @@ async fn server_dry_run_prints_the_defaulted_object_and_stores_nothing() {
             "--dry-run=server",
             "-o",
             "yaml",
-            "--validate=false",
         ])
         .await;
     for want in [

@@ -4,6 +4,7 @@ mod bench_apiserver;
 mod bench_cmd;
 mod crds_cmd;
 mod demo_cmd;
+mod dev_cmd;
 mod policy_cmd;
 mod sim_cmd;
 
@@ -36,6 +37,10 @@ enum Command {
     /// Benchmark the decision engines and the in-memory API server.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
+    /// Run a local cluster in a box (in-memory API server, virtual nodes
+    /// from a fake cloud, scheduler and workload controllers) with
+    /// Karpenter's CRDs installed, for kubectl. No cloud or cluster needed.
+    Dev(dev_cmd::DevArgs),
     /// Print the NodePool, NodeClaim and EC2NodeClass CRDs (Karpenter's v1
     /// API) as YAML, for `kubectl apply -f -`.
     Crds,
@@ -47,6 +52,8 @@ fn main() {
     // a line per failed call would bury it.
     let default_filter = match cli.command {
         Command::Sim(_) => "warn,dovetail_policy=off",
+        // A client dropped mid-watch is routine for a local server.
+        Command::Dev(_) => "warn,hyper=off",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -70,5 +77,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo => demo_cmd::run(),
         Command::Sim(args) => sim_cmd::run(args),
         Command::Crds => crds_cmd::run(),
+        Command::Dev(args) => dev_cmd::run(args),
     }
 }

@@ -46,31 +46,33 @@ pub(crate) struct SimInstance {
     pub node_pool: Option<Sym>,
 }
 
+/// The EC2 model. The simulator drives it on its virtual clock; the
+/// in-process cluster (`dovetail-apiserver`) uses it as a fake cloud.
 #[derive(Debug)]
-pub(crate) struct Ec2 {
+pub struct Ec2 {
     catalog: Arc<Catalog>,
     region: Sym,
     /// By instance ID, in launch order (IDs are sequential).
-    pub instances: BTreeMap<u64, SimInstance>,
+    pub(crate) instances: BTreeMap<u64, SimInstance>,
     /// Instances still to register, become Ready or be reclaimed.
-    pub busy: std::collections::BTreeSet<u64>,
+    pub(crate) busy: std::collections::BTreeSet<u64>,
     next_id: u64,
     launch_ms: u64,
     ready_ms: u64,
     /// Unix ms of simulated time 0.
     start_ms: u64,
-    pub shortages: Vec<Shortage>,
+    pub(crate) shortages: Vec<Shortage>,
     /// Hourly price of the running instances.
-    pub live_price: f64,
+    pub(crate) live_price: f64,
     /// The same by NodePool and capacity type.
-    pub live_price_by: BTreeMap<(Option<Sym>, CapacityType), f64>,
-    pub launched: usize,
-    pub insufficient_capacity_errors: usize,
-    pub peak: usize,
+    pub(crate) live_price_by: BTreeMap<(Option<Sym>, CapacityType), f64>,
+    pub(crate) launched: usize,
+    pub(crate) insufficient_capacity_errors: usize,
+    pub(crate) peak: usize,
     live: usize,
-    pub events: Vec<SimEvent>,
+    pub(crate) events: Vec<SimEvent>,
     /// Hours per instance type of terminated instances.
-    pub hours: BTreeMap<String, f64>,
+    pub(crate) hours: BTreeMap<String, f64>,
 }
 
 pub(crate) fn instance_id(provider_id: &str) -> Option<u64> {
@@ -104,6 +106,40 @@ impl Ec2 {
         }
     }
 
+    /// Matching launches fail with insufficient capacity until `until_ms`
+    /// (Unix ms); an empty list matches every instance type or zone, `None`
+    /// every capacity type.
+    pub fn add_shortage(
+        &mut self,
+        until_ms: u64,
+        instance_types: Vec<Sym>,
+        zones: Vec<Sym>,
+        capacity_type: Option<CapacityType>,
+    ) {
+        let until = self.rel(until_ms);
+        self.shortages.push(Shortage {
+            until,
+            instance_types,
+            zones,
+            capacity_type,
+        });
+    }
+
+    /// The instance is up (EC2 `running`), as it is moments after a launch.
+    pub fn mark_running(&mut self, provider_id: &str) {
+        if let Some(i) = instance_id(provider_id).and_then(|id| self.instances.get_mut(&id))
+            && i.terminated_at.is_none()
+        {
+            i.instance.state = InstanceState::Running;
+        }
+    }
+
+    /// Every instance not yet terminated, whoever launched it, in launch
+    /// order.
+    pub fn instances(&self) -> Vec<Instance> {
+        self.live().map(|i| i.instance.clone()).collect()
+    }
+
     fn rel(&self, now_ms: u64) -> u64 {
         now_ms.saturating_sub(self.start_ms)
     }
@@ -120,7 +156,7 @@ impl Ec2 {
     /// Starts an instance of `offering` for `claim` of `node_pool`;
     /// `started` back-dates it (a start state) and says if it is Ready at
     /// once.
-    pub fn start(
+    pub(crate) fn start(
         &mut self,
         offering: OfferingKey,
         (claim, node_pool): (Sym, Option<Sym>),
@@ -197,7 +233,7 @@ impl Ec2 {
     /// An instance running at the start for a node Dovetail does not manage
     /// (an EKS managed node group's, say): billed like the others, but not
     /// tagged as Dovetail's, so Dovetail neither lists nor collects it.
-    pub fn start_unmanaged(
+    pub(crate) fn start_unmanaged(
         &mut self,
         offering: OfferingKey,
         name: Sym,
@@ -215,14 +251,14 @@ impl Ec2 {
     }
 
     /// Instances alive (not terminated).
-    pub fn live(&self) -> impl Iterator<Item = &SimInstance> {
+    pub(crate) fn live(&self) -> impl Iterator<Item = &SimInstance> {
         self.instances
             .values()
             .filter(|i| i.terminated_at.is_none())
     }
 
     /// Terminates an instance at relative time `now`.
-    pub fn terminate(&mut self, id: u64, now: u64) {
+    pub(crate) fn terminate(&mut self, id: u64, now: u64) {
         let Some(i) = self.instances.get_mut(&id) else {
             return;
         };
@@ -248,7 +284,7 @@ impl Ec2 {
     }
 
     /// A spot interruption: the instance terminates at `at`.
-    pub fn reclaim(&mut self, id: u64, at: u64) {
+    pub(crate) fn reclaim(&mut self, id: u64, at: u64) {
         if let Some(i) = self.instances.get_mut(&id) {
             i.reclaim_at = Some(at);
             self.busy.insert(id);
@@ -257,7 +293,10 @@ impl Ec2 {
 
     /// Node-hours by NodePool and capacity type, counting live instances up
     /// to `end`.
-    pub fn node_hours_by_pool(&self, end: u64) -> BTreeMap<(Option<Sym>, CapacityType), f64> {
+    pub(crate) fn node_hours_by_pool(
+        &self,
+        end: u64,
+    ) -> BTreeMap<(Option<Sym>, CapacityType), f64> {
         let mut h = BTreeMap::new();
         for i in self.instances.values() {
             let until = i.terminated_at.unwrap_or(end).min(end);
@@ -268,7 +307,7 @@ impl Ec2 {
     }
 
     /// Node-hours by instance type, counting live instances up to `end`.
-    pub fn node_hours(&self, end: u64) -> BTreeMap<String, f64> {
+    pub(crate) fn node_hours(&self, end: u64) -> BTreeMap<String, f64> {
         let mut h = self.hours.clone();
         for i in self.live() {
             *h.entry(i.instance.instance_type.to_string()).or_default() +=

@@ -21,7 +21,7 @@
 
 mod baseline;
 mod changes;
-mod cloud;
+pub mod cloud;
 mod demo;
 mod engine;
 mod format;
@@ -43,7 +43,7 @@ pub use report::{
     CostShare, DecisionRecord, LaunchRecord, NodeReason, OfferingRecord, Outcome, PassRecord,
     PoolBudget, ProposedRecord, Report, Sample, Totals,
 };
-pub use scenario::{ScenarioError, parse_scenario, parse_scenario_in};
+pub use scenario::{ScenarioError, parse_catalog, parse_scenario, parse_scenario_in};
 pub use types::{
     Amount, Autoscaler, BaselineModel, Deployment, Diurnal, Event, EventKind, InitialNode,
     InitialPod, Job, Manifest, Models, NodeError, NodeGroup, PdbSpec, PolicyFiles, Rollout,

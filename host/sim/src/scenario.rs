@@ -1197,6 +1197,15 @@ fn sizing_differences(a: &CatalogSettings, b: &CatalogSettings) -> Vec<SizingDif
     out
 }
 
+/// An instance-type catalog file, written as a scenario's `catalog`
+/// section is: a list of instance types, or a map with `instanceTypes` and
+/// `wellKnownLabels` (region us-east-1).
+pub fn parse_catalog(text: &str) -> Result<Arc<Catalog>, ScenarioError> {
+    let file: CatalogFile =
+        serde_norway::from_str(text).map_err(|e| ScenarioError::Yaml(e.to_string()))?;
+    catalog(None, Some(file), None)
+}
+
 /// The scenario's catalog, or the AWS one.
 fn catalog(
     region: Option<String>,

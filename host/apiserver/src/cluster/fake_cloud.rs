@@ -1,0 +1,172 @@
+//! The fake cloud: the simulator's EC2 model on the wall clock, shared
+//! between the kubelet model (which registers a node for each instance) and
+//! whoever launches instances, through the same [`CloudProvider`] port the
+//! AWS adapter implements.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use dovetail_control::cloud::{
+    CloudDrift, CloudError, CloudProvider, CreateError, Instance, InstanceState, Launch,
+};
+use dovetail_core::catalog::{CapacityType, Catalog};
+use dovetail_core::model::NodeClassRef;
+use dovetail_core::nodeclaim::{NodeClaim, NodeClaimStatus};
+use dovetail_core::scheduler::OfferingRef;
+use dovetail_core::sym::Sym;
+use dovetail_sim::cloud::Ec2;
+use tokio::sync::watch;
+
+use super::now_ms;
+
+/// A handle on the fake cloud; clones share the same instances. Launches
+/// are `running` at once; the node's readiness is the kubelet model's.
+#[derive(Debug, Clone)]
+pub struct FakeCloud {
+    ec2: Arc<Mutex<Ec2>>,
+    /// Bumped on every launch and termination, to wake the kubelet model.
+    changes: Arc<watch::Sender<u64>>,
+}
+
+impl FakeCloud {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        // Launch and readiness delays are the simulator's; here the
+        // instance runs at once and the kubelet model times readiness.
+        let ec2 = Ec2::new(catalog, 0, 0, now_ms());
+        Self {
+            ec2: Arc::new(Mutex::new(ec2)),
+            changes: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    fn ec2(&self) -> MutexGuard<'_, Ec2> {
+        // A panic while holding the lock leaves the model as consistent as
+        // any single call leaves it.
+        self.ec2.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Notified on every launch and termination.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Launches one instance of `instance_type` in `zone` for the NodeClaim
+    /// `claim` (its `karpenter.sh/nodeclaim` tag), as a controller's
+    /// [`CloudProvider::create`] would with a one-offering launch list.
+    pub fn launch(
+        &self,
+        claim: &str,
+        instance_type: &str,
+        zone: &str,
+        capacity_type: CapacityType,
+    ) -> Result<Launch, CreateError> {
+        let price = self
+            .instance_types()
+            .get(instance_type)
+            .and_then(|t| t.offering(zone, capacity_type))
+            .map(|o| o.price)
+            .ok_or_else(|| CreateError::Failed {
+                reason: "InvalidParameterValue".into(),
+                message: format!(
+                    "the catalog has no {capacity_type:?} offering of {instance_type} in {zone}"
+                ),
+            })?;
+        let now = now_ms();
+        let claim = NodeClaim {
+            name: Sym::new(claim),
+            node_pool: None,
+            labels: Vec::new(),
+            annotations: Vec::new(),
+            requirements: Vec::new(),
+            requests: Default::default(),
+            taints: Vec::new(),
+            startup_taints: Vec::new(),
+            node_class_ref: NodeClassRef {
+                group: "karpenter.k8s.aws".into(),
+                kind: "EC2NodeClass".into(),
+                name: "default".into(),
+            },
+            expire_after: None,
+            termination_grace_period: None,
+            launch: vec![OfferingRef {
+                instance_type: Sym::new(instance_type),
+                zone: Sym::new(zone),
+                capacity_type,
+                price,
+            }],
+            node_pool_hash: None,
+            created_ms: now,
+            deletion_ms: None,
+            finalizer: false,
+            status: NodeClaimStatus::default(),
+        };
+        self.clone().create(&claim, now)
+    }
+
+    /// Matching launches fail with insufficient capacity until `until_ms`
+    /// (Unix ms); an empty list matches any instance type or zone, `None`
+    /// any capacity type.
+    pub fn add_shortage(
+        &self,
+        until_ms: u64,
+        instance_types: &[&str],
+        zones: &[&str],
+        capacity_type: Option<CapacityType>,
+    ) {
+        self.ec2().add_shortage(
+            until_ms,
+            instance_types.iter().map(|s| Sym::new(s)).collect(),
+            zones.iter().map(|s| Sym::new(s)).collect(),
+            capacity_type,
+        );
+    }
+
+    /// Every instance not yet terminated, tagged for a NodeClaim or not.
+    pub fn instances(&self) -> Vec<Instance> {
+        self.ec2().instances()
+    }
+
+    /// Terminates an instance, as a spot interruption or an operator would.
+    pub fn terminate(&self, provider_id: &str) {
+        let _ = self.clone().delete(provider_id, now_ms());
+    }
+}
+
+impl CloudProvider for FakeCloud {
+    fn create(&mut self, claim: &NodeClaim, now_ms: u64) -> Result<Launch, CreateError> {
+        let mut launch = {
+            let mut ec2 = self.ec2();
+            let launch = ec2.create(claim, now_ms)?;
+            ec2.mark_running(&launch.instance.provider_id);
+            launch
+        };
+        launch.instance.state = InstanceState::Running;
+        self.changed();
+        Ok(launch)
+    }
+
+    fn delete(&mut self, provider_id: &str, now_ms: u64) -> Result<(), CloudError> {
+        self.ec2().delete(provider_id, now_ms)?;
+        self.changed();
+        Ok(())
+    }
+
+    fn get(&self, provider_id: &str) -> Result<Instance, CloudError> {
+        self.ec2().get(provider_id)
+    }
+
+    fn list(&self) -> Result<Vec<Instance>, CloudError> {
+        self.ec2().list()
+    }
+
+    fn instance_types(&self) -> Arc<Catalog> {
+        self.ec2().instance_types()
+    }
+
+    fn is_drifted(&self, claim: &NodeClaim) -> Result<Option<CloudDrift>, CloudError> {
+        self.ec2().is_drifted(claim)
+    }
+}

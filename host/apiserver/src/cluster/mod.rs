@@ -1,0 +1,260 @@
+//! A cluster in a box around the API server: a fake cloud, a kubelet model,
+//! a scheduler, the Deployment, ReplicaSet, DaemonSet and
+//! PodDisruptionBudget controllers and a garbage collector for what they
+//! own. Each runs as a small tokio task and acts
+//! only through the API, over HTTP, as its upstream counterpart does; none
+//! reaches into the store.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! use dovetail_apiserver::cluster::{Cluster, ClusterConfig};
+//! use dovetail_core::catalog::CapacityType;
+//!
+//! let cluster = Cluster::start(ClusterConfig::default()).await?;
+//! // A node appears for the instance, Ready after `node_ready_after`.
+//! cluster.cloud().launch("default-abcde", "m5.large", "us-east-1a", CapacityType::OnDemand)?;
+//! cluster.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod daemonset;
+mod deployment;
+mod disruption;
+mod expectations;
+mod fake_cloud;
+mod garbage_collector;
+mod informer;
+mod kubeconfig;
+mod kubelet;
+mod replicaset;
+mod scheduler;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dovetail_core::catalog::{Catalog, aws_catalog};
+use tokio::task::JoinHandle;
+
+use crate::server::{ApiServer, ServeError, ServerConfig};
+
+pub use fake_cloud::FakeCloud;
+pub use kubeconfig::kubeconfig;
+
+/// How to run the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub server: ServerConfig,
+    /// Instance types, offerings and prices of the fake cloud.
+    pub catalog: Arc<Catalog>,
+    /// Registration to Ready for a launched instance's node.
+    pub node_ready_after: Duration,
+    /// Scales a deleted pod's grace period before the kubelet model
+    /// confirms the deletion: 1.0 waits the full period, 0.0 not at all.
+    pub grace_period_scale: f64,
+    /// How often the kubelet model renews its nodes' Leases.
+    pub lease_interval: Duration,
+    /// How often each component looks again with no change to wake it, for
+    /// time-based work (readiness, grace periods, expired disruptions).
+    pub resync: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            catalog: aws_catalog(),
+            node_ready_after: Duration::from_secs(5),
+            grace_period_scale: 1.0,
+            lease_interval: Duration::from_secs(10),
+            resync: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why the cluster could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error("cannot make a client for the API server at {url}: {source}")]
+    Client {
+        url: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// A running API server with the cluster's components around it.
+pub struct Cluster {
+    server: Option<ApiServer>,
+    cloud: FakeCloud,
+    client: kube::Client,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Cluster {
+    /// Starts the server, then every component against it.
+    pub async fn start(config: ClusterConfig) -> Result<Self, ClusterError> {
+        let server = ApiServer::start(config.server.clone()).await?;
+        let client = client(&server.url())?;
+        let cloud = FakeCloud::new(config.catalog.clone());
+        let resync = config.resync;
+        let tasks = vec![
+            tokio::spawn(kubelet::run(
+                client.clone(),
+                cloud.clone(),
+                kubelet::Settings {
+                    ready_after: config.node_ready_after,
+                    grace_period_scale: config.grace_period_scale,
+                    lease_interval: config.lease_interval,
+                    resync,
+                },
+            )),
+            tokio::spawn(scheduler::run(
+                client.clone(),
+                config.catalog.clone(),
+                resync,
+            )),
+            tokio::spawn(deployment::run(client.clone(), resync)),
+            tokio::spawn(replicaset::run(client.clone(), resync)),
+            tokio::spawn(daemonset::run(client.clone(), resync)),
+            tokio::spawn(disruption::run(client.clone(), resync)),
+            tokio::spawn(garbage_collector::run(client.clone(), resync)),
+        ];
+        Ok(Self {
+            server: Some(server),
+            cloud,
+            client,
+            tasks,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        self.server().url()
+    }
+
+    pub fn server(&self) -> &ApiServer {
+        self.server
+            .as_ref()
+            .expect("the server runs until shutdown")
+    }
+
+    /// The fake cloud: launch and terminate instances, inject shortages.
+    /// A clone shares the same instances.
+    pub fn cloud(&self) -> &FakeCloud {
+        &self.cloud
+    }
+
+    /// A client for the server.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// A kubeconfig for the server (no credentials: it has none).
+    pub fn kubeconfig(&self) -> String {
+        kubeconfig(&self.url())
+    }
+
+    /// Stops every component, then the server.
+    pub async fn shutdown(mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("server", &self.server)
+            .field("cloud", &self.cloud)
+            .field("tasks", &self.tasks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn client(url: &str) -> Result<kube::Client, ClusterError> {
+    let uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| ClusterError::Client {
+            url: url.to_string(),
+            source: kube::Error::Service(e.into()),
+        })?;
+    kube::Client::try_from(kube::Config::new(uri)).map_err(|source| ClusterError::Client {
+        url: url.to_string(),
+        source,
+    })
+}
+
+/// Unix ms now.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Whether `obj` is controlled by the object with `uid`.
+pub(crate) fn controlled_by(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    uid: &str,
+) -> bool {
+    controller_of(meta).is_some_and(|o| o.uid == uid)
+}
+
+/// The owner reference with `controller: true`.
+pub(crate) fn controller_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+}
+
+/// The owner reference a controller puts on what it creates.
+pub(crate) fn owner_reference(
+    api_version: &str,
+    kind: &str,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// A pod's Ready condition is True.
+pub(crate) fn pod_ready(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// Neither Succeeded nor Failed, and not being deleted.
+pub(crate) fn pod_active(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    pod.metadata.deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded" | "Failed"))
+}

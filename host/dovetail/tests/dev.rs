@@ -1,0 +1,318 @@
+//! `dovetail dev` as a user runs it: start it, point kubectl at the
+//! kubeconfig it prints, apply the Karpenter examples, stop it with Ctrl-C.
+//! kubectl must be installed; without it the test fails with an install
+//! hint rather than being skipped.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use dovetail_api::{EC2NodeClass, NodePool};
+use dovetail_tests::example;
+use kube::CustomResourceExt;
+
+fn kubectl_binary() -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "kubectl not found on PATH: install it (https://kubernetes.io/docs/tasks/tools/#kubectl) to run this test"
+            )
+        })
+}
+
+/// Stops the process if the test fails before it does.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> String {
+    let out = Command::new(kubectl_binary())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed:\n{stderr}\n{stdout}"
+    );
+    stdout
+}
+
+#[test]
+fn dev_serves_a_cluster_for_kubectl_and_stops_cleanly_on_ctrl_c() {
+    kubectl_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kube").join("config");
+    let cache = dir.path().join("cache");
+    let child = Command::new(env!("CARGO_BIN_EXE_dovetail"))
+        .args([
+            "dev",
+            "--port",
+            "0",
+            "--node-ready-after",
+            "1s",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run dovetail dev");
+    let mut running = Running(child);
+    let stdout = running.0.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut printed = Vec::new();
+    let export = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no `export KUBECONFIG` line; printed:\n{}",
+                    printed.join("\n")
+                )
+            });
+        printed.push(line.clone());
+        if line.trim_start().starts_with("export KUBECONFIG=") {
+            break line;
+        }
+    };
+    let text = printed.join("\n");
+    assert!(
+        export.trim()
+            == format!(
+                "export KUBECONFIG={} && kubectl get nodes",
+                kubeconfig.display()
+            ),
+        "{export}"
+    );
+    assert!(text.contains("No autoscaler is attached yet"), "{text}");
+    assert!(text.contains("no authentication"), "{text}");
+    assert!(kubeconfig.is_file());
+
+    let nodes = kubectl(&kubeconfig, &cache, &["get", "nodes"]);
+    assert!(
+        nodes.is_empty(),
+        "no nodes before anything launches: {nodes}"
+    );
+    let crds = kubectl(&kubeconfig, &cache, &["get", "crds", "-o", "name"]);
+    for crd in [
+        "nodepools.karpenter.sh",
+        "nodeclaims.karpenter.sh",
+        "ec2nodeclasses.karpenter.k8s.aws",
+    ] {
+        assert!(crds.contains(crd), "{crd} installed: {crds}");
+    }
+    let examples = example("karpenter");
+    // kubectl's default strict validation: the server's /openapi/v3 and
+    // fieldValidation=Strict check the examples against the CRDs.
+    let applied = kubectl(
+        &kubeconfig,
+        &cache,
+        &["apply", "-f", examples.to_str().unwrap()],
+    );
+    for object in [
+        "nodepool.karpenter.sh/default",
+        "ec2nodeclass.karpenter.k8s.aws/default",
+        "deployment.apps/inflate",
+    ] {
+        assert!(applied.contains(&format!("{object} created")), "{applied}");
+    }
+    // No autoscaler: the Deployment's pods are created and wait, marked
+    // unschedulable for one to act on.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pods = kubectl(
+            &kubeconfig,
+            &cache,
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=inflate",
+                "-o",
+                "jsonpath={range .items[*]}{.status.conditions[0].reason}{\"\\n\"}{end}",
+            ],
+        );
+        if pods.lines().filter(|l| *l == "Unschedulable").count() == 5 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "5 Unschedulable inflate pods; got:\n{pods}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pool = kubectl(
+        &kubeconfig,
+        &cache,
+        &[
+            "get",
+            "nodepool",
+            "default",
+            "-o",
+            "jsonpath={.spec.template.spec.nodeClassRef.name}",
+        ],
+    );
+    assert_eq!(pool, "default");
+
+    let pid = running.0.id().to_string();
+    let status = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(s) = running.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dovetail dev still running 20 s after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(running.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(exit.success(), "exit {exit:?}; stderr:\n{stderr}");
+    assert!(
+        !kubeconfig.exists(),
+        "the kubeconfig of a stopped cluster is removed"
+    );
+}
+
+#[test]
+fn dev_sells_the_instance_types_of_a_catalog_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.yaml");
+    std::fs::write(
+        &catalog,
+        "- name: small\n  labels: { kubernetes.io/arch: amd64, kubernetes.io/os: linux }\n  capacity: { cpu: \"2\", memory: 4Gi }\n  offerings:\n    - { zone: zone-a, capacityType: on-demand, price: 0.05 }\n",
+    )
+    .unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let child = Command::new(env!("CARGO_BIN_EXE_dovetail"))
+        .args(["dev", "--port", "0", "--catalog"])
+        .arg(&catalog)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run dovetail dev");
+    let mut running = Running(child);
+    let mut lines = BufReader::new(running.0.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    while !printed.contains("Press Ctrl-C") {
+        match lines.next() {
+            Some(Ok(line)) => printed.push_str(&format!("{line}\n")),
+            _ => panic!("dovetail dev stopped early; printed:\n{printed}"),
+        }
+    }
+    assert!(printed.contains("sells 1 instance type and"), "{printed}");
+    let pid = running.0.id().to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("run kill");
+    assert!(running.0.wait().unwrap().success());
+
+    let out = Command::new(env!("CARGO_BIN_EXE_dovetail"))
+        .args(["dev", "--port", "0", "--catalog", "no/such/catalog.yaml"])
+        .output()
+        .expect("run dovetail dev");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot read the catalog no/such/catalog.yaml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn dev_refuses_to_listen_beyond_loopback() {
+    let out = Command::new(env!("CARGO_BIN_EXE_dovetail"))
+        .args(["dev", "--address", "0.0.0.0", "--port", "0"])
+        .output()
+        .expect("run dovetail dev");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no authentication") && stderr.contains("127.0.0.1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn dev_names_a_bad_duration() {
+    let out = Command::new(env!("CARGO_BIN_EXE_dovetail"))
+        .args(["dev", "--node-ready-after", "soon"])
+        .output()
+        .expect("run dovetail dev");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`soon` is not a duration"), "{stderr}");
+}
+
+/// The examples are what a Karpenter user writes: accepted by the CRDs'
+/// schemas and by Karpenter's validation.
+#[test]
+fn the_karpenter_examples_are_valid() {
+    let schema = |crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition| {
+        serde_json::to_value(crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap())
+            .unwrap()
+    };
+    let check = |file: &str, schema: serde_json::Value| -> serde_json::Value {
+        let text = std::fs::read_to_string(example(&format!("karpenter/{file}"))).unwrap();
+        let value: serde_json::Value = serde_norway::from_str(&text).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let problems: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(problems.is_empty(), "{file}: {problems:?}");
+        value
+    };
+    let pool: NodePool =
+        serde_json::from_value(check("nodepool.yaml", schema(NodePool::crd()))).unwrap();
+    pool.validate()
+        .unwrap_or_else(|e| panic!("nodepool.yaml: {e}"));
+    let class: EC2NodeClass =
+        serde_json::from_value(check("ec2nodeclass.yaml", schema(EC2NodeClass::crd()))).unwrap();
+    class
+        .validate()
+        .unwrap_or_else(|e| panic!("ec2nodeclass.yaml: {e}"));
+    assert_eq!(
+        pool.spec
+            .template
+            .spec
+            .node_class_ref
+            .as_ref()
+            .map(|r| r.name.as_str()),
+        class.metadata.name.as_deref()
+    );
+}
