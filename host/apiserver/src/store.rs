@@ -575,6 +575,7 @@ impl Store {
     /// Replaces an object, possibly as a dry run, letting `finish` adjust the result last,
     /// given the stored object (e.g. record field managers); it runs under the store's lock,
     /// so it must not call the store.
+    #[allow(clippy::too_many_arguments)]
     pub fn update_with(
         &self,
         res: &ResourceInfo,
