@@ -16,12 +16,11 @@ use k8s_openapi::api::core::v1::{
     Toleration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use serde_json::json;
+use kube::api::{Api, DeleteParams, PostParams};
 
 use super::expectations::Expectations;
 use super::informer::Informers;
-use super::{controlled_by, owner_reference, pod_active, pod_ready};
+use super::{owned_pods, owner_reference, pod_active, pod_ready, write_status};
 
 pub(crate) async fn run(client: kube::Client, resync: Duration) {
     let mut informers = Informers::new(resync);
@@ -77,10 +76,7 @@ async fn sync(
     ) else {
         return Ok(());
     };
-    let owned = pods
-        .iter()
-        .map(|p| p.as_ref())
-        .filter(|p| p.metadata.namespace.as_deref() == Some(ns) && controlled_by(&p.metadata, uid));
+    let owned = owned_pods(pods, ns, uid);
     if !expectations.satisfied(uid, owned.clone()) {
         return Ok(());
     }
@@ -261,21 +257,5 @@ async fn update_status(
     if new == old {
         return Ok(());
     }
-    let api: Api<DaemonSet> = Api::namespaced(
-        client.clone(),
-        ds.metadata.namespace.as_deref().unwrap_or("default"),
-    );
-    let name = ds.metadata.name.as_deref().unwrap_or("");
-    match api
-        .patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": new })),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if matches!(e.code, 404 | 409) => Ok(()),
-        Err(e) => Err(e),
-    }
+    write_status(client, ds, new).await
 }

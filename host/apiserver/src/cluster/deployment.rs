@@ -13,7 +13,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use super::informer::Informers;
-use super::{controlled_by, owner_reference};
+use super::{controlled_by, owner_reference, write_status};
 
 /// The label that ties a ReplicaSet and its pods to one template.
 pub(crate) const POD_TEMPLATE_HASH: &str = "pod-template-hash";
@@ -198,23 +198,7 @@ async fn update_status(
     if new == old {
         return Ok(());
     }
-    let api: Api<Deployment> = Api::namespaced(
-        client.clone(),
-        d.metadata.namespace.as_deref().unwrap_or("default"),
-    );
-    let name = d.metadata.name.as_deref().unwrap_or("");
-    match api
-        .patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": new })),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if matches!(e.code, 404 | 409) => Ok(()),
-        Err(e) => Err(e),
-    }
+    write_status(client, d, new).await
 }
 
 /// The `pod-template-hash` of a template, encoded as Kubernetes encodes it

@@ -101,28 +101,9 @@ async fn pass(
     Ok(())
 }
 
-/// Deletes a pod with no grace period: there is no kubelet to wait for.
+/// Deletes a pod with no grace period: its node is gone, so no kubelet will confirm it.
 async fn force_delete(client: &kube::Client, meta: &ObjectMeta) -> Result<(), kube::Error> {
-    let api: Api<Pod> = Api::namespaced(
-        client.clone(),
-        meta.namespace.as_deref().unwrap_or("default"),
-    );
-    let params = DeleteParams {
-        grace_period_seconds: Some(0),
-        preconditions: Some(Preconditions {
-            uid: meta.uid.clone(),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
-    match api
-        .delete(meta.name.as_deref().unwrap_or(""), &params)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if matches!(e.code, 404 | 409) => Ok(()),
-        Err(e) => Err(e),
-    }
+    delete::<Pod>(client, meta, Some(0)).await
 }
 
 /// The apps/v1 owner references: the kinds this collector knows.
@@ -163,11 +144,28 @@ where
     if meta.deletion_timestamp.is_some() {
         return Ok(());
     }
+    delete::<K>(client, meta, None).await
+}
+
+/// Deletes the object `meta` names, if it is still the same object (uid precondition); gone or
+/// replaced meanwhile is no error.
+async fn delete<K>(
+    client: &kube::Client,
+    meta: &ObjectMeta,
+    grace_period_seconds: Option<u32>,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
     let api: Api<K> = Api::namespaced(
         client.clone(),
         meta.namespace.as_deref().unwrap_or("default"),
     );
     let params = DeleteParams {
+        grace_period_seconds,
         preconditions: Some(Preconditions {
             uid: meta.uid.clone(),
             resource_version: None,

@@ -209,6 +209,50 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The pods in `namespace` controlled by the object with `uid`.
+pub(crate) fn owned_pods<'a>(
+    pods: &'a [Arc<k8s_openapi::api::core::v1::Pod>],
+    namespace: &'a str,
+    uid: &'a str,
+) -> impl Iterator<Item = &'a k8s_openapi::api::core::v1::Pod> + Clone {
+    pods.iter().map(|p| p.as_ref()).filter(move |p| {
+        p.metadata.namespace.as_deref() == Some(namespace) && controlled_by(&p.metadata, uid)
+    })
+}
+
+/// Writes a controller's status for a namespaced object with a merge patch. An object gone
+/// or changed meanwhile is no error: the next pass computes the status again.
+pub(crate) async fn write_status<K>(
+    client: &kube::Client,
+    object: &K,
+    status: impl serde::Serialize,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let meta = object.meta();
+    let api: kube::Api<K> = kube::Api::namespaced(
+        client.clone(),
+        meta.namespace.as_deref().unwrap_or("default"),
+    );
+    let patch = serde_json::json!({ "status": status });
+    match api
+        .patch_status(
+            meta.name.as_deref().unwrap_or(""),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if matches!(e.code, 404 | 409) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether `obj` is controlled by the object with `uid`.
 pub(crate) fn controlled_by(
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,

@@ -7,12 +7,11 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use serde_json::json;
+use kube::api::{Api, DeleteParams, PostParams};
 
 use super::expectations::Expectations;
 use super::informer::Informers;
-use super::{controlled_by, owner_reference, pod_active, pod_ready};
+use super::{owned_pods, owner_reference, pod_active, pod_ready, write_status};
 
 pub(crate) async fn run(client: kube::Client, resync: Duration) {
     let mut informers = Informers::new(resync);
@@ -45,10 +44,7 @@ async fn sync(
     ) else {
         return Ok(());
     };
-    let owned = pods
-        .iter()
-        .map(|p| p.as_ref())
-        .filter(|p| p.metadata.namespace.as_deref() == Some(ns) && controlled_by(&p.metadata, uid));
+    let owned = owned_pods(pods, ns, uid);
     if !expectations.satisfied(uid, owned.clone()) {
         return Ok(());
     }
@@ -152,19 +148,5 @@ async fn update_status(
     if new == old {
         return Ok(());
     }
-    let ns = rs.metadata.namespace.as_deref().unwrap_or("default");
-    let api: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
-    let name = rs.metadata.name.as_deref().unwrap_or("");
-    match api
-        .patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": new })),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if matches!(e.code, 404 | 409) => Ok(()),
-        Err(e) => Err(e),
-    }
+    write_status(client, rs, new).await
 }
