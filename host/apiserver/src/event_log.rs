@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use serde_json::Value;
+use crate::stored::Stored;
 
 /// Where an object lives: storage key of its resource (`pods`, `deployments.apps`), namespace
 /// (empty for cluster-scoped) and name. Ordered as a real server lists: by namespace, then name.
@@ -44,9 +44,9 @@ pub struct Event {
     pub key: ObjectKey,
     /// The object after the change; for a deletion, the last state with the deletion's
     /// resourceVersion.
-    pub object: Arc<Value>,
+    pub object: Arc<Stored>,
     /// The object before the change (`None` for a creation).
-    pub previous: Option<Arc<Value>>,
+    pub previous: Option<Arc<Stored>>,
 }
 
 /// The requested revision is older than what the log retains.
@@ -133,7 +133,7 @@ mod tests {
                 namespace: "default".into(),
                 name: format!("c{rv}"),
             },
-            object: Arc::new(json!({})),
+            object: Arc::new(Stored::new(json!({}))),
             previous: None,
         }
     }

@@ -42,9 +42,14 @@ pub fn router(app: App) -> Router {
 }
 
 fn json_response(code: StatusCode, body: &impl serde::Serialize) -> Response {
-    let mut r = Response::new(Body::from(
+    json_bytes(
+        code,
         serde_json::to_vec(body).expect("JSON values serialise"),
-    ));
+    )
+}
+
+fn json_bytes(code: StatusCode, body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
     *r.status_mut() = code;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -111,7 +116,7 @@ async fn handle(
                 StatusCode::OK,
                 &as_table(&app, &uri, l.into_value(), api_version),
             ),
-            None => json_response(StatusCode::OK, &l),
+            None => json_bytes(StatusCode::OK, l.to_json()),
         },
         Ok(Reply::Watch(w)) => watch_response(&app, *w, table),
         Err(e) => error_response(&e),
@@ -605,7 +610,7 @@ impl TableEvents {
         self.headers_sent = true;
         WatchEvent {
             event_type: event.event_type,
-            object: std::sync::Arc::new(t),
+            object: std::sync::Arc::new(crate::stored::Stored::new(t)),
         }
     }
 }

@@ -44,6 +44,7 @@ pub mod selector;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod stored;
 pub mod table;
 pub mod validation;
 pub mod watch;

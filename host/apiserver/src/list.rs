@@ -14,6 +14,7 @@ use crate::filter::ObjectFilter;
 use crate::resource::ResourceInfo;
 use crate::status::{ApiError, Target};
 use crate::store::{Store, parse_resource_version};
+use crate::stored::Stored;
 
 /// The query parameters of a list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -143,7 +144,7 @@ pub struct ObjectList {
     kind: String,
     api_version: String,
     metadata: Value,
-    items: Vec<Arc<Value>>,
+    items: Vec<Arc<Stored>>,
     /// Built-in list items carry no kind or apiVersion, as on a real server.
     strip_type: bool,
 }
@@ -155,6 +156,24 @@ impl ObjectList {
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// The list serialised, in one allocation of the right size.
+    pub fn to_json(&self) -> Vec<u8> {
+        let items: usize = self
+            .items
+            .iter()
+            .map(|i| {
+                if self.strip_type {
+                    i.json_without_type().get().len()
+                } else {
+                    i.json().get().len()
+                }
+            })
+            .sum();
+        let mut out = Vec::with_capacity(items + self.items.len() + 512);
+        serde_json::to_writer(&mut out, self).expect("JSON values serialise");
+        out
     }
 
     /// The list as one JSON value (for Table output, which reshapes it).
@@ -181,7 +200,7 @@ impl Serialize for ObjectList {
 }
 
 struct Items<'a> {
-    items: &'a [Arc<Value>],
+    items: &'a [Arc<Stored>],
     strip_type: bool,
 }
 
@@ -189,29 +208,13 @@ impl Serialize for Items<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(Some(self.items.len()))?;
         for item in self.items {
-            match item.as_object() {
-                Some(fields) if self.strip_type => seq.serialize_element(&WithoutType(fields))?,
-                _ => seq.serialize_element(item.as_ref())?,
+            if self.strip_type {
+                seq.serialize_element(item.json_without_type())?;
+            } else {
+                seq.serialize_element(item.json())?;
             }
         }
         seq.end()
-    }
-}
-
-/// An object's fields without `kind` and `apiVersion`.
-struct WithoutType<'a>(&'a serde_json::Map<String, Value>);
-
-impl Serialize for WithoutType<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let fields = self
-            .0
-            .iter()
-            .filter(|(k, _)| k.as_str() != "kind" && k.as_str() != "apiVersion");
-        let mut m = serializer.serialize_map(None)?;
-        for (k, v) in fields {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
     }
 }
 
@@ -236,7 +239,7 @@ pub fn list(
         })?;
     let limit = opts.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
     let mut matching = objects.into_iter().filter(|(_, v)| filter.matches(v));
-    let page: Vec<(ObjectKey, Arc<Value>)> = matching.by_ref().take(limit).collect();
+    let page: Vec<(ObjectKey, Arc<Stored>)> = matching.by_ref().take(limit).collect();
     let remaining = matching.count();
     let mut metadata = json!({ "resourceVersion": revision.to_string() });
     if remaining > 0

@@ -14,6 +14,7 @@ use crate::event_log::{Compacted, Event, EventLog, EventType, ObjectKey};
 use crate::pod;
 use crate::resource::{Registry, ResourceInfo, StatusOnCreate, builtin_resources};
 use crate::status::{ApiError, Target};
+use crate::stored::Stored;
 
 /// Which endpoint a write came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +51,7 @@ pub const INITIAL_NAMESPACES: [&str; 4] =
 pub const PROTECTED_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
 
 /// Objects in key order, shared with the store.
-pub type Snapshot = Vec<(ObjectKey, Arc<Value>)>;
+pub type Snapshot = Vec<(ObjectKey, Arc<Stored>)>;
 
 /// Default number of events retained for watches before compaction.
 pub const DEFAULT_EVENT_LOG_CAPACITY: usize = 100_000;
@@ -58,7 +59,7 @@ pub const DEFAULT_EVENT_LOG_CAPACITY: usize = 100_000;
 struct State {
     revision: u64,
     /// Shared with the event log and with snapshots, so reads never copy objects.
-    objects: BTreeMap<ObjectKey, Arc<Value>>,
+    objects: BTreeMap<ObjectKey, Arc<Stored>>,
     log: EventLog,
     /// Built-in resources plus those the stored CRDs serve.
     registry: Registry,
@@ -149,7 +150,7 @@ fn services(st: &State) -> impl Iterator<Item = &Value> {
     st.objects
         .range(first..)
         .take_while(|(k, _)| k.resource == "services")
-        .map(|(_, v)| v.as_ref())
+        .map(|(_, v)| v.value())
 }
 
 fn is_namespace(res: &ResourceInfo) -> bool {
@@ -278,7 +279,7 @@ impl Store {
         st.revision += 1;
         let rv = st.revision;
         meta_mut(&mut object).insert("resourceVersion".into(), json!(rv.to_string()));
-        let shared = Arc::new(object);
+        let shared = Arc::new(Stored::new(object));
         // The stored version is the one this change replaces; the log shares it.
         let previous = st.objects.get(&key).cloned();
         match event_type {
@@ -296,7 +297,7 @@ impl Store {
             object: shared.clone(),
             previous,
         });
-        let object = Arc::unwrap_or_clone(shared);
+        let object = shared.value().clone();
         self.revision_tx.send_replace(rv);
         if object_resource == crd::CRD_KEY {
             self.crd_changed(st, event_type == EventType::Deleted, &object);
@@ -947,7 +948,7 @@ impl Store {
         let Some(at) = at.filter(|at| *at < st.revision) else {
             return Ok((st.revision, current.collect()));
         };
-        let mut objects: BTreeMap<ObjectKey, Arc<Value>> = current.collect();
+        let mut objects: BTreeMap<ObjectKey, Arc<Stored>> = current.collect();
         // Undo every later change, newest first.
         for e in st.log.since(at)?.rev() {
             if !in_scope(&e.key) {
@@ -1318,7 +1319,7 @@ mod tests {
         s.create(&r, "default", cm("b")).unwrap();
         s.delete(&r, "default", "a", &DeleteOptions::default())
             .unwrap();
-        let names = |v: Vec<(ObjectKey, Arc<Value>)>| {
+        let names = |v: Vec<(ObjectKey, Arc<Stored>)>| {
             v.into_iter().map(|(k, _)| k.name).collect::<Vec<_>>()
         };
         assert_eq!(names(s.snapshot(&r, "", None, None).unwrap().1), vec!["b"]);

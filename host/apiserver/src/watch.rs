@@ -19,6 +19,7 @@ use crate::list::invalid_options;
 use crate::resource::ResourceInfo;
 use crate::status::ApiError;
 use crate::store::{Store, parse_resource_version};
+use crate::stored::Stored;
 
 /// The annotation on the bookmark that ends a streaming list's initial events.
 pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
@@ -97,7 +98,7 @@ pub fn plan(opts: &WatchOptions) -> Result<Start, ApiError> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchEvent {
     pub event_type: &'static str,
-    pub object: Arc<Value>,
+    pub object: Arc<Stored>,
 }
 
 impl Serialize for WatchEvent {
@@ -105,16 +106,16 @@ impl Serialize for WatchEvent {
         use serde::ser::SerializeMap;
         let mut m = serializer.serialize_map(Some(2))?;
         m.serialize_entry("type", self.event_type)?;
-        m.serialize_entry("object", self.object.as_ref())?;
+        m.serialize_entry("object", self.object.json())?;
         m.end()
     }
 }
 
 fn event(event_type: &'static str, object: Value) -> WatchEvent {
-    shared(event_type, Arc::new(object))
+    shared(event_type, Arc::new(Stored::new(object)))
 }
 
-fn shared(event_type: &'static str, object: Arc<Value>) -> WatchEvent {
+fn shared(event_type: &'static str, object: Arc<Stored>) -> WatchEvent {
     WatchEvent { event_type, object }
 }
 

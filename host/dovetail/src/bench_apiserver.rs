@@ -50,6 +50,9 @@ struct Report {
     writes_per_second: f64,
     /// Median of unpaged lists of every pod: request, server and the body read.
     list_all_pods_ms: f64,
+    /// The first of those lists, which also serialises every pod once (the server keeps each
+    /// stored version's JSON for later lists and watch events).
+    list_all_pods_first_ms: f64,
     /// The same, with kube-rs also decoding every pod into a typed `Pod`.
     list_all_pods_decoded_ms: f64,
     /// Every pod in pages of 500, as kube-rs' watcher lists.
@@ -175,8 +178,10 @@ async fn measure(args: &ApiserverArgs) -> Result<Report> {
     let watch = fan_out(&pods, args).await?;
     server.shutdown().await;
 
+    let list_all_pods_first_ms = lists[0];
     let list_all_pods_ms = median(lists);
     Ok(Report {
+        list_all_pods_first_ms,
         list_all_pods_decoded_ms: median(decoded),
         nodes: args.nodes,
         pods: args.pods,
@@ -392,10 +397,11 @@ fn print_human(r: &Report) {
         GOAL_WRITES_PER_SECOND
     );
     println!(
-        "  list:        {:>9.1} ms for every pod, median ({} the goal of < {:.0} ms); {:.1} ms decoded by kube-rs; {:.1} ms in pages of 500",
+        "  list:        {:>9.1} ms for every pod, median ({} the goal of < {:.0} ms; the first list, serialising every pod, {:.1} ms); {:.1} ms decoded by kube-rs; {:.1} ms in pages of 500",
         r.list_all_pods_ms,
         mark(r.list_all_pods_ms < GOAL_LIST_MS),
         GOAL_LIST_MS,
+        r.list_all_pods_first_ms,
         r.list_all_pods_decoded_ms,
         r.list_all_pods_paged_ms
     );
