@@ -561,3 +561,119 @@ async fn explain_reads_a_custom_resource_schema_from_openapi_v3() {
         .await;
     assert_eq!(weight.trim(), "10");
 }
+
+/// Plays the part of a kubelet or a finalizing controller while kubectl waits.
+fn store_update(
+    k: &Kubectl,
+    plural: &str,
+    name: &str,
+    change: impl FnOnce(&mut serde_json::Value),
+) {
+    use dovetail_apiserver::store::Subresource;
+    let store = k.server.store();
+    let res = store.resource("", "v1", plural).unwrap();
+    let mut obj = store.get(&res, "default", name).unwrap();
+    change(&mut obj);
+    let sub = if obj.get("status").is_some() && plural == "pods" {
+        Subresource::Status
+    } else {
+        Subresource::Main
+    };
+    store.update(&res, "default", name, obj, sub).unwrap();
+}
+
+const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels:\n    app: web\nspec:\n  containers:\n  - name: app\n    image: nginx:1.27\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_condition_returns_once_the_pod_turns_ready() {
+    let k = Kubectl::start().await;
+    k.create("pod.yaml", POD).await;
+    let started = std::time::Instant::now();
+    let (waited, ()) = tokio::join!(
+        k.run(&["wait", "--for=condition=Ready", "pod/web", "--timeout=30s"]),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            store_update(&k, "pods", "web", |p| {
+                p["status"]["conditions"] =
+                    serde_json::json!([{ "type": "Ready", "status": "True" }]);
+            });
+        }
+    );
+    let (ok, out, err) = waited;
+    assert!(ok, "kubectl wait failed:\n{err}\n{out}");
+    assert!(out.contains("pod/web condition met"), "{out}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1500),
+        "kubectl wait returned before the pod was Ready"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_wait_returns_when_the_last_finalizer_goes() {
+    let k = Kubectl::start().await;
+    k.create(
+        "held.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers:\n  - example.com/hold\ndata:\n  a: \"1\"\n",
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let (deleted, ()) = tokio::join!(
+        k.run(&[
+            "delete",
+            "configmap",
+            "held",
+            "--wait=true",
+            "--timeout=30s"
+        ]),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            store_update(&k, "configmaps", "held", |cm| {
+                assert!(
+                    cm["metadata"]["deletionTimestamp"].is_string(),
+                    "kubectl delete marks the object for deletion first: {cm}"
+                );
+                cm["metadata"]["finalizers"] = serde_json::json!([]);
+            });
+        }
+    );
+    let (ok, out, err) = deleted;
+    assert!(ok, "kubectl delete --wait failed:\n{err}\n{out}");
+    assert!(out.contains("configmap \"held\" deleted"), "{out}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1500),
+        "kubectl delete --wait returned while a finalizer still held the object"
+    );
+    let (ok, _, err) = k.run(&["get", "configmap", "held"]).await;
+    assert!(!ok && err.contains("not found"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_shows_the_pod_and_its_events() {
+    let k = Kubectl::start().await;
+    k.create("pod.yaml", POD).await;
+    let uid = get_json(&k, &["pod", "web"]).await["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    k.create(
+        "event.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Event\nmetadata:\n  name: web.1\ninvolvedObject:\n  apiVersion: v1\n  kind: Pod\n  name: web\n  namespace: default\n  uid: {uid}\nreason: Scheduled\nmessage: Successfully assigned default/web to node-a\ntype: Normal\nsource:\n  component: default-scheduler\ncount: 1\nfirstTimestamp: \"2026-01-01T00:00:00Z\"\nlastTimestamp: \"2026-01-01T00:00:00Z\"\n"
+        ),
+    )
+    .await;
+    let out = k.ok(&["describe", "pod", "web"]).await;
+    for want in [
+        "Name:",
+        "Namespace:",
+        "default",
+        "app=web",
+        "Containers:",
+        "nginx:1.27",
+        "Events:",
+        "Scheduled",
+        "Successfully assigned default/web to node-a",
+    ] {
+        assert!(out.contains(want), "describe lacks {want:?}:\n{out}");
+    }
+}
