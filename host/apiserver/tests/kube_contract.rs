@@ -1371,3 +1371,162 @@ async fn strict_field_validation_refuses_unknown_fields_and_warn_drops_them() {
     );
     api.delete(&name, &DeleteParams::default()).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_reflector_mirrors_creates_and_deletes() {
+    use kube::runtime::{WatchStreamExt, reflector};
+    let c = cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(c.client.clone());
+    let run = unique("mirror");
+    let (reader, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher(
+            api.clone(),
+            watcher::Config::default().labels(&format!("run={run}")),
+        ),
+    )
+    .applied_objects();
+    let driver = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            item.expect("the reflector's watch keeps working");
+        }
+    });
+    let names: Vec<String> = (0..3).map(|i| format!("{run}-{i}")).collect();
+    for name in &names {
+        let mut cm = configmap(name, &[("a", "1")]);
+        cm.metadata.labels = Some([("run".to_string(), run.clone())].into());
+        api.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let mirrored = |want: usize| {
+        let reader = reader.clone();
+        async move {
+            for _ in 0..100 {
+                if reader.state().len() == want {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    assert!(mirrored(3).await, "the store holds the three objects");
+    api.delete(&names[1], &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(mirrored(2).await, "the deletion reaches the store");
+    let mut held: Vec<String> = reader
+        .state()
+        .iter()
+        .map(|cm| cm.metadata.name.clone().unwrap())
+        .collect();
+    held.sort();
+    assert_eq!(held, vec![names[0].clone(), names[2].clone()]);
+    driver.abort();
+    for name in [&names[0], &names[2]] {
+        api.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_controller_with_the_finalizer_helper_reconciles_and_cleans_up() {
+    use kube::runtime::controller::{Action, Controller};
+    use kube::runtime::finalizer::{Event, finalizer};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Debug, thiserror::Error)]
+    #[error(transparent)]
+    struct Failed(#[from] kube::runtime::finalizer::Error<kube::Error>);
+
+    struct Ctx {
+        api: Api<ConfigMap>,
+        cleanups: AtomicUsize,
+    }
+    const FINALIZER: &str = "dovetail.dev/contract-cleanup";
+
+    let c = cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(c.client.clone());
+    let run = unique("ctrl");
+    let ctx = Arc::new(Ctx {
+        api: api.clone(),
+        cleanups: AtomicUsize::new(0),
+    });
+    let controller = Controller::new(
+        api.clone(),
+        watcher::Config::default().labels(&format!("run={run}")),
+    )
+    .run(
+        |cm: Arc<ConfigMap>, ctx: Arc<Ctx>| async move {
+            finalizer(&ctx.api, FINALIZER, cm, |event| async {
+                match event {
+                    Event::Apply(cm) => {
+                        let patch = json!({ "metadata": { "labels": { "reconciled": "yes" } } });
+                        ctx.api
+                            .patch(
+                                cm.metadata.name.as_deref().unwrap(),
+                                &kube::api::PatchParams::default(),
+                                &kube::api::Patch::Merge(&patch),
+                            )
+                            .await?;
+                        Ok(Action::await_change())
+                    }
+                    Event::Cleanup(_) => {
+                        ctx.cleanups.fetch_add(1, Ordering::SeqCst);
+                        Ok(Action::await_change())
+                    }
+                }
+            })
+            .await
+            .map_err(Failed::from)
+        },
+        |_, _: &Failed, _| Action::requeue(Duration::from_millis(200)),
+        ctx.clone(),
+    );
+    let driver = tokio::spawn(controller.for_each(|_| async {}));
+
+    let name = format!("{run}-a");
+    let mut cm = configmap(&name, &[("a", "1")]);
+    cm.metadata.labels = Some([("run".to_string(), run.clone())].into());
+    api.create(&PostParams::default(), &cm).await.unwrap();
+    let mut reconciled = None;
+    for _ in 0..100 {
+        let got = api.get(&name).await.unwrap();
+        let labelled = got
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.get("reconciled").is_some_and(|v| v == "yes"));
+        let finalized = got
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == FINALIZER));
+        if labelled && finalized {
+            reconciled = Some(got);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        reconciled.is_some(),
+        "the controller adds its finalizer and reconciles"
+    );
+
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    let mut gone = false;
+    for _ in 0..100 {
+        if api.get_opt(&name).await.unwrap().is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        gone,
+        "the finalizer helper removes its finalizer after cleanup"
+    );
+    assert_eq!(ctx.cleanups.load(Ordering::SeqCst), 1, "cleanup ran once");
+    driver.abort();
+}
