@@ -7,6 +7,7 @@ mod demo_cmd;
 mod dev_cmd;
 mod policy_cmd;
 mod sim_cmd;
+mod snapshot_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -46,6 +47,10 @@ enum Command {
     /// from a fake cloud, scheduler and workload controllers) with
     /// Karpenter's CRDs installed, for kubectl. No cloud or cluster needed.
     Dev(dev_cmd::DevArgs),
+    /// Read a live cluster (read-only, through your kubeconfig) and write its scheduling state
+    /// as a scenario for `dovetail sim`: NodePools, EC2NodeClasses, NodeClaims, Nodes, Pods,
+    /// DaemonSets, PodDisruptionBudgets and Namespaces, without secrets or environment values.
+    Snapshot(snapshot_cmd::SnapshotArgs),
     /// Print the NodePool, NodeClaim and EC2NodeClass CRDs (Karpenter's v1
     /// API) as YAML, for `kubectl apply -f -`.
     Crds,
@@ -83,5 +88,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sim(args) => sim_cmd::run(args),
         Command::Crds => crds_cmd::run(),
         Command::Dev(args) => dev_cmd::run(args),
+        Command::Snapshot(args) => snapshot_cmd::run(args),
     }
 }

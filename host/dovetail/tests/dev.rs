@@ -316,3 +316,93 @@ fn the_karpenter_examples_are_valid() {
         class.metadata.name.as_deref()
     );
 }
+
+/// `dovetail snapshot` reads what kubectl applied to `dovetail dev`, writes a scenario without
+/// secrets, and `dovetail sim` runs that scenario unchanged.
+#[test]
+fn snapshot_of_a_dev_cluster_runs_in_the_simulator() {
+    kubectl_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let cache = dir.path().join("cache");
+    let _dev = Running(
+        Command::new(env!("CARGO_BIN_EXE_dovetail"))
+            .args(["dev", "--port", "0", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run dovetail dev"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !kubeconfig.is_file() {
+        assert!(
+            Instant::now() < deadline,
+            "dovetail dev wrote no kubeconfig"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kubectl(
+        &kubeconfig,
+        &cache,
+        &["apply", "-f", example("karpenter").to_str().unwrap()],
+    );
+    let secret_pod = dir.path().join("secret-pod.yaml");
+    std::fs::write(
+        &secret_pod,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: with-secrets\n  annotations:\n    vault.example/token: s3cr3t-annotation\nspec:\n  containers:\n  - name: app\n    image: app:1\n    env:\n    - name: PASSWORD\n      value: hunter2\n    resources:\n      requests:\n        cpu: 250m\n",
+    )
+    .unwrap();
+    kubectl(
+        &kubeconfig,
+        &cache,
+        &["apply", "-f", secret_pod.to_str().unwrap()],
+    );
+    // The Deployment's pods exist once its controllers have run.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while kubectl(&kubeconfig, &cache, &["get", "pods", "-o", "name"])
+        .lines()
+        .count()
+        < 6
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the Deployment's pods never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let scenario = dir.path().join("snapshot.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_dovetail"))
+        .args(["snapshot", "--duration", "10m", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .arg("-o")
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 nodepools")
+            && stderr.contains("1 ec2nodeclasses")
+            && stderr.contains("6 pods"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    for secret in ["hunter2", "PASSWORD", "s3cr3t-annotation", "managedFields"] {
+        assert!(!text.contains(secret), "{secret} in the snapshot:\n{text}");
+    }
+
+    let sim = Command::new(env!("CARGO_BIN_EXE_dovetail"))
+        .arg("sim")
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&sim.stdout);
+    assert!(
+        sim.status.success(),
+        "dovetail sim refused the snapshot:\n{}\n{report}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
+    assert!(report.contains("launched"), "{report}");
+}
