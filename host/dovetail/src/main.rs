@@ -5,7 +5,9 @@ mod bench_cmd;
 mod crds_cmd;
 mod demo_cmd;
 mod dev_cmd;
+mod kube_client;
 mod policy_cmd;
+mod policy_push;
 mod sim_cmd;
 mod snapshot_cmd;
 

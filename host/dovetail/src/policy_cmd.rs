@@ -26,6 +26,10 @@ macro_rules! out {
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
+    /// Validate a policy, then put it in the cluster as the ConfigMap the
+    /// controller watches (labelled `dovetail.dev/policy`), through your
+    /// kubeconfig.
+    Push(crate::policy_push::PushArgs),
     /// Check a policy fully (as the controller does before using it) and
     /// print its name, version, world and digest.
     Validate {
@@ -138,7 +142,7 @@ impl RunOpts {
             .transpose()
     }
 
-    fn load(&self, file: &Path) -> Result<(Runtime, LoadedPolicy)> {
+    pub fn load(&self, file: &Path) -> Result<(Runtime, LoadedPolicy)> {
         let rt = self.runtime()?;
         let config = self.config()?;
         let policy = LoadedPolicy::load_file(&rt, file, config.as_deref())?;
@@ -148,6 +152,7 @@ impl RunOpts {
 
 pub fn run(cmd: PolicyCommand) -> Result<()> {
     match cmd {
+        PolicyCommand::Push(args) => crate::policy_push::run(&args),
         PolicyCommand::Validate { file, opts, json } => validate(&file, &opts, json),
         PolicyCommand::Test { file, input, opts } => test(&file, &input, &opts),
         PolicyCommand::Bench {

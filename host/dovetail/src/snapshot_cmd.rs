@@ -8,9 +8,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use kube::Api;
 use kube::api::{ApiResource, DynamicObject, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config};
 use serde_json::{Value, json};
 
 #[derive(Args)]
@@ -75,26 +74,10 @@ pub fn run(args: SnapshotArgs) -> Result<()> {
     Ok(())
 }
 
-async fn client(args: &SnapshotArgs) -> Result<Client> {
-    let options = KubeConfigOptions {
-        context: args.context.clone(),
-        ..KubeConfigOptions::default()
-    };
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
-            Config::from_custom_kubeconfig(kubeconfig, &options).await?
-        }
-        None => Config::from_kubeconfig(&options)
-            .await
-            .context("no kubeconfig found: pass --kubeconfig or set KUBECONFIG")?,
-    };
-    Ok(Client::try_from(config)?)
-}
-
 async fn read(args: &SnapshotArgs) -> Result<Vec<Value>> {
-    let client = client(args).await?;
+    let client =
+        crate::kube_client::from_kubeconfig(args.kubeconfig.as_deref(), args.context.clone())
+            .await?;
     let mut objects = Vec::new();
     for (group, version, kind, plural) in KINDS {
         let resource = ApiResource {

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use dovetail_api::{EC2NodeClass, NodePool};
-use dovetail_tests::example;
+use dovetail_tests::{example, guest};
 use kube::CustomResourceExt;
 
 fn kubectl_binary() -> PathBuf {
@@ -405,4 +405,105 @@ fn snapshot_of_a_dev_cluster_runs_in_the_simulator() {
         String::from_utf8_lossy(&sim.stderr)
     );
     assert!(report.contains("launched"), "{report}");
+}
+
+/// `dovetail policy push` validates first, then writes the labelled ConfigMap the controller
+/// watches; a policy that fails validation never reaches the cluster.
+#[test]
+fn policy_push_writes_the_labelled_configmap_and_refuses_a_broken_policy() {
+    kubectl_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let cache = dir.path().join("cache");
+    let _dev = Running(
+        Command::new(env!("CARGO_BIN_EXE_dovetail"))
+            .args(["dev", "--port", "0", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run dovetail dev"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !kubeconfig.is_file() {
+        assert!(
+            Instant::now() < deadline,
+            "dovetail dev wrote no kubeconfig"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let push = |wasm: &Path, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_dovetail"))
+            .args(["policy", "push"])
+            .arg(wasm)
+            .args(extra)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .output()
+            .unwrap()
+    };
+    let wasm = guest("dovetail-policy-default");
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, "{}").unwrap();
+    let out = push(
+        &wasm,
+        &[
+            "--decision",
+            "instance-selection",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("to configmap kube-system/dovetail-instance-selection"),
+        "{stdout}"
+    );
+    let cm: serde_json::Value = serde_json::from_str(&kubectl(
+        &kubeconfig,
+        &cache,
+        &[
+            "get",
+            "configmap",
+            "-n",
+            "kube-system",
+            "-l",
+            "dovetail.dev/policy=instance-selection",
+            "-o",
+            "json",
+        ],
+    ))
+    .unwrap();
+    let item = &cm["items"][0];
+    assert_eq!(item["metadata"]["name"], "dovetail-instance-selection");
+    let pushed = item["binaryData"]["instance-selection.wasm"]
+        .as_str()
+        .unwrap();
+    use base64::Engine;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(pushed)
+            .unwrap(),
+        std::fs::read(&wasm).unwrap(),
+        "the component arrives byte for byte"
+    );
+    assert_eq!(item["data"]["instance-selection.json"], "{}");
+
+    let broken = guest("dovetail-guest-wrong-version");
+    let out = push(&broken, &["--decision", "instance-selection", "--shadow"]);
+    assert!(!out.status.success(), "a broken policy is refused");
+    let all = kubectl(
+        &kubeconfig,
+        &cache,
+        &["get", "configmaps", "-n", "kube-system", "-o", "name"],
+    );
+    assert!(
+        !all.contains("shadow"),
+        "nothing was written for the refused policy: {all}"
+    );
 }
