@@ -317,15 +317,10 @@ fn the_karpenter_examples_are_valid() {
     );
 }
 
-/// `dovetail snapshot` reads what kubectl applied to `dovetail dev`, writes a scenario without
-/// secrets, and `dovetail sim` runs that scenario unchanged.
-#[test]
-fn snapshot_of_a_dev_cluster_runs_in_the_simulator() {
-    kubectl_binary();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    let cache = dir.path().join("cache");
-    let _dev = Running(
+/// Runs `dovetail dev` on a free port until dropped; returns it once its kubeconfig exists.
+fn start_dev(dir: &Path) -> (Running, PathBuf) {
+    let kubeconfig = dir.join("kubeconfig");
+    let dev = Running(
         Command::new(env!("CARGO_BIN_EXE_dovetail"))
             .args(["dev", "--port", "0", "--kubeconfig"])
             .arg(&kubeconfig)
@@ -342,6 +337,17 @@ fn snapshot_of_a_dev_cluster_runs_in_the_simulator() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    (dev, kubeconfig)
+}
+
+/// `dovetail snapshot` reads what kubectl applied to `dovetail dev`, writes a scenario without
+/// secrets, and `dovetail sim` runs that scenario unchanged.
+#[test]
+fn snapshot_of_a_dev_cluster_runs_in_the_simulator() {
+    kubectl_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let (_dev, kubeconfig) = start_dev(dir.path());
+    let cache = dir.path().join("cache");
     kubectl(
         &kubeconfig,
         &cache,
@@ -413,25 +419,8 @@ fn snapshot_of_a_dev_cluster_runs_in_the_simulator() {
 fn policy_push_writes_the_labelled_configmap_and_refuses_a_broken_policy() {
     kubectl_binary();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
+    let (_dev, kubeconfig) = start_dev(dir.path());
     let cache = dir.path().join("cache");
-    let _dev = Running(
-        Command::new(env!("CARGO_BIN_EXE_dovetail"))
-            .args(["dev", "--port", "0", "--kubeconfig"])
-            .arg(&kubeconfig)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run dovetail dev"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !kubeconfig.is_file() {
-        assert!(
-            Instant::now() < deadline,
-            "dovetail dev wrote no kubeconfig"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let push = |wasm: &Path, extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_dovetail"))
             .args(["policy", "push"])
