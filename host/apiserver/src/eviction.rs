@@ -206,12 +206,12 @@ fn budgets_of(store: &Store, pdbs: &ResourceInfo, namespace: &str, pod: &Value) 
     };
     objects
         .into_iter()
-        .map(|(_, pdb)| Value::clone(&pdb))
-        .filter(|pdb| {
+        .filter(|(_, pdb)| {
             pdb.pointer("/spec/selector")
                 .and_then(label_selector)
                 .is_some_and(|s| !s.is_empty() && s.matches(pod))
         })
+        .map(|(_, pdb)| Value::clone(&pdb))
         .collect()
 }
 

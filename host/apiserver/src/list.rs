@@ -150,14 +150,6 @@ pub struct ObjectList {
 }
 
 impl ObjectList {
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     /// The list serialised, in one allocation of the right size.
     pub fn to_json(&self) -> Vec<u8> {
         let items: usize = self

@@ -30,23 +30,9 @@ impl Stored {
         &self.value
     }
 
-    /// The object as JSON: its `apiVersion` and `kind`, then the cached rest.
+    /// The object as JSON.
     pub fn json(&self) -> &RawValue {
-        self.json.get_or_init(|| {
-            let rest = self.json_without_type().get();
-            let type_fields = ["apiVersion", "kind"]
-                .iter()
-                .filter_map(|k| Some((*k, self.value.get(*k)?)))
-                .map(|(k, v)| format!("\"{k}\":{v}"))
-                .collect::<Vec<_>>()
-                .join(",");
-            if type_fields.is_empty() || !rest.starts_with('{') {
-                return raw(&self.value);
-            }
-            let sep = if rest == "{}" { "" } else { "," };
-            RawValue::from_string(format!("{{{type_fields}{sep}{}", &rest[1..]))
-                .expect("spliced JSON is valid")
-        })
+        self.json.get_or_init(|| raw(&self.value))
     }
 
     /// The object as JSON without `kind` and `apiVersion`.
