@@ -1,0 +1,92 @@
+//! Objects as the API server returned them, from a watch or from a write.
+//! The index applies both the same way, so a NodeClaim the controller just
+//! created is in its state before the watch brings it back, and the watch's
+//! copy (same or older resource version) changes nothing.
+
+use dovetail_api::{EC2NodeClass, NodeClaim, NodePool};
+use dovetail_control::actions::ObjectKind;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+
+/// One object of a kind the controller watches.
+#[derive(Debug, Clone)]
+pub enum Observed {
+    NodePool(Box<NodePool>),
+    NodeClaim(Box<NodeClaim>),
+    Ec2NodeClass(Box<EC2NodeClass>),
+    Node(Box<Node>),
+    Pod(Box<Pod>),
+    DaemonSet(Box<DaemonSet>),
+    Pdb(Box<PodDisruptionBudget>),
+    Namespace(Box<Namespace>),
+}
+
+/// The kinds the controller watches, for the synced gate and for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WatchedKind {
+    NodePool,
+    NodeClaim,
+    Ec2NodeClass,
+    Node,
+    Pod,
+    DaemonSet,
+    Pdb,
+    Namespace,
+}
+
+impl WatchedKind {
+    pub const ALL: [WatchedKind; 8] = [
+        WatchedKind::NodePool,
+        WatchedKind::NodeClaim,
+        WatchedKind::Ec2NodeClass,
+        WatchedKind::Node,
+        WatchedKind::Pod,
+        WatchedKind::DaemonSet,
+        WatchedKind::Pdb,
+        WatchedKind::Namespace,
+    ];
+}
+
+impl Observed {
+    pub fn kind(&self) -> WatchedKind {
+        match self {
+            Observed::NodePool(_) => WatchedKind::NodePool,
+            Observed::NodeClaim(_) => WatchedKind::NodeClaim,
+            Observed::Ec2NodeClass(_) => WatchedKind::Ec2NodeClass,
+            Observed::Node(_) => WatchedKind::Node,
+            Observed::Pod(_) => WatchedKind::Pod,
+            Observed::DaemonSet(_) => WatchedKind::DaemonSet,
+            Observed::Pdb(_) => WatchedKind::Pdb,
+            Observed::Namespace(_) => WatchedKind::Namespace,
+        }
+    }
+}
+
+/// What a watch (or a write) tells the index.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Created or updated.
+    Applied(Observed),
+    Deleted(Observed),
+    /// A (re)list of `kind` begins: objects not seen again before
+    /// [`Change::Listed`] are gone (after a 410 the watcher relists).
+    Relisting(WatchedKind),
+    /// The list of `kind` is complete.
+    Listed(WatchedKind),
+}
+
+/// What the writes need to know about objects in the index: owner
+/// references need the NodePool's uid; updates are guarded by resource
+/// version.
+pub trait Lookup {
+    /// `metadata.uid` of an object the index holds.
+    fn uid(&self, kind: ObjectKind, namespace: Option<&str>, name: &str) -> Option<String>;
+    /// `metadata.resourceVersion` of an object the index holds.
+    fn resource_version(
+        &self,
+        kind: ObjectKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<String>;
+}
