@@ -239,9 +239,13 @@ impl Autoscaler for Controller<'_> {
             decisions: round.decisions,
         };
         execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
-        let step = self
-            .lifecycle
-            .reconcile(cluster.state(), cloud, &mut self.unavailable, now_ms);
+        let step = self.lifecycle.reconcile(
+            cluster.state(),
+            cloud,
+            &mut self.unavailable,
+            self.catalog.catalog(),
+            now_ms,
+        );
         execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
         let step = self.expiration.reconcile(cluster.state(), now_ms);
         execute(cluster, &mut self.termination, step, now_ms, &mut decisions);

@@ -1,6 +1,9 @@
 //! The NodeClaim lifecycle: Launched → Registered → Initialized.
 //!
 //! - **Launch**: the cloud creates an instance from the claim's launch list.
+//!   A claim read back after a restart has none (the list is not stored in
+//!   the object): it is derived from the claim's requirements and requests
+//!   against the current catalog, as Karpenter's cloud provider does.
 //!   Offerings that failed with insufficient capacity go into the
 //!   unavailable-offerings cache; when none succeeded the claim is deleted
 //!   and its pods are provisioned again. Other errors leave
@@ -17,16 +20,19 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use dovetail_core::catalog::Catalog;
 use dovetail_core::labels;
 use dovetail_core::model::Taint;
 use dovetail_core::nodeclaim::{
     ConditionReason, ConditionStatus, ConditionType, DO_NOT_SYNC_TAINTS_LABEL, INITIALIZED_LABEL,
     LaunchedOffering, NodeClaim, REGISTERED_LABEL, UNREGISTERED_TAINT,
 };
+use dovetail_core::requirements::Requirements;
+use dovetail_core::scheduler::compatible_offerings;
 use dovetail_core::sym::Sym;
 
 use crate::actions::{Action, Event, EventReason, NodePatch, ObjectRef};
-use crate::cloud::{CloudProvider, CreateError};
+use crate::cloud::{CloudProvider, CreateError, OfferingKey};
 use crate::decision::{ClaimFailure, Decision};
 use crate::snapshot::sort_labels;
 use crate::state::{ClusterState, NodeEntry};
@@ -74,11 +80,15 @@ impl Lifecycle {
         }
     }
 
+    /// One pass over the unsettled NodeClaims. `catalog` is the catalog the
+    /// decisions see (the cloud's, less unavailable offerings): a claim
+    /// without a launch list launches from it.
     pub fn reconcile(
         &mut self,
         state: &ClusterState,
         cloud: &mut dyn CloudProvider,
         unavailable: &mut UnavailableOfferings,
+        catalog: &Catalog,
         now_ms: u64,
     ) -> Step {
         let mut step = Step::default();
@@ -89,7 +99,7 @@ impl Lifecycle {
             .collect();
         for claim in claims {
             if !claim.launched() {
-                self.launch(claim, cloud, unavailable, now_ms, &mut step);
+                self.launch(claim, cloud, unavailable, catalog, now_ms, &mut step);
             } else if !claim.registered() {
                 self.register(state, claim, now_ms, &mut step);
             } else {
@@ -109,6 +119,7 @@ impl Lifecycle {
         claim: &NodeClaim,
         cloud: &mut dyn CloudProvider,
         unavailable: &mut UnavailableOfferings,
+        catalog: &Catalog,
         now_ms: u64,
         step: &mut Step,
     ) {
@@ -130,7 +141,14 @@ impl Lifecycle {
         {
             return;
         }
-        match cloud.create(claim, now_ms) {
+        let derived;
+        let claim_to_launch = if claim.launch.is_empty() {
+            derived = with_derived_launch(claim, catalog, unavailable, now_ms);
+            &derived
+        } else {
+            claim
+        };
+        match cloud.create(claim_to_launch, now_ms) {
             Ok(launch) => {
                 for key in &launch.unavailable {
                     unavailable.mark(*key, now_ms);
@@ -247,6 +265,33 @@ impl Lifecycle {
         c.set_true(ConditionType::Registered, now_ms);
         step.actions.push(Action::UpdateNodeClaim(c));
     }
+}
+
+/// `claim` with the launch list its requirements and requests admit in
+/// `catalog`: available offerings not in the unavailable-offerings cache,
+/// cheapest first. Requirements that do not compile admit nothing; the
+/// cloud then answers with insufficient capacity (or the instance it already
+/// launched for the claim), as it would for an empty list.
+fn with_derived_launch(
+    claim: &NodeClaim,
+    catalog: &Catalog,
+    unavailable: &UnavailableOfferings,
+    now_ms: u64,
+) -> NodeClaim {
+    let mut c = claim.clone();
+    if let Ok(requirements) = Requirements::from_terms(&claim.requirements) {
+        c.launch = compatible_offerings(catalog, &requirements, &claim.requests);
+        // The view may predate marks made earlier in this pass.
+        c.launch.retain(|o| {
+            let key = OfferingKey {
+                capacity_type: o.capacity_type,
+                instance_type: o.instance_type,
+                zone: o.zone,
+            };
+            !unavailable.is_unavailable(&key, now_ms)
+        });
+    }
+    c
 }
 
 /// Deletes a claim that will not become a node.

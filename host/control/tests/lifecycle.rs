@@ -444,3 +444,94 @@ fn the_update_that_launches_a_claim_keeps_its_labels_and_adds_the_instance_s() {
         1
     );
 }
+
+/// `claim` as a restarted controller reads it back from the API: no launch
+/// list (the object does not hold one).
+fn read_back(w: &mut World, claim: Sym) {
+    let mut c = w.claim(claim).clone();
+    c.launch.clear();
+    w.cluster.state.apply_claim(c, w.now);
+}
+
+#[test]
+fn a_claim_read_back_after_a_restart_launches_from_its_requirements() {
+    let mut w = World::new(vec![pool(
+        "default",
+        &["m5.large", "m5.xlarge", "m5.2xlarge"],
+    )]);
+    // The first launch fails; the controller restarts before it retries.
+    w.cloud.next_errors.push_back(create_error());
+    let p = w.pending(pod("web").cpu("3").build());
+    w.run_for(S, S);
+    let c = w.claim_names()[0];
+    assert!(!w.claim(c).launched());
+    w.restart();
+    read_back(&mut w, c);
+
+    w.run_for(S, S);
+    let claim = w.claim(c);
+    assert!(claim.launched(), "launched from its requirements");
+    let got = claim.status.launched.expect("launched");
+    assert_eq!(
+        (got.instance_type, got.zone, got.capacity_type),
+        (sym("m5.xlarge"), sym(ZONE), CapacityType::OnDemand),
+        "the cheapest offering that holds 3 vCPUs"
+    );
+    assert!(failures(&w).is_empty());
+    w.run_for(5 * S, S);
+    assert_eq!(w.claim_names(), vec![c], "no second NodeClaim for the pod");
+    assert_eq!(w.nominated_claim(p), Some(c));
+}
+
+#[test]
+fn a_claim_read_back_leaves_out_offerings_the_cache_holds_unavailable() {
+    let mut w = World::new(vec![pool("default", &["m5.large", "m5.xlarge"])]);
+    let large = offering("m5.large", CapacityType::OnDemand);
+    w.cloud.insufficient.insert(large);
+    let first = launched(&mut w, pod("web").cpu("1").label("app", "web").build());
+    assert!(w.ctl.unavailable().is_unavailable(&large, w.now));
+    // Capacity is back, but the cache still hides m5.large. A claim whose
+    // launch failed before another controller's restart is read back.
+    w.cloud.insufficient.clear();
+    w.cloud.next_errors.push_back(create_error());
+    w.pending(
+        pod("api")
+            .cpu("1")
+            .anti_affinity(labels::HOSTNAME, &[("app", "web")])
+            .build(),
+    );
+    w.until("a second NodeClaim", 5 * S, S, |w| {
+        w.claim_names().len() == 2
+    });
+    let second = w.claim_names()[1];
+    assert_ne!(second, first);
+    assert!(!w.claim(second).launched());
+    read_back(&mut w, second);
+
+    w.run_for(S, S);
+    let got = w.claim(second).status.launched.expect("launched");
+    assert_eq!(got.instance_type, sym("m5.xlarge"), "m5.large is left out");
+}
+
+#[test]
+fn a_claim_read_back_with_nothing_it_may_use_fails_for_insufficient_capacity() {
+    let mut w = World::new(vec![pool("default", &["m5.large"])]);
+    w.cloud.next_errors.push_back(create_error());
+    w.pending(pod("big").cpu("1").build());
+    w.run_for(S, S);
+    let c = w.claim_names()[0];
+    w.restart();
+    read_back(&mut w, c);
+    // Nothing in the catalog holds what it asks for any more.
+    let mut claim = w.claim(c).clone();
+    claim.requests.cpu = 1_000_000;
+    w.cluster.state.apply_claim(claim, w.now);
+
+    w.run_for(S, S);
+    assert_eq!(w.cloud.create_calls, vec![c, c], "the cloud was asked");
+    assert_eq!(
+        failures(&w),
+        vec![(w.now, c, ClaimFailure::InsufficientCapacity(Vec::new()))]
+    );
+    assert!(!w.has_claim(c));
+}

@@ -99,9 +99,13 @@ impl Autoscaler for StaticNodeGroups {
             let step = self.scale_down(cluster.state(), now_ms);
             execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
         }
-        let step = self
-            .lifecycle
-            .reconcile(cluster.state(), cloud, &mut self.unavailable, now_ms);
+        let step = self.lifecycle.reconcile(
+            cluster.state(),
+            cloud,
+            &mut self.unavailable,
+            self.catalog.catalog(),
+            now_ms,
+        );
         execute(cluster, &mut self.termination, step, now_ms, &mut decisions);
         let step = self.termination.reconcile(cluster.state(), cloud, now_ms);
         execute(cluster, &mut self.termination, step, now_ms, &mut decisions);

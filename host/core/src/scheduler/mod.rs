@@ -16,6 +16,7 @@ mod domains;
 pub mod fixtures;
 mod index;
 mod launch;
+mod offerings;
 mod plan;
 mod pods;
 mod topology;
@@ -31,6 +32,7 @@ pub use index::NodeIndex;
 pub(crate) use index::index_by;
 pub(crate) use launch::DictionaryIndex;
 pub use launch::{LaunchChoice, LaunchDecision, Provisioning, choose_launches, provision};
+pub use offerings::compatible_offerings;
 pub use plan::{Binding, NodeClaimPlan, OfferingRef, Placement, Plan, Unschedulable};
 
 use crate::catalog::Catalog;
