@@ -59,6 +59,16 @@ pub struct ApiServer {
 impl ApiServer {
     /// Binds and starts serving on the current tokio runtime.
     pub async fn start(config: ServerConfig) -> Result<Self, ServeError> {
+        Self::start_with(config, axum::Router::new()).await
+    }
+
+    /// [`ApiServer::start`], also serving `extra`'s routes on the same
+    /// listener (paths outside the Kubernetes API; everything else goes to
+    /// the API).
+    pub(crate) async fn start_with(
+        config: ServerConfig,
+        extra: axum::Router,
+    ) -> Result<Self, ServeError> {
         if config.address.ip() != IpAddr::V4(Ipv4Addr::LOCALHOST) {
             return Err(ServeError::NotLoopback(config.address));
         }
@@ -82,7 +92,7 @@ impl ApiServer {
         let task = tokio::spawn(async move {
             // Errors on accepted connections are per connection; serve only returns on a
             // listener failure, after which there is nothing left to serve.
-            let _ = axum::serve(listener, router(app)).await;
+            let _ = axum::serve(listener, router(app).merge(extra)).await;
         });
         Ok(Self {
             address,

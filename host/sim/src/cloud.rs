@@ -11,7 +11,7 @@ use dovetail_control::cloud::{
     CloudDrift, CloudError, CloudProvider, CreateError, Instance, InstanceState, Launch,
     OfferingKey,
 };
-use dovetail_control::snapshot::instance_labels;
+use dovetail_control::snapshot::{instance_labels, sort_labels};
 use dovetail_core::catalog::{CapacityType, Catalog};
 use dovetail_core::labels;
 use dovetail_core::nodeclaim::NodeClaim;
@@ -174,8 +174,9 @@ impl Ec2 {
         self.next_id += 1;
         let id = self.next_id;
         let mut labels = instance_labels(it, zone, capacity_type, requirements);
+        // The type's labels may carry the region already: one key once.
         labels.push((Sym::new(labels::REGION), self.region));
-        labels.sort_by_key(|&(k, _)| k);
+        let labels = sort_labels(labels);
         let (launched_ms, running_at, ready_at) = match started {
             Some((unix_ms, ready)) => (
                 unix_ms,

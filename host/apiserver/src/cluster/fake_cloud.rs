@@ -9,8 +9,9 @@ use dovetail_control::cloud::{
     CloudDrift, CloudError, CloudProvider, CreateError, Instance, InstanceState, Launch,
 };
 use dovetail_core::catalog::{CapacityType, Catalog};
-use dovetail_core::model::NodeClassRef;
+use dovetail_core::model::{Labels, NodeClassRef};
 use dovetail_core::nodeclaim::{NodeClaim, NodeClaimStatus};
+use dovetail_core::requirements::NodeSelectorRequirement;
 use dovetail_core::scheduler::OfferingRef;
 use dovetail_core::sym::Sym;
 use dovetail_sim::cloud::Ec2;
@@ -75,34 +76,13 @@ impl FakeCloud {
                 ),
             })?;
         let now = now_ms();
-        let claim = NodeClaim {
-            name: Sym::new(claim),
-            node_pool: None,
-            labels: Vec::new(),
-            annotations: Vec::new(),
-            requirements: Vec::new(),
-            requests: Default::default(),
-            taints: Vec::new(),
-            startup_taints: Vec::new(),
-            node_class_ref: NodeClassRef {
-                group: "karpenter.k8s.aws".into(),
-                kind: "EC2NodeClass".into(),
-                name: "default".into(),
-            },
-            expire_after: None,
-            termination_grace_period: None,
-            launch: vec![OfferingRef {
-                instance_type: Sym::new(instance_type),
-                zone: Sym::new(zone),
-                capacity_type,
-                price,
-            }],
-            node_pool_hash: None,
-            created_ms: now,
-            deletion_ms: None,
-            finalizer: false,
-            status: NodeClaimStatus::default(),
-        };
+        let launch = vec![OfferingRef {
+            instance_type: Sym::new(instance_type),
+            zone: Sym::new(zone),
+            capacity_type,
+            price,
+        }];
+        let claim = node_claim(Sym::new(claim), None, Vec::new(), Vec::new(), launch, now);
         self.clone().create(&claim, now)
     }
 
@@ -135,10 +115,58 @@ impl FakeCloud {
     }
 }
 
+/// A NodeClaim with what the fake cloud reads of one: its name, NodePool,
+/// labels, requirements and launch list.
+pub(crate) fn node_claim(
+    name: Sym,
+    node_pool: Option<Sym>,
+    labels: Labels,
+    requirements: Vec<NodeSelectorRequirement>,
+    launch: Vec<OfferingRef>,
+    now_ms: u64,
+) -> NodeClaim {
+    NodeClaim {
+        name,
+        node_pool,
+        labels,
+        annotations: Vec::new(),
+        requirements,
+        requests: Default::default(),
+        taints: Vec::new(),
+        startup_taints: Vec::new(),
+        node_class_ref: NodeClassRef {
+            group: "karpenter.k8s.aws".into(),
+            kind: "EC2NodeClass".into(),
+            name: "default".into(),
+        },
+        expire_after: None,
+        termination_grace_period: None,
+        launch,
+        node_pool_hash: None,
+        created_ms: now_ms,
+        deletion_ms: None,
+        finalizer: false,
+        status: NodeClaimStatus::default(),
+    }
+}
+
 impl CloudProvider for FakeCloud {
+    /// Idempotent per NodeClaim: an instance already tagged for `claim`
+    /// (launched before a controller crashed, its status never written) is
+    /// returned instead of launching a second.
     fn create(&mut self, claim: &NodeClaim, now_ms: u64) -> Result<Launch, CreateError> {
         let mut launch = {
             let mut ec2 = self.ec2();
+            if let Some(instance) = ec2
+                .instances()
+                .into_iter()
+                .find(|i| i.node_claim == Some(claim.name))
+            {
+                return Ok(Launch {
+                    instance,
+                    unavailable: Vec::new(),
+                });
+            }
             let launch = ec2.create(claim, now_ms)?;
             ec2.mark_running(&launch.instance.provider_id);
             launch

@@ -5,6 +5,10 @@
 //! only through the API, over HTTP, as its upstream counterpart does; none
 //! reaches into the store.
 //!
+//! The fake cloud is also served on the API server's listener, under
+//! [`cloud_api::PREFIX`], so a controller in another process launches the
+//! instances the kubelet model registers Nodes for: see [`RemoteCloud`].
+//!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! use dovetail_apiserver::cluster::{Cluster, ClusterConfig};
@@ -18,6 +22,8 @@
 //! # }
 //! ```
 
+pub mod cloud_api;
+mod cloud_routes;
 mod daemonset;
 mod deployment;
 mod disruption;
@@ -27,6 +33,7 @@ mod garbage_collector;
 mod informer;
 mod kubeconfig;
 mod kubelet;
+mod remote_cloud;
 mod replicaset;
 mod scheduler;
 
@@ -40,6 +47,7 @@ use crate::server::{ApiServer, ServeError, ServerConfig};
 
 pub use fake_cloud::FakeCloud;
 pub use kubeconfig::kubeconfig;
+pub use remote_cloud::{RemoteCloud, RemoteCloudError};
 
 /// How to run the cluster.
 #[derive(Debug, Clone)]
@@ -96,9 +104,11 @@ pub struct Cluster {
 impl Cluster {
     /// Starts the server, then every component against it.
     pub async fn start(config: ClusterConfig) -> Result<Self, ClusterError> {
-        let server = ApiServer::start(config.server.clone()).await?;
-        let client = client(&server.url())?;
         let cloud = FakeCloud::new(config.catalog.clone());
+        let server =
+            ApiServer::start_with(config.server.clone(), cloud_routes::routes(cloud.clone()))
+                .await?;
+        let client = client(&server.url())?;
         let resync = config.resync;
         let tasks = vec![
             tokio::spawn(kubelet::run(
