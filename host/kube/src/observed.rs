@@ -175,3 +175,15 @@ impl Observed {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kinds_position_is_its_place_in_all() {
+        for (i, kind) in WatchedKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.position(), i, "{kind}");
+        }
+    }
+}

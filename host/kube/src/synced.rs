@@ -217,3 +217,123 @@ fn disagreements(index: &Index) -> BTreeSet<Disagreement> {
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::observed::Observed;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn all_listed(synced: &mut Synced) {
+        for kind in WatchedKind::ALL {
+            synced.observe(&Change::Relisting(kind));
+            synced.observe(&Change::Listed(kind));
+        }
+    }
+
+    fn claim(rv: u64, registered: bool) -> Change {
+        let mut status = json!({});
+        if registered {
+            status = json!({ "nodeName": "n1", "providerID": "aws:///us-east-1a/i-1" });
+        }
+        Change::Applied(Observed::NodeClaim(Box::new(
+            serde_json::from_value(json!({
+                "apiVersion": "karpenter.sh/v1",
+                "kind": "NodeClaim",
+                "metadata": { "name": "default-a", "resourceVersion": rv.to_string() },
+                "spec": {
+                    "nodeClassRef": { "group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default" },
+                    "requirements": [],
+                },
+                "status": status,
+            }))
+            .unwrap(),
+        )))
+    }
+
+    fn node(rv: u64) -> Change {
+        Change::Applied(Observed::Node(Box::new(
+            serde_json::from_value(json!({
+                "metadata": {
+                    "name": "n1", "resourceVersion": rv.to_string(),
+                    "labels": { "karpenter.sh/registered": "true", "karpenter.sh/nodepool": "default" },
+                },
+                "spec": { "providerID": "aws:///us-east-1a/i-1" },
+            }))
+            .unwrap(),
+        )))
+    }
+
+    #[test]
+    fn closed_until_every_kind_is_listed_and_again_while_one_relists() {
+        let index = Index::new();
+        let mut synced = Synced::new();
+        assert!(!synced.synced(&index, NOW));
+        for kind in WatchedKind::ALL {
+            synced.observe(&Change::Relisting(kind));
+        }
+        for kind in &WatchedKind::ALL[..7] {
+            synced.observe(&Change::Listed(*kind));
+        }
+        assert!(!synced.synced(&index, NOW));
+        assert_eq!(
+            synced.why_not(),
+            Some(&NotSynced::NotListed(vec![WatchedKind::Namespace]))
+        );
+        assert_eq!(
+            synced.why_not().unwrap().to_string(),
+            "waiting for the list of Namespaces"
+        );
+        synced.observe(&Change::Listed(WatchedKind::Namespace));
+        assert!(synced.synced(&index, NOW));
+        assert_eq!(synced.why_not(), None);
+
+        synced.observe(&Change::Relisting(WatchedKind::Pod));
+        assert!(!synced.synced(&index, NOW));
+        synced.observe(&Change::Listed(WatchedKind::Pod));
+        assert!(synced.synced(&index, NOW));
+    }
+
+    #[test]
+    fn a_registered_claim_waits_for_its_node_and_a_registered_node_for_its_claim() {
+        let mut synced = Synced::new();
+        all_listed(&mut synced);
+        let mut index = Index::new();
+        index.apply(claim(1, true), NOW);
+        assert!(!synced.synced(&index, NOW));
+        let why = synced.why_not().unwrap().to_string();
+        assert!(
+            why.contains("NodeClaim default-a") && why.contains("Node n1"),
+            "{why}"
+        );
+        index.apply(node(2), NOW);
+        assert!(synced.synced(&index, NOW));
+
+        let mut index = Index::new();
+        index.apply(node(1), NOW);
+        assert!(!synced.synced(&index, NOW));
+        assert!(matches!(
+            synced.why_not(),
+            Some(NotSynced::Disagree(Disagreement::ClaimMissing { .. }))
+        ));
+        // A claim not yet registered is no match; the registered one is.
+        index.apply(claim(2, false), NOW);
+        assert!(!synced.synced(&index, NOW));
+        index.apply(claim(3, true), NOW);
+        assert!(synced.synced(&index, NOW));
+    }
+
+    #[test]
+    fn a_disagreement_outlasting_watch_lag_stops_holding_the_gate() {
+        let mut synced = Synced::new().with_agreement_grace(Duration::from_secs(30));
+        all_listed(&mut synced);
+        let mut index = Index::new();
+        index.apply(claim(1, true), NOW);
+        assert!(!synced.synced(&index, NOW));
+        assert!(!synced.synced(&index, NOW + 29_000));
+        assert!(synced.synced(&index, NOW + 30_000));
+    }
+}

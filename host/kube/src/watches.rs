@@ -13,7 +13,9 @@
 //! - A watch asks for bookmarks and a server-side timeout, and one that
 //!   receives nothing, not even a bookmark, for
 //!   [`WatchConfig::stall_timeout`] is dropped and resumed (a connection
-//!   that died silently).
+//!   that died silently); so is a list whose next page does not come
+//!   within it. The client's own read timeout, if it has one, must be
+//!   longer than the stall timeout, or it cuts healthy quiet watches.
 
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,10 +94,19 @@ struct KindHealth {
 }
 
 impl Health {
-    fn error(&self, kind: WatchedKind, error: &watcher::Error) {
+    fn stalled(&self, kind: WatchedKind, after: Duration) {
+        self.error(
+            kind,
+            format!(
+                "the list made no progress for {}s; starting it again",
+                after.as_secs()
+            ),
+        );
+    }
+
+    fn error(&self, kind: WatchedKind, message: String) {
         let h = &self.kinds[kind.position()];
         h.errors.fetch_add(1, Ordering::Relaxed);
-        let message = error.to_string();
         tracing::warn!(kind = kind.name(), "watching {}: {message}", kind.plural());
         *h.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
     }
@@ -109,6 +120,7 @@ pub fn spawn(client: kube::Client, tx: UnboundedSender<Change>, config: WatchCon
         client,
         tx,
         config: config.watcher_config(),
+        stall_timeout: config.stall_timeout,
         health: health.clone(),
     };
     let tasks = vec![
@@ -172,6 +184,7 @@ struct Watch {
     client: kube::Client,
     tx: UnboundedSender<Change>,
     config: watcher::Config,
+    stall_timeout: Duration,
     health: Arc<Health>,
 }
 
@@ -181,18 +194,53 @@ impl Watch {
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
     {
         let api: Api<K> = Api::all(self.client.clone());
-        let events = watcher(api, self.config.clone()).default_backoff();
-        let (tx, health) = (self.tx.clone(), self.health.clone());
+        let config = self.config.clone();
+        let start = move || {
+            watcher(api.clone(), config.clone())
+                .default_backoff()
+                .boxed()
+        };
+        let (tx, health, stall) = (self.tx.clone(), self.health.clone(), self.stall_timeout);
         tokio::spawn(async move {
-            let mut events = std::pin::pin!(events);
-            while let Some(event) = events.next().await {
+            let mut events = start();
+            // Between the start of a list and its end, pages keep coming;
+            // a list that hangs (kube's watcher guards only the watch
+            // itself) is started again.
+            let mut listing = false;
+            loop {
+                let event = if listing {
+                    match tokio::time::timeout(stall, events.next()).await {
+                        Ok(event) => event,
+                        Err(_) => {
+                            health.stalled(kind, stall);
+                            events = start();
+                            listing = false;
+                            continue;
+                        }
+                    }
+                } else {
+                    events.next().await
+                };
+                let Some(event) = event else {
+                    // The watcher never ends; should it, start it again.
+                    events = start();
+                    continue;
+                };
                 let change = match event {
-                    Ok(Event::Init) => Change::Relisting(kind),
+                    Ok(Event::Init) => {
+                        listing = true;
+                        Change::Relisting(kind)
+                    }
                     Ok(Event::InitApply(o) | Event::Apply(o)) => Change::Applied(trimmed(o, wrap)),
-                    Ok(Event::InitDone) => Change::Listed(kind),
+                    Ok(Event::InitDone) => {
+                        listing = false;
+                        Change::Listed(kind)
+                    }
                     Ok(Event::Delete(o)) => Change::Deleted(trimmed(o, wrap)),
                     Err(e) => {
-                        health.error(kind, &e);
+                        // The backoff paces what follows, not the stall timer.
+                        listing = false;
+                        health.error(kind, e.to_string());
                         continue;
                     }
                 };
