@@ -177,9 +177,10 @@ fn each_version_of_an_object_is_converted_once() {
 #[test]
 fn a_relist_deletes_the_objects_that_vanished_and_only_of_its_kind() {
     let mut index = Index::new();
-    applied(&mut index, node("n1", 1));
+    let earlier = NOW - 60_000;
+    index.apply(Change::Applied(node("n1", 1)), earlier);
     for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
-        applied(&mut index, pod(name, 2 + i as u64, None));
+        index.apply(Change::Applied(pod(name, 2 + i as u64, None)), earlier);
     }
     assert_eq!(index.state().pending().len(), 3);
 
@@ -199,6 +200,43 @@ fn a_relist_deletes_the_objects_that_vanished_and_only_of_its_kind() {
     index.apply(Change::Relisting(WatchedKind::Node), NOW);
     index.apply(Change::Listed(WatchedKind::Node), NOW);
     assert_eq!(index.state().node_count(), 0);
+}
+
+#[test]
+fn an_object_applied_just_before_a_relist_that_missed_it_is_kept_until_the_watch_decides() {
+    let mut index = Index::new();
+    let doubt = dovetail_kube::index::RELIST_DOUBT.as_millis() as u64;
+    // A NodeClaim created by the controller: its response is applied, then
+    // the relist that began before the create lists without it.
+    let claim = || Observed::NodeClaim(object(claim_json("default-new", 50)));
+    index.apply(Change::Applied(claim()), NOW);
+    index.apply(Change::Applied(pod("old", 10, None)), NOW - 60_000);
+    index.apply(Change::Relisting(WatchedKind::NodeClaim), NOW + 100);
+    index.apply(Change::Listed(WatchedKind::NodeClaim), NOW + 200);
+    index.apply(Change::Relisting(WatchedKind::Pod), NOW + 100);
+    index.apply(Change::Listed(WatchedKind::Pod), NOW + 200);
+    assert_eq!(index.state().claims().count(), 1, "kept in doubt");
+    assert_eq!(index.state().pod_count(), 0, "long gone: deleted at once");
+    // The watch brings it back: no longer in doubt.
+    index.apply(Change::Applied(claim()), NOW + 300);
+    index.settle(NOW + 200 + doubt);
+    assert_eq!(index.state().claims().count(), 1);
+
+    // Another, never brought back, goes once the doubt has passed.
+    let other = || Observed::NodeClaim(object(claim_json("default-gone", 60)));
+    index.apply(Change::Applied(other()), NOW + 1_000);
+    index.apply(Change::Relisting(WatchedKind::NodeClaim), NOW + 1_100);
+    index.apply(Change::Applied(claim()), NOW + 1_150);
+    index.apply(Change::Listed(WatchedKind::NodeClaim), NOW + 1_200);
+    index.settle(NOW + 1_200 + doubt - 1);
+    assert_eq!(index.state().claims().count(), 2);
+    index.settle(NOW + 1_200 + doubt);
+    let names: Vec<&str> = index
+        .state()
+        .claims()
+        .map(|(_, c)| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["default-new"]);
 }
 
 #[test]
@@ -498,4 +536,42 @@ fn node_class_readiness_is_exposed() {
     assert_eq!(index.node_class_ready("default"), Some(false));
     applied(&mut index, class(2, "True"));
     assert_eq!(index.node_class_ready("default"), Some(true));
+}
+
+#[test]
+fn budgets_listed_after_many_pods_reach_the_state_once_their_list_ends() {
+    let mut index = Index::new();
+    for i in 0..50 {
+        applied(&mut index, pod(&format!("web-{i}"), 1 + i, None));
+    }
+    index.apply(Change::Relisting(WatchedKind::Pdb), NOW);
+    let pdb = |name: &str, rv: u64| {
+        let mut v = pdb_json(rv, "web", 1);
+        v["metadata"]["name"] = json!(name);
+        Observed::Pdb(object(v))
+    };
+    applied(&mut index, pdb("a", 100));
+    applied(&mut index, pdb("b", 101));
+    let version = index.state().version();
+    assert!(
+        index.state().pdbs().is_empty(),
+        "not handed over one by one, each recomputing every pod's budgets"
+    );
+    index.apply(Change::Listed(WatchedKind::Pdb), NOW);
+    assert_eq!(index.state().pdbs().len(), 2);
+    assert!(index.state().version() > version);
+    let id = index.state().pod_id(&key("web-7")).unwrap();
+    assert_eq!(index.state().pod(id).unwrap().pdbs, [0, 1]);
+
+    // Outside a list, a status update changes its budget in place.
+    let mut v = pdb_json(102, "web", 0);
+    v["metadata"]["name"] = json!("b");
+    applied(&mut index, Observed::Pdb(object(v)));
+    let allowed: Vec<i32> = index
+        .state()
+        .pdbs()
+        .iter()
+        .map(|p| p.disruptions_allowed)
+        .collect();
+    assert_eq!(allowed, [1, 0]);
 }

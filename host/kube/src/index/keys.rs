@@ -99,18 +99,21 @@ impl std::fmt::Display for Rv {
 }
 
 /// What the writes need of an object: its uid (owner references) and
-/// resource version (guarded updates).
+/// resource version (guarded updates); and when the index last applied it.
 #[derive(Debug, Clone)]
 pub(crate) struct Meta {
     pub uid: Box<str>,
     pub rv: Rv,
+    /// Unix ms.
+    pub applied_ms: u64,
 }
 
 impl Meta {
-    pub fn of(meta: &ObjectMeta) -> Meta {
+    pub fn of(meta: &ObjectMeta, applied_ms: u64) -> Meta {
         Meta {
             uid: meta.uid.as_deref().unwrap_or("").into(),
             rv: Rv::of(meta),
+            applied_ms,
         }
     }
 }

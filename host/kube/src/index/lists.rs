@@ -1,6 +1,7 @@
 //! DaemonSets, PodDisruptionBudgets and Namespaces: few, and handed to the
 //! state as whole lists. Each list is rebuilt only when one of its values
-//! changes.
+//! changes, and once at the end of a list of its kind rather than once per
+//! object (replacing the budgets recomputes which pods each covers).
 
 use dovetail_api::k8s;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -32,7 +33,10 @@ impl Index {
         }
     }
 
-    fn push_daemon_sets(&mut self) {
+    pub(super) fn push_daemon_sets(&mut self) {
+        if self.defer(WatchedKind::DaemonSet) {
+            return;
+        }
         self.state
             .set_daemon_sets(self.daemon_sets.values().cloned().collect());
     }
@@ -52,7 +56,8 @@ impl Index {
         match self.pdbs.get_mut(&key) {
             Some(held) if *held == value => {}
             Some(held)
-                if held.namespace == value.namespace
+                if !self.deferred[WatchedKind::Pdb.position()]
+                    && held.namespace == value.namespace
                     && held.name == value.name
                     && held.selector == value.selector =>
             {
@@ -74,7 +79,10 @@ impl Index {
         }
     }
 
-    fn push_pdbs(&mut self) {
+    pub(super) fn push_pdbs(&mut self) {
+        if self.defer(WatchedKind::Pdb) {
+            return;
+        }
         // The state's positions are this map's order, which
         // `set_disruptions_allowed` relies on.
         self.state.set_pdbs(self.pdbs.values().cloned().collect());
@@ -99,8 +107,20 @@ impl Index {
         }
     }
 
-    fn push_namespaces(&mut self) {
+    pub(super) fn push_namespaces(&mut self) {
+        if self.defer(WatchedKind::Namespace) {
+            return;
+        }
         self.state
             .set_namespaces(self.namespaces.values().cloned().collect());
+    }
+}
+
+impl Index {
+    /// While `kind` is being listed, its list reaches the state at the end.
+    fn defer(&mut self, kind: WatchedKind) -> bool {
+        let listing = self.relists[kind.position()].is_some();
+        self.deferred[kind.position()] |= listing;
+        listing
     }
 }

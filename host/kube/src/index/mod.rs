@@ -7,7 +7,11 @@
 //!   skipped: a write's response and the watch event for the same write
 //!   both arrive, in either order.
 //! - [`Change::Relisting`] … [`Change::Listed`] delete the objects of that
-//!   kind not seen again in between (a watch that expired relists).
+//!   kind not seen again in between (a watch that expired relists). One
+//!   applied shortly before the relist began may be a write's response
+//!   newer than the list: it stays in doubt until the watch brings it back
+//!   or [`RELIST_DOUBT`] passes. Deleting it at once would, for a NodeClaim
+//!   just created, let the next pass create it again.
 //! - An object that cannot be converted is recorded in
 //!   [`Index::problems`] and never stops the index. The last good value of
 //!   a Node, NodeClaim or Pod stays (dropping a NodeClaim would make its
@@ -40,6 +44,11 @@ use keys::{Key, Meta, Rv};
 
 const KINDS: usize = WatchedKind::ALL.len();
 
+/// How long an object a relist did not list, but that was applied shortly
+/// before the relist began, is kept while the watch may still bring it.
+pub const RELIST_DOUBT: std::time::Duration = std::time::Duration::from_secs(10);
+const RELIST_DOUBT_MS: u64 = RELIST_DOUBT.as_millis() as u64;
+
 /// How long a launch plan waits for its NodeClaim to be applied before it
 /// is forgotten (its create failed, and a retry makes a new name).
 const LAUNCH_PLAN_TTL_MS: u64 = 10 * 60 * 1000;
@@ -56,6 +65,14 @@ pub struct Index {
     /// Objects seen since a kind's [`Change::Relisting`], until its
     /// [`Change::Listed`].
     relists: [Option<HashSet<Key>>; KINDS],
+    /// Lists (DaemonSets, budgets, namespaces) changed during their kind's
+    /// relist, to hand to the state when it ends.
+    deferred: [bool; KINDS],
+    /// When each kind's current relist began (Unix ms).
+    relist_started: [u64; KINDS],
+    /// Objects a relist did not list but that may be newer than it, with
+    /// when they are deleted unless seen again (Unix ms).
+    in_doubt: HashMap<(WatchedKind, Key), u64>,
     /// Why an object could not be converted, by kind and key.
     problems: BTreeMap<(WatchedKind, Key), String>,
     /// Pods bound to a node the index does not hold yet, by pod.
@@ -115,6 +132,9 @@ impl Index {
             lookup: Objects::new(),
             metas: Default::default(),
             relists: Default::default(),
+            deferred: Default::default(),
+            relist_started: Default::default(),
+            in_doubt: HashMap::new(),
             problems: BTreeMap::new(),
             parked: HashMap::new(),
             waiting: HashMap::new(),
@@ -160,8 +180,12 @@ impl Index {
 
     /// Applies one change from a watch or a write's response.
     pub fn apply(&mut self, change: Change, now_ms: u64) {
+        self.settle(now_ms);
         match change {
-            Change::Relisting(kind) => self.relists[kind.position()] = Some(HashSet::new()),
+            Change::Relisting(kind) => {
+                self.relists[kind.position()] = Some(HashSet::new());
+                self.relist_started[kind.position()] = now_ms;
+            }
             Change::Listed(kind) => self.listed(kind, now_ms),
             Change::Applied(object) => self.applied(object, now_ms),
             Change::Deleted(object) => self.deleted(&object, now_ms),
@@ -178,13 +202,14 @@ impl Index {
         if let Some(seen) = &mut self.relists[kind.position()] {
             seen.insert(key);
         }
+        self.in_doubt.remove(&(kind, key));
         let rv = Rv::of(meta);
         if let Some(held) = self.metas[kind.position()].get(&key)
             && !rv.newer_than(&held.rv)
         {
             return;
         }
-        self.metas[kind.position()].insert(key, Meta::of(meta));
+        self.metas[kind.position()].insert(key, Meta::of(meta, now_ms));
         self.conversions += 1;
         // A write's response is not trimmed by the watch.
         trim_metadata(object.meta_mut());
@@ -221,17 +246,49 @@ impl Index {
         let Some(seen) = self.relists[kind.position()].take() else {
             return;
         };
-        let gone: Vec<Key> = self.metas[kind.position()]
-            .keys()
-            .filter(|k| !seen.contains(k))
-            .copied()
+        let started = self.relist_started[kind.position()];
+        let unlisted: Vec<(Key, u64)> = self.metas[kind.position()]
+            .iter()
+            .filter(|(k, _)| !seen.contains(k))
+            .map(|(k, m)| (*k, m.applied_ms))
             .collect();
-        for key in gone {
+        for (key, applied_ms) in unlisted {
+            if applied_ms.saturating_add(RELIST_DOUBT_MS) >= started {
+                self.in_doubt.insert((kind, key), now_ms + RELIST_DOUBT_MS);
+            } else {
+                self.remove(kind, key, now_ms);
+            }
+        }
+        if std::mem::take(&mut self.deferred[kind.position()]) {
+            match kind {
+                WatchedKind::DaemonSet => self.push_daemon_sets(),
+                WatchedKind::Pdb => self.push_pdbs(),
+                WatchedKind::Namespace => self.push_namespaces(),
+                _ => {}
+            }
+        }
+    }
+
+    /// Deletes the objects a relist left in doubt whose time is up. Every
+    /// [`Index::apply`] does this first; call it before a pass when no
+    /// change came for a while.
+    pub fn settle(&mut self, now_ms: u64) {
+        if self.in_doubt.is_empty() {
+            return;
+        }
+        let expired: Vec<(WatchedKind, Key)> = self
+            .in_doubt
+            .iter()
+            .filter(|(_, until)| **until <= now_ms)
+            .map(|(k, _)| *k)
+            .collect();
+        for (kind, key) in expired {
             self.remove(kind, key, now_ms);
         }
     }
 
     fn remove(&mut self, kind: WatchedKind, key: Key, now_ms: u64) {
+        self.in_doubt.remove(&(kind, key));
         self.metas[kind.position()].remove(&key);
         self.problems.remove(&(kind, key));
         if let Some(seen) = &mut self.relists[kind.position()] {
