@@ -90,3 +90,100 @@ pub trait Lookup {
         name: &str,
     ) -> Option<String>;
 }
+
+impl WatchedKind {
+    /// The kind's plural, as messages name it.
+    pub fn plural(self) -> &'static str {
+        match self {
+            WatchedKind::NodePool => "NodePools",
+            WatchedKind::NodeClaim => "NodeClaims",
+            WatchedKind::Ec2NodeClass => "EC2NodeClasses",
+            WatchedKind::Node => "Nodes",
+            WatchedKind::Pod => "Pods",
+            WatchedKind::DaemonSet => "DaemonSets",
+            WatchedKind::Pdb => "PodDisruptionBudgets",
+            WatchedKind::Namespace => "Namespaces",
+        }
+    }
+
+    /// The kind's name, as Kubernetes spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            WatchedKind::NodePool => "NodePool",
+            WatchedKind::NodeClaim => "NodeClaim",
+            WatchedKind::Ec2NodeClass => "EC2NodeClass",
+            WatchedKind::Node => "Node",
+            WatchedKind::Pod => "Pod",
+            WatchedKind::DaemonSet => "DaemonSet",
+            WatchedKind::Pdb => "PodDisruptionBudget",
+            WatchedKind::Namespace => "Namespace",
+        }
+    }
+
+    /// Position in [`WatchedKind::ALL`], for per-kind tables.
+    pub fn position(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for WatchedKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The annotation `kubectl apply` writes: the whole object again, read by
+/// no decision.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops the metadata no decision reads and that can dwarf the rest of an
+/// object: `managedFields` and kubectl's last-applied configuration.
+pub fn trim_metadata(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(a) = &mut meta.annotations {
+        a.remove(LAST_APPLIED_ANNOTATION);
+    }
+}
+
+impl Observed {
+    /// The object's metadata, whatever its kind.
+    pub fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        match self {
+            Observed::NodePool(o) => &o.metadata,
+            Observed::NodeClaim(o) => &o.metadata,
+            Observed::Ec2NodeClass(o) => &o.metadata,
+            Observed::Node(o) => &o.metadata,
+            Observed::Pod(o) => &o.metadata,
+            Observed::DaemonSet(o) => &o.metadata,
+            Observed::Pdb(o) => &o.metadata,
+            Observed::Namespace(o) => &o.metadata,
+        }
+    }
+}
+
+impl Observed {
+    pub fn meta_mut(&mut self) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        match self {
+            Observed::NodePool(o) => &mut o.metadata,
+            Observed::NodeClaim(o) => &mut o.metadata,
+            Observed::Ec2NodeClass(o) => &mut o.metadata,
+            Observed::Node(o) => &mut o.metadata,
+            Observed::Pod(o) => &mut o.metadata,
+            Observed::DaemonSet(o) => &mut o.metadata,
+            Observed::Pdb(o) => &mut o.metadata,
+            Observed::Namespace(o) => &mut o.metadata,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kinds_position_is_its_place_in_all() {
+        for (i, kind) in WatchedKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.position(), i, "{kind}");
+        }
+    }
+}
