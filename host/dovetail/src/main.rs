@@ -8,6 +8,10 @@ mod dev_cmd;
 mod kube_client;
 // The pieces of `dovetail controller`; allowed unused until the command
 // that runs them is wired in.
+#[allow(dead_code)]
+mod metrics;
+// The pieces of `dovetail controller`; allowed unused until the command
+// that runs them is wired in.
 mod policy_cmd;
 mod policy_push;
 #[allow(dead_code)]
