@@ -6,8 +6,22 @@ mod crds_cmd;
 mod demo_cmd;
 mod dev_cmd;
 mod kube_client;
+// The pieces of `dovetail controller`; allowed unused until the command
+// that runs them is wired in.
+#[allow(dead_code)]
+mod logs;
+#[allow(dead_code)]
+mod metrics;
+// The pieces of `dovetail controller`; allowed unused until the command
+// that runs them is wired in.
 mod policy_cmd;
 mod policy_push;
+#[allow(dead_code)]
+mod rate_limit;
+#[allow(dead_code)]
+mod serve;
+#[allow(dead_code)]
+mod settings;
 mod sim_cmd;
 mod snapshot_cmd;
 
