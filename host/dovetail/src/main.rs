@@ -8,6 +8,9 @@ mod dev_cmd;
 mod kube_client;
 mod policy_cmd;
 mod policy_push;
+// Run by `dovetail controller`.
+#[allow(dead_code)]
+mod policy_source;
 mod sim_cmd;
 mod snapshot_cmd;
 
