@@ -22,6 +22,9 @@ mod rate_limit;
 mod serve;
 #[allow(dead_code)]
 mod settings;
+// Run by `dovetail controller`.
+#[allow(dead_code)]
+mod policy_source;
 mod sim_cmd;
 mod snapshot_cmd;
 

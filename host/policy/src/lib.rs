@@ -6,6 +6,8 @@
 //!   decision batch runs in a fresh, sandboxed instance.
 //! - [`PolicyHost`]: the core's decision ports backed by swappable policies,
 //!   with fallback to the built-in behaviour and a circuit breaker.
+//! - [`ShadowHost`]: the live policies' answers, with candidate policies run
+//!   beside them on the same inputs, their disagreements logged and counted.
 //! - [`PolicyWatcher`]: hot reload from a directory or a mounted ConfigMap.
 
 mod bindings;
@@ -14,6 +16,7 @@ mod host;
 mod policy;
 mod runtime;
 mod sandbox;
+mod shadow;
 mod watch;
 
 pub use error::{FailureClass, PolicyFailure};
@@ -21,4 +24,5 @@ pub use host::{BreakerConfig, FailureCounts, PolicyHost, SlotStatus};
 pub use policy::{CONTRACT, LoadedPolicy, world_name};
 pub use runtime::{Budget, Runtime, RuntimeConfig, short_digest};
 pub use sandbox::ALLOWED_IMPORTS;
+pub use shadow::{ShadowCounts, ShadowHost};
 pub use watch::{PolicyWatcher, config_file_name, policy_file_name};

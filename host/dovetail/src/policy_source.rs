@@ -1,0 +1,444 @@
+//! Policies from ConfigMaps, in the cluster: the policy ConfigMap events
+//! drive the live and shadow policy hosts.
+//!
+//! A new version is validated on a blocking thread, never on a decision
+//! path, then swapped in atomically; decisions in flight finish on the
+//! version they started with. A refused version (a component that does not
+//! load, a config it rejects, a ConfigMap of the wrong shape, a second
+//! ConfigMap for a decision that already has one) leaves the previous policy
+//! serving. Deleting (or unlabelling) a ConfigMap returns its decisions to
+//! the built-in behaviour, or ends their shadow. Every outcome is reported
+//! on the ConfigMap (Event and status annotation) and counted.
+//!
+//! A ConfigMap is one unit: when it holds components for both decisions,
+//! both are installed or neither is.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use dovetail_core::policy::ports::BUILTIN;
+use dovetail_core::policy::types::Decision;
+use dovetail_kube::policy_configmaps::{
+    AcceptedPolicy, ConfigMapRef, MODE_LABEL, PolicyConfigMap, PolicyEvent, PolicyMode,
+    PolicyOutcome, Refusal, report,
+};
+use dovetail_policy::{LoadedPolicy, PolicyFailure, PolicyHost, ShadowHost};
+use futures::{Stream, StreamExt};
+use kube::Client;
+use tokio::task::JoinHandle;
+
+fn index(d: Decision) -> usize {
+    match d {
+        Decision::InstanceSelection => 0,
+        Decision::ConsolidationScoring => 1,
+    }
+}
+
+/// No swap measured yet.
+const NONE: u64 = u64::MAX;
+
+/// Reloads accepted and refused per decision (live and shadow together),
+/// and how long the last swap took; shared with whoever exports metrics.
+#[derive(Debug)]
+pub struct ReloadCounts {
+    accepted: [AtomicU64; 2],
+    refused: [AtomicU64; 2],
+    refused_unattributed: AtomicU64,
+    last_swap_micros: AtomicU64,
+}
+
+impl Default for ReloadCounts {
+    fn default() -> Self {
+        Self {
+            accepted: Default::default(),
+            refused: Default::default(),
+            refused_unattributed: AtomicU64::new(0),
+            last_swap_micros: AtomicU64::new(NONE),
+        }
+    }
+}
+
+impl ReloadCounts {
+    pub fn accepted(&self, d: Decision) -> u64 {
+        self.accepted[index(d)].load(Ordering::Relaxed)
+    }
+
+    pub fn refused(&self, d: Decision) -> u64 {
+        self.refused[index(d)].load(Ordering::Relaxed)
+    }
+
+    /// Refused ConfigMaps that name no decision (no key or label says which).
+    pub fn refused_unattributed(&self) -> u64 {
+        self.refused_unattributed.load(Ordering::Relaxed)
+    }
+
+    /// From the watch delivering the last accepted version to it serving.
+    pub fn last_swap(&self) -> Option<Duration> {
+        match self.last_swap_micros.load(Ordering::Relaxed) {
+            NONE => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+
+    fn accept(&self, d: Decision) {
+        self.accepted[index(d)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn refuse(&self, decisions: &[Decision]) {
+        if decisions.is_empty() {
+            self.refused_unattributed.fetch_add(1, Ordering::Relaxed);
+        }
+        for &d in decisions {
+            self.refused[index(d)].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A decision in a mode: what one ConfigMap at a time may provide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Slot {
+    decision: Decision,
+    mode: PolicyMode,
+}
+
+impl std::fmt::Display for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.mode, self.decision)
+    }
+}
+
+/// What is known of one ConfigMap.
+#[derive(Debug)]
+struct Known {
+    uid: String,
+    content: String,
+    /// Slots its accepted version serves.
+    serving: Vec<Slot>,
+    /// Its latest version, kept while it waits for a slot another
+    /// ConfigMap holds, to be tried again when that one goes.
+    waiting: Option<PolicyConfigMap>,
+}
+
+/// Keeps the policy hosts in step with the policy ConfigMaps.
+pub struct PolicySource {
+    client: Client,
+    hosts: Arc<ShadowHost>,
+    counts: Arc<ReloadCounts>,
+    known: HashMap<String, Known>,
+    owners: HashMap<Slot, String>,
+}
+
+impl std::fmt::Debug for PolicySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicySource")
+            .field("owners", &self.owners)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicySource {
+    /// Drives `hosts` (live and shadow); reports through `client`.
+    pub fn new(client: Client, hosts: Arc<ShadowHost>) -> Self {
+        Self {
+            client,
+            hosts,
+            counts: Arc::default(),
+            known: HashMap::new(),
+            owners: HashMap::new(),
+        }
+    }
+
+    pub fn counts(&self) -> Arc<ReloadCounts> {
+        self.counts.clone()
+    }
+
+    /// Handles `events` until the stream ends.
+    pub async fn run(mut self, events: impl Stream<Item = PolicyEvent>) {
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            self.handle(event).await;
+        }
+    }
+
+    fn host(&self, mode: PolicyMode) -> &Arc<PolicyHost> {
+        match mode {
+            PolicyMode::Live => self.hosts.live(),
+            PolicyMode::Shadow => self.hosts.shadow(),
+        }
+    }
+
+    /// `instance-selection: graviton-first@0.1.0 (sha256:…)`, per decision.
+    fn serving(&self, mode: PolicyMode, decisions: &[Decision]) -> String {
+        let decisions = if decisions.is_empty() {
+            &[Decision::InstanceSelection, Decision::ConsolidationScoring][..]
+        } else {
+            decisions
+        };
+        let host = self.host(mode);
+        let idle = match mode {
+            PolicyMode::Live => BUILTIN,
+            PolicyMode::Shadow => "no shadow policy",
+        };
+        decisions
+            .iter()
+            .map(|&d| {
+                let what = host.active(d).map_or_else(
+                    || idle.to_string(),
+                    |p| format!("{} ({})", p.label(), p.digest),
+                );
+                format!("{d}: {what}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Acts on one event: validates, swaps, refuses or clears, then reports.
+    pub async fn handle(&mut self, event: PolicyEvent) {
+        match event {
+            PolicyEvent::Applied(cm) => {
+                if self.unchanged(&cm.configmap) {
+                    return;
+                }
+                self.apply(cm).await;
+            }
+            PolicyEvent::Malformed {
+                configmap,
+                decisions,
+                mode,
+                error,
+            } => {
+                if self.unchanged(&configmap) {
+                    return;
+                }
+                let known = self.remember(&configmap);
+                known.waiting = None;
+                let refusal = Refusal {
+                    reason: error.to_string(),
+                    fix: error.fix(&configmap.name),
+                    still_serving: self.serving(mode, &decisions),
+                };
+                tracing::warn!(configmap = %configmap.name, "policy configmap refused: {}; fix: {}", refusal.reason, refusal.fix);
+                self.counts.refuse(&decisions);
+                self.report(&configmap, PolicyOutcome::Refused(refusal))
+                    .await;
+            }
+            PolicyEvent::Deleted(configmap) => {
+                let Some(known) = self.known.remove(&configmap.name) else {
+                    return;
+                };
+                tracing::info!(configmap = %configmap.name, "policy configmap gone");
+                self.release(&configmap.name, &known.serving).await;
+            }
+        }
+    }
+
+    /// Whether this is a version already acted on: the status annotation
+    /// (or any other metadata-only write) changes no content.
+    fn unchanged(&self, cm: &ConfigMapRef) -> bool {
+        self.known
+            .get(&cm.name)
+            .is_some_and(|k| k.uid == cm.uid && k.content == cm.content)
+    }
+
+    fn remember(&mut self, cm: &ConfigMapRef) -> &mut Known {
+        let known = self.known.entry(cm.name.clone()).or_insert_with(|| Known {
+            uid: cm.uid.clone(),
+            content: String::new(),
+            serving: Vec::new(),
+            waiting: None,
+        });
+        known.uid = cm.uid.clone();
+        known.content = cm.content.clone();
+        known
+    }
+
+    async fn apply(&mut self, cm: PolicyConfigMap) {
+        let name = cm.configmap.name.clone();
+        self.remember(&cm.configmap).waiting = None;
+        let decisions: Vec<Decision> = cm.components.iter().map(|(d, _)| *d).collect();
+        let slots: Vec<Slot> = decisions
+            .iter()
+            .map(|&decision| Slot {
+                decision,
+                mode: cm.mode,
+            })
+            .collect();
+        if let Some((slot, holder)) = slots.iter().find_map(|s| {
+            self.owners
+                .get(s)
+                .filter(|owner| **owner != name)
+                .map(|o| (*s, o.clone()))
+        }) {
+            let refusal = Refusal {
+                reason: format!("configmap {holder} already provides the {slot} policy"),
+                fix: format!(
+                    "delete one of configmaps {holder} and {name}, or label one `{MODE_LABEL}=shadow` to compare them; this one is tried again when {holder} goes"
+                ),
+                still_serving: self.serving(cm.mode, &decisions),
+            };
+            tracing::warn!(configmap = %name, "policy configmap refused: {}", refusal.reason);
+            self.counts.refuse(&decisions);
+            let configmap = cm.configmap.clone();
+            if let Some(k) = self.known.get_mut(&name) {
+                k.waiting = Some(cm);
+            }
+            self.report(&configmap, PolicyOutcome::Refused(refusal))
+                .await;
+            return;
+        }
+
+        // Validation compiles and runs the component: seconds for a large
+        // one, so on a blocking thread, never where decisions are made.
+        let host = self.host(cm.mode).clone();
+        let source = cm.configmap.to_string();
+        let components = cm.components.clone();
+        let configs = cm.configs.clone();
+        let runtime = host.runtime().clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            components
+                .iter()
+                .map(|(d, bytes)| {
+                    LoadedPolicy::load_for(
+                        *d,
+                        &runtime,
+                        &source,
+                        bytes,
+                        configs.get(d).map(String::as_str),
+                    )
+                    .map(|p| (*d, Arc::new(p)))
+                    .map_err(|f| (*d, f))
+                })
+                .collect::<Result<Vec<_>, (Decision, PolicyFailure)>>()
+        })
+        .await;
+        let loaded = match loaded {
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err((d, failure))) => {
+                // The host logs it and keeps the reason in its status.
+                host.reject_reload(d, &failure);
+                let refusal = Refusal {
+                    reason: format!("[{}] {}", failure.class, failure.detail),
+                    fix: failure.hint().to_string(),
+                    still_serving: self.serving(cm.mode, &decisions),
+                };
+                self.counts.refuse(&decisions);
+                self.report(&cm.configmap, PolicyOutcome::Refused(refusal))
+                    .await;
+                return;
+            }
+            Err(join) => {
+                // A panic while loading is a refusal like any other.
+                let refusal = Refusal {
+                    reason: format!("validation stopped: {join}"),
+                    fix: "check the component with `dovetail policy validate`".into(),
+                    still_serving: self.serving(cm.mode, &decisions),
+                };
+                tracing::error!(configmap = %name, "policy validation stopped: {join}");
+                self.counts.refuse(&decisions);
+                self.report(&cm.configmap, PolicyOutcome::Refused(refusal))
+                    .await;
+                return;
+            }
+        };
+
+        let mut accepted = Vec::new();
+        for (d, policy) in loaded {
+            // `load_for` checked the decision, so the swap cannot fail.
+            if let Err(f) = host.install(d, policy.clone()) {
+                host.reject_reload(d, &f);
+                continue;
+            }
+            self.counts.accept(d);
+            self.owners.insert(
+                Slot {
+                    decision: d,
+                    mode: cm.mode,
+                },
+                name.clone(),
+            );
+            accepted.push(AcceptedPolicy {
+                decision: d,
+                name: policy.info.name.clone(),
+                version: policy.info.version.clone(),
+                digest: policy.digest.clone(),
+            });
+        }
+        let swap = cm.configmap.observed_at.elapsed();
+        self.counts
+            .last_swap_micros
+            .store(swap.as_micros() as u64, Ordering::Relaxed);
+        tracing::info!(configmap = %name, mode = %cm.mode, swap_ms = swap.as_secs_f64() * 1e3, "policy configmap accepted");
+        // Slots this ConfigMap served before and no longer does (a key
+        // removed, or the mode changed) go back to the built-in.
+        let before = self
+            .known
+            .get_mut(&name)
+            .map(|k| std::mem::replace(&mut k.serving, slots.clone()))
+            .unwrap_or_default();
+        let dropped: Vec<Slot> = before.into_iter().filter(|s| !slots.contains(s)).collect();
+        self.report(
+            &cm.configmap,
+            PolicyOutcome::Accepted {
+                mode: cm.mode,
+                policies: accepted,
+            },
+        )
+        .await;
+        if !dropped.is_empty() {
+            Box::pin(self.release(&name, &dropped)).await;
+        }
+    }
+
+    /// Returns `slots`, held by `name`, to the built-in (live) or no shadow,
+    /// then gives each to a ConfigMap that was waiting for it.
+    async fn release(&mut self, name: &str, slots: &[Slot]) {
+        for slot in slots {
+            if self.owners.get(slot).is_some_and(|o| o == name) {
+                self.owners.remove(slot);
+                self.host(slot.mode).clear(slot.decision);
+            }
+        }
+        let waiting: Vec<PolicyConfigMap> = self
+            .known
+            .values_mut()
+            .filter(|k| {
+                k.waiting.as_ref().is_some_and(|w| {
+                    w.components.iter().any(|(d, _)| {
+                        slots.contains(&Slot {
+                            decision: *d,
+                            mode: w.mode,
+                        })
+                    })
+                })
+            })
+            .filter_map(|k| k.waiting.take())
+            .collect();
+        for cm in waiting {
+            Box::pin(self.apply(cm)).await;
+        }
+    }
+
+    async fn report(&self, cm: &ConfigMapRef, outcome: PolicyOutcome) {
+        if outcome.already_reported(cm) {
+            return;
+        }
+        if let Err(e) = report(&self.client, cm, &outcome).await {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// Watches the policy ConfigMaps in `namespace` and keeps `hosts` in step,
+/// until the task is aborted. Returns the task and its counters.
+pub fn spawn(
+    client: Client,
+    namespace: &str,
+    hosts: Arc<ShadowHost>,
+) -> (JoinHandle<()>, Arc<ReloadCounts>) {
+    let events = dovetail_kube::policy_configmaps::watch(client.clone(), namespace);
+    let source = PolicySource::new(client, hosts);
+    let counts = source.counts();
+    (tokio::spawn(source.run(events)), counts)
+}
