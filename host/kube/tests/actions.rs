@@ -1186,6 +1186,45 @@ async fn repeated_events_are_aggregated_and_nominations_are_events() {
     );
     assert_eq!(nominated.type_.as_deref(), Some("Normal"));
 
+    // Nominations are rate limited as Karpenter's: a burst of 10, then 5 a
+    // second; the rest are dropped.
+    let burst = Executor::new(client.clone(), FIELD_MANAGER);
+    let many: Vec<PodKey> = (0..30)
+        .map(|i| pod_key("default", &format!("job-{i}")))
+        .collect();
+    burst
+        .execute(
+            Action::Nominate {
+                pods: many,
+                target: NominationTarget::Node(Sym::new("ip-10-0-0-1")),
+            },
+            &lookup,
+        )
+        .await
+        .unwrap();
+    let nominated: Vec<KubeEvent> = Api::<KubeEvent>::namespaced(client.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.involved_object
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("job-"))
+        })
+        .collect();
+    assert!(
+        (10..20).contains(&nominated.len()),
+        "{} Nominated events",
+        nominated.len()
+    );
+    assert_eq!(
+        nominated[0].message.as_deref(),
+        Some("Pod should schedule on: node/ip-10-0-0-1")
+    );
+
     // Past the window the same Event is written afresh.
     tokio::time::sleep(Duration::from_millis(1600)).await;
     ex.execute(failed(), &lookup).await.unwrap();

@@ -23,6 +23,15 @@ impl Target {
         }
     }
 
+    /// The read a write starts from: `get` on the resource itself.
+    pub fn read(&self) -> Target {
+        Target {
+            verb: "get",
+            resource: self.resource.split('/').next().unwrap_or(self.resource),
+            object: self.object.clone(),
+        }
+    }
+
     fn action(&self) -> String {
         format!("{} {} {}", self.verb, self.resource, self.object)
     }

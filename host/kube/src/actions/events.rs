@@ -3,6 +3,11 @@
 //! again within the window bumps `count` and `lastTimestamp` of the Event
 //! already written instead of writing another.
 //!
+//! `Nominated` Events have Karpenter's extra rate limit (5 a second, bursts
+//! of 10): one per pending pod each planning round would otherwise load the
+//! API server with thousands of writes on a large scale-up. Those over the
+//! limit are dropped.
+//!
 //! Events are best effort: one that cannot be written is logged and
 //! dropped, never an error the orchestration sees.
 
@@ -10,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use dovetail_control::actions::{Event, EventType, ObjectKind};
+use dovetail_control::actions::{Event, EventReason, EventType, ObjectKind};
 use k8s_openapi::api::core::v1::{Event as KubeEvent, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -31,6 +36,39 @@ pub(super) const REPORTING_CONTROLLER: &str = "dovetail.dev/controller";
 
 /// Remembered Events beyond this are pruned of those past the window.
 const REMEMBERED: usize = 4096;
+
+/// Karpenter's limit on `Nominated` Events: a bucket of 10, refilled at 5
+/// a second.
+const NOMINATED_BURST: f64 = 10.0;
+const NOMINATED_PER_SECOND: f64 = 5.0;
+
+/// A token bucket.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full() -> Self {
+        Self {
+            tokens: NOMINATED_BURST,
+            at: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let refill = now.duration_since(self.at).as_secs_f64() * NOMINATED_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(NOMINATED_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
@@ -54,6 +92,7 @@ struct Written {
 pub(super) struct Recorder {
     window: Duration,
     written: Mutex<HashMap<Key, Written>>,
+    nominated: Mutex<Bucket>,
 }
 
 /// `apiVersion` and `kind` of an involved object.
@@ -71,10 +110,21 @@ impl Recorder {
         Self {
             window,
             written: Mutex::new(HashMap::new()),
+            nominated: Mutex::new(Bucket::full()),
         }
     }
 
     pub async fn record(&self, client: &kube::Client, event: &Event, lookup: &dyn Lookup) {
+        if event.reason == EventReason::Nominated
+            && !self
+                .nominated
+                .lock()
+                .expect("not poisoned")
+                .take(Instant::now())
+        {
+            tracing::debug!(object = %event.object.name, "Nominated Event over the rate limit; dropped");
+            return;
+        }
         let (api_version, kind) = type_of(event.object.kind);
         let object_namespace = event.object.namespace.map(|n| n.as_str().to_owned());
         let key = Key {
@@ -186,4 +236,28 @@ async fn create(
         count: 1,
         at: Instant::now(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nominations_come_in_bursts_of_ten_then_five_a_second() {
+        let start = Instant::now();
+        let mut b = Bucket {
+            tokens: NOMINATED_BURST,
+            at: start,
+        };
+        let taken = (0..20).filter(|_| b.take(start)).count();
+        assert_eq!(taken, 10);
+        assert!(!b.take(start + Duration::from_millis(100)));
+        assert!(b.take(start + Duration::from_millis(300)));
+        let later = start + Duration::from_secs(60);
+        assert_eq!(
+            (0..20).filter(|_| b.take(later)).count(),
+            10,
+            "never more than a burst"
+        );
+    }
 }

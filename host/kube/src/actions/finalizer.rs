@@ -37,7 +37,7 @@ where
         let obj = match api.get_opt(name).await {
             Ok(Some(o)) => o,
             Ok(None) => return Ok(Removed::Gone(None)),
-            Err(e) => return Err(target.failed(&e)),
+            Err(e) => return Err(target.read().failed(&e)),
         };
         let finalizers = obj.finalizers().to_vec();
         let Some(i) = finalizers.iter().position(|f| f == TERMINATION_FINALIZER) else {

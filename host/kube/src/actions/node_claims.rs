@@ -46,7 +46,7 @@ pub(super) async fn create(
     let stored = match api.create(&ex.post_params(), &object).await {
         Ok(c) => c,
         Err(e) if error::is(&e, 409) => {
-            let existing = api.get(name).await.map_err(|e| target.failed(&e))?;
+            let existing = api.get(name).await.map_err(|e| target.read().failed(&e))?;
             let pool_of = |c: &NodeClaim| {
                 c.metadata
                     .labels
@@ -104,7 +104,7 @@ async fn node_pool_uid(
         Ok(None) => Err(target.refused(format!(
             "its NodePool {pool} no longer exists; nothing is launched for a deleted NodePool"
         ))),
-        Err(e) => Err(target.failed(&e)),
+        Err(e) => Err(Target::new("get", "nodepools", pool.as_str()).failed(&e)),
     }
 }
 
@@ -126,7 +126,7 @@ pub(super) async fn update(
         let Some(mut current) = api
             .get_opt(name)
             .await
-            .map_err(|e| meta_target.failed(&e))?
+            .map_err(|e| meta_target.read().failed(&e))?
         else {
             return Ok(Executed::done(Vec::new()));
         };

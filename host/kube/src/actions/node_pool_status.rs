@@ -70,7 +70,7 @@ impl NodePoolStatusWriter {
             None => match api.get_opt(pool).await {
                 Ok(Some(p)) => p.status.unwrap_or_default(),
                 Ok(None) => return Ok(Vec::new()),
-                Err(e) => return Err(target.failed(&e)),
+                Err(e) => return Err(target.read().failed(&e)),
             },
         };
         let want = desired(&current, usage, conditions);
@@ -192,5 +192,60 @@ pub fn node_class_readiness(class: Option<&EC2NodeClass>) -> NodeClassReadiness 
             message: c.message.clone(),
         },
         _ => NodeClassReadiness::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A class whose `Ready` condition is `ready` (`status`, `reason`).
+    fn class(ready: Option<(&str, &str)>) -> EC2NodeClass {
+        let mut c: EC2NodeClass = serde_json::from_value(json!({
+            "apiVersion": "karpenter.k8s.aws/v1",
+            "kind": "EC2NodeClass",
+            "metadata": { "name": "default" },
+        }))
+        .unwrap();
+        c.status = ready.map(|(status, reason)| {
+            serde_json::from_value(json!({ "conditions": [{
+                "type": "Ready", "status": status, "reason": reason,
+                "message": "subnets not found", "lastTransitionTime": "2024-01-01T00:00:00Z",
+            }] }))
+            .unwrap()
+        });
+        c
+    }
+
+    #[test]
+    fn a_node_class_is_read_as_karpenter_reads_it() {
+        assert_eq!(node_class_readiness(None), NodeClassReadiness::NotFound);
+        assert_eq!(
+            node_class_readiness(Some(&class(None))),
+            NodeClassReadiness::Unknown
+        );
+        assert_eq!(
+            node_class_readiness(Some(&class(Some(("True", "Ready"))))),
+            NodeClassReadiness::Ready
+        );
+        assert_eq!(
+            node_class_readiness(Some(&class(Some(("False", "SubnetsNotFound"))))),
+            NodeClassReadiness::NotReady {
+                reason: "SubnetsNotFound".into(),
+                message: "subnets not found".into(),
+            }
+        );
+        assert_eq!(
+            node_class_readiness(Some(&class(Some(("Unknown", "AwaitingReconciliation"))))),
+            NodeClassReadiness::Unknown
+        );
+        let mut deleting = class(Some(("True", "Ready")));
+        deleting.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+        assert_eq!(
+            node_class_readiness(Some(&deleting)),
+            NodeClassReadiness::Terminating
+        );
     }
 }

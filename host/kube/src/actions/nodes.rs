@@ -55,7 +55,7 @@ pub(super) async fn patch(
         let Some(node) = api
             .get_opt(name.as_str())
             .await
-            .map_err(|e| target.failed(&e))?
+            .map_err(|e| target.read().failed(&e))?
         else {
             return Ok(Executed::done(Vec::new()));
         };
