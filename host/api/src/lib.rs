@@ -66,6 +66,7 @@ pub mod duration;
 pub mod ec2nodeclass;
 mod enums;
 pub mod error;
+mod from_core;
 pub mod k8s;
 pub mod node_class_ref;
 pub mod nodeclaim;

@@ -32,6 +32,7 @@ pub mod gc;
 pub mod interruption;
 pub mod lifecycle;
 pub mod names;
+pub mod pool_status;
 pub mod provisioner;
 pub mod snapshot;
 pub mod state;
