@@ -250,6 +250,27 @@ async fn creating_again_for_the_same_claim_returns_the_instance_already_launched
         "one instance"
     );
     assert_eq!(cluster.cloud().instances().len(), 1);
+
+    // Once its instance is terminated, the claim launches anew.
+    cluster.cloud().terminate(&launched.instance.provider_id);
+    let mut cloud = RemoteCloud::connect(client(&cluster.url())).await.unwrap();
+    let relaunched = off_runtime(move || {
+        cloud.create(
+            &claim(
+                "default-c1111",
+                vec![offering("m5.large", CapacityType::OnDemand)],
+            ),
+            0,
+        )
+    })
+    .await
+    .expect("launched");
+    assert_ne!(
+        relaunched.instance.provider_id,
+        launched.instance.provider_id
+    );
+    assert_eq!(relaunched.instance.instance_type, Sym::new("m5.large"));
+    assert_eq!(cluster.cloud().instances(), vec![relaunched.instance]);
     cluster.shutdown().await;
 }
 

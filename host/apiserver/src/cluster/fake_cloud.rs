@@ -3,6 +3,7 @@
 //! whoever launches instances, through the same [`CloudProvider`] port the
 //! AWS adapter implements.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dovetail_control::cloud::{
@@ -23,9 +24,16 @@ use super::now_ms;
 /// are `running` at once; the node's readiness is the kubelet model's.
 #[derive(Debug, Clone)]
 pub struct FakeCloud {
-    ec2: Arc<Mutex<Ec2>>,
+    model: Arc<Mutex<Model>>,
     /// Bumped on every launch and termination, to wake the kubelet model.
     changes: Arc<watch::Sender<u64>>,
+}
+
+#[derive(Debug)]
+struct Model {
+    ec2: Ec2,
+    /// The instance last launched for each NodeClaim, by provider ID.
+    by_claim: HashMap<Sym, String>,
 }
 
 impl FakeCloud {
@@ -34,15 +42,18 @@ impl FakeCloud {
         // instance runs at once and the kubelet model times readiness.
         let ec2 = Ec2::new(catalog, 0, 0, now_ms());
         Self {
-            ec2: Arc::new(Mutex::new(ec2)),
+            model: Arc::new(Mutex::new(Model {
+                ec2,
+                by_claim: HashMap::new(),
+            })),
             changes: Arc::new(watch::channel(0).0),
         }
     }
 
-    fn ec2(&self) -> MutexGuard<'_, Ec2> {
+    fn model(&self) -> MutexGuard<'_, Model> {
         // A panic while holding the lock leaves the model as consistent as
         // any single call leaves it.
-        self.ec2.lock().unwrap_or_else(|e| e.into_inner())
+        self.model.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn changed(&self) {
@@ -96,7 +107,7 @@ impl FakeCloud {
         zones: &[&str],
         capacity_type: Option<CapacityType>,
     ) {
-        self.ec2().add_shortage(
+        self.model().ec2.add_shortage(
             until_ms,
             instance_types.iter().map(|s| Sym::new(s)).collect(),
             zones.iter().map(|s| Sym::new(s)).collect(),
@@ -106,7 +117,7 @@ impl FakeCloud {
 
     /// Every instance not yet terminated, tagged for a NodeClaim or not.
     pub fn instances(&self) -> Vec<Instance> {
-        self.ec2().instances()
+        self.model().ec2.instances()
     }
 
     /// Terminates an instance, as a spot interruption or an operator would.
@@ -156,12 +167,10 @@ impl CloudProvider for FakeCloud {
     /// returned instead of launching a second.
     fn create(&mut self, claim: &NodeClaim, now_ms: u64) -> Result<Launch, CreateError> {
         let mut launch = {
-            let mut ec2 = self.ec2();
-            if let Some(instance) = ec2
-                .instances()
-                .into_iter()
-                .find(|i| i.node_claim == Some(claim.name))
-            {
+            let mut model = self.model();
+            let Model { ec2, by_claim } = &mut *model;
+            // A terminated instance is not found: the claim launches anew.
+            if let Some(instance) = by_claim.get(&claim.name).and_then(|p| ec2.get(p).ok()) {
                 return Ok(Launch {
                     instance,
                     unavailable: Vec::new(),
@@ -169,6 +178,7 @@ impl CloudProvider for FakeCloud {
             }
             let launch = ec2.create(claim, now_ms)?;
             ec2.mark_running(&launch.instance.provider_id);
+            by_claim.insert(claim.name, launch.instance.provider_id.clone());
             launch
         };
         launch.instance.state = InstanceState::Running;
@@ -177,24 +187,33 @@ impl CloudProvider for FakeCloud {
     }
 
     fn delete(&mut self, provider_id: &str, now_ms: u64) -> Result<(), CloudError> {
-        self.ec2().delete(provider_id, now_ms)?;
+        {
+            let mut model = self.model();
+            let Model { ec2, by_claim } = &mut *model;
+            if let Some(claim) = ec2.get(provider_id).ok().and_then(|i| i.node_claim)
+                && by_claim.get(&claim).is_some_and(|p| p == provider_id)
+            {
+                by_claim.remove(&claim);
+            }
+            ec2.delete(provider_id, now_ms)?;
+        }
         self.changed();
         Ok(())
     }
 
     fn get(&self, provider_id: &str) -> Result<Instance, CloudError> {
-        self.ec2().get(provider_id)
+        self.model().ec2.get(provider_id)
     }
 
     fn list(&self) -> Result<Vec<Instance>, CloudError> {
-        self.ec2().list()
+        self.model().ec2.list()
     }
 
     fn instance_types(&self) -> Arc<Catalog> {
-        self.ec2().instance_types()
+        self.model().ec2.instance_types()
     }
 
     fn is_drifted(&self, claim: &NodeClaim) -> Result<Option<CloudDrift>, CloudError> {
-        self.ec2().is_drifted(claim)
+        self.model().ec2.is_drifted(claim)
     }
 }
