@@ -234,7 +234,7 @@ impl NodeClaim {
                 {
                     nodeclaim::ConditionReason::Succeeded(kind)
                 } else {
-                    nodeclaim::ConditionReason::Other(c.reason.clone())
+                    nodeclaim::ConditionReason::parse(kind, &c.reason)
                 };
                 status.conditions.push(nodeclaim::Condition {
                     kind,

@@ -199,6 +199,9 @@ pub enum EventReason {
     InstanceTerminating,
     TerminatingOnInterruption,
     Finalized,
+    /// A NodePool failed validation (its `ValidationSucceeded` condition
+    /// says why); it provisions nothing until fixed.
+    NodePoolValidationFailed,
 }
 
 impl fmt::Display for EventReason {

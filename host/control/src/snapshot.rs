@@ -199,8 +199,8 @@ fn observed_price(node: &Node, catalog: &Catalog) -> Option<f64> {
         .map(|o| o.price)
 }
 
-/// The node a NodeClaim will become; `None` when it has neither launched
-/// nor a launch list.
+/// The node a NodeClaim will become; `None` when it has not launched and
+/// no offering fits it.
 pub fn in_flight(claim: &NodeClaim, catalog: &Catalog) -> Option<Node> {
     let (labels, capacity, allocatable, price) = match &claim.status.launched {
         Some(l) => (
@@ -210,7 +210,24 @@ pub fn in_flight(claim: &NodeClaim, catalog: &Catalog) -> Option<Node> {
             l.price,
         ),
         None => {
-            let first = claim.launch.first()?;
+            // A claim read back from the API (after a restart) carries no
+            // launch list: it will launch from its requirements, so its
+            // pods are counted on the cheapest offering that fits.
+            let derived;
+            let first = match claim.launch.first() {
+                Some(first) => first,
+                None => {
+                    let requirements =
+                        dovetail_core::requirements::Requirements::from_terms(&claim.requirements)
+                            .ok()?;
+                    derived = dovetail_core::scheduler::compatible_offerings(
+                        catalog,
+                        &requirements,
+                        &claim.requests,
+                    );
+                    derived.first()?
+                }
+            };
             let it = catalog.get(first.instance_type.as_str())?;
             let mut l = instance_labels(it, first.zone, first.capacity_type, &claim.requirements);
             l.extend(claim.labels.iter().copied());

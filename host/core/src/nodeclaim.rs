@@ -131,6 +131,31 @@ pub enum ConditionReason {
     Other(String),
 }
 
+impl ConditionReason {
+    /// The reason a condition of type `kind` carries as written in the
+    /// object: Karpenter's named reasons come back as themselves, so a
+    /// condition read from the API compares equal to the one that was
+    /// written. A launch's unnamed reason is the cloud's create error.
+    pub fn parse(kind: ConditionType, reason: &str) -> Self {
+        match reason {
+            "AwaitingReconciliation" => Self::AwaitingReconciliation,
+            "ReconcilingDependents" => Self::ReconcilingDependents,
+            "UnhealthyDependents" => Self::UnhealthyDependents,
+            "LaunchFailed" => Self::LaunchFailed,
+            "NodeNotFound" => Self::NodeNotFound,
+            "MultipleNodesFound" => Self::MultipleNodesFound,
+            "NodeNotReady" => Self::NodeNotReady,
+            "StartupTaintsExist" => Self::StartupTaintsExist,
+            "KnownEphemeralTaintsExist" => Self::KnownEphemeralTaintsExist,
+            "ResourceNotRegistered" => Self::ResourceNotRegistered,
+            "Draining" => Self::Draining,
+            r if r == kind.name() => Self::Succeeded(kind),
+            r if kind == ConditionType::Launched => Self::CreateError(r.to_string()),
+            r => Self::Other(r.to_string()),
+        }
+    }
+}
+
 impl fmt::Display for ConditionReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

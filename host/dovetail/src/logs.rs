@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use dovetail_control::decision::{ClaimFailure, Decision};
 use dovetail_core::disruption::Command;
 use dovetail_core::sym::Sym;
+#[cfg(test)]
 use tracing::Level;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -316,7 +317,8 @@ pub fn log_decision(decision: &Decision) {
 }
 
 /// The level a decision's line is written at.
-pub fn decision_level(decision: &Decision) -> Level {
+#[cfg(test)]
+fn decision_level(decision: &Decision) -> Level {
     match decision {
         Decision::Provisioned {
             fallback: Some(_), ..

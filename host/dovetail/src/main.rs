@@ -2,29 +2,19 @@
 
 mod bench_apiserver;
 mod bench_cmd;
+mod controller_cmd;
 mod crds_cmd;
 mod demo_cmd;
 mod dev_cmd;
 mod kube_client;
-// The pieces of `dovetail controller`; allowed unused until the command
-// that runs them is wired in.
-#[allow(dead_code)]
 mod logs;
-#[allow(dead_code)]
 mod metrics;
-// The pieces of `dovetail controller`; allowed unused until the command
-// that runs them is wired in.
 mod policy_cmd;
 mod policy_push;
-#[allow(dead_code)]
-mod rate_limit;
-#[allow(dead_code)]
-mod serve;
-#[allow(dead_code)]
-mod settings;
-// Run by `dovetail controller`.
-#[allow(dead_code)]
 mod policy_source;
+mod rate_limit;
+mod serve;
+mod settings;
 mod sim_cmd;
 mod snapshot_cmd;
 
@@ -70,6 +60,10 @@ enum Command {
     /// as a scenario for `dovetail sim`: NodePools, EC2NodeClasses, NodeClaims, Nodes, Pods,
     /// DaemonSets, PodDisruptionBudgets and Namespaces, without secrets or environment values.
     Snapshot(snapshot_cmd::SnapshotArgs),
+    /// Run the autoscaler: watch the cluster, provision NodeClaims for pending pods, register,
+    /// disrupt and terminate nodes, with policies hot-swapped from ConfigMaps. Settings come
+    /// from flags or Karpenter's environment variables.
+    Controller(Box<settings::ControllerArgs>),
     /// Print the NodePool, NodeClaim and EC2NodeClass CRDs (Karpenter's v1
     /// API) as YAML, for `kubectl apply -f -`.
     Crds,
@@ -77,6 +71,14 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    // The controller logs JSON at LOG_LEVEL through its own subscriber.
+    if let Command::Controller(args) = cli.command {
+        if let Err(e) = controller_cmd::run(*args) {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
     // The simulator counts policy failures and reports them in its summary;
     // a line per failed call would bury it.
     let default_filter = match cli.command {
@@ -108,5 +110,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Crds => crds_cmd::run(),
         Command::Dev(args) => dev_cmd::run(args),
         Command::Snapshot(args) => snapshot_cmd::run(args),
+        Command::Controller(args) => controller_cmd::run(*args),
     }
 }

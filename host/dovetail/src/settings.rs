@@ -75,6 +75,14 @@ pub struct ControllerArgs {
     /// namespace]
     #[arg(long, env = "POLICY_NAMESPACE")]
     pub policy_namespace: Option<String>,
+    /// How often a disruption pass may run (Karpenter: 10s). Lower it only
+    /// to watch consolidation quickly on a test cluster.
+    #[arg(long, env = "DISRUPTION_POLL_INTERVAL", default_value = "10s")]
+    pub disruption_poll_interval: GoDuration,
+    /// How long a consolidation command waits before it is validated again
+    /// and carried out (Karpenter: 15s).
+    #[arg(long, env = "CONSOLIDATION_VALIDATION_DELAY", default_value = "15s")]
+    pub consolidation_validation_delay: GoDuration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,6 +170,9 @@ impl ControllerArgs {
             ..dovetail_control::Config::default()
         };
         config.disruption_settings.spot_to_spot = self.feature_gates.spot_to_spot_consolidation;
+        config.disruption.poll_ms = self.disruption_poll_interval.0.as_millis() as u64;
+        config.disruption.validation_delay_ms =
+            self.consolidation_validation_delay.0.as_millis() as u64;
         config
     }
 

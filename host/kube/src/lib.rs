@@ -15,6 +15,9 @@
 //! - [`actions`]: actions as API calls, safe to repeat, with conflicts
 //!   retried from fresh state.
 //! - [`lease`]: leader election on a `coordination.k8s.io` Lease.
+//! - [`runner`]: the reconcile loop — the orchestration on its own thread,
+//!   fed from the index, acting through the executor; only a synced leader
+//!   acts.
 //! - [`policy_configmaps`]: policy components delivered as ConfigMaps, and
 //!   the outcome reported back on them.
 
@@ -23,5 +26,6 @@ pub mod index;
 pub mod lease;
 pub mod observed;
 pub mod policy_configmaps;
+pub mod runner;
 pub mod synced;
 pub mod watches;

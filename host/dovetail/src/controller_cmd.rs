@@ -1,0 +1,284 @@
+//! `dovetail controller`: the autoscaler as `helm install` runs it. It
+//! watches the cluster, provisions NodeClaims for pending pods, registers
+//! their nodes, disrupts and terminates, with the instance-selection and
+//! consolidation-scoring policies hot-swapped from ConfigMaps.
+//!
+//! Wiring only: the decisions are `dovetail-core`'s, their sequencing
+//! `dovetail-control`'s (the same the simulator runs), the API calls
+//! `dovetail-kube`'s.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use dovetail_control::cloud::CloudProvider;
+use dovetail_control::{ClusterState, Decision};
+use dovetail_core::policy::types::Decision as PolicyDecision;
+use dovetail_kube::actions::{Executor, NodePoolStatusWriter};
+use dovetail_kube::lease::Elector;
+use dovetail_kube::runner::{self, Inputs, Observer, Policies, RunnerConfig};
+use dovetail_kube::watches::{self, WatchConfig};
+use dovetail_policy::{PolicyHost, Runtime, RuntimeConfig, ShadowHost};
+use tokio::sync::{mpsc, watch};
+
+use crate::metrics::{Metrics, Timed};
+use crate::policy_source::{self, ReloadCounts};
+use crate::serve::{Readiness, Servers};
+use crate::settings::{Cloud, ControllerArgs, leader_identity};
+
+/// Who writes NodeClaims, Nodes and Events, in managedFields and Events.
+pub const FIELD_MANAGER: &str = "dovetail";
+
+pub fn run(args: ControllerArgs) -> Result<()> {
+    args.validate()?;
+    crate::logs::init(args.log_level)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let stop = shutdown_signal();
+        serve(args, None, stop).await
+    })
+}
+
+/// Resolves on SIGTERM (the kubelet stopping the pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Runs the controller until `stop` resolves. `cloud` replaces the one
+/// `args` names (the dev cluster hands in its fake cloud directly).
+pub async fn serve(
+    args: ControllerArgs,
+    cloud: Option<Box<dyn CloudProvider + Send>>,
+    stop: impl Future<Output = ()>,
+) -> Result<()> {
+    let mut config = args.kube_config().await?;
+    // A 429 from the Eviction API is an answer (a PodDisruptionBudget
+    // says wait), not a transient failure to retry for minutes.
+    config.default_retry = false;
+    // A connection that stops answering is dropped and reopened: longer
+    // than a watch's own server-side timeout, so only a dead one trips it.
+    config.read_timeout = Some(WatchConfig::default().stall_timeout + Duration::from_secs(30));
+    let client = args.client(config)?;
+    let cloud = match cloud {
+        Some(cloud) => cloud,
+        None => match args.cloud {
+            Cloud::Fake => Box::new(
+                dovetail_apiserver::cluster::RemoteCloud::connect(client.clone())
+                    .await
+                    .context("--cloud fake")?,
+            ) as Box<dyn CloudProvider + Send>,
+            Cloud::Aws => bail!(
+                "--cloud aws: the AWS cloud provider is not part of this build yet; run `dovetail dev` and use --cloud fake"
+            ),
+        },
+    };
+
+    let metrics = Arc::new(Metrics::new());
+    let runtime = Runtime::new(RuntimeConfig::default()).context("starting the policy runtime")?;
+    let live = Arc::new(PolicyHost::new(runtime.clone()));
+    let shadow = Arc::new(PolicyHost::new(runtime));
+    let hosts = Arc::new(ShadowHost::with_shadow(live.clone(), shadow));
+    let (policy_task, reloads) =
+        policy_source::spawn(client.clone(), args.policy_namespace(), hosts.clone());
+    let ports = Arc::new(Timed::new(hosts.clone(), metrics.clone()));
+    let policies = Policies {
+        selector: ports.clone(),
+        scorer: ports,
+    };
+
+    let identity = leader_identity();
+    let (leader, elector) = match args.lease_config(&identity) {
+        Some(lease) => {
+            let elector =
+                Elector::spawn(client.clone(), lease).context("starting leader election")?;
+            (elector.subscribe(), Some(elector))
+        }
+        None => (watch::channel(true).1, None),
+    };
+    let readiness = Arc::new(Readiness::new(elector.as_ref().map(Elector::probe)));
+    let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    let servers = Servers::start(
+        metrics.clone(),
+        readiness.clone(),
+        args.metrics_address(any),
+        args.health_probe_address(any),
+    )
+    .await?;
+    tracing::info!(
+        identity,
+        metrics = %servers.metrics_address(),
+        health = %servers.health_address(),
+        "dovetail controller started"
+    );
+
+    let (tx, changes) = mpsc::unbounded_channel();
+    let watches = watches::spawn(client.clone(), tx, WatchConfig::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let executor = Executor::new(client.clone(), FIELD_MANAGER);
+    let pools = NodePoolStatusWriter::new(client.clone(), FIELD_MANAGER);
+    let inputs = Inputs {
+        changes,
+        leader,
+        stop: stop_rx,
+    };
+    let runner_config = RunnerConfig {
+        controller: args.control_config(),
+        ..RunnerConfig::default()
+    };
+    let mut observer = Report {
+        metrics: metrics.clone(),
+        readiness,
+        live,
+        hosts,
+        reloads,
+        seen_reloads: [(0, 0); 2],
+        seen_disagreements: [0; 2],
+        seen_unattributed: 0,
+        last_swap: None,
+        last_state: None,
+    };
+    let handle = tokio::runtime::Handle::current();
+    let loop_thread = std::thread::Builder::new()
+        .name("reconcile".into())
+        .spawn(move || {
+            runner::run(
+                handle,
+                executor,
+                pools,
+                cloud,
+                policies,
+                runner_config,
+                inputs,
+                &mut observer,
+            )
+        })
+        .context("starting the reconcile loop")?;
+
+    stop.await;
+    tracing::info!("stopping: finishing the pass in progress");
+    let _ = stop_tx.send(true);
+    let joined = tokio::task::spawn_blocking(move || loop_thread.join()).await;
+    if !matches!(joined, Ok(Ok(()))) {
+        tracing::error!("the reconcile loop ended with a panic");
+    }
+    // Handing the Lease over at once lets a follower lead without waiting
+    // out the lease duration.
+    if let Some(elector) = elector {
+        elector.release().await;
+    }
+    watches.abort();
+    policy_task.abort();
+    servers.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Feeds metrics, logs and readiness from the loop.
+struct Report {
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    live: Arc<PolicyHost>,
+    hosts: Arc<ShadowHost>,
+    reloads: Arc<ReloadCounts>,
+    /// (accepted, refused) already counted, by decision.
+    seen_reloads: [(u64, u64); 2],
+    seen_disagreements: [u64; 2],
+    seen_unattributed: u64,
+    last_swap: Option<Duration>,
+    last_state: Option<Instant>,
+}
+
+const DECISIONS: [PolicyDecision; 2] = [
+    PolicyDecision::InstanceSelection,
+    PolicyDecision::ConsolidationScoring,
+];
+
+/// The cluster-state gauges walk every pod: once a second is enough.
+const STATE_EVERY: Duration = Duration::from_secs(1);
+
+impl Report {
+    fn policy_counters(&mut self) {
+        for (i, d) in DECISIONS.into_iter().enumerate() {
+            let (accepted, refused) = (self.reloads.accepted(d), self.reloads.refused(d));
+            let (seen_a, seen_r) = self.seen_reloads[i];
+            for _ in seen_a..accepted {
+                self.metrics.policy_reload(d, true);
+            }
+            for _ in seen_r..refused {
+                self.metrics.policy_reload(d, false);
+            }
+            self.seen_reloads[i] = (accepted, refused);
+            let disagreements = self.hosts.disagreements(d);
+            for _ in self.seen_disagreements[i]..disagreements {
+                self.metrics.shadow_disagreement(d);
+            }
+            self.seen_disagreements[i] = disagreements;
+        }
+        let unattributed = self.reloads.refused_unattributed();
+        if unattributed > self.seen_unattributed {
+            tracing::warn!(
+                refused = unattributed - self.seen_unattributed,
+                "policy ConfigMaps refused before their decision could be read; their Events say why"
+            );
+            self.seen_unattributed = unattributed;
+        }
+        let swap = self.reloads.last_swap();
+        if swap.is_some() && swap != self.last_swap {
+            self.last_swap = swap;
+            tracing::info!(
+                swap_ms = swap.map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+                "a policy ConfigMap's new version is serving"
+            );
+        }
+        self.metrics.observe_policy_host(&self.live);
+    }
+}
+
+impl Observer for Report {
+    fn reconciled(&mut self, decisions: &[Decision], _state: &ClusterState, took: Duration) {
+        for d in decisions {
+            crate::logs::log_decision(d);
+        }
+        self.metrics.observe_decisions(decisions);
+        if decisions
+            .iter()
+            .any(|d| matches!(d, Decision::Provisioned { .. }))
+        {
+            self.metrics.scheduling_duration(took.as_secs_f64());
+        }
+    }
+
+    fn sync_changed(&mut self, synced: bool, why: Option<&str>) {
+        self.readiness.set_synced(synced);
+        match why {
+            None => tracing::info!("cluster state synced with the API server"),
+            Some(why) => tracing::info!(waiting_for = why, "cluster state not synced"),
+        }
+    }
+
+    fn observed(&mut self, state: &ClusterState, synced: bool) {
+        if self.last_state.is_some_and(|t| t.elapsed() < STATE_EVERY) {
+            return;
+        }
+        self.last_state = Some(Instant::now());
+        self.metrics.observe_state(state, synced);
+        self.policy_counters();
+    }
+}
