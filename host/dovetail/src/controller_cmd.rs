@@ -18,7 +18,7 @@ use dovetail_control::{ClusterState, Decision};
 use dovetail_core::policy::types::Decision as PolicyDecision;
 use dovetail_kube::actions::{Executor, NodePoolStatusWriter};
 use dovetail_kube::lease::Elector;
-use dovetail_kube::runner::{self, Inputs, Observer, Policies, RunnerConfig};
+use dovetail_kube::runner::{self, Inputs, Observer, Outside, Policies, RunnerConfig};
 use dovetail_kube::watches::{self, WatchConfig};
 use dovetail_policy::{PolicyHost, Runtime, RuntimeConfig, ShadowHost};
 use tokio::sync::{mpsc, watch};
@@ -160,9 +160,11 @@ pub async fn serve(
         .spawn(move || {
             runner::run(
                 handle,
-                executor,
-                pools,
-                cloud,
+                Outside {
+                    executor,
+                    pools,
+                    cloud,
+                },
                 policies,
                 runner_config,
                 inputs,

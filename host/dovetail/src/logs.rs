@@ -21,7 +21,7 @@ pub const DECISION_TARGET: &str = "dovetail::decision";
 /// controller's; it stays at `warn`.
 pub fn filter(level: LogLevel) -> EnvFilter {
     EnvFilter::new(format!(
-        "{},hyper=warn,hyper_util=warn,h2=warn,tower=warn",
+        "{},hyper=warn,hyper_util=warn,h2=warn,tower=warn,kube_client=info,kube_runtime=info",
         level.as_str()
     ))
 }

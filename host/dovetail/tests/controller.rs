@@ -7,8 +7,8 @@
 mod harness;
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
 use std::time::Duration;
+use tokio::sync::Mutex;
 
 use harness::{Env, wait_for};
 use k8s_openapi::api::core::v1::Event;
@@ -16,10 +16,10 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 /// The controllers of two tests would compete for two cores: one at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -58,7 +58,7 @@ async fn all_running(env: &Env, app: &str, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_pods_get_nodes_and_run() {
-    let _one = serial();
+    let _one = serial().await;
     let env = Env::start().await;
     env.apply_pool(|_| {}).await;
     let ctl = env.controller("a", &[("DISABLE_LEADER_ELECTION", "true")]);
@@ -164,7 +164,7 @@ async fn pending_pods_get_nodes_and_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_taints_hold_initialization_until_removed() {
-    let _one = serial();
+    let _one = serial().await;
     let env = Env::start().await;
     env.apply_pool(|p| {
         p.spec.template.spec.startup_taints = vec![dovetail_api::taint::Taint {
@@ -210,7 +210,9 @@ async fn startup_taints_hold_initialization_until_removed() {
         "the pod cannot land on a tainted node"
     );
 
-    // The agent the taint waits for removes it.
+    // The agent the taint waits for removes it (from the node as it is
+    // now: the kubelet has lifted its not-ready taint meanwhile).
+    let node = env.nodes().get(&name).await.unwrap();
     let taints: Vec<_> = node
         .spec
         .and_then(|s| s.taints)
@@ -253,10 +255,13 @@ async fn startup_taints_hold_initialization_until_removed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consolidation_launches_the_replacement_before_draining() {
-    let _one = serial();
+    let _one = serial().await;
     let env = Env::start().await;
+    // On-demand only: replacing a spot node with a cheaper spot node needs
+    // the SpotToSpotConsolidation feature gate, as in Karpenter.
     env.apply_pool(|p| {
         p.spec.disruption.consolidate_after = dovetail_api::NillableDuration::new("0s");
+        on_demand_only(p);
     })
     .await;
     let _ctl = env.controller(
@@ -311,6 +316,14 @@ async fn consolidation_launches_the_replacement_before_draining() {
     );
 }
 
+fn on_demand_only(p: &mut dovetail_api::NodePool) {
+    for r in &mut p.spec.template.spec.requirements {
+        if r.key == "karpenter.sh/capacity-type" {
+            r.values = vec!["on-demand".into()];
+        }
+    }
+}
+
 /// Claims of the `default` pool, names only.
 async fn claim_names(env: &Env) -> BTreeSet<String> {
     names(&env.claim_list().await)
@@ -331,7 +344,7 @@ async fn replaced(env: &Env, old: &BTreeSet<String>, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nodepool_change_drifts_and_replaces_its_nodes() {
-    let _one = serial();
+    let _one = serial().await;
     let env = Env::start().await;
     env.apply_pool(|_| {}).await;
     let _ctl = env.controller(
@@ -368,7 +381,7 @@ async fn a_nodepool_change_drifts_and_replaces_its_nodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodeclaims_are_replaced_when_they_expire() {
-    let _one = serial();
+    let _one = serial().await;
     let env = Env::start().await;
     env.apply_pool(|p| {
         p.spec.template.spec.expire_after = dovetail_api::NillableDuration::new("20s");
@@ -391,7 +404,7 @@ async fn nodeclaims_are_replaced_when_they_expire() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_holds_the_drain_to_max_unavailable() {
-    let _one = serial();
+    let _one = serial().await;
     let env = Env::start().await;
     env.apply_pool(|_| {}).await;
     let _ctl = env.controller("a", &[("DISABLE_LEADER_ELECTION", "true")]);
@@ -441,7 +454,7 @@ async fn a_budget_holds_the_drain_to_max_unavailable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn do_not_disrupt_pods_keep_their_node() {
-    let _one = serial();
+    let _one = serial().await;
     let env = Env::start().await;
     env.apply_pool(|p| {
         p.spec.disruption.consolidate_after = dovetail_api::NillableDuration::new("0s");
@@ -495,7 +508,7 @@ async fn do_not_disrupt_pods_keep_their_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_nodepool_is_reported_and_the_others_keep_working() {
-    let _one = serial();
+    let _one = serial().await;
     let env = Env::start().await;
     env.apply_pool(|_| {}).await;
     // The CRD's schema accepts it; Karpenter's rules do not (a requirement
@@ -566,7 +579,7 @@ async fn lease_holder(env: &Env) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_writes_and_a_follower_takes_over_on_sigterm() {
-    let _one = serial();
+    let _one = serial().await;
     let env = Env::start().await;
     env.apply_pool(|_| {}).await;
     let election = [("LEADER_ELECTION_NAMESPACE", "kube-system")];
@@ -624,7 +637,7 @@ async fn only_the_leader_writes_and_a_follower_takes_over_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_expiring_mid_run_relists_and_carries_on() {
-    let _one = serial();
+    let _one = serial().await;
     let env = Env::start().await;
     env.apply_pool(|_| {}).await;
     let _ctl = env.controller("a", &[("DISABLE_LEADER_ELECTION", "true")]);
@@ -650,7 +663,7 @@ async fn a_watch_expiring_mid_run_relists_and_carries_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_survive_a_conflict_storm() {
-    let _one = serial();
+    let _one = serial().await;
     let env = Env::start().await;
     env.apply_pool(|p| {
         p.spec.disruption.consolidate_after = dovetail_api::NillableDuration::new("0s");
@@ -736,4 +749,120 @@ async fn writes_survive_a_conflict_storm() {
             "{taints:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_swapped_100_times_under_load_fail_no_decision() {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    let _one = serial().await;
+    let env = Env::start().await;
+    env.apply_pool(|_| {}).await;
+    let ctl = env.controller("a", &[("DISABLE_LEADER_ELECTION", "true")]);
+    let good = dovetail_tests::guest_bytes("dovetail-policy-default");
+    let bad = b"\0asm but not a component".to_vec();
+    let configmaps: Api<ConfigMap> = Api::namespaced(env.client(), "kube-system");
+    let mut cm: ConfigMap = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "dovetail-instance-selection", "namespace": "kube-system",
+                     "labels": {"dovetail.dev/policy": "instance-selection"}},
+    }))
+    .unwrap();
+    env.deploy("inflate", 2, "500m", "512Mi").await;
+    let mut created = false;
+    for swap in 0..100usize {
+        let bytes = if swap % 2 == 0 { &good } else { &bad };
+        cm.binary_data = Some(
+            [(
+                "instance-selection.wasm".to_string(),
+                ByteString(bytes.clone()),
+            )]
+            .into(),
+        );
+        let written = if created {
+            configmaps
+                .replace(
+                    &cm.metadata.name.clone().unwrap(),
+                    &PostParams::default(),
+                    &cm,
+                )
+                .await
+        } else {
+            created = true;
+            configmaps.create(&PostParams::default(), &cm).await
+        }
+        .expect("write the policy ConfigMap");
+        let rv = written.metadata.resource_version.clone().unwrap();
+        // Judged: the status annotation names this version.
+        let judged = wait_for(&format!("swap {swap} judged"), MINUTE, || async {
+            let now = configmaps.get("dovetail-instance-selection").await.unwrap();
+            let status = now
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("dovetail.dev/policy-status"))
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok());
+            match status {
+                Some(s) if s["resourceVersion"] == rv.as_str() => Ok((now, s)),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        let (now, status) = judged;
+        let expected = if swap % 2 == 0 { "Accepted" } else { "Refused" };
+        assert!(
+            status["outcome"]
+                .as_str()
+                .is_some_and(|o| o.eq_ignore_ascii_case(expected)),
+            "swap {swap}: {status}"
+        );
+        cm = now;
+        // Decisions keep flowing meanwhile: the workload keeps changing.
+        if swap % 10 == 5 {
+            env.scale("inflate", if swap % 20 == 5 { 12 } else { 3 })
+                .await;
+        }
+    }
+    env.scale("inflate", 8).await;
+    all_running(&env, "inflate", 8).await;
+    wait_for("the reload counters", MINUTE, || async {
+        let m = ctl.metrics();
+        let accepted = harness::metric_value(
+            &m,
+            "dovetail_policy_reloads_total",
+            &[("outcome", "accepted")],
+        );
+        let refused = harness::metric_value(
+            &m,
+            "dovetail_policy_reloads_total",
+            &[("outcome", "refused")],
+        );
+        if accepted == 50.0 && refused == 50.0 {
+            Ok(())
+        } else {
+            Err(format!("{accepted} accepted, {refused} refused"))
+        }
+    })
+    .await;
+    let m = ctl.metrics();
+    let value = |name: &str, labels: &[(&str, &str)]| harness::metric_value(&m, name, labels);
+    assert_eq!(
+        value("dovetail_policy_failures_total", &[]),
+        0.0,
+        "no failed decision"
+    );
+    assert_eq!(
+        value("dovetail_policy_fallbacks_total", &[]),
+        0.0,
+        "no fallback to the built-in"
+    );
+    assert!(
+        ctl.metric(
+            "dovetail_policy_decisions_total",
+            &[("decision", "instance-selection")]
+        ) >= 2.0,
+        "provisioning decisions were made during the swaps"
+    );
+    assert!(ctl.metric("karpenter_nodeclaims_created_total", &[]) >= 2.0);
 }

@@ -81,6 +81,20 @@ pub struct Inputs {
     pub stop: watch::Receiver<bool>,
 }
 
+/// What the loop acts on: the API (actions and NodePool status) and the
+/// cloud.
+pub struct Outside {
+    pub executor: Executor,
+    pub pools: NodePoolStatusWriter,
+    pub cloud: Box<dyn CloudProvider + Send>,
+}
+
+impl std::fmt::Debug for Outside {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outside").finish_non_exhaustive()
+    }
+}
+
 /// The decision ports, swappable behind them (the policy host).
 #[derive(Clone)]
 pub struct Policies {
@@ -114,14 +128,17 @@ fn fresh_seed() -> u64 {
 /// workers.
 pub fn run(
     handle: Handle,
-    executor: Executor,
-    pools: NodePoolStatusWriter,
-    mut cloud: Box<dyn CloudProvider + Send>,
+    outside: Outside,
     policies: Policies,
     config: RunnerConfig,
     mut inputs: Inputs,
     observer: &mut dyn Observer,
 ) {
+    let Outside {
+        executor,
+        pools,
+        mut cloud,
+    } = outside;
     let mut index = Index::new();
     let mut synced = Synced::new();
     let mut was_synced: Option<bool> = None;

@@ -240,7 +240,7 @@ impl Controller {
             .env("METRICS_PORT", self.metrics_port.to_string())
             .env("HEALTH_PROBE_PORT", self.health_port.to_string())
             .env("HOSTNAME", &self.name)
-            .env("LOG_LEVEL", "debug")
+            .env("LOG_LEVEL", "info")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log));
         for (k, v) in &self.args {
