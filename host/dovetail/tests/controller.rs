@@ -24,12 +24,21 @@ async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// Disruption as fast as a test can watch it: passes every second, commands
-/// validated after one.
-const FAST_DISRUPTION: [(&str, &str); 2] = [
-    ("DISRUPTION_POLL_INTERVAL", "1s"),
-    ("CONSOLIDATION_VALIDATION_DELAY", "1s"),
-];
+/// One replica: no leader election.
+const SINGLE: &[(&str, &str)] = &[("DISABLE_LEADER_ELECTION", "true")];
+
+/// One replica with disruption as fast as a test can watch it: passes every
+/// second, commands validated after one.
+fn fast_controller(env: &Env) -> harness::Controller {
+    env.controller(
+        "a",
+        &[
+            ("DISABLE_LEADER_ELECTION", "true"),
+            ("DISRUPTION_POLL_INTERVAL", "1s"),
+            ("CONSOLIDATION_VALIDATION_DELAY", "1s"),
+        ],
+    )
+}
 
 fn condition(claim: &dovetail_api::NodeClaim, kind: &str) -> Option<String> {
     claim
@@ -61,7 +70,7 @@ async fn pending_pods_get_nodes_and_run() {
     let _one = serial().await;
     let env = Env::start().await;
     env.apply_pool(|_| {}).await;
-    let ctl = env.controller("a", &[("DISABLE_LEADER_ELECTION", "true")]);
+    let ctl = env.controller("a", SINGLE);
     env.deploy("inflate", 5, "1", "1536Mi").await;
     all_running(&env, "inflate", 5).await;
 
@@ -175,7 +184,7 @@ async fn startup_taints_hold_initialization_until_removed() {
         }];
     })
     .await;
-    let _ctl = env.controller("a", &[("DISABLE_LEADER_ELECTION", "true")]);
+    let _ctl = env.controller("a", SINGLE);
     env.deploy("inflate", 1, "1", "1Gi").await;
     let node = wait_for(
         "a registered node carrying the startup taint",
@@ -264,14 +273,7 @@ async fn consolidation_launches_the_replacement_before_draining() {
         on_demand_only(p);
     })
     .await;
-    let _ctl = env.controller(
-        "a",
-        &[
-            [("DISABLE_LEADER_ELECTION", "true")].as_slice(),
-            &FAST_DISRUPTION,
-        ]
-        .concat(),
-    );
+    let _ctl = fast_controller(&env);
     env.deploy("inflate", 8, "1", "1536Mi").await;
     all_running(&env, "inflate", 8).await;
     let before = names(&env.claim_list().await);
@@ -347,14 +349,7 @@ async fn a_nodepool_change_drifts_and_replaces_its_nodes() {
     let _one = serial().await;
     let env = Env::start().await;
     env.apply_pool(|_| {}).await;
-    let _ctl = env.controller(
-        "a",
-        &[
-            [("DISABLE_LEADER_ELECTION", "true")].as_slice(),
-            &FAST_DISRUPTION,
-        ]
-        .concat(),
-    );
+    let _ctl = fast_controller(&env);
     env.deploy("inflate", 2, "1", "1Gi").await;
     all_running(&env, "inflate", 2).await;
     let before = claim_names(&env).await;
@@ -387,14 +382,7 @@ async fn nodeclaims_are_replaced_when_they_expire() {
         p.spec.template.spec.expire_after = dovetail_api::NillableDuration::new("20s");
     })
     .await;
-    let _ctl = env.controller(
-        "a",
-        &[
-            [("DISABLE_LEADER_ELECTION", "true")].as_slice(),
-            &FAST_DISRUPTION,
-        ]
-        .concat(),
-    );
+    let _ctl = fast_controller(&env);
     env.deploy("inflate", 2, "1", "1Gi").await;
     all_running(&env, "inflate", 2).await;
     let before = claim_names(&env).await;
@@ -407,7 +395,7 @@ async fn a_budget_holds_the_drain_to_max_unavailable() {
     let _one = serial().await;
     let env = Env::start().await;
     env.apply_pool(|_| {}).await;
-    let _ctl = env.controller("a", &[("DISABLE_LEADER_ELECTION", "true")]);
+    let _ctl = env.controller("a", SINGLE);
     env.deploy("web", 4, "250m", "256Mi").await;
     all_running(&env, "web", 4).await;
     let pdb: PodDisruptionBudget = serde_json::from_value(serde_json::json!({
@@ -460,14 +448,7 @@ async fn do_not_disrupt_pods_keep_their_node() {
         p.spec.disruption.consolidate_after = dovetail_api::NillableDuration::new("0s");
     })
     .await;
-    let _ctl = env.controller(
-        "a",
-        &[
-            [("DISABLE_LEADER_ELECTION", "true")].as_slice(),
-            &FAST_DISRUPTION,
-        ]
-        .concat(),
-    );
+    let _ctl = fast_controller(&env);
     env.deploy("inflate", 8, "1", "1536Mi").await;
     all_running(&env, "inflate", 8).await;
     // One pod says do-not-disrupt: its node stays however empty it gets.
@@ -526,7 +507,7 @@ async fn a_malformed_nodepool_is_reported_and_the_others_keep_working() {
         .create(&PostParams::default(), &broken)
         .await
         .unwrap();
-    let _ctl = env.controller("a", &[("DISABLE_LEADER_ELECTION", "true")]);
+    let _ctl = env.controller("a", SINGLE);
     env.deploy("inflate", 2, "1", "1Gi").await;
     all_running(&env, "inflate", 2).await;
     for c in env.claim_list().await {
@@ -640,7 +621,7 @@ async fn a_watch_expiring_mid_run_relists_and_carries_on() {
     let _one = serial().await;
     let env = Env::start().await;
     env.apply_pool(|_| {}).await;
-    let _ctl = env.controller("a", &[("DISABLE_LEADER_ELECTION", "true")]);
+    let _ctl = env.controller("a", SINGLE);
     env.deploy("inflate", 2, "1", "1Gi").await;
     all_running(&env, "inflate", 2).await;
     let claims_before = env.claim_list().await.len();
@@ -669,14 +650,7 @@ async fn writes_survive_a_conflict_storm() {
         p.spec.disruption.consolidate_after = dovetail_api::NillableDuration::new("0s");
     })
     .await;
-    let _ctl = env.controller(
-        "a",
-        &[
-            [("DISABLE_LEADER_ELECTION", "true")].as_slice(),
-            &FAST_DISRUPTION,
-        ]
-        .concat(),
-    );
+    let _ctl = fast_controller(&env);
     // Another writer touches every Node and NodeClaim all the time: the
     // controller's guarded writes keep meeting 409 Conflict.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -759,7 +733,7 @@ async fn policies_swapped_100_times_under_load_fail_no_decision() {
     let _one = serial().await;
     let env = Env::start().await;
     env.apply_pool(|_| {}).await;
-    let ctl = env.controller("a", &[("DISABLE_LEADER_ELECTION", "true")]);
+    let ctl = env.controller("a", SINGLE);
     let good = dovetail_tests::guest_bytes("dovetail-policy-default");
     let bad = b"\0asm but not a component".to_vec();
     let configmaps: Api<ConfigMap> = Api::namespaced(env.client(), "kube-system");

@@ -1,16 +1,18 @@
-//! Removing `karpenter.sh/termination` from a NodeClaim or a Node.
+//! Deleting a NodeClaim or a Node, and removing `karpenter.sh/termination`
+//! from it.
 
 use std::fmt::Debug;
 
 use dovetail_control::actions::ActionError;
 use dovetail_core::nodeclaim::TERMINATION_FINALIZER;
-use kube::api::Api;
+use kube::api::{Api, DeleteParams, Preconditions};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::error::{self, Target};
-use super::{ATTEMPTS, Executor};
+use super::{ATTEMPTS, Executed, Executor};
+use crate::observed::{Change, Observed};
 
 /// What became of the object.
 pub(super) enum Removed<K> {
@@ -87,4 +89,63 @@ where
     .body(serde_json::to_vec(patch).expect("a JSON patch serialises"))
     .map_err(kube::Error::HttpError)?;
     ex.client.request(request).await
+}
+
+/// Requests deletion of `name` (its finalizer holds it until termination is
+/// done), of this very object when its `uid` is known: a new object may
+/// reuse the name. Gone already is done.
+pub(super) async fn delete<K>(
+    api: &Api<K>,
+    name: &str,
+    uid: Option<String>,
+    target: &Target,
+    wrap: fn(K) -> Observed,
+) -> Result<Executed, ActionError>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let params = DeleteParams {
+        preconditions: uid.map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(either) => Ok(Executed::done(
+            either
+                .left()
+                .map(|o| {
+                    if o.finalizers().is_empty() {
+                        Change::Deleted(wrap(o))
+                    } else {
+                        Change::Applied(wrap(o))
+                    }
+                })
+                .into_iter()
+                .collect(),
+        )),
+        // 409: the uid precondition failed, so the object meant is gone and
+        // another took its name.
+        Err(e) if matches!(error::code(&e), Some(404 | 409)) => Ok(Executed::done(Vec::new())),
+        Err(e) => Err(target.failed(&e)),
+    }
+}
+
+/// [`remove`], with what became of the object as the index's change.
+pub(super) async fn remove_executed<K>(
+    ex: &Executor,
+    api: &Api<K>,
+    name: &str,
+    target: &Target,
+    wrap: fn(K) -> Observed,
+) -> Result<Executed, ActionError>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let changes = match remove(ex, api, name, target).await? {
+        Removed::Gone(o) => o.map(|o| Change::Deleted(wrap(o))).into_iter().collect(),
+        Removed::Kept(o) => vec![Change::Applied(wrap(o))],
+    };
+    Ok(Executed::done(changes))
 }

@@ -6,11 +6,11 @@ use dovetail_api::{NodeClaim, NodePool};
 use dovetail_control::actions::{ActionError, ObjectKind};
 use dovetail_core::nodeclaim::{self as core, ConditionType};
 use dovetail_core::sym::Sym;
-use kube::api::{Api, DeleteParams, Patch, Preconditions};
+use kube::api::{Api, Patch};
 use serde_json::{Map, Value, json};
 
 use super::error::{self, Target};
-use super::finalizer::{self, Removed};
+use super::finalizer;
 use super::{ATTEMPTS, Executed, Executor, merge};
 use crate::observed::{Change, Lookup, Observed};
 
@@ -228,52 +228,24 @@ fn status_for(desired: &NodeClaim, have: &NodeClaimStatus) -> NodeClaimStatus {
     want
 }
 
-/// Requests deletion (the finalizer holds the object until termination is
-/// done), of this very claim when its uid is known. Gone already: done.
+/// Requests deletion, of this very claim when its uid is known.
 pub(super) async fn delete(
     ex: &Executor,
     name: Sym,
     lookup: &dyn Lookup,
 ) -> Result<Executed, ActionError> {
     let target = Target::new("delete", "nodeclaims", name.as_str());
-    let params = DeleteParams {
-        preconditions: lookup
-            .uid(ObjectKind::NodeClaim, None, name.as_str())
-            .map(|uid| Preconditions {
-                uid: Some(uid),
-                resource_version: None,
-            }),
-        ..DeleteParams::default()
-    };
-    match api(ex).delete(name.as_str(), &params).await {
-        Ok(either) => Ok(Executed::done(
-            either
-                .left()
-                .map(|c| {
-                    if c.metadata.finalizers.as_ref().is_none_or(Vec::is_empty) {
-                        Change::Deleted(Observed::NodeClaim(Box::new(c)))
-                    } else {
-                        applied(c)
-                    }
-                })
-                .into_iter()
-                .collect(),
-        )),
-        // 409: the uid precondition failed, so the claim meant is gone and
-        // another took its name.
-        Err(e) if matches!(error::code(&e), Some(404 | 409)) => Ok(Executed::done(Vec::new())),
-        Err(e) => Err(target.failed(&e)),
-    }
+    let uid = lookup.uid(ObjectKind::NodeClaim, None, name.as_str());
+    finalizer::delete(&api(ex), name.as_str(), uid, &target, |o| {
+        Observed::NodeClaim(Box::new(o))
+    })
+    .await
 }
 
 pub(super) async fn remove_finalizer(ex: &Executor, name: Sym) -> Result<Executed, ActionError> {
     let target = Target::new("patch", "nodeclaims", name.as_str());
-    let changes = match finalizer::remove(ex, &api(ex), name.as_str(), &target).await? {
-        Removed::Gone(c) => c
-            .map(|c| Change::Deleted(Observed::NodeClaim(Box::new(c))))
-            .into_iter()
-            .collect(),
-        Removed::Kept(c) => vec![applied(c)],
-    };
-    Ok(Executed::done(changes))
+    finalizer::remove_executed(ex, &api(ex), name.as_str(), &target, |o| {
+        Observed::NodeClaim(Box::new(o))
+    })
+    .await
 }

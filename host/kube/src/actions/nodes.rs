@@ -8,11 +8,11 @@ use dovetail_core::model::{self, Taint};
 use dovetail_core::nodeclaim::TERMINATION_FINALIZER;
 use dovetail_core::sym::Sym;
 use k8s_openapi::api::core::v1::{Node, Taint as NodeTaint};
-use kube::api::{Api, DeleteParams, Patch, Preconditions};
+use kube::api::{Api, Patch};
 use serde_json::{Map, Value, json};
 
 use super::error::{self, Target};
-use super::finalizer::{self, Removed};
+use super::finalizer;
 use super::{ATTEMPTS, Executed, Executor};
 use crate::observed::{Change, Lookup, Observed};
 
@@ -165,53 +165,26 @@ pub(super) fn node_taint(t: &Taint) -> NodeTaint {
     }
 }
 
-/// Requests deletion, of this very node when its uid is known (a new
-/// instance may reuse a name). Gone already: done.
+/// Requests deletion, of this very node when its uid is known.
 pub(super) async fn delete(
     ex: &Executor,
     name: Sym,
     lookup: &dyn Lookup,
 ) -> Result<Executed, ActionError> {
     let target = Target::new("delete", "nodes", name.as_str());
-    let params = DeleteParams {
-        preconditions: lookup
-            .uid(ObjectKind::Node, None, name.as_str())
-            .map(|uid| Preconditions {
-                uid: Some(uid),
-                resource_version: None,
-            }),
-        ..DeleteParams::default()
-    };
-    match api(ex).delete(name.as_str(), &params).await {
-        Ok(either) => Ok(Executed::done(
-            either
-                .left()
-                .map(|n| {
-                    if n.metadata.finalizers.as_ref().is_none_or(Vec::is_empty) {
-                        Change::Deleted(Observed::Node(Box::new(n)))
-                    } else {
-                        applied(n)
-                    }
-                })
-                .into_iter()
-                .collect(),
-        )),
-        // 409: the uid precondition failed; the node meant is gone.
-        Err(e) if matches!(error::code(&e), Some(404 | 409)) => Ok(Executed::done(Vec::new())),
-        Err(e) => Err(target.failed(&e)),
-    }
+    let uid = lookup.uid(ObjectKind::Node, None, name.as_str());
+    finalizer::delete(&api(ex), name.as_str(), uid, &target, |o| {
+        Observed::Node(Box::new(o))
+    })
+    .await
 }
 
 pub(super) async fn remove_finalizer(ex: &Executor, name: Sym) -> Result<Executed, ActionError> {
     let target = Target::new("patch", "nodes", name.as_str());
-    let changes = match finalizer::remove(ex, &api(ex), name.as_str(), &target).await? {
-        Removed::Gone(n) => n
-            .map(|n| Change::Deleted(Observed::Node(Box::new(n))))
-            .into_iter()
-            .collect(),
-        Removed::Kept(n) => vec![applied(n)],
-    };
-    Ok(Executed::done(changes))
+    finalizer::remove_executed(ex, &api(ex), name.as_str(), &target, |o| {
+        Observed::Node(Box::new(o))
+    })
+    .await
 }
 
 #[cfg(test)]
