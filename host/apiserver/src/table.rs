@@ -189,24 +189,94 @@ fn selector_text(sel: &Value) -> String {
         .unwrap_or_default()
 }
 
-/// Evaluates the simple JSONPath of a CRD printer column (`.status.replicas`, `.spec.x[0].y`).
+/// One step of a printer column's JSONPath.
+#[derive(Debug, PartialEq)]
+enum Step {
+    Field(String),
+    Index(usize),
+    /// `[?(@.key=="value")]`: the first element whose `key` is `value`.
+    Filter {
+        key: Vec<String>,
+        value: String,
+    },
+}
+
+/// The steps of a CRD printer column's JSONPath, as Karpenter's CRDs write
+/// them: `.status.replicas`, `.spec.x[0].y`, an escaped dot inside a label
+/// key (`.metadata.labels.karpenter\.sh/nodepool`) and a filter on a
+/// condition list (`.status.conditions[?(@.type=="Ready")].status`).
+/// `None` for anything else.
+fn json_path_steps(path: &str) -> Option<Vec<Step>> {
+    let mut steps = Vec::new();
+    let mut field = String::new();
+    let mut chars = path.chars();
+    let end_field = |field: &mut String, steps: &mut Vec<Step>| {
+        if !field.is_empty() {
+            steps.push(Step::Field(std::mem::take(field)));
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => field.push(chars.next()?),
+            '.' => end_field(&mut field, &mut steps),
+            '[' => {
+                end_field(&mut field, &mut steps);
+                let mut inner = String::new();
+                let mut quote = None;
+                loop {
+                    let c = chars.next()?;
+                    match (quote, c) {
+                        (None, ']') => break,
+                        (None, '"' | '\'') => quote = Some(c),
+                        (Some(q), c) if c == q => quote = None,
+                        _ => {}
+                    }
+                    inner.push(c);
+                }
+                steps.push(bracket(&inner)?);
+            }
+            c => field.push(c),
+        }
+    }
+    end_field(&mut field, &mut steps);
+    Some(steps)
+}
+
+fn bracket(inner: &str) -> Option<Step> {
+    if let Ok(i) = inner.trim().parse() {
+        return Some(Step::Index(i));
+    }
+    let filter = inner.trim().strip_prefix("?(")?.strip_suffix(')')?;
+    let (key, value) = filter.split_once("==")?;
+    let key = key.trim().strip_prefix("@.")?;
+    let value = value.trim();
+    let value = ['"', '\'']
+        .iter()
+        .find_map(|q| value.strip_prefix(*q)?.strip_suffix(*q))
+        .unwrap_or(value);
+    Some(Step::Filter {
+        key: key.split('.').map(str::to_owned).collect(),
+        value: value.to_owned(),
+    })
+}
+
+/// Evaluates a CRD printer column's JSONPath; the first match, as the API
+/// server prints it.
 fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = obj;
-    for part in path
-        .trim_start_matches('.')
-        .split('.')
-        .filter(|p| !p.is_empty())
-    {
-        let (field, index) = match part.split_once('[') {
-            Some((f, rest)) => (f, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (part, None),
+    for step in json_path_steps(path)? {
+        cur = match step {
+            Step::Field(f) => cur.get(f)?,
+            Step::Index(i) => cur.get(i)?,
+            Step::Filter { key, value } => cur.as_array()?.iter().find(|item| {
+                let found = key.iter().try_fold(*item, |v, k| v.get(k));
+                match found {
+                    Some(Value::String(s)) => *s == value,
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string() == value,
+                    _ => false,
+                }
+            })?,
         };
-        if !field.is_empty() {
-            cur = cur.get(field)?;
-        }
-        if let Some(i) = index {
-            cur = cur.get(i)?;
-        }
     }
     Some(cur)
 }
@@ -628,5 +698,37 @@ mod tests {
         res.printer_columns.clear();
         let t = to_table(&res, &obj, "meta.k8s.io/v1", Utc::now());
         assert_eq!(t["columnDefinitions"][1]["name"], "Age");
+    }
+
+    #[test]
+    fn printer_columns_read_escaped_label_keys_and_filtered_conditions() {
+        let obj = json!({
+            "metadata": { "labels": { "karpenter.sh/nodepool": "default" } },
+            "status": { "conditions": [
+                { "type": "Launched", "status": "True" },
+                { "type": "Ready", "status": "False" },
+            ] },
+        });
+        assert_eq!(
+            json_path(&obj, ".metadata.labels.karpenter\\.sh/nodepool"),
+            Some(&json!("default"))
+        );
+        assert_eq!(
+            json_path(&obj, ".status.conditions[?(@.type==\"Ready\")].status"),
+            Some(&json!("False"))
+        );
+        assert_eq!(
+            json_path(&obj, ".status.conditions[?(@.type=='Launched')].status"),
+            Some(&json!("True"))
+        );
+        assert_eq!(
+            json_path(&obj, ".status.conditions[?(@.type==\"Drifted\")].status"),
+            None
+        );
+        assert_eq!(
+            json_path(&obj, ".status.conditions[1].type"),
+            Some(&json!("Ready"))
+        );
+        assert_eq!(json_path(&obj, ".status.conditions[?(@.type<\"x\")]"), None);
     }
 }
