@@ -549,6 +549,70 @@ fn columns(res: &ResourceInfo) -> Columns {
                 ]
             }),
         ),
+        ("", "events") => (
+            vec![
+                ("Last Seen", "string", 0),
+                ("Type", "string", 0),
+                ("Reason", "string", 0),
+                ("Object", "string", 0),
+                ("Subobject", "string", 1),
+                ("Source", "string", 1),
+                ("Message", "string", 0),
+                ("First Seen", "string", 1),
+                ("Count", "integer", 1),
+                ("Name", "string", 1),
+            ],
+            Box::new(move |o, now| {
+                let since = |pointer: &str| {
+                    let t = s(o, pointer);
+                    DateTime::parse_from_rfc3339(t)
+                        .ok()
+                        .map(|t| human_duration((now - t.with_timezone(&Utc)).num_seconds()))
+                };
+                let first = since("/firstTimestamp").or_else(|| since("/eventTime"));
+                let mut last = since("/lastTimestamp").or_else(|| first.clone());
+                let mut count = n(o, "/count").max(1);
+                if o.pointer("/series").is_some_and(|v| !v.is_null()) {
+                    last = since("/series/lastObservedTime");
+                    count = n(o, "/series/count");
+                }
+                let kind = s(o, "/involvedObject/kind").to_lowercase();
+                let target = match s(o, "/involvedObject/name") {
+                    "" => kind,
+                    object => format!("{kind}/{object}"),
+                };
+                let source = match (
+                    s(o, "/source/component"),
+                    s(o, "/reportingComponent"),
+                    s(o, "/source/host"),
+                    s(o, "/reportingInstance"),
+                ) {
+                    ("", "", ..) => String::new(),
+                    (c, r, h, i) => {
+                        let component = if c.is_empty() { r } else { c };
+                        let host = if h.is_empty() { i } else { h };
+                        if host.is_empty() {
+                            component.to_string()
+                        } else {
+                            format!("{component}, {host}")
+                        }
+                    }
+                };
+                let unknown = || "<unknown>".to_string();
+                vec![
+                    json!(last.unwrap_or_else(unknown)),
+                    json!(s(o, "/type")),
+                    json!(s(o, "/reason")),
+                    json!(target),
+                    json!(s(o, "/involvedObject/fieldPath")),
+                    json!(source),
+                    json!(s(o, "/message").trim()),
+                    json!(first.unwrap_or_else(unknown)),
+                    json!(count),
+                    name(o),
+                ]
+            }),
+        ),
         ("coordination.k8s.io", "leases") => (
             vec![
                 ("Name", "string", 0),
@@ -730,5 +794,46 @@ mod tests {
             Some(&json!("Ready"))
         );
         assert_eq!(json_path(&obj, ".status.conditions[?(@.type<\"x\")]"), None);
+    }
+
+    #[test]
+    fn event_rows_name_the_object_kind_and_name() {
+        let res = Registry::default()
+            .find("", "v1", "events")
+            .unwrap()
+            .clone();
+        let now = Utc::now();
+        let ago = |s: i64| (now - chrono::Duration::seconds(s)).to_rfc3339();
+        let obj = json!({
+            "metadata": { "name": "graviton.1", "namespace": "kube-system" },
+            "involvedObject": { "kind": "ConfigMap", "name": "graviton" },
+            "reason": "PolicyAccepted", "type": "Normal", "message": "serving ",
+            "firstTimestamp": ago(90), "lastTimestamp": ago(30), "count": 2,
+            "source": { "component": "dovetail" },
+        });
+        let t = to_table(&res, &obj, "meta.k8s.io/v1", now);
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!([
+                "30s",
+                "Normal",
+                "PolicyAccepted",
+                "configmap/graviton",
+                "",
+                "dovetail",
+                "serving",
+                "90s",
+                2,
+                "graviton.1"
+            ])
+        );
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["priority"] == 0)
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Last Seen", "Type", "Reason", "Object", "Message"]);
     }
 }
