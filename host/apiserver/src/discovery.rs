@@ -103,6 +103,17 @@ fn resource_entries(r: &ResourceInfo) -> Vec<Value> {
             "verbs": ["create"],
         }));
     }
+    if crate::scale::has_scale(r) {
+        out.push(json!({
+            "name": format!("{}/scale", r.plural),
+            "singularName": "",
+            "namespaced": r.namespaced,
+            "group": "autoscaling",
+            "version": "v1",
+            "kind": "Scale",
+            "verbs": ["get", "patch", "update"],
+        }));
+    }
     if r.status_subresource {
         out.push(json!({
             "name": format!("{}/status", r.plural),

@@ -355,6 +355,22 @@ fn resource_request(
                 crate::eviction::evict(&app.store, &namespace, name, &parse_body(body)?, write)?;
             return Ok(Reply::Json(answer.code, answer.status));
         }
+        Some("scale") if crate::scale::has_scale(&res) && p.namespace.is_some() => {
+            let name = p.name.as_deref().unwrap_or("");
+            return Ok(Reply::Json(
+                StatusCode::OK,
+                crate::scale::request(
+                    &app.store,
+                    &res,
+                    &namespace,
+                    name,
+                    method,
+                    content_type,
+                    body,
+                    ctx,
+                )?,
+            ));
+        }
         Some(_) => return Err(not_found_path()),
     };
     let Some(name) = p.name.as_deref() else {

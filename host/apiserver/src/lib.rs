@@ -40,6 +40,7 @@ pub mod path;
 pub mod pod;
 pub mod protobuf;
 pub mod resource;
+pub mod scale;
 pub mod selector;
 pub mod server;
 pub mod status;

@@ -189,24 +189,94 @@ fn selector_text(sel: &Value) -> String {
         .unwrap_or_default()
 }
 
-/// Evaluates the simple JSONPath of a CRD printer column (`.status.replicas`, `.spec.x[0].y`).
+/// One step of a printer column's JSONPath.
+#[derive(Debug, PartialEq)]
+enum Step {
+    Field(String),
+    Index(usize),
+    /// `[?(@.key=="value")]`: the first element whose `key` is `value`.
+    Filter {
+        key: Vec<String>,
+        value: String,
+    },
+}
+
+/// The steps of a CRD printer column's JSONPath, as Karpenter's CRDs write
+/// them: `.status.replicas`, `.spec.x[0].y`, an escaped dot inside a label
+/// key (`.metadata.labels.karpenter\.sh/nodepool`) and a filter on a
+/// condition list (`.status.conditions[?(@.type=="Ready")].status`).
+/// `None` for anything else.
+fn json_path_steps(path: &str) -> Option<Vec<Step>> {
+    let mut steps = Vec::new();
+    let mut field = String::new();
+    let mut chars = path.chars();
+    let end_field = |field: &mut String, steps: &mut Vec<Step>| {
+        if !field.is_empty() {
+            steps.push(Step::Field(std::mem::take(field)));
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => field.push(chars.next()?),
+            '.' => end_field(&mut field, &mut steps),
+            '[' => {
+                end_field(&mut field, &mut steps);
+                let mut inner = String::new();
+                let mut quote = None;
+                loop {
+                    let c = chars.next()?;
+                    match (quote, c) {
+                        (None, ']') => break,
+                        (None, '"' | '\'') => quote = Some(c),
+                        (Some(q), c) if c == q => quote = None,
+                        _ => {}
+                    }
+                    inner.push(c);
+                }
+                steps.push(bracket(&inner)?);
+            }
+            c => field.push(c),
+        }
+    }
+    end_field(&mut field, &mut steps);
+    Some(steps)
+}
+
+fn bracket(inner: &str) -> Option<Step> {
+    if let Ok(i) = inner.trim().parse() {
+        return Some(Step::Index(i));
+    }
+    let filter = inner.trim().strip_prefix("?(")?.strip_suffix(')')?;
+    let (key, value) = filter.split_once("==")?;
+    let key = key.trim().strip_prefix("@.")?;
+    let value = value.trim();
+    let value = ['"', '\'']
+        .iter()
+        .find_map(|q| value.strip_prefix(*q)?.strip_suffix(*q))
+        .unwrap_or(value);
+    Some(Step::Filter {
+        key: key.split('.').map(str::to_owned).collect(),
+        value: value.to_owned(),
+    })
+}
+
+/// Evaluates a CRD printer column's JSONPath; the first match, as the API
+/// server prints it.
 fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = obj;
-    for part in path
-        .trim_start_matches('.')
-        .split('.')
-        .filter(|p| !p.is_empty())
-    {
-        let (field, index) = match part.split_once('[') {
-            Some((f, rest)) => (f, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (part, None),
+    for step in json_path_steps(path)? {
+        cur = match step {
+            Step::Field(f) => cur.get(f)?,
+            Step::Index(i) => cur.get(i)?,
+            Step::Filter { key, value } => cur.as_array()?.iter().find(|item| {
+                let found = key.iter().try_fold(*item, |v, k| v.get(k));
+                match found {
+                    Some(Value::String(s)) => *s == value,
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string() == value,
+                    _ => false,
+                }
+            })?,
         };
-        if !field.is_empty() {
-            cur = cur.get(field)?;
-        }
-        if let Some(i) = index {
-            cur = cur.get(i)?;
-        }
     }
     Some(cur)
 }
@@ -479,6 +549,70 @@ fn columns(res: &ResourceInfo) -> Columns {
                 ]
             }),
         ),
+        ("", "events") => (
+            vec![
+                ("Last Seen", "string", 0),
+                ("Type", "string", 0),
+                ("Reason", "string", 0),
+                ("Object", "string", 0),
+                ("Subobject", "string", 1),
+                ("Source", "string", 1),
+                ("Message", "string", 0),
+                ("First Seen", "string", 1),
+                ("Count", "integer", 1),
+                ("Name", "string", 1),
+            ],
+            Box::new(move |o, now| {
+                let since = |pointer: &str| {
+                    let t = s(o, pointer);
+                    DateTime::parse_from_rfc3339(t)
+                        .ok()
+                        .map(|t| human_duration((now - t.with_timezone(&Utc)).num_seconds()))
+                };
+                let first = since("/firstTimestamp").or_else(|| since("/eventTime"));
+                let mut last = since("/lastTimestamp").or_else(|| first.clone());
+                let mut count = n(o, "/count").max(1);
+                if o.pointer("/series").is_some_and(|v| !v.is_null()) {
+                    last = since("/series/lastObservedTime");
+                    count = n(o, "/series/count");
+                }
+                let kind = s(o, "/involvedObject/kind").to_lowercase();
+                let target = match s(o, "/involvedObject/name") {
+                    "" => kind,
+                    object => format!("{kind}/{object}"),
+                };
+                let source = match (
+                    s(o, "/source/component"),
+                    s(o, "/reportingComponent"),
+                    s(o, "/source/host"),
+                    s(o, "/reportingInstance"),
+                ) {
+                    ("", "", ..) => String::new(),
+                    (c, r, h, i) => {
+                        let component = if c.is_empty() { r } else { c };
+                        let host = if h.is_empty() { i } else { h };
+                        if host.is_empty() {
+                            component.to_string()
+                        } else {
+                            format!("{component}, {host}")
+                        }
+                    }
+                };
+                let unknown = || "<unknown>".to_string();
+                vec![
+                    json!(last.unwrap_or_else(unknown)),
+                    json!(s(o, "/type")),
+                    json!(s(o, "/reason")),
+                    json!(target),
+                    json!(s(o, "/involvedObject/fieldPath")),
+                    json!(source),
+                    json!(s(o, "/message").trim()),
+                    json!(first.unwrap_or_else(unknown)),
+                    json!(count),
+                    name(o),
+                ]
+            }),
+        ),
         ("coordination.k8s.io", "leases") => (
             vec![
                 ("Name", "string", 0),
@@ -628,5 +762,78 @@ mod tests {
         res.printer_columns.clear();
         let t = to_table(&res, &obj, "meta.k8s.io/v1", Utc::now());
         assert_eq!(t["columnDefinitions"][1]["name"], "Age");
+    }
+
+    #[test]
+    fn printer_columns_read_escaped_label_keys_and_filtered_conditions() {
+        let obj = json!({
+            "metadata": { "labels": { "karpenter.sh/nodepool": "default" } },
+            "status": { "conditions": [
+                { "type": "Launched", "status": "True" },
+                { "type": "Ready", "status": "False" },
+            ] },
+        });
+        assert_eq!(
+            json_path(&obj, ".metadata.labels.karpenter\\.sh/nodepool"),
+            Some(&json!("default"))
+        );
+        assert_eq!(
+            json_path(&obj, ".status.conditions[?(@.type==\"Ready\")].status"),
+            Some(&json!("False"))
+        );
+        assert_eq!(
+            json_path(&obj, ".status.conditions[?(@.type=='Launched')].status"),
+            Some(&json!("True"))
+        );
+        assert_eq!(
+            json_path(&obj, ".status.conditions[?(@.type==\"Drifted\")].status"),
+            None
+        );
+        assert_eq!(
+            json_path(&obj, ".status.conditions[1].type"),
+            Some(&json!("Ready"))
+        );
+        assert_eq!(json_path(&obj, ".status.conditions[?(@.type<\"x\")]"), None);
+    }
+
+    #[test]
+    fn event_rows_name_the_object_kind_and_name() {
+        let res = Registry::default()
+            .find("", "v1", "events")
+            .unwrap()
+            .clone();
+        let now = Utc::now();
+        let ago = |s: i64| (now - chrono::Duration::seconds(s)).to_rfc3339();
+        let obj = json!({
+            "metadata": { "name": "graviton.1", "namespace": "kube-system" },
+            "involvedObject": { "kind": "ConfigMap", "name": "graviton" },
+            "reason": "PolicyAccepted", "type": "Normal", "message": "serving ",
+            "firstTimestamp": ago(90), "lastTimestamp": ago(30), "count": 2,
+            "source": { "component": "dovetail" },
+        });
+        let t = to_table(&res, &obj, "meta.k8s.io/v1", now);
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!([
+                "30s",
+                "Normal",
+                "PolicyAccepted",
+                "configmap/graviton",
+                "",
+                "dovetail",
+                "serving",
+                "90s",
+                2,
+                "graviton.1"
+            ])
+        );
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["priority"] == 0)
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Last Seen", "Type", "Reason", "Object", "Message"]);
     }
 }

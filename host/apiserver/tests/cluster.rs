@@ -789,3 +789,98 @@ async fn the_kubelet_confirms_a_graceful_deletion_after_the_scaled_grace_period(
     );
     cluster.shutdown().await;
 }
+
+/// The fake cloud resolves every EC2NodeClass, as the AWS provider would a
+/// class whose subnets, security groups, AMIs and role exist: its
+/// conditions turn True at its generation, are restamped when the spec
+/// changes, and are not written again while nothing changes.
+#[tokio::test]
+async fn every_ec2_node_class_becomes_ready_at_its_generation() {
+    let cluster = start().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client());
+    for crd in dovetail_api::crd::crds() {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    let classes: Api<dovetail_api::EC2NodeClass> = Api::all(cluster.client());
+    let class: dovetail_api::EC2NodeClass = serde_json::from_value(json!({
+        "apiVersion": "karpenter.k8s.aws/v1",
+        "kind": "EC2NodeClass",
+        "metadata": { "name": "default" },
+        "spec": {
+            "role": "KarpenterNodeRole-my-cluster",
+            "amiSelectorTerms": [{ "alias": "al2023@latest" }],
+            "subnetSelectorTerms": [{ "tags": { "karpenter.sh/discovery": "my-cluster" } }],
+            "securityGroupSelectorTerms": [{ "tags": { "karpenter.sh/discovery": "my-cluster" } }],
+        },
+    }))
+    .unwrap();
+    classes
+        .create(&PostParams::default(), &class)
+        .await
+        .unwrap();
+    let types = [
+        "SubnetsReady",
+        "SecurityGroupsReady",
+        "AMIsReady",
+        "InstanceProfileReady",
+        "ValidationSucceeded",
+        "Ready",
+    ];
+    let conditions_at = |generation: i64| {
+        let classes = classes.clone();
+        async move {
+            let c = classes.get("default").await.ok()?;
+            let conditions = c.status.as_ref()?.conditions.clone();
+            types
+                .iter()
+                .all(|t| {
+                    conditions.iter().any(|c| {
+                        c.type_ == *t
+                            && c.status == dovetail_api::ConditionStatus::True
+                            && c.reason == *t
+                            && c.observed_generation == Some(generation)
+                    })
+                })
+                .then_some(c)
+        }
+    };
+    let ready = eventually("every condition True at generation 1", || conditions_at(1)).await;
+    let ready_since = |c: &dovetail_api::EC2NodeClass| {
+        c.status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap()
+            .last_transition_time
+            .clone()
+    };
+
+    // Several resync periods with nothing changed: nothing is written.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let still = classes.get("default").await.unwrap();
+    assert_eq!(
+        still.metadata.resource_version, ready.metadata.resource_version,
+        "an unchanged status is not written again"
+    );
+
+    classes
+        .patch(
+            "default",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "role": "KarpenterNodeRole-other" } })),
+        )
+        .await
+        .unwrap();
+    let changed = eventually("the conditions restamped at generation 2", || {
+        conditions_at(2)
+    })
+    .await;
+    assert_eq!(
+        ready_since(&changed),
+        ready_since(&ready),
+        "Ready stayed True, so its transition time holds"
+    );
+    cluster.shutdown().await;
+}

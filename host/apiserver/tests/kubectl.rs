@@ -677,3 +677,61 @@ async fn describe_shows_the_pod_and_its_events() {
         assert!(out.contains(want), "describe lacks {want:?}:\n{out}");
     }
 }
+
+/// `kubectl scale` writes the replicas through the scale subresource; a
+/// `--resource-version` precondition that no longer holds is refused, and
+/// the Scale reads back with the Deployment's selector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_sets_the_replicas_through_the_scale_subresource() {
+    let k = Kubectl::start().await;
+    k.create("web.yaml", &deployment(5, "nginx:1")).await;
+    let out = k
+        .ok(&["scale", "deployment", "web", "--replicas", "1"])
+        .await;
+    assert!(out.contains("deployment.apps/web scaled"), "{out}");
+    let d = get_json(&k, &["deployment", "web"]).await;
+    assert_eq!(d["spec"]["replicas"], 1);
+    assert_eq!(d["metadata"]["generation"], 2, "a spec change: {d}");
+
+    k.ok(&[
+        "scale",
+        "deployment",
+        "web",
+        "--current-replicas",
+        "1",
+        "--replicas",
+        "3",
+    ])
+    .await;
+    // A PUT of a Scale naming a resourceVersion the Deployment has moved past.
+    let stale = k.file(
+        "stale.json",
+        r#"{"apiVersion":"autoscaling/v1","kind":"Scale","metadata":{"name":"web","namespace":"default","resourceVersion":"1"},"spec":{"replicas":2}}"#,
+    );
+    let (ok, _, err) = k
+        .run(&[
+            "replace",
+            "--raw",
+            "/apis/apps/v1/namespaces/default/deployments/web/scale",
+            "-f",
+            &stale,
+        ])
+        .await;
+    assert!(!ok && err.contains("the object has been modified"), "{err}");
+    let (ok, _, err) = k
+        .run(&["scale", "deployment", "web", "--replicas", "-1"])
+        .await;
+    assert!(!ok, "{err}");
+
+    let scale = k
+        .ok(&[
+            "get",
+            "--raw",
+            "/apis/apps/v1/namespaces/default/deployments/web/scale",
+        ])
+        .await;
+    let scale: serde_json::Value = serde_json::from_str(&scale).unwrap();
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 3);
+    assert_eq!(scale["status"]["selector"], "app=web");
+}

@@ -8,7 +8,7 @@
 //! `dovetail-kube`'s.
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use dovetail_kube::lease::Elector;
 use dovetail_kube::runner::{self, Inputs, Observer, Outside, Policies, RunnerConfig};
 use dovetail_kube::watches::{self, WatchConfig};
 use dovetail_policy::{PolicyHost, Runtime, RuntimeConfig, ShadowHost};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::{Metrics, Timed};
 use crate::policy_source::{self, ReloadCounts};
@@ -66,6 +66,50 @@ async fn shutdown_signal() {
 pub async fn serve(
     args: ControllerArgs,
     cloud: Option<Box<dyn CloudProvider + Send>>,
+    stop: impl Future<Output = ()>,
+) -> Result<()> {
+    let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    run_until(args, cloud, any, None, stop).await
+}
+
+/// A controller run inside another command's process (`dovetail dev`).
+pub struct Hosted {
+    /// Where instances come from, instead of the cloud `args` names.
+    pub cloud: Box<dyn CloudProvider + Send>,
+    /// The address the metrics and health probe servers listen on.
+    pub listen: IpAddr,
+    /// Told where they listen once both are bound (port 0 picks one).
+    pub started: oneshot::Sender<Endpoints>,
+}
+
+/// Where a running controller serves its metrics and health probes.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoints {
+    pub metrics: SocketAddr,
+    pub health: SocketAddr,
+}
+
+/// Runs the controller as [`serve`] does, for a process that hosts it.
+pub async fn serve_hosted(
+    args: ControllerArgs,
+    hosted: Hosted,
+    stop: impl Future<Output = ()>,
+) -> Result<()> {
+    run_until(
+        args,
+        Some(hosted.cloud),
+        hosted.listen,
+        Some(hosted.started),
+        stop,
+    )
+    .await
+}
+
+async fn run_until(
+    args: ControllerArgs,
+    cloud: Option<Box<dyn CloudProvider + Send>>,
+    listen: IpAddr,
+    started: Option<oneshot::Sender<Endpoints>>,
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
     let mut config = args.kube_config().await?;
@@ -113,14 +157,19 @@ pub async fn serve(
         None => (watch::channel(true).1, None),
     };
     let readiness = Arc::new(Readiness::new(elector.as_ref().map(Elector::probe)));
-    let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     let servers = Servers::start(
         metrics.clone(),
         readiness.clone(),
-        args.metrics_address(any),
-        args.health_probe_address(any),
+        args.metrics_address(listen),
+        args.health_probe_address(listen),
     )
     .await?;
+    if let Some(started) = started {
+        let _ = started.send(Endpoints {
+            metrics: servers.metrics_address(),
+            health: servers.health_address(),
+        });
+    }
     tracing::info!(
         identity,
         metrics = %servers.metrics_address(),

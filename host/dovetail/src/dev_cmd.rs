@@ -1,20 +1,31 @@
 //! `dovetail dev`: a local cluster in a box — the in-memory API server with
 //! virtual nodes from a fake cloud, a scheduler and the workload
-//! controllers — for trying Karpenter manifests with kubectl. No cloud
-//! account and no cluster are needed.
+//! controllers — with the Dovetail controller attached, for trying
+//! Karpenter manifests with kubectl. No cloud account and no cluster are
+//! needed.
+//!
+//! The controller is the one `dovetail controller` runs, in this process,
+//! talking to the server over HTTP through the kubeconfig written here as
+//! any client does; only the cloud is handed in directly, so a `--catalog`
+//! is what it buys from.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use clap::Args;
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser};
 use dovetail_apiserver::ServerConfig;
 use dovetail_apiserver::cluster::{Cluster, ClusterConfig};
 use dovetail_core::catalog::{Catalog, aws_catalog};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::controller_cmd::{self, Endpoints, Hosted};
+use crate::settings::ControllerArgs;
 
 #[derive(Args)]
 pub struct DevArgs {
@@ -36,6 +47,27 @@ pub struct DevArgs {
     /// section [default: the AWS us-east-1 catalog the simulator uses].
     #[arg(long)]
     catalog: Option<PathBuf>,
+    /// Attach no controller: run `dovetail controller --cloud fake
+    /// --kubeconfig <this kubeconfig>` separately instead.
+    #[arg(long)]
+    no_controller: bool,
+    /// Port of the controller's `/metrics`, on 127.0.0.1 (0 picks a free one).
+    #[arg(long, env = "METRICS_PORT", default_value_t = 8080)]
+    metrics_port: u16,
+    /// Port of the controller's `/healthz` and `/readyz`, on 127.0.0.1 (0
+    /// picks a free one).
+    #[arg(long, env = "HEALTH_PROBE_PORT", default_value_t = 8081)]
+    health_probe_port: u16,
+}
+
+/// The controller's settings, parsed as `dovetail controller` parses them
+/// so the environment (`DISRUPTION_POLL_INTERVAL`,
+/// `CONSOLIDATION_VALIDATION_DELAY`, ...) applies to the one attached here.
+#[derive(Parser)]
+#[command(name = "dovetail dev")]
+struct EmbeddedController {
+    #[command(flatten)]
+    args: ControllerArgs,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -91,10 +123,21 @@ async fn serve(args: DevArgs, catalog: Arc<Catalog>, kubeconfig: PathBuf) -> Res
         .context("starting the dev cluster")?;
     let installed = install_crds(&cluster).await;
     let written = installed.and_then(|()| write_kubeconfig(&kubeconfig, &cluster.kubeconfig()));
-    if let Err(e) = written {
-        cluster.shutdown().await;
-        return Err(e);
-    }
+    let controller = match written {
+        Ok(()) if args.no_controller => Ok(None),
+        Ok(()) => attach_controller(&args, &cluster, &kubeconfig)
+            .await
+            .map(Some),
+        Err(e) => Err(e),
+    };
+    let mut controller = match controller {
+        Ok(c) => c,
+        Err(e) => {
+            cluster.shutdown().await;
+            let _ = std::fs::remove_file(&kubeconfig);
+            return Err(e);
+        }
+    };
     println!(
         "Dovetail dev cluster: Kubernetes API at {} (in memory, loopback only, no authentication).",
         cluster.url()
@@ -104,9 +147,16 @@ async fn serve(args: DevArgs, catalog: Arc<Catalog>, kubeconfig: PathBuf) -> Res
         if types == 1 { "" } else { "s" },
         humanize(args.node_ready_after)
     );
-    println!(
-        "No autoscaler is attached yet: nothing launches nodes, so pods stay Pending (PodScheduled=False, Unschedulable)."
-    );
+    match &controller {
+        Some(c) => println!(
+            "Dovetail controller attached (leader election off, policies from ConfigMaps labelled dovetail.dev/policy in {}): metrics at http://{}/metrics, health at http://{}/healthz.",
+            c.policy_namespace, c.endpoints.metrics, c.endpoints.health
+        ),
+        None => println!(
+            "No controller attached (--no-controller): pods stay Pending (PodScheduled=False, Unschedulable) until you run `dovetail controller --cloud fake --kubeconfig {}`.",
+            kubeconfig.display()
+        ),
+    }
     println!("Kubeconfig written to {}. Try:", kubeconfig.display());
     println!();
     println!(
@@ -115,13 +165,112 @@ async fn serve(args: DevArgs, catalog: Arc<Catalog>, kubeconfig: PathBuf) -> Res
     );
     println!();
     println!("Press Ctrl-C to stop.");
-    let stopped = tokio::signal::ctrl_c().await;
+    let ended = match controller.as_mut() {
+        Some(c) => tokio::select! {
+            stopped = tokio::signal::ctrl_c() => stopped.context("waiting for Ctrl-C"),
+            ended = &mut c.task => Err(match ended {
+                Ok(Err(e)) => e.context("the controller stopped"),
+                Ok(Ok(())) => anyhow!("the controller stopped"),
+                Err(e) => anyhow!("the controller stopped: {e}"),
+            }),
+        },
+        None => tokio::signal::ctrl_c().await.context("waiting for Ctrl-C"),
+    };
+    // The controller first, while the server it talks to still answers.
+    if let Some(c) = controller {
+        let _ = c.stop.send(());
+        if !c.task.is_finished() {
+            match c.task.await {
+                Ok(Err(e)) => tracing::warn!("the controller stopped with an error: {e:#}"),
+                Err(e) => tracing::warn!("the controller stopped: {e}"),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
     cluster.shutdown().await;
     // It points at a server that no longer runs.
     let _ = std::fs::remove_file(&kubeconfig);
-    stopped.context("waiting for Ctrl-C")?;
+    ended?;
     println!("Stopped.");
     Ok(())
+}
+
+/// The controller attached to the dev cluster, running until told to stop.
+struct Attached {
+    task: JoinHandle<Result<()>>,
+    stop: oneshot::Sender<()>,
+    endpoints: Endpoints,
+    policy_namespace: String,
+}
+
+/// Starts the controller against the cluster through `kubeconfig`, with
+/// leader election off, its endpoints on the dev address, and returns once
+/// they listen.
+async fn attach_controller(
+    dev: &DevArgs,
+    cluster: &Cluster,
+    kubeconfig: &Path,
+) -> Result<Attached> {
+    let metrics_port = dev.metrics_port.to_string();
+    let health_port = dev.health_probe_port.to_string();
+    let argv = [
+        "dovetail dev".as_ref(),
+        "--cloud".as_ref(),
+        "fake".as_ref(),
+        "--kubeconfig".as_ref(),
+        kubeconfig.as_os_str(),
+        // The dev kubeconfig's only context, whatever KUBE_CONTEXT says.
+        "--context".as_ref(),
+        "dovetail-dev".as_ref(),
+        "--disable-leader-election".as_ref(),
+        "--metrics-port".as_ref(),
+        metrics_port.as_ref(),
+        "--health-probe-port".as_ref(),
+        health_port.as_ref(),
+    ];
+    let args = EmbeddedController::try_parse_from(argv)
+        .map_err(|e| {
+            // clap's message names the flag; its environment variable is what was set.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            anyhow!(
+                "the controller's settings, read from the environment as `dovetail controller` reads them: {}",
+                first.trim_start_matches("error: ")
+            )
+        })?
+        .args;
+    args.validate()
+        .context("the controller's settings (pass --no-controller to run without one)")?;
+    let policy_namespace = args.policy_namespace().to_owned();
+    let (started_tx, started) = oneshot::channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let hosted = Hosted {
+        cloud: Box::new(cluster.cloud().clone()),
+        listen: dev.address,
+        started: started_tx,
+    };
+    let mut task = tokio::spawn(controller_cmd::serve_hosted(args, hosted, async {
+        let _ = stopped.await;
+    }));
+    let hint = "pass --metrics-port and --health-probe-port (0 picks free ports), or --no-controller and run `dovetail controller` separately";
+    tokio::select! {
+        endpoints = started => match endpoints {
+            Ok(endpoints) => Ok(Attached { task, stop, endpoints, policy_namespace }),
+            Err(_) => Err(controller_failure((&mut task).await, hint)),
+        },
+        ended = &mut task => Err(controller_failure(ended, hint)),
+    }
+}
+
+fn controller_failure(
+    ended: Result<Result<()>, tokio::task::JoinError>,
+    hint: &str,
+) -> anyhow::Error {
+    match ended {
+        Ok(Err(e)) => e.context(format!("starting the controller ({hint})")),
+        Ok(Ok(())) => anyhow!("the controller stopped as it started"),
+        Err(e) => anyhow!("starting the controller: {e}"),
+    }
 }
 
 async fn install_crds(cluster: &Cluster) -> Result<()> {

@@ -83,8 +83,12 @@ fn main() {
     // a line per failed call would bury it.
     let default_filter = match cli.command {
         Command::Sim(_) => "warn,dovetail_policy=off",
-        // A client dropped mid-watch is routine for a local server.
-        Command::Dev(_) => "warn,hyper=off",
+        // A client dropped mid-watch is routine for a local server; the
+        // attached controller's decisions and policy swaps are what the
+        // user came to see.
+        Command::Dev(_) => {
+            "warn,hyper=off,dovetail::decision=info,dovetail::policy_source=info,dovetail_policy::shadow=info"
+        }
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -93,6 +97,7 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(e) = run(cli) {
         // One line: scripts and people both read it.

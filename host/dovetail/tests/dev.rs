@@ -1,7 +1,8 @@
 //! `dovetail dev` as a user runs it: start it, point kubectl at the
 //! kubeconfig it prints, apply the Karpenter examples, stop it with Ctrl-C.
 //! kubectl must be installed; without it the test fails with an install
-//! hint rather than being skipped.
+//! hint rather than being skipped. The whole walkthrough with the attached
+//! controller is in `walkthrough.rs`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -56,8 +57,10 @@ fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> String {
     stdout
 }
 
+/// With `--no-controller` nothing launches nodes: the pods wait, marked
+/// unschedulable for a separately run `dovetail controller` to act on.
 #[test]
-fn dev_serves_a_cluster_for_kubectl_and_stops_cleanly_on_ctrl_c() {
+fn dev_without_a_controller_serves_a_cluster_for_kubectl_and_stops_cleanly_on_ctrl_c() {
     kubectl_binary();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kube").join("config");
@@ -65,6 +68,7 @@ fn dev_serves_a_cluster_for_kubectl_and_stops_cleanly_on_ctrl_c() {
     let child = Command::new(env!("CARGO_BIN_EXE_dovetail"))
         .args([
             "dev",
+            "--no-controller",
             "--port",
             "0",
             "--node-ready-after",
@@ -109,7 +113,14 @@ fn dev_serves_a_cluster_for_kubectl_and_stops_cleanly_on_ctrl_c() {
             ),
         "{export}"
     );
-    assert!(text.contains("No autoscaler is attached yet"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "No controller attached (--no-controller): pods stay Pending (PodScheduled=False, Unschedulable) until you run `dovetail controller --cloud fake --kubeconfig {}`",
+            kubeconfig.display()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("Dovetail controller attached"), "{text}");
     assert!(text.contains("no authentication"), "{text}");
     assert!(kubeconfig.is_file());
 
@@ -141,7 +152,7 @@ fn dev_serves_a_cluster_for_kubectl_and_stops_cleanly_on_ctrl_c() {
     ] {
         assert!(applied.contains(&format!("{object} created")), "{applied}");
     }
-    // No autoscaler: the Deployment's pods are created and wait, marked
+    // No controller: the Deployment's pods are created and wait, marked
     // unschedulable for one to act on.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -205,8 +216,11 @@ fn dev_serves_a_cluster_for_kubectl_and_stops_cleanly_on_ctrl_c() {
     );
 }
 
+/// The attached controller buys from the fake cloud of `--catalog`: a pod
+/// gets a node of the one type it sells.
 #[test]
 fn dev_sells_the_instance_types_of_a_catalog_file() {
+    kubectl_binary();
     let dir = tempfile::tempdir().unwrap();
     let catalog = dir.path().join("catalog.yaml");
     std::fs::write(
@@ -215,13 +229,25 @@ fn dev_sells_the_instance_types_of_a_catalog_file() {
     )
     .unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
+    let cache = dir.path().join("cache");
     let child = Command::new(env!("CARGO_BIN_EXE_dovetail"))
-        .args(["dev", "--port", "0", "--catalog"])
+        .args([
+            "dev",
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--health-probe-port",
+            "0",
+            "--node-ready-after",
+            "1s",
+            "--catalog",
+        ])
         .arg(&catalog)
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("run dovetail dev");
     let mut running = Running(child);
@@ -234,6 +260,60 @@ fn dev_sells_the_instance_types_of_a_catalog_file() {
         }
     }
     assert!(printed.contains("sells 1 instance type and"), "{printed}");
+    assert!(
+        printed.contains("Dovetail controller attached"),
+        "{printed}"
+    );
+
+    let manifests = dir.path().join("small.yaml");
+    std::fs::write(
+        &manifests,
+        "apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata:\n  name: default\nspec:\n  role: KarpenterNodeRole-my-cluster\n  amiSelectorTerms:\n    - alias: al2023@latest\n  subnetSelectorTerms:\n    - tags: { karpenter.sh/discovery: my-cluster }\n  securityGroupSelectorTerms:\n    - tags: { karpenter.sh/discovery: my-cluster }\n---\napiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata:\n  name: default\nspec:\n  template:\n    spec:\n      requirements:\n        - { key: kubernetes.io/os, operator: In, values: [linux] }\n      nodeClassRef: { group: karpenter.k8s.aws, kind: EC2NodeClass, name: default }\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  replicas: 1\n  selector:\n    matchLabels: { app: app }\n  template:\n    metadata:\n      labels: { app: app }\n    spec:\n      containers:\n        - name: app\n          image: app:1\n          resources:\n            requests: { cpu: 500m, memory: 512Mi }\n",
+    )
+    .unwrap();
+    kubectl(
+        &kubeconfig,
+        &cache,
+        &["apply", "-f", manifests.to_str().unwrap()],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let nodes = kubectl(
+            &kubeconfig,
+            &cache,
+            &[
+                "get",
+                "nodes",
+                "-L",
+                "node.kubernetes.io/instance-type,topology.kubernetes.io/zone",
+                "--no-headers",
+            ],
+        );
+        let pod = kubectl(
+            &kubeconfig,
+            &cache,
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=app",
+                "-o",
+                "jsonpath={.items[*].status.phase}",
+            ],
+        );
+        if pod == "Running" {
+            assert!(
+                nodes.lines().count() == 1 && nodes.contains("small") && nodes.contains("zone-a"),
+                "one node of the catalog's type: {nodes}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pod never ran on a node of the catalog: pod {pod:?}, nodes:\n{nodes}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let pid = running.0.id().to_string();
     Command::new("kill")
         .args(["-INT", &pid])
@@ -276,6 +356,55 @@ fn dev_names_a_bad_duration() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("`soon` is not a duration"), "{stderr}");
+}
+
+/// The attached controller reads its settings from the environment as
+/// `dovetail controller` does; a bad one stops `dovetail dev` naming it,
+/// and so does a port the controller cannot listen on, with the way out.
+#[test]
+fn dev_names_a_bad_controller_setting_and_a_busy_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dovetail"))
+        .args(["dev", "--port", "0", "--kubeconfig"])
+        .arg(dir.path().join("a"))
+        .env("DISRUPTION_POLL_INTERVAL", "soon")
+        .output()
+        .expect("run dovetail dev");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`soon` is not a duration") && stderr.contains("disruption-poll-interval"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("a").exists(),
+        "no kubeconfig is left behind"
+    );
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_dovetail"))
+        .args([
+            "dev",
+            "--port",
+            "0",
+            "--health-probe-port",
+            "0",
+            "--metrics-port",
+            &port,
+            "--kubeconfig",
+        ])
+        .arg(dir.path().join("b"))
+        .output()
+        .expect("run dovetail dev");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen for metrics (METRICS_PORT) on 127.0.0.1:{port}"
+        )) && stderr.contains("--no-controller"),
+        "{stderr}"
+    );
 }
 
 /// The examples are what a Karpenter user writes: accepted by the CRDs'
@@ -322,7 +451,16 @@ fn start_dev(dir: &Path) -> (Running, PathBuf) {
     let kubeconfig = dir.join("kubeconfig");
     let dev = Running(
         Command::new(env!("CARGO_BIN_EXE_dovetail"))
-            .args(["dev", "--port", "0", "--kubeconfig"])
+            .args([
+                "dev",
+                "--port",
+                "0",
+                "--metrics-port",
+                "0",
+                "--health-probe-port",
+                "0",
+                "--kubeconfig",
+            ])
             .arg(&kubeconfig)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

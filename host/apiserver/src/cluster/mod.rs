@@ -1,7 +1,7 @@
 //! A cluster in a box around the API server: a fake cloud, a kubelet model,
 //! a scheduler, the Deployment, ReplicaSet, DaemonSet and
-//! PodDisruptionBudget controllers and a garbage collector for what they
-//! own. Each runs as a small tokio task and acts
+//! PodDisruptionBudget controllers, a garbage collector for what they own
+//! and the EC2NodeClass status the AWS provider would write. Each runs as a small tokio task and acts
 //! only through the API, over HTTP, as its upstream counterpart does; none
 //! reaches into the store.
 //!
@@ -33,6 +33,7 @@ mod garbage_collector;
 mod informer;
 mod kubeconfig;
 mod kubelet;
+mod node_class_status;
 mod remote_cloud;
 mod replicaset;
 mod scheduler;
@@ -131,6 +132,7 @@ impl Cluster {
             tokio::spawn(daemonset::run(client.clone(), resync)),
             tokio::spawn(disruption::run(client.clone(), resync)),
             tokio::spawn(garbage_collector::run(client.clone(), resync)),
+            tokio::spawn(node_class_status::run(client.clone(), resync)),
         ];
         Ok(Self {
             server: Some(server),
