@@ -272,7 +272,9 @@ fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
                 let found = key.iter().try_fold(*item, |v, k| v.get(k));
                 match found {
                     Some(Value::String(s)) => *s == value,
-                    Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string() == value,
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => {
+                        serde_json::from_str::<Value>(&value).is_ok_and(|w| w == *v)
+                    }
                     _ => false,
                 }
             })?,
