@@ -29,6 +29,11 @@ pub enum BenchCommand {
     /// tests: creates per second, the latency of listing every pod, watch
     /// fan-out and memory with 1,000 nodes and 20,000 pods stored.
     Apiserver(crate::bench_apiserver::ApiserverArgs),
+    /// `dovetail controller` as its own process against the in-memory API
+    /// server holding 1,000 unmanaged nodes full of 20,000 pods: time to
+    /// sync, from a burst of pending pods to their NodeClaims, to serve a
+    /// policy pushed as a ConfigMap, and the controller's memory.
+    Controller(crate::bench_controller::ControllerBenchArgs),
 }
 
 #[derive(Args)]
@@ -161,6 +166,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Scheduling(args) => scheduling(&args),
         BenchCommand::Consolidation(args) => consolidation(&args),
         BenchCommand::Apiserver(args) => crate::bench_apiserver::run(&args),
+        BenchCommand::Controller(args) => crate::bench_controller::run(&args),
     }
 }
 

@@ -273,7 +273,7 @@ fn controller_failure(
     }
 }
 
-async fn install_crds(cluster: &Cluster) -> Result<()> {
+pub(crate) async fn install_crds(cluster: &Cluster) -> Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(cluster.client());
     for crd in dovetail_api::crd::crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();

@@ -2,6 +2,7 @@
 
 mod bench_apiserver;
 mod bench_cmd;
+mod bench_controller;
 mod controller_cmd;
 mod crds_cmd;
 mod demo_cmd;
@@ -49,7 +50,7 @@ enum Command {
     /// Run a scenario file on a simulated cluster with the real engines and
     /// policies, and report cost and disruption.
     Sim(sim_cmd::SimArgs),
-    /// Benchmark the decision engines and the in-memory API server.
+    /// Benchmark the decision engines, the in-memory API server and the controller.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
     /// Run a local cluster in a box (in-memory API server, virtual nodes
