@@ -185,6 +185,24 @@ impl Harness {
         }
     }
 
+    /// The status annotation once it reports `outcome`: the counters move
+    /// before the report is written.
+    async fn status_reaching(&self, name: &str, outcome: OutcomeKind) -> PolicyStatus {
+        let start = Instant::now();
+        loop {
+            let status = self.status(name).await;
+            if status.outcome == outcome {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "configmap {name} still reports {:?}, not {outcome:?}",
+                status.outcome
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn status(&self, name: &str) -> PolicyStatus {
         let start = Instant::now();
         loop {
@@ -273,10 +291,8 @@ async fn policy_configmaps_drive_the_live_and_shadow_policies() {
         msg.contains("still serving: instance-selection: graviton-first@0.1.0"),
         "{msg}"
     );
-    assert_eq!(
-        h.status("dovetail-instance-selection").await.outcome,
-        OutcomeKind::Refused
-    );
+    h.status_reaching("dovetail-instance-selection", OutcomeKind::Refused)
+        .await;
     // The report's own write (the annotation) does not count as a change.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
