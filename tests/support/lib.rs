@@ -86,3 +86,29 @@ pub fn guest_bytes(package: &str) -> Vec<u8> {
 pub fn example(path: &str) -> PathBuf {
     workspace_root().join("examples").join(path)
 }
+
+/// The `kubectl` on `PATH`. A test that needs it fails with an install hint
+/// when there is none, rather than being skipped.
+pub fn kubectl_binary() -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "kubectl not found on PATH: install it (https://kubernetes.io/docs/tasks/tools/#kubectl) to run this test"
+            )
+        })
+}
+
+/// A child process, killed when dropped, so a failing test leaves none
+/// behind.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

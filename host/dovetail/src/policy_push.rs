@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use base64::Engine;
 use clap::Args;
 use dovetail_core::policy::types::Decision;
+use dovetail_kube::policy_configmaps::{MODE_LABEL, POLICY_LABEL};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
@@ -14,10 +15,6 @@ use serde_json::json;
 
 use crate::policy_cmd::{DecisionArg, RunOpts};
 
-/// The label that marks a ConfigMap as a Dovetail policy; its value names the decision.
-pub const POLICY_LABEL: &str = "dovetail.dev/policy";
-/// `shadow`: the policy runs beside the live one on the same inputs and never acts.
-pub const MODE_LABEL: &str = "dovetail.dev/policy-mode";
 const FIELD_MANAGER: &str = "dovetail-policy-push";
 
 #[derive(Args)]

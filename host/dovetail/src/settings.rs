@@ -285,67 +285,16 @@ impl FromStr for GoDuration {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let bad = |why: &str| {
-            Err(format!(
+        use dovetail_core::disruption::{GoDurationError, parse_go_duration_exact};
+        parse_go_duration_exact(text).map(Self).map_err(|e| {
+            let why = match e {
+                GoDurationError::Malformed => String::new(),
+                other => format!(" ({other})"),
+            };
+            format!(
                 "`{text}` is not a duration{why}: write a number and a unit, e.g. `1s`, `500ms`, `1m30s`"
-            ))
-        };
-        if text == "0" {
-            return Ok(Self(Duration::ZERO));
-        }
-        if text.starts_with('-') {
-            return bad(" (it is negative)");
-        }
-        let mut rest = text.strip_prefix('+').unwrap_or(text);
-        if rest.is_empty() {
-            return bad("");
-        }
-        let mut nanos: u128 = 0;
-        while !rest.is_empty() {
-            let number_len = rest
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .unwrap_or(rest.len());
-            let (number, after) = rest.split_at(number_len);
-            let unit_len = after
-                .find(|c: char| c.is_ascii_digit() || c == '.')
-                .unwrap_or(after.len());
-            let (unit, after) = after.split_at(unit_len);
-            let scale: u128 = match unit {
-                "ns" => 1,
-                "us" | "µs" | "μs" => 1_000,
-                "ms" => 1_000_000,
-                "s" => 1_000_000_000,
-                "m" => 60_000_000_000,
-                "h" => 3_600_000_000_000,
-                "" => return bad(" (a number has no unit)"),
-                _ => return bad(&format!(" (unknown unit `{unit}`)")),
-            };
-            let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-            if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
-                return bad("");
-            }
-            let whole: u128 = if whole.is_empty() {
-                0
-            } else {
-                match whole.parse() {
-                    Ok(w) => w,
-                    Err(_) => return bad(" (too large)"),
-                }
-            };
-            let mut part = whole.checked_mul(scale);
-            // Digits past nanosecond precision are dropped, as Go does.
-            let mut unit_value = scale;
-            for digit in fraction.bytes() {
-                unit_value /= 10;
-                part = part.and_then(|p| p.checked_add(u128::from(digit - b'0') * unit_value));
-            }
-            nanos = match part.and_then(|p| nanos.checked_add(p)) {
-                Some(n) if n <= u128::from(u64::MAX) => n,
-                _ => return bad(" (too large)"),
-            };
-            rest = after;
-        }
-        Ok(Self(Duration::from_nanos(nanos as u64)))
+            )
+        })
     }
 }
 

@@ -6,36 +6,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use dovetail_api::{EC2NodeClass, NodePool};
-use dovetail_tests::{example, guest};
+use dovetail_tests::{Running, example, guest, kubectl_binary};
 use kube::CustomResourceExt;
-
-fn kubectl_binary() -> PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "kubectl not found on PATH: install it (https://kubernetes.io/docs/tasks/tools/#kubectl) to run this test"
-            )
-        })
-}
-
-/// Stops the process if the test fails before it does.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> String {
     let out = Command::new(kubectl_binary())

@@ -9,6 +9,7 @@
 #[path = "../src/policy_source.rs"]
 mod policy_source;
 
+use dovetail_tests::{guest, guest_bytes, kubectl_binary};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -25,7 +26,6 @@ use dovetail_kube::policy_configmaps::{
     STATUS_ANNOTATION,
 };
 use dovetail_policy::{Budget, PolicyHost, Runtime, RuntimeConfig, ShadowHost};
-use dovetail_tests::{guest, guest_bytes};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -399,19 +399,6 @@ async fn a_second_configmap_for_a_decision_waits_for_the_first() {
     .await;
     h.event("second", REASON_ACCEPTED).await;
     h.stop().await;
-}
-
-fn kubectl_binary() -> PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "kubectl not found on PATH: install it (https://kubernetes.io/docs/tasks/tools/#kubectl) to run this test"
-            )
-        })
 }
 
 async fn kubectl(h: &Harness, args: &[&str]) -> String {

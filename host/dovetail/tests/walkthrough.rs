@@ -10,38 +10,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dovetail_core::catalog::{CapacityType, aws_catalog};
-use dovetail_tests::{example, guest, workspace_root};
+use dovetail_tests::{Running, example, guest, kubectl_binary, workspace_root};
 use serde_json::Value;
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-fn kubectl_binary() -> PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "kubectl not found on PATH: install it (https://kubernetes.io/docs/tasks/tools/#kubectl) to run this test"
-            )
-        })
-}
-
-/// Stops the process if the test fails before it does.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Lines a process writes, collected by a thread.
 #[derive(Clone, Default)]

@@ -29,7 +29,7 @@ mod validation;
 pub use candidates::{protected_pod, protection_ends};
 pub use command::{Command, CommandReason, Exclusion, Method, Pass};
 pub use consolidation::SPOT_TO_SPOT_TYPES;
-pub use duration::parse_go_duration;
+pub use duration::{GoDurationError, parse_go_duration, parse_go_duration_exact};
 pub use engine::{disrupt, disrupt_prepared};
 pub use settings::Settings;
 pub use unconsolidated::{Unconsolidated, UnconsolidatedReason};
