@@ -204,7 +204,10 @@ async fn measure(args: &ApiserverArgs) -> Result<Report> {
 }
 
 /// Runs the requests with at most `concurrency` in flight; the first error stops it.
-pub(crate) async fn run_all<F, T>(concurrency: usize, requests: impl Iterator<Item = F>) -> Result<()>
+pub(crate) async fn run_all<F, T>(
+    concurrency: usize,
+    requests: impl Iterator<Item = F>,
+) -> Result<()>
 where
     F: std::future::Future<Output = Result<T, kube::Error>>,
 {
