@@ -105,12 +105,18 @@ pub fn snapshot(
     }
     // A finished pod stays bound until deleted but takes no room, as
     // kube-scheduler sees it; it neither fits nor blocks anything.
-    let pods_of = |ids: &[PodId]| -> Vec<Pod> {
-        ids.iter()
-            .filter_map(|p| state.pod(*p))
-            .filter(|e| !e.pod.is_terminal())
-            .map(|e| e.pod.clone())
-            .collect()
+    // Sized for every pod, bound and nominated: the snapshot copies each
+    // pod, and a vector grown by pushes keeps up to half again as much room.
+    let pods_of = |ids: &[PodId], extra: &[PodId]| -> Vec<Pod> {
+        let mut pods = Vec::with_capacity(ids.len() + extra.len());
+        pods.extend(
+            ids.iter()
+                .chain(extra)
+                .filter_map(|p| state.pod(*p))
+                .filter(|e| !e.pod.is_terminal())
+                .map(|e| e.pod.clone()),
+        );
+        pods
     };
     let mut slots = Vec::new();
     let mut owned = std::collections::HashSet::new();
@@ -126,9 +132,8 @@ pub fn snapshot(
                 let mut extra = extra;
                 extra.extend(waiting.get(&Nominee::Node(n)).into_iter().flatten());
                 let mut node = registered(entry, Some(claim), catalog);
-                node.pods = pods_of(&entry.pods);
+                node.pods = pods_of(&entry.pods, &extra);
                 node.nominated = !extra.is_empty();
-                node.pods.extend(pods_of(&extra));
                 node
             }
             None => {
@@ -136,7 +141,7 @@ pub fn snapshot(
                     continue;
                 };
                 node.nominated = !extra.is_empty();
-                node.pods = pods_of(&extra);
+                node.pods = pods_of(&extra, &[]);
                 node
             }
         };
@@ -149,9 +154,8 @@ pub fn snapshot(
         }
         let extra = waiting.get(&Nominee::Node(id)).cloned().unwrap_or_default();
         let mut node = registered(entry, None, catalog);
-        node.pods = pods_of(&entry.pods);
+        node.pods = pods_of(&entry.pods, &extra);
         node.nominated = !extra.is_empty();
-        node.pods.extend(pods_of(&extra));
         s.nodes.push(node);
         slots.push(Slot::Node(id));
     }

@@ -106,7 +106,9 @@ pub struct ClusterState {
     nodes_by_provider: HashMap<String, NodeId>,
     /// Nodes whose deletion was requested.
     deleting_nodes: BTreeSet<NodeId>,
-    pods: HashMap<PodId, PodEntry>,
+    /// Boxed: a table sized for growth would otherwise keep a whole pod's
+    /// room in every empty slot.
+    pods: HashMap<PodId, Box<PodEntry>>,
     pod_ids: HashMap<PodKey, PodId>,
     /// Live pods bound to no node, DaemonSet pods excepted.
     pending: BTreeSet<PodId>,
@@ -517,11 +519,11 @@ impl ClusterState {
     // ---- Pods -------------------------------------------------------------
 
     pub fn pods(&self) -> impl Iterator<Item = (PodId, &PodEntry)> {
-        self.pods.iter().map(|(&id, p)| (id, p))
+        self.pods.iter().map(|(&id, p)| (id, &**p))
     }
 
     pub fn pod(&self, id: PodId) -> Option<&PodEntry> {
-        self.pods.get(&id)
+        self.pods.get(&id).map(|p| &**p)
     }
 
     pub fn pod_id(&self, key: &PodKey) -> Option<PodId> {
@@ -554,14 +556,14 @@ impl ClusterState {
         let daemon = pod.is_daemon();
         self.pods.insert(
             id,
-            PodEntry {
+            Box::new(PodEntry {
                 pod,
                 node: None,
                 nominated: None,
                 nominated_ms: 0,
                 pending_since_ms: now_ms,
                 pdbs,
-            },
+            }),
         );
         match node {
             Some(n) => self.bind(id, n, now_ms),
@@ -578,7 +580,7 @@ impl ClusterState {
     /// The pod is gone for good.
     pub fn delete_pod(&mut self, id: PodId, now_ms: u64) -> Option<PodEntry> {
         self.unbind_quietly(id, now_ms);
-        let e = self.pods.remove(&id)?;
+        let e = *self.pods.remove(&id)?;
         self.pod_ids.remove(&e.pod.key());
         if self.pending.remove(&id) {
             self.last_pending_change_ms = now_ms;

@@ -104,12 +104,17 @@ struct Report {
     /// that covered the last of them, written once its NodeClaims were created. Includes the
     /// batch's idle window.
     pending_to_nodeclaims_seconds: f64,
+    /// From the last pending pod's create answer to every pending pod Running: the NodeClaims,
+    /// their launches, the nodes registering and turning Ready (5 s after launch in the
+    /// cluster's kubelet model) and the pods bound.
+    pending_to_running_seconds: f64,
     /// The batch idle window that applied (`BATCH_IDLE_DURATION`).
     batch_idle: String,
     provisioning_rounds: usize,
     nodeclaims: usize,
-    /// From the answer to a policy ConfigMap write to its status annotation saying the new
-    /// version serves: the first push (a component never seen: compiled) …
+    /// From sending a policy ConfigMap write to its status annotation saying the new version
+    /// serves, once the cluster has settled: the first push (a component never seen:
+    /// compiled) …
     configmap_create_ms: f64,
     /// … and the updates after it (the same component with a new config: compiled code
     /// reused), median and slowest.
@@ -363,6 +368,10 @@ async fn measure_on(cluster: &Cluster, work: &Work<'_>) -> Result<Report> {
         );
     }
 
+    // The cluster settles before the policy is swapped: the pending pods run on the new nodes.
+    wait_running(&pods, args.pending, &mut controller, &log_path).await?;
+    let pending_to_running_seconds = unix_seconds(SystemTime::now()) - last_created;
+
     // A policy ConfigMap: first pushed, then updated.
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), POLICY_NAMESPACE);
     let first = push_policy(&configmaps, &work.policy_bytes, None).await?;
@@ -404,6 +413,7 @@ async fn measure_on(cluster: &Cluster, work: &Work<'_>) -> Result<Report> {
         pending_create_seconds,
         pending_to_nodeclaims_seconds,
         batch_idle: std::env::var("BATCH_IDLE_DURATION").unwrap_or_else(|_| "1s".into()),
+        pending_to_running_seconds,
         provisioning_rounds: provisioned.rounds,
         nodeclaims: provisioned.claims.len(),
         configmap_create_ms,
@@ -900,6 +910,36 @@ async fn wait_provisioned(
     }
 }
 
+/// Waits until every pending pod runs.
+async fn wait_running(
+    pods: &Api<Pod>,
+    pending: usize,
+    controller: &mut Controller,
+    log_path: &Path,
+) -> Result<()> {
+    let deadline = Instant::now() + PROVISION_TIMEOUT;
+    let selector = ListParams::default().labels("app=pending");
+    loop {
+        let running = pods
+            .list(&selector)
+            .await?
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        if running >= pending {
+            return Ok(());
+        }
+        controller.check_running(log_path)?;
+        if Instant::now() > deadline {
+            bail!(
+                "after {PROVISION_TIMEOUT:?} {running} of the {pending} pending pods were Running"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A log line's `timestamp`, as Unix seconds.
 fn log_time(line: &Value) -> Result<f64> {
     let text = line
@@ -936,10 +976,10 @@ async fn wait_swap_logged(log: &mut LogTail) -> Result<Option<f64>> {
     }
 }
 
-/// A ConfigMap version written: its resource version, and when the write was answered.
+/// A ConfigMap version written: its resource version, and when the write was sent.
 struct Written {
     resource_version: String,
-    at: Instant,
+    sent: Instant,
 }
 
 /// Writes the policy ConfigMap as `dovetail policy push` does (server-side apply).
@@ -964,6 +1004,7 @@ async fn push_policy(
     if let Some(config) = config {
         cm["data"] = json!({ format!("{key}.json"): config });
     }
+    let sent = Instant::now();
     let written = configmaps
         .patch(
             POLICY_CONFIGMAP,
@@ -974,12 +1015,12 @@ async fn push_policy(
         .context("writing the policy ConfigMap")?;
     Ok(Written {
         resource_version: written.resource_version().unwrap_or_default(),
-        at: Instant::now(),
+        sent,
     })
 }
 
 /// Polls the ConfigMap until its status annotation says the `written` version serves; ms
-/// from the write's answer. A refusal is an error with the controller's reason.
+/// from sending the write. A refusal is an error with the controller's reason.
 async fn wait_accepted(
     configmaps: &Api<ConfigMap>,
     written: &Written,
@@ -994,7 +1035,7 @@ async fn wait_accepted(
             .and_then(|s| serde_json::from_str::<PolicyStatus>(s).ok())
             .filter(|s| s.resource_version == written.resource_version);
         if let Some(status) = status {
-            let ms = written.at.elapsed().as_secs_f64() * 1000.0;
+            let ms = written.sent.elapsed().as_secs_f64() * 1000.0;
             return match status.outcome {
                 OutcomeKind::Accepted => Ok(ms),
                 OutcomeKind::Refused => bail!(
@@ -1004,7 +1045,7 @@ async fn wait_accepted(
             };
         }
         controller.check_running(log_path)?;
-        if written.at.elapsed() > SWAP_TIMEOUT {
+        if written.sent.elapsed() > SWAP_TIMEOUT {
             bail!("the policy ConfigMap was not accepted within {SWAP_TIMEOUT:?}");
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -1043,6 +1084,10 @@ fn print_human(r: &Report) {
         GOAL_PENDING_TO_NODECLAIMS_SECONDS
     );
     println!(
+        "  running:     {:>8.2} s   from the last pending pod to all of them Running (nodes Ready 5 s after launch)",
+        r.pending_to_running_seconds
+    );
+    println!(
         "  policy:      {:>8.1} ms  from pushing the ConfigMap to its status saying it serves (compiled; the controller's own swap {})",
         r.configmap_create_ms,
         ms(r.controller_create_swap_ms)
@@ -1073,5 +1118,41 @@ fn print_human(r: &Report) {
     );
     if let Some(log) = &r.log {
         println!("  log:         {}", log.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a node has left once its pods are bound, in millicores.
+    fn room(shape: &Shape, pods_on_node: u64) -> u64 {
+        NODE_CPU_M - pods_on_node * shape.pod_cpu_m
+    }
+
+    #[test]
+    fn the_nodes_are_full_and_no_pending_pod_fits_any() {
+        for (nodes, pods) in [(1000, 20_000), (1000, 20_500), (20, 300), (7, 7), (3, 1)] {
+            let shape = Shape::new(nodes, pods).unwrap();
+            let fewest = (pods / nodes) as u64;
+            let most = pods.div_ceil(nodes) as u64;
+            assert!(most * shape.pod_cpu_m <= NODE_CPU_M, "{nodes}/{pods}");
+            assert!(
+                shape.pending_cpu_m > room(&shape, fewest),
+                "{nodes}/{pods}: a pending pod fits a node of {fewest} pods"
+            );
+            assert!(shape.pending_cpu_m >= PENDING_CPU_M);
+        }
+    }
+
+    #[test]
+    fn more_pods_than_nodes_take_is_refused_with_the_fix() {
+        let e = Shape::new(10, 1000).unwrap_err().to_string();
+        assert!(
+            e.contains("100 pods a node") && e.contains("pass more --nodes"),
+            "{e}"
+        );
+        let e = Shape::new(0, 5).unwrap_err().to_string();
+        assert!(e.contains("--nodes 1 or more"), "{e}");
     }
 }

@@ -45,6 +45,17 @@ pub fn run(args: ControllerArgs) -> Result<()> {
     })
 }
 
+/// Turns transparent huge pages off for this process; called first thing,
+/// before the allocator has touched much. The allocator asks for them on its
+/// arenas, and a heap of many small objects then holds a whole 2 MiB page
+/// wherever it touches one: a third more memory for the controller, for no
+/// speed it needs.
+pub fn small_pages() {
+    // A kernel that refuses costs memory, nothing else.
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
+}
+
 /// Resolves on SIGTERM (the kubelet stopping the pod) or Ctrl-C.
 async fn shutdown_signal() {
     let term = async {

@@ -71,6 +71,12 @@ enum Command {
 }
 
 fn main() {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|c| c == "controller")
+    {
+        controller_cmd::small_pages();
+    }
     let cli = Cli::parse();
     // The controller logs JSON at LOG_LEVEL through its own subscriber.
     if let Command::Controller(args) = cli.command {

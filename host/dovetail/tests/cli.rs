@@ -292,6 +292,61 @@ fn bench_consolidation_evaluates_every_candidate() {
 }
 
 #[test]
+fn bench_controller_provisions_for_the_pending_pods_and_leaves_unmanaged_nodes_alone() {
+    let wasm = guest("dovetail-policy-default");
+    let o = dovetail(&[
+        "bench",
+        "controller",
+        "--nodes",
+        "20",
+        "--pods",
+        "300",
+        "--pending",
+        "12",
+        "--swaps",
+        "2",
+        "--policy",
+        wasm.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["nodes"], 20);
+    assert_eq!(v["pending"], 12);
+    assert_eq!(v["unmanaged_nodes_untouched"], 20, "{v}");
+    assert!(v["nodeclaims"].as_u64().unwrap() >= 1, "{v}");
+    // The batch waits its 1 s idle window before the round.
+    let provision = v["pending_to_nodeclaims_seconds"].as_f64().unwrap();
+    assert!(provision >= 0.9, "{v}");
+    assert!(
+        v["pending_to_running_seconds"].as_f64().unwrap() > provision,
+        "{v}"
+    );
+    assert!(v["sync_seconds"].as_f64().unwrap() > 0.0, "{v}");
+    for field in ["configmap_create_ms", "configmap_swap_ms"] {
+        assert!(v[field].as_f64().unwrap() > 0.0, "{field} in {v}");
+    }
+    let rss = &v["controller_rss_mib"];
+    assert!(
+        rss["peak_after_pending"].as_f64() >= rss["after_pending"].as_f64(),
+        "{v}"
+    );
+    assert!(v["goals"]["rss_mib"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(
+        v.get("log").is_none(),
+        "the log is removed unless kept: {v}"
+    );
+
+    let missing = dovetail(&["bench", "controller", "--policy", "/nonexistent.wasm"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("cannot read the policy /nonexistent.wasm"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
 fn demo_scales_up_then_consolidates() {
     let o = dovetail(&["demo"]);
     assert!(o.status.success(), "{}", stderr(&o));

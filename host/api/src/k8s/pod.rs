@@ -247,19 +247,24 @@ pub(crate) fn convert_spec(
     }
     add_to_every_term(&mut out.required_node_affinity, clashing);
 
-    for (i, c) in spec
+    // Sized exactly: the index holds one of these per pod, and a vector
+    // grown by pushes keeps room for four.
+    let spreads = spec
         .topology_spread_constraints
-        .iter()
-        .flatten()
-        .enumerate()
-    {
+        .as_deref()
+        .unwrap_or_default();
+    out.topology_spread.reserve_exact(spreads.len());
+    for (i, c) in spreads.iter().enumerate() {
         let at = path.field("topologySpreadConstraints").index(i);
         if let Some(c) = spread(c, &at, report) {
             out.topology_spread.push(c);
         }
     }
 
-    for (i, t) in spec.tolerations.iter().flatten().enumerate() {
+    let tolerations = spec.tolerations.as_deref().unwrap_or_default();
+    out.tolerations
+        .reserve_exact(tolerations.len() + extra_tolerations.len());
+    for (i, t) in tolerations.iter().enumerate() {
         if let Some(t) = toleration(t, &path.field("tolerations").index(i), report) {
             out.tolerations.push(t);
         }

@@ -13,7 +13,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Preconditions};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::informer::Informers;
 
@@ -37,15 +37,16 @@ pub(crate) async fn run(client: kube::Client, resync: Duration) {
     }
 }
 
+/// Whether the cache holds the owner: the object of its name, with its uid.
+/// (A lookup, not a scan: the collector asks once per pod.)
 fn cached<K: kube::Resource<DynamicType = ()> + Clone>(
     store: &Store<K>,
     ns: &str,
     owner: &OwnerReference,
 ) -> bool {
-    store.state().iter().any(|o: &Arc<K>| {
-        let m = o.meta();
-        m.namespace.as_deref() == Some(ns) && m.uid.as_deref() == Some(owner.uid.as_str())
-    })
+    store
+        .get(&ObjectRef::new(&owner.name).within(ns))
+        .is_some_and(|o: Arc<K>| o.meta().uid.as_deref() == Some(owner.uid.as_str()))
 }
 
 async fn pass(
@@ -86,10 +87,7 @@ async fn pass(
             .and_then(|s| s.node_name.as_deref())
             .unwrap_or("");
         if !node.is_empty()
-            && !nodes
-                .state()
-                .iter()
-                .any(|n| n.metadata.name.as_deref() == Some(node))
+            && nodes.get(&ObjectRef::new(node)).is_none()
             && Api::<Node>::all(client.clone())
                 .get_opt(node)
                 .await?

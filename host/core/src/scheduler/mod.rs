@@ -291,24 +291,23 @@ impl Prepared {
             .collect();
         // Initialized nodes first, in-flight ones after, each by name.
         existing.sort_by(|a, b| b.initialized.cmp(&a.initialized).then(a.name.cmp(&b.name)));
-        let bound: Vec<BoundPod> = snapshot
-            .nodes
-            .iter()
-            .enumerate()
-            .flat_map(|(i, n)| {
-                let reqs = node_requirements[i].clone();
-                let labels = Arc::new(n.labels.clone());
-                let taints = Arc::new(n.taints.clone());
-                n.pods.iter().map(move |p| BoundPod {
-                    pod: p.clone(),
-                    node: NodeIndex(i),
-                    node_labels: labels.clone(),
-                    node_requirements: reqs.clone(),
-                    node_taints: taints.clone(),
-                    node_name: n.name,
-                })
+        // Sized at once: a copy of every bound pod, grown by doubling,
+        // would hold up to twice the room while it grows.
+        let mut bound: Vec<BoundPod> =
+            Vec::with_capacity(snapshot.nodes.iter().map(|n| n.pods.len()).sum());
+        bound.extend(snapshot.nodes.iter().enumerate().flat_map(|(i, n)| {
+            let reqs = node_requirements[i].clone();
+            let labels = Arc::new(n.labels.clone());
+            let taints = Arc::new(n.taints.clone());
+            n.pods.iter().map(move |p| BoundPod {
+                pod: p.clone(),
+                node: NodeIndex(i),
+                node_labels: labels.clone(),
+                node_requirements: reqs.clone(),
+                node_taints: taints.clone(),
+                node_name: n.name,
             })
-            .collect();
+        }));
         let anti: Vec<usize> = (0..bound.len())
             .filter(|&i| !bound[i].pod.pod_anti_affinity.is_empty())
             .collect();
