@@ -272,7 +272,8 @@ fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
                 let found = key.iter().try_fold(*item, |v, k| v.get(k));
                 match found {
                     Some(Value::String(s)) => *s == value,
-                    Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string() == value,
+                    Some(Value::Number(n)) => value.parse::<f64>().ok() == n.as_f64(),
+                    Some(Value::Bool(b)) => value.parse::<bool>() == Ok(*b),
                     _ => false,
                 }
             })?,
