@@ -72,8 +72,8 @@ async fn shutdown_signal() {
     }
 }
 
-/// Runs the controller until `stop` resolves. `cloud` replaces the one
-/// `args` names (the dev cluster hands in its fake cloud directly).
+/// Runs the controller until `stop` resolves. `cloud`, when given,
+/// replaces the one `args` names.
 pub async fn serve(
     args: ControllerArgs,
     cloud: Option<Box<dyn CloudProvider + Send>>,

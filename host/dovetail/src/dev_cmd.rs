@@ -252,7 +252,7 @@ async fn attach_controller(
     let mut task = tokio::spawn(controller_cmd::serve_hosted(args, hosted, async {
         let _ = stopped.await;
     }));
-    let hint = "pass --metrics-port and --health-probe-port (0 picks free ports), or --no-controller and run `dovetail controller` separately";
+    let hint = "for a port in use, pass --metrics-port and --health-probe-port (0 picks free ones); --no-controller runs the cluster without it";
     tokio::select! {
         endpoints = started => match endpoints {
             Ok(endpoints) => Ok(Attached { task, stop, endpoints, policy_namespace }),

@@ -379,7 +379,8 @@ fn dev_names_a_bad_controller_setting_and_a_busy_port() {
     assert!(
         stderr.contains(&format!(
             "cannot listen for metrics (METRICS_PORT) on 127.0.0.1:{port}"
-        )) && stderr.contains("--no-controller"),
+        )) && stderr.contains("--metrics-port and --health-probe-port")
+            && stderr.contains("--no-controller"),
         "{stderr}"
     );
 }
