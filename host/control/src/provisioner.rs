@@ -106,7 +106,7 @@ impl Provisioner {
         let pods: Vec<Pod> = waiting
             .iter()
             .filter_map(|&p| state.pod(p))
-            .map(|e| e.pod.clone())
+            .map(|e| Pod::clone(&e.pod))
             .collect();
         let clock = ManualClock::new(now_ms);
         let round = provision(&view.snapshot, &pods, selector, &clock, self.seed ^ now_ms);

@@ -105,9 +105,10 @@ pub fn snapshot(
     }
     // A finished pod stays bound until deleted but takes no room, as
     // kube-scheduler sees it; it neither fits nor blocks anything.
-    // Sized for every pod, bound and nominated: the snapshot copies each
-    // pod, and a vector grown by pushes keeps up to half again as much room.
-    let pods_of = |ids: &[PodId], extra: &[PodId]| -> Vec<Pod> {
+    // The pods are shared with the state, not copied. Sized for every pod,
+    // bound and nominated: a vector grown by pushes keeps up to half again
+    // as much room.
+    let pods_of = |ids: &[PodId], extra: &[PodId]| -> Vec<Arc<Pod>> {
         let mut pods = Vec::with_capacity(ids.len() + extra.len());
         pods.extend(
             ids.iter()

@@ -12,6 +12,7 @@
 //! cluster is unchanged since one that found nothing to do.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -51,7 +52,8 @@ pub enum Nominee {
 
 #[derive(Debug, Clone)]
 pub struct PodEntry {
-    pub pod: Pod,
+    /// Shared with every snapshot taken while it is held.
+    pub pod: Arc<Pod>,
     pub node: Option<NodeId>,
     pub nominated: Option<Nominee>,
     /// When it was nominated (Unix ms).
@@ -106,9 +108,7 @@ pub struct ClusterState {
     nodes_by_provider: HashMap<String, NodeId>,
     /// Nodes whose deletion was requested.
     deleting_nodes: BTreeSet<NodeId>,
-    /// Boxed: a table sized for growth would otherwise keep a whole pod's
-    /// room in every empty slot.
-    pods: HashMap<PodId, Box<PodEntry>>,
+    pods: HashMap<PodId, PodEntry>,
     pod_ids: HashMap<PodKey, PodId>,
     /// Live pods bound to no node, DaemonSet pods excepted.
     pending: BTreeSet<PodId>,
@@ -519,11 +519,11 @@ impl ClusterState {
     // ---- Pods -------------------------------------------------------------
 
     pub fn pods(&self) -> impl Iterator<Item = (PodId, &PodEntry)> {
-        self.pods.iter().map(|(&id, p)| (id, &**p))
+        self.pods.iter().map(|(&id, p)| (id, p))
     }
 
     pub fn pod(&self, id: PodId) -> Option<&PodEntry> {
-        self.pods.get(&id).map(|p| &**p)
+        self.pods.get(&id)
     }
 
     pub fn pod_id(&self, key: &PodKey) -> Option<PodId> {
@@ -545,7 +545,7 @@ impl ClusterState {
         if let Some(&id) = self.pod_ids.get(&pod.key()) {
             let pdbs = covering(&self.pdbs, &pod);
             let e = self.pods.get_mut(&id).expect("indexed");
-            e.pod = pod;
+            e.pod = Arc::new(pod);
             e.pdbs = pdbs;
             self.changed();
             return id;
@@ -556,14 +556,14 @@ impl ClusterState {
         let daemon = pod.is_daemon();
         self.pods.insert(
             id,
-            Box::new(PodEntry {
-                pod,
+            PodEntry {
+                pod: Arc::new(pod),
                 node: None,
                 nominated: None,
                 nominated_ms: 0,
                 pending_since_ms: now_ms,
                 pdbs,
-            }),
+            },
         );
         match node {
             Some(n) => self.bind(id, n, now_ms),
@@ -580,7 +580,7 @@ impl ClusterState {
     /// The pod is gone for good.
     pub fn delete_pod(&mut self, id: PodId, now_ms: u64) -> Option<PodEntry> {
         self.unbind_quietly(id, now_ms);
-        let e = *self.pods.remove(&id)?;
+        let e = self.pods.remove(&id)?;
         self.pod_ids.remove(&e.pod.key());
         if self.pending.remove(&id) {
             self.last_pending_change_ms = now_ms;
@@ -594,7 +594,7 @@ impl ClusterState {
         if let Some(e) = self.pods.get_mut(&id)
             && e.pod.deleting_since.is_none()
         {
-            e.pod.deleting_since = Some(now_ms / 1000);
+            Arc::make_mut(&mut e.pod).deleting_since = Some(now_ms / 1000);
             self.changed();
         }
     }
@@ -631,8 +631,9 @@ impl ClusterState {
         self.unbind_quietly(id, now_ms);
         if let Some(e) = self.pods.get_mut(&id) {
             e.pending_since_ms = now_ms;
-            e.pod.deleting_since = None;
-            e.pod.phase = PodPhase::Pending;
+            let pod = Arc::make_mut(&mut e.pod);
+            pod.deleting_since = None;
+            pod.phase = PodPhase::Pending;
             self.pending.insert(id);
             self.last_pending_change_ms = now_ms;
         }
@@ -658,8 +659,9 @@ impl ClusterState {
     /// from here).
     pub fn set_pod_running(&mut self, id: PodId, unix_seconds: u64) {
         if let Some(e) = self.pods.get_mut(&id) {
-            e.pod.started_at = unix_seconds;
-            e.pod.phase = PodPhase::Running;
+            let pod = Arc::make_mut(&mut e.pod);
+            pod.started_at = unix_seconds;
+            pod.phase = PodPhase::Running;
         }
     }
 

@@ -250,7 +250,7 @@ impl NodeBuilder {
     }
 
     pub fn with_pods(mut self, pods: Vec<Pod>) -> Self {
-        self.0.pods.extend(pods);
+        self.0.pods.extend(pods.into_iter().map(Arc::new));
         self
     }
 

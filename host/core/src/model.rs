@@ -1,6 +1,7 @@
 //! The cluster as the decision core sees it: pods, nodes, NodePools and
 //! DaemonSets, with the scheduling constraints Kubernetes and Karpenter honour.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -426,8 +427,10 @@ pub struct Node {
     pub allocatable: Resources,
     /// Ready, start-up taints gone, extended resources registered.
     pub initialized: bool,
-    /// Pods bound to it, DaemonSet pods included.
-    pub pods: Vec<Pod>,
+    /// Pods bound to it, DaemonSet pods included. Shared with the cluster
+    /// state a snapshot is taken from: a snapshot of 20,000 pods then
+    /// copies 20,000 pointers, not 20,000 pods.
+    pub pods: Vec<Arc<Pod>>,
     /// Being deleted: takes no new pods.
     pub marked_for_deletion: bool,
     pub price_per_hour: f64,

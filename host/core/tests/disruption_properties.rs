@@ -310,7 +310,7 @@ proptest! {
                 .iter()
                 .flat_map(|&i| snapshot.nodes[i].pods.iter())
                 .filter(|p| c.pods_evicted.contains(&p.key()))
-                .cloned()
+                .map(|p| Pod::clone(p))
                 .collect();
             prop_assert_eq!(pods.len(), c.pods_evicted.len(), "{}", describe(&pass));
             let plan = solve_without(snapshot, &prepared, &pods, &c.node_indices, None);

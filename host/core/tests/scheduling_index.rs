@@ -247,7 +247,7 @@ proptest! {
         for removed in what_ifs {
             let mut pods: Vec<Pod> = removed
                 .iter()
-                .flat_map(|r| snapshot.nodes[r.0].pods.iter().cloned())
+                .flat_map(|r| snapshot.nodes[r.0].pods.iter().map(|p| Pod::clone(p)))
                 .collect();
             pods.extend(given.pods.iter().take(8).cloned());
             let indexed = solve_without(snapshot, &prepared, &pods, &removed, cap);

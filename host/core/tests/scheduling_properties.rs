@@ -505,7 +505,7 @@ fn check_not_over_committed(given: &Given, plan: &Plan) -> Result<(), TestCaseEr
             continue;
         }
         let mut used = Resources::default();
-        for p in n.pods.iter().chain(planned.iter().copied()) {
+        for p in n.pods.iter().map(|p| &**p).chain(planned.iter().copied()) {
             used.add(&slot(p));
         }
         prop_assert!(

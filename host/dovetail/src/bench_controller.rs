@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 use crate::bench_apiserver::run_all;
 
 /// The goals: what a controller for 1,000 nodes and 20,000 pods must stay within.
-const GOAL_RSS_MIB: f64 = 100.0;
+const GOAL_RSS_MB: f64 = 100.0;
 const GOAL_PENDING_TO_NODECLAIMS_SECONDS: f64 = 2.0;
 const GOAL_SWAP_MS: f64 = 1000.0;
 
@@ -125,8 +125,9 @@ struct Report {
     controller_create_swap_ms: Option<f64>,
     controller_swap_ms: Option<f64>,
     swaps: usize,
-    /// `VmRSS` and `VmHWM` (peak) of the controller process.
-    controller_rss_mib: Memory,
+    /// `VmRSS` and `VmHWM` (peak) of the controller process, in MB
+    /// (10^6 bytes).
+    controller_rss_mb: Memory,
     /// Every populated node still there, unchanged.
     unmanaged_nodes_untouched: usize,
     policy: String,
@@ -150,7 +151,8 @@ struct Memory {
 
 #[derive(Serialize)]
 struct Goals {
-    rss_mib: f64,
+    /// Met by the peak over the whole run (`VmHWM` at the end).
+    rss_mb: f64,
     rss_met: bool,
     pending_to_nodeclaims_seconds: f64,
     pending_to_nodeclaims_met: bool,
@@ -423,15 +425,15 @@ async fn measure_on(cluster: &Cluster, work: &Work<'_>) -> Result<Report> {
         controller_swap_ms: (!controller_swaps.is_empty()).then(|| median(controller_swaps)),
         swaps: args.swaps,
         goals: Goals {
-            rss_mib: GOAL_RSS_MIB,
-            rss_met: rss.peak_after_pending <= GOAL_RSS_MIB,
+            rss_mb: GOAL_RSS_MB,
+            rss_met: rss.peak_at_end <= GOAL_RSS_MB,
             pending_to_nodeclaims_seconds: GOAL_PENDING_TO_NODECLAIMS_SECONDS,
             pending_to_nodeclaims_met: pending_to_nodeclaims_seconds
                 <= GOAL_PENDING_TO_NODECLAIMS_SECONDS,
             swap_ms: GOAL_SWAP_MS,
             swap_met: worst_swap <= GOAL_SWAP_MS,
         },
-        controller_rss_mib: rss,
+        controller_rss_mb: rss,
         unmanaged_nodes_untouched: untouched,
         policy: work.policy.display().to_string(),
         log: None,
@@ -760,7 +762,7 @@ impl Controller {
                 .and_then(|v| v.split_whitespace().next())
                 .and_then(|v| v.parse().ok())
                 .with_context(|| format!("no {name} line in {path}"))?;
-            Ok(kib / 1024.0)
+            Ok(kib * 1024.0 / 1e6)
         };
         Ok(Rss {
             rss: field("VmRSS:")?,
@@ -782,7 +784,7 @@ impl Drop for Controller {
     }
 }
 
-/// Resident and peak resident memory, MiB.
+/// Resident and peak resident memory, MB.
 struct Rss {
     rss: f64,
     peak: f64,
@@ -1102,15 +1104,15 @@ fn print_human(r: &Report) {
         GOAL_SWAP_MS
     );
     println!(
-        "  memory:      {:>8.1} MiB resident once synced (peak {:.1} MiB); after provisioning {:.1} MiB, peak {:.1} MiB ({} the goal of {:.0} MiB); at the end {:.1} MiB, peak {:.1} MiB",
-        r.controller_rss_mib.synced,
-        r.controller_rss_mib.peak_synced,
-        r.controller_rss_mib.after_pending,
-        r.controller_rss_mib.peak_after_pending,
+        "  memory:      {:>8.1} MB resident once synced (peak {:.1} MB); after provisioning {:.1} MB, peak {:.1} MB; after the policy swaps {:.1} MB, peak of the run {:.1} MB ({} the goal of {:.0} MB)",
+        r.controller_rss_mb.synced,
+        r.controller_rss_mb.peak_synced,
+        r.controller_rss_mb.after_pending,
+        r.controller_rss_mb.peak_after_pending,
+        r.controller_rss_mb.at_end,
+        r.controller_rss_mb.peak_at_end,
         mark(r.goals.rss_met),
-        GOAL_RSS_MIB,
-        r.controller_rss_mib.at_end,
-        r.controller_rss_mib.peak_at_end
+        GOAL_RSS_MB
     );
     println!(
         "  unmanaged:   {} nodes left untouched",

@@ -45,15 +45,34 @@ pub fn run(args: ControllerArgs) -> Result<()> {
     })
 }
 
-/// Turns transparent huge pages off for this process; called first thing,
-/// before the allocator has touched much. The allocator asks for them on its
-/// arenas, and a heap of many small objects then holds a whole 2 MiB page
-/// wherever it touches one: a third more memory for the controller, for no
-/// speed it needs.
-pub fn small_pages() {
+/// mimalloc's option numbers (`mi_option_e` in the bundled v3
+/// `mimalloc.h`); the test below checks them against the defaults.
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Keeps the controller's memory small; called first thing, before the
+/// allocator has touched much.
+///
+/// - Transparent huge pages off: the allocator asks for them on its arenas,
+///   and a heap of many small objects then holds a whole 2 MiB page
+///   wherever it touches one.
+/// - Freed memory goes back to the OS at once, not a second later, and
+///   arenas are committed as they are used, not up front: a provisioning
+///   round's snapshot and a policy compile are transients, and held for a
+///   second each they set the controller's peak.
+///
+/// Neither costs speed the controller needs.
+pub fn lean_memory() {
     // A kernel that refuses costs memory, nothing else.
     #[cfg(target_os = "linux")]
     let _ = rustix::thread::disable_transparent_huge_pages(true);
+    // SAFETY: setting an option only stores its value; it runs before any
+    // other thread exists, as mimalloc asks of `mi_option_set`.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
+    }
 }
 
 /// Resolves on SIGTERM (the kubelet stopping the pod) or Ctrl-C.
@@ -146,7 +165,16 @@ async fn run_until(
     };
 
     let metrics = Arc::new(Metrics::new());
-    let runtime = Runtime::new(RuntimeConfig::default()).context("starting the policy runtime")?;
+    // Policies are compiled rarely and off the decision path: on the
+    // caller's thread, so no compile pool outlives the compile. A decision
+    // comes once a batch window at most, so its instance's page faults (a
+    // millisecond) cost less than pages kept in every warm slot.
+    let runtime = Runtime::new(RuntimeConfig {
+        parallel_compilation: false,
+        keep_resident: 0,
+        ..RuntimeConfig::default()
+    })
+    .context("starting the policy runtime")?;
     let live = Arc::new(PolicyHost::new(runtime.clone()));
     let shadow = Arc::new(PolicyHost::new(runtime));
     let hosts = Arc::new(ShadowHost::with_shadow(live.clone(), shadow));
@@ -342,5 +370,29 @@ impl Observer for Report {
         self.last_state = Some(Instant::now());
         self.metrics.observe_state(state, synced);
         self.policy_counters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MI_OPTION_ARENA_EAGER_COMMIT, MI_OPTION_PURGE_DELAY};
+
+    #[test]
+    fn mimalloc_option_numbers_name_the_options_meant() {
+        // Read, not set: their defaults identify them (a purge delay of a
+        // second; arenas committed eagerly where the OS overcommits).
+        #[allow(unsafe_code)]
+        // SAFETY: reading an option has no preconditions.
+        let (purge, eager) = unsafe {
+            (
+                libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY),
+                libmimalloc_sys::mi_option_get(MI_OPTION_ARENA_EAGER_COMMIT),
+            )
+        };
+        assert_eq!(
+            (purge, eager),
+            (1000, 2),
+            "mimalloc's option numbering changed: update MI_OPTION_* from its mimalloc.h"
+        );
     }
 }

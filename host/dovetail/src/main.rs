@@ -75,7 +75,7 @@ fn main() {
         .nth(1)
         .is_some_and(|c| c == "controller")
     {
-        controller_cmd::small_pages();
+        controller_cmd::lean_memory();
     }
     let cli = Cli::parse();
     // The controller logs JSON at LOG_LEVEL through its own subscriber.

@@ -50,6 +50,15 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Most policy instances alive at once (pooling allocator slots).
     pub max_concurrent_instances: u32,
+    /// Compile a component's functions on a thread pool. Faster on many
+    /// cores, but each pool thread keeps its own allocator heap and stack
+    /// afterwards: a controller that compiles a policy now and then gives
+    /// up some compile time to stay small.
+    pub parallel_compilation: bool,
+    /// Bytes of each pooled linear memory kept resident between instances.
+    /// Kept pages spare a fresh instance its page faults, which otherwise
+    /// dominate a decision's fixed cost; every warm slot holds them.
+    pub keep_resident: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -65,6 +74,8 @@ impl Default for RuntimeConfig {
             tick: Duration::from_millis(2),
             cache_dir: None,
             max_concurrent_instances: 64,
+            parallel_compilation: true,
+            keep_resident: 4 << 20,
         }
     }
 }
@@ -122,9 +133,6 @@ pub fn short_digest(full: &[u8; 32]) -> String {
     format!("sha256:{hex}")
 }
 
-/// Bytes of each pooled linear memory kept resident between instances.
-const KEEP_RESIDENT: usize = 4 << 20;
-
 fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true)
@@ -133,6 +141,7 @@ fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
         .consume_fuel(matches!(config.budget, Budget::Fuel(_)))
         // Policies are synchronous; the async machinery only adds call overhead.
         .concurrency_support(false)
+        .parallel_compilation(config.parallel_compilation)
         .max_wasm_stack(1 << 20);
     if pooling {
         let slots = config.max_concurrent_instances.max(4);
@@ -149,9 +158,8 @@ fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
             )
             .max_unused_warm_slots(slots / 2)
             // Keep touched pages resident and reset only those (PAGEMAP_SCAN
-            // where the kernel has it): a fresh instance then takes no page
-            // faults, which otherwise dominate a decision's fixed cost.
-            .linear_memory_keep_resident(KEEP_RESIDENT)
+            // where the kernel has it).
+            .linear_memory_keep_resident(config.keep_resident)
             .table_keep_resident(64 << 10)
             .pagemap_scan(wasmtime::Enabled::Auto);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));

@@ -184,7 +184,7 @@ impl StaticNodeGroups {
         let pods: Vec<Pod> = waiting
             .iter()
             .filter_map(|&p| state.pod(p))
-            .map(|e| e.pod.clone())
+            .map(|e| Pod::clone(&e.pod))
             .collect();
         // (waste, -pods placed, group) — lowest wins.
         let mut best: Option<((f64, i64, usize), Plan)> = None;
@@ -331,7 +331,12 @@ impl StaticNodeGroups {
                     continue;
                 };
                 let node = snap.nodes.remove(slot);
-                let pods: Vec<Pod> = node.pods.into_iter().filter(|p| !p.is_daemon()).collect();
+                let pods: Vec<Pod> = node
+                    .pods
+                    .iter()
+                    .filter(|p| !p.is_daemon())
+                    .map(|p| Pod::clone(p))
+                    .collect();
                 let plan = solve(&snap, &pods);
                 if plan.unschedulable.is_empty() && plan.bindings.len() == pods.len() {
                     removed.push((name, pods.len()));

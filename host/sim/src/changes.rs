@@ -10,7 +10,7 @@ use dovetail_api::k8s::ObjectRef;
 use dovetail_control::Cluster;
 use dovetail_control::actions::Action;
 use dovetail_control::state::{NodeId, PodId};
-use dovetail_core::model::{DaemonSet, PodKey};
+use dovetail_core::model::{DaemonSet, Pod, PodKey};
 use dovetail_core::nodeclaim::{
     DISRUPTED_TAINT, INITIALIZED_LABEL, REGISTERED_LABEL, UNREGISTERED_TAINT,
 };
@@ -218,7 +218,7 @@ impl Simulation<'_> {
             // Only its labels and annotations can change.
             Some(id) => {
                 self.changed(format!("Pod {key}: labels and annotations applied"));
-                let Some(mut pod) = self.world.state.pod(id).map(|e| e.pod.clone()) else {
+                let Some(mut pod) = self.world.state.pod(id).map(|e| Pod::clone(&e.pod)) else {
                     return;
                 };
                 pod.labels = p.pod.labels;

@@ -11,6 +11,7 @@
 //! models the world around it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use dovetail_control::controller::{Autoscaler, Config, Controller};
 use dovetail_control::decision::{ClaimFailure, CreatedClaim, Decision, PassReport};
@@ -19,7 +20,7 @@ use dovetail_control::state::{ClusterState, NodeId, Nominee, PodId};
 use dovetail_core::catalog::CapacityType;
 use dovetail_core::disruption::UnconsolidatedReason;
 use dovetail_core::labels;
-use dovetail_core::model::{self, Node, OwnerKind, PodDisruptionBudget, Taint, TaintEffect};
+use dovetail_core::model::{self, Node, OwnerKind, Pod, PodDisruptionBudget, Taint, TaintEffect};
 use dovetail_core::nodeclaim::{
     ConditionType, DO_NOT_SYNC_TAINTS_LABEL, INITIALIZED_LABEL, LaunchedOffering, NodeClaim,
     NodeClaimStatus, REGISTERED_LABEL, UNREGISTERED_TAINT,
@@ -1160,10 +1161,10 @@ impl<'a> Simulation<'a> {
             return;
         }
         let pending: Vec<PodId> = state.pending().iter().copied().collect();
-        let pods: Vec<_> = pending
+        let pods: Vec<Pod> = pending
             .iter()
             .filter_map(|&p| state.pod(p))
-            .map(|e| e.pod.clone())
+            .map(|e| Pod::clone(&e.pod))
             .collect();
         let slots: HashMap<Sym, usize> = snapshot
             .nodes
@@ -1184,7 +1185,7 @@ impl<'a> Simulation<'a> {
             let by_key: HashMap<_, _> = pods.iter().map(|p| (p.key(), p)).collect();
             for b in &bindings {
                 if let (Some(&slot), Some(&pod)) = (slots.get(&b.node), by_key.get(&b.pod)) {
-                    snapshot.nodes[slot].pods.push(pod.clone());
+                    snapshot.nodes[slot].pods.push(Arc::new(pod.clone()));
                 }
             }
             for n in &mut snapshot.nodes {

@@ -120,7 +120,7 @@ async fn pass(
             && let Some(&i) = slot.get(&node)
             && let Ok(c) = convert_pod(p, &lookup)
         {
-            cluster[i].pods.push(c.value);
+            cluster[i].pods.push(Arc::new(c.value));
         }
     }
 
@@ -164,7 +164,7 @@ async fn pass(
         for (key, node) in placed.drain(..) {
             if let (Some(&p), Some(&i)) = (by_key.get(&key), slot.get(node.as_str())) {
                 if let Some(m) = models.iter().find(|m| m.key() == key) {
-                    cluster[i].pods.push(m.clone());
+                    cluster[i].pods.push(Arc::new(m.clone()));
                 }
                 bindings.push((p, node.to_string()));
             }
@@ -272,7 +272,7 @@ fn solve_on(snapshot: &mut Snapshot, pods: &[model::Pod]) -> Vec<(model::PodKey,
                 snapshot.nodes.iter_mut().find(|n| n.name == *node),
                 pods.iter().find(|p| p.key() == *key),
             ) {
-                n.pods.push(p.clone());
+                n.pods.push(Arc::new(p.clone()));
             }
         }
         for n in &mut snapshot.nodes {

@@ -3,6 +3,8 @@
 //! their disruption cost; nodes that cannot be disrupted at all are left out
 //! with a reason.
 
+use std::sync::Arc;
+
 use crate::catalog::CapacityType;
 use crate::labels;
 use crate::model::{Node, NodePool, OwnerKind, Pod, label};
@@ -37,7 +39,7 @@ pub(super) struct Candidate {
     pub node: NodeIndex,
     pub pool: PoolIndex,
     /// Pods that would have to move (not DaemonSet pods).
-    pub pods: Vec<Pod>,
+    pub pods: Vec<Arc<Pod>>,
     pub price: f64,
     pub capacity_type: CapacityType,
     pub instance_type: Sym,
@@ -190,7 +192,7 @@ impl Engine<'_> {
                 None => false,
                 Some(after) => self.now.saturating_sub(node.last_pod_event) >= after.as_secs(),
             };
-            let pods: Vec<Pod> = node
+            let pods: Vec<Arc<Pod>> = node
                 .pods
                 .iter()
                 .filter(|p| reschedulable(p))

@@ -124,7 +124,12 @@ impl<'a> Engine<'a> {
             .iter()
             .enumerate()
             .filter(|&(i, n)| n.marked_for_deletion || self.expiring.contains(&NodeIndex(i)))
-            .flat_map(|(_, n)| n.pods.iter().filter(|p| reschedulable(p)).cloned())
+            .flat_map(|(_, n)| {
+                n.pods
+                    .iter()
+                    .filter(|p| reschedulable(p))
+                    .map(|p| Pod::clone(p))
+            })
             .collect();
         self.compute_budgets();
         self.collect_candidates();
@@ -194,7 +199,7 @@ impl<'a> Engine<'a> {
             savings_per_hour: savings,
             pods_evicted: cands
                 .iter()
-                .flat_map(|&c| self.candidates[c].pods.iter().map(Pod::key))
+                .flat_map(|&c| self.candidates[c].pods.iter().map(|p| p.key()))
                 .collect(),
             decided_by,
             policy_reason,

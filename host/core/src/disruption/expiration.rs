@@ -1,7 +1,6 @@
 //! Expiration: nodes older than their NodePool's `expireAfter` go, forcefully
 //! and outside budgets; the voluntary methods then see them as leaving.
 
-use crate::model::Pod;
 use crate::scheduler::NodeIndex;
 
 use super::candidates::reschedulable;
@@ -33,7 +32,7 @@ impl Engine<'_> {
                         .pods
                         .iter()
                         .filter(|p| reschedulable(p))
-                        .map(Pod::key)
+                        .map(|p| p.key())
                         .collect(),
                     decided_by: "engine".into(),
                     policy_reason: format!(

@@ -84,7 +84,7 @@ pub fn consolidation_cluster(nodes: usize, pods: usize, seed: u64) -> (Snapshot,
             {
                 break;
             }
-            n.pods.push(p);
+            n.pods.push(std::sync::Arc::new(p));
             placed += 1;
         }
     }

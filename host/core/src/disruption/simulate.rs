@@ -39,7 +39,7 @@ impl Engine<'_> {
             .collect();
         let mut pods: Vec<Pod> = cands
             .iter()
-            .flat_map(|&c| self.candidates[c].pods.iter().cloned())
+            .flat_map(|&c| self.candidates[c].pods.iter().map(|p| Pod::clone(p)))
             .collect();
         if pods.is_empty() {
             return Fit::Delete;

@@ -291,8 +291,9 @@ impl Prepared {
             .collect();
         // Initialized nodes first, in-flight ones after, each by name.
         existing.sort_by(|a, b| b.initialized.cmp(&a.initialized).then(a.name.cmp(&b.name)));
-        // Sized at once: a copy of every bound pod, grown by doubling,
-        // would hold up to twice the room while it grows.
+        // Sized at once: an entry per bound pod (the pod itself is shared
+        // with the snapshot), grown by doubling, would hold up to twice the
+        // room while it grows.
         let mut bound: Vec<BoundPod> =
             Vec::with_capacity(snapshot.nodes.iter().map(|n| n.pods.len()).sum());
         bound.extend(snapshot.nodes.iter().enumerate().flat_map(|(i, n)| {

@@ -552,7 +552,7 @@ pub(crate) struct Topology {
 
 #[derive(Debug)]
 pub(crate) struct BoundPod {
-    pub pod: Pod,
+    pub pod: Arc<Pod>,
     pub node: NodeIndex,
     /// Shared by every pod of the node.
     pub node_labels: Arc<Labels>,

@@ -651,7 +651,8 @@ fn a_drifted_budget_of_zero_blocks_drift() {
     let mut protected = drifted_template(|p| p);
     protected.snapshot.nodes[0].pods[0] = app_pod("web", "1")
         .annotation(labels::DO_NOT_DISRUPT, "true")
-        .build();
+        .build()
+        .into();
     let pass = when_disrupted(&protected, NOW);
     then(&pass).no_command_by(Method::Drift).untouched("drifted");
     let waiting: Vec<&str> = pass.drifted.iter().map(|n| n.as_str()).collect();
@@ -750,7 +751,7 @@ fn consolidation_never_replaces_one_node_by_several() {
 
     // The two-node alternative exists and is cheaper.
     let snapshot = &given.snapshot;
-    let pods = snapshot.nodes[0].pods.clone();
+    let pods: Vec<Pod> = snapshot.nodes[0].pods.iter().map(|p| Pod::clone(p)).collect();
     let plan = solve_without(
         snapshot,
         &Prepared::reusable(snapshot),
@@ -1713,7 +1714,7 @@ fn validation_drops_a_command_that_now_needs_a_different_replacement() {
     let mut later = given.clone();
     later.snapshot.nodes[0]
         .pods
-        .push(app_pod("batch", "3").build());
+        .push(app_pod("batch", "3").build().into());
 
     let err = validated(then(&pass).command(), &later).unwrap_err();
     assert!(err.contains("m5.large"), "{err}");
@@ -1733,7 +1734,7 @@ fn validation_drops_an_emptiness_command_when_the_node_got_a_pod() {
         .iter_mut()
         .find(|n| n.name.as_str() == "idle")
         .expect("idle");
-    idle.pods.push(app_pod("late", "100m").build());
+    idle.pods.push(app_pod("late", "100m").build().into());
 
     assert_eq!(validated(then(&pass).command(), &given), Ok(()));
     assert!(validated(then(&pass).command(), &later).is_err());

@@ -1,5 +1,7 @@
 //! Nodes and NodeClaims.
 
+use std::sync::Arc;
+
 use dovetail_api::NodeClaim as NodeClaimObject;
 use dovetail_api::k8s;
 use dovetail_core::nodeclaim::TERMINATION_FINALIZER;
@@ -72,7 +74,7 @@ impl Index {
         };
         for pod in self.state.delete_node(id, now_ms) {
             if let Some(e) = self.state.delete_pod(pod, now_ms) {
-                self.park_pod(e.pod.key(), name, e.pod, now_ms);
+                self.park_pod(e.pod.key(), name, Arc::unwrap_or_clone(e.pod), now_ms);
             }
         }
     }

@@ -62,7 +62,7 @@ impl Index {
             self.state.apply_pod(pod, node, now_ms);
             return;
         }
-        if held.pod != pod {
+        if *held.pod != pod {
             self.state.apply_pod(pod, node, now_ms);
         }
         match node {
