@@ -28,4 +28,6 @@ pub mod observed;
 pub mod policy_configmaps;
 pub mod runner;
 pub mod synced;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod watches;

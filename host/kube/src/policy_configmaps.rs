@@ -695,36 +695,12 @@ pub async fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::ByteString;
 
     fn cm(labels: &[(&str, &str)], binary: &[(&str, &[u8])], data: &[(&str, &str)]) -> ConfigMap {
-        ConfigMap {
-            metadata: ObjectMeta {
-                name: Some("p".into()),
-                namespace: Some("kube-system".into()),
-                uid: Some("u1".into()),
-                resource_version: Some("7".into()),
-                labels: Some(
-                    labels
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                ),
-                ..ObjectMeta::default()
-            },
-            binary_data: Some(
-                binary
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), ByteString(v.to_vec())))
-                    .collect(),
-            ),
-            data: Some(
-                data.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            ..ConfigMap::default()
-        }
+        let mut c = crate::testing::configmap("kube-system", "p", labels, binary, data);
+        c.metadata.uid = Some("u1".into());
+        c.metadata.resource_version = Some("7".into());
+        c
     }
 
     fn error_of(ev: PolicyEvent) -> ShapeError {

@@ -181,6 +181,11 @@ fn claims(client: &kube::Client) -> Api<NodeClaim> {
     Api::all(client.clone())
 }
 
+/// Executes `action`, which must succeed.
+async fn run(ex: &Executor, action: Action, lookup: &Uids) -> Executed {
+    ex.execute(action, lookup).await.unwrap()
+}
+
 fn only_claim(e: &Executed) -> &NodeClaim {
     match e.changes.as_slice() {
         [Change::Applied(Observed::NodeClaim(c))] => c,
@@ -304,9 +309,7 @@ async fn node_claim_status_round_trips_and_an_unchanged_one_is_not_written() {
     );
     let ex = Executor::new(client.clone(), FIELD_MANAGER);
     let claim = core_claim("default-s9q2w", "default");
-    ex.execute(Action::CreateNodeClaim(claim.clone()), &lookup)
-        .await
-        .unwrap();
+    run(&ex, Action::CreateNodeClaim(claim.clone()), &lookup).await;
     // Another controller's condition, which Dovetail must keep.
     claims(&client)
         .patch_status(
@@ -341,10 +344,7 @@ async fn node_claim_status_round_trips_and_an_unchanged_one_is_not_written() {
         "Node not registered with cluster",
         1_700_000_100_000,
     );
-    let done = ex
-        .execute(Action::UpdateNodeClaim(c.clone()), &lookup)
-        .await
-        .unwrap();
+    let done = run(&ex, Action::UpdateNodeClaim(c.clone()), &lookup).await;
     let written = only_claim(&done).clone();
     let back = written.to_core().unwrap();
     assert_eq!(back.labels, c.labels);
@@ -371,10 +371,7 @@ async fn node_claim_status_round_trips_and_an_unchanged_one_is_not_written() {
     );
     // The same update again writes nothing.
     let version = written.metadata.resource_version.clone();
-    let again = ex
-        .execute(Action::UpdateNodeClaim(back.clone()), &lookup)
-        .await
-        .unwrap();
+    let again = run(&ex, Action::UpdateNodeClaim(back.clone()), &lookup).await;
     assert_eq!(only_claim(&again).metadata.resource_version, version);
     assert_eq!(
         claims(&client)
@@ -386,13 +383,12 @@ async fn node_claim_status_round_trips_and_an_unchanged_one_is_not_written() {
         version
     );
     // A claim that is gone has nothing to update.
-    let gone = ex
-        .execute(
-            Action::UpdateNodeClaim(core_claim("default-gone1", "default")),
-            &lookup,
-        )
-        .await
-        .unwrap();
+    let gone = run(
+        &ex,
+        Action::UpdateNodeClaim(core_claim("default-gone1", "default")),
+        &lookup,
+    )
+    .await;
     assert!(gone.changes.is_empty());
     server.shutdown().await;
 }
@@ -406,13 +402,12 @@ async fn deletion_and_finalizer_removal_are_safe_to_repeat() {
     let ex = Executor::new(client.clone(), FIELD_MANAGER);
     let lookup = Uids::default();
     let name = "default-d4f5g";
-    let created = ex
-        .execute(
-            Action::CreateNodeClaim(core_claim(name, "default")),
-            &lookup,
-        )
-        .await
-        .unwrap();
+    let created = run(
+        &ex,
+        Action::CreateNodeClaim(core_claim(name, "default")),
+        &lookup,
+    )
+    .await;
     lookup.set(
         ObjectKind::NodeClaim,
         None,
@@ -430,15 +425,14 @@ async fn deletion_and_finalizer_removal_are_safe_to_repeat() {
         )
         .await
         .unwrap();
-    let deleting = ex
-        .execute(
-            Action::DeleteNodeClaim {
-                name: Sym::new(name),
-            },
-            &lookup,
-        )
-        .await
-        .unwrap();
+    let deleting = run(
+        &ex,
+        Action::DeleteNodeClaim {
+            name: Sym::new(name),
+        },
+        &lookup,
+    )
+    .await;
     assert!(
         only_claim(&deleting).metadata.deletion_timestamp.is_some(),
         "held by its finalizers"
@@ -493,28 +487,26 @@ async fn deletion_and_finalizer_removal_are_safe_to_repeat() {
         "ip-10-0-0-9",
         node.metadata.uid.as_deref().unwrap(),
     );
-    let deleting = ex
-        .execute(
-            Action::DeleteNode {
-                name: Sym::new("ip-10-0-0-9"),
-            },
-            &lookup,
-        )
-        .await
-        .unwrap();
+    let deleting = run(
+        &ex,
+        Action::DeleteNode {
+            name: Sym::new("ip-10-0-0-9"),
+        },
+        &lookup,
+    )
+    .await;
     assert!(matches!(
         deleting.changes.as_slice(),
         [Change::Applied(Observed::Node(n))] if n.metadata.deletion_timestamp.is_some()
     ));
-    let removed = ex
-        .execute(
-            Action::RemoveNodeFinalizer {
-                name: Sym::new("ip-10-0-0-9"),
-            },
-            &lookup,
-        )
-        .await
-        .unwrap();
+    let removed = run(
+        &ex,
+        Action::RemoveNodeFinalizer {
+            name: Sym::new("ip-10-0-0-9"),
+        },
+        &lookup,
+    )
+    .await;
     assert!(
         matches!(
             removed.changes.as_slice(),
@@ -524,15 +516,14 @@ async fn deletion_and_finalizer_removal_are_safe_to_repeat() {
         removed.changes
     );
     assert!(nodes.get_opt("ip-10-0-0-9").await.unwrap().is_none());
-    let again = ex
-        .execute(
-            Action::RemoveNodeFinalizer {
-                name: Sym::new("ip-10-0-0-9"),
-            },
-            &lookup,
-        )
-        .await
-        .unwrap();
+    let again = run(
+        &ex,
+        Action::RemoveNodeFinalizer {
+            name: Sym::new("ip-10-0-0-9"),
+        },
+        &lookup,
+    )
+    .await;
     assert!(again.changes.is_empty());
     server.shutdown().await;
 }
@@ -549,21 +540,19 @@ async fn node_claim_writes_are_computed_again_after_a_conflict() {
     let hook = Interfere::labels(plain.clone(), &path);
     let ex = Executor::new(hook.client(&url), FIELD_MANAGER);
     let lookup = Uids::default();
-    ex.execute(
+    run(
+        &ex,
         Action::CreateNodeClaim(core_claim(name, "default")),
         &lookup,
     )
-    .await
-    .unwrap();
+    .await;
     let mut c = claims(&plain).get(name).await.unwrap().to_core().unwrap();
 
     // Status only: its write meets a newer version once.
     c.status.provider_id = Some("aws:///us-east-1a/i-0c0f1".into());
     c.set_true(ConditionType::Launched, 1_700_000_000_000);
     hook.left.store(1, Ordering::SeqCst);
-    ex.execute(Action::UpdateNodeClaim(c.clone()), &lookup)
-        .await
-        .unwrap();
+    run(&ex, Action::UpdateNodeClaim(c.clone()), &lookup).await;
     assert_eq!(ex.conflicts_retried(), 1);
     // Labels and status: the label write meets newer versions twice.
     c.labels
@@ -571,9 +560,7 @@ async fn node_claim_writes_are_computed_again_after_a_conflict() {
     c.labels.sort_by_key(|&(k, _)| k);
     c.set_true(ConditionType::Registered, 1_700_000_001_000);
     hook.left.store(2, Ordering::SeqCst);
-    ex.execute(Action::UpdateNodeClaim(c.clone()), &lookup)
-        .await
-        .unwrap();
+    run(&ex, Action::UpdateNodeClaim(c.clone()), &lookup).await;
     assert_eq!(ex.conflicts_retried(), 3);
     let stored = claims(&plain).get(name).await.unwrap();
     let labels = stored.metadata.labels.clone().unwrap();
@@ -593,15 +580,14 @@ async fn node_claim_writes_are_computed_again_after_a_conflict() {
     };
     let ex = Executor::new(finalizers.client(&url), FIELD_MANAGER);
     finalizers.left.store(1, Ordering::SeqCst);
-    let removed = ex
-        .execute(
-            Action::RemoveNodeClaimFinalizer {
-                name: Sym::new(name),
-            },
-            &lookup,
-        )
-        .await
-        .unwrap();
+    let removed = run(
+        &ex,
+        Action::RemoveNodeClaimFinalizer {
+            name: Sym::new(name),
+        },
+        &lookup,
+    )
+    .await;
     assert_eq!(ex.conflicts_retried(), 1);
     assert_eq!(
         only_claim(&removed).metadata.finalizers.as_deref(),
@@ -856,30 +842,29 @@ async fn node_taints_end_right_under_a_concurrent_writer() {
 
     // Already so: nothing is written.
     let version = n.metadata.resource_version.clone();
-    ex.execute(
+    run(
+        &ex,
         Action::UntaintNode {
             name: Sym::new(name),
             key: Sym::new("karpenter.sh/disrupted"),
         },
         &lookup,
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         nodes.get(name).await.unwrap().metadata.resource_version,
         version
     );
     // A node that is gone: nothing to taint.
-    let gone = ex
-        .execute(
-            Action::TaintNode {
-                name: Sym::new("ip-10-9-9-9"),
-                taint: disrupted,
-            },
-            &lookup,
-        )
-        .await
-        .unwrap();
+    let gone = run(
+        &ex,
+        Action::TaintNode {
+            name: Sym::new("ip-10-9-9-9"),
+            taint: disrupted,
+        },
+        &lookup,
+    )
+    .await;
     assert!(gone.changes.is_empty());
     server.shutdown().await;
 }
@@ -1003,7 +988,8 @@ async fn evictions_wait_for_the_budget_and_report_what_the_server_said() {
     .await;
     let node_name = node.metadata.name.clone().unwrap();
     // Registered: the unregistered taint lifted so pods can land.
-    ex.execute(
+    run(
+        &ex,
         Action::PatchNode {
             name: Sym::new(&node_name),
             patch: NodePatch {
@@ -1013,8 +999,7 @@ async fn evictions_wait_for_the_budget_and_report_what_the_server_said() {
         },
         &lookup,
     )
-    .await
-    .unwrap();
+    .await;
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
@@ -1071,15 +1056,14 @@ async fn evictions_wait_for_the_budget_and_report_what_the_server_said() {
     lookup.set(ObjectKind::Pod, Some("default"), "solo", "not-its-uid");
     assert_eq!(evict(&ex, "solo", &lookup).await, EvictionResult::Gone);
     assert!(pods.get_opt("solo").await.unwrap().is_some());
-    let deleted = ex
-        .execute(
-            Action::DeletePod {
-                pod: pod_key("default", "solo"),
-            },
-            &lookup,
-        )
-        .await
-        .unwrap();
+    let deleted = run(
+        &ex,
+        Action::DeletePod {
+            pod: pod_key("default", "solo"),
+        },
+        &lookup,
+    )
+    .await;
     assert!(
         deleted.changes.is_empty(),
         "another pod's uid: nothing deleted"
@@ -1087,27 +1071,26 @@ async fn evictions_wait_for_the_budget_and_report_what_the_server_said() {
     assert!(pods.get_opt("solo").await.unwrap().is_some());
     let uid = pods.get("solo").await.unwrap().metadata.uid.unwrap();
     lookup.set(ObjectKind::Pod, Some("default"), "solo", &uid);
-    ex.execute(
+    run(
+        &ex,
         Action::DeletePod {
             pod: pod_key("default", "solo"),
         },
         &lookup,
     )
-    .await
-    .unwrap();
+    .await;
     eventually("solo gone", || async {
         pods.get_opt("solo").await.unwrap().is_none().then_some(())
     })
     .await;
-    let again = ex
-        .execute(
-            Action::DeletePod {
-                pod: pod_key("default", "solo"),
-            },
-            &lookup,
-        )
-        .await
-        .unwrap();
+    let again = run(
+        &ex,
+        Action::DeletePod {
+            pod: pod_key("default", "solo"),
+        },
+        &lookup,
+    )
+    .await;
     assert_eq!(again.outcome, Outcome::Done);
     cluster.shutdown().await;
 }
@@ -1142,7 +1125,7 @@ async fn repeated_events_are_aggregated_and_nominations_are_events() {
         ))
     };
     for _ in 0..3 {
-        let done = ex.execute(failed(), &lookup).await.unwrap();
+        let done = run(&ex, failed(), &lookup).await;
         assert_eq!(done.outcome, Outcome::Done);
     }
     let events = events_of(&client, "default", "web-0").await;
@@ -1165,15 +1148,15 @@ async fn repeated_events_are_aggregated_and_nominations_are_events() {
     assert!(e.last_timestamp >= e.first_timestamp);
 
     // A nomination is an Event on the pod, in Karpenter's words.
-    ex.execute(
+    run(
+        &ex,
         Action::Nominate {
             pods: vec![pod],
             target: NominationTarget::NodeClaim(Sym::new("default-x7k2p")),
         },
         &lookup,
     )
-    .await
-    .unwrap();
+    .await;
     let events = events_of(&client, "default", "web-0").await;
     assert_eq!(events.len(), 2);
     let nominated = events
@@ -1192,16 +1175,15 @@ async fn repeated_events_are_aggregated_and_nominations_are_events() {
     let many: Vec<PodKey> = (0..30)
         .map(|i| pod_key("default", &format!("job-{i}")))
         .collect();
-    burst
-        .execute(
-            Action::Nominate {
-                pods: many,
-                target: NominationTarget::Node(Sym::new("ip-10-0-0-1")),
-            },
-            &lookup,
-        )
-        .await
-        .unwrap();
+    run(
+        &burst,
+        Action::Nominate {
+            pods: many,
+            target: NominationTarget::Node(Sym::new("ip-10-0-0-1")),
+        },
+        &lookup,
+    )
+    .await;
     let nominated: Vec<KubeEvent> = Api::<KubeEvent>::namespaced(client.clone(), "default")
         .list(&ListParams::default())
         .await
@@ -1227,12 +1209,13 @@ async fn repeated_events_are_aggregated_and_nominations_are_events() {
 
     // Past the window the same Event is written afresh.
     tokio::time::sleep(Duration::from_millis(1600)).await;
-    ex.execute(failed(), &lookup).await.unwrap();
+    run(&ex, failed(), &lookup).await;
     let events = events_of(&client, "default", "web-0").await;
     assert_eq!(events.len(), 3);
 
     // A cluster-scoped object's Events go to `default`.
-    ex.execute(
+    run(
+        &ex,
         Action::Event(Event::normal(
             ObjectRef::node_claim(Sym::new("default-x7k2p")),
             EventReason::DisruptionLaunching,
@@ -1240,8 +1223,7 @@ async fn repeated_events_are_aggregated_and_nominations_are_events() {
         )),
         &lookup,
     )
-    .await
-    .unwrap();
+    .await;
     let claim_events = events_of(&client, "default", "default-x7k2p").await;
     assert_eq!(claim_events.len(), 1);
     assert_eq!(

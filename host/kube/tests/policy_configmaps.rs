@@ -12,9 +12,7 @@ use dovetail_kube::policy_configmaps::{
     watch, watch_with,
 };
 use futures::{Stream, StreamExt};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client};
@@ -39,31 +37,7 @@ async fn put(
     binary: &[(&str, &[u8])],
     data: &[(&str, &str)],
 ) {
-    let cm = ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(NS.into()),
-            labels: Some(
-                labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            ..ObjectMeta::default()
-        },
-        binary_data: Some(
-            binary
-                .iter()
-                .map(|(k, v)| (k.to_string(), ByteString(v.to_vec())))
-                .collect(),
-        ),
-        data: Some(
-            data.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ),
-        ..ConfigMap::default()
-    };
+    let cm = dovetail_kube::testing::configmap(NS, name, labels, binary, data);
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
     api.patch(
         name,
