@@ -109,6 +109,15 @@ fn a_replacement_is_launched_and_initialised_before_the_candidate_is_deleted() {
     assert_eq!((at, reason), (START + 25 * S, "Underutilized"));
     assert_eq!(nodes, vec![w.node(node).node.name]);
     assert_eq!(replacements.len(), 1);
+    // What it saves is reported with it (logs, metrics).
+    let saving = w
+        .decided(|d| matches!(d, Decision::CommandStarted { .. }))
+        .into_iter()
+        .find_map(|(_, d)| match d {
+            Decision::CommandStarted { command, .. } => Some(command.savings_per_hour),
+            _ => None,
+        });
+    assert!(saving.is_some_and(|s| s > 0.0), "savings {saving:?}");
     let r = replacements[0];
     assert_eq!(
         w.node(node).node.taints,
