@@ -1,0 +1,5 @@
+//! Launching: launch templates, `CreateFleet` requests and tags.
+
+pub mod fleet;
+pub mod tags;
+pub mod template;
