@@ -44,3 +44,32 @@ pub fn pricing(body: String) -> aws_sdk_pricing::Client {
         .build();
     aws_sdk_pricing::Client::from_conf(config)
 }
+
+/// The body of the last request an [`ec2_capturing`] client sent.
+pub type Captured = std::sync::Arc<std::sync::Mutex<Option<String>>>;
+
+/// An EC2 client that answers with `body` and keeps each request's body.
+pub fn ec2_capturing(body: String) -> (aws_sdk_ec2::Client, Captured) {
+    use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+    let captured: Captured = Default::default();
+    let sink = captured.clone();
+    let http = infallible_client_fn(move |req| {
+        let sent = req
+            .body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned());
+        *sink.lock().unwrap() = sent;
+        http::Response::builder()
+            .status(200)
+            .header("content-type", "text/xml;charset=UTF-8")
+            .body(body.clone())
+            .unwrap()
+    });
+    let config = aws_sdk_ec2::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("AKID", "SECRET", None, None, "test"))
+        .http_client(http)
+        .build();
+    (aws_sdk_ec2::Client::from_conf(config), captured)
+}
