@@ -27,21 +27,13 @@ pub fn on_demand(region: &str) -> (BTreeMap<String, f64>, Origin) {
             .map(|(k, v)| (k.to_string(), v))
             .collect::<BTreeMap<_, _>>()
     };
-    let exact = table(region);
-    if !exact.is_empty() {
-        return (
-            exact,
-            Origin::Embedded {
-                region: US_EAST_1,
-                exact: true,
-            },
-        );
-    }
+    // Only us-east-1 is embedded; other regions borrow its prices.
+    let exact = region == US_EAST_1;
     (
         table(US_EAST_1),
         Origin::Embedded {
             region: US_EAST_1,
-            exact: false,
+            exact,
         },
     )
 }
