@@ -503,7 +503,11 @@ fn offerings(
     out
 }
 
-fn on_demand_prices(region: &str) -> Result<HashMap<&'static str, f64>, DataError> {
+/// The embedded on-demand price list of `region` (Linux, shared tenancy, USD
+/// per hour) by instance type; empty for a region the data does not cover
+/// (only [`US_EAST_1`] is embedded). The AWS adapter falls back to it when the
+/// Pricing API cannot be reached.
+pub fn on_demand_prices(region: &str) -> Result<HashMap<&'static str, f64>, DataError> {
     let rows = csv::read(
         "on-demand-prices.csv",
         ON_DEMAND_PRICES_CSV,

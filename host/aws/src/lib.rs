@@ -1,0 +1,8 @@
+//! Dovetail's AWS adapter: EC2 instance types and prices, launch templates,
+//! user data and CreateFleet requests, built as pure functions of API
+//! responses and the EC2NodeClass so they are tested without a network.
+
+pub mod instance_types;
+pub mod launch;
+pub mod pricing;
+pub mod user_data;
