@@ -24,6 +24,11 @@ Faults are set at start (--faults JSON) and changed at run time:
     GET  /_dovetail/calls    calls seen per service and action, throttled
                              calls and capacity errors returned
     DELETE /_dovetail/calls  zero those counters
+    POST /_dovetail/public-parameters
+                             {"region": "us-east-1", "parameters": {"/aws/service/...": "ami-..."}}
+                             adds SSM public parameters that moto lacks (EKS
+                             and Bottlerocket AMI aliases); the SSM API refuses
+                             names under /aws/, as AWS does
 
 `code` defaults to InsufficientInstanceCapacity and `capacity_type` (spot or
 on-demand) to both; `actions` defaults to every EC2 action. Posting faults
@@ -45,6 +50,8 @@ import uuid
 from urllib.parse import parse_qs
 
 try:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.utils import utcnow
     from moto.ec2.models.fleets import Fleet
     from moto.ec2.responses.fleets import Fleets
     from moto.moto_server.werkzeug_app import (
@@ -52,6 +59,7 @@ try:
         MotoRequestHandler,
         create_backend_app,
     )
+    from moto.ssm.models import Parameter, ssm_backends
     from werkzeug.serving import make_server
 except ImportError as err:
     sys.stderr.write(
@@ -66,8 +74,8 @@ CAPACITY_TYPES = ("spot", "on-demand")
 TARGET_SERVICES = {"AmazonSQS": "sqs", "AmazonSSM": "ssm", "AWSEvents": "events"}
 
 
-class FaultError(ValueError):
-    """A fault specification that cannot be applied."""
+class SpecError(ValueError):
+    """A control request (faults, parameters) that cannot be applied."""
 
 
 class Faults:
@@ -112,29 +120,29 @@ class Faults:
 
 def parse_faults(spec):
     if not isinstance(spec, dict):
-        raise FaultError("faults must be a JSON object with `capacity` and/or `throttle`")
+        raise SpecError("faults must be a JSON object with `capacity` and/or `throttle`")
     unknown = set(spec) - {"capacity", "throttle"}
     if unknown:
-        raise FaultError(f"unknown fault kind(s) {sorted(unknown)}: use `capacity` or `throttle`")
+        raise SpecError(f"unknown fault kind(s) {sorted(unknown)}: use `capacity` or `throttle`")
     capacity = {}
     for i, entry in enumerate(spec.get("capacity") or []):
         where = f"capacity[{i}]"
         if not isinstance(entry, dict):
-            raise FaultError(f"{where} must be an object")
+            raise SpecError(f"{where} must be an object")
         unknown = set(entry) - {"instance_type", "zone", "code", "capacity_type"}
         if unknown:
-            raise FaultError(
+            raise SpecError(
                 f"{where}: unknown field(s) {sorted(unknown)}: use instance_type, zone, code, capacity_type"
             )
         for field in ("instance_type", "zone"):
             if not isinstance(entry.get(field), str) or not entry[field]:
-                raise FaultError(f"{where}.{field} is required (a string, e.g. m5.large / us-east-1a)")
+                raise SpecError(f"{where}.{field} is required (a string, e.g. m5.large / us-east-1a)")
         code = entry.get("code", CAPACITY_CODES[0])
         if code not in CAPACITY_CODES:
-            raise FaultError(f"{where}.code is {code!r}: use one of {list(CAPACITY_CODES)}")
+            raise SpecError(f"{where}.code is {code!r}: use one of {list(CAPACITY_CODES)}")
         capacity_type = entry.get("capacity_type")
         if capacity_type not in (None,) + CAPACITY_TYPES:
-            raise FaultError(
+            raise SpecError(
                 f"{where}.capacity_type is {capacity_type!r}: use one of {list(CAPACITY_TYPES)} or leave it out for both"
             )
         capacity[(entry["instance_type"], entry["zone"])] = {
@@ -144,21 +152,21 @@ def parse_faults(spec):
     throttle = spec.get("throttle")
     if throttle is not None:
         if not isinstance(throttle, dict):
-            raise FaultError("throttle must be an object with share, seed and optional actions")
+            raise SpecError("throttle must be an object with share, seed and optional actions")
         unknown = set(throttle) - {"share", "seed", "actions"}
         if unknown:
-            raise FaultError(f"throttle: unknown field(s) {sorted(unknown)}: use share, seed, actions")
+            raise SpecError(f"throttle: unknown field(s) {sorted(unknown)}: use share, seed, actions")
         share = throttle.get("share")
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
-            raise FaultError(f"throttle.share is {share!r}: use a number from 0 to 1")
+            raise SpecError(f"throttle.share is {share!r}: use a number from 0 to 1")
         seed = throttle.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int):
-            raise FaultError(f"throttle.seed is {seed!r}: use an integer")
+            raise SpecError(f"throttle.seed is {seed!r}: use an integer")
         actions = throttle.get("actions")
         if actions is not None and (
             not isinstance(actions, list) or not all(isinstance(a, str) for a in actions)
         ):
-            raise FaultError("throttle.actions must be a list of EC2 action names, e.g. [\"CreateFleet\"]")
+            raise SpecError("throttle.actions must be a list of EC2 action names, e.g. [\"CreateFleet\"]")
         throttle = {
             "share": float(share),
             "seed": seed,
@@ -320,6 +328,39 @@ Fleet.create_on_demand_requests = _with_capacity_type(_original_on_demand, "on-d
 Fleets.create_fleet = _create_fleet
 
 
+# --- SSM public parameters ---------------------------------------------------
+
+
+def add_public_parameters(spec):
+    if not isinstance(spec, dict) or set(spec) - {"region", "parameters"}:
+        raise SpecError('public parameters must be {"region": "us-east-1", "parameters": {"/aws/service/...": "value"}}')
+    region = spec.get("region", "us-east-1")
+    parameters = spec.get("parameters")
+    if not isinstance(region, str) or not isinstance(parameters, dict) or not parameters:
+        raise SpecError('public parameters must be {"region": "us-east-1", "parameters": {"/aws/service/...": "value"}}')
+    for name, value in parameters.items():
+        if not name.startswith("/aws/service/") or not isinstance(value, str):
+            raise SpecError(f"public parameter {name!r}: the name must start with /aws/service/ and the value be a string")
+    backend = ssm_backends[DEFAULT_ACCOUNT_ID][region]
+    for name, value in parameters.items():
+        versions = backend._parameters[name]
+        versions.append(
+            Parameter(
+                account_id=DEFAULT_ACCOUNT_ID,
+                name=name,
+                value=value,
+                parameter_type="String",
+                description=None,
+                allowed_pattern=None,
+                keyid=None,
+                last_modified_date=utcnow(),
+                version=len(versions) + 1,
+                data_type="text",
+            )
+        )
+    return {"region": region, "added": sorted(parameters)}
+
+
 # --- The HTTP front: control endpoint, call counting, throttling ------------
 
 
@@ -409,9 +450,15 @@ class Front:
             try:
                 spec = json.loads(self.read_body(environ) or b"{}")
                 FAULTS.replace(spec)
-            except (ValueError, FaultError) as err:
+            except (ValueError, SpecError) as err:
                 return _json_response(start_response, "400 Bad Request", {"error": str(err)})
             return _json_response(start_response, "200 OK", FAULTS.spec())
+        if path == "/_dovetail/public-parameters" and method == "POST":
+            try:
+                added = add_public_parameters(json.loads(self.read_body(environ) or b"{}"))
+            except (ValueError, SpecError) as err:
+                return _json_response(start_response, "400 Bad Request", {"error": str(err)})
+            return _json_response(start_response, "200 OK", added)
         if path == "/_dovetail/calls" and method == "GET":
             return _json_response(start_response, "200 OK", CALLS.snapshot())
         if path == "/_dovetail/calls" and method == "DELETE":
@@ -420,7 +467,10 @@ class Front:
         return _json_response(
             start_response,
             "404 Not Found",
-            {"error": f"no {method} {path}: use GET/POST /_dovetail/faults or GET/DELETE /_dovetail/calls"},
+            {
+                "error": f"no {method} {path}: use GET/POST /_dovetail/faults, GET/DELETE /_dovetail/calls "
+                "or POST /_dovetail/public-parameters"
+            },
         )
 
 
@@ -435,7 +485,7 @@ def main():
 
     try:
         FAULTS.replace(json.loads(args.faults))
-    except (ValueError, FaultError) as err:
+    except (ValueError, SpecError) as err:
         parser.error(f"--faults: {err}")
 
     if not args.verbose:

@@ -322,6 +322,20 @@ impl Moto {
         self.set_faults(&Faults::none());
     }
 
+    /// Adds SSM public parameters that moto lacks (`/aws/service/...`: the
+    /// EKS and Bottlerocket AMI aliases) in `region`; the SSM API itself
+    /// refuses names under `/aws/`, as AWS does. A later value for the same
+    /// name becomes its next version.
+    pub fn add_public_parameters(&self, region: &str, parameters: &[(&str, &str)]) {
+        let parameters: BTreeMap<&str, &str> = parameters.iter().copied().collect();
+        let body = serde_json::json!({"region": region, "parameters": parameters}).to_string();
+        let (status, answer) = self.control("POST", "/_dovetail/public-parameters", Some(&body));
+        assert_eq!(
+            status, 200,
+            "the AWS test server refused public parameters {body}: {answer}"
+        );
+    }
+
     /// Calls seen since start or the last [`Moto::reset_calls`].
     pub fn calls(&self) -> Calls {
         let (status, answer) = self.control("GET", "/_dovetail/calls", None);
@@ -335,7 +349,7 @@ impl Moto {
     }
 
     /// Back to a fresh server: moto's state (instances, templates, queues,
-    /// ...), faults and call counts.
+    /// added public parameters, ...), faults and call counts.
     pub fn reset(&self) {
         let (status, answer) = self.control("POST", "/moto-api/reset", Some(""));
         assert_eq!(status, 200, "resetting the AWS test server: {answer}");

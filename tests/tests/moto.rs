@@ -18,9 +18,11 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn authorization(service: &str) -> String {
+const REGION: &str = "us-east-1";
+
+fn authorization(service: &str, region: &str) -> String {
     format!(
-        "AWS4-HMAC-SHA256 Credential=AKIDTEST/20260101/us-east-1/{service}/aws4_request, \
+        "AWS4-HMAC-SHA256 Credential=AKIDTEST/20260101/{region}/{service}/aws4_request, \
          SignedHeaders=host;x-amz-date, Signature=0"
     )
 }
@@ -42,9 +44,10 @@ impl Answer {
     }
 }
 
+/// A POST signed (in form only) for `service` in `region`.
 fn post(
     url: &str,
-    service: &str,
+    (service, region): (&str, &str),
     content_type: &str,
     extra: Option<(&str, &str)>,
     body: &str,
@@ -52,7 +55,7 @@ fn post(
     let mut request = agent()
         .post(url)
         .header("Content-Type", content_type)
-        .header("Authorization", authorization(service))
+        .header("Authorization", authorization(service, region))
         .header("X-Amz-Date", "20260101T000000Z");
     if let Some((name, value)) = extra {
         request = request.header(name, value);
@@ -73,7 +76,7 @@ fn ec2(moto: &Moto, action: &str, params: &[(&str, &str)]) -> Answer {
     let body = serde_urlencoded::to_string(&form).expect("form encodes");
     post(
         moto.endpoint(),
-        "ec2",
+        ("ec2", REGION),
         "application/x-www-form-urlencoded; charset=utf-8",
         None,
         &body,
@@ -83,7 +86,7 @@ fn ec2(moto: &Moto, action: &str, params: &[(&str, &str)]) -> Answer {
 fn sqs(moto: &Moto, action: &str, body: serde_json::Value) -> serde_json::Value {
     let answer = post(
         moto.endpoint(),
-        "sqs",
+        ("sqs", REGION),
         "application/x-amz-json-1.0",
         Some(("X-Amz-Target", &format!("AmazonSQS.{action}"))),
         &body.to_string(),
@@ -552,6 +555,79 @@ fn sqs_messages_go_through_a_queue() {
     assert_eq!(moto.calls().of("sqs", "ReceiveMessage"), 2);
 }
 
+fn ssm(moto: &Moto, action: &str, body: serde_json::Value) -> Answer {
+    ssm_in(moto, REGION, action, body)
+}
+
+fn ssm_in(moto: &Moto, region: &str, action: &str, body: serde_json::Value) -> Answer {
+    post(
+        moto.endpoint(),
+        ("ssm", region),
+        "application/x-amz-json-1.1",
+        Some(("X-Amz-Target", &format!("AmazonSSM.{action}"))),
+        &body.to_string(),
+    )
+}
+
+#[test]
+fn ssm_public_parameters_moto_lacks_can_be_added() {
+    let moto = Moto::start();
+    let alias = "/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/standard/recommended/image_id";
+    let get = || ssm(&moto, "GetParameter", serde_json::json!({"Name": alias}));
+    let missing = get();
+    assert_eq!(missing.status, 400, "{}", missing.body);
+    assert!(
+        missing.body.contains("ParameterNotFound"),
+        "{}",
+        missing.body
+    );
+    // The API refuses the reserved path, as AWS does: hence the control endpoint.
+    let refused = ssm(
+        &moto,
+        "PutParameter",
+        serde_json::json!({"Name": alias, "Value": "ami-1", "Type": "String"}),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.body);
+
+    let ami = an_ami(&moto);
+    moto.add_public_parameters(REGION, &[(alias, &ami)]);
+    let found = get().ok();
+    let found: serde_json::Value = serde_json::from_str(&found.body).expect("JSON");
+    assert_eq!(found["Parameter"]["Value"], ami.as_str());
+    assert_eq!(found["Parameter"]["Version"], 1);
+
+    moto.add_public_parameters(REGION, &[(alias, "ami-0123456789abcdef0")]);
+    let found: serde_json::Value = serde_json::from_str(&get().ok().body).expect("JSON");
+    assert_eq!(found["Parameter"]["Value"], "ami-0123456789abcdef0");
+    assert_eq!(found["Parameter"]["Version"], 2);
+
+    // Only in the region they were added to.
+    let elsewhere = ssm_in(
+        &moto,
+        "eu-west-1",
+        "GetParameter",
+        serde_json::json!({"Name": alias}),
+    );
+    assert!(
+        elsewhere.body.contains("ParameterNotFound"),
+        "{}",
+        elsewhere.body
+    );
+
+    // Recursive listing, as alias resolution may use.
+    let listed = ssm(
+        &moto,
+        "GetParametersByPath",
+        serde_json::json!({"Path": "/aws/service/eks/optimized-ami/1.33", "Recursive": true}),
+    )
+    .ok();
+    assert!(
+        listed.body.contains("ami-0123456789abcdef0"),
+        "{}",
+        listed.body
+    );
+}
+
 #[test]
 fn reset_forgets_instances_faults_and_counts() {
     let moto = Moto::start_with(&Faults::none().throttle(Throttle::share(1.0, 0)));
@@ -573,8 +649,13 @@ fn reset_forgets_instances_faults_and_counts() {
         ],
     )
     .ok();
+    let alias = "/aws/service/bottlerocket/aws-k8s-1.33/x86_64/latest/image_id";
+    moto.add_public_parameters(REGION, &[(alias, &ami)]);
+    ssm(&moto, "GetParameter", serde_json::json!({"Name": alias})).ok();
     moto.reset();
     assert_eq!(instances_in(&moto, "t3.micro", "us-east-1a"), 0);
+    let gone = ssm(&moto, "GetParameter", serde_json::json!({"Name": alias}));
+    assert!(gone.body.contains("ParameterNotFound"), "{}", gone.body);
 }
 
 #[test]
