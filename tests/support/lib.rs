@@ -1,6 +1,9 @@
 //! Test support: builds the guest components the tests load, once per
 //! process, into their own target directory (nested cargo calls on the
-//! outer target directory would wait on its lock).
+//! outer target directory would wait on its lock); [`moto`] runs the AWS
+//! test server.
+
+pub mod moto;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
