@@ -9,6 +9,25 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+/// `v` with every object's keys in order, as upstream encodes keys and values, whether or not
+/// the build's JSON maps keep insertion order (a dependency may turn that on).
+fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sorted(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
 /// One step of a field path. The derived order (fields, keys, values, indices) is the order
 /// upstream serialises them in.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -27,12 +46,12 @@ impl PathElement {
     /// The element for a keyed list item from its key fields and their values.
     pub fn key(fields: &[(String, Value)]) -> Self {
         let map: Map<String, Value> = fields.iter().cloned().collect();
-        Self::Key(Value::Object(map).to_string())
+        Self::Key(sorted(&Value::Object(map)).to_string())
     }
 
     /// The element for a set item.
     pub fn value(v: &Value) -> Self {
-        Self::Value(v.to_string())
+        Self::Value(sorted(v).to_string())
     }
 
     fn encode(&self) -> String {
@@ -51,11 +70,11 @@ impl PathElement {
             "k:" => {
                 // Re-serialise so that equal keys compare equal whatever their spacing.
                 let v: Value = serde_json::from_str(rest).ok()?;
-                v.is_object().then(|| Self::Key(v.to_string()))
+                v.is_object().then(|| Self::Key(sorted(&v).to_string()))
             }
             "v:" => serde_json::from_str::<Value>(rest)
                 .ok()
-                .map(|v| Self::Value(v.to_string())),
+                .map(|v| Self::Value(sorted(&v).to_string())),
             "i:" => rest.parse().ok().map(Self::Index),
             _ => None,
         }
