@@ -10,9 +10,23 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// The middle value of `values` (the upper one of an even count); 0 for
+/// none.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    percentile(&values, 0.5)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::percentile;
+    use super::{median, percentile};
+
+    #[test]
+    fn median_of_unsorted_values() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 3.0);
+        assert_eq!(median(Vec::new()), 0.0);
+    }
 
     #[test]
     fn nearest_rank() {

@@ -179,10 +179,10 @@ async fn measure(args: &ApiserverArgs) -> Result<Report> {
     server.shutdown().await;
 
     let list_all_pods_first_ms = lists[0];
-    let list_all_pods_ms = median(lists);
+    let list_all_pods_ms = dovetail_core::stats::median(lists);
     Ok(Report {
         list_all_pods_first_ms,
-        list_all_pods_decoded_ms: median(decoded),
+        list_all_pods_decoded_ms: dovetail_core::stats::median(decoded),
         nodes: args.nodes,
         pods: args.pods,
         concurrency: args.concurrency,
@@ -380,11 +380,6 @@ fn rss_mib() -> Result<f64> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn print_human(r: &Report) {

@@ -396,7 +396,7 @@ async fn measure_on(cluster: &Cluster, work: &Work<'_>) -> Result<Report> {
 
     let untouched = untouched(&client, &populated).await?;
     let configmap_swap_max_ms = swaps.iter().copied().fold(0.0, f64::max);
-    let configmap_swap_ms = if swaps.is_empty() { 0.0 } else { median(swaps) };
+    let configmap_swap_ms = dovetail_core::stats::median(swaps);
     let rss = Memory {
         synced: synced.rss,
         peak_synced: synced.peak,
@@ -422,7 +422,8 @@ async fn measure_on(cluster: &Cluster, work: &Work<'_>) -> Result<Report> {
         configmap_swap_ms,
         configmap_swap_max_ms,
         controller_create_swap_ms,
-        controller_swap_ms: (!controller_swaps.is_empty()).then(|| median(controller_swaps)),
+        controller_swap_ms: (!controller_swaps.is_empty())
+            .then(|| dovetail_core::stats::median(controller_swaps)),
         swaps: args.swaps,
         goals: Goals {
             rss_mb: GOAL_RSS_MB,
@@ -1052,11 +1053,6 @@ async fn wait_accepted(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn print_human(r: &Report) {
