@@ -1,9 +1,8 @@
 //! Test support: builds the guest components the tests load, once per
 //! process, into their own target directory (nested cargo calls on the
-//! outer target directory would wait on its lock); [`moto`] runs the AWS
-//! test server.
-
-pub mod moto;
+//! outer target directory would wait on its lock). The AWS test server is
+//! its own crate, `dovetail-moto`, so adapters can use it without the policy
+//! runtime.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

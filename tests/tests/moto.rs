@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use dovetail_tests::moto::{CapacityFault, CapacityType, Faults, Moto, Throttle};
+use dovetail_moto::{CapacityFault, CapacityType, Faults, Moto, Throttle};
 
 const EC2_VERSION: &str = "2016-11-15";
 

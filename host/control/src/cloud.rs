@@ -135,6 +135,17 @@ pub trait CloudProvider {
     /// Launches an instance for `claim`, trying `claim.launch` in order.
     fn create(&mut self, claim: &NodeClaim, now_ms: u64) -> Result<Launch, CreateError>;
 
+    /// Launches for several claims at once, answering in their order. A
+    /// cloud that batches its calls (EC2's `CreateFleet`) sends alike
+    /// requests as one; by default each claim is launched in turn.
+    fn create_all(
+        &mut self,
+        claims: &[&NodeClaim],
+        now_ms: u64,
+    ) -> Vec<Result<Launch, CreateError>> {
+        claims.iter().map(|c| self.create(c, now_ms)).collect()
+    }
+
     /// Terminates an instance. Idempotent: an instance already gone is not
     /// an error.
     fn delete(&mut self, provider_id: &str, now_ms: u64) -> Result<(), CloudError>;

@@ -32,7 +32,7 @@ use dovetail_core::scheduler::compatible_offerings;
 use dovetail_core::sym::Sym;
 
 use crate::actions::{Action, Event, EventReason, NodePatch, ObjectRef};
-use crate::cloud::{CloudProvider, CreateError, OfferingKey};
+use crate::cloud::{CloudProvider, CreateError, Launch, OfferingKey};
 use crate::decision::{ClaimFailure, Decision};
 use crate::snapshot::sort_labels;
 use crate::state::{ClusterState, NodeEntry};
@@ -97,13 +97,30 @@ impl Lifecycle {
             .map(|(_, c)| c)
             .filter(|c| !c.deleting() && !c.initialized())
             .collect();
+        // Launches go to the cloud together, so a cloud that batches its
+        // calls (EC2's CreateFleet) sends one request for claims alike.
+        let mut launching: Vec<(&NodeClaim, Option<NodeClaim>)> = Vec::new();
         for claim in claims {
             if !claim.launched() {
-                self.launch(claim, cloud, unavailable, catalog, now_ms, &mut step);
+                if let Some(derived) = self.to_launch(claim, unavailable, catalog, now_ms, &mut step)
+                {
+                    launching.push((claim, derived));
+                }
             } else if !claim.registered() {
                 self.register(state, claim, now_ms, &mut step);
             } else {
                 initialize(state, claim, now_ms, &mut step);
+            }
+        }
+        if !launching.is_empty() {
+            let requests: Vec<&NodeClaim> = launching
+                .iter()
+                .map(|(claim, derived)| derived.as_ref().unwrap_or(claim))
+                .collect();
+            let results = cloud.create_all(&requests, now_ms);
+            debug_assert_eq!(results.len(), launching.len());
+            for ((claim, _), result) in launching.iter().zip(results) {
+                self.launched(claim, result, unavailable, now_ms, &mut step);
             }
         }
         self.retry.retain(|name, _| {
@@ -114,15 +131,18 @@ impl Lifecycle {
         step
     }
 
-    fn launch(
+    /// Whether `claim` launches in this pass, and with which launch list
+    /// (`Some` when it had none and one is derived from the catalog).
+    /// `None` when it timed out (and fails) or waits for its retry.
+    #[allow(clippy::option_option)]
+    fn to_launch(
         &mut self,
         claim: &NodeClaim,
-        cloud: &mut dyn CloudProvider,
-        unavailable: &mut UnavailableOfferings,
+        unavailable: &UnavailableOfferings,
         catalog: &Catalog,
         now_ms: u64,
         step: &mut Step,
-    ) {
+    ) -> Option<Option<NodeClaim>> {
         // Launched stays Unknown from creation until it is True: the timeout
         // counts from creation.
         let since = claim.created_ms;
@@ -132,23 +152,33 @@ impl Lifecycle {
                 .map(|c| c.message.clone())
                 .unwrap_or_default();
             fail(claim, ClaimFailure::LaunchTimeout(why), step);
-            return;
+            return None;
         }
         if self
             .retry
             .get(&claim.name)
             .is_some_and(|&(next, _)| next > now_ms)
         {
-            return;
+            return None;
         }
-        let derived;
-        let claim_to_launch = if claim.launch.is_empty() {
-            derived = with_derived_launch(claim, catalog, unavailable, now_ms);
-            &derived
-        } else {
+        Some(
             claim
-        };
-        match cloud.create(claim_to_launch, now_ms) {
+                .launch
+                .is_empty()
+                .then(|| with_derived_launch(claim, catalog, unavailable, now_ms)),
+        )
+    }
+
+    /// Records what the cloud answered for `claim`'s launch.
+    fn launched(
+        &mut self,
+        claim: &NodeClaim,
+        result: Result<Launch, CreateError>,
+        unavailable: &mut UnavailableOfferings,
+        now_ms: u64,
+        step: &mut Step,
+    ) {
+        match result {
             Ok(launch) => {
                 for key in &launch.unavailable {
                     unavailable.mark(*key, now_ms);

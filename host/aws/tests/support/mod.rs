@@ -3,21 +3,65 @@
 
 #![allow(dead_code)]
 
-use aws_smithy_http_client::test_util::infallible_client_fn;
+use std::sync::Arc;
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+
+type Answer = dyn Fn(&HttpRequest) -> (u16, &'static str, String) + Send + Sync;
+
+/// Answers every request with what `answer` returns for it.
+#[derive(Clone)]
+struct Canned(Arc<Answer>);
+
+impl std::fmt::Debug for Canned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Canned")
+    }
+}
+
+impl HttpConnector for Canned {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let (status, content_type, body) = (self.0)(&request);
+        let mut response = HttpResponse::new(
+            status.try_into().expect("a valid status"),
+            SdkBody::from(body),
+        );
+        response
+            .headers_mut()
+            .insert("content-type", content_type.to_string());
+        HttpConnectorFuture::ready(Ok(response))
+    }
+}
+
+impl HttpClient for Canned {
+    fn http_connector(
+        &self,
+        _settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(self.clone())
+    }
+}
+
+fn infallible_client_fn(
+    answer: impl Fn(&HttpRequest) -> (u16, &'static str, String) + Send + Sync + 'static,
+) -> SharedHttpClient {
+    SharedHttpClient::new(Canned(Arc::new(answer)))
+}
 
 pub fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 
-fn canned(body: String, content_type: &'static str) -> aws_sdk_ec2::config::SharedHttpClient {
-    infallible_client_fn(move |_req| {
-        http::Response::builder()
-            .status(200)
-            .header("content-type", content_type)
-            .body(body.clone())
-            .unwrap()
-    })
+fn canned(body: String, content_type: &'static str) -> SharedHttpClient {
+    infallible_client_fn(move |_req| (200, content_type, body.clone()))
 }
 
 /// An EC2 client whose every call returns `body` (an EC2 query-protocol XML
@@ -59,11 +103,7 @@ pub fn ec2_capturing(body: String) -> (aws_sdk_ec2::Client, Captured) {
             .bytes()
             .map(|b| String::from_utf8_lossy(b).into_owned());
         *sink.lock().unwrap() = sent;
-        http::Response::builder()
-            .status(200)
-            .header("content-type", "text/xml;charset=UTF-8")
-            .body(body.clone())
-            .unwrap()
+        (200, "text/xml;charset=UTF-8", body.clone())
     });
     let config = aws_sdk_ec2::Config::builder()
         .behavior_version(BehaviorVersion::latest())

@@ -211,10 +211,7 @@ fn venv() -> PathBuf {
 
 /// `tests/moto/launcher.py`.
 pub fn launcher() -> PathBuf {
-    crate::workspace_root()
-        .join("tests")
-        .join("moto")
-        .join("launcher.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("launcher.py")
 }
 
 impl Moto {
