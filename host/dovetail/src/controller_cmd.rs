@@ -149,21 +149,7 @@ async fn run_until(
     // A connection that stops answering is dropped and reopened: longer
     // than a watch's own server-side timeout, so only a dead one trips it.
     config.read_timeout = Some(WatchConfig::default().stall_timeout + Duration::from_secs(30));
-    let client = args.client(config)?;
-    let cloud = match cloud {
-        Some(cloud) => cloud,
-        None => match args.cloud {
-            Cloud::Fake => Box::new(
-                dovetail_apiserver::cluster::RemoteCloud::connect(client.clone())
-                    .await
-                    .context("--cloud fake")?,
-            ) as Box<dyn CloudProvider + Send>,
-            Cloud::Aws => bail!(
-                "--cloud aws: the AWS cloud provider is not part of this build yet; run `dovetail dev` and use --cloud fake"
-            ),
-        },
-    };
-
+    let client = args.client(config.clone())?;
     let metrics = Arc::new(Metrics::new());
     // Policies are compiled rarely and off the decision path: on the
     // caller's thread, so no compile pool outlives the compile. A decision
@@ -195,6 +181,35 @@ async fn run_until(
         }
         None => (watch::channel(true).1, None),
     };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut interruptions = None;
+    let mut cloud_tasks = Vec::new();
+    let cloud = match cloud {
+        Some(cloud) => cloud,
+        None => match args.cloud {
+            Cloud::Fake => Box::new(
+                dovetail_apiserver::cluster::RemoteCloud::connect(client.clone())
+                    .await
+                    .context("--cloud fake")?,
+            ) as Box<dyn CloudProvider + Send>,
+            Cloud::Aws => {
+                let aws = crate::aws_cloud::start(
+                    &args,
+                    &client,
+                    &config,
+                    leader.clone(),
+                    stop_rx.clone(),
+                    metrics.clone(),
+                    FIELD_MANAGER,
+                )
+                .await
+                .context("--cloud aws")?;
+                interruptions = aws.interruptions;
+                cloud_tasks = aws.tasks;
+                aws.cloud
+            }
+        },
+    };
     let readiness = Arc::new(Readiness::new(elector.as_ref().map(Elector::probe)));
     let servers = Servers::start(
         metrics.clone(),
@@ -218,7 +233,6 @@ async fn run_until(
 
     let (tx, changes) = mpsc::unbounded_channel();
     let watches = watches::spawn(client.clone(), tx, WatchConfig::default());
-    let (stop_tx, stop_rx) = watch::channel(false);
     let executor = Executor::new(client.clone(), FIELD_MANAGER);
     let pools = NodePoolStatusWriter::new(client.clone(), FIELD_MANAGER);
     let inputs = Inputs {
@@ -275,6 +289,9 @@ async fn run_until(
     }
     watches.abort();
     policy_task.abort();
+    for task in cloud_tasks {
+        task.abort();
+    }
     servers.shutdown().await;
     tracing::info!("stopped");
     Ok(())

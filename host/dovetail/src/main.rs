@@ -1,5 +1,7 @@
 //! The `dovetail` command.
 
+mod aws_cloud;
+mod aws_node_classes;
 mod bench_apiserver;
 mod bench_cmd;
 mod bench_controller;

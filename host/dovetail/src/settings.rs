@@ -83,6 +83,37 @@ pub struct ControllerArgs {
     /// and carried out (Karpenter: 15s).
     #[arg(long, env = "CONSOLIDATION_VALIDATION_DELAY", default_value = "15s")]
     pub consolidation_validation_delay: GoDuration,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// The AWS provider's settings (`--cloud aws`), named as Karpenter names
+/// them. Credentials and the region come from the standard AWS chain (IRSA,
+/// EKS Pod Identity, the environment, a profile); `AWS_ENDPOINT_URL`
+/// points the clients at another endpoint.
+#[derive(Debug, Clone, Args)]
+pub struct AwsArgs {
+    /// The API server address new nodes join (the cluster's external
+    /// endpoint, `https://...`).
+    #[arg(long, env = "CLUSTER_ENDPOINT")]
+    pub cluster_endpoint: Option<String>,
+    /// The SQS queue of EC2 interruption events (EventBridge rules send spot
+    /// interruptions, rebalance recommendations, scheduled changes and
+    /// state changes there); no queue, no interruption handling.
+    #[arg(long, env = "INTERRUPTION_QUEUE")]
+    pub interruption_queue: Option<String>,
+    /// Memory the hypervisor keeps of each instance type's, as a fraction
+    /// (Karpenter's default 0.075 is 7.5 %).
+    #[arg(long, env = "VM_MEMORY_OVERHEAD_PERCENT", default_value_t = 0.075)]
+    pub vm_memory_overhead_percent: f64,
+    /// Network interfaces kept back from pod networking when counting a
+    /// type's pods.
+    #[arg(long, env = "RESERVED_ENIS", default_value_t = 0)]
+    pub reserved_enis: u32,
+    /// The cluster has no route to the internet: the Pricing API is not
+    /// called and the prices embedded in Dovetail are used.
+    #[arg(long, env = "ISOLATED_VPC", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub isolated_vpc: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,9 +149,29 @@ impl ControllerArgs {
             if self.cluster_name.as_deref().is_none_or(str::is_empty) {
                 bail!("--cloud aws needs the cluster's name: set CLUSTER_NAME (or --cluster-name)");
             }
-            bail!(
-                "the AWS cloud provider is not available yet; run `dovetail dev` and start the controller with `--cloud fake` against it"
-            );
+            match self.aws.cluster_endpoint.as_deref() {
+                None | Some("") => bail!(
+                    "--cloud aws needs the address new nodes join: set CLUSTER_ENDPOINT (or --cluster-endpoint) to the cluster's API endpoint, e.g. https://ABCD.gr7.us-east-1.eks.amazonaws.com"
+                ),
+                Some(e) if !(e.starts_with("https://") || e.starts_with("http://")) => bail!(
+                    "CLUSTER_ENDPOINT `{e}` is not a URL: give it with its scheme, e.g. https://ABCD.gr7.us-east-1.eks.amazonaws.com"
+                ),
+                Some(_) => {}
+            }
+            dovetail_aws::instance_types::operator_settings(
+                self.aws.vm_memory_overhead_percent,
+                self.aws.reserved_enis,
+            )?;
+            if self
+                .aws
+                .interruption_queue
+                .as_deref()
+                .is_some_and(|q| q.is_empty() || q.len() > 80)
+            {
+                bail!(
+                    "INTERRUPTION_QUEUE must be an SQS queue name of 1 to 80 characters (or unset for no interruption handling)"
+                );
+            }
         }
         if self.batch_idle_duration.0.is_zero() {
             bail!("BATCH_IDLE_DURATION must be more than 0 (e.g. `1s`)");

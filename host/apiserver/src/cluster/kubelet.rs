@@ -20,7 +20,7 @@ use kube::api::{
 use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
 
-use super::FakeCloud;
+use super::Machines;
 use super::informer::Informers;
 
 pub(crate) const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
@@ -51,7 +51,7 @@ struct Tracked {
 
 struct Kubelet {
     client: kube::Client,
-    cloud: FakeCloud,
+    machines: Machines,
     settings: Settings,
     nodes: BTreeMap<String, Tracked>,
     /// Deleted pods by uid, and when their deletion is confirmed.
@@ -59,14 +59,18 @@ struct Kubelet {
     last_lease: Option<Instant>,
 }
 
-pub(crate) async fn run(client: kube::Client, cloud: FakeCloud, settings: Settings) {
+pub(crate) async fn run(client: kube::Client, machines: Machines, settings: Settings) {
     let mut informers = Informers::new(settings.resync);
     let pods = informers.watch::<Pod>(&client);
-    let mut launches = cloud.subscribe();
+    // Another cloud is looked at on each resync.
+    let mut launches = match &machines {
+        Machines::Fake(cloud) => cloud.subscribe(),
+        Machines::External(_) => tokio::sync::watch::channel(0).1,
+    };
     let _ = pods.wait_until_ready().await;
     let mut kubelet = Kubelet {
         client,
-        cloud,
+        machines,
         settings,
         nodes: BTreeMap::new(),
         terminating: HashMap::new(),
@@ -78,7 +82,7 @@ pub(crate) async fn run(client: kube::Client, cloud: FakeCloud, settings: Settin
         }
         tokio::select! {
             () = informers.changed() => {}
-            _ = launches.changed() => {}
+            Ok(()) = launches.changed() => {}
         }
     }
 }
@@ -86,14 +90,17 @@ pub(crate) async fn run(client: kube::Client, cloud: FakeCloud, settings: Settin
 impl Kubelet {
     async fn sync(&mut self, pods: &[std::sync::Arc<Pod>]) -> Result<(), kube::Error> {
         let nodes: Api<Node> = Api::all(self.client.clone());
-        for instance in self.cloud.instances() {
+        let Some(instances) = self.machines.instances().await else {
+            return Ok(());
+        };
+        for instance in &instances {
             if !self
                 .nodes
                 .values()
                 .any(|t| t.provider_id == instance.provider_id)
             {
                 // One node failing to register must not hold up the others.
-                if let Err(e) = self.register(&nodes, &instance).await {
+                if let Err(e) = self.register(&nodes, instance).await {
                     tracing::warn!("kubelet model: registering {}: {e}", instance.provider_id);
                 }
             }
@@ -106,7 +113,7 @@ impl Kubelet {
             if t.gone {
                 continue;
             }
-            let done = if self.cloud.get(&t.provider_id).is_err() {
+            let done = if !instances.iter().any(|i| i.provider_id == t.provider_id) {
                 self.stop_reporting(&nodes, &name).await
             } else if !t.ready && t.registered.elapsed() >= self.settings.ready_after {
                 self.mark_ready(&nodes, &name).await

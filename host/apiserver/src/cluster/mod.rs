@@ -50,10 +50,56 @@ pub use fake_cloud::FakeCloud;
 pub use kubeconfig::kubeconfig;
 pub use remote_cloud::{RemoteCloud, RemoteCloudError};
 
+/// Where the kubelet model finds the instances it registers Nodes for.
+#[derive(Clone)]
+pub(crate) enum Machines {
+    /// The cluster's own fake cloud.
+    Fake(FakeCloud),
+    /// Another cloud (an AWS test server through the AWS adapter): its
+    /// `list()` is called off the async workers, as it may block.
+    External(Arc<dyn InstanceSource>),
+}
+
+/// A cloud the kubelet model can list instances of.
+pub trait InstanceSource: Send + Sync + 'static {
+    /// Every instance not yet terminated.
+    fn list(&self) -> Result<Vec<dovetail_control::cloud::Instance>, dovetail_control::cloud::CloudError>;
+}
+
+impl Machines {
+    /// The running and pending instances; `None` when the cloud could not
+    /// be asked (the kubelet model tries again on its next pass).
+    pub(crate) async fn instances(&self) -> Option<Vec<dovetail_control::cloud::Instance>> {
+        match self {
+            Self::Fake(cloud) => Some(cloud.instances()),
+            Self::External(source) => {
+                let source = source.clone();
+                match tokio::task::spawn_blocking(move || source.list()).await {
+                    Ok(Ok(list)) => Some(list),
+                    Ok(Err(e)) => {
+                        tracing::warn!("kubelet model: listing instances: {e}");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!("kubelet model: listing instances: {e}");
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// How to run the cluster.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClusterConfig {
     pub server: ServerConfig,
+    /// The instances Nodes are registered for: `None` for the cluster's own
+    /// fake cloud.
+    pub machines: Option<Arc<dyn InstanceSource>>,
+    /// Whether the stand-in EC2NodeClass status controller runs (it marks
+    /// every class resolved). Off when a real AWS adapter resolves them.
+    pub node_class_status: bool,
     /// Instance types, offerings and prices of the fake cloud.
     pub catalog: Arc<Catalog>,
     /// Registration to Ready for a launched instance's node.
@@ -72,12 +118,26 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
             server: ServerConfig::default(),
+            machines: None,
+            node_class_status: true,
             catalog: aws_catalog(),
             node_ready_after: Duration::from_secs(5),
             grace_period_scale: 1.0,
             lease_interval: Duration::from_secs(10),
             resync: Duration::from_millis(500),
         }
+    }
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("server", &self.server)
+            .field("external_machines", &self.machines.is_some())
+            .field("node_class_status", &self.node_class_status)
+            .field("node_ready_after", &self.node_ready_after)
+            .field("resync", &self.resync)
+            .finish_non_exhaustive()
     }
 }
 
@@ -111,10 +171,14 @@ impl Cluster {
                 .await?;
         let client = client(&server.url())?;
         let resync = config.resync;
-        let tasks = vec![
+        let machines = match &config.machines {
+            Some(source) => Machines::External(source.clone()),
+            None => Machines::Fake(cloud.clone()),
+        };
+        let mut tasks = vec![
             tokio::spawn(kubelet::run(
                 client.clone(),
-                cloud.clone(),
+                machines,
                 kubelet::Settings {
                     ready_after: config.node_ready_after,
                     grace_period_scale: config.grace_period_scale,
@@ -132,8 +196,10 @@ impl Cluster {
             tokio::spawn(daemonset::run(client.clone(), resync)),
             tokio::spawn(disruption::run(client.clone(), resync)),
             tokio::spawn(garbage_collector::run(client.clone(), resync)),
-            tokio::spawn(node_class_status::run(client.clone(), resync)),
         ];
+        if config.node_class_status {
+            tasks.push(tokio::spawn(node_class_status::run(client.clone(), resync)));
+        }
         Ok(Self {
             server: Some(server),
             cloud,

@@ -173,7 +173,12 @@ impl Env {
 
     /// Starts `dovetail controller` against this cluster.
     pub fn controller(&self, name: &str, env: &[(&str, &str)]) -> Controller {
-        Controller::start(self, name, env)
+        Controller::start(self, "fake", name, env)
+    }
+
+    /// Starts `dovetail controller --cloud <cloud>` against this cluster.
+    pub fn controller_on(&self, cloud: &str, name: &str, env: &[(&str, &str)]) -> Controller {
+        Controller::start(self, cloud, name, env)
     }
 }
 
@@ -200,12 +205,14 @@ pub struct Controller {
     pub log: PathBuf,
     args: Vec<(String, String)>,
     kubeconfig: PathBuf,
+    cloud: String,
 }
 
 impl Controller {
-    fn start(env: &Env, name: &str, extra: &[(&str, &str)]) -> Controller {
+    fn start(env: &Env, cloud: &str, name: &str, extra: &[(&str, &str)]) -> Controller {
         let mut c = Controller {
             name: name.into(),
+            cloud: cloud.into(),
             child: None,
             metrics_port: 0,
             health_port: 0,
@@ -234,7 +241,7 @@ impl Controller {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dovetail"));
         cmd.arg("controller")
             .arg("--cloud")
-            .arg("fake")
+            .arg(&self.cloud)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .env("METRICS_PORT", self.metrics_port.to_string())

@@ -24,6 +24,7 @@ mod events;
 mod finalizer;
 mod merge;
 mod node_claims;
+pub mod node_class_status;
 pub mod node_pool_status;
 mod nodes;
 mod pods;
@@ -35,6 +36,7 @@ use dovetail_control::actions::{Action, ActionError, Outcome};
 
 use crate::observed::{Change, Lookup};
 
+pub use node_class_status::write_node_class_status;
 pub use node_pool_status::{NodePoolStatusWriter, node_class_readiness};
 
 /// What an action did: its outcome for the orchestration, and the objects

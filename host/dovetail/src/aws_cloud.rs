@@ -1,0 +1,160 @@
+//! `--cloud aws`: the AWS adapter wired to the controller. The cloud
+//! provider launches and terminates EC2 instances; beside it run the
+//! EC2NodeClass loop, the instance-type and price refresh, and, when
+//! `INTERRUPTION_QUEUE` is set, the interruption queue.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use base64::Engine as _;
+use dovetail_aws::clients::Clients;
+use dovetail_aws::cloud::AwsCloud;
+use dovetail_aws::instance_types::operator_settings;
+use dovetail_aws::interruption::queue::{InterruptionQueue, QueueSettings};
+use dovetail_aws::launch::options::Cluster;
+use dovetail_aws::node_classes::NodeClasses;
+use dovetail_aws::nodeclass::ClusterInfo;
+use dovetail_aws::templates::LaunchTemplates;
+use dovetail_control::cloud::CloudProvider;
+use dovetail_control::interruption::Interruption;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::aws_node_classes::NodeClassLoop;
+use crate::metrics::Metrics;
+use crate::settings::ControllerArgs;
+
+/// Interruptions waiting for the reconcile loop; the queue stops reading
+/// when this many are unhandled.
+const INTERRUPTION_BACKLOG: usize = 10_000;
+
+/// The running AWS side.
+pub struct Aws {
+    pub cloud: Box<dyn CloudProvider + Send>,
+    pub interruptions: Option<mpsc::Receiver<Interruption>>,
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+pub async fn start(
+    args: &ControllerArgs,
+    client: &kube::Client,
+    kube_config: &kube::Config,
+    leader: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+    field_manager: &'static str,
+) -> Result<Aws> {
+    let cluster_name = args
+        .cluster_name
+        .clone()
+        .context("--cloud aws needs CLUSTER_NAME")?;
+    let endpoint = args
+        .aws
+        .cluster_endpoint
+        .clone()
+        .context("--cloud aws needs CLUSTER_ENDPOINT")?;
+    let settings = operator_settings(args.aws.vm_memory_overhead_percent, args.aws.reserved_enis)?;
+    let clients = Clients::from_env(args.aws.isolated_vpc)
+        .await
+        .context("setting up the AWS clients")?;
+    let version = client
+        .apiserver_version()
+        .await
+        .context("reading the Kubernetes version (the AMI aliases need it)")?;
+    let kubernetes_version = format!(
+        "{}.{}",
+        version.major.trim(),
+        version.minor.trim_end_matches('+')
+    );
+    tracing::info!(
+        region = clients.region,
+        cluster = cluster_name,
+        kubernetes_version,
+        pricing_api = clients.pricing_reachable,
+        "AWS cloud provider starting"
+    );
+    let cluster = Cluster {
+        name: cluster_name.clone(),
+        endpoint,
+        ca_bundle: ca_bundle(kube_config),
+        service_cidr: None,
+        dns_ip: None,
+    };
+    let node_classes = NodeClasses::new();
+    let templates = Arc::new(LaunchTemplates::new());
+    let handle = tokio::runtime::Handle::current();
+    let cloud = AwsCloud::new(
+        clients.clone(),
+        cluster,
+        node_classes.clone(),
+        templates.clone(),
+        settings,
+        handle,
+    );
+    let mut tasks = Vec::new();
+    // Instance types and prices: the first refresh before any launch, then
+    // every 12 hours (sooner after a failure).
+    cloud
+        .refresh_catalog()
+        .await
+        .context("describing the region's instance types")?;
+    tasks.push(tokio::spawn(cloud.clone().keep_catalog_fresh()));
+    tasks.push(tokio::spawn(
+        NodeClassLoop {
+            client: client.clone(),
+            clients: clients.clone(),
+            cluster: ClusterInfo {
+                name: cluster_name,
+                kubernetes_version,
+                region: clients.region.clone(),
+            },
+            classes: node_classes,
+            templates,
+            leader: leader.clone(),
+            field_manager,
+        }
+        .run(),
+    ));
+    let interruptions = match &args.aws.interruption_queue {
+        Some(queue) => {
+            let (tx, rx) = mpsc::channel(INTERRUPTION_BACKLOG);
+            let queue = InterruptionQueue::new(
+                clients.sqs.clone(),
+                queue.clone(),
+                QueueSettings::default(),
+                Arc::new(metrics.interruption_metrics()),
+            );
+            tasks.push(tokio::spawn(queue.run(tx, leader, stop)));
+            Some(rx)
+        }
+        None => None,
+    };
+    Ok(Aws {
+        cloud: Box::new(cloud),
+        interruptions,
+        tasks,
+    })
+}
+
+/// The API server's CA as new nodes take it (base64 of the PEM), from the
+/// controller's own connection to it.
+fn ca_bundle(config: &kube::Config) -> Option<String> {
+    let certs = config.root_cert.as_ref()?;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let pem: String = certs
+        .iter()
+        .map(|der| {
+            let body = engine.encode(der);
+            let lines: Vec<&str> = body
+                .as_bytes()
+                .chunks(64)
+                .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+                .collect();
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                lines.join("\n")
+            )
+        })
+        .collect();
+    (!pem.is_empty()).then(|| engine.encode(pem))
+}
