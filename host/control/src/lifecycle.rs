@@ -102,7 +102,8 @@ impl Lifecycle {
         let mut launching: Vec<(&NodeClaim, Option<NodeClaim>)> = Vec::new();
         for claim in claims {
             if !claim.launched() {
-                if let Some(derived) = self.to_launch(claim, unavailable, catalog, now_ms, &mut step)
+                if let Some(derived) =
+                    self.launch_list(claim, unavailable, catalog, now_ms, &mut step)
                 {
                     launching.push((claim, derived));
                 }
@@ -135,7 +136,7 @@ impl Lifecycle {
     /// (`Some` when it had none and one is derived from the catalog).
     /// `None` when it timed out (and fails) or waits for its retry.
     #[allow(clippy::option_option)]
-    fn to_launch(
+    fn launch_list(
         &mut self,
         claim: &NodeClaim,
         unavailable: &UnavailableOfferings,

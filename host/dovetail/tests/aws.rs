@@ -33,13 +33,12 @@ const MINUTE: Duration = Duration::from_secs(60);
 async fn aws_world(moto: &Moto, clients: &Clients) {
     let ec2 = &clients.ec2;
     let discovery = || {
-        TagSpecification::builder()
-            .tags(
-                Tag::builder()
-                    .key("karpenter.sh/discovery")
-                    .value(CLUSTER)
-                    .build(),
-            )
+        TagSpecification::builder().tags(
+            Tag::builder()
+                .key("karpenter.sh/discovery")
+                .value(CLUSTER)
+                .build(),
+        )
     };
     let vpc = ec2
         .create_vpc()
@@ -50,7 +49,10 @@ async fn aws_world(moto: &Moto, clients: &Clients) {
         .vpc
         .and_then(|v| v.vpc_id)
         .expect("a VPC id");
-    for (zone, cidr) in [("us-east-1a", "10.0.0.0/18"), ("us-east-1b", "10.0.64.0/18")] {
+    for (zone, cidr) in [
+        ("us-east-1a", "10.0.0.0/18"),
+        ("us-east-1b", "10.0.64.0/18"),
+    ] {
         ec2.create_subnet()
             .vpc_id(&vpc)
             .cidr_block(cidr)
@@ -86,7 +88,12 @@ async fn aws_world(moto: &Moto, clients: &Clients) {
     let images = ec2
         .describe_images()
         .owners("amazon")
-        .filters(Filter::builder().name("architecture").values("x86_64").build())
+        .filters(
+            Filter::builder()
+                .name("architecture")
+                .values("x86_64")
+                .build(),
+        )
         .send()
         .await
         .expect("DescribeImages");
@@ -95,12 +102,19 @@ async fn aws_world(moto: &Moto, clients: &Clients) {
         .iter()
         .find_map(|i| i.image_id.clone())
         .expect("moto ships x86_64 images");
-    let arm = images.images().first().and_then(|i| i.image_id.clone()).unwrap();
+    let arm = images
+        .images()
+        .first()
+        .and_then(|i| i.image_id.clone())
+        .unwrap();
     let base = "/aws/service/eks/optimized-ami/1.33/amazon-linux-2023";
     moto.add_public_parameters(
         REGION,
         &[
-            (&format!("{base}/x86_64/standard/recommended/image_id"), &ami),
+            (
+                &format!("{base}/x86_64/standard/recommended/image_id"),
+                &ami,
+            ),
             (&format!("{base}/arm64/standard/recommended/image_id"), &arm),
             (&format!("{base}/x86_64/nvidia/recommended/image_id"), &ami),
             (&format!("{base}/arm64/nvidia/recommended/image_id"), &arm),
@@ -181,7 +195,10 @@ async fn a_deployment_runs_on_ec2_instances_and_scales_down() {
         dovetail_aws::instance_types::operator_settings(0.075, 0).unwrap(),
         tokio::runtime::Handle::current(),
     );
-    source.refresh_catalog().await.expect("describe instance types");
+    source
+        .refresh_catalog()
+        .await
+        .expect("describe instance types");
     let env = Env::with(dovetail_apiserver::cluster::ClusterConfig {
         machines: Some(Arc::new(Machines(source))),
         node_class_status: false,

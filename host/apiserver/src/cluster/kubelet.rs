@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use dovetail_control::cloud::{CloudProvider, Instance};
+use dovetail_control::cloud::Instance;
 use dovetail_core::labels;
 use dovetail_core::nodeclaim::UNREGISTERED_TAINT;
 use dovetail_core::resources::Resources;

@@ -63,7 +63,9 @@ pub(crate) enum Machines {
 /// A cloud the kubelet model can list instances of.
 pub trait InstanceSource: Send + Sync + 'static {
     /// Every instance not yet terminated.
-    fn list(&self) -> Result<Vec<dovetail_control::cloud::Instance>, dovetail_control::cloud::CloudError>;
+    fn list(
+        &self,
+    ) -> Result<Vec<dovetail_control::cloud::Instance>, dovetail_control::cloud::CloudError>;
 }
 
 impl Machines {
