@@ -6,5 +6,6 @@ pub mod clients;
 pub mod instance_types;
 pub mod launch;
 pub mod node_classes;
+pub mod nodeclass;
 pub mod pricing;
 pub mod user_data;
