@@ -18,6 +18,8 @@ use dovetail_aws::node_classes::NodeClasses;
 use dovetail_aws::nodeclass::{self, ClusterInfo};
 use dovetail_aws::templates::LaunchTemplates;
 use dovetail_kube::actions::write_node_class_status;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use tokio::sync::watch;
 
@@ -25,6 +27,8 @@ use tokio::sync::watch;
 const POLL: Duration = Duration::from_secs(2);
 /// How often an unchanged class is resolved again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(60);
+/// How soon a class whose resolution hit an API error is resolved again.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
 
 pub struct NodeClassLoop {
     pub client: kube::Client,
@@ -120,12 +124,20 @@ impl NodeClassLoop {
             &class,
             &self.cluster,
             class.status.as_ref(),
-            k8s_openapi::jiff::Timestamp::now(),
+            &Time(Timestamp::now()),
         )
         .await;
         for (kind, message) in &resolution.events {
-            tracing::info!(ec2nodeclass = name, event = ?kind, "{message}");
+            if kind.is_warning() {
+                tracing::warn!(ec2nodeclass = name, reason = kind.reason(), "{message}");
+            } else {
+                tracing::info!(ec2nodeclass = name, reason = kind.reason(), "{message}");
+            }
         }
+        for e in &resolution.errors {
+            tracing::warn!(ec2nodeclass = name, "{e}");
+        }
+        let resolution_failed = !resolution.errors.is_empty();
         let stored = match write_node_class_status(
             &self.client,
             self.field_manager,
@@ -146,7 +158,15 @@ impl NodeClassLoop {
                 return;
             }
         };
-        resolved.insert(name, (generation, Instant::now()));
+        // A failed call is tried again in seconds, not in a minute.
+        let at = if resolution_failed {
+            Instant::now()
+                .checked_sub(RESOLVE_EVERY - RETRY_AFTER)
+                .unwrap_or_else(Instant::now)
+        } else {
+            Instant::now()
+        };
+        resolved.insert(name, (generation, at));
         self.classes.set(stored);
     }
 }
