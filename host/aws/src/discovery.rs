@@ -113,7 +113,11 @@ impl Discovery {
             types: LastGood::new(Vec::new()),
             offerings: LastGood::new(ZoneOfferings::default()),
             prices: PriceBook::new(region),
-            catalog: Arc::new(Catalog::new(Sym::new(region), Vec::new(), PriceSource::Given)),
+            catalog: Arc::new(Catalog::new(
+                Sym::new(region),
+                Vec::new(),
+                PriceSource::Given,
+            )),
             last: None,
         }
     }

@@ -247,9 +247,8 @@ fn prefix_count_and_connection_tracking_reach_the_primary_interface() {
 
     let mut c = class();
     c.spec.ip_prefix_count = Some(2);
-    c.spec.connection_tracking = Some(
-        serde_norway::from_str("tcpEstablishedTimeout: 3600\nudpTimeout: 30\n").unwrap(),
-    );
+    c.spec.connection_tracking =
+        Some(serde_norway::from_str("tcpEstablishedTimeout: 3600\nudpTimeout: 30\n").unwrap());
     let o = options(&c, CapacityType::OnDemand);
     let data = o.request_data();
     let nic = &data.network_interfaces()[0];

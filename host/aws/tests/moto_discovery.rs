@@ -61,14 +61,18 @@ async fn the_catalog_has_the_servers_types_and_zones_with_embedded_and_spot_pric
         }
     );
     assert!(refreshed.price_failures.is_empty(), "{refreshed:?}");
-    assert!(moto.calls().calls.keys().all(|k| !k.starts_with("pricing:")));
+    assert!(
+        moto.calls()
+            .calls
+            .keys()
+            .all(|k| !k.starts_with("pricing:"))
+    );
 
     // Every catalog zone is one the server offers the type in.
     let pairs = offered(&clients).await;
     assert_eq!(refreshed.zone_offerings, pairs.len());
     let zones: BTreeSet<String> = pairs.iter().map(|(_, z)| z.clone()).collect();
-    let catalog_zones: BTreeSet<String> =
-        catalog.zones().iter().map(|z| z.to_string()).collect();
+    let catalog_zones: BTreeSet<String> = catalog.zones().iter().map(|z| z.to_string()).collect();
     assert_eq!(catalog_zones, zones);
     for t in &catalog.instance_types {
         for o in &t.offerings {
@@ -108,7 +112,10 @@ async fn the_catalog_has_the_servers_types_and_zones_with_embedded_and_spot_pric
     // Nothing changed: the same catalog, not due for 12 hours.
     assert!(!discovery.due(NOW_MS + 11 * HOUR_MS));
     assert!(discovery.due(NOW_MS + 12 * HOUR_MS));
-    let again = discovery.refresh(&clients, NOW_MS + 12 * HOUR_MS).await.unwrap();
+    let again = discovery
+        .refresh(&clients, NOW_MS + 12 * HOUR_MS)
+        .await
+        .unwrap();
     assert!(!again.changed);
     assert!(Arc::ptr_eq(&catalog, &discovery.catalog()));
 }

@@ -78,8 +78,14 @@ async fn equal_options_share_one_template_and_different_options_get_another() {
     let templates_cache = LaunchTemplates::new();
     let on_demand = options("demo", "default", CapacityType::OnDemand);
 
-    let first = templates_cache.ensure(&clients.ec2, &on_demand).await.unwrap();
-    let second = templates_cache.ensure(&clients.ec2, &on_demand.clone()).await.unwrap();
+    let first = templates_cache
+        .ensure(&clients.ec2, &on_demand)
+        .await
+        .unwrap();
+    let second = templates_cache
+        .ensure(&clients.ec2, &on_demand.clone())
+        .await
+        .unwrap();
     assert_eq!(first, on_demand.name());
     assert_eq!(second, first);
     assert_eq!(creates(&moto), 1);
@@ -151,7 +157,10 @@ async fn a_restarted_controller_finds_the_template_without_making_it() {
     let moto = Moto::start();
     let clients = Clients::local(moto.endpoint(), "us-east-1");
     let o = options("demo", "default", CapacityType::OnDemand);
-    let name = LaunchTemplates::new().ensure(&clients.ec2, &o).await.unwrap();
+    let name = LaunchTemplates::new()
+        .ensure(&clients.ec2, &o)
+        .await
+        .unwrap();
     assert_eq!(creates(&moto), 1);
 
     let restarted = LaunchTemplates::new();
@@ -167,11 +176,17 @@ async fn garbage_collection_deletes_only_this_clusters_templates_of_gone_classes
     let clients = Clients::local(moto.endpoint(), "us-east-1");
     let cache = LaunchTemplates::new();
     let live = cache
-        .ensure(&clients.ec2, &options("demo", "default", CapacityType::OnDemand))
+        .ensure(
+            &clients.ec2,
+            &options("demo", "default", CapacityType::OnDemand),
+        )
         .await
         .unwrap();
     let gone_od = cache
-        .ensure(&clients.ec2, &options("demo", "gone", CapacityType::OnDemand))
+        .ensure(
+            &clients.ec2,
+            &options("demo", "gone", CapacityType::OnDemand),
+        )
         .await
         .unwrap();
     let gone_spot = cache
@@ -179,7 +194,10 @@ async fn garbage_collection_deletes_only_this_clusters_templates_of_gone_classes
         .await
         .unwrap();
     let other_cluster = cache
-        .ensure(&clients.ec2, &options("other", "gone", CapacityType::OnDemand))
+        .ensure(
+            &clients.ec2,
+            &options("other", "gone", CapacityType::OnDemand),
+        )
         .await
         .unwrap();
     // A user's own template with this cluster's tags but not Dovetail's name.
@@ -230,7 +248,10 @@ async fn garbage_collection_deletes_only_this_clusters_templates_of_gone_classes
             .is_empty()
     );
     let again = cache
-        .ensure(&clients.ec2, &options("demo", "gone", CapacityType::OnDemand))
+        .ensure(
+            &clients.ec2,
+            &options("demo", "gone", CapacityType::OnDemand),
+        )
         .await
         .unwrap();
     assert_eq!(again, gone_od);

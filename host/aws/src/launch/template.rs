@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{
     ConnectionTrackingSpecificationRequest, LaunchTemplateBlockDeviceMappingRequest,
-    LaunchTemplateEbsBlockDeviceRequest,
-    LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
+    LaunchTemplateEbsBlockDeviceRequest, LaunchTemplateHttpTokensState,
+    LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
     LaunchTemplateInstanceMetadataProtocolIpv6, LaunchTemplateInstanceMetadataTagsState,
     LaunchTemplateInstanceNetworkInterfaceSpecificationRequest,
@@ -192,11 +192,14 @@ impl LaunchTemplateOptions {
             detailed_monitoring: spec.detailed_monitoring.unwrap_or(false),
             associate_public_ip_address: spec.associate_public_ip_address,
             ipv4_prefix_count: spec.ip_prefix_count,
-            connection_tracking: spec.connection_tracking.as_ref().map(|c| ConnectionTimeouts {
-                tcp_established_timeout: c.tcp_established_timeout,
-                udp_stream_timeout: c.udp_stream_timeout,
-                udp_timeout: c.udp_timeout,
-            }),
+            connection_tracking: spec
+                .connection_tracking
+                .as_ref()
+                .map(|c| ConnectionTimeouts {
+                    tcp_established_timeout: c.tcp_established_timeout,
+                    udp_stream_timeout: c.udp_stream_timeout,
+                    udp_timeout: c.udp_timeout,
+                }),
             spot: inputs.capacity_type == CapacityType::Spot,
             tags: inputs.tags.clone(),
         })
