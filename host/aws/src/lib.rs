@@ -4,6 +4,7 @@
 
 pub mod clients;
 pub mod instance_types;
+pub mod interruption;
 pub mod launch;
 pub mod node_classes;
 pub mod pricing;
