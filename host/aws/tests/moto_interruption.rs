@@ -216,31 +216,32 @@ async fn every_kind_is_handed_over_and_every_message_deleted() {
     .collect();
     assert_eq!(got, expected);
 
-    let m = metrics.0.lock().unwrap();
-    let mut received = m.received.clone();
-    received.sort();
-    assert_eq!(
-        received,
-        [
-            "capacity_reservation_interrupted",
-            "instance_stopped",
-            "instance_terminated",
-            "no_op",
-            "rebalance_recommendation",
-            "scheduled_change",
-            "spot_interrupted",
-        ]
-    );
-    assert_eq!(m.malformed, 1);
-    assert_eq!(m.deleted, 8, "the malformed and the no-op are deleted too");
-    // Actionable messages only; the events are from 2024.
-    assert_eq!(m.latencies.len(), 6);
-    assert!(
-        m.latencies.iter().all(|s| *s > 86_400.0),
-        "{:?}",
-        m.latencies
-    );
-    drop(m);
+    {
+        let m = metrics.0.lock().unwrap();
+        let mut received = m.received.clone();
+        received.sort();
+        assert_eq!(
+            received,
+            [
+                "capacity_reservation_interrupted",
+                "instance_stopped",
+                "instance_terminated",
+                "no_op",
+                "rebalance_recommendation",
+                "scheduled_change",
+                "spot_interrupted",
+            ]
+        );
+        assert_eq!(m.malformed, 1);
+        assert_eq!(m.deleted, 8, "the malformed and the no-op are deleted too");
+        // Actionable messages only; the events are from 2024.
+        assert_eq!(m.latencies.len(), 6);
+        assert!(
+            m.latencies.iter().all(|s| *s > 86_400.0),
+            "{:?}",
+            m.latencies
+        );
+    }
 
     assert_eq!(visible_messages(&sqs, &url).await, "0+0");
     let again = sqs
