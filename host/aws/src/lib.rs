@@ -6,6 +6,7 @@ pub mod api_error;
 pub mod clients;
 pub mod discovery;
 pub mod instance_types;
+pub mod interruption;
 pub mod launch;
 pub mod node_classes;
 pub mod nodeclass;

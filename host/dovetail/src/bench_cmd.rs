@@ -34,6 +34,9 @@ pub enum BenchCommand {
     /// sync, from a burst of pending pods to their NodeClaims, to serve a
     /// policy pushed as a ConfigMap, and the controller's memory.
     Controller(crate::bench_controller::ControllerBenchArgs),
+    /// The interruption queue loop draining an SQS-compatible server's
+    /// queue of N mixed interruption messages: messages handled per second.
+    Interruption(crate::bench_interruption::InterruptionArgs),
 }
 
 #[derive(Args)]
@@ -167,6 +170,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Consolidation(args) => consolidation(&args),
         BenchCommand::Apiserver(args) => crate::bench_apiserver::run(&args),
         BenchCommand::Controller(args) => crate::bench_controller::run(&args),
+        BenchCommand::Interruption(args) => crate::bench_interruption::run(&args),
     }
 }
 

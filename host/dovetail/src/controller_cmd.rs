@@ -237,6 +237,8 @@ async fn run_until(
     let pools = NodePoolStatusWriter::new(client.clone(), FIELD_MANAGER);
     let inputs = Inputs {
         changes,
+        // No interruption queue yet: a closed channel.
+        interruptions: mpsc::channel(1).1,
         leader,
         stop: stop_rx,
     };

@@ -5,6 +5,7 @@ mod aws_node_classes;
 mod bench_apiserver;
 mod bench_cmd;
 mod bench_controller;
+mod bench_interruption;
 mod controller_cmd;
 mod crds_cmd;
 mod demo_cmd;

@@ -100,6 +100,11 @@ struct ConsolidationTypeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MessageTypeLabels {
+    message_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: String,
 }
@@ -343,6 +348,10 @@ pub struct Metrics {
     policy_breaker: Family<DecisionLabels, Gauge>,
     policy_reloads: Family<ReloadLabels, Counter>,
     policy_shadow_disagreements: Family<DecisionLabels, Counter>,
+    interruption_received: Family<MessageTypeLabels, Counter>,
+    interruption_deleted: Counter,
+    interruption_queue_duration: Histogram,
+    interruption_malformed: Counter,
     memo: Mutex<Memo>,
 }
 
@@ -396,6 +405,10 @@ impl Metrics {
             policy_breaker: Family::default(),
             policy_reloads: Family::default(),
             policy_shadow_disagreements: Family::default(),
+            interruption_received: Family::default(),
+            interruption_deleted: Counter::default(),
+            interruption_queue_duration: duration_histogram(),
+            interruption_malformed: Counter::default(),
             memo: Mutex::default(),
             registry: Registry::default(),
         };
@@ -516,6 +529,26 @@ impl Metrics {
             "dovetail_policy_shadow_disagreements",
             "Rounds where the shadow policy would have decided differently from the live one",
             m.policy_shadow_disagreements.clone(),
+        );
+        r.register(
+            "karpenter_interruption_received_messages",
+            "Interruption queue messages read, by message type (no_op for events that need nothing)",
+            m.interruption_received.clone(),
+        );
+        r.register(
+            "karpenter_interruption_deleted_messages",
+            "Interruption queue messages deleted from the queue",
+            m.interruption_deleted.clone(),
+        );
+        r.register(
+            "karpenter_interruption_message_queue_duration_seconds",
+            "How long an interruption message waited between its event and its handling, in seconds",
+            m.interruption_queue_duration.clone(),
+        );
+        r.register(
+            "dovetail_interruption_malformed_messages",
+            "Interruption queue messages that could not be read (deleted all the same)",
+            m.interruption_malformed.clone(),
         );
         for d in [
             PolicyDecision::InstanceSelection,
@@ -1069,6 +1102,29 @@ where
     }
 }
 
+/// The interruption queue's metrics, under Karpenter's names.
+impl dovetail_aws::interruption::InterruptionMetrics for Metrics {
+    fn received(&self, kind: &str) {
+        self.interruption_received
+            .get_or_create(&MessageTypeLabels {
+                message_type: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    fn deleted(&self) {
+        self.interruption_deleted.inc();
+    }
+
+    fn latency(&self, seconds: f64) {
+        self.interruption_queue_duration.observe(seconds);
+    }
+
+    fn malformed(&self) {
+        self.interruption_malformed.inc();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -1460,5 +1516,46 @@ mod tests {
             ),
             Some(0.0)
         );
+    }
+
+    #[test]
+    fn interruption_queue_metrics_are_karpenters() {
+        use dovetail_aws::interruption::InterruptionMetrics;
+        let m = Metrics::new();
+        m.received("spot_interrupted");
+        m.received("spot_interrupted");
+        m.received("no_op");
+        m.deleted();
+        m.deleted();
+        m.deleted();
+        m.latency(2.2);
+        m.malformed();
+        let text = m.encode();
+        for (series, want) in [
+            (
+                r#"karpenter_interruption_received_messages_total{message_type="spot_interrupted"}"#,
+                2.0,
+            ),
+            (
+                r#"karpenter_interruption_received_messages_total{message_type="no_op"}"#,
+                1.0,
+            ),
+            ("karpenter_interruption_deleted_messages_total", 3.0),
+            (
+                r#"karpenter_interruption_message_queue_duration_seconds_bucket{le="2.5"}"#,
+                1.0,
+            ),
+            (
+                r#"karpenter_interruption_message_queue_duration_seconds_bucket{le="2.0"}"#,
+                0.0,
+            ),
+            (
+                "karpenter_interruption_message_queue_duration_seconds_count",
+                1.0,
+            ),
+            ("dovetail_interruption_malformed_messages_total", 1.0),
+        ] {
+            assert_eq!(value(&text, series), Some(want), "{series} in\n{text}");
+        }
     }
 }

@@ -8,6 +8,9 @@
 //! [`Index`]; the response of every write is applied at once, so a pass
 //! never acts twice on something it has just done.
 //!
+//! Interruption messages wake the loop like changes; a synced leader hands
+//! each to the controller before its pass.
+//!
 //! Only a synced leader reconciles. A follower keeps its index warm; when it
 //! becomes leader it starts a fresh [`Controller`], as a restarted process
 //! would, from what the cluster holds.
@@ -20,6 +23,7 @@ use dovetail_control::actions::{
     Action, ActionError, Event, EventReason, ObjectKind, ObjectRef, Outcome,
 };
 use dovetail_control::cloud::CloudProvider;
+use dovetail_control::interruption::Interruption;
 use dovetail_control::pool_status::{self, NodeClassReadiness, NodePoolConditions, Validation};
 use dovetail_control::{Autoscaler, Cluster, ClusterState, Config, Controller, Decision};
 use dovetail_core::policy::{ConsolidationScorer, InstanceSelector};
@@ -75,6 +79,10 @@ impl Observer for Quiet {}
 #[derive(Debug)]
 pub struct Inputs {
     pub changes: mpsc::UnboundedReceiver<Change>,
+    /// Interruption messages from the cloud's queue. The leader hands each
+    /// to the controller once synced; a follower drops them (the queue is
+    /// read by the leader). A closed channel (no queue) is simply ignored.
+    pub interruptions: mpsc::Receiver<Interruption>,
     /// Whether this process holds the leader Lease.
     pub leader: watch::Receiver<bool>,
     /// Set to `true` to stop the loop after the pass in progress.
@@ -150,25 +158,37 @@ pub fn run(
         last: None,
         reported: HashMap::new(),
     };
+    // Set once the interruption channel is closed: no queue feeds it.
+    let mut interruptions_closed = false;
+    // An interruption taken off the channel, waiting for the controller.
+    let mut waiting: Vec<Interruption> = Vec::new();
     loop {
         if *inputs.stop.borrow() {
             return;
         }
+        // A leader that is not synced yet leaves interruptions on the
+        // channel until it is; everyone else takes them as they come.
+        let take_interruptions = !interruptions_closed
+            && waiting.is_empty()
+            && (controller.is_some() || !*inputs.leader.borrow());
         let first = handle.block_on(async {
             tokio::select! {
-                change = inputs.changes.recv() => Some(change),
-                _ = tokio::time::sleep(config.tick) => None,
-                _ = inputs.stop.changed() => None,
+                change = inputs.changes.recv() => Wake::Change(change),
+                message = inputs.interruptions.recv(), if take_interruptions => Wake::Interruption(message),
+                _ = tokio::time::sleep(config.tick) => Wake::Tick,
+                _ = inputs.stop.changed() => Wake::Tick,
             }
         });
         let now = now_ms();
         match first {
-            Some(None) => return,
-            Some(Some(change)) => {
+            Wake::Change(None) => return,
+            Wake::Change(Some(change)) => {
                 synced.observe(&change);
                 index.apply(change, now);
             }
-            None => {}
+            Wake::Interruption(Some(message)) => waiting.push(message),
+            Wake::Interruption(None) => interruptions_closed = true,
+            Wake::Tick => {}
         }
         while let Ok(change) = inputs.changes.try_recv() {
             synced.observe(&change);
@@ -187,6 +207,16 @@ pub fn run(
             // A new leader starts from the cluster, not from what this
             // process remembered when it last led.
             controller = None;
+            while let Ok(message) = inputs.interruptions.try_recv() {
+                waiting.push(message);
+            }
+            for message in waiting.drain(..) {
+                tracing::debug!(
+                    instance = message.instance_id,
+                    kind = ?message.kind,
+                    "not the leader: dropping an interruption (the leader reads the queue)"
+                );
+            }
             continue;
         }
         if !is_synced {
@@ -197,14 +227,27 @@ pub fn run(
             c.seed = fresh_seed();
             Controller::new(c, selector, scorer)
         });
+        while let Ok(message) = inputs.interruptions.try_recv() {
+            waiting.push(message);
+        }
         let started = Instant::now();
+        let mut decisions = Vec::new();
+        for message in waiting.drain(..) {
+            let mut api = ApiCluster {
+                index: &mut index,
+                executor: &executor,
+                handle: &handle,
+                leader: &inputs.leader,
+            };
+            decisions.extend(controller.interruption(&mut api, &message, now));
+        }
         let mut api = ApiCluster {
             index: &mut index,
             executor: &executor,
             handle: &handle,
             leader: &inputs.leader,
         };
-        let decisions = controller.reconcile(&mut api, cloud.as_mut(), now);
+        decisions.extend(controller.reconcile(&mut api, cloud.as_mut(), now));
         observer.reconciled(&decisions, index.state(), started.elapsed());
         if pool_status
             .last
@@ -214,6 +257,13 @@ pub fn run(
             pool_status.write(&handle, &executor, &mut index, now);
         }
     }
+}
+
+/// What woke the loop.
+enum Wake {
+    Change(Option<Change>),
+    Interruption(Option<Interruption>),
+    Tick,
 }
 
 /// NodePools' status: what their nodes add up to, and their conditions.
