@@ -10,7 +10,7 @@ use base64::Engine as _;
 use dovetail_aws::clients::Clients;
 use dovetail_aws::cloud::AwsCloud;
 use dovetail_aws::instance_types::operator_settings;
-use dovetail_aws::interruption::queue::{InterruptionQueue, QueueSettings};
+use dovetail_aws::interruption::{InterruptionQueue, QueueConfig, QueueUrl};
 use dovetail_aws::launch::options::Cluster;
 use dovetail_aws::node_classes::NodeClasses;
 use dovetail_aws::nodeclass::ClusterInfo;
@@ -27,6 +27,15 @@ use crate::settings::ControllerArgs;
 /// Interruptions waiting for the reconcile loop; the queue stops reading
 /// when this many are unhandled.
 const INTERRUPTION_BACKLOG: usize = 10_000;
+
+/// How often the catalog refresh looks whether a refresh is due.
+const CATALOG_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// The running AWS side.
 pub struct Aws {
@@ -81,24 +90,25 @@ pub async fn start(
         dns_ip: None,
     };
     let node_classes = NodeClasses::new();
+    // Only for collecting templates of deleted classes: the cloud keeps
+    // its own record of the templates it made.
     let templates = Arc::new(LaunchTemplates::new());
     let handle = tokio::runtime::Handle::current();
-    let cloud = AwsCloud::new(
-        clients.clone(),
-        cluster,
-        node_classes.clone(),
-        templates.clone(),
-        settings,
-        handle,
-    );
+    let cloud = AwsCloud::new(clients.clone(), cluster, node_classes.clone(), settings, handle);
     let mut tasks = Vec::new();
     // Instance types and prices: the first refresh before any launch, then
-    // every 12 hours (sooner after a failure).
-    cloud
-        .refresh_catalog()
+    // every 12 hours (a minute after a failure).
+    let refreshed = cloud
+        .refresh_catalog(unix_ms())
         .await
         .context("describing the region's instance types")?;
-    tasks.push(tokio::spawn(cloud.clone().keep_catalog_fresh()));
+    if let Some(r) = refreshed {
+        tracing::info!(
+            instance_types = r.instance_types,
+            "described the region's EC2 instance types and prices"
+        );
+    }
+    tasks.push(cloud.start(CATALOG_CHECK));
     tasks.push(tokio::spawn(
         NodeClassLoop {
             client: client.clone(),
@@ -116,15 +126,13 @@ pub async fn start(
         .run(),
     ));
     let interruptions = match &args.aws.interruption_queue {
-        Some(queue) => {
+        Some(name) => {
+            let url = QueueUrl::lookup(&clients.sqs, name)
+                .await
+                .with_context(|| format!("finding the interruption queue {name} (INTERRUPTION_QUEUE)"))?;
             let (tx, rx) = mpsc::channel(INTERRUPTION_BACKLOG);
-            let queue = InterruptionQueue::new(
-                clients.sqs.clone(),
-                queue.clone(),
-                QueueSettings::default(),
-                Arc::new(metrics.interruption_metrics()),
-            );
-            tasks.push(tokio::spawn(queue.run(tx, leader, stop)));
+            let queue = InterruptionQueue::new(clients.sqs.clone(), url, QueueConfig::default(), metrics);
+            tasks.push(tokio::spawn(read_while_leading(queue, tx, leader, stop)));
             Some(rx)
         }
         None => None,
@@ -134,6 +142,50 @@ pub async fn start(
         interruptions,
         tasks,
     })
+}
+
+/// Reads the queue while this process leads (a follower's reconcile loop
+/// would drop what it read), until `stop`.
+async fn read_while_leading(
+    queue: InterruptionQueue,
+    out: mpsc::Sender<Interruption>,
+    mut leader: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        while !*leader.borrow_and_update() {
+            tokio::select! {
+                changed = leader.changed() => if changed.is_err() { return },
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+        let (halt, halted) = watch::channel(false);
+        let run = queue.run(out.clone(), halted);
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                ended = &mut run => {
+                    tracing::info!("interruption queue: {ended:?}");
+                    return;
+                }
+                changed = leader.changed() => {
+                    if changed.is_err() || !*leader.borrow() {
+                        let _ = halt.send(true);
+                        (&mut run).await;
+                        break;
+                    }
+                }
+                _ = stop.changed() => {
+                    let _ = halt.send(true);
+                    (&mut run).await;
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// The API server's CA as new nodes take it (base64 of the PEM), from the

@@ -238,7 +238,8 @@ async fn run_until(
     let inputs = Inputs {
         changes,
         // No interruption queue yet: a closed channel.
-        interruptions: mpsc::channel(1).1,
+        // Without a queue the channel stays empty.
+        interruptions: interruptions.unwrap_or_else(|| mpsc::channel(1).1),
         leader,
         stop: stop_rx,
     };

@@ -17,7 +17,6 @@ use dovetail_aws::clients::Clients;
 use dovetail_aws::cloud::AwsCloud;
 use dovetail_aws::launch::options::Cluster;
 use dovetail_aws::node_classes::NodeClasses;
-use dovetail_aws::templates::LaunchTemplates;
 use dovetail_control::cloud::{CloudError, CloudProvider, Instance, InstanceState};
 use dovetail_moto::Moto;
 use harness::{Env, fast_config, wait_for};
