@@ -1546,7 +1546,7 @@ mod tests {
                 1.0,
             ),
             (
-                r#"karpenter_interruption_message_queue_duration_seconds_bucket{le="2.0"}"#,
+                r#"karpenter_interruption_message_queue_duration_seconds_bucket{le="2"}"#,
                 0.0,
             ),
             (
