@@ -2,8 +2,10 @@
 //! user data and CreateFleet requests, built as pure functions of API
 //! responses and the EC2NodeClass so they are tested without a network.
 
+pub mod batch;
 pub mod clients;
 pub mod instance_types;
+pub mod instances;
 pub mod launch;
 pub mod node_classes;
 pub mod pricing;
