@@ -8,5 +8,6 @@ pub mod instance_types;
 pub mod instances;
 pub mod launch;
 pub mod node_classes;
+pub mod nodeclass;
 pub mod pricing;
 pub mod user_data;
