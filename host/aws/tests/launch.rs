@@ -167,7 +167,7 @@ fn template_names_are_a_stable_hash_of_the_options() {
     assert_eq!(names.len(), 6);
 }
 
-const PINNED_NAME: &str = "karpenter.k8s.aws/7750998705356860786";
+const PINNED_NAME: &str = "karpenter.k8s.aws/40733012796311194";
 
 #[test]
 fn template_data_carries_the_class_with_karpenters_defaults() {
@@ -232,6 +232,50 @@ fn template_data_carries_the_class_with_karpenters_defaults() {
             .iter()
             .any(|t| t.key() == Some("karpenter.k8s.aws/ec2nodeclass"))
     );
+}
+
+#[test]
+fn prefix_count_and_connection_tracking_reach_the_primary_interface() {
+    // Unset: EC2's defaults, nothing sent.
+    let plain = options(&class(), CapacityType::OnDemand);
+    assert_eq!(plain.ipv4_prefix_count, None);
+    assert_eq!(plain.connection_tracking, None);
+    let data = plain.request_data();
+    let nic = &data.network_interfaces()[0];
+    assert_eq!(nic.ipv4_prefix_count(), None);
+    assert!(nic.connection_tracking_specification().is_none());
+
+    let mut c = class();
+    c.spec.ip_prefix_count = Some(2);
+    c.spec.connection_tracking =
+        Some(serde_norway::from_str("tcpEstablishedTimeout: 3600\nudpTimeout: 30\n").unwrap());
+    let o = options(&c, CapacityType::OnDemand);
+    let data = o.request_data();
+    let nic = &data.network_interfaces()[0];
+    assert_eq!(nic.ipv4_prefix_count(), Some(2));
+    assert_eq!(nic.groups(), ["sg-0a1", "sg-0b2"]);
+    let conntrack = nic.connection_tracking_specification().unwrap();
+    assert_eq!(conntrack.tcp_established_timeout(), Some(3600));
+    assert_eq!(conntrack.udp_stream_timeout(), None);
+    assert_eq!(conntrack.udp_timeout(), Some(30));
+
+    // Each is part of the template's identity.
+    let mut prefixes_only = class();
+    prefixes_only.spec.ip_prefix_count = Some(2);
+    let mut other_timeout = c.clone();
+    other_timeout
+        .spec
+        .connection_tracking
+        .as_mut()
+        .unwrap()
+        .udp_timeout = Some(60);
+    let mut names: Vec<String> = [&class(), &prefixes_only, &c, &other_timeout]
+        .into_iter()
+        .map(|c| options(c, CapacityType::OnDemand).name())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 4);
 }
 
 #[test]

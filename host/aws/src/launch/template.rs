@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{
-    LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
-    LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
+    ConnectionTrackingSpecificationRequest, LaunchTemplateBlockDeviceMappingRequest,
+    LaunchTemplateEbsBlockDeviceRequest, LaunchTemplateHttpTokensState,
+    LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
     LaunchTemplateInstanceMetadataProtocolIpv6, LaunchTemplateInstanceMetadataTagsState,
     LaunchTemplateInstanceNetworkInterfaceSpecificationRequest,
@@ -27,7 +28,7 @@ pub const NAME_PREFIX: &str = "karpenter.k8s.aws/";
 
 /// Bumped when the options or their encoding change, so templates made by
 /// an older Dovetail are not mistaken for current ones.
-const HASH_VERSION: &str = "dovetail-lt-v1";
+const HASH_VERSION: &str = "dovetail-lt-v2";
 
 /// Regions whose metadata service has no IPv6 endpoint setting.
 const NO_IPV6_METADATA_REGIONS: [&str; 6] = [
@@ -53,6 +54,12 @@ pub struct LaunchTemplateOptions {
     pub block_devices: Vec<BlockDevice>,
     pub detailed_monitoring: bool,
     pub associate_public_ip_address: Option<bool>,
+    /// IPv4 prefixes (/28) to assign the primary interface
+    /// (`spec.ipPrefixCount`), for the VPC CNI's prefix delegation.
+    pub ipv4_prefix_count: Option<i32>,
+    /// The primary interface's connection tracking timeouts
+    /// (`spec.connectionTracking`).
+    pub connection_tracking: Option<ConnectionTimeouts>,
     /// Spot launches also tag their spot request.
     pub spot: bool,
     pub tags: BTreeMap<String, String>,
@@ -66,6 +73,14 @@ pub struct Metadata {
     pub http_protocol_ipv6_enabled: Option<bool>,
     pub http_put_response_hop_limit: i32,
     pub http_tokens_required: bool,
+}
+
+/// Connection tracking timeouts, in seconds; unset ones keep EC2's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ConnectionTimeouts {
+    pub tcp_established_timeout: Option<i32>,
+    pub udp_stream_timeout: Option<i32>,
+    pub udp_timeout: Option<i32>,
 }
 
 /// One EBS volume.
@@ -176,6 +191,15 @@ impl LaunchTemplateOptions {
             block_devices,
             detailed_monitoring: spec.detailed_monitoring.unwrap_or(false),
             associate_public_ip_address: spec.associate_public_ip_address,
+            ipv4_prefix_count: spec.ip_prefix_count,
+            connection_tracking: spec
+                .connection_tracking
+                .as_ref()
+                .map(|c| ConnectionTimeouts {
+                    tcp_established_timeout: c.tcp_established_timeout,
+                    udp_stream_timeout: c.udp_stream_timeout,
+                    udp_timeout: c.udp_timeout,
+                }),
             spot: inputs.capacity_type == CapacityType::Spot,
             tags: inputs.tags.clone(),
         })
@@ -236,6 +260,14 @@ impl LaunchTemplateOptions {
             .device_index(0)
             .set_associate_public_ip_address(self.associate_public_ip_address)
             .set_groups(Some(self.security_group_ids.clone()))
+            .set_ipv4_prefix_count(self.ipv4_prefix_count)
+            .set_connection_tracking_specification(self.connection_tracking.as_ref().map(|c| {
+                ConnectionTrackingSpecificationRequest::builder()
+                    .set_tcp_established_timeout(c.tcp_established_timeout)
+                    .set_udp_stream_timeout(c.udp_stream_timeout)
+                    .set_udp_timeout(c.udp_timeout)
+                    .build()
+            }))
             .build();
         RequestLaunchTemplateData::builder()
             .image_id(&self.image_id)
