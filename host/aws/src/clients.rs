@@ -84,17 +84,9 @@ impl Clients {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .endpoint_url(endpoint)
-            .credentials_provider(
-                aws_credential_types::provider::SharedCredentialsProvider::new(
-                    aws_credential_types::Credentials::new(
-                        "testing",
-                        "testing",
-                        None,
-                        None,
-                        "dovetail-tests",
-                    ),
-                ),
-            )
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("testing", "testing", None, None, "dovetail-tests"),
+            ))
             .retry_config(retry())
             .sleep_impl(aws_smithy_async::rt::sleep::default_async_sleep().expect("tokio sleep"))
             .time_source(aws_smithy_async::time::SystemTimeSource::new())

@@ -36,7 +36,11 @@ fn cluster() -> ClusterInfo {
 }
 
 fn now() -> Time {
-    Time(Timestamp::now())
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs();
+    Time(Timestamp::from_second(seconds as i64).expect("a valid time"))
 }
 
 fn class(name: &str, spec: serde_json::Value) -> EC2NodeClass {
@@ -144,7 +148,7 @@ async fn shipped_ami(clients: &Clients, architecture: &str, skip: usize) -> Stri
         .unwrap_or_else(|| panic!("the test server ships no {architecture} AMI #{skip}"))
 }
 
-fn condition<'a>(r: &'a Resolution, t: ConditionType) -> &'a dovetail_api::Condition {
+fn condition(r: &Resolution, t: ConditionType) -> &dovetail_api::Condition {
     r.status
         .conditions
         .iter()
@@ -653,5 +657,69 @@ async fn a_missing_role_leaves_the_instance_profile_not_ready() {
     assert_eq!(
         condition(&r, ConditionType::SubnetsReady).status,
         ConditionStatus::True
+    );
+}
+
+#[tokio::test]
+async fn a_failing_call_keeps_the_last_resolved_subnets_and_readiness() {
+    // Its own server: the throttling applies to every caller.
+    let moto = Moto::start();
+    let clients = Clients::local(moto.endpoint(), REGION);
+    let vpc = vpc(&clients, "10.7.0.0/16").await;
+    let a = subnet(
+        &clients,
+        &vpc,
+        "10.7.1.0/24",
+        "us-east-1a",
+        &[("keep-test", "yes")],
+    )
+    .await;
+    security_group(&clients, &vpc, "keep-nodes", &[("keep-test", "yes")]).await;
+    let ami = shipped_ami(&clients, "x86_64", 0).await;
+    let c = class(
+        "keep",
+        serde_json::json!({
+            "subnetSelectorTerms": [{"tags": {"keep-test": "yes"}}],
+            "securityGroupSelectorTerms": [{"tags": {"keep-test": "yes"}}],
+            "amiFamily": "AL2023",
+            "amiSelectorTerms": [{"id": ami}],
+            "instanceProfile": "given-profile",
+        }),
+    );
+    let first = nodeclass::resolve(&clients, &c, &cluster(), None, &now()).await;
+    assert_eq!(
+        condition(&first, ConditionType::Ready).status,
+        ConditionStatus::True
+    );
+
+    moto.set_faults(
+        &dovetail_moto::Faults::none()
+            .throttle(dovetail_moto::Throttle::share(1.0, 7).only(&["DescribeSubnets"])),
+    );
+    let throttled = nodeclass::resolve(&clients, &c, &cluster(), Some(&first.status), &now()).await;
+    assert_eq!(
+        ids(&throttled.status.subnets, |s| &s.id),
+        BTreeSet::from([a])
+    );
+    assert_eq!(
+        condition(&throttled, ConditionType::Ready).status,
+        ConditionStatus::True
+    );
+    assert_eq!(throttled.errors.len(), 1, "{:?}", throttled.errors);
+    assert_eq!(throttled.errors[0].action, "DescribeSubnets");
+
+    // With nothing resolved before, the part is Unknown and says why.
+    let fresh = nodeclass::resolve(&clients, &c, &cluster(), None, &now()).await;
+    assert!(fresh.status.subnets.is_empty());
+    let subnets = condition(&fresh, ConditionType::SubnetsReady);
+    assert_eq!(subnets.status, ConditionStatus::Unknown);
+    assert!(
+        subnets.message.contains("DescribeSubnets failed"),
+        "{}",
+        subnets.message
+    );
+    assert_eq!(
+        condition(&fresh, ConditionType::Ready).status,
+        ConditionStatus::Unknown
     );
 }

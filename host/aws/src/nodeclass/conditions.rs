@@ -229,7 +229,7 @@ mod tests {
             .collect()
     }
 
-    fn find<'a>(conditions: &'a [Condition], t: ConditionType) -> &'a Condition {
+    fn find(conditions: &[Condition], t: ConditionType) -> &Condition {
         conditions
             .iter()
             .find(|c| c.type_ == t.name())
