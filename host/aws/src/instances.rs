@@ -9,7 +9,6 @@ use dovetail_core::catalog::{CapacityType, Catalog};
 use dovetail_core::labels;
 use dovetail_core::model::Labels;
 use dovetail_core::requirements::NodeSelectorRequirement;
-use dovetail_core::resources::Resources;
 use dovetail_core::sym::Sym;
 
 use crate::launch::tags::NODE_CLAIM;
@@ -118,12 +117,8 @@ pub fn from_ec2(
         price,
         image_id: instance.image_id().map(str::to_string),
         labels: labels(catalog, instance_type, zone, capacity_type, requirements),
-        capacity: it
-            .map(|it| it.capacity.clone())
-            .unwrap_or_else(Resources::default),
-        allocatable: it
-            .map(|it| it.allocatable())
-            .unwrap_or_else(Resources::default),
+        capacity: it.map(|it| it.capacity.clone()).unwrap_or_default(),
+        allocatable: it.map(|it| it.allocatable()).unwrap_or_default(),
         state: state(instance),
         launched_ms: instance.launch_time().map_or(0, launched_ms),
         node_claim: tag(instance, NODE_CLAIM).map(Sym::new),

@@ -5,6 +5,7 @@
 pub mod api_error;
 pub mod batch;
 pub mod clients;
+pub mod cloud;
 pub mod discovery;
 pub mod instance_types;
 pub mod instances;
