@@ -35,8 +35,12 @@ const MAX_CLAIMS: usize = 2_000;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let claims: usize = args.next().map_or(100, |a| a.parse().expect("<claims> is a count"));
-    let singles: usize = args.next().map_or(20, |a| a.parse().expect("<single launches> is a count"));
+    let claims: usize = args
+        .next()
+        .map_or(100, |a| a.parse().expect("<claims> is a count"));
+    let singles: usize = args
+        .next()
+        .map_or(20, |a| a.parse().expect("<single launches> is a count"));
     assert!(
         (1..=MAX_CLAIMS).contains(&claims) && (1..=MAX_CLAIMS).contains(&singles),
         "give 1 to {MAX_CLAIMS} claims and single launches"
@@ -175,9 +179,9 @@ fn claim(name: &str, launch: Vec<OfferingRef>) -> NodeClaim {
         taints: Vec::new(),
         startup_taints: Vec::new(),
         node_class_ref: NodeClassRef {
-            group: Sym::new("karpenter.k8s.aws"),
-            kind: Sym::new("EC2NodeClass"),
-            name: Sym::new("default"),
+            group: "karpenter.k8s.aws".into(),
+            kind: "EC2NodeClass".into(),
+            name: "default".into(),
         },
         expire_after: None,
         termination_grace_period: None,
@@ -197,7 +201,12 @@ async fn world(moto: &Moto, clients: &Clients) {
     let tagged = |r: ResourceType| {
         TagSpecification::builder()
             .resource_type(r)
-            .tags(Tag::builder().key("karpenter.sh/discovery").value(CLUSTER).build())
+            .tags(
+                Tag::builder()
+                    .key("karpenter.sh/discovery")
+                    .value(CLUSTER)
+                    .build(),
+            )
             .build()
     };
     let vpc = ec2
@@ -209,7 +218,10 @@ async fn world(moto: &Moto, clients: &Clients) {
         .vpc
         .and_then(|v| v.vpc_id)
         .expect("a VPC id");
-    for (zone, cidr) in [("us-east-1a", "10.0.0.0/18"), ("us-east-1b", "10.0.64.0/18")] {
+    for (zone, cidr) in [
+        ("us-east-1a", "10.0.0.0/18"),
+        ("us-east-1b", "10.0.64.0/18"),
+    ] {
         ec2.create_subnet()
             .vpc_id(&vpc)
             .cidr_block(cidr)
@@ -240,7 +252,12 @@ async fn world(moto: &Moto, clients: &Clients) {
     let images = ec2
         .describe_images()
         .owners("amazon")
-        .filters(Filter::builder().name("architecture").values("x86_64").build())
+        .filters(
+            Filter::builder()
+                .name("architecture")
+                .values("x86_64")
+                .build(),
+        )
         .send()
         .await
         .expect("DescribeImages");
@@ -253,7 +270,10 @@ async fn world(moto: &Moto, clients: &Clients) {
     moto.add_public_parameters(
         REGION,
         &[
-            (&format!("{base}/x86_64/standard/recommended/image_id"), &ami),
+            (
+                &format!("{base}/x86_64/standard/recommended/image_id"),
+                &ami,
+            ),
             (&format!("{base}/arm64/standard/recommended/image_id"), &ami),
             (&format!("{base}/x86_64/nvidia/recommended/image_id"), &ami),
             (&format!("{base}/arm64/nvidia/recommended/image_id"), &ami),

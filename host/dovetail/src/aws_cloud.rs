@@ -94,7 +94,13 @@ pub async fn start(
     // its own record of the templates it made.
     let templates = Arc::new(LaunchTemplates::new());
     let handle = tokio::runtime::Handle::current();
-    let cloud = AwsCloud::new(clients.clone(), cluster, node_classes.clone(), settings, handle);
+    let cloud = AwsCloud::new(
+        clients.clone(),
+        cluster,
+        node_classes.clone(),
+        settings,
+        handle,
+    );
     let mut tasks = Vec::new();
     // Instance types and prices: the first refresh before any launch, then
     // every 12 hours (a minute after a failure).
@@ -129,9 +135,12 @@ pub async fn start(
         Some(name) => {
             let url = QueueUrl::lookup(&clients.sqs, name)
                 .await
-                .with_context(|| format!("finding the interruption queue {name} (INTERRUPTION_QUEUE)"))?;
+                .with_context(|| {
+                    format!("finding the interruption queue {name} (INTERRUPTION_QUEUE)")
+                })?;
             let (tx, rx) = mpsc::channel(INTERRUPTION_BACKLOG);
-            let queue = InterruptionQueue::new(clients.sqs.clone(), url, QueueConfig::default(), metrics);
+            let queue =
+                InterruptionQueue::new(clients.sqs.clone(), url, QueueConfig::default(), metrics);
             tasks.push(tokio::spawn(read_while_leading(queue, tx, leader, stop)));
             Some(rx)
         }

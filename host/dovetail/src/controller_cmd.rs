@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use dovetail_control::cloud::CloudProvider;
 use dovetail_control::{ClusterState, Decision};
 use dovetail_core::policy::types::Decision as PolicyDecision;

@@ -20,7 +20,7 @@ use dovetail_aws::node_classes::NodeClasses;
 use dovetail_control::cloud::{CloudError, CloudProvider, Instance, InstanceState};
 use dovetail_moto::Moto;
 use harness::{Env, fast_config, wait_for};
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
 const CLUSTER: &str = "my-cluster";
 const REGION: &str = "us-east-1";
@@ -190,12 +190,11 @@ async fn a_deployment_runs_on_ec2_instances_and_scales_down() {
             dns_ip: None,
         },
         NodeClasses::new(),
-        Arc::new(LaunchTemplates::new()),
         dovetail_aws::instance_types::operator_settings(0.075, 0).unwrap(),
         tokio::runtime::Handle::current(),
     );
     source
-        .refresh_catalog()
+        .refresh_catalog(unix_ms())
         .await
         .expect("describe instance types");
     let env = Env::with(dovetail_apiserver::cluster::ClusterConfig {
@@ -205,7 +204,7 @@ async fn a_deployment_runs_on_ec2_instances_and_scales_down() {
     })
     .await;
     env.apply_pool(|p| {
-        p.spec.disruption.consolidate_after = Some("0s".parse().unwrap());
+        p.spec.disruption.consolidate_after = dovetail_api::NillableDuration::new("0s");
     })
     .await;
     moto.reset_calls();
@@ -316,7 +315,12 @@ async fn a_deployment_runs_on_ec2_instances_and_scales_down() {
             "the controller called {call}, which docs/aws-iam.md does not list as `{action}`"
         );
     }
-    let _ = ListParams::default();
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The IAM action that allows an API call (`service:Action`): the batch
