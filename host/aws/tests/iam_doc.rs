@@ -40,7 +40,14 @@ fn sources(dir: &Path, out: &mut String) {
 fn called() -> BTreeSet<String> {
     let mut code = String::new();
     sources(&root().join("host/aws/src"), &mut code);
-    let code: String = code.split_whitespace().collect::<Vec<_>>().join("");
+    // One space between words, none around a `.`, so chains split over
+    // lines read `client.operation()`.
+    let code = code
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(" .", ".")
+        .replace(". ", ".");
     let mut out = BTreeSet::new();
     for service in ["ec2", "ssm", "sqs", "iam", "pricing"] {
         let needle = format!("{service}.");
