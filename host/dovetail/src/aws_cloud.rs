@@ -82,12 +82,17 @@ pub async fn start(
         pricing_api = clients.pricing_reachable,
         "AWS cloud provider starting"
     );
+    let service_cidr = match &args.aws.service_cidr {
+        Some(cidr) => Some(cidr.clone()),
+        None => service_cidr_from_api(client).await,
+    };
+    let dns_ip = service_cidr.as_deref().and_then(dns_ip);
     let cluster = Cluster {
         name: cluster_name.clone(),
         endpoint,
         ca_bundle: ca_bundle(kube_config),
-        service_cidr: None,
-        dns_ip: None,
+        service_cidr,
+        dns_ip,
     };
     let node_classes = NodeClasses::new();
     // Only for collecting templates of deleted classes: the cloud keeps
@@ -195,6 +200,42 @@ async fn read_while_leading(
             }
         }
     }
+}
+
+/// The /16 holding the `kubernetes` Service's address: EKS allocates the
+/// service range as a /16 (10.100.0.0/16 or 172.20.0.0/16 by default).
+async fn service_cidr_from_api(client: &kube::Client) -> Option<String> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(client.clone(), "default");
+    let ip = match api.get_opt("kubernetes").await {
+        Ok(Some(s)) => s.spec.and_then(|s| s.cluster_ip),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!("reading the kubernetes Service for the service CIDR: {e}");
+            None
+        }
+    };
+    let Some(ip) = ip.and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok()) else {
+        tracing::warn!(
+            "the service CIDR is not known (no IPv4 `kubernetes` Service): AL2023 nodes cannot launch until SERVICE_CIDR is set"
+        );
+        return None;
+    };
+    let [a, b, _, _] = ip.octets();
+    let cidr = format!("{a}.{b}.0.0/16");
+    tracing::info!(
+        service_cidr = cidr,
+        "service CIDR taken from the kubernetes Service"
+    );
+    Some(cidr)
+}
+
+/// The cluster DNS Service's address: the service range's `.10`, as EKS
+/// and kubeadm place it.
+fn dns_ip(cidr: &str) -> Option<String> {
+    let (addr, _) = crate::settings::parse_ipv4_cidr(cidr)?;
+    let [a, b, c, _] = addr.octets();
+    Some(format!("{a}.{b}.{c}.10"))
 }
 
 /// The API server's CA as new nodes take it (base64 of the PEM), from the

@@ -112,6 +112,11 @@ pub struct AwsArgs {
     pub reserved_enis: u32,
     /// The cluster has no route to the internet: the Pricing API is not
     /// called and the prices embedded in Dovetail are used.
+    /// The cluster's service CIDR, which AL2023 nodes need (nodeadm's
+    /// `cidr`) [default: the /16 holding the `kubernetes` Service's IP, as
+    /// EKS allocates it]. The cluster DNS address is its `.10`.
+    #[arg(long, env = "SERVICE_CIDR")]
+    pub service_cidr: Option<String>,
     #[arg(long, env = "ISOLATED_VPC", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub isolated_vpc: bool,
 }
@@ -162,6 +167,13 @@ impl ControllerArgs {
                 self.aws.vm_memory_overhead_percent,
                 self.aws.reserved_enis,
             )?;
+            if let Some(cidr) = self.aws.service_cidr.as_deref()
+                && parse_ipv4_cidr(cidr).is_none()
+            {
+                bail!(
+                    "SERVICE_CIDR `{cidr}` is not an IPv4 CIDR: give it as address/prefix, e.g. 10.100.0.0/16"
+                );
+            }
             if self
                 .aws
                 .interruption_queue
@@ -306,6 +318,14 @@ pub fn leader_identity() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "dovetail".into());
     format!("{host}_{}", uuid::Uuid::new_v4())
+}
+
+/// `a.b.c.d/n` as its address and prefix length.
+pub fn parse_ipv4_cidr(cidr: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    let (addr, prefix) = cidr.split_once('/')?;
+    let prefix: u8 = prefix.parse().ok()?;
+    (prefix <= 32).then_some(())?;
+    Some((addr.parse().ok()?, prefix))
 }
 
 fn non_empty(s: Option<&str>) -> Option<&str> {

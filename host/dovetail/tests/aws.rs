@@ -223,6 +223,7 @@ async fn a_deployment_runs_on_ec2_instances_and_scales_down() {
             ("CLUSTER_NAME", CLUSTER),
             ("CLUSTER_ENDPOINT", "https://api.my-cluster.example"),
             ("ISOLATED_VPC", "true"),
+            ("SERVICE_CIDR", "10.100.0.0/16"),
         ],
     );
 
@@ -248,7 +249,21 @@ async fn a_deployment_runs_on_ec2_instances_and_scales_down() {
         let phases = env.phases("inflate").await;
         match phases.get("Running") {
             Some(&20) => Ok(()),
-            _ => Err(format!("{phases:?}")),
+            _ => {
+                let claims: Vec<String> = env
+                    .claim_list()
+                    .await
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}: {:?}",
+                            c.metadata.name.as_deref().unwrap_or(""),
+                            c.status
+                        )
+                    })
+                    .collect();
+                Err(format!("{phases:?}; claims {claims:?}"))
+            }
         }
     })
     .await;

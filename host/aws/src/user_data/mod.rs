@@ -97,7 +97,9 @@ pub enum UserDataError {
     Setting { field: &'static str, value: String },
     #[error("the cluster CA bundle is not base64: set CLUSTER_CA_BUNDLE to the base64 of the PEM")]
     CaBundle,
-    #[error("AL2023 nodes need the cluster's service CIDR, which is not known yet")]
+    #[error(
+        "AL2023 nodes need the cluster's service CIDR, which is not known: set SERVICE_CIDR (e.g. 10.100.0.0/16)"
+    )]
     NoClusterCidr,
     #[error("{0}")]
     Mime(#[from] mime::MimeError),
