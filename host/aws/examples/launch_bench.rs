@@ -11,13 +11,13 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use dovetail_api::ec2nodeclass::EC2NodeClass;
 use dovetail_aws::clients::Clients;
 use dovetail_aws::cloud::AwsCloud;
 use dovetail_aws::launch::options::Cluster;
 use dovetail_aws::node_classes::NodeClasses;
 use dovetail_aws::nodeclass::{self, ClusterInfo};
+use dovetail_aws::testing;
 use dovetail_control::cloud::CloudProvider;
 use dovetail_core::catalog::CapacityType;
 use dovetail_core::model::NodeClassRef;
@@ -71,8 +71,7 @@ fn main() {
             kubernetes_version: "1.33".into(),
             region: REGION.into(),
         };
-        let resolved =
-            nodeclass::resolve(&clients, &class, &cluster, None, &Time(Timestamp::now())).await;
+        let resolved = nodeclass::resolve(&clients, &class, &cluster, None, &now()).await;
         assert!(resolved.errors.is_empty(), "{:?}", resolved.errors);
         let mut class = class;
         class.status = Some(resolved.status);
@@ -84,8 +83,8 @@ fn main() {
             name: CLUSTER.into(),
             endpoint: "https://api.bench.example".into(),
             ca_bundle: None,
-            service_cidr: None,
-            dns_ip: None,
+            service_cidr: Some("10.100.0.0/16".into()),
+            dns_ip: Some("10.100.0.10".into()),
         },
         classes,
         dovetail_aws::instance_types::operator_settings(0.075, 0).expect("valid settings"),
@@ -162,6 +161,11 @@ fn main() {
     );
 }
 
+fn now() -> Time {
+    let seconds = (unix_ms() / 1000) as i64;
+    Time(Timestamp::from_second(seconds).expect("a valid time"))
+}
+
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -197,87 +201,11 @@ fn claim(name: &str, launch: Vec<OfferingRef>) -> NodeClaim {
 /// A VPC with a subnet in two zones and a security group tagged for the
 /// cluster, the node role, and the AL2023 alias published in SSM.
 async fn world(moto: &Moto, clients: &Clients) {
-    let ec2 = &clients.ec2;
-    let tagged = |r: ResourceType| {
-        TagSpecification::builder()
-            .resource_type(r)
-            .tags(
-                Tag::builder()
-                    .key("karpenter.sh/discovery")
-                    .value(CLUSTER)
-                    .build(),
-            )
-            .build()
-    };
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.0.0.0/16")
-        .send()
-        .await
-        .expect("CreateVpc")
-        .vpc
-        .and_then(|v| v.vpc_id)
-        .expect("a VPC id");
-    for (zone, cidr) in [
-        ("us-east-1a", "10.0.0.0/18"),
-        ("us-east-1b", "10.0.64.0/18"),
-    ] {
-        ec2.create_subnet()
-            .vpc_id(&vpc)
-            .cidr_block(cidr)
-            .availability_zone(zone)
-            .tag_specifications(tagged(ResourceType::Subnet))
-            .send()
-            .await
-            .expect("CreateSubnet");
-    }
-    ec2.create_security_group()
-        .group_name("nodes")
-        .description("nodes")
-        .vpc_id(&vpc)
-        .tag_specifications(tagged(ResourceType::SecurityGroup))
-        .send()
-        .await
-        .expect("CreateSecurityGroup");
-    clients
-        .iam
-        .create_role()
-        .role_name("bench-node-role")
-        .assume_role_policy_document(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
-        )
-        .send()
-        .await
-        .expect("CreateRole");
-    let images = ec2
-        .describe_images()
-        .owners("amazon")
-        .filters(
-            Filter::builder()
-                .name("architecture")
-                .values("x86_64")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("DescribeImages");
-    let ami = images
-        .images()
+    let world = testing::world(clients, CLUSTER, Some("bench-node-role")).await;
+    let parameters = testing::al2023_alias_parameters("1.33", &world.ami);
+    let parameters: Vec<(&str, &str)> = parameters
         .iter()
-        .find_map(|i| i.image_id.clone())
-        .expect("moto ships x86_64 images");
-    let base = "/aws/service/eks/optimized-ami/1.33/amazon-linux-2023";
-    moto.add_public_parameters(
-        REGION,
-        &[
-            (
-                &format!("{base}/x86_64/standard/recommended/image_id"),
-                &ami,
-            ),
-            (&format!("{base}/arm64/standard/recommended/image_id"), &ami),
-            (&format!("{base}/x86_64/nvidia/recommended/image_id"), &ami),
-            (&format!("{base}/arm64/nvidia/recommended/image_id"), &ami),
-            (&format!("{base}/x86_64/neuron/recommended/image_id"), &ami),
-        ],
-    );
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    moto.add_public_parameters(REGION, &parameters);
 }

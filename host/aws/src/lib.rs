@@ -18,4 +18,6 @@ pub mod node_classes;
 pub mod nodeclass;
 pub mod pricing;
 pub mod templates;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod user_data;

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use aws_sdk_ec2::types::{Filter, Instance as Ec2Instance, InstanceStateName};
+use aws_sdk_ec2::types::{Instance as Ec2Instance, InstanceStateName};
 use dovetail_api::ec2nodeclass::EC2NodeClass;
 use dovetail_aws::clients::Clients;
 use dovetail_aws::cloud::AwsCloud;
@@ -51,60 +51,9 @@ impl Server {
     fn start(faults: &Faults) -> Self {
         let moto = Moto::start_with(faults);
         let rt = runtime();
-        let ec2 = Clients::local(moto.endpoint(), "us-east-1").ec2;
-        let (subnets, security_group, ami) = rt.block_on(async {
-            let vpc = ec2
-                .create_vpc()
-                .cidr_block("10.0.0.0/16")
-                .send()
-                .await
-                .expect("CreateVpc")
-                .vpc
-                .and_then(|v| v.vpc_id)
-                .expect("a VPC ID");
-            let mut subnets = Vec::new();
-            for (i, zone) in [ZONE_A, ZONE_B].into_iter().enumerate() {
-                let id = ec2
-                    .create_subnet()
-                    .vpc_id(&vpc)
-                    .cidr_block(format!("10.0.{i}.0/24"))
-                    .availability_zone(zone)
-                    .send()
-                    .await
-                    .expect("CreateSubnet")
-                    .subnet
-                    .and_then(|s| s.subnet_id)
-                    .expect("a subnet ID");
-                subnets.push((zone.to_string(), id));
-            }
-            let sg = ec2
-                .create_security_group()
-                .group_name("nodes")
-                .description("nodes")
-                .vpc_id(&vpc)
-                .send()
-                .await
-                .expect("CreateSecurityGroup")
-                .group_id
-                .expect("a group ID");
-            let images = ec2
-                .describe_images()
-                .filters(
-                    Filter::builder()
-                        .name("architecture")
-                        .values("x86_64")
-                        .build(),
-                )
-                .send()
-                .await
-                .expect("DescribeImages");
-            let ami = images
-                .images()
-                .iter()
-                .find_map(|i| i.image_id().map(str::to_string))
-                .expect("moto has an x86_64 AMI");
-            (subnets, sg, ami)
-        });
+        let clients = Clients::local(moto.endpoint(), "us-east-1");
+        let world = rt.block_on(dovetail_aws::testing::world(&clients, "moto-cloud", None));
+        let (subnets, security_group, ami) = (world.subnets, world.security_group, world.ami);
         Self {
             moto,
             rt,

@@ -51,6 +51,9 @@ struct Report {
     /// every message deleted.
     drain_seconds: f64,
     messages_per_second: f64,
+    /// The same bodies parsed in process, without the server: what the
+    /// loop itself can take.
+    parsed_per_second: f64,
 }
 
 pub fn run(args: &InterruptionArgs) -> Result<()> {
@@ -69,12 +72,13 @@ pub fn run(args: &InterruptionArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "{} messages ({} interruptions): sent in {:.2} s, drained in {:.2} s: {:.0} messages/s",
+            "{} messages ({} interruptions): sent in {:.2} s, drained in {:.2} s: {:.0} messages/s through the server; parsed alone: {:.0} messages/s",
             report.messages,
             report.interruptions,
             report.send_seconds,
             report.drain_seconds,
-            report.messages_per_second
+            report.messages_per_second,
+            report.parsed_per_second
         );
     }
     Ok(())
@@ -214,12 +218,25 @@ async fn measure(args: &InterruptionArgs) -> Result<Report> {
     let _ = stop_tx.send(true);
     let _ = task.await;
     let _ = sqs.delete_queue().queue_url(url.as_str()).send().await;
+    let bodies: Vec<String> = (0..args.messages).map(|i| body(i).0).collect();
+    let started = Instant::now();
+    let mut parsed = 0usize;
+    for b in &bodies {
+        parsed += dovetail_aws::interruption::parse(b)
+            .map(|m| m.interruptions.len())
+            .unwrap_or(0);
+    }
+    let parse_seconds = started.elapsed().as_secs_f64().max(1e-9);
+    if parsed != expected {
+        bail!("parsing alone found {parsed} interruptions, the loop {expected}");
+    }
     Ok(Report {
         messages: args.messages,
         interruptions: expected,
         send_seconds,
         drain_seconds,
         messages_per_second: args.messages as f64 / drain_seconds,
+        parsed_per_second: args.messages as f64 / parse_seconds,
     })
 }
 

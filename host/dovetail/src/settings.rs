@@ -609,22 +609,51 @@ mod tests {
     }
 
     #[test]
-    fn aws_is_not_available_yet() {
-        let e = parse(&["--cloud", "aws"])
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .to_string();
+    fn aws_settings_are_checked_with_the_fix_named() {
+        let check = |flags: &[&str]| {
+            let mut all = vec!["--cloud", "aws"];
+            all.extend_from_slice(flags);
+            parse(&all).unwrap().validate().map_err(|e| e.to_string())
+        };
+        let e = check(&[]).unwrap_err();
         assert!(e.contains("CLUSTER_NAME"), "{e}");
-        let e = parse(&["--cloud", "aws", "--cluster-name", "prod"])
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("AWS cloud provider is not available yet") && e.contains("--cloud fake"),
-            "{e}"
-        );
+        let e = check(&["--cluster-name", "prod"]).unwrap_err();
+        assert!(e.contains("CLUSTER_ENDPOINT"), "{e}");
+        let e = check(&[
+            "--cluster-name",
+            "prod",
+            "--cluster-endpoint",
+            "prod.example",
+        ])
+        .unwrap_err();
+        assert!(e.contains("is not a URL"), "{e}");
+        let ok = [
+            "--cluster-name",
+            "prod",
+            "--cluster-endpoint",
+            "https://prod.example",
+        ];
+        check(&ok).unwrap();
+        let with = |extra: &[&str]| {
+            let mut v = ok.to_vec();
+            v.extend_from_slice(extra);
+            check(&v)
+        };
+        let e = with(&["--vm-memory-overhead-percent", "7.5"]).unwrap_err();
+        assert!(e.contains("VM_MEMORY_OVERHEAD_PERCENT is 7.5"), "{e}");
+        let e = with(&["--service-cidr", "10.100.0.0"]).unwrap_err();
+        assert!(e.contains("SERVICE_CIDR `10.100.0.0`"), "{e}");
+        with(&[
+            "--service-cidr",
+            "10.100.0.0/16",
+            "--isolated-vpc",
+            "--reserved-enis",
+            "1",
+        ])
+        .unwrap();
+        let long = "q".repeat(81);
+        let e = with(&["--interruption-queue", &long]).unwrap_err();
+        assert!(e.contains("INTERRUPTION_QUEUE"), "{e}");
     }
 
     #[test]

@@ -10,13 +10,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::Filter;
 use dovetail_api::EC2NodeClass;
 use dovetail_apiserver::cluster::InstanceSource;
 use dovetail_aws::clients::Clients;
 use dovetail_aws::cloud::AwsCloud;
 use dovetail_aws::launch::options::Cluster;
 use dovetail_aws::node_classes::NodeClasses;
+use dovetail_aws::testing;
 use dovetail_control::cloud::{CloudError, CloudProvider, Instance, InstanceState};
 use dovetail_moto::Moto;
 use harness::{Env, fast_config, wait_for};
@@ -30,96 +31,13 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// of two zones and a security group tagged for discovery, the node role,
 /// and the AL2023 alias published in SSM.
 async fn aws_world(moto: &Moto, clients: &Clients) {
-    let ec2 = &clients.ec2;
-    let discovery = || {
-        TagSpecification::builder().tags(
-            Tag::builder()
-                .key("karpenter.sh/discovery")
-                .value(CLUSTER)
-                .build(),
-        )
-    };
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.0.0.0/16")
-        .send()
-        .await
-        .expect("CreateVpc")
-        .vpc
-        .and_then(|v| v.vpc_id)
-        .expect("a VPC id");
-    for (zone, cidr) in [
-        ("us-east-1a", "10.0.0.0/18"),
-        ("us-east-1b", "10.0.64.0/18"),
-    ] {
-        ec2.create_subnet()
-            .vpc_id(&vpc)
-            .cidr_block(cidr)
-            .availability_zone(zone)
-            .tag_specifications(discovery().resource_type(ResourceType::Subnet).build())
-            .send()
-            .await
-            .expect("CreateSubnet");
-    }
-    ec2.create_security_group()
-        .group_name("nodes")
-        .description("nodes")
-        .vpc_id(&vpc)
-        .tag_specifications(
-            discovery()
-                .resource_type(ResourceType::SecurityGroup)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateSecurityGroup");
-    clients
-        .iam
-        .create_role()
-        .role_name("KarpenterNodeRole-my-cluster")
-        .assume_role_policy_document(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
-        )
-        .send()
-        .await
-        .expect("CreateRole");
-    // An x86_64 image moto ships stands in for the EKS-optimised AMI.
-    let images = ec2
-        .describe_images()
-        .owners("amazon")
-        .filters(
-            Filter::builder()
-                .name("architecture")
-                .values("x86_64")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("DescribeImages");
-    let ami = images
-        .images()
+    let world = testing::world(clients, CLUSTER, Some("KarpenterNodeRole-my-cluster")).await;
+    let parameters = testing::al2023_alias_parameters("1.33", &world.ami);
+    let parameters: Vec<(&str, &str)> = parameters
         .iter()
-        .find_map(|i| i.image_id.clone())
-        .expect("moto ships x86_64 images");
-    let arm = images
-        .images()
-        .first()
-        .and_then(|i| i.image_id.clone())
-        .unwrap();
-    let base = "/aws/service/eks/optimized-ami/1.33/amazon-linux-2023";
-    moto.add_public_parameters(
-        REGION,
-        &[
-            (
-                &format!("{base}/x86_64/standard/recommended/image_id"),
-                &ami,
-            ),
-            (&format!("{base}/arm64/standard/recommended/image_id"), &arm),
-            (&format!("{base}/x86_64/nvidia/recommended/image_id"), &ami),
-            (&format!("{base}/arm64/nvidia/recommended/image_id"), &arm),
-            (&format!("{base}/x86_64/neuron/recommended/image_id"), &ami),
-        ],
-    );
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    moto.add_public_parameters(REGION, &parameters);
 }
 
 /// The kubelet model's view of moto: the cluster's instances, as the
