@@ -27,7 +27,10 @@ fn sources(dir: &Path, out: &mut String) {
         let path = entry.unwrap().path();
         if path.is_dir() {
             sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
+        } else if path.extension().is_some_and(|e| e == "rs")
+            // Test scaffolding (feature `testing`), not in the controller.
+            && path.file_name().is_none_or(|n| n != "testing.rs")
+        {
             out.push_str(&std::fs::read_to_string(&path).unwrap());
             out.push('\n');
         }
