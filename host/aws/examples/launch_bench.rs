@@ -20,11 +20,8 @@ use dovetail_aws::nodeclass::{self, ClusterInfo};
 use dovetail_aws::testing;
 use dovetail_control::cloud::CloudProvider;
 use dovetail_core::catalog::CapacityType;
-use dovetail_core::model::NodeClassRef;
-use dovetail_core::nodeclaim::{NodeClaim, NodeClaimStatus};
-use dovetail_core::resources::Resources;
+use dovetail_core::nodeclaim::NodeClaim;
 use dovetail_core::scheduler::OfferingRef;
-use dovetail_core::sym::Sym;
 use dovetail_moto::Moto;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -173,29 +170,7 @@ fn unix_ms() -> u64 {
 }
 
 fn claim(name: &str, launch: Vec<OfferingRef>) -> NodeClaim {
-    NodeClaim {
-        name: Sym::new(name),
-        node_pool: Some(Sym::new("default")),
-        labels: Vec::new(),
-        annotations: Vec::new(),
-        requirements: Vec::new(),
-        requests: Resources::default(),
-        taints: Vec::new(),
-        startup_taints: Vec::new(),
-        node_class_ref: NodeClassRef {
-            group: "karpenter.k8s.aws".into(),
-            kind: "EC2NodeClass".into(),
-            name: "default".into(),
-        },
-        expire_after: None,
-        termination_grace_period: None,
-        launch,
-        node_pool_hash: None,
-        created_ms: unix_ms(),
-        deletion_ms: None,
-        finalizer: true,
-        status: NodeClaimStatus::default(),
-    }
+    testing::node_claim(name, launch, unix_ms())
 }
 
 /// A VPC with a subnet in two zones and a security group tagged for the

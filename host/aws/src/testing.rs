@@ -120,3 +120,32 @@ pub fn al2023_alias_parameters(kubernetes_version: &str, ami: &str) -> Vec<(Stri
     .map(|v| (format!("{base}/{v}/recommended/image_id"), ami.to_string()))
     .collect()
 }
+
+/// A NodeClaim of the NodePool `default` and the EC2NodeClass `default`,
+/// launching from `launch` (the policy's order).
+pub fn node_claim(
+    name: &str,
+    launch: Vec<dovetail_core::scheduler::OfferingRef>,
+    created_ms: u64,
+) -> dovetail_core::nodeclaim::NodeClaim {
+    use dovetail_core::sym::Sym;
+    dovetail_core::nodeclaim::NodeClaim {
+        name: Sym::new(name),
+        node_pool: Some(Sym::new("default")),
+        labels: Vec::new(),
+        annotations: Vec::new(),
+        requirements: Vec::new(),
+        requests: dovetail_core::resources::Resources::default(),
+        taints: Vec::new(),
+        startup_taints: Vec::new(),
+        node_class_ref: dovetail_core::model::NodeClassRef::default(),
+        expire_after: None,
+        termination_grace_period: None,
+        launch,
+        node_pool_hash: None,
+        created_ms,
+        deletion_ms: None,
+        finalizer: true,
+        status: dovetail_core::nodeclaim::NodeClaimStatus::default(),
+    }
+}

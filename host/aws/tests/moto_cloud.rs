@@ -18,9 +18,8 @@ use dovetail_control::state::ClusterState;
 use dovetail_control::unavailable::UnavailableOfferings;
 use dovetail_core::catalog::{CapacityType, CatalogSettings};
 use dovetail_core::labels;
-use dovetail_core::model::{NodeClassRef, label};
-use dovetail_core::nodeclaim::{NodeClaim, NodeClaimStatus};
-use dovetail_core::resources::Resources;
+use dovetail_core::model::label;
+use dovetail_core::nodeclaim::NodeClaim;
 use dovetail_core::scheduler::OfferingRef;
 use dovetail_core::sym::Sym;
 use dovetail_moto::{CapacityFault, Faults, Moto, Throttle};
@@ -193,25 +192,7 @@ fn offering(cloud: &AwsCloud, instance_type: &str, zone: &str, ct: CapacityType)
 }
 
 fn claim(name: &str, launch: Vec<OfferingRef>) -> NodeClaim {
-    NodeClaim {
-        name: Sym::new(name),
-        node_pool: Some(Sym::new("default")),
-        labels: Vec::new(),
-        annotations: Vec::new(),
-        requirements: Vec::new(),
-        requests: Resources::default(),
-        taints: Vec::new(),
-        startup_taints: Vec::new(),
-        node_class_ref: NodeClassRef::default(),
-        expire_after: None,
-        termination_grace_period: None,
-        launch,
-        node_pool_hash: None,
-        created_ms: 0,
-        deletion_ms: None,
-        finalizer: true,
-        status: NodeClaimStatus::default(),
-    }
+    dovetail_aws::testing::node_claim(name, launch, 0)
 }
 
 /// m5.large on demand in zone a, then zone b.

@@ -706,7 +706,7 @@ async fn a_failing_call_keeps_the_last_resolved_subnets_and_readiness() {
         ConditionStatus::True
     );
     assert_eq!(throttled.errors.len(), 1, "{:?}", throttled.errors);
-    assert_eq!(throttled.errors[0].action, "DescribeSubnets");
+    assert_eq!(throttled.errors[0].action, "ec2:DescribeSubnets");
 
     // With nothing resolved before, the part is Unknown and says why.
     let fresh = nodeclass::resolve(&clients, &c, &cluster(), None, &now()).await;

@@ -135,7 +135,10 @@ impl NodeClassLoop {
             }
         }
         for e in &resolution.errors {
-            tracing::warn!(ec2nodeclass = name, "{e}");
+            tracing::warn!(
+                ec2nodeclass = name,
+                "{e} (the last resolved values stand; resolved again in 10 s)"
+            );
         }
         let resolution_failed = !resolution.errors.is_empty();
         let stored = match write_node_class_status(

@@ -231,22 +231,16 @@ pub fn run(
             waiting.push(message);
         }
         let started = Instant::now();
-        let mut decisions = Vec::new();
-        for message in waiting.drain(..) {
-            let mut api = ApiCluster {
-                index: &mut index,
-                executor: &executor,
-                handle: &handle,
-                leader: &inputs.leader,
-            };
-            decisions.extend(controller.interruption(&mut api, &message, now));
-        }
         let mut api = ApiCluster {
             index: &mut index,
             executor: &executor,
             handle: &handle,
             leader: &inputs.leader,
         };
+        let mut decisions = Vec::new();
+        for message in waiting.drain(..) {
+            decisions.extend(controller.interruption(&mut api, &message, now));
+        }
         decisions.extend(controller.reconcile(&mut api, cloud.as_mut(), now));
         observer.reconciled(&decisions, index.state(), started.elapsed());
         if pool_status

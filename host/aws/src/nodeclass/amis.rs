@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use dovetail_api::ec2nodeclass::{Ami, AmiRequirement, AmiSelectorTerm};
 use k8s_openapi::jiff::Timestamp;
 
-use super::ApiError;
 use super::selector::{Filter, Query, describe_tags, tag_filters, tag_map};
+use crate::api_error::ApiError;
 
 pub const ARCH_LABEL: &str = "kubernetes.io/arch";
 pub const GPU_COUNT_LABEL: &str = "karpenter.k8s.aws/instance-gpu-count";
@@ -470,7 +470,7 @@ async fn read_parameters(
             .set_names(Some(batch.to_vec()))
             .send()
             .await
-            .map_err(|e| ApiError::new("GetParameters", &e))?;
+            .map_err(|e| ApiError::from_sdk("ssm:GetParameters", &e))?;
         // Names that do not exist come back in InvalidParameters: skipped,
         // as a variant not published for a version is normal.
         for p in answer.parameters() {
@@ -501,7 +501,7 @@ async fn describe_images(
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ApiError::new("DescribeImages", &e))?;
+            let page = page.map_err(|e| ApiError::from_sdk("ec2:DescribeImages", &e))?;
             for i in page.images() {
                 let tags = tag_map(i.tags().iter().map(|t| (t.key(), t.value())));
                 let Some(id) = i.image_id() else { continue };

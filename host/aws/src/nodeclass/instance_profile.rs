@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use dovetail_api::ec2nodeclass::EC2NodeClass;
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, ClusterInfo};
+use super::ClusterInfo;
+use crate::api_error::{ApiError, ApiErrorKind};
 
 /// IAM's longest instance profile name.
 const MAX_NAME: usize = 128;
@@ -104,7 +105,9 @@ pub async fn resolve(
                     .set_tags(Some(sdk_tags(&tags)?))
                     .send()
                     .await
-                    .map_err(|e| ProfileFailure::Api(ApiError::new("TagInstanceProfile", &e)))?;
+                    .map_err(|e| {
+                        ProfileFailure::Api(ApiError::from_sdk("iam:TagInstanceProfile", &e))
+                    })?;
             }
             profile
                 .roles()
@@ -133,8 +136,8 @@ pub async fn resolve(
                         .unwrap_or_default()
                 }
                 Err(e) => {
-                    return Err(ProfileFailure::Api(ApiError::new(
-                        "CreateInstanceProfile",
+                    return Err(ProfileFailure::Api(ApiError::from_sdk(
+                        "iam:CreateInstanceProfile",
                         &e,
                     )));
                 }
@@ -151,7 +154,9 @@ pub async fn resolve(
             .role_name(other)
             .send()
             .await
-            .map_err(|e| ProfileFailure::Api(ApiError::new("RemoveRoleFromInstanceProfile", &e)))?;
+            .map_err(|e| {
+                ProfileFailure::Api(ApiError::from_sdk("iam:RemoveRoleFromInstanceProfile", &e))
+            })?;
     }
     match iam
         .add_role_to_instance_profile()
@@ -167,8 +172,8 @@ pub async fn resolve(
         {
             Err(ProfileFailure::RoleNotFound(role.to_owned()))
         }
-        Err(e) => Err(ProfileFailure::Api(ApiError::new(
-            "AddRoleToInstanceProfile",
+        Err(e) => Err(ProfileFailure::Api(ApiError::from_sdk(
+            "iam:AddRoleToInstanceProfile",
             &e,
         ))),
     }
@@ -191,7 +196,7 @@ async fn get(
         {
             Ok(None)
         }
-        Err(e) => Err(ApiError::new("GetInstanceProfile", &e)),
+        Err(e) => Err(ApiError::from_sdk("iam:GetInstanceProfile", &e)),
     }
 }
 
@@ -213,7 +218,9 @@ fn sdk_tags(
                 .build()
                 .map_err(|e| {
                     ProfileFailure::Api(ApiError {
-                        action: "TagInstanceProfile",
+                        action: "iam:TagInstanceProfile",
+                        kind: ApiErrorKind::Rejected,
+                        code: None,
                         message: format!("tag `{k}` cannot be sent: {e}"),
                     })
                 })

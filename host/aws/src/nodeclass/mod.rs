@@ -43,25 +43,7 @@ pub struct Resolution {
     pub errors: Vec<ApiError>,
 }
 
-/// An AWS call that failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{action} failed: {message}; the last resolved values stand and the call is retried: check the controller's IAM permissions and its route to AWS"
-)]
-pub struct ApiError {
-    /// The API action, such as `DescribeSubnets`.
-    pub action: &'static str,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(action: &'static str, error: &impl std::error::Error) -> Self {
-        Self {
-            action,
-            message: aws_sdk_ec2::error::DisplayErrorContext(error).to_string(),
-        }
-    }
-}
+pub use crate::api_error::ApiError;
 
 /// Reason of a part whose call failed with nothing resolved before.
 pub const RESOLUTION_FAILED: &str = "ResolutionFailed";
@@ -348,7 +330,9 @@ mod tests {
             message: String::new(),
         };
         let error = ApiError {
-            action: "DescribeSubnets",
+            action: "ec2:DescribeSubnets",
+            kind: crate::api_error::ApiErrorKind::Throttled,
+            code: Some("RequestLimitExceeded".into()),
             message: "throttled".into(),
         };
         let mut errors = Vec::new();

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use dovetail_api::ec2nodeclass::{SecurityGroup, SecurityGroupSelectorTerm};
 
-use super::ApiError;
 use super::selector::{Filter, Query, describe_tags, tag_filters, tag_map};
+use crate::api_error::ApiError;
 
 /// EC2's largest page for DescribeSecurityGroups.
 const PAGE: i32 = 1000;
@@ -88,7 +88,7 @@ pub async fn describe(
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ApiError::new("DescribeSecurityGroups", &e))?;
+            let page = page.map_err(|e| ApiError::from_sdk("ec2:DescribeSecurityGroups", &e))?;
             for g in page.security_groups() {
                 let tags = tag_map(g.tags().iter().map(|t| (t.key(), t.value())));
                 let Some(id) = g.group_id() else { continue };

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use dovetail_api::ec2nodeclass::{Subnet, SubnetSelectorTerm};
 
-use super::ApiError;
 use super::selector::{Filter, Query, describe_tags, tag_filters, tag_map};
+use crate::api_error::ApiError;
 
 /// EC2's largest page for DescribeSubnets.
 const PAGE: i32 = 500;
@@ -89,7 +89,7 @@ pub async fn describe(
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ApiError::new("DescribeSubnets", &e))?;
+            let page = page.map_err(|e| ApiError::from_sdk("ec2:DescribeSubnets", &e))?;
             for s in page.subnets() {
                 let tags = tag_map(s.tags().iter().map(|t| (t.key(), t.value())));
                 let Some(id) = s.subnet_id() else { continue };
