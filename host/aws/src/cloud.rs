@@ -23,6 +23,7 @@ use dovetail_control::cloud::{
     CloudDrift, CloudError, CloudProvider, CreateError, Instance, InstanceState, Launch,
     OfferingKey,
 };
+use dovetail_core::catalog::aws::Ec2InstanceInfo;
 use dovetail_core::catalog::{CapacityType, Catalog, CatalogSettings};
 use dovetail_core::nodeclaim::NodeClaim;
 use dovetail_core::sym::Sym;
@@ -32,6 +33,7 @@ use tokio::runtime::Handle;
 use crate::batch::{self, Batcher};
 use crate::clients::Clients;
 use crate::discovery::{Discovery, DiscoveryError, Refreshed};
+use crate::instance_types;
 use crate::instances;
 use crate::launch::fleet::{self, FleetError, FleetPlan, SubnetChoice};
 use crate::launch::options::{self, Claim, Cluster};
@@ -146,13 +148,31 @@ struct Inner {
     cluster: Cluster,
     node_classes: NodeClasses,
     discovery: tokio::sync::Mutex<Discovery>,
-    catalog: ArcSwap<Catalog>,
+    /// The operator's settings: each class's kubelet settings go on top.
+    settings: CatalogSettings,
+    region: ArcSwap<Region>,
+    /// The region's catalog sized for the EC2NodeClasses, remade when the
+    /// region's catalog or a class's spec changes.
+    sized: Mutex<Option<SizedCatalog>>,
     templates: LaunchTemplates,
     /// One lock per launch template name, for [`AwsCloud::ensure_template`].
     ensuring: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     fleets: Batcher<String, CreateFleetInput, FleetAnswer>,
     describes: Batcher<(), String, DescribeAnswer>,
     terminates: Batcher<(), String, TerminateAnswer>,
+}
+
+/// The region's catalog as discovered, sized with the operator's settings,
+/// and the facts behind its types.
+struct Region {
+    catalog: Arc<Catalog>,
+    infos: Arc<BTreeMap<Sym, Ec2InstanceInfo>>,
+}
+
+struct SizedCatalog {
+    region: Arc<Catalog>,
+    generation: u64,
+    catalog: Arc<Catalog>,
 }
 
 /// The cloud port on EC2. Cheap to clone: clones share their state.
@@ -171,7 +191,7 @@ impl fmt::Debug for AwsCloud {
             .field("cluster", &self.inner.cluster.name)
             .field(
                 "instance_types",
-                &self.inner.catalog.load().instance_types.len(),
+                &self.inner.region.load().catalog.instance_types.len(),
             )
             .finish_non_exhaustive()
     }
@@ -189,8 +209,11 @@ impl AwsCloud {
         settings: CatalogSettings,
         handle: Handle,
     ) -> Self {
-        let discovery = Discovery::new(&clients.region, settings);
-        let catalog = ArcSwap::new(discovery.catalog());
+        let discovery = Discovery::new(&clients.region, settings.clone());
+        let region = ArcSwap::from_pointee(Region {
+            catalog: discovery.catalog(),
+            infos: discovery.infos(),
+        });
         let ec2 = clients.ec2.clone();
         let fleets = Batcher::new(batch::CREATE_FLEET, move |_key, inputs| {
             create_fleet(ec2.clone(), inputs)
@@ -210,7 +233,9 @@ impl AwsCloud {
                 cluster,
                 node_classes,
                 discovery: tokio::sync::Mutex::new(discovery),
-                catalog,
+                settings,
+                region,
+                sized: Mutex::new(None),
                 templates: LaunchTemplates::new(),
                 ensuring: Mutex::default(),
                 fleets,
@@ -232,8 +257,11 @@ impl AwsCloud {
         }
         let refreshed = discovery.refresh(&self.inner.clients, now_ms).await;
         let catalog = discovery.catalog();
-        if !Arc::ptr_eq(&catalog, &self.inner.catalog.load()) {
-            self.inner.catalog.store(catalog);
+        if !Arc::ptr_eq(&catalog, &self.inner.region.load().catalog) {
+            self.inner.region.store(Arc::new(Region {
+                catalog,
+                infos: discovery.infos(),
+            }));
         }
         refreshed.map(Some)
     }
@@ -267,8 +295,57 @@ impl AwsCloud {
         &self.inner.clients.region
     }
 
+    /// The region's catalog with every EC2NodeClass's nodes sized by its
+    /// kubelet settings and root volume; made again only when the region's
+    /// catalog or a class's spec changed.
     fn catalog(&self) -> Arc<Catalog> {
-        self.inner.catalog.load_full()
+        let inner = &self.inner;
+        let region = inner.region.load_full();
+        let generation = inner.node_classes.generation();
+        let mut sized = inner.sized.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = &*sized
+            && Arc::ptr_eq(&s.region, &region.catalog)
+            && s.generation == generation
+        {
+            return s.catalog.clone();
+        }
+        let classes: Vec<(String, CatalogSettings)> = inner
+            .node_classes
+            .all()
+            .iter()
+            .filter_map(|class| {
+                let name = class.metadata.name.clone().unwrap_or_default();
+                match class.catalog_settings(&inner.settings) {
+                    Ok(settings) => Some((name, settings)),
+                    Err(e) => {
+                        // Launches for the class fail on the same error
+                        // (its status says so); its nodes meanwhile are
+                        // sized with the operator's settings.
+                        tracing::warn!(
+                            ec2nodeclass = %name,
+                            error = %e,
+                            "cannot size nodes with this EC2NodeClass's settings; using the defaults"
+                        );
+                        None
+                    }
+                }
+            })
+            .collect();
+        let catalog = if classes.is_empty() {
+            region.catalog.clone()
+        } else {
+            Arc::new(instance_types::sized_for_classes(
+                &region.catalog,
+                &region.infos,
+                &classes,
+            ))
+        };
+        *sized = Some(SizedCatalog {
+            region: region.catalog.clone(),
+            generation,
+            catalog: catalog.clone(),
+        });
+        catalog
     }
 
     async fn launch(&self, claim: &NodeClaim, now_ms: u64) -> Result<Launch, CreateError> {
@@ -300,8 +377,9 @@ impl AwsCloud {
         for o in &claim.launch {
             if seen.insert(o.instance_type)
                 && let Some(it) = catalog.get(o.instance_type.as_str())
+                && let Some(size) = catalog.sizing(o.instance_type.as_str(), class_name)
             {
-                types.push(it);
+                types.push((it, size));
             }
         }
         let node_pool = claim.node_pool.map(|p| p.to_string()).unwrap_or_default();
@@ -326,7 +404,7 @@ impl AwsCloud {
                     "none of EC2NodeClass {class_name}'s AMIs is for the NodeClaim's instance types ({}): check spec.amiSelectorTerms",
                     types
                         .iter()
-                        .map(|t| t.name.to_string())
+                        .map(|(t, _)| t.name.to_string())
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
@@ -457,6 +535,7 @@ impl AwsCloud {
             .map(|o| o.price)
             .or(chosen.map(|o| o.price))
             .unwrap_or(0.0);
+        let size = catalog.sizing(instance_type.as_str(), &claim.node_class_ref.name);
         Instance {
             provider_id: instances::provider_id(zone.as_str(), &launched.id),
             instance_type,
@@ -474,8 +553,8 @@ impl AwsCloud {
                 capacity_type,
                 &claim.requirements,
             ),
-            capacity: it.map(|it| it.capacity.clone()).unwrap_or_default(),
-            allocatable: it.map(|it| it.allocatable()).unwrap_or_default(),
+            capacity: size.map(|s| s.capacity.clone()).unwrap_or_default(),
+            allocatable: size.map(|s| s.allocatable()).unwrap_or_default(),
             state: InstanceState::Pending,
             launched_ms: now_ms,
             node_claim: Some(claim.name),

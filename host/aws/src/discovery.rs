@@ -10,6 +10,7 @@ use std::sync::Arc;
 use aws_sdk_ec2::primitives::DateTime;
 use aws_sdk_ec2::types::{Filter, InstanceTypeInfo, LocationType};
 use aws_sdk_pricing::types::{Filter as PricingFilter, FilterType};
+use dovetail_core::catalog::aws::Ec2InstanceInfo;
 use dovetail_core::catalog::{Catalog, CatalogSettings, PriceSource};
 use dovetail_core::sym::Sym;
 
@@ -100,6 +101,8 @@ pub struct Discovery {
     offerings: LastGood<ZoneOfferings>,
     prices: PriceBook,
     catalog: Arc<Catalog>,
+    /// The facts behind the catalog's types, for sizing them per class.
+    infos: Arc<BTreeMap<Sym, Ec2InstanceInfo>>,
     /// Unix ms of the last refresh, and whether every source succeeded.
     last: Option<(u64, bool)>,
 }
@@ -118,6 +121,7 @@ impl Discovery {
                 Vec::new(),
                 PriceSource::Given,
             )),
+            infos: Arc::default(),
             last: None,
         }
     }
@@ -125,6 +129,16 @@ impl Discovery {
     /// The current catalog: the same `Arc` until a refresh changes it.
     pub fn catalog(&self) -> Arc<Catalog> {
         Arc::clone(&self.catalog)
+    }
+
+    /// The facts behind the current catalog's types, changed with it.
+    pub fn infos(&self) -> Arc<BTreeMap<Sym, Ec2InstanceInfo>> {
+        Arc::clone(&self.infos)
+    }
+
+    /// The operator's settings every type is sized with.
+    pub fn settings(&self) -> &CatalogSettings {
+        &self.settings
     }
 
     /// The prices held.
@@ -210,6 +224,7 @@ impl Discovery {
         let changed = built.catalog != *self.catalog;
         if changed {
             self.catalog = Arc::new(built.catalog);
+            self.infos = Arc::new(built.infos);
         }
         let catalog = &self.catalog;
         Ok(Refreshed {

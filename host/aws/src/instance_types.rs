@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{
 };
 use dovetail_core::catalog::aws::{Accelerator, Ec2InstanceInfo, Gpu};
 use dovetail_core::catalog::{
-    CapacityType, Catalog, CatalogSettings, InstanceType, Offering, PriceSource,
+    CapacityType, Catalog, CatalogSettings, InstanceType, Offering, PriceSource, Sizing,
 };
 use dovetail_core::sym::Sym;
 
@@ -230,6 +230,9 @@ pub enum Dropped {
 #[derive(Debug, Clone)]
 pub struct Built {
     pub catalog: Catalog,
+    /// The facts behind each of the catalog's types, to size them again
+    /// for an EC2NodeClass ([`sized_for_classes`]).
+    pub infos: BTreeMap<Sym, Ec2InstanceInfo>,
     pub dropped: Vec<Dropped>,
 }
 
@@ -249,6 +252,7 @@ pub fn catalog(
 ) -> Built {
     let region_sym = Sym::new(region);
     let mut types: Vec<InstanceType> = Vec::new();
+    let mut kept = BTreeMap::new();
     let mut dropped = Vec::new();
     for raw in infos {
         let info = match instance_info(raw) {
@@ -290,6 +294,7 @@ pub fn catalog(
         }
         // The architecture was checked above.
         types.extend(info.resolve(region_sym, offered, settings));
+        kept.insert(info.name, info);
     }
     let source = if prices.spot_observed() {
         PriceSource::Observed
@@ -298,8 +303,35 @@ pub fn catalog(
     };
     Built {
         catalog: Catalog::new(region_sym, types, source),
+        infos: kept,
         dropped,
     }
+}
+
+/// `catalog` with each EC2NodeClass of `classes` sizing its nodes with its
+/// own settings (kubelet `maxPods`, `podsPerCore`, reserved resources and
+/// eviction thresholds, root volume), recomputed from `infos` with core's
+/// capacity math, as Karpenter resolves instance types per EC2NodeClass. A
+/// class sized as the catalog is adds nothing.
+pub fn sized_for_classes(
+    catalog: &Catalog,
+    infos: &BTreeMap<Sym, Ec2InstanceInfo>,
+    classes: &[(String, CatalogSettings)],
+) -> Catalog {
+    let mut out = catalog.clone();
+    for (name, settings) in classes {
+        out = out.with_class_sizing(name, |it| match infos.get(&it.name) {
+            Some(info) => Sizing {
+                capacity: info.capacity(settings),
+                overhead: info.overhead(settings),
+            },
+            None => Sizing {
+                capacity: it.capacity.clone(),
+                overhead: it.overhead.clone(),
+            },
+        });
+    }
+    out
 }
 
 /// An operator setting out of range.

@@ -11,7 +11,7 @@ use dovetail_core::model::Labels;
 use dovetail_core::requirements::NodeSelectorRequirement;
 use dovetail_core::sym::Sym;
 
-use crate::launch::tags::NODE_CLAIM;
+use crate::launch::tags::{NODE_CLAIM, NODE_CLASS};
 
 /// Why a `DescribeInstances` entry cannot be reported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +109,11 @@ pub fn from_ec2(
     let price = it
         .and_then(|it| it.offering(zone.as_str(), capacity_type))
         .map_or(0.0, |o| o.price);
+    // Sized as its EC2NodeClass sizes nodes (its kubelet settings).
+    let size = catalog.sizing(
+        instance_type.as_str(),
+        tag(instance, NODE_CLASS).unwrap_or_default(),
+    );
     Ok(Instance {
         provider_id: provider_id(zone.as_str(), id),
         instance_type,
@@ -117,8 +122,8 @@ pub fn from_ec2(
         price,
         image_id: instance.image_id().map(str::to_string),
         labels: labels(catalog, instance_type, zone, capacity_type, requirements),
-        capacity: it.map(|it| it.capacity.clone()).unwrap_or_default(),
-        allocatable: it.map(|it| it.allocatable()).unwrap_or_default(),
+        capacity: size.map(|s| s.capacity.clone()).unwrap_or_default(),
+        allocatable: size.map(|s| s.allocatable()).unwrap_or_default(),
         state: state(instance),
         launched_ms: instance.launch_time().map_or(0, launched_ms),
         node_claim: tag(instance, NODE_CLAIM).map(Sym::new),

@@ -650,3 +650,113 @@ fn the_secret_key_is_in_no_log_line_and_no_debug_output() {
     assert!(logs.contains("launched instance"), "the capture works");
     assert!(!logs.contains(SECRET), "the secret key is in the logs");
 }
+
+/// The class `default` with kubelet `maxPods` and kube-reserved memory.
+fn with_kubelet(mut class: EC2NodeClass, max_pods: i32) -> EC2NodeClass {
+    class.spec.kubelet = Some(
+        serde_json::from_value(serde_json::json!({
+            "maxPods": max_pods,
+            "kubeReserved": {"memory": "1Gi"}
+        }))
+        .expect("valid kubelet settings"),
+    );
+    class
+}
+
+/// The latest version's user data of every launch template, decoded.
+fn template_user_data(server: &Server) -> Vec<String> {
+    use base64::Engine as _;
+    let ec2 = server.clients().ec2;
+    let names: Vec<String> = server
+        .rt
+        .block_on(ec2.describe_launch_templates().send())
+        .expect("DescribeLaunchTemplates")
+        .launch_templates()
+        .iter()
+        .filter_map(|t| t.launch_template_name().map(str::to_string))
+        .collect();
+    names
+        .iter()
+        .filter_map(|name| {
+            let versions = server
+                .rt
+                .block_on(
+                    ec2.describe_launch_template_versions()
+                        .launch_template_name(name)
+                        .versions("$Latest")
+                        .send(),
+                )
+                .expect("DescribeLaunchTemplateVersions");
+            let data = versions
+                .launch_template_versions()
+                .first()?
+                .launch_template_data()?
+                .user_data()?
+                .to_string();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .ok()?;
+            String::from_utf8(bytes).ok()
+        })
+        .collect()
+}
+
+#[test]
+fn an_ec2_node_classs_kubelet_settings_size_its_nodes_and_their_user_data() {
+    let server = shared();
+    let classes = NodeClasses::new();
+    classes.set(with_kubelet(server.class("True"), 8));
+    let mut cloud = server.cloud_with("sizing", server.clients(), classes.clone());
+
+    // The scheduler sees m5.large as the class sizes it: 8 pods, 1 GiB
+    // kube-reserved memory; a class without kubelet settings keeps the
+    // ENI-limited 29.
+    let catalog = cloud.instance_types();
+    let sized = catalog.sizing("m5.large", "default").expect("m5.large");
+    assert_eq!(sized.capacity.pods, 8);
+    assert_eq!(sized.overhead.kube_reserved.memory, 1 << 30);
+    let other = catalog.sizing("m5.large", "other").expect("m5.large");
+    assert_eq!(other.capacity.pods, 29);
+    assert_ne!(other.overhead.kube_reserved.memory, 1 << 30);
+
+    // The launched instance reports that capacity and allocatable.
+    let Launch { instance, .. } = cloud
+        .create(
+            &claim(
+                "default-sizing",
+                vec![offering(&cloud, "m5.large", ZONE_A, CapacityType::OnDemand)],
+            ),
+            unix_ms(),
+        )
+        .expect("the launch succeeds");
+    assert_eq!(instance.capacity.pods, 8);
+    assert_eq!(instance.allocatable, sized.allocatable());
+    // So does the instance read back from EC2.
+    let read = cloud.get(&instance.provider_id).expect("the instance");
+    assert_eq!(read.capacity.pods, 8);
+    assert_eq!(read.allocatable, sized.allocatable());
+
+    // The node's kubelet is told the same: maxPods 8 and 1Gi kube-reserved
+    // memory in the NodeConfig of the template it launched from.
+    let ours: Vec<String> = template_user_data(server)
+        .into_iter()
+        .filter(|d| d.contains("name: sizing"))
+        .collect();
+    assert!(!ours.is_empty(), "a launch template for cluster `sizing`");
+    assert!(
+        ours.iter()
+            .all(|d| d.contains("maxPods: 8") && d.contains("memory: 1Gi")),
+        "{ours:?}"
+    );
+
+    // Editing the class resizes at once.
+    classes.set(with_kubelet(server.class("True"), 12));
+    let catalog = cloud.instance_types();
+    assert_eq!(
+        catalog.sizing("m5.large", "default").unwrap().capacity.pods,
+        12
+    );
+    cloud
+        .delete(&instance.provider_id, unix_ms())
+        .expect("the instance terminates");
+}

@@ -94,7 +94,7 @@ fn types_that_agree_on_ami_and_user_data_share_a_template() {
         "g5.xlarge",
         "inf2.xlarge",
     ]);
-    let refs: Vec<&InstanceType> = its.iter().collect();
+    let refs: Vec<_> = its.iter().map(|it| (it, it.own_sizing())).collect();
     let sets = option_sets(&class(), &cluster(), "us-east-1", claim(), &refs).unwrap();
     let t = |n: &str| sets.by_type[&Sym::new(n)].clone();
     // m5.large and c5.large: same AMI, 29 pods and the same reserved.
@@ -147,7 +147,14 @@ fn claim_taints_and_labels_reach_the_user_data() {
         capacity_type: CapacityType::Spot,
         ..claim()
     };
-    let sets = option_sets(&class(), &cluster(), "us-east-1", claim, &[&its[0]]).unwrap();
+    let sets = option_sets(
+        &class(),
+        &cluster(),
+        "us-east-1",
+        claim,
+        &[(&its[0], its[0].own_sizing())],
+    )
+    .unwrap();
     let o = sets.templates.values().next().unwrap();
     assert!(o.spot);
     let text = String::from_utf8(BASE64.decode(&o.user_data).unwrap()).unwrap();
@@ -162,7 +169,14 @@ fn classes_that_cannot_launch_say_why() {
     let mut no_family = class();
     no_family.spec.ami_selector_terms = serde_norway::from_str("[{id: ami-0123}]").unwrap();
     assert_eq!(
-        option_sets(&no_family, &cluster(), "us-east-1", claim(), &[&its[0]]).unwrap_err(),
+        option_sets(
+            &no_family,
+            &cluster(),
+            "us-east-1",
+            claim(),
+            &[(&its[0], its[0].own_sizing())]
+        )
+        .unwrap_err(),
         OptionsError::NoAmiFamily("default".into())
     );
     let mut restricted = class();
@@ -171,13 +185,26 @@ fn classes_that_cannot_launch_say_why() {
         .tags
         .insert("karpenter.sh/nodepool".into(), "x".into());
     assert_eq!(
-        option_sets(&restricted, &cluster(), "us-east-1", claim(), &[&its[0]]).unwrap_err(),
+        option_sets(
+            &restricted,
+            &cluster(),
+            "us-east-1",
+            claim(),
+            &[(&its[0], its[0].own_sizing())]
+        )
+        .unwrap_err(),
         OptionsError::Tags(TagError::Restricted("karpenter.sh/nodepool".into()))
     );
     let mut no_cidr = cluster();
     no_cidr.service_cidr = None;
     assert!(matches!(
-        option_sets(&class(), &no_cidr, "us-east-1", claim(), &[&its[0]]),
+        option_sets(
+            &class(),
+            &no_cidr,
+            "us-east-1",
+            claim(),
+            &[(&its[0], its[0].own_sizing())]
+        ),
         Err(OptionsError::UserData(_))
     ));
 }

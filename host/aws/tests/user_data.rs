@@ -44,7 +44,7 @@ fn bootstrap(family: &AmiFamily) -> Bootstrap {
         cluster_endpoint: "https://ABCDEF0123456789.gr7.us-east-1.eks.amazonaws.com".into(),
         ca_bundle: Some(CA.into()),
         cluster_cidr: Some("10.100.0.0/16".into()),
-        kubelet: resolved_kubelet(None, m5, Some("10.100.0.10")),
+        kubelet: resolved_kubelet(None, m5.own_sizing(), Some("10.100.0.10")),
         labels: node_labels(&claim_labels, CapacityType::Spot, family),
         taints: vec![NodeTaint::from(&Taint::new(
             "example.com/dedicated",
@@ -477,7 +477,7 @@ cpuCFSQuota: false
     let mut b = bootstrap(&AmiFamily::Bottlerocket);
     b.kubelet = resolved_kubelet(
         Some(&class),
-        catalog.get("m5.large").unwrap(),
+        catalog.get("m5.large").unwrap().own_sizing(),
         Some("10.100.0.10"),
     );
     b.instance_store_raid0 = true;
@@ -511,7 +511,7 @@ cpuCFSQuota: false
 fn kubelet_settings_are_resolved_for_the_instance_type() {
     let catalog = dovetail_core::catalog::aws_catalog();
     let m5 = catalog.get("m5.large").unwrap();
-    let k = resolved_kubelet(None, m5, Some("10.100.0.10"));
+    let k = resolved_kubelet(None, m5.own_sizing(), Some("10.100.0.10"));
     assert_eq!(k.max_pods, Some(29));
     assert_eq!(
         k.kube_reserved,
@@ -528,10 +528,14 @@ fn kubelet_settings_are_resolved_for_the_instance_type() {
         ..Default::default()
     };
     assert_eq!(
-        resolved_kubelet(Some(&class), m5, Some("10.100.0.10")).cluster_dns,
+        resolved_kubelet(Some(&class), m5.own_sizing(), Some("10.100.0.10")).cluster_dns,
         ["169.254.20.10"]
     );
-    assert!(resolved_kubelet(None, m5, None).cluster_dns.is_empty());
+    assert!(
+        resolved_kubelet(None, m5.own_sizing(), None)
+            .cluster_dns
+            .is_empty()
+    );
 }
 
 #[test]

@@ -311,7 +311,12 @@ fn with_derived_launch(
 ) -> NodeClaim {
     let mut c = claim.clone();
     if let Ok(requirements) = Requirements::from_terms(&claim.requirements) {
-        c.launch = compatible_offerings(catalog, &requirements, &claim.requests);
+        c.launch = compatible_offerings(
+            catalog,
+            &claim.node_class_ref.name,
+            &requirements,
+            &claim.requests,
+        );
         // The view may predate marks made earlier in this pass.
         c.launch.retain(|o| {
             let key = OfferingKey {

@@ -227,6 +227,7 @@ pub fn in_flight(claim: &NodeClaim, catalog: &Catalog) -> Option<Node> {
                             .ok()?;
                     derived = dovetail_core::scheduler::compatible_offerings(
                         catalog,
+                        &claim.node_class_ref.name,
                         &requirements,
                         &claim.requests,
                     );
@@ -234,12 +235,13 @@ pub fn in_flight(claim: &NodeClaim, catalog: &Catalog) -> Option<Node> {
                 }
             };
             let it = catalog.get(first.instance_type.as_str())?;
+            let size = catalog.sizing(first.instance_type.as_str(), &claim.node_class_ref.name)?;
             let mut l = instance_labels(it, first.zone, first.capacity_type, &claim.requirements);
             l.extend(claim.labels.iter().copied());
             (
                 sort_labels(l),
-                it.capacity.clone(),
-                it.allocatable(),
+                size.capacity.clone(),
+                size.allocatable(),
                 first.price,
             )
         }

@@ -107,6 +107,10 @@ impl CloudProvider for FakeCloud {
                 .catalog
                 .get(o.instance_type.as_str())
                 .expect("launch lists name catalog types");
+            let size = self
+                .catalog
+                .sizing(o.instance_type.as_str(), &claim.node_class_ref.name)
+                .expect("launch lists name catalog types");
             self.next_id += 1;
             let pid = format!("aws:///{}/i-{:08}", o.zone, self.next_id);
             let instance = Instance {
@@ -117,8 +121,8 @@ impl CloudProvider for FakeCloud {
                 price: o.price,
                 image_id: Some("ami-test".into()),
                 labels: instance_labels(it, o.zone, o.capacity_type, &claim.requirements),
-                capacity: it.capacity.clone(),
-                allocatable: it.allocatable(),
+                capacity: size.capacity.clone(),
+                allocatable: size.allocatable(),
                 state: InstanceState::Running,
                 launched_ms: now_ms,
                 node_claim: Some(claim.name),

@@ -36,6 +36,12 @@ pub fn node_pool(name: &str) -> NodePoolBuilder {
 }
 
 impl NodePoolBuilder {
+    /// The pool's EC2NodeClass (`nodeClassRef.name`).
+    pub fn node_class(mut self, name: &str) -> Self {
+        self.0.node_class_ref.name = name.to_string();
+        self
+    }
+
     pub fn weight(mut self, w: i32) -> Self {
         self.0.weight = w;
         self

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use dovetail_api::ec2nodeclass::{Ami, EC2NodeClass, InstanceStorePolicy};
-use dovetail_core::catalog::{CapacityType, InstanceType};
+use dovetail_core::catalog::{CapacityType, InstanceType, SizingRef};
 use dovetail_core::model::Taint;
 use dovetail_core::requirements::{NodeSelectorRequirement, Operator, Requirements};
 use dovetail_core::sym::Sym;
@@ -97,13 +97,14 @@ fn operator(name: &str) -> Option<Operator> {
         .find(|o| o.as_str() == name)
 }
 
-/// The launch template of every type in `types` for `claim` with `class`.
+/// The launch template of every type in `types` (each with its sizing
+/// under `class`) for `claim` with `class`.
 pub fn option_sets(
     class: &EC2NodeClass,
     cluster: &Cluster,
     region: &str,
     claim: Claim<'_>,
-    types: &[&InstanceType],
+    types: &[(&InstanceType, SizingRef<'_>)],
 ) -> Result<OptionSets, OptionsError> {
     let class_name = class.metadata.name.clone().unwrap_or_default();
     let family = class
@@ -123,7 +124,7 @@ pub fn option_sets(
     let to_node = |t: &[Taint]| t.iter().map(NodeTaint::from).collect::<Vec<_>>();
     let labels = user_data::node_labels(claim.labels, claim.capacity_type, &family);
     let mut sets = OptionSets::default();
-    for &it in types {
+    for &(it, size) in types {
         let Some(ami) = ami_for(amis, it) else {
             sets.without_ami.push(it.name);
             continue;
@@ -135,7 +136,7 @@ pub fn option_sets(
             cluster_cidr: cluster.service_cidr.clone(),
             kubelet: user_data::resolved_kubelet(
                 class.spec.kubelet.as_ref(),
-                it,
+                size,
                 cluster.dns_ip.as_deref(),
             ),
             labels: labels.clone(),

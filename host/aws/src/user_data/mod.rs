@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use dovetail_api::ec2nodeclass::{AmiFamily, KubeletConfiguration};
 use dovetail_api::rules;
-use dovetail_core::catalog::{CapacityType, InstanceType};
+use dovetail_core::catalog::{CapacityType, SizingRef};
 use dovetail_core::model::{Taint, TaintEffect};
 use dovetail_core::resources::{self, Resources};
 use dovetail_core::sym::Sym;
@@ -253,20 +253,20 @@ pub fn node_labels(
     labels
 }
 
-/// The EC2NodeClass's kubelet settings completed for `instance_type`:
-/// `maxPods` is the type's pod capacity, kube-reserved and system-reserved
-/// the overhead the catalog computed (so the node reports the allocatable
-/// the scheduler planned with), and `clusterDNS` the cluster's DNS service
-/// address when the class names none.
+/// The EC2NodeClass's kubelet settings completed for an instance type as
+/// the class sizes it (`size`, from the catalog): `maxPods` is its pod
+/// capacity, kube-reserved and system-reserved its overhead (so the node
+/// reports the allocatable the scheduler planned with), and `clusterDNS`
+/// the cluster's DNS service address when the class names none.
 pub fn resolved_kubelet(
     class: Option<&KubeletConfiguration>,
-    instance_type: &InstanceType,
+    size: SizingRef<'_>,
     cluster_dns: Option<&str>,
 ) -> KubeletConfiguration {
     let mut k = class.cloned().unwrap_or_default();
-    k.max_pods = Some(i32::try_from(instance_type.capacity.pods).unwrap_or(i32::MAX));
-    k.kube_reserved = quantities(&instance_type.overhead.kube_reserved);
-    k.system_reserved = quantities(&instance_type.overhead.system_reserved);
+    k.max_pods = Some(i32::try_from(size.capacity.pods).unwrap_or(i32::MAX));
+    k.kube_reserved = quantities(&size.overhead.kube_reserved);
+    k.system_reserved = quantities(&size.overhead.system_reserved);
     if k.cluster_dns.is_empty()
         && let Some(ip) = cluster_dns
     {

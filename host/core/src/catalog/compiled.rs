@@ -179,6 +179,17 @@ impl Types {
         }
     }
 
+    /// These types with each one's capacity and allocatable from `sizes`
+    /// (index-aligned with the list).
+    pub fn sized(&self, sizes: &[super::Sizing]) -> Self {
+        let mut out = self.clone();
+        for (t, s) in out.list.iter_mut().zip(sizes) {
+            t.capacity = s.capacity.clone();
+            t.allocatable = s.allocatable();
+        }
+        out
+    }
+
     /// The labels a NodeClaim may leave undefined: Karpenter's well-known
     /// labels and the catalog's own.
     pub fn well_known(&self) -> WellKnown<'_> {

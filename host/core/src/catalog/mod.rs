@@ -118,6 +118,60 @@ impl Overhead {
     }
 }
 
+/// A type's capacity and overhead under one node class's kubelet settings
+/// (`maxPods`, `kubeReserved`, the root volume, …), where they differ from
+/// the catalog's own ([`Catalog::with_class_sizing`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sizing {
+    pub capacity: Resources,
+    pub overhead: Overhead,
+}
+
+impl Sizing {
+    pub fn allocatable(&self) -> Resources {
+        self.capacity.minus(&self.overhead.total())
+    }
+}
+
+/// How a node of some type is sized: the type's own capacity and overhead,
+/// or its node class's ([`Catalog::sizing`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SizingRef<'a> {
+    pub capacity: &'a Resources,
+    pub overhead: &'a Overhead,
+}
+
+impl SizingRef<'_> {
+    pub fn allocatable(&self) -> Resources {
+        self.capacity.minus(&self.overhead.total())
+    }
+}
+
+/// One node class's sizing of every type of a catalog, index-aligned with
+/// [`Catalog::instance_types`], with the scheduler's compiled form of it.
+#[derive(Debug)]
+struct ClassSizing {
+    class: Sym,
+    sizes: Arc<[Sizing]>,
+    compiled: std::sync::OnceLock<Arc<compiled::Types>>,
+}
+
+impl Clone for ClassSizing {
+    fn clone(&self) -> Self {
+        Self {
+            class: self.class,
+            sizes: self.sizes.clone(),
+            compiled: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl PartialEq for ClassSizing {
+    fn eq(&self, other: &Self) -> bool {
+        self.class == other.class && self.sizes == other.sizes
+    }
+}
+
 /// An instance type as the scheduler sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceType {
@@ -145,6 +199,14 @@ impl InstanceType {
     /// Capacity minus overhead: what pods can request.
     pub fn allocatable(&self) -> Resources {
         self.capacity.minus(&self.overhead.total())
+    }
+
+    /// The type's own sizing, as the catalog's settings size it.
+    pub fn own_sizing(&self) -> SizingRef<'_> {
+        SizingRef {
+            capacity: &self.capacity,
+            overhead: &self.overhead,
+        }
     }
 
     pub fn label(&self, key: &str) -> Option<Sym> {
@@ -243,6 +305,11 @@ pub struct Catalog {
     /// own, a NodePool may leave them undefined and a pod may still require
     /// them, and a type without one does not match a pod that requires it.
     well_known_labels: Vec<Sym>,
+    /// Node classes whose kubelet settings size nodes differently from
+    /// `instance_types`' own capacity and overhead, sorted by class name.
+    /// Karpenter sizes a NodePool's types with its EC2NodeClass; one catalog
+    /// serves every class, its offerings shared.
+    classes: Vec<ClassSizing>,
     compiled: std::sync::OnceLock<Arc<compiled::Types>>,
 }
 
@@ -253,6 +320,7 @@ impl Clone for Catalog {
             instance_types: self.instance_types.clone(),
             spot_prices: self.spot_prices,
             well_known_labels: self.well_known_labels.clone(),
+            classes: self.classes.clone(),
             compiled: std::sync::OnceLock::new(),
         }
     }
@@ -264,6 +332,7 @@ impl PartialEq for Catalog {
             && self.instance_types == other.instance_types
             && self.spot_prices == other.spot_prices
             && self.well_known_labels == other.well_known_labels
+            && self.classes == other.classes
     }
 }
 
@@ -283,8 +352,88 @@ impl Catalog {
             instance_types,
             spot_prices,
             well_known_labels: Vec::new(),
+            classes: Vec::new(),
             compiled: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sizes nodes of node class `class` with `size` (called once per type,
+    /// in catalog order) instead of the types' own capacity and overhead.
+    /// A class sized exactly as the catalog is not recorded.
+    pub fn with_class_sizing(
+        mut self,
+        class: &str,
+        mut size: impl FnMut(&InstanceType) -> Sizing,
+    ) -> Self {
+        let sizes: Vec<Sizing> = self.instance_types.iter().map(&mut size).collect();
+        let own = self
+            .instance_types
+            .iter()
+            .zip(&sizes)
+            .all(|(it, s)| it.capacity == s.capacity && it.overhead == s.overhead);
+        let at = self.class_index(class);
+        match (at, own) {
+            (Ok(i), true) => {
+                self.classes.remove(i);
+            }
+            (Err(_), true) => {}
+            (Ok(i), false) => {
+                self.classes[i] = ClassSizing {
+                    class: Sym::new(class),
+                    sizes: sizes.into(),
+                    compiled: std::sync::OnceLock::new(),
+                }
+            }
+            (Err(i), false) => self.classes.insert(
+                i,
+                ClassSizing {
+                    class: Sym::new(class),
+                    sizes: sizes.into(),
+                    compiled: std::sync::OnceLock::new(),
+                },
+            ),
+        }
+        self
+    }
+
+    /// Sizes nodes of node class `class` as `sized`, the same types resolved
+    /// with the class's settings, sizes them; a type `sized` lacks keeps its
+    /// own sizing.
+    pub fn with_class_sized_as(self, class: &str, sized: &Catalog) -> Self {
+        self.with_class_sizing(class, |it| {
+            let from = sized.get(it.name.as_str()).unwrap_or(it);
+            Sizing {
+                capacity: from.capacity.clone(),
+                overhead: from.overhead.clone(),
+            }
+        })
+    }
+
+    fn class_index(&self, class: &str) -> Result<usize, usize> {
+        self.classes
+            .binary_search_by(|c| c.class.as_str().cmp(class))
+    }
+
+    /// The node classes sized apart from the catalog's own, sorted.
+    pub fn sized_classes(&self) -> impl Iterator<Item = Sym> + '_ {
+        self.classes.iter().map(|c| c.class)
+    }
+
+    /// How a node of type `name` and node class `class` is sized: the
+    /// class's sizing when it has one, else the type's own.
+    pub fn sizing(&self, name: &str, class: &str) -> Option<SizingRef<'_>> {
+        let i = self.index(name)?;
+        let it = &self.instance_types[i];
+        Some(match self.class_index(class) {
+            Ok(c) => {
+                let s = &self.classes[c].sizes[i];
+                SizingRef {
+                    capacity: &s.capacity,
+                    overhead: &s.overhead,
+                }
+            }
+            Err(_) => it.own_sizing(),
+        })
     }
 
     /// Declares `keys` well-known labels of this catalog, beside Karpenter's
@@ -311,6 +460,21 @@ impl Catalog {
     pub(crate) fn compiled(&self) -> Arc<compiled::Types> {
         self.compiled
             .get_or_init(|| Arc::new(compiled::Types::compile(self)))
+            .clone()
+    }
+
+    /// The compiled form for NodePools of node class `class`: the same
+    /// types and offerings, in the same order, sized as the class sizes
+    /// them.
+    pub(crate) fn compiled_for(&self, class: &str) -> Arc<compiled::Types> {
+        let base = self.compiled();
+        let Ok(c) = self.class_index(class) else {
+            return base;
+        };
+        let sizing = &self.classes[c];
+        sizing
+            .compiled
+            .get_or_init(|| Arc::new(base.sized(&sizing.sizes)))
             .clone()
     }
 

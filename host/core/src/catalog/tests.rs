@@ -708,3 +708,36 @@ fn capacity_type_labels_and_codes() {
     assert_eq!(CapacityType::Reserved.code(), 2);
     assert_eq!(CapacityType::from_label("preemptible"), None);
 }
+
+#[test]
+fn a_node_class_sizes_its_nodes_apart_and_an_identical_one_is_not_kept() {
+    let four = Catalog::aws_us_east_1_with(&CatalogSettings {
+        max_pods: Some(4),
+        ..Default::default()
+    });
+    let base = Catalog::aws_us_east_1();
+    let catalog = base
+        .clone()
+        .with_class_sized_as("few-pods", &four)
+        .with_class_sized_as("same", &Catalog::aws_us_east_1());
+    let sized: Vec<_> = catalog.sized_classes().map(|c| c.as_str()).collect();
+    assert_eq!(sized, ["few-pods"]);
+    let few = catalog.sizing("m5.large", "few-pods").unwrap();
+    assert_eq!(few.capacity.pods, 4);
+    assert_eq!(few.allocatable().pods, 4);
+    let own = catalog.sizing("m5.large", "default").unwrap();
+    assert_eq!(own.capacity.pods, 29);
+    assert!(catalog.sizing("m5.nonesuch", "few-pods").is_none());
+    // Offerings stay shared: marking one unavailable keeps the class sizing.
+    let mut marked = catalog.clone();
+    assert!(marked.mark_unavailable("m5.large", "us-east-1a", CapacityType::Spot));
+    assert_eq!(
+        marked.sizing("m5.large", "few-pods").unwrap().capacity.pods,
+        4
+    );
+    assert_ne!(marked, base);
+    // Sizing a class back to the catalog's own forgets it.
+    let back = catalog.with_class_sized_as("few-pods", &base);
+    assert_eq!(back.sized_classes().count(), 0);
+    assert_eq!(back, base);
+}

@@ -267,12 +267,16 @@ fn fits(
 #[derive(Debug, Clone)]
 pub(crate) struct Template {
     pub name: Sym,
+    pub node_class: Sym,
     pub weight: i32,
     pub requirements: Requirements,
     pub taints: Vec<Taint>,
     /// Compatible instance types with an available offering (shared: what-if
     /// solves copy templates).
     pub types: Arc<Vec<u32>>,
+    /// The catalog's types sized as the pool's node class sizes them (its
+    /// kubelet settings): what this pool's NodeClaims fit pods against.
+    pub sized: Arc<Types>,
     /// DaemonSet overhead and host ports, per instance type.
     pub daemons: Arc<Daemons>,
     /// What the pool's limits still allow, per limited resource.
@@ -282,9 +286,10 @@ pub(crate) struct Template {
 const NODES: &str = "nodes";
 
 impl Template {
+    /// `types` is the catalog compiled for the pool's node class.
     pub fn new(
         pool: &NodePool,
-        types: &Types,
+        types: &Arc<Types>,
         daemon_sets: &[DaemonSet],
         nodes: &[Node],
     ) -> Result<Self, String> {
@@ -333,10 +338,12 @@ impl Template {
         });
         Ok(Template {
             name: pool.name,
+            node_class: Sym::new(&pool.node_class_ref.name),
             weight: pool.weight,
             requirements,
             taints: pool.taints.clone(),
             types: Arc::new(list),
+            sized: types.clone(),
             daemons: Arc::new(daemons),
             remaining,
         })
@@ -361,7 +368,8 @@ impl Template {
     }
 
     /// The pool's types that still fit within its limits.
-    pub fn types_within_limits(&self, types: &Types) -> Result<Vec<u32>, String> {
+    pub fn types_within_limits(&self) -> Result<Vec<u32>, String> {
+        let types = &self.sized;
         let Some(remaining) = &self.remaining else {
             return Ok(self.types.to_vec());
         };
@@ -390,7 +398,8 @@ impl Template {
     }
 
     /// Counts a new NodeClaim against the limits at its largest possible size.
-    pub fn reserve(&mut self, claim: &Claim, types: &Types) {
+    pub fn reserve(&mut self, claim: &Claim) {
+        let types = &self.sized;
         if let Some(remaining) = &mut self.remaining {
             for (name, left) in remaining.iter_mut() {
                 let max = claim

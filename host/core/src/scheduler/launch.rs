@@ -99,7 +99,9 @@ pub fn selection_request(
     seed: u64,
 ) -> (SelectionRequest, Vec<OfferingRef>) {
     let mut index = DictionaryIndex::default();
-    let mut rows: HashMap<(Sym, Sym, u8), u32> = HashMap::default();
+    // An offering's row holds its type's allocatable, which depends on the
+    // node class sizing it, so rows are per class too.
+    let mut rows: HashMap<(Sym, Sym, u8, Sym), u32> = HashMap::default();
     let mut table = OfferingTable::default();
     let mut refs = Vec::new();
     let mut requests = Vec::with_capacity(plan.node_claims.len());
@@ -109,17 +111,20 @@ pub fn selection_request(
         for o in &claim.offerings {
             let code = o.capacity_type.code();
             let row = *rows
-                .entry((o.instance_type, o.zone, code))
+                .entry((o.instance_type, o.zone, code, claim.node_class))
                 .or_insert_with(|| {
-                    let Some(it) = catalog.get(o.instance_type.as_str()) else {
+                    let (Some(it), Some(size)) = (
+                        catalog.get(o.instance_type.as_str()),
+                        catalog.sizing(o.instance_type.as_str(), claim.node_class.as_str()),
+                    ) else {
                         return u32::MAX;
                     };
                     let type_id = index.instance_type(catalog, it.name);
                     let zone = index.zone(o.zone);
-                    let alloc = it.allocatable();
+                    let alloc = size.allocatable();
                     table.instance_type.push(type_id);
-                    table.vcpu.push((it.capacity.cpu / 1000) as u32);
-                    table.memory_mib.push((it.capacity.memory / MIB) as u64);
+                    table.vcpu.push((size.capacity.cpu / 1000) as u32);
+                    table.memory_mib.push((size.capacity.memory / MIB) as u64);
                     table.gpus.push(it.gpus() as u32);
                     table.alloc_cpu_milli.push(alloc.cpu.max(0) as u64);
                     table
@@ -241,4 +246,56 @@ pub fn provision(
     let plan = solve(snapshot, pending);
     let launch = choose_launches(&plan, &snapshot.catalog, selector, clock.now_ms(), seed);
     Provisioning { plan, launch }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::builders::{Given, node_pool, pod};
+    use crate::catalog::{Catalog, CatalogSettings};
+    use crate::labels;
+    use crate::requirements::Operator;
+
+    use super::selection_request;
+
+    #[test]
+    fn a_policy_sees_each_offering_sized_by_the_claims_node_class() {
+        let four = Catalog::aws_us_east_1_with(&CatalogSettings {
+            max_pods: Some(4),
+            ..Default::default()
+        });
+        let catalog = Arc::new(Catalog::aws_us_east_1().with_class_sized_as("few-pods", &four));
+        let m5 = &["m5.large"];
+        let given = Given::with_catalog(catalog.clone())
+            .node_pool(node_pool("few").node_class("few-pods").require(
+                labels::INSTANCE_TYPE,
+                Operator::In,
+                m5,
+            ))
+            .node_pool(node_pool("many").require(labels::INSTANCE_TYPE, Operator::In, m5))
+            .pod(pod("a").cpu("10m").node_selector(labels::NODE_POOL, "few"))
+            .pod(pod("b").cpu("10m").node_selector(labels::NODE_POOL, "many"));
+        let plan = given.solve();
+        let (request, _) = selection_request(&plan, &catalog, 0, 0);
+        let pods_of = |pool: &str| -> Vec<u32> {
+            let claim = plan
+                .node_claims
+                .iter()
+                .position(|c| c.node_pool.as_str() == pool)
+                .expect("a claim per pool");
+            request.requests[claim]
+                .compatible
+                .iter()
+                .map(|&r| request.offerings.alloc_pods[r as usize])
+                .collect()
+        };
+        let few = pods_of("few");
+        assert!(!few.is_empty() && few.iter().all(|&p| p == 4), "{few:?}");
+        let many = pods_of("many");
+        assert!(
+            !many.is_empty() && many.iter().all(|&p| p == 29),
+            "{many:?}"
+        );
+    }
 }

@@ -249,9 +249,10 @@ impl Prepared {
         let mut templates: Vec<Template> = Vec::new();
         let mut template_errors = Vec::new();
         for pool in &snapshot.node_pools {
-            match Template::new(pool, &types, &snapshot.daemon_sets, &snapshot.nodes) {
+            let sized = snapshot.catalog.compiled_for(&pool.node_class_ref.name);
+            match Template::new(pool, &sized, &snapshot.daemon_sets, &snapshot.nodes) {
                 Ok(t) => {
-                    t.add_domains(&types, &mut universe);
+                    t.add_domains(&sized, &mut universe);
                     templates.push(t);
                 }
                 Err(e) => template_errors.push(e),
@@ -579,14 +580,14 @@ impl<'a> Scheduler<'a> {
             let template = &self.templates[t];
             let hostname =
                 crate::sym::Sym::new(&format!("hostname-placeholder-{:04}", self.claims.len()));
-            let options = match template.types_within_limits(&self.types) {
+            let options = match template.types_within_limits() {
                 Ok(o) => o,
                 Err(e) => {
                     why.push(format!("NodePool `{}`: {e}", template.name));
                     continue;
                 }
             };
-            let mut claim = Claim::new(t, template, hostname, options, &self.types);
+            let mut claim = Claim::new(t, template, hostname, options, &template.sized);
             // One placeholder per planned NodeClaim; failed attempts reuse it.
             if self.registered_placeholders <= self.claims.len() {
                 self.registered_placeholders = self.claims.len() + 1;
@@ -597,13 +598,13 @@ impl<'a> Scheduler<'a> {
             match claim.try_add(
                 p,
                 &self.pods[p],
-                &self.types,
+                &self.templates[t].sized,
                 &self.templates,
                 &mut self.topology,
                 relax,
             ) {
                 Ok(()) => {
-                    self.templates[t].reserve(&claim, &self.types);
+                    self.templates[t].reserve(&claim);
                     let c = ClaimIndex(self.claims.len());
                     for index in self.claim_domains.values_mut() {
                         index.push((1, c), &claim.requirements);
@@ -787,15 +788,9 @@ impl<'a> Scheduler<'a> {
                 return false;
             }
         }
+        let sized = &self.templates[self.claims[c].template].sized;
         self.claims[c]
-            .try_add(
-                p,
-                pod,
-                &self.types,
-                &self.templates,
-                &mut self.topology,
-                false,
-            )
+            .try_add(p, pod, sized, &self.templates, &mut self.topology, false)
             .is_ok()
     }
 }

@@ -18,13 +18,15 @@ use super::plan::OfferingRef;
 /// [`MAX_PICKS`] cheapest instance types are kept (CreateFleet's limit).
 ///
 /// Offerings marked unavailable in `catalog` (an unavailable-offerings
-/// cache applied to it) are left out.
+/// cache applied to it) are left out. Types are sized as node class
+/// `node_class` sizes them.
 pub fn compatible_offerings(
     catalog: &Catalog,
+    node_class: &str,
     requirements: &Requirements,
     requests: &Resources,
 ) -> Vec<OfferingRef> {
-    let types = catalog.compiled();
+    let types = catalog.compiled_for(node_class);
     let keys = types.keys;
     let zone = requirements.get(keys.zone);
     let capacity_type = requirements.get(keys.capacity_type);
@@ -101,7 +103,7 @@ mod tests {
             (labels::CAPACITY_TYPE, Operator::In, &["on-demand"]),
             (labels::ZONE, Operator::In, &["us-east-1a", "us-east-1b"]),
         ]);
-        let got = compatible_offerings(&catalog, &r, &Resources::new(3_000, 6 * GIB));
+        let got = compatible_offerings(&catalog, "default", &r, &Resources::new(3_000, 6 * GIB));
         assert!(!got.is_empty());
         for o in &got {
             let it = catalog.get(o.instance_type.as_str()).unwrap();
@@ -143,18 +145,18 @@ mod tests {
             (labels::ZONE, Operator::In, &["us-east-1a"]),
         ]);
         let small = Resources::new(500, GIB);
-        let got = compatible_offerings(&catalog, &r, &small);
+        let got = compatible_offerings(&catalog, "default", &r, &small);
         let names: Vec<&str> = got.iter().map(|o| o.instance_type.as_str()).collect();
         assert_eq!(names, ["m5.large"], "no GPU node for CPU pods");
 
         catalog.mark_unavailable("m5.large", "us-east-1a", CapacityType::OnDemand);
-        let got = compatible_offerings(&catalog, &r, &small);
+        let got = compatible_offerings(&catalog, "default", &r, &small);
         let names: Vec<&str> = got.iter().map(|o| o.instance_type.as_str()).collect();
         assert_eq!(names, ["g4dn.xlarge"], "only the accelerated type is left");
 
         let mut gpu = small.clone();
         gpu.set(NVIDIA_GPU, 1);
-        let got = compatible_offerings(&Catalog::aws_us_east_1(), &r, &gpu);
+        let got = compatible_offerings(&Catalog::aws_us_east_1(), "default", &r, &gpu);
         let names: Vec<&str> = got.iter().map(|o| o.instance_type.as_str()).collect();
         assert_eq!(names, ["g4dn.xlarge"]);
     }
@@ -162,7 +164,12 @@ mod tests {
     #[test]
     fn at_most_the_fleet_limit_of_instance_types() {
         let catalog = Catalog::aws_us_east_1();
-        let got = compatible_offerings(&catalog, &Requirements::new(), &Resources::default());
+        let got = compatible_offerings(
+            &catalog,
+            "default",
+            &Requirements::new(),
+            &Resources::default(),
+        );
         let mut types: Vec<_> = got.iter().map(|o| o.instance_type).collect();
         types.sort();
         types.dedup();

@@ -30,6 +30,9 @@ pub struct OfferingRef {
 #[serde(rename_all = "camelCase")]
 pub struct NodeClaimPlan {
     pub node_pool: Sym,
+    /// The NodePool's node class, which sizes the instance types.
+    #[serde(skip)]
+    pub node_class: Sym,
     /// Placeholder hostname used while planning.
     pub hostname: Sym,
     pub requirements: Vec<NodeSelectorRequirement>,
@@ -210,6 +213,7 @@ pub(super) fn build(s: Scheduler<'_>, price_cap: Option<f64>) -> Plan {
         requirements.remove(keys.hostname);
         plan.node_claims.push(NodeClaimPlan {
             node_pool: template.name,
+            node_class: template.node_class,
             hostname: claim.hostname,
             requirements: requirements.to_terms(),
             labels: labels(&requirements, s.types.well_known()),

@@ -2154,3 +2154,46 @@ fn without_a_node_pool_nothing_schedules() {
         .node_claims(0)
         .unschedulable_because("web", "NodePool");
 }
+
+/// The embedded catalog with EC2NodeClass `few-pods` sized by its kubelet
+/// `maxPods: 4`, as the AWS adapter sizes a class with kubelet settings.
+fn catalog_with_a_four_pod_class() -> std::sync::Arc<Catalog> {
+    let four = Catalog::aws_us_east_1_with(&dovetail_core::catalog::CatalogSettings {
+        max_pods: Some(4),
+        ..Default::default()
+    });
+    std::sync::Arc::new(Catalog::aws_us_east_1().with_class_sized_as("few-pods", &four))
+}
+
+#[test]
+fn each_node_pool_packs_by_its_node_classs_kubelet_settings() {
+    let given = Given::with_catalog(catalog_with_a_four_pod_class())
+        .node_pool(
+            node_pool("few")
+                .node_class("few-pods")
+                .require(labels::INSTANCE_TYPE, Operator::In, &["m5.large"]),
+        )
+        .node_pool(
+            node_pool("many").require(labels::INSTANCE_TYPE, Operator::In, &["m5.large"]),
+        )
+        .pods(10, pod("few").cpu("10m").node_selector(labels::NODE_POOL, "few"))
+        .pods(10, pod("many").cpu("10m").node_selector(labels::NODE_POOL, "many"));
+
+    let outcome = when_provisioned(&given);
+
+    let per_pool = |pool: &str| -> Vec<usize> {
+        outcome
+            .plan
+            .node_claims
+            .iter()
+            .filter(|c| c.node_pool.as_str() == pool)
+            .map(|c| c.pods.len())
+            .collect()
+    };
+    // maxPods 4 on the class: ten pods need three nodes of at most four.
+    let mut few = per_pool("few");
+    few.sort();
+    assert_eq!(few, vec![2, 4, 4], "{:?}", outcome.plan.node_claims);
+    // The default class keeps m5.large's ENI-limited 29 pods.
+    assert_eq!(per_pool("many"), vec![10]);
+}
