@@ -35,7 +35,7 @@ pub fn run(args: ControllerArgs) -> Result<()> {
     args.validate()?;
     crate::logs::init(args.log_level)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(args.worker_threads())
         .enable_all()
         .build()
         .context("starting the async runtime")?;
@@ -155,12 +155,18 @@ async fn run_until(
     // caller's thread, so no compile pool outlives the compile. A decision
     // comes once a batch window at most, so its instance's page faults (a
     // millisecond) cost less than pages kept in every warm slot.
+    let defaults = RuntimeConfig::default();
     let runtime = Runtime::new(RuntimeConfig {
         parallel_compilation: false,
         keep_resident: 0,
-        ..RuntimeConfig::default()
+        max_memory_limit: crate::heap::policy_memory_cap(
+            args.heap_target(),
+            defaults.max_memory_limit,
+        ),
+        ..defaults
     })
     .context("starting the policy runtime")?;
+    let heap_watch = args.heap_target().map(crate::heap::spawn_watch);
     let live = Arc::new(PolicyHost::new(runtime.clone()));
     let shadow = Arc::new(PolicyHost::new(runtime));
     let hosts = Arc::new(ShadowHost::with_shadow(live.clone(), shadow));
@@ -292,6 +298,9 @@ async fn run_until(
     }
     watches.abort();
     policy_task.abort();
+    if let Some(task) = heap_watch {
+        task.abort();
+    }
     for task in cloud_tasks {
         task.abort();
     }

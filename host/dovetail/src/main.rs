@@ -10,6 +10,7 @@ mod controller_cmd;
 mod crds_cmd;
 mod demo_cmd;
 mod dev_cmd;
+mod heap;
 mod kube_client;
 mod logs;
 mod metrics;

@@ -83,6 +83,16 @@ pub struct ControllerArgs {
     /// and carried out (Karpenter: 15s).
     #[arg(long, env = "CONSOLIDATION_VALIDATION_DELAY", default_value = "15s")]
     pub consolidation_validation_delay: GoDuration,
+    /// The CPU the pod requests, in millicores (the chart sets it from
+    /// `resources.requests.cpu`, as Karpenter's does): one worker thread
+    /// per whole CPU, at least 2 and at most 16.
+    #[arg(long, env = "CPU_REQUESTS", default_value_t = 1000)]
+    pub cpu_requests: u64,
+    /// The pod's memory limit in bytes (the chart sets it from
+    /// `resources.limits.memory`): the controller keeps its heap under
+    /// 90 % of it, as Karpenter sets Go's soft limit. Unset or -1: no limit.
+    #[arg(long, env = "MEMORY_LIMIT", default_value_t = -1, allow_negative_numbers = true)]
+    pub memory_limit: i64,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -147,7 +157,27 @@ impl LogLevel {
     }
 }
 
+/// The smallest heap the controller is let run in: its caches and one
+/// provisioning round on a small cluster.
+const MIN_HEAP_TARGET: u64 = 128 << 20;
+
 impl ControllerArgs {
+    /// Worker threads from the CPU request: one per whole CPU, 2 to 16
+    /// (the watches and the servers want two even on a small request).
+    pub fn worker_threads(&self) -> usize {
+        usize::try_from(self.cpu_requests.div_ceil(1000))
+            .unwrap_or(usize::MAX)
+            .clamp(2, 16)
+    }
+
+    /// 90 % of the memory limit, when there is one.
+    pub fn heap_target(&self) -> Option<u64> {
+        u64::try_from(self.memory_limit)
+            .ok()
+            .filter(|&l| l > 0)
+            .map(|l| l / 10 * 9)
+    }
+
     /// Everything that cannot be checked one flag at a time.
     pub fn validate(&self) -> Result<()> {
         if self.cloud == Cloud::Aws {
@@ -184,6 +214,27 @@ impl ControllerArgs {
                     "INTERRUPTION_QUEUE must be an SQS queue name of 1 to 80 characters (or unset for no interruption handling)"
                 );
             }
+        }
+        if self.cpu_requests == 0 {
+            bail!(
+                "CPU_REQUESTS is 0: give the pod's CPU request in millicores (e.g. 1000), or leave it unset"
+            );
+        }
+        if self.memory_limit == 0 || self.memory_limit < -1 {
+            bail!(
+                "MEMORY_LIMIT is {}: give the pod's memory limit in bytes (e.g. 1073741824), or -1 for none",
+                self.memory_limit
+            );
+        }
+        if let Some(target) = self.heap_target()
+            && target < MIN_HEAP_TARGET
+        {
+            bail!(
+                "MEMORY_LIMIT is {} bytes, leaving a heap target of {} MiB; the controller needs at least {} MiB: raise the pod's memory limit to 256Mi or more",
+                self.memory_limit,
+                target >> 20,
+                MIN_HEAP_TARGET >> 20
+            );
         }
         if self.batch_idle_duration.0.is_zero() {
             bail!("BATCH_IDLE_DURATION must be more than 0 (e.g. `1s`)");
@@ -488,6 +539,29 @@ mod tests {
         let c = a.control_config();
         assert_eq!((c.batch_idle_ms, c.batch_max_ms), (1_000, 10_000));
         assert!(!c.disruption_settings.spot_to_spot);
+    }
+
+    #[test]
+    fn the_pods_resources_size_threads_and_the_heap_target() {
+        let a = parse(&[]).unwrap();
+        assert_eq!((a.worker_threads(), a.heap_target()), (2, None));
+        let a = parse(&["--cpu-requests", "3500", "--memory-limit", "1073741824"]).unwrap();
+        a.validate().unwrap();
+        assert_eq!(a.worker_threads(), 4);
+        assert_eq!(a.heap_target(), Some(966_367_638));
+        let a = parse(&["--cpu-requests", "250"]).unwrap();
+        assert_eq!(a.worker_threads(), 2);
+        let a = parse(&["--cpu-requests", "64000"]).unwrap();
+        assert_eq!(a.worker_threads(), 16);
+        for (flags, says) in [
+            (&["--cpu-requests", "0"][..], "CPU_REQUESTS is 0"),
+            (&["--memory-limit", "0"][..], "MEMORY_LIMIT is 0"),
+            (&["--memory-limit", "-5"][..], "MEMORY_LIMIT is -5"),
+            (&["--memory-limit", "67108864"][..], "raise the pod's memory limit"),
+        ] {
+            let e = parse(flags).unwrap().validate().unwrap_err().to_string();
+            assert!(e.contains(says), "{flags:?}: {e}");
+        }
     }
 
     #[test]
