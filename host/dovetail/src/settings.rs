@@ -557,7 +557,10 @@ mod tests {
             (&["--cpu-requests", "0"][..], "CPU_REQUESTS is 0"),
             (&["--memory-limit", "0"][..], "MEMORY_LIMIT is 0"),
             (&["--memory-limit", "-5"][..], "MEMORY_LIMIT is -5"),
-            (&["--memory-limit", "67108864"][..], "raise the pod's memory limit"),
+            (
+                &["--memory-limit", "67108864"][..],
+                "raise the pod's memory limit",
+            ),
         ] {
             let e = parse(flags).unwrap().validate().unwrap_err().to_string();
             assert!(e.contains(says), "{flags:?}: {e}");

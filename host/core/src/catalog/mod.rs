@@ -156,13 +156,19 @@ struct ClassSizing {
     compiled: std::sync::OnceLock<Arc<compiled::Types>>,
 }
 
-impl Clone for ClassSizing {
-    fn clone(&self) -> Self {
+impl ClassSizing {
+    fn new(class: Sym, sizes: Arc<[Sizing]>) -> Self {
         Self {
-            class: self.class,
-            sizes: self.sizes.clone(),
+            class,
+            sizes,
             compiled: std::sync::OnceLock::new(),
         }
+    }
+}
+
+impl Clone for ClassSizing {
+    fn clone(&self) -> Self {
+        Self::new(self.class, self.sizes.clone())
     }
 }
 
@@ -377,21 +383,10 @@ impl Catalog {
                 self.classes.remove(i);
             }
             (Err(_), true) => {}
-            (Ok(i), false) => {
-                self.classes[i] = ClassSizing {
-                    class: Sym::new(class),
-                    sizes: sizes.into(),
-                    compiled: std::sync::OnceLock::new(),
-                }
-            }
-            (Err(i), false) => self.classes.insert(
-                i,
-                ClassSizing {
-                    class: Sym::new(class),
-                    sizes: sizes.into(),
-                    compiled: std::sync::OnceLock::new(),
-                },
-            ),
+            (Ok(i), false) => self.classes[i] = ClassSizing::new(Sym::new(class), sizes.into()),
+            (Err(i), false) => self
+                .classes
+                .insert(i, ClassSizing::new(Sym::new(class), sizes.into())),
         }
         self
     }
