@@ -14,6 +14,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::authn::UserInfo;
 use crate::discovery;
 use crate::filter::ObjectFilter;
 use crate::list::{ListOptions, ObjectList, list};
@@ -34,6 +35,8 @@ pub struct App {
     pub address: String,
     pub bookmark_interval: Duration,
     pub default_watch_timeout: Duration,
+    /// Authentication and RBAC, when on.
+    pub access: Option<crate::access::AccessControl>,
 }
 
 /// The router serving the whole API.
@@ -97,6 +100,25 @@ async fn handle(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    // Upstream authenticates and authorises before it looks at what the request names.
+    let user = match &app.access {
+        None => None,
+        Some(access) => {
+            let authorization = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            match access.admit(
+                &app.store,
+                method.as_str(),
+                uri.path(),
+                uri.query(),
+                authorization,
+            ) {
+                Ok(user) => Some(user),
+                Err(e) => return error_response(&e),
+            }
+        }
+    };
     let mut warnings = Vec::new();
     let mut response = match dispatch(
         &app,
@@ -105,6 +127,7 @@ async fn handle(
         content_type,
         &body,
         user_agent,
+        user.as_ref(),
         &mut warnings,
     ) {
         Ok(Reply::Json(code, v)) => match table.filter(|_| method == Method::GET) {
@@ -198,6 +221,7 @@ impl Params {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn dispatch(
     app: &App,
     method: &Method,
@@ -205,6 +229,7 @@ fn dispatch(
     content_type: &str,
     body: &Bytes,
     user_agent: &str,
+    user: Option<&UserInfo>,
     warnings: &mut Vec<String>,
 ) -> Result<Reply, ApiError> {
     if let Some(doc) = openapi_request(app, method, uri.path())? {
@@ -227,6 +252,17 @@ fn dispatch(
         }
         None => (content_type, body),
     };
+    // Reviews about oneself exist only where there is a self to ask about.
+    if let (Some(user), Some(review)) = (user, crate::self_review::Review::at(uri.path())) {
+        if method != Method::POST {
+            return Err(ApiError::MethodNotAllowed(format!(
+                "{method} is not supported on {}: create a review with POST",
+                uri.path()
+            )));
+        }
+        let answer = crate::self_review::answer(&app.store, user, review, &parse_body(body)?)?;
+        return Ok(Reply::Json(StatusCode::CREATED, answer));
+    }
     match path {
         ApiPath::Version => ok(discovery::version()),
         ApiPath::CoreVersions => ok(discovery::core_versions(&app.address)),
@@ -243,7 +279,7 @@ fn dispatch(
                 user_agent: user_agent.to_string(),
                 ..WriteContext::default()
             };
-            let r = resource_request(app, method, uri, content_type, body, p, &mut ctx);
+            let r = resource_request(app, method, uri, content_type, body, p, user, &mut ctx);
             warnings.append(&mut ctx.warnings);
             r
         }
@@ -305,6 +341,7 @@ fn write_options(method: &Method, params: &Params) -> Result<WriteOptions, ApiEr
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn resource_request(
     app: &App,
     method: &Method,
@@ -312,6 +349,7 @@ fn resource_request(
     content_type: &str,
     body: &Bytes,
     p: ResourcePath,
+    user: Option<&UserInfo>,
     ctx: &mut WriteContext,
 ) -> Result<Reply, ApiError> {
     let res = app
@@ -394,6 +432,16 @@ fn resource_request(
             app.store.get(&res, &namespace, name)?,
         )),
         Method::PATCH if PatchKind::from_content_type(content_type) == Ok(PatchKind::Apply) => {
+            // An apply that creates its object needs `create` as well as `patch`.
+            if let (Some(access), Some(user)) = (&app.access, user)
+                && sub == Subresource::Main
+                && matches!(
+                    app.store.get(&res, &namespace, name),
+                    Err(ApiError::NotFound(_))
+                )
+            {
+                access.admit_create(&app.store, user, method.as_str(), uri.path())?;
+            }
             let (obj, created) =
                 crate::writes::apply(&app.store, &res, &namespace, name, sub, body, ctx)?;
             let code = if created {
@@ -677,6 +725,7 @@ mod tests {
             address: "127.0.0.1:1".into(),
             bookmark_interval: Duration::from_secs(60),
             default_watch_timeout: Duration::from_secs(60),
+            access: None,
         }
     }
 
@@ -859,9 +908,28 @@ mod tests {
             b in body(),
             content_type in content_type(),
             table in any::<bool>(),
+            // Access control off; on without a token; on as a ServiceAccount; on as admin.
+            access in 0..4u8,
         ) {
             let Ok(uri) = format!("{path}?{q}").parse::<Uri>() else { return Ok(()) };
+            let mut app = populated();
             let mut headers = HeaderMap::new();
+            if access > 0 {
+                let control = crate::access::AccessControl::new();
+                crate::bootstrap_policy::install(&app.store).expect("the default policy stores");
+                let token = match access {
+                    2 => Some(control.service_account_token("default", "default")),
+                    3 => Some(control.admin_token().to_string()),
+                    _ => None,
+                };
+                if let Some(t) = token {
+                    headers.insert(
+                        header::AUTHORIZATION,
+                        HeaderValue::from_str(&format!("Bearer {t}")).expect("a token is ASCII"),
+                    );
+                }
+                app.access = Some(control);
+            }
             if let Ok(ct) = HeaderValue::from_str(content_type)
                 && !content_type.is_empty()
             {
@@ -877,7 +945,7 @@ mod tests {
                 .enable_all()
                 .build()
                 .expect("runtime");
-            let response = rt.block_on(handle(State(populated()), method, uri, headers, Bytes::from(b)));
+            let response = rt.block_on(handle(State(app), method, uri, headers, Bytes::from(b)));
             let code = response.status();
             // Successes may be endless watch streams; failures are always plain bodies.
             if !code.is_success() {
@@ -901,7 +969,7 @@ mod tests {
         ) {
             let app = populated();
             let Ok(uri) = format!("{path}?{q}").parse::<Uri>() else { return Ok(()) };
-            match dispatch(&app, &method, &uri, content_type, &Bytes::from(b), "proptest/1", &mut Vec::new()) {
+            match dispatch(&app, &method, &uri, content_type, &Bytes::from(b), "proptest/1", None, &mut Vec::new()) {
                 Ok(Reply::Json(code, body)) if code.as_u16() >= 400 => {
                     prop_assert_eq!(&body["kind"], "Status");
                     prop_assert!(
@@ -934,6 +1002,7 @@ mod tests {
             "application/json",
             &body,
             "test/1",
+            None,
             &mut Vec::new(),
         ) {
             Ok(Reply::Json(code, v)) => {
@@ -951,6 +1020,7 @@ mod tests {
                 "",
                 &Bytes::new(),
                 "test/1",
+                None,
                 &mut Vec::new()
             ),
             Ok(Reply::Json(StatusCode::OK, _))

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 pub const MAGIC: &[u8; 4] = b"k8s\0";
 
 /// Kinds whose protobuf encoding is understood, as (apiVersion, kind).
-pub const SUPPORTED_KINDS: [(&str, &str); 9] = [
+pub const SUPPORTED_KINDS: [(&str, &str); 12] = [
     ("v1", "Pod"),
     ("v1", "ConfigMap"),
     ("v1", "Secret"),
@@ -25,6 +25,9 @@ pub const SUPPORTED_KINDS: [(&str, &str); 9] = [
     ("policy/v1", "Eviction"),
     ("v1", "DeleteOptions"),
     ("meta.k8s.io/v1", "DeleteOptions"),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
+    ("authentication.k8s.io/v1", "SelfSubjectReview"),
 ];
 
 /// Why a protobuf body could not be decoded.
@@ -459,6 +462,112 @@ static EVICTION: Message = Message {
     ],
 };
 
+static RESOURCE_ATTRIBUTES: Message = Message {
+    name: "ResourceAttributes",
+    fields: &[
+        f(1, "namespace", STR),
+        f(2, "verb", STR),
+        f(3, "group", STR),
+        f(4, "version", STR),
+        f(5, "resource", STR),
+        f(6, "subresource", STR),
+        f(7, "name", STR),
+    ],
+};
+
+static NON_RESOURCE_ATTRIBUTES: Message = Message {
+    name: "NonResourceAttributes",
+    fields: &[f(1, "path", STR), f(2, "verb", STR)],
+};
+
+static SELF_SUBJECT_ACCESS_REVIEW_SPEC: Message = Message {
+    name: "SelfSubjectAccessReviewSpec",
+    fields: &[
+        p(1, "resourceAttributes", Ty::Msg(&RESOURCE_ATTRIBUTES)),
+        p(
+            2,
+            "nonResourceAttributes",
+            Ty::Msg(&NON_RESOURCE_ATTRIBUTES),
+        ),
+    ],
+};
+
+static SUBJECT_ACCESS_REVIEW_STATUS: Message = Message {
+    name: "SubjectAccessReviewStatus",
+    fields: &[
+        f(1, "allowed", Ty::Bool),
+        f(2, "reason", STR),
+        f(3, "evaluationError", STR),
+        f(4, "denied", Ty::Bool),
+    ],
+};
+
+static SELF_SUBJECT_ACCESS_REVIEW: Message = Message {
+    name: "SelfSubjectAccessReview",
+    fields: &[
+        f(1, "metadata", Ty::Msg(&OBJECT_META)),
+        f(2, "spec", Ty::Msg(&SELF_SUBJECT_ACCESS_REVIEW_SPEC)),
+        f(3, "status", Ty::Msg(&SUBJECT_ACCESS_REVIEW_STATUS)),
+    ],
+};
+
+static RESOURCE_RULE: Message = Message {
+    name: "ResourceRule",
+    fields: &[
+        r(1, "verbs", STR),
+        r(2, "apiGroups", STR),
+        r(3, "resources", STR),
+        r(4, "resourceNames", STR),
+    ],
+};
+
+static NON_RESOURCE_RULE: Message = Message {
+    name: "NonResourceRule",
+    fields: &[r(1, "verbs", STR), r(2, "nonResourceURLs", STR)],
+};
+
+static SUBJECT_RULES_REVIEW_STATUS: Message = Message {
+    name: "SubjectRulesReviewStatus",
+    fields: &[
+        r(1, "resourceRules", Ty::Msg(&RESOURCE_RULE)),
+        r(2, "nonResourceRules", Ty::Msg(&NON_RESOURCE_RULE)),
+        f(3, "incomplete", Ty::Bool),
+        f(4, "evaluationError", STR),
+    ],
+};
+
+static SELF_SUBJECT_RULES_REVIEW_SPEC: Message = Message {
+    name: "SelfSubjectRulesReviewSpec",
+    fields: &[f(1, "namespace", STR)],
+};
+
+static SELF_SUBJECT_RULES_REVIEW: Message = Message {
+    name: "SelfSubjectRulesReview",
+    fields: &[
+        f(1, "metadata", Ty::Msg(&OBJECT_META)),
+        f(2, "spec", Ty::Msg(&SELF_SUBJECT_RULES_REVIEW_SPEC)),
+        f(3, "status", Ty::Msg(&SUBJECT_RULES_REVIEW_STATUS)),
+    ],
+};
+
+static USER_INFO: Message = Message {
+    name: "UserInfo",
+    fields: &[f(1, "username", STR), f(2, "uid", STR), r(3, "groups", STR)],
+};
+
+static SELF_SUBJECT_REVIEW_STATUS: Message = Message {
+    name: "SelfSubjectReviewStatus",
+    fields: &[p(1, "userInfo", Ty::Msg(&USER_INFO))],
+};
+
+static SELF_SUBJECT_REVIEW: Message = Message {
+    name: "SelfSubjectReview",
+    fields: &[
+        f(1, "metadata", Ty::Msg(&OBJECT_META)),
+        f(2, "status", Ty::Msg(&SELF_SUBJECT_REVIEW_STATUS)),
+    ],
+};
+
 fn schema(api_version: &str, kind: &str) -> Option<&'static Message> {
     match (api_version, kind) {
         ("v1", "Pod") => Some(&POD),
@@ -469,6 +578,9 @@ fn schema(api_version: &str, kind: &str) -> Option<&'static Message> {
         ("apps/v1", "Deployment") => Some(&DEPLOYMENT),
         ("policy/v1", "Eviction") => Some(&EVICTION),
         ("v1" | "meta.k8s.io/v1", "DeleteOptions") => Some(&DELETE_OPTIONS),
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => Some(&SELF_SUBJECT_ACCESS_REVIEW),
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => Some(&SELF_SUBJECT_RULES_REVIEW),
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => Some(&SELF_SUBJECT_REVIEW),
         _ => None,
     }
 }

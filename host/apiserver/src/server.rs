@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use crate::access::AccessControl;
 use crate::http::{App, router};
 use crate::store::{DEFAULT_EVENT_LOG_CAPACITY, Store};
 
@@ -20,6 +21,9 @@ pub struct ServerConfig {
     pub bookmark_interval: Duration,
     /// Watch duration when the client sends no `timeoutSeconds`.
     pub default_watch_timeout: Duration,
+    /// `Some`: every API request must carry a bearer token the access control knows and be
+    /// allowed by RBAC. `None` (the default): no authentication, everything allowed.
+    pub access: Option<AccessControl>,
 }
 
 impl Default for ServerConfig {
@@ -29,6 +33,7 @@ impl Default for ServerConfig {
             event_log_capacity: DEFAULT_EVENT_LOG_CAPACITY,
             bookmark_interval: Duration::from_secs(60),
             default_watch_timeout: Duration::from_secs(1800),
+            access: None,
         }
     }
 }
@@ -40,6 +45,10 @@ pub enum ServeError {
         "refusing to listen on {0}: this API server has no authentication and is for tests and local use only; use 127.0.0.1"
     )]
     NotLoopback(SocketAddr),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("cannot store the default RBAC policy: {0}")]
+    Policy(#[source] crate::status::ApiError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: SocketAddr,
@@ -53,6 +62,7 @@ pub enum ServeError {
 pub struct ApiServer {
     address: SocketAddr,
     store: Arc<Store>,
+    access: Option<AccessControl>,
     task: JoinHandle<()>,
 }
 
@@ -83,20 +93,35 @@ impl ApiServer {
             source,
         })?;
         let store = Arc::new(Store::new(config.event_log_capacity));
+        if config.access.is_some() {
+            crate::bootstrap_policy::install(&store).map_err(ServeError::Policy)?;
+        }
         let app = App {
             store: store.clone(),
             address: address.to_string(),
             bookmark_interval: config.bookmark_interval,
             default_watch_timeout: config.default_watch_timeout,
+            access: config.access.clone(),
         };
-        let task = tokio::spawn(async move {
-            // Errors on accepted connections are per connection; serve only returns on a
-            // listener failure, after which there is nothing left to serve.
-            let _ = axum::serve(listener, router(app).merge(extra)).await;
-        });
+        let routes = router(app).merge(extra);
+        // Errors on accepted connections are per connection; serve only returns on a
+        // listener failure, after which there is nothing left to serve.
+        let task = match config.access {
+            // Go clients send credentials only over https: serve both on the one port.
+            Some(_) => {
+                let listener = crate::tls::DualListener::new(listener)?;
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, routes).await;
+                })
+            }
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener, routes).await;
+            }),
+        };
         Ok(Self {
             address,
             store,
+            access: config.access,
             task,
         })
     }
@@ -110,9 +135,23 @@ impl ApiServer {
         format!("http://{}", self.address)
     }
 
+    /// `https://127.0.0.1:<port>`: the same server over TLS, when access control is on (Go
+    /// clients such as kubectl and helm send credentials only over https). Clients trust it
+    /// with [`crate::tls::CA_PEM`]; [`crate::cluster::kubeconfig_with_token`] does that.
+    pub fn https_url(&self) -> Option<String> {
+        self.access
+            .as_ref()
+            .map(|_| format!("https://{}", self.address))
+    }
+
     /// The store behind the server, for direct inspection and test setup (e.g. compaction).
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// The access control, when the server runs with it.
+    pub fn access(&self) -> Option<&AccessControl> {
+        self.access.as_ref()
     }
 
     /// Stops serving and closes every open connection, watches included.

@@ -48,6 +48,17 @@ pub enum ApiError {
     /// Refused by policy, e.g. creating in a terminating namespace (403).
     #[error("{} \"{}\" is forbidden: {message}", .target.qualified(), .target.name)]
     Forbidden { target: Target, message: String },
+    /// No valid credentials (401), when access control is on.
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// Refused by the authoriser (403); `message` is upstream's whole message.
+    #[error("{message}")]
+    Denied {
+        group: String,
+        resource: String,
+        name: String,
+        message: String,
+    },
     /// Semantic validation failure (422).
     #[error("{} \"{}\" is invalid: {message}", .target.qualified(), .target.name)]
     Invalid { target: Target, message: String },
@@ -94,7 +105,8 @@ impl ApiError {
             Self::NotFound(_) | Self::UnknownPath(_) => 404,
             Self::AlreadyExists(_) | Self::Conflict { .. } | Self::ApplyConflict { .. } => 409,
             Self::Invalid { .. } => 422,
-            Self::Forbidden { .. } => 403,
+            Self::Forbidden { .. } | Self::Denied { .. } => 403,
+            Self::Unauthorized => 401,
             Self::BadRequest(_) => 400,
             Self::MethodNotAllowed(_) => 405,
             Self::UnsupportedMediaType(_) => 415,
@@ -112,7 +124,8 @@ impl ApiError {
             Self::AlreadyExists(_) => "AlreadyExists",
             Self::Conflict { .. } | Self::ApplyConflict { .. } => "Conflict",
             Self::Invalid { .. } => "Invalid",
-            Self::Forbidden { .. } => "Forbidden",
+            Self::Forbidden { .. } | Self::Denied { .. } => "Forbidden",
+            Self::Unauthorized => "Unauthorized",
             Self::BadRequest(_) => "BadRequest",
             Self::MethodNotAllowed(_) => "MethodNotAllowed",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
@@ -155,6 +168,22 @@ impl ApiError {
                 details["group"] = json!(t.group);
             }
             status["details"] = details;
+        }
+        if let Self::Denied {
+            group,
+            resource,
+            name,
+            ..
+        } = self
+        {
+            // Upstream's StatusDetails leaves empty fields out: `{}` for a path.
+            let mut details = serde_json::Map::new();
+            for (key, value) in [("name", name), ("group", group), ("kind", resource)] {
+                if !value.is_empty() {
+                    details.insert(key.into(), json!(value));
+                }
+            }
+            status["details"] = Value::Object(details);
         }
         if let Self::ApplyConflict { causes, .. } = self {
             status["details"] = json!({

@@ -182,6 +182,17 @@ fn is_dns_subdomain(name: &str) -> bool {
             .is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
+/// Why `name` cannot be a URL path segment (upstream's `IsValidPathSegmentName`), if it cannot.
+fn path_segment_problem(name: &str) -> Option<String> {
+    match name {
+        "." | ".." => Some(format!("may not be '{name}'")),
+        _ => ['/', '%']
+            .into_iter()
+            .find(|c| name.contains(*c))
+            .map(|c| format!("may not contain '{c}'")),
+    }
+}
+
 fn random_suffix() -> String {
     // Kubernetes' generateName alphabet: no vowels or confusable digits.
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -471,7 +482,15 @@ impl Store {
                 }
             }
         }
-        if !is_dns_subdomain(&name) {
+        if res.group == "rbac.authorization.k8s.io" {
+            // RBAC names are path segments (`system:discovery`), as upstream validates them.
+            if let Some(problem) = path_segment_problem(&name) {
+                return Err(ApiError::Invalid {
+                    target: Self::target(res, &name),
+                    message: format!("metadata.name: Invalid value: {name:?}: {problem}"),
+                });
+            }
+        } else if !is_dns_subdomain(&name) {
             return Err(ApiError::Invalid {
                 target: Self::target(res, &name),
                 message: format!(

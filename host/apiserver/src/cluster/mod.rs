@@ -47,7 +47,7 @@ use tokio::task::JoinHandle;
 use crate::server::{ApiServer, ServeError, ServerConfig};
 
 pub use fake_cloud::FakeCloud;
-pub use kubeconfig::kubeconfig;
+pub use kubeconfig::{kubeconfig, kubeconfig_with_token};
 pub use remote_cloud::{RemoteCloud, RemoteCloudError};
 
 /// Where the kubelet model finds the instances it registers Nodes for.
@@ -171,7 +171,9 @@ impl Cluster {
         let server =
             ApiServer::start_with(config.server.clone(), cloud_routes::routes(cloud.clone()))
                 .await?;
-        let client = client(&server.url())?;
+        // With access control on, the cluster's own components act as the administrator.
+        let token = config.server.access.as_ref().map(|a| a.admin_token());
+        let client = client(&server.url(), token)?;
         let resync = config.resync;
         let machines = match &config.machines {
             Some(source) => Machines::External(source.clone()),
@@ -227,14 +229,29 @@ impl Cluster {
         &self.cloud
     }
 
-    /// A client for the server.
+    /// A client for the server (the administrator when access control is on).
     pub fn client(&self) -> kube::Client {
         self.client.clone()
     }
 
-    /// A kubeconfig for the server (no credentials: it has none).
+    /// A kubeconfig for the server: without credentials, or, when access
+    /// control is on, the administrator's token at the https address (which
+    /// kubectl and helm need to send it).
     pub fn kubeconfig(&self) -> String {
-        kubeconfig(&self.url())
+        match (self.access(), self.server().https_url()) {
+            (Some(access), Some(https)) => kubeconfig_with_token(&https, access.admin_token()),
+            _ => kubeconfig(&self.url()),
+        }
+    }
+
+    /// `https://127.0.0.1:<port>`, when access control is on.
+    pub fn https_url(&self) -> Option<String> {
+        self.server().https_url()
+    }
+
+    /// The server's access control, when on.
+    pub fn access(&self) -> Option<&crate::AccessControl> {
+        self.server().access()
     }
 
     /// Stops every component, then the server.
@@ -269,14 +286,16 @@ impl Drop for Cluster {
     }
 }
 
-fn client(url: &str) -> Result<kube::Client, ClusterError> {
+fn client(url: &str, token: Option<&str>) -> Result<kube::Client, ClusterError> {
     let uri = url
         .parse()
         .map_err(|e: http::uri::InvalidUri| ClusterError::Client {
             url: url.to_string(),
             source: kube::Error::Service(e.into()),
         })?;
-    kube::Client::try_from(kube::Config::new(uri)).map_err(|source| ClusterError::Client {
+    let mut config = kube::Config::new(uri);
+    config.auth_info.token = token.map(|t| t.to_string().into());
+    kube::Client::try_from(config).map_err(|source| ClusterError::Client {
         url: url.to_string(),
         source,
     })
