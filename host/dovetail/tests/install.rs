@@ -356,6 +356,22 @@ async fn the_chart_installs_runs_under_its_own_rbac_and_upgrades() {
     }});
     let rendered = render(dir.path(), &upgraded);
     kubectl(&admin, &["apply", "-f", "-"], Some(&rendered));
+    // Validated and compiled off the decision path; it serves once swapped.
+    wait_for(
+        "the upgraded policy to be swapped in",
+        2 * MINUTE,
+        || async {
+            if pod
+                .logs()
+                .contains("a policy ConfigMap's new version is serving")
+            {
+                Ok(())
+            } else {
+                Err("not yet".into())
+            }
+        },
+    )
+    .await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
     deployments
         .patch(
