@@ -170,20 +170,9 @@ fn visit_rules(
         let Some(subject) = applies_to(user, binding.subjects.as_deref(), "") else {
             continue;
         };
-        match role_rules(store, &binding.role_ref, "") {
-            Ok(rules) => {
-                let source = Source::ClusterRoleBinding(&binding, subject);
-                for rule in &rules {
-                    if !visit(&source, Ok(rule)) {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                if !visit(&"", Err(e)) {
-                    return;
-                }
-            }
+        let source = Source::ClusterRoleBinding(&binding, subject);
+        if !visit_role(store, &binding.role_ref, "", &source, &mut visit) {
+            return;
         }
     }
     if namespace.is_empty() {
@@ -193,21 +182,25 @@ fn visit_rules(
         let Some(subject) = applies_to(user, binding.subjects.as_deref(), namespace) else {
             continue;
         };
-        match role_rules(store, &binding.role_ref, namespace) {
-            Ok(rules) => {
-                let source = Source::RoleBinding(&binding, subject);
-                for rule in &rules {
-                    if !visit(&source, Ok(rule)) {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                if !visit(&"", Err(e)) {
-                    return;
-                }
-            }
+        let source = Source::RoleBinding(&binding, subject);
+        if !visit_role(store, &binding.role_ref, namespace, &source, &mut visit) {
+            return;
         }
+    }
+}
+
+/// Visits the rules of the role `role_ref` names, as `source` grants them (or the error that
+/// it cannot be found); false once the visitor has stopped.
+fn visit_role(
+    store: &Store,
+    role_ref: &RoleRef,
+    namespace: &str,
+    source: &dyn std::fmt::Display,
+    visit: &mut impl FnMut(&dyn std::fmt::Display, Result<&PolicyRule, String>) -> bool,
+) -> bool {
+    match role_rules(store, role_ref, namespace) {
+        Ok(rules) => rules.iter().all(|rule| visit(source, Ok(rule))),
+        Err(e) => visit(&"", Err(e)),
     }
 }
 
