@@ -23,7 +23,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use dovetail_apiserver::AccessControl;
 use dovetail_apiserver::cluster::{Cluster, ClusterConfig};
-use harness::{fast_config, wait_for};
+use harness::{fast_config, free_port, http_get, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -218,28 +218,6 @@ impl Drop for Pod1 {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(port: u16, path: &str) -> Option<u16> {
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    text.split_whitespace().nth(1)?.parse().ok()
-}
-
 fn denials(access: &AccessControl) -> String {
     access
         .denials()
@@ -289,7 +267,7 @@ async fn the_chart_installs_runs_under_its_own_rbac_and_upgrades() {
     .unwrap();
     let pod = Pod1::start(&run, dir.path(), &sa_kubeconfig, "dovetail-0");
     wait_for("the controller to be ready", MINUTE, || async {
-        match get(health_port, "/readyz") {
+        match http_get(health_port, "/readyz").map(|(status, _)| status) {
             Some(200) => Ok(()),
             other => Err(format!("/readyz: {other:?}")),
         }

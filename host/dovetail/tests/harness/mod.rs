@@ -188,7 +188,8 @@ pub fn read_example<T: serde::de::DeserializeOwned>(file: &str) -> T {
     serde_norway::from_str(&text).unwrap()
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -289,24 +290,8 @@ impl Controller {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// GET a path on 127.0.0.1:`port`: (status, body).
-    fn get(port: u16, path: &str) -> Option<(u16, String)> {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let status = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-        Some((status, body))
-    }
-
     pub fn metrics(&self) -> String {
-        Self::get(self.metrics_port, "/metrics")
+        http_get(self.metrics_port, "/metrics")
             .map(|(_, b)| b)
             .unwrap_or_default()
     }
@@ -318,7 +303,7 @@ impl Controller {
     }
 
     pub fn ready(&self) -> bool {
-        Self::get(self.health_port, "/readyz").is_some_and(|(s, _)| s == 200)
+        http_get(self.health_port, "/readyz").is_some_and(|(s, _)| s == 200)
     }
 }
 
@@ -329,6 +314,22 @@ impl Drop for Controller {
             eprintln!("---- {} log ----\n{}", self.name, self.logs());
         }
     }
+}
+
+/// GET a path on 127.0.0.1:`port`: (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
 }
 
 pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
