@@ -6,23 +6,12 @@ use std::process::Command;
 
 use dovetail_apiserver::{ApiServer, ServerConfig};
 
+mod support;
+
 struct Kubectl {
     server: ApiServer,
     dir: tempfile::TempDir,
     kubeconfig: PathBuf,
-}
-
-fn kubectl_binary() -> PathBuf {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file());
-    found.unwrap_or_else(|| {
-        panic!(
-            "kubectl not found on PATH: install it (https://kubernetes.io/docs/tasks/tools/#kubectl) to run these tests"
-        )
-    })
 }
 
 fn write_kubeconfig(dir: &Path, url: &str) -> PathBuf {
@@ -51,21 +40,7 @@ impl Kubectl {
 
     /// Runs kubectl with a fresh cache; returns (success, stdout, stderr).
     async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let mut cmd = Command::new(kubectl_binary());
-        cmd.arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .args(args);
-        let out = tokio::task::spawn_blocking(move || cmd.output())
-            .await
-            .unwrap()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        support::kubectl(self.dir.path(), &self.kubeconfig, args).await
     }
 
     async fn ok(&self, args: &[&str]) -> String {
@@ -341,7 +316,7 @@ async fn server_dry_run_prints_the_defaulted_object_and_stores_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_watch_prints_changes() {
     let k = Kubectl::start().await;
-    let mut cmd = Command::new(kubectl_binary());
+    let mut cmd = Command::new(support::kubectl_binary());
     cmd.arg("--kubeconfig")
         .arg(&k.kubeconfig)
         .arg("--cache-dir")

@@ -3,8 +3,6 @@
 //! kube-rs and kubectl).
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use dovetail_apiserver::cluster::{Cluster, ClusterConfig, kubeconfig_with_token};
@@ -14,6 +12,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kube::Api;
 use kube::api::{ListParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};
+
+mod support;
+use support::kubectl;
 
 const SA: &str = "system:serviceaccount:kube-system:dovetail";
 
@@ -878,38 +879,6 @@ async fn the_cluster_components_keep_working_with_access_control_on() {
     assert!(access.denials().is_empty(), "{:?}", access.denials());
     assert!(access.unauthenticated().is_empty());
     cluster.shutdown().await;
-}
-
-fn kubectl_binary() -> PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "kubectl not found on PATH: install it (https://kubernetes.io/docs/tasks/tools/#kubectl) to run these tests"
-            )
-        })
-}
-
-/// Runs kubectl with the kubeconfig at `kubeconfig`; returns (success, stdout, stderr).
-async fn kubectl(dir: &Path, kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
-    let mut cmd = Command::new(kubectl_binary());
-    cmd.arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .args(args);
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test]
