@@ -4,6 +4,8 @@
 //! its own crate, `dovetail-moto`, so adapters can use it without the policy
 //! runtime.
 
+pub mod bounded;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
