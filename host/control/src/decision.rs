@@ -112,7 +112,8 @@ impl PassReport {
 
 #[derive(Debug, Clone)]
 pub enum Decision {
-    /// A provisioning round: NodeClaims created for `pods` waiting pods.
+    /// A provisioning round: NodeClaims created for `pods` pending pods
+    /// planned onto them.
     Provisioned {
         pods: usize,
         claims: Vec<CreatedClaim>,

@@ -80,7 +80,7 @@ pub fn handle(
         ),
     };
     if message.kind == InterruptionKind::SpotInterruption
-        && let Some(l) = &claim.status.launched
+        && let Some(l) = claim.offering(None)
     {
         unavailable.mark(
             OfferingKey {

@@ -129,7 +129,9 @@ impl Provisioner {
         let mut decisions = Vec::new();
         if !round.plan.node_claims.is_empty() {
             decisions.push(Decision::Provisioned {
-                pods: waiting.len(),
+                // The pods the new claims are for: waiting pods that fit
+                // nowhere, or fit a node already there, are not.
+                pods: created.iter().map(|c| c.pods).sum(),
                 claims: created,
                 decided_by: round.launch.by.clone(),
                 fallback: round.launch.fallback.clone(),

@@ -180,7 +180,7 @@ fn registered(entry: &NodeEntry, claim: Option<&NodeClaim>, catalog: &Catalog) -
                 .condition(ConditionType::Drifted)
                 .filter(|d| d.status == ConditionStatus::True)
                 .map(|d| d.reason.to_string());
-            if let Some(l) = &c.status.launched {
+            if let Some(l) = c.offering(Some(catalog)) {
                 node.price_per_hour = l.price;
             }
         }

@@ -544,3 +544,22 @@ fn a_pass_names_the_command_it_proposes() {
     assert!(pass.candidates_evaluated >= 1);
     assert_eq!(pass.budgets.len(), 1);
 }
+
+#[test]
+fn an_empty_node_read_back_after_a_restart_is_priced_by_its_labels_and_consolidated() {
+    let mut w = World::new(vec![pool("default", &["m5.large"])]);
+    let (claim, _) = w.existing_node("default", "m5.large", CapacityType::OnDemand, 10 * MIN);
+    // A restarted controller reads the claim back from the API, which
+    // holds neither the launch list nor the launch result.
+    let mut c = w.claim(claim).clone();
+    c.launch.clear();
+    c.status.launched = None;
+    w.cluster.state.apply_claim(c, w.now);
+    w.restart();
+    w.run_to(START + 60 * S);
+    assert!(
+        !w.has_claim(claim) || w.deleting(claim),
+        "the empty node is consolidated: {:?}",
+        w.decisions
+    );
+}

@@ -133,3 +133,22 @@ fn a_second_message_for_a_claim_already_going_does_nothing_more() {
     assert!(d.is_empty());
     assert_eq!(w.timeline.len(), before);
 }
+
+#[test]
+fn a_spot_interruption_of_a_claim_read_back_after_a_restart_keeps_its_offering_out() {
+    let (mut w, claim, id) = spot_world();
+    // The API object holds no launch result: its labels name the offering.
+    let mut c = w.claim(claim).clone();
+    c.launch.clear();
+    c.status.launched = None;
+    w.cluster.state.apply_claim(c, w.now);
+    w.restart();
+    let at = w.now;
+    w.interrupt(&message(InterruptionKind::SpotInterruption, &id));
+    assert!(w.deleting(claim));
+    assert!(
+        w.ctl
+            .unavailable()
+            .is_unavailable(&offering("m5.large", CapacityType::Spot), at)
+    );
+}

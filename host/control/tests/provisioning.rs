@@ -278,3 +278,18 @@ fn a_provisioning_decision_carries_each_launch_list_and_requirements() {
         ]
     );
 }
+
+#[test]
+fn a_provisioning_decision_counts_only_the_pods_its_claims_are_for() {
+    let mut w = world();
+    w.pending(pod("web").cpu("1").build());
+    w.pending(pod("huge").cpu("500").build());
+    w.reconcile();
+    w.run_for(1_000, 100);
+    let decided = w.decided(|d| matches!(d, Decision::Provisioned { .. }));
+    let [(_, Decision::Provisioned { pods, claims, .. })] = &decided[..] else {
+        panic!("one round: {decided:?}")
+    };
+    assert_eq!(claims.len(), 1);
+    assert_eq!(*pods, 1, "the pod that fits nowhere is not among them");
+}

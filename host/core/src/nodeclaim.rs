@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::catalog::CapacityType;
+use crate::catalog::{CapacityType, Catalog};
 use crate::model::{Labels, NodeClassRef, Taint};
 use crate::requirements::NodeSelectorRequirement;
 use crate::resources::Resources;
@@ -248,6 +248,30 @@ impl NodeClaim {
     pub fn is_true(&self, kind: ConditionType) -> bool {
         self.condition(kind)
             .is_some_and(|c| c.status == ConditionStatus::True)
+    }
+
+    /// The offering this claim runs on: its launch result, or, for a claim
+    /// read back from the API (whose object holds none), the one its
+    /// instance-type, zone and capacity-type labels name. `price` is what
+    /// `catalog` asks for it, 0 when the catalog no longer offers it.
+    pub fn offering(&self, catalog: Option<&Catalog>) -> Option<LaunchedOffering> {
+        if let Some(l) = self.status.launched {
+            return Some(l);
+        }
+        let get = |k: &str| crate::model::label(&self.labels, Sym::new(k));
+        let instance_type = get(crate::labels::INSTANCE_TYPE)?;
+        let zone = get(crate::labels::ZONE)?;
+        let capacity_type = CapacityType::from_label(get(crate::labels::CAPACITY_TYPE)?.as_str())?;
+        let price = catalog
+            .and_then(|c| c.get(instance_type.as_str()))
+            .and_then(|it| it.offering(zone.as_str(), capacity_type))
+            .map_or(0.0, |o| o.price);
+        Some(LaunchedOffering {
+            instance_type,
+            zone,
+            capacity_type,
+            price,
+        })
     }
 
     pub fn launched(&self) -> bool {

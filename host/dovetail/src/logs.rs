@@ -175,12 +175,20 @@ pub fn log_decision(decision: &Decision) {
                 );
             } else {
                 // Most passes find nothing: not worth a line at info.
+                let mut why = String::new();
+                for u in &report.unconsolidated {
+                    if !why.is_empty() {
+                        why.push_str("; ");
+                    }
+                    let _ = write!(why, "{}: {}", u.node, u.reason);
+                }
                 tracing::debug!(
                     target: T,
                     decision = "disruption_pass",
                     candidates_evaluated = report.candidates_evaluated,
                     excluded = report.exclusions.len(),
                     unconsolidated = report.unconsolidated.len(),
+                    reasons = %why,
                     "disruption pass found nothing to do"
                 );
             }

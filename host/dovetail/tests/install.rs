@@ -203,6 +203,22 @@ impl Pod1 {
         Pod1 { child, log }
     }
 
+    /// SIGTERM, as the kubelet stops a container, and waits for the exit.
+    fn terminate(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the controller was still running 30 s after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -326,6 +342,7 @@ async fn the_chart_installs_runs_under_its_own_rbac_and_upgrades() {
     // helm upgrade with a policy: the ConfigMap is rendered again, applied,
     // and the new policy serves the next decision.
     let leases: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
+    let claims: Api<dovetail_api::NodeClaim> = Api::all(client.clone());
     let lease_before = leases.list(&ListParams::default()).await.unwrap().items;
     let wasm = dovetail_tests::guest_bytes("dovetail-policy-graviton-first");
     let mut upgraded = values.clone();
@@ -382,6 +399,74 @@ async fn the_chart_installs_runs_under_its_own_rbac_and_upgrades() {
         "the upgrade kept the Lease"
     );
 
+    // helm upgrade that changes the pod template (the log level): the
+    // Deployment rolls. The old pod is stopped as the kubelet stops it
+    // (SIGTERM) and the new one, with the new env, takes over the same
+    // Lease and every NodeClaim.
+    let claim_names = || async {
+        let mut names: Vec<String> = claims
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .collect();
+        names.sort();
+        names
+    };
+    let claims_before = claim_names().await;
+    let mut rolled = upgraded.clone();
+    rolled["logLevel"] = json!("debug");
+    let rendered = render(dir.path(), &rolled);
+    kubectl(&admin, &["apply", "-f", "-"], Some(&rendered));
+    let new_run = pod_run(&documents(&rendered), "dovetail-1");
+    assert!(
+        new_run
+            .env
+            .contains(&("LOG_LEVEL".to_string(), "debug".to_string())),
+        "the new pod template carries the new value"
+    );
+    pod.terminate();
+    let _new_pod = Pod1::start(&new_run, dir.path(), &sa_kubeconfig, "dovetail-1");
+    wait_for("the new pod to lead", MINUTE, || async {
+        let lease = leases
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items;
+        let holder = lease
+            .first()
+            .and_then(|l| l.spec.as_ref())
+            .and_then(|s| s.holder_identity.clone());
+        match (
+            http_get(health_port, "/readyz").map(|(status, _)| status),
+            holder,
+        ) {
+            (Some(200), Some(h)) if h.starts_with("dovetail-1") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let lease_rolled = leases.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(
+        lease_before
+            .iter()
+            .map(|l| l.metadata.uid.clone())
+            .collect::<Vec<_>>(),
+        lease_rolled
+            .iter()
+            .map(|l| l.metadata.uid.clone())
+            .collect::<Vec<_>>(),
+        "the roll kept the Lease"
+    );
+    assert_eq!(
+        claim_names().await,
+        claims_before,
+        "the roll kept every NodeClaim"
+    );
+    wait_for("12 pods to run after the roll", MINUTE, || running(12)).await;
+
     // A node drained against a PodDisruptionBudget that allows nothing:
     // its pods are asked to leave through the Eviction API (429), and
     // deleted when the NodeClaim's 10 s grace period runs out.
@@ -397,7 +482,6 @@ async fn the_chart_installs_runs_under_its_own_rbac_and_upgrades() {
             .to_string(),
         ),
     );
-    let claims: Api<dovetail_api::NodeClaim> = Api::all(client.clone());
     let drained = wait_for(
         "a NodeClaim with a grace period and pods",
         MINUTE,
