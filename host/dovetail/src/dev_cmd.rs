@@ -52,11 +52,21 @@ pub struct DevArgs {
     #[arg(long)]
     no_controller: bool,
     /// Port of the controller's `/metrics`, on 127.0.0.1 (0 picks a free one).
-    #[arg(long, env = "METRICS_PORT", default_value_t = 8080, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        env = "METRICS_PORT",
+        default_value_t = 8080,
+        allow_negative_numbers = true
+    )]
     metrics_port: u16,
     /// Port of the controller's `/healthz` and `/readyz`, on 127.0.0.1 (0
     /// picks a free one).
-    #[arg(long, env = "HEALTH_PROBE_PORT", default_value_t = 8081, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        env = "HEALTH_PROBE_PORT",
+        default_value_t = 8081,
+        allow_negative_numbers = true
+    )]
     health_probe_port: u16,
 }
 

@@ -112,9 +112,7 @@ pub fn count(n: u64) -> String {
 /// A product of counts within `max`, or an error naming the factors, the
 /// limit and `fix`.
 pub fn product(factors: &[(&str, u64)], max: u64, unit: &str, fix: &str) -> anyhow::Result<u64> {
-    let total = factors
-        .iter()
-        .fold(1u64, |a, (_, n)| a.saturating_mul(*n));
+    let total = factors.iter().fold(1u64, |a, (_, n)| a.saturating_mul(*n));
     if total > max {
         anyhow::bail!(
             "{} = {} {unit}, above the limit of {} (docs/limits.md); {fix}",
@@ -189,12 +187,8 @@ pub const WATCHERS: Limit = Limit::new(
     "watchers",
     "each watcher receives every write, so watchers × writes events are delivered",
 );
-pub const WATCHED_WRITES: Limit = Limit::new(
-    0,
-    1_000_000,
-    "writes",
-    "each write reaches every watcher",
-);
+pub const WATCHED_WRITES: Limit =
+    Limit::new(0, 1_000_000, "writes", "each write reaches every watcher");
 pub const CONCURRENCY: Limit = Limit::new(
     1,
     1_024,
@@ -296,7 +290,9 @@ mod tests {
     fn too_large_names_the_value_the_limit_and_why() {
         let e = SCHEDULING_PODS.parse("10000000").unwrap_err();
         assert!(
-            e.starts_with("10,000,000 is above the limit of 200,000 pods (docs/limits.md): ten times"),
+            e.starts_with(
+                "10,000,000 is above the limit of 200,000 pods (docs/limits.md): ten times"
+            ),
             "{e}"
         );
         assert!(e.ends_with("give 1 to 200,000 pods"), "{e}");
@@ -323,7 +319,10 @@ mod tests {
     #[test]
     fn words_are_not_numbers() {
         let e = OFFERINGS.parse("many").unwrap_err();
-        assert!(e.starts_with("`many` is not a whole number; give 1 to 100,000"), "{e}");
+        assert!(
+            e.starts_with("`many` is not a whole number; give 1 to 100,000"),
+            "{e}"
+        );
         assert!(OFFERINGS.parse("1.5").is_err());
         assert!(OFFERINGS.parse("-").is_err());
     }
@@ -353,7 +352,10 @@ mod tests {
             WATCH_SECONDS,
         ] {
             assert!(l.min <= l.max, "{l:?}");
-            assert!(l.check(l.max).is_ok() && l.check(l.max + 1).is_err(), "{l:?}");
+            assert!(
+                l.check(l.max).is_ok() && l.check(l.max + 1).is_err(),
+                "{l:?}"
+            );
         }
         // A policy's memory in bytes never overflows.
         assert!(MEMORY_MIB.max.checked_shl(20).is_some());
@@ -361,7 +363,10 @@ mod tests {
 
     #[test]
     fn products_name_their_factors() {
-        assert_eq!(product(&[("--a", 3), ("--b", 4)], 12, "rows", "lower --a").unwrap(), 12);
+        assert_eq!(
+            product(&[("--a", 3), ("--b", 4)], 12, "rows", "lower --a").unwrap(),
+            12
+        );
         let e = product(&[("--a", 3), ("--b", 5)], 12, "rows", "lower --a")
             .unwrap_err()
             .to_string();

@@ -306,7 +306,10 @@ fn bench(
         None => p.info.decisions[0],
     };
     let rows = limits::product(
-        &[("--offerings", offerings as u64), ("--launches", launches as u64)],
+        &[
+            ("--offerings", offerings as u64),
+            ("--launches", launches as u64),
+        ],
         limits::REQUEST_ROWS,
         "offering rows in one request",
         "lower --offerings or --launches",
@@ -414,7 +417,10 @@ fn reload_once(host: &PolicyHost, dir: &Path, bytes: &[u8], digest: &str) -> Res
         if status.rejected_reloads > rejected {
             bail!(
                 "the watcher rejected the policy: {}",
-                status.last_reload_error.as_deref().unwrap_or("no reason given")
+                status
+                    .last_reload_error
+                    .as_deref()
+                    .unwrap_or("no reason given")
             );
         }
         if start.elapsed() > Duration::from_secs(10) {
@@ -529,7 +535,12 @@ fn remove_on_interrupt(dir: &Path) -> Result<std::thread::JoinHandle<()>> {
         .build()
         .context("cannot start the signal handler")?;
     let (mut int, mut term) = rt
-        .block_on(async { Ok::<_, std::io::Error>((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)) })
+        .block_on(async {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            ))
+        })
         .context("cannot install the signal handler")?;
     let dir = dir.to_path_buf();
     Ok(std::thread::spawn(move || {

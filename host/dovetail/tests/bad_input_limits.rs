@@ -70,7 +70,9 @@ fn a_billion_replicas_are_refused_before_the_run() {
 #[test]
 fn a_scale_event_past_the_limit_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let s = demo_scenario(dir.path(), |t| t.replacen("replicas: 5\n", "replicas: 5000000\n", 1));
+    let s = demo_scenario(dir.path(), |t| {
+        t.replacen("replicas: 5\n", "replicas: 5000000\n", 1)
+    });
     refused(
         &["sim", s.to_str().unwrap()],
         &["events[0].scale.replicas: 5,000,000 is above the limit of 150,000"],
@@ -112,20 +114,16 @@ fn total_scheduling_work_is_bounded() {
             "--iterations",
             "100",
         ],
-        &["--pods 200,000 × --iterations 100 = 20,000,000 pods scheduled, above the limit of 2,000,000"],
+        &[
+            "--pods 200,000 × --iterations 100 = 20,000,000 pods scheduled, above the limit of 2,000,000",
+        ],
     );
 }
 
 #[test]
 fn four_billion_policy_iterations_are_refused() {
     rejected(
-        &[
-            "policy",
-            "bench",
-            &policy(),
-            "--iterations",
-            "4000000000",
-        ],
+        &["policy", "bench", &policy(), "--iterations", "4000000000"],
         &["4,000,000,000 is above the limit of 1,000,000 iterations"],
     );
 }
@@ -134,7 +132,10 @@ fn four_billion_policy_iterations_are_refused() {
 fn zero_iterations_are_refused_not_turned_into_one() {
     rejected(
         &["policy", "bench", &policy(), "--iterations", "0"],
-        &["--iterations", "must be ≥ 1: give 1 to 1,000,000 iterations"],
+        &[
+            "--iterations",
+            "must be ≥ 1: give 1 to 1,000,000 iterations",
+        ],
     );
 }
 
@@ -171,7 +172,9 @@ fn request_size_of_policy_bench_is_bounded() {
             "--launches",
             "10000",
         ],
-        &["--offerings 100,000 × --launches 10,000 = 1,000,000,000 offering rows in one request, above the limit of 10,000,000"],
+        &[
+            "--offerings 100,000 × --launches 10,000 = 1,000,000,000 offering rows in one request, above the limit of 10,000,000",
+        ],
     );
 }
 

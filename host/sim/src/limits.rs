@@ -331,7 +331,10 @@ mod tests {
     #[test]
     fn a_long_duration_is_refused_naming_the_limit() {
         let e = error(&scenario("100000h", &app("5"), ""));
-        assert!(e.starts_with("duration: 100000h is above the limit of 744h"), "{e}");
+        assert!(
+            e.starts_with("duration: 100000h is above the limit of 744h"),
+            "{e}"
+        );
         assert!(e.contains("31 days"), "{e}");
     }
 
@@ -355,12 +358,20 @@ mod tests {
     #[test]
     fn pods_times_hours_is_bounded() {
         let e = error(&scenario("744h", &app("100000"), ""));
-        assert!(e.starts_with("duration: up to 100,000 pods for 744h"), "{e}");
+        assert!(
+            e.starts_with("duration: up to 100,000 pods for 744h"),
+            "{e}"
+        );
         assert!(e.contains("74,400,000 pod-hours"), "{e}");
         assert!(e.contains("shorten `duration` to 100h or less"), "{e}");
         let ok = parse_scenario(&scenario("100h", &app("100000"), "")).unwrap();
         assert_eq!(ok.size().pod_hours(), MAX_POD_HOURS);
-        assert!(ok.size().estimate().unwrap().contains("10,000,000 pod-hours"));
+        assert!(
+            ok.size()
+                .estimate()
+                .unwrap()
+                .contains("10,000,000 pod-hours")
+        );
         let small = parse_scenario(&scenario("24h", &app("20000"), "")).unwrap();
         assert_eq!(small.size().estimate(), None);
     }
