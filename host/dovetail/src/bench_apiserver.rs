@@ -20,22 +20,22 @@ const GOAL_LIST_MS: f64 = 200.0;
 #[derive(Args)]
 pub struct ApiserverArgs {
     /// Pods stored (created through the API).
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 20_000, value_parser = crate::limits::API_PODS.count(), allow_negative_numbers = true)]
     pods: usize,
     /// Nodes stored (created through the API).
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = 1_000, value_parser = crate::limits::API_NODES.count(), allow_negative_numbers = true)]
     nodes: usize,
     /// Watchers of pods during the fan-out phase.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::limits::WATCHERS.count(), allow_negative_numbers = true)]
     watchers: usize,
     /// Writes to watched pods during the fan-out phase.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 5_000, value_parser = crate::limits::WATCHED_WRITES.count(), allow_negative_numbers = true)]
     watched_writes: usize,
     /// Requests in flight at once.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = crate::limits::CONCURRENCY.count(), allow_negative_numbers = true)]
     concurrency: usize,
     /// Full lists measured; the median is reported.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = crate::limits::BENCH_ITERATIONS.count(), allow_negative_numbers = true)]
     iterations: usize,
     #[arg(long)]
     json: bool,
@@ -92,9 +92,6 @@ struct Goals {
 }
 
 pub fn run(args: &ApiserverArgs) -> Result<()> {
-    if args.iterations == 0 || args.concurrency == 0 {
-        bail!("--iterations and --concurrency must be at least 1");
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

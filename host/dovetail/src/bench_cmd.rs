@@ -11,6 +11,7 @@ use dovetail_core::scheduler::{choose_launches, fixtures, solve};
 use dovetail_policy::PolicyHost;
 use serde::Serialize;
 
+use crate::limits;
 use crate::policy_cmd::RunOpts;
 
 #[derive(Subcommand)]
@@ -41,9 +42,11 @@ pub enum BenchCommand {
 
 #[derive(Args)]
 pub struct ConsolidationArgs {
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = limits::CONSOLIDATION_NODES.count(), allow_negative_numbers = true)]
     nodes: usize,
-    #[arg(long, default_value_t = 20000)]
+    /// Pods to place on the nodes; a node takes what fits, and the report
+    /// says how many were placed.
+    #[arg(long, default_value_t = 20000, value_parser = limits::CONSOLIDATION_PODS.count(), allow_negative_numbers = true)]
     pods: usize,
     #[command(flatten)]
     common: Common,
@@ -56,7 +59,7 @@ pub struct Common {
     #[arg(long)]
     policy: Option<PathBuf>,
     /// Runs per size; the median is reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = limits::BENCH_ITERATIONS.count(), allow_negative_numbers = true)]
     iterations: usize,
     /// Seed for the generated cluster or pods.
     #[arg(long, default_value_t = 42)]
@@ -83,9 +86,6 @@ struct ConsolidationReport {
 fn consolidation(args: &ConsolidationArgs) -> Result<()> {
     use dovetail_core::disruption::{Settings, disrupt, fixtures};
     use dovetail_core::policy::ConsolidationScorer;
-    if args.common.iterations == 0 {
-        bail!("--iterations must be at least 1");
-    }
     let host = load_policy(
         args.common.policy.as_deref(),
         &args.common.opts,
@@ -97,6 +97,7 @@ fn consolidation(args: &ConsolidationArgs) -> Result<()> {
     };
     let (snapshot, now) = fixtures::consolidation_cluster(args.nodes, args.pods, args.common.seed);
     let pods: usize = snapshot.nodes.iter().map(|n| n.pods.len()).sum();
+    placed_all(args.nodes, args.pods, pods)?;
     // Multi-node consolidation off: the pass goes on to single-node, made to
     // evaluate every candidate (Karpenter's times out after 37–49).
     let settings = Settings {
@@ -155,10 +156,10 @@ fn consolidation(args: &ConsolidationArgs) -> Result<()> {
 #[derive(Args)]
 pub struct SchedulingArgs {
     /// Pods to schedule; without it, runs Karpenter's sizes 1 to 20,000.
-    #[arg(long)]
+    #[arg(long, value_parser = limits::SCHEDULING_PODS.count(), allow_negative_numbers = true)]
     pods: Option<usize>,
     /// Synthetic instance types.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 400, value_parser = limits::INSTANCE_TYPES.count(), allow_negative_numbers = true)]
     instance_types: usize,
     #[command(flatten)]
     common: Common,
@@ -216,10 +217,29 @@ fn load_policy(
 
 const SIZES: [usize; 9] = [1, 50, 100, 500, 1000, 2000, 5000, 10000, 20000];
 
-fn scheduling(args: &SchedulingArgs) -> Result<()> {
-    if args.common.iterations == 0 {
-        bail!("--iterations must be at least 1");
+/// Refuses a consolidation cluster holding under half the pods asked for
+/// (the fixture never overfills a node), and says so when it holds fewer.
+fn placed_all(nodes: usize, asked: usize, placed: usize) -> Result<()> {
+    if placed == asked {
+        return Ok(());
     }
+    // Nodes the pods would need at the fill reached.
+    let needed = (asked as u64 * nodes as u64).div_ceil(placed.max(1) as u64);
+    if placed * 2 < asked {
+        bail!(
+            "--pods {asked} do not fit on --nodes {nodes}: the nodes take {placed} of them (a \
+             node takes what its CPU and pod count allow); pass --nodes {needed} or more, or \
+             --pods {placed} or fewer"
+        );
+    }
+    eprintln!(
+        "note: the nodes took {placed} of the {asked} pods asked for (a node takes what fits); \
+         the pass runs with {placed}; pass --nodes {needed} or more for all of them"
+    );
+    Ok(())
+}
+
+fn scheduling(args: &SchedulingArgs) -> Result<()> {
     let host = load_policy(
         args.common.policy.as_deref(),
         &args.common.opts,
@@ -234,6 +254,20 @@ fn scheduling(args: &SchedulingArgs) -> Result<()> {
         Some(n) => vec![n],
         None => SIZES.to_vec(),
     };
+    let pods_flag = if args.pods.is_some() {
+        "--pods"
+    } else {
+        "the sweep's pods"
+    };
+    limits::product(
+        &[
+            (pods_flag, sizes.iter().sum::<usize>() as u64),
+            ("--iterations", args.common.iterations as u64),
+        ],
+        limits::SCHEDULING_POD_ROUNDS,
+        "pods scheduled",
+        "every run's plan is kept until the median is taken; lower --iterations",
+    )?;
     let mut reports = Vec::new();
     for &n in &sizes {
         let pods = fixtures::diverse_pods(n, args.common.seed);

@@ -63,16 +63,16 @@ const SWAP_LOG_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Args)]
 pub struct ControllerBenchArgs {
     /// Ready nodes stored, full of pods, managed by no NodePool.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = 1_000, value_parser = crate::limits::API_NODES.count(), allow_negative_numbers = true)]
     nodes: usize,
     /// Running pods stored, bound to those nodes and filling them.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 20_000, value_parser = crate::limits::API_PODS.count(), allow_negative_numbers = true)]
     pods: usize,
     /// Pending pods created at once once the controller is ready; none fits an existing node.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = crate::limits::PENDING.count(), allow_negative_numbers = true)]
     pending: usize,
     /// Policy ConfigMap updates measured after the first push.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = crate::limits::SWAPS.count(), allow_negative_numbers = true)]
     swaps: usize,
     /// The instance-selection policy to push as a ConfigMap [default:
     /// wasm32-wasip2/release/dovetail_policy_default.wasm in the target directory this
@@ -80,7 +80,7 @@ pub struct ControllerBenchArgs {
     #[arg(long)]
     policy: Option<PathBuf>,
     /// Requests in flight at once while populating.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = crate::limits::CONCURRENCY.count(), allow_negative_numbers = true)]
     concurrency: usize,
     /// Keep the controller's log and print where it is.
     #[arg(long)]
@@ -161,12 +161,6 @@ struct Goals {
 }
 
 pub fn run(args: &ControllerBenchArgs) -> Result<()> {
-    if args.concurrency == 0 {
-        bail!("--concurrency must be at least 1");
-    }
-    if args.pending == 0 {
-        bail!("--pending must be at least 1: the benchmark measures provisioning for them");
-    }
     let shape = Shape::new(args.nodes, args.pods)?;
     let policy = policy_file(args.policy.as_deref())?;
     let policy_bytes = std::fs::read(&policy)

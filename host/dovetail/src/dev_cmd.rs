@@ -30,7 +30,7 @@ use crate::settings::ControllerArgs;
 #[derive(Args)]
 pub struct DevArgs {
     /// Port to serve the Kubernetes API on, on 127.0.0.1 (0 picks a free one).
-    #[arg(long, default_value_t = 6443)]
+    #[arg(long, default_value_t = 6443, allow_negative_numbers = true)]
     port: u16,
     /// Address to listen on. The server has no authentication, so only
     /// 127.0.0.1 is accepted.
@@ -41,7 +41,7 @@ pub struct DevArgs {
     kubeconfig: Option<PathBuf>,
     /// How long a launched node takes to turn Ready, as a Go duration
     /// (`30s`, `1m`, `500ms`).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
     node_ready_after: Duration,
     /// Instance types the fake cloud sells, as a scenario's `catalog`
     /// section [default: the AWS us-east-1 catalog the simulator uses].
@@ -52,11 +52,21 @@ pub struct DevArgs {
     #[arg(long)]
     no_controller: bool,
     /// Port of the controller's `/metrics`, on 127.0.0.1 (0 picks a free one).
-    #[arg(long, env = "METRICS_PORT", default_value_t = 8080)]
+    #[arg(
+        long,
+        env = "METRICS_PORT",
+        default_value_t = 8080,
+        allow_negative_numbers = true
+    )]
     metrics_port: u16,
     /// Port of the controller's `/healthz` and `/readyz`, on 127.0.0.1 (0
     /// picks a free one).
-    #[arg(long, env = "HEALTH_PROBE_PORT", default_value_t = 8081)]
+    #[arg(
+        long,
+        env = "HEALTH_PROBE_PORT",
+        default_value_t = 8081,
+        allow_negative_numbers = true
+    )]
     health_probe_port: u16,
 }
 
@@ -70,9 +80,27 @@ struct EmbeddedController {
     args: ControllerArgs,
 }
 
+/// A Go duration up to [`limits::NODE_READY_AFTER_MAX`].
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    dovetail_core::disruption::parse_go_duration(text)
-        .ok_or_else(|| format!("`{text}` is not a duration; write e.g. `5s`, `500ms` or `1m30s`"))
+    let max = crate::limits::NODE_READY_AFTER_MAX;
+    if text.trim().starts_with('-') {
+        return Err(format!(
+            "must be ≥ 0s: give 0s to {}m (docs/limits.md)",
+            max.as_secs() / 60
+        ));
+    }
+    let d = dovetail_core::disruption::parse_go_duration(text).ok_or_else(|| {
+        format!("`{text}` is not a duration; write e.g. `5s`, `500ms` or `1m30s`")
+    })?;
+    if d > max {
+        return Err(format!(
+            "{text} is above the limit of {}m (docs/limits.md): real nodes turn Ready within \
+             a minute or two; give 0s to {}m",
+            max.as_secs() / 60,
+            max.as_secs() / 60
+        ));
+    }
+    Ok(d)
 }
 
 fn default_kubeconfig() -> PathBuf {

@@ -12,6 +12,7 @@ mod demo_cmd;
 mod dev_cmd;
 mod heap;
 mod kube_client;
+mod limits;
 mod logs;
 mod metrics;
 mod policy_cmd;

@@ -16,6 +16,8 @@ use dovetail_policy::{
 };
 use serde::Serialize;
 
+use crate::limits;
+
 /// Prints a line; a closed pipe (`| head`) is not an error.
 macro_rules! out {
     ($($t:tt)*) => {{
@@ -53,13 +55,13 @@ pub enum PolicyCommand {
     Bench {
         file: PathBuf,
         /// Offerings per selection request (or candidates per scoring round).
-        #[arg(long, default_value_t = 400)]
+        #[arg(long, default_value_t = 400, value_parser = limits::OFFERINGS.count(), allow_negative_numbers = true)]
         offerings: usize,
         /// Launch requests per selection round.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = limits::LAUNCHES.count(), allow_negative_numbers = true)]
         launches: usize,
         /// Timed decisions.
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 2000, value_parser = limits::POLICY_ITERATIONS.count(), allow_negative_numbers = true)]
         iterations: usize,
         /// Which decision to measure, when the policy implements both.
         #[arg(long)]
@@ -73,7 +75,9 @@ pub enum PolicyCommand {
     /// directory to the new version serving decisions.
     BenchReload {
         file: PathBuf,
-        #[arg(long, default_value_t = 20)]
+        /// Versions written (each loaded new, then again from the
+        /// compiled-code cache).
+        #[arg(long, default_value_t = 20, value_parser = limits::RELOAD_ROUNDS.count(), allow_negative_numbers = true)]
         rounds: usize,
         #[arg(long)]
         json: bool,
@@ -83,7 +87,7 @@ pub enum PolicyCommand {
     Watch {
         dir: PathBuf,
         /// Stop after this many seconds (default: run until interrupted).
-        #[arg(long)]
+        #[arg(long, value_parser = limits::WATCH_SECONDS.number(), allow_negative_numbers = true)]
         seconds: Option<u64>,
     },
 }
@@ -109,13 +113,13 @@ pub struct RunOpts {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Wall-clock deadline per decision, in milliseconds.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = limits::TIMEOUT_MS.number(), allow_negative_numbers = true)]
     timeout_ms: u64,
     /// Run with this fuel budget instead (deterministic).
-    #[arg(long)]
+    #[arg(long, value_parser = limits::FUEL.number(), allow_negative_numbers = true)]
     fuel: Option<u64>,
     /// Memory cap per policy instance, in MiB.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = limits::MEMORY_MIB.count(), allow_negative_numbers = true)]
     memory_mib: usize,
 }
 
@@ -301,7 +305,32 @@ fn bench(
         Some(d) => d,
         None => p.info.decisions[0],
     };
-    let iterations = iterations.max(1);
+    let rows = limits::product(
+        &[
+            ("--offerings", offerings as u64),
+            ("--launches", launches as u64),
+        ],
+        limits::REQUEST_ROWS,
+        "offering rows in one request",
+        "lower --offerings or --launches",
+    )?;
+    let work = limits::product(
+        &[
+            ("--iterations", iterations as u64),
+            ("--offerings", offerings as u64),
+            ("--launches", launches as u64),
+        ],
+        limits::BENCH_ROWS,
+        "offering rows decided",
+        "lower --iterations",
+    )?;
+    if work > limits::LARGE_BENCH_ROWS {
+        eprintln!(
+            "note: {iterations} decisions of {rows} offering rows each ({} rows in all); at a \
+             few hundred nanoseconds a row this takes minutes",
+            limits::count(work)
+        );
+    }
     let (samples, total, native) = match decision {
         Decision::InstanceSelection => {
             let req = synthetic_selection(offerings, launches, 42);
@@ -371,17 +400,28 @@ struct ReloadReport {
 }
 
 /// Writes `bytes` into the watched directory the way a kubelet updates a
-/// ConfigMap (write aside, then rename) and waits until it serves.
+/// ConfigMap (write aside, then rename) and waits until it serves, or until
+/// the watcher rejects it.
 fn reload_once(host: &PolicyHost, dir: &Path, bytes: &[u8], digest: &str) -> Result<f64> {
     let target = dir.join(policy_file_name(Decision::InstanceSelection));
     let tmp = dir.join(".incoming.tmp");
+    let rejected = host.status(Decision::InstanceSelection).rejected_reloads;
     let start = Instant::now();
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, &target)?;
     loop {
-        let active = host.status(Decision::InstanceSelection).active_digest;
-        if active.as_deref() == Some(digest) {
+        let status = host.status(Decision::InstanceSelection);
+        if status.active_digest.as_deref() == Some(digest) {
             return Ok(start.elapsed().as_secs_f64() * 1e3);
+        }
+        if status.rejected_reloads > rejected {
+            bail!(
+                "the watcher rejected the policy: {}",
+                status
+                    .last_reload_error
+                    .as_deref()
+                    .unwrap_or("no reason given")
+            );
         }
         if start.elapsed() > Duration::from_secs(10) {
             bail!("the new version did not become active within 10 s");
@@ -405,41 +445,57 @@ fn with_nonce(bytes: &[u8], nonce: usize) -> Vec<u8> {
     out
 }
 
+/// Round `i`'s version and its digest, made when needed: only one copy of
+/// the component is in memory at a time.
+fn variant(bytes: &[u8], i: usize) -> (Vec<u8>, String) {
+    use sha2::Digest as _;
+    let b = with_nonce(bytes, i);
+    let full: [u8; 32] = sha2::Sha256::digest(&b).into();
+    (b, dovetail_policy::short_digest(&full))
+}
+
 fn bench_reload(file: &Path, rounds: usize, json: bool) -> Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let rt = Runtime::new(RuntimeConfig::default())?;
     let host = Arc::new(PolicyHost::new(rt));
-    let dir = tempfile_dir()?;
-    let _watcher = PolicyWatcher::spawn(&dir, host.clone())?;
-    let mut cold = Vec::new();
-    let mut cached = Vec::new();
+    // Removed when dropped: on success, on an error and on a panic; an
+    // interrupt removes it through `remove_on_interrupt`.
+    let dir = tempfile::Builder::new()
+        .prefix("dovetail-reload-")
+        .tempdir()
+        .context("cannot create a temporary directory to watch")?;
+    let _interrupt = remove_on_interrupt(dir.path())?;
+    let watcher = PolicyWatcher::spawn(dir.path(), host.clone())?;
+    if rounds > limits::LARGE_RELOAD_ROUNDS {
+        eprintln!(
+            "note: {rounds} rounds load {} versions, each new one compiled (about half a second)",
+            2 * rounds
+        );
+    }
+    let mut cold = Vec::with_capacity(rounds);
+    let mut cached = Vec::with_capacity(rounds);
     let mut label = String::new();
-    let variants: Vec<Vec<u8>> = (0..rounds.max(1)).map(|i| with_nonce(&bytes, i)).collect();
-    let digests: Vec<String> = variants
-        .iter()
-        .map(|b| {
-            use sha2::Digest as _;
-            let full: [u8; 32] = sha2::Sha256::digest(b).into();
-            dovetail_policy::short_digest(&full)
-        })
-        .collect();
     // Cold: every version is new to the runtime and compiled on reload.
-    for (b, d) in variants.iter().zip(&digests) {
-        cold.push(reload_once(&host, &dir, b, d)?);
+    for i in 0..rounds {
+        let (b, d) = variant(&bytes, i);
+        cold.push(reload_once(&host, dir.path(), &b, &d)?);
     }
     // Cached: the same versions again, their compiled code already at hand.
-    for (b, d) in variants.iter().zip(&digests) {
-        cached.push(reload_once(&host, &dir, b, d)?);
+    for i in 0..rounds {
+        let (b, d) = variant(&bytes, i);
+        cached.push(reload_once(&host, dir.path(), &b, &d)?);
     }
     if let Some(p) = host.active(Decision::InstanceSelection) {
         label = p.label();
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(watcher);
+    dir.close()
+        .context("cannot remove the temporary watched directory")?;
     cold.sort_by(f64::total_cmp);
     cached.sort_by(f64::total_cmp);
     let report = ReloadReport {
         policy: label,
-        rounds: variants.len(),
+        rounds,
         cold_p50_ms: percentile(&cold, 0.5),
         cold_max_ms: percentile(&cold, 1.0),
         cached_p50_ms: percentile(&cached, 0.5),
@@ -467,10 +523,42 @@ fn bench_reload(file: &Path, rounds: usize, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn tempfile_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("dovetail-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+/// On SIGINT or SIGTERM, removes `dir` and exits 130 (a signal ends the
+/// process without running destructors, so a guard alone would leave it).
+/// The handlers are installed before this returns; they stay for the rest of
+/// the process, which ends soon after.
+#[cfg(unix)]
+fn remove_on_interrupt(dir: &Path) -> Result<std::thread::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .context("cannot start the signal handler")?;
+    let (mut int, mut term) = rt
+        .block_on(async {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            ))
+        })
+        .context("cannot install the signal handler")?;
+    let dir = dir.to_path_buf();
+    Ok(std::thread::spawn(move || {
+        rt.block_on(async {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        eprintln!("interrupted");
+        std::process::exit(130);
+    }))
+}
+
+#[cfg(not(unix))]
+fn remove_on_interrupt(_dir: &Path) -> Result<()> {
+    Ok(())
 }
 
 fn watch(dir: &Path, seconds: Option<u64>) -> Result<()> {

@@ -92,10 +92,10 @@ pub struct SimArgs {
     seed: Option<u64>,
     /// Fuel per Wasm policy call (the simulator always runs policies with
     /// fuel, for determinism).
-    #[arg(long, default_value_t = DEFAULT_FUEL)]
+    #[arg(long, default_value_t = DEFAULT_FUEL, value_parser = crate::limits::FUEL.number(), allow_negative_numbers = true)]
     fuel: u64,
     /// Memory cap per policy instance for a small request, in MiB.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = crate::limits::MEMORY_MIB.count(), allow_negative_numbers = true)]
     memory_mib: usize,
     /// Write the JSON report here: the report itself for one run, or
     /// `{"runs": [{"label": …, "report": …}, …]}` when comparing.
@@ -170,6 +170,17 @@ impl PolicySet {
                 None => bail!("{what}: unknown decision `{key}`; write {form}"),
             },
         };
+        let given = if is_config {
+            self.config[i].clone()
+        } else {
+            self.wasm[i].as_ref().map(|s| s.path.clone())
+        };
+        if let Some(first) = given {
+            bail!(
+                "{what}: {key} is given twice, as {} and as {file}; give one file per decision",
+                first.display()
+            );
+        }
         if is_config {
             self.config[i] = Some(PathBuf::from(file));
         } else {
@@ -292,8 +303,18 @@ fn plan(args: &SimArgs, scenario: &Scenario) -> Result<(Vec<Spec>, PolicySet)> {
             });
         }
     }
+    // The flags override the scenario's policies, but each decision once.
+    let mut flags = PolicySet::default();
     for p in &args.policies {
-        plain.set(p, &format!("--policy {p}"), POLICY_FORM)?;
+        flags.set(p, &format!("--policy {p}"), POLICY_FORM)?;
+    }
+    for i in 0..2 {
+        if flags.wasm[i].is_some() {
+            plain.wasm[i] = flags.wasm[i].take();
+        }
+        if flags.config[i].is_some() {
+            plain.config[i] = flags.config[i].take();
+        }
     }
     plain.check_configs("--policy")?;
     if let Some(config) = &args.config {
@@ -578,6 +599,14 @@ pub fn run(args: SimArgs) -> Result<()> {
         scenario.seed = seed;
     }
     let (specs, plain) = plan(&args, &scenario)?;
+    if let Some(estimate) = scenario.size().estimate() {
+        let runs = if specs.len() > 1 {
+            format!(", for each of {} runs", specs.len())
+        } else {
+            String::new()
+        };
+        eprintln!("note: {estimate}{runs}; a progress bar shows on a terminal");
+    }
 
     // Load every policy before the first run: a bad one fails fast.
     let mut runtime = None;

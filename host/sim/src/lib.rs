@@ -26,6 +26,7 @@ mod demo;
 mod engine;
 mod format;
 mod html;
+pub mod limits;
 mod manifests;
 mod objects;
 mod report;

@@ -151,6 +151,7 @@ use dovetail_core::template::pod;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
+use crate::limits;
 use crate::manifests::{self, Doc};
 use crate::objects::{self, Key, WorkloadObject};
 use crate::types::{
@@ -1506,6 +1507,8 @@ fn deployment(at: &str, name: String, w: &Workload) -> Result<Deployment, Scenar
                     format!("{} is below `min` ({})", d.max, d.min),
                 ));
             }
+            limits::replicas(format!("{at}.min"), d.min)?;
+            limits::replicas(format!("{at}.max"), d.max)?;
             let period_ms = d.period.map_or(24 * 3_600_000, |p| p.0);
             let step_ms = d.step.map_or(300_000, |s| s.0);
             for (field, ms) in [("period", period_ms), ("step", step_ms)] {
@@ -1523,7 +1526,10 @@ fn deployment(at: &str, name: String, w: &Workload) -> Result<Deployment, Scenar
         })
         .transpose()?;
     let replicas = match (w.replicas, &diurnal) {
-        (Some(r), _) => r,
+        (Some(r), _) => {
+            limits::replicas(format!("{at}.replicas"), r)?;
+            r
+        }
         (None, Some(d)) => d.replicas_at(0),
         (None, None) => {
             return Err(invalid(
@@ -1547,6 +1553,7 @@ fn job(at: &str, name: String, w: &Workload) -> Result<Job, ScenarioError> {
         if n == 0 {
             return Err(invalid(format!("{at}.{field}"), "must be at least 1"));
         }
+        limits::replicas(format!("{at}.{field}"), n)?;
     }
     let duration_ms = match w.duration {
         Some(d) if d.0 > 0 => d.0,
@@ -2197,6 +2204,7 @@ fn events(
             ));
         }
         let kinds = if let Some(s) = e.scale {
+            limits::replicas(format!("{at}.scale.replicas"), s.replicas)?;
             let matching: Vec<&Key> = later
                 .registry
                 .keys()
@@ -2466,6 +2474,7 @@ fn parse(text: &str, dir: Option<&Path>) -> Result<Scenario, ScenarioError> {
             ignored.push(unknown_fields::steps(&p))
         })
         .map_err(|e| ScenarioError::Yaml(e.to_string()))?;
+    limits::duration(file.duration.0)?;
     let mut warnings = unknown_fields::node_pool_warnings(text, &ignored);
     let docs = cluster_documents(&mut file.cluster, dir)?;
     let from_manifests = !docs.is_empty();
@@ -2795,5 +2804,6 @@ fn parse(text: &str, dir: Option<&Path>) -> Result<Scenario, ScenarioError> {
         consolidation_scoring: file.policies.consolidation_scoring,
     };
     scenario.warnings = warnings;
+    limits::check(&scenario)?;
     Ok(scenario)
 }
