@@ -133,6 +133,8 @@ impl OutputFile {
         let file = File::options()
             .write(true)
             .create(true)
+            // Not yet: an earlier file stays until the new contents are ready.
+            .truncate(false)
             .open(path)
             .map_err(|e| open_error(flag, path, what, &e))?;
         Ok(OutputFile {

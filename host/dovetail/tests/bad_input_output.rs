@@ -240,7 +240,7 @@ sys.exit(child.wait())
             "python3 not found on PATH: install it (e.g. `apt-get install python3`) to run this test"
         );
     }
-    let r = run_with(
+    run_with(
         python,
         &argv,
         Io {
@@ -248,8 +248,7 @@ sys.exit(child.wait())
             ..Io::default()
         },
         Caps::default(),
-    );
-    r
+    )
 }
 
 #[test]
