@@ -66,19 +66,86 @@ impl Default for Caps {
 /// Runs `program args` with `stdin` (closed when `None`), sampling its
 /// resident memory every 10 ms and killing it past either cap.
 pub fn run(program: &Path, args: &[&str], stdin: Option<&[u8]>, caps: Caps) -> Bounded {
-    let mut child = Command::new(program)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(if stdin.is_some() {
+    run_with(
+        program,
+        args,
+        Io {
+            stdin,
+            ..Io::default()
+        },
+        caps,
+    )
+}
+
+/// Where a bounded run's stdout goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Stdout {
+    /// Read into [`Bounded::stdout`].
+    #[default]
+    Captured,
+    /// A pipe whose reader is gone before the child starts, as behind
+    /// `| head` once `head` has had its fill: every write fails with EPIPE.
+    Closed,
+    /// `/dev/full`: every write fails with ENOSPC, as on a full disk.
+    Full,
+}
+
+/// A bounded run's stdin, stdout and environment.
+#[derive(Debug, Clone, Copy)]
+pub struct Io<'a> {
+    /// Closed when `None`.
+    pub stdin: Option<&'a [u8]>,
+    pub stdout: Stdout,
+    /// Variables to set (`Some`) or remove (`None`); `NO_COLOR=1` is set
+    /// unless this says otherwise.
+    pub env: &'a [(&'a str, Option<&'a str>)],
+}
+
+impl Default for Io<'_> {
+    fn default() -> Self {
+        Io {
+            stdin: None,
+            stdout: Stdout::Captured,
+            env: &[],
+        }
+    }
+}
+
+/// [`run`] with a choice of stdout and environment.
+pub fn run_with(program: &Path, args: &[&str], io: Io<'_>, caps: Caps) -> Bounded {
+    let stdout = match io.stdout {
+        Stdout::Captured => Stdio::piped(),
+        Stdout::Closed => {
+            let (reader, writer) = std::io::pipe().expect("create a pipe");
+            drop(reader);
+            Stdio::from(writer)
+        }
+        Stdout::Full => Stdio::from(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .expect("open /dev/full (Linux provides it)"),
+        ),
+    };
+    let mut command = Command::new(program);
+    command.args(args).env("NO_COLOR", "1");
+    for (name, value) in io.env {
+        match value {
+            Some(v) => command.env(name, v),
+            None => command.env_remove(name),
+        };
+    }
+    let mut child = command
+        .stdin(if io.stdin.is_some() {
             Stdio::piped()
         } else {
             Stdio::null()
         })
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
-    if let Some(input) = stdin {
+    if let Some(input) = io.stdin {
         let mut pipe = child.stdin.take().unwrap();
         let input = input.to_vec();
         // A process that stops reading early closes the pipe; that is its right.
@@ -122,7 +189,8 @@ pub fn run(program: &Path, args: &[&str], stdin: Option<&[u8]>, caps: Caps) -> B
 /// Reads stdout and stderr on threads, so a chatty child never blocks on a full pipe.
 fn drain(child: &mut Child) -> std::thread::JoinHandle<(String, String)> {
     use std::io::Read as _;
-    let mut out = child.stdout.take().unwrap();
+    // Not captured when the run sends stdout elsewhere: read as empty.
+    let mut out = child.stdout.take();
     let mut err = child.stderr.take().unwrap();
     std::thread::spawn(move || {
         let e = std::thread::spawn(move || {
@@ -131,7 +199,9 @@ fn drain(child: &mut Child) -> std::thread::JoinHandle<(String, String)> {
             String::from_utf8_lossy(&s).into_owned()
         });
         let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
+        if let Some(out) = out.as_mut() {
+            let _ = out.read_to_end(&mut s);
+        }
         (String::from_utf8_lossy(&s).into_owned(), e.join().unwrap())
     })
 }

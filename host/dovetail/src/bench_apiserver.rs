@@ -13,6 +13,8 @@ use kube::{Api, Client, Config};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::output::{self, OutputError, Stdout, outln};
+
 /// The goals the server must meet so it never limits a 20,000-pod controller benchmark.
 const GOAL_WRITES_PER_SECOND: f64 = 5_000.0;
 const GOAL_LIST_MS: f64 = 200.0;
@@ -97,10 +99,11 @@ pub fn run(args: &ApiserverArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let report = runtime.block_on(measure(args))?;
+    let out = output::stdout("the benchmark figures");
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print_human(&report);
+        print_human(&out, &report)?;
     }
     Ok(())
 }
@@ -379,19 +382,24 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn print_human(r: &Report) {
+fn print_human(out: &Stdout, r: &Report) -> Result<(), OutputError> {
     let mark = |ok: bool| if ok { "meets" } else { "MISSES" };
-    println!(
+    outln!(
+        out,
         "dovetail-apiserver, {} nodes and {} pods, {} requests in flight (kube-rs over loopback)",
-        r.nodes, r.pods, r.concurrency
-    );
-    println!(
+        r.nodes,
+        r.pods,
+        r.concurrency
+    )?;
+    outln!(
+        out,
         "  writes:      {:>9.0} creates/s   ({} the goal of {:.0}/s)",
         r.writes_per_second,
         mark(r.writes_per_second >= GOAL_WRITES_PER_SECOND),
         GOAL_WRITES_PER_SECOND
-    );
-    println!(
+    )?;
+    outln!(
+        out,
         "  list:        {:>9.1} ms for every pod, median ({} the goal of < {:.0} ms; the first list, serialising every pod, {:.1} ms); {:.1} ms decoded by kube-rs; {:.1} ms in pages of 500",
         r.list_all_pods_ms,
         mark(r.list_all_pods_ms < GOAL_LIST_MS),
@@ -399,17 +407,21 @@ fn print_human(r: &Report) {
         r.list_all_pods_first_ms,
         r.list_all_pods_decoded_ms,
         r.list_all_pods_paged_ms
-    );
-    println!(
+    )?;
+    outln!(
+        out,
         "  watch:       {} watchers, {} patches at {:.0}/s; {:.0} events/s delivered; last event {:.1} ms after the last write",
         r.watch.watchers,
         r.watch.writes,
         r.watch.writes_per_second,
         r.watch.delivered_events_per_second,
         r.watch.tail_lag_ms
-    );
-    println!(
+    )?;
+    outln!(
+        out,
         "  memory:      {:.0} MiB resident with everything stored ({:.0} MiB before the server started; {:.0} MiB grown)",
-        r.memory.rss_loaded_mib, r.memory.rss_before_mib, r.memory.stored_mib
-    );
+        r.memory.rss_loaded_mib,
+        r.memory.rss_before_mib,
+        r.memory.stored_mib
+    )
 }

@@ -12,6 +12,7 @@ use dovetail_policy::PolicyHost;
 use serde::Serialize;
 
 use crate::limits;
+use crate::output::{self, Stdout, outln};
 use crate::policy_cmd::RunOpts;
 
 #[derive(Subcommand)]
@@ -138,16 +139,22 @@ fn consolidation(args: &ConsolidationArgs) -> Result<()> {
         }),
         iterations: args.common.iterations,
     };
+    let out = output::stdout("the benchmark figures");
     if args.common.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        println!("policy: {}", report.policy);
-        println!(
+        outln!(out, "policy: {}", report.policy)?;
+        outln!(
+            out,
             "{} nodes, {} pods: {} candidates evaluated in {:.3} s, {} command(s)",
-            report.nodes, report.pods, report.candidates_evaluated, report.seconds, report.commands
-        );
+            report.nodes,
+            report.pods,
+            report.candidates_evaluated,
+            report.seconds,
+            report.commands
+        )?;
         if let Some(c) = &report.first_command {
-            println!("first: {c}");
+            outln!(out, "first: {c}")?;
         }
     }
     Ok(())
@@ -268,6 +275,7 @@ fn scheduling(args: &SchedulingArgs) -> Result<()> {
         "pods scheduled",
         "every run's plan is kept until the median is taken; lower --iterations",
     )?;
+    let out = output::stdout("the benchmark figures");
     let mut reports = Vec::new();
     for &n in &sizes {
         let pods = fixtures::diverse_pods(n, args.common.seed);
@@ -305,42 +313,53 @@ fn scheduling(args: &SchedulingArgs) -> Result<()> {
             iterations: args.common.iterations,
         };
         if !args.common.json {
-            print_row(&report, reports.is_empty());
+            print_row(&out, &report, reports.is_empty())?;
         }
         reports.push(report);
     }
     if args.common.json {
-        let out = if reports.len() == 1 {
+        let json = if reports.len() == 1 {
             serde_json::to_string_pretty(&reports[0])?
         } else {
             serde_json::to_string_pretty(&reports)?
         };
-        println!("{out}");
+        outln!(out, "{json}")?;
     } else {
         let pods: usize = reports.iter().map(|r| r.pods).sum();
         let secs: f64 = reports.iter().map(|r| r.seconds).sum();
         if reports.len() > 1 {
-            println!(
+            outln!(
+                out,
                 "total: {pods} pods in {secs:.3} s = {:.0} pods/s",
                 pods as f64 / secs
-            );
+            )?;
         }
         if let Some(f) = reports.iter().find_map(|r| r.policy_fallback.as_ref()) {
-            println!("warning: the policy failed and the built-in default chose instead: {f}");
+            outln!(
+                out,
+                "warning: the policy failed and the built-in default chose instead: {f}"
+            )?;
         }
     }
     Ok(())
 }
 
-fn print_row(r: &SchedulingReport, header: bool) {
+fn print_row(out: &Stdout, r: &SchedulingReport, header: bool) -> Result<(), output::OutputError> {
     if header {
-        println!("policy: {}", r.policy);
-        println!(
+        outln!(out, "policy: {}", r.policy)?;
+        outln!(
+            out,
             "{:>7} {:>6} {:>10} {:>10} {:>10} {:>10}",
-            "pods", "nodes", "seconds", "solve s", "launch s", "pods/s"
-        );
+            "pods",
+            "nodes",
+            "seconds",
+            "solve s",
+            "launch s",
+            "pods/s"
+        )?;
     }
-    println!(
+    outln!(
+        out,
         "{:>7} {:>6} {:>10.4} {:>10.4} {:>10.4} {:>10.0}{}",
         r.pods,
         r.nodes,
@@ -353,5 +372,5 @@ fn print_row(r: &SchedulingReport, header: bool) {
         } else {
             String::new()
         }
-    );
+    )
 }

@@ -31,6 +31,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::bench_apiserver::run_all;
+use crate::output::{self, OutputError, Stdout, outln};
 
 /// The goals: what a controller for 1,000 nodes and 20,000 pods must stay within.
 const GOAL_RSS_MB: f64 = 100.0;
@@ -198,10 +199,11 @@ pub fn run(args: &ControllerBenchArgs) -> Result<()> {
             return Err(e.context(format!("the controller's log is {}", log.display())));
         }
     };
+    let out = output::stdout("the benchmark figures");
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print_human(&report);
+        print_human(&out, &report)?;
     }
     Ok(())
 }
@@ -1049,22 +1051,28 @@ async fn wait_accepted(
     }
 }
 
-fn print_human(r: &Report) {
+fn print_human(out: &Stdout, r: &Report) -> Result<(), OutputError> {
     let mark = |ok: bool| if ok { "meets" } else { "MISSES" };
     let ms = |v: Option<f64>| v.map_or_else(|| "–".to_string(), |v| format!("{v:.1} ms"));
-    println!(
+    outln!(
+        out,
         "dovetail controller (its own process) against the in-memory API server: {} unmanaged nodes, {} running pods, {} pending",
-        r.nodes, r.pods, r.pending
-    );
-    println!(
+        r.nodes,
+        r.pods,
+        r.pending
+    )?;
+    outln!(
+        out,
         "  populate:    {:>8.2} s   nodes and pods created with their status",
         r.populate_seconds
-    );
-    println!(
+    )?;
+    outln!(
+        out,
         "  sync:        {:>8.2} s   from start to /readyz 200",
         r.sync_seconds
-    );
-    println!(
+    )?;
+    outln!(
+        out,
         "  provision:   {:>8.2} s   from the last of {} pending pods (created in {:.2} s) to {} NodeClaims created, in {} round(s), batch idle window {} ({} the goal of {:.0} s)",
         r.pending_to_nodeclaims_seconds,
         r.pending,
@@ -1074,17 +1082,20 @@ fn print_human(r: &Report) {
         r.batch_idle,
         mark(r.goals.pending_to_nodeclaims_met),
         GOAL_PENDING_TO_NODECLAIMS_SECONDS
-    );
-    println!(
+    )?;
+    outln!(
+        out,
         "  running:     {:>8.2} s   from the last pending pod to all of them Running (nodes Ready 5 s after launch)",
         r.pending_to_running_seconds
-    );
-    println!(
+    )?;
+    outln!(
+        out,
         "  policy:      {:>8.1} ms  from pushing the ConfigMap to its status saying it serves (compiled; the controller's own swap {})",
         r.configmap_create_ms,
         ms(r.controller_create_swap_ms)
-    );
-    println!(
+    )?;
+    outln!(
+        out,
         "               {:>8.1} ms  median of {} updates, slowest {:.1} ms (the controller's own swap {}) ({} the goal of {:.0} ms)",
         r.configmap_swap_ms,
         r.swaps,
@@ -1092,8 +1103,9 @@ fn print_human(r: &Report) {
         ms(r.controller_swap_ms),
         mark(r.goals.swap_met),
         GOAL_SWAP_MS
-    );
-    println!(
+    )?;
+    outln!(
+        out,
         "  memory:      {:>8.1} MB resident once synced (peak {:.1} MB); after provisioning {:.1} MB, peak {:.1} MB; after the policy swaps {:.1} MB, peak of the run {:.1} MB ({} the goal of {:.0} MB)",
         r.controller_rss_mb.synced,
         r.controller_rss_mb.peak_synced,
@@ -1103,14 +1115,16 @@ fn print_human(r: &Report) {
         r.controller_rss_mb.peak_at_end,
         mark(r.goals.rss_met),
         GOAL_RSS_MB
-    );
-    println!(
+    )?;
+    outln!(
+        out,
         "  unmanaged:   {} nodes left untouched",
         r.unmanaged_nodes_untouched
-    );
+    )?;
     if let Some(log) = &r.log {
-        println!("  log:         {}", log.display());
+        outln!(out, "  log:         {}", log.display())?;
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
+use crate::output::{self, outln};
+
 /// The most messages one run may send.
 const MAX_MESSAGES: usize = 100_000;
 
@@ -68,10 +70,12 @@ pub fn run(args: &InterruptionArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let report = runtime.block_on(measure(args))?;
+    let out = output::stdout("the benchmark figures");
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        println!(
+        outln!(
+            out,
             "{} messages ({} interruptions): sent in {:.2} s, drained in {:.2} s: {:.0} messages/s through the server; parsed alone: {:.0} messages/s",
             report.messages,
             report.interruptions,
@@ -79,7 +83,7 @@ pub fn run(args: &InterruptionArgs) -> Result<()> {
             report.drain_seconds,
             report.messages_per_second,
             report.parsed_per_second
-        );
+        )?;
     }
     Ok(())
 }

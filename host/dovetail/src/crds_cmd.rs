@@ -14,6 +14,6 @@ pub fn yaml() -> Result<String> {
 }
 
 pub fn run() -> Result<()> {
-    print!("{}", yaml()?);
+    crate::output::stdout("the CRDs").text(&yaml()?)?;
     Ok(())
 }

@@ -5,6 +5,8 @@ use anyhow::Result;
 use dovetail_core::policy::Builtin;
 use dovetail_sim::{SimEvent, Simulation, demo_scenario};
 
+use crate::output::{self, OutputError, outln};
+
 fn clock(ms: u64) -> String {
     let s = ms / 1000;
     format!("{:02}:{:02}", s / 60, s % 60)
@@ -20,104 +22,144 @@ fn age(ms: u64) -> String {
 }
 
 pub fn run() -> Result<()> {
-    println!("Deployment my-app (1 CPU, 1.5Gi per pod) on NodePool default:");
-    println!("  instance-category In [c, m, r], capacity-type In [on-demand, spot],");
-    println!(
+    let out = output::stdout("the demo's timeline");
+    outln!(
+        out,
+        "Deployment my-app (1 CPU, 1.5Gi per pod) on NodePool default:"
+    )?;
+    outln!(
+        out,
+        "  instance-category In [c, m, r], capacity-type In [on-demand, spot],"
+    )?;
+    outln!(
+        out,
         "  consolidationPolicy WhenEmptyOrUnderutilized. Simulated time; built-in policies.\n"
-    );
-    println!(
+    )?;
+    outln!(
+        out,
         "{:<6} {:<16} {:<10} {:<14} {:<11} {:<10} {:>6}",
-        "TIME", "NAME", "STATUS", "INSTANCE-TYPE", "ZONE", "CAPACITY", "AGE"
-    );
+        "TIME",
+        "NAME",
+        "STATUS",
+        "INSTANCE-TYPE",
+        "ZONE",
+        "CAPACITY",
+        "AGE"
+    )?;
+    let mut failed: Option<OutputError> = None;
     let mut launched: Vec<(dovetail_core::sym::Sym, u64, String)> = Vec::new();
     let started = std::time::Instant::now();
-    let report = Simulation::new(demo_scenario(42), &Builtin, &Builtin).run(&mut |e| match e {
-        SimEvent::Scaled {
-            at_ms,
-            deployment,
-            replicas,
-        } => println!(
-            "{:<6} deployment/{deployment} scaled to {replicas} replicas",
-            clock(*at_ms)
-        ),
-        SimEvent::NodeLaunched {
-            at_ms,
-            name,
-            instance_type,
-            zone,
-            capacity_type,
-            ..
-        } => {
-            let line = format!(
-                "{instance_type:<14} {zone:<11} {:<10}",
-                capacity_type.label()
-            );
-            println!(
-                "{:<6} {:<16} {:<10} {line} {:>6}",
-                clock(*at_ms),
-                name.as_str(),
-                "Launched",
-                "0s"
-            );
-            launched.push((*name, *at_ms, line));
+    let report = Simulation::new(demo_scenario(42), &Builtin, &Builtin).run(&mut |e| {
+        // After a failed write the run ends without output; the error is reported then.
+        if failed.is_some() {
+            return;
         }
-        SimEvent::NodeReady { at_ms, name } => {
-            if let Some((_, since, line)) = launched.iter().find(|l| l.0 == *name) {
-                println!(
-                    "{:<6} {:<16} {:<10} {line} {:>6}",
-                    clock(*at_ms),
-                    name.as_str(),
-                    "Ready",
-                    age(at_ms - since)
-                );
+        let shown = (|| -> Result<(), OutputError> {
+            match e {
+                SimEvent::Scaled {
+                    at_ms,
+                    deployment,
+                    replicas,
+                } => outln!(
+                    out,
+                    "{:<6} deployment/{deployment} scaled to {replicas} replicas",
+                    clock(*at_ms)
+                )?,
+                SimEvent::NodeLaunched {
+                    at_ms,
+                    name,
+                    instance_type,
+                    zone,
+                    capacity_type,
+                    ..
+                } => {
+                    let line = format!(
+                        "{instance_type:<14} {zone:<11} {:<10}",
+                        capacity_type.label()
+                    );
+                    outln!(
+                        out,
+                        "{:<6} {:<16} {:<10} {line} {:>6}",
+                        clock(*at_ms),
+                        name.as_str(),
+                        "Launched",
+                        "0s"
+                    )?;
+                    launched.push((*name, *at_ms, line));
+                }
+                SimEvent::NodeReady { at_ms, name } => {
+                    if let Some((_, since, line)) = launched.iter().find(|l| l.0 == *name) {
+                        outln!(
+                            out,
+                            "{:<6} {:<16} {:<10} {line} {:>6}",
+                            clock(*at_ms),
+                            name.as_str(),
+                            "Ready",
+                            age(at_ms - since)
+                        )?;
+                    }
+                }
+                SimEvent::NodeDeleted { at_ms, name, .. } => {
+                    if let Some((_, since, line)) = launched.iter().find(|l| l.0 == *name) {
+                        outln!(
+                            out,
+                            "{:<6} {:<16} {:<10} {line} {:>6}",
+                            clock(*at_ms),
+                            name.as_str(),
+                            "Deleted",
+                            age(at_ms - since)
+                        )?;
+                    }
+                }
+                SimEvent::Disruption { at_ms, summary } => {
+                    outln!(out, "{:<6} disruption: {summary}", clock(*at_ms))?
+                }
+                SimEvent::Interrupted { at_ms, name, .. } => outln!(
+                    out,
+                    "{:<6} spot interruption notice for {name}",
+                    clock(*at_ms)
+                )?,
+                SimEvent::InsufficientCapacity {
+                    at_ms,
+                    instance_type,
+                    zone,
+                    capacity_type,
+                } => outln!(
+                    out,
+                    "{:<6} insufficient capacity: {instance_type} {zone} {capacity_type}",
+                    clock(*at_ms)
+                )?,
+                SimEvent::Changed { at_ms, summary } => {
+                    outln!(out, "{:<6} {summary}", clock(*at_ms))?
+                }
             }
-        }
-        SimEvent::NodeDeleted { at_ms, name, .. } => {
-            if let Some((_, since, line)) = launched.iter().find(|l| l.0 == *name) {
-                println!(
-                    "{:<6} {:<16} {:<10} {line} {:>6}",
-                    clock(*at_ms),
-                    name.as_str(),
-                    "Deleted",
-                    age(at_ms - since)
-                );
-            }
-        }
-        SimEvent::Disruption { at_ms, summary } => {
-            println!("{:<6} disruption: {summary}", clock(*at_ms))
-        }
-        SimEvent::Interrupted { at_ms, name, .. } => {
-            println!("{:<6} spot interruption notice for {name}", clock(*at_ms))
-        }
-        SimEvent::InsufficientCapacity {
-            at_ms,
-            instance_type,
-            zone,
-            capacity_type,
-        } => println!(
-            "{:<6} insufficient capacity: {instance_type} {zone} {capacity_type}",
-            clock(*at_ms)
-        ),
-        SimEvent::Changed { at_ms, summary } => println!("{:<6} {summary}", clock(*at_ms)),
+            Ok(())
+        })();
+        failed = shown.err();
     });
-    let t = &report.totals;
-    println!();
-    println!("nodes launched:        {}", t.nodes_launched);
-    println!("nodes terminated:      {}", t.nodes_terminated);
-    match t.all_running_after_seconds {
-        Some(s) => println!("all 50 pods running:   after {s:.0} s"),
-        None => println!("all 50 pods running:   never"),
+    if let Some(e) = failed {
+        return Err(e.into());
     }
-    println!("disruptions:           {}", t.disruptions);
-    println!("pods evicted:          {}", t.pods_evicted);
-    println!(
+    let t = &report.totals;
+    outln!(out)?;
+    outln!(out, "nodes launched:        {}", t.nodes_launched)?;
+    outln!(out, "nodes terminated:      {}", t.nodes_terminated)?;
+    match t.all_running_after_seconds {
+        Some(s) => outln!(out, "all 50 pods running:   after {s:.0} s")?,
+        None => outln!(out, "all 50 pods running:   never")?,
+    }
+    outln!(out, "disruptions:           {}", t.disruptions)?;
+    outln!(out, "pods evicted:          {}", t.pods_evicted)?;
+    outln!(
+        out,
         "cost:                  ${:.4} over {} simulated minutes",
         t.cost_usd,
         report.duration_seconds / 60
-    );
-    println!(
+    )?;
+    outln!(
+        out,
         "simulated in:          {:.2} s",
         started.elapsed().as_secs_f64()
-    );
+    )?;
     Ok(())
 }

@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::controller_cmd::{self, Endpoints, Hosted};
+use crate::output::{self, OutputError, outln};
 use crate::settings::ControllerArgs;
 
 #[derive(Args)]
@@ -166,35 +167,48 @@ async fn serve(args: DevArgs, catalog: Arc<Catalog>, kubeconfig: PathBuf) -> Res
             return Err(e);
         }
     };
-    println!(
-        "Dovetail dev cluster: Kubernetes API at {} (in memory, loopback only, no authentication).",
-        cluster.url()
-    );
-    println!(
-        "Karpenter's CRDs are installed (NodePool, NodeClaim, EC2NodeClass); the fake cloud sells {types} instance type{} and its nodes turn Ready {} after launch.",
-        if types == 1 { "" } else { "s" },
-        humanize(args.node_ready_after)
-    );
-    match &controller {
-        Some(c) => println!(
-            "Dovetail controller attached (leader election off, policies from ConfigMaps labelled dovetail.dev/policy in {}): metrics at http://{}/metrics, health at http://{}/healthz.",
-            c.policy_namespace, c.endpoints.metrics, c.endpoints.health
-        ),
-        None => println!(
-            "No controller attached (--no-controller): pods stay Pending (PodScheduled=False, Unschedulable) until you run `dovetail controller --cloud fake --kubeconfig {}`.",
+    let out = output::stdout("the dev cluster's banner");
+    // A banner that cannot be written stops the cluster the way Ctrl-C does.
+    let shown = (|| -> Result<(), OutputError> {
+        outln!(
+            out,
+            "Dovetail dev cluster: Kubernetes API at {} (in memory, loopback only, no authentication).",
+            cluster.url()
+        )?;
+        outln!(
+            out,
+            "Karpenter's CRDs are installed (NodePool, NodeClaim, EC2NodeClass); the fake cloud sells {types} instance type{} and its nodes turn Ready {} after launch.",
+            if types == 1 { "" } else { "s" },
+            humanize(args.node_ready_after)
+        )?;
+        match &controller {
+            Some(c) => outln!(
+                out,
+                "Dovetail controller attached (leader election off, policies from ConfigMaps labelled dovetail.dev/policy in {}): metrics at http://{}/metrics, health at http://{}/healthz.",
+                c.policy_namespace,
+                c.endpoints.metrics,
+                c.endpoints.health
+            )?,
+            None => outln!(
+                out,
+                "No controller attached (--no-controller): pods stay Pending (PodScheduled=False, Unschedulable) until you run `dovetail controller --cloud fake --kubeconfig {}`.",
+                kubeconfig.display()
+            )?,
+        }
+        outln!(out, "Kubeconfig written to {}. Try:", kubeconfig.display())?;
+        outln!(out)?;
+        outln!(
+            out,
+            "  export KUBECONFIG={} && kubectl get nodes",
             kubeconfig.display()
-        ),
-    }
-    println!("Kubeconfig written to {}. Try:", kubeconfig.display());
-    println!();
-    println!(
-        "  export KUBECONFIG={} && kubectl get nodes",
-        kubeconfig.display()
-    );
-    println!();
-    println!("Press Ctrl-C to stop.");
-    let ended = match controller.as_mut() {
-        Some(c) => tokio::select! {
+        )?;
+        outln!(out)?;
+        outln!(out, "Press Ctrl-C to stop.")?;
+        Ok(())
+    })();
+    let ended = match (shown, controller.as_mut()) {
+        (Err(e), _) => Err(e.into()),
+        (Ok(()), Some(c)) => tokio::select! {
             stopped = tokio::signal::ctrl_c() => stopped.context("waiting for Ctrl-C"),
             ended = &mut c.task => Err(match ended {
                 Ok(Err(e)) => e.context("the controller stopped"),
@@ -202,7 +216,7 @@ async fn serve(args: DevArgs, catalog: Arc<Catalog>, kubeconfig: PathBuf) -> Res
                 Err(e) => anyhow!("the controller stopped: {e}"),
             }),
         },
-        None => tokio::signal::ctrl_c().await.context("waiting for Ctrl-C"),
+        (Ok(()), None) => tokio::signal::ctrl_c().await.context("waiting for Ctrl-C"),
     };
     // The controller first, while the server it talks to still answers.
     if let Some(c) = controller {
@@ -219,7 +233,7 @@ async fn serve(args: DevArgs, catalog: Arc<Catalog>, kubeconfig: PathBuf) -> Res
     // It points at a server that no longer runs.
     let _ = std::fs::remove_file(&kubeconfig);
     ended?;
-    println!("Stopped.");
+    outln!(out, "Stopped.")?;
     Ok(())
 }
 

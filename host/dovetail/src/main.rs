@@ -15,6 +15,7 @@ mod kube_client;
 mod limits;
 mod logs;
 mod metrics;
+mod output;
 mod policy_cmd;
 mod policy_push;
 mod policy_source;
@@ -86,8 +87,7 @@ fn main() {
     // The controller logs JSON at LOG_LEVEL through its own subscriber.
     if let Command::Controller(args) = cli.command {
         if let Err(e) = controller_cmd::run(*args) {
-            eprintln!("error: {e:#}");
-            std::process::exit(1);
+            fail(&e);
         }
         return;
     }
@@ -109,13 +109,23 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(output::colour(&std::io::stderr()))
         .init();
-    if let Err(e) = run(cli) {
-        // One line: scripts and people both read it.
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    if let Err(e) = run(cli).and_then(|()| Ok(output::flush_stdout()?)) {
+        fail(&e);
     }
+}
+
+/// Ends the process for `e`: quietly (exit 0) when stdout's reader went away, as
+/// behind `| head`; otherwise with one line on stderr (scripts and people
+/// both read it) and exit 1.
+fn fail(e: &anyhow::Error) -> ! {
+    if output::is_closed_stdout(e) {
+        std::process::exit(0);
+    }
+    // Not `eprintln!`: it panics when stderr cannot be written either.
+    let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("error: {e:#}\n"));
+    std::process::exit(1);
 }
 
 fn run(cli: Cli) -> Result<()> {

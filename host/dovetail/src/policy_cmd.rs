@@ -17,14 +17,7 @@ use dovetail_policy::{
 use serde::Serialize;
 
 use crate::limits;
-
-/// Prints a line; a closed pipe (`| head`) is not an error.
-macro_rules! out {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($t)*);
-    }};
-}
+use crate::output::{self, outln};
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
@@ -189,6 +182,7 @@ struct ValidateReport<'a> {
 }
 
 fn validate(file: &Path, opts: &RunOpts, json: bool) -> Result<()> {
+    let out = output::stdout("the validation report");
     let (_rt, p) = opts.load(file)?;
     let report = ValidateReport {
         name: &p.info.name,
@@ -202,29 +196,32 @@ fn validate(file: &Path, opts: &RunOpts, json: bool) -> Result<()> {
         validate_ms: p.validate_time.as_secs_f64() * 1e3,
     };
     if json {
-        out!("{}", serde_json::to_string_pretty(&report)?);
+        outln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        out!("valid: {} {}", report.name, report.version);
+        outln!(out, "valid: {} {}", report.name, report.version)?;
         if !report.description.is_empty() {
-            out!("  description: {}", report.description);
+            outln!(out, "  description: {}", report.description)?;
         }
-        out!(
+        outln!(
+            out,
             "  world:       {} ({})",
             report.world,
             report.decisions.join(", ")
-        );
-        out!("  digest:      {}", report.digest);
-        out!("  contract:    {}", report.contract);
-        out!(
+        )?;
+        outln!(out, "  digest:      {}", report.digest)?;
+        outln!(out, "  contract:    {}", report.contract)?;
+        outln!(
+            out,
             "  compiled in {:.1} ms, validated in {:.1} ms",
             report.compile_ms,
             report.validate_ms
-        );
+        )?;
     }
     Ok(())
 }
 
 fn test(file: &Path, input: &Path, opts: &RunOpts) -> Result<()> {
+    let out = output::stdout("the decision's result");
     let text = std::fs::read_to_string(input)
         .with_context(|| format!("cannot read request {}", input.display()))?;
     let doc: RequestDocument = serde_json::from_str(&text)
@@ -255,7 +252,7 @@ fn test(file: &Path, input: &Path, opts: &RunOpts) -> Result<()> {
             })
         }
     };
-    out!("{}", serde_json::to_string_pretty(&output)?);
+    outln!(out, "{}", serde_json::to_string_pretty(&output)?)?;
     Ok(())
 }
 
@@ -299,6 +296,7 @@ fn bench(
     opts: &RunOpts,
     json: bool,
 ) -> Result<()> {
+    let out = output::stdout("the benchmark figures");
     let (_rt, p) = opts.load(file)?;
     let decision = match decision.map(Decision::from) {
         Some(d) if !p.implements(d) => bail!("{} does not implement {d}", p.label()),
@@ -366,24 +364,25 @@ fn bench(
         native_p50_us: native,
     };
     if json {
-        out!("{}", serde_json::to_string(&report)?);
+        outln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {
         let unit = if decision == Decision::InstanceSelection {
             format!("{offerings} offerings, {launches} launch(es)")
         } else {
             format!("{offerings} candidates, rank + approve")
         };
-        out!("{} — {} ({unit})", report.policy, report.decision);
-        out!(
+        outln!(out, "{} — {} ({unit})", report.policy, report.decision)?;
+        outln!(
+            out,
             "  {:.0} decisions/s   p50 {:.1} µs   p90 {:.1} µs   p99 {:.1} µs   max {:.1} µs",
             report.calls_per_sec,
             report.p50_us,
             report.p90_us,
             report.p99_us,
             report.max_us
-        );
+        )?;
         if let Some(n) = report.native_p50_us {
-            out!("  built-in native default: p50 {n:.1} µs");
+            outln!(out, "  built-in native default: p50 {n:.1} µs")?;
         }
     }
     Ok(())
@@ -455,6 +454,7 @@ fn variant(bytes: &[u8], i: usize) -> (Vec<u8>, String) {
 }
 
 fn bench_reload(file: &Path, rounds: usize, json: bool) -> Result<()> {
+    let out = output::stdout("the reload figures");
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let rt = Runtime::new(RuntimeConfig::default())?;
     let host = Arc::new(PolicyHost::new(rt));
@@ -502,23 +502,26 @@ fn bench_reload(file: &Path, rounds: usize, json: bool) -> Result<()> {
         cached_max_ms: percentile(&cached, 1.0),
     };
     if json {
-        out!("{}", serde_json::to_string(&report)?);
+        outln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {
-        out!(
+        outln!(
+            out,
             "{} — reload from file change to serving ({} rounds)",
             report.policy,
             report.rounds
-        );
-        out!(
+        )?;
+        outln!(
+            out,
             "  new component (compile + validate): p50 {:.1} ms, max {:.1} ms",
             report.cold_p50_ms,
             report.cold_max_ms
-        );
-        out!(
+        )?;
+        outln!(
+            out,
             "  seen before (compiled-code cache):  p50 {:.1} ms, max {:.1} ms",
             report.cached_p50_ms,
             report.cached_max_ms
-        );
+        )?;
     }
     Ok(())
 }
@@ -562,6 +565,7 @@ fn remove_on_interrupt(_dir: &Path) -> Result<()> {
 }
 
 fn watch(dir: &Path, seconds: Option<u64>) -> Result<()> {
+    let out = output::stdout("the policies' status");
     let rt = Runtime::new(RuntimeConfig::default())?;
     let host = Arc::new(PolicyHost::new(rt));
     let _watcher = PolicyWatcher::spawn(dir, host.clone())?;
@@ -581,7 +585,7 @@ fn watch(dir: &Path, seconds: Option<u64>) -> Result<()> {
             ));
         }
         if line != last {
-            out!("{}", line.trim_end());
+            outln!(out, "{}", line.trim_end())?;
             last = line;
         }
         if seconds.is_some_and(|s| start.elapsed() >= Duration::from_secs(s)) {

@@ -13,6 +13,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
+use crate::output::{self, outln};
 use crate::policy_cmd::{DecisionArg, RunOpts};
 
 const FIELD_MANAGER: &str = "dovetail-policy-push";
@@ -118,13 +119,15 @@ pub fn run(args: &PushArgs) -> Result<()> {
         .await
         .with_context(|| format!("writing configmap {}/{name}", args.namespace))
     })?;
-    println!(
+    let out = output::stdout("the push result");
+    outln!(
+        out,
         "pushed {key} policy {} {} ({}) to configmap {}/{name}{}",
         policy.info.name,
         policy.info.version,
         policy.digest,
         args.namespace,
         if args.shadow { " in shadow mode" } else { "" }
-    );
+    )?;
     Ok(())
 }

@@ -3,7 +3,6 @@
 //! baseline.
 
 use std::fmt;
-use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -17,6 +16,8 @@ use dovetail_sim::text::{self, Run};
 use dovetail_sim::{Autoscaler, Report, Scenario, Simulation, parse_scenario_in};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde::Serialize;
+
+use crate::output::{self, OutputFile, outln};
 
 /// Fuel per policy call: far more than any shipped policy needs for a
 /// thousands-of-NodeClaims round, and the same on every machine.
@@ -472,7 +473,7 @@ fn simulate(
     };
 
     let bar = progress_bar(scenario.duration_ms / 1000, prefix);
-    let terminal = std::io::stderr().is_terminal();
+    let terminal = output::stderr_is_terminal();
     let mut shown = false;
     let duration = scenario.duration_ms as f64 / 1000.0;
     let started = Instant::now();
@@ -607,6 +608,13 @@ pub fn run(args: SimArgs) -> Result<()> {
         };
         eprintln!("note: {estimate}{runs}; a progress bar shows on a terminal");
     }
+    // Before the runs: a bad output path fails now, not after them.
+    let json_file = (args.json.as_deref())
+        .map(|p| OutputFile::open("--json", p, "the JSON report"))
+        .transpose()?;
+    let report_file = (args.report.as_deref())
+        .map(|p| OutputFile::open("--report", p, "the HTML report"))
+        .transpose()?;
 
     // Load every policy before the first run: a bad one fails fast.
     let mut runtime = None;
@@ -632,9 +640,9 @@ pub fn run(args: SimArgs) -> Result<()> {
     }
 
     let out = text::report(&args.scenario.display().to_string(), &scenario, &runs);
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
-
-    if let Some(path) = &args.json {
+    // The files first: a reader of stdout that stops early (`| head`) must not cost them.
+    let mut written = Vec::new();
+    if let Some(file) = json_file {
         let json = if several {
             #[derive(Serialize)]
             struct Labelled<'a> {
@@ -657,20 +665,25 @@ pub fn run(args: SimArgs) -> Result<()> {
         } else {
             serde_json::to_string_pretty(&runs[0].report)?
         };
-        std::fs::write(path, json + "\n")
-            .with_context(|| format!("cannot write the JSON report {}", path.display()))?;
-        let _ = writeln!(std::io::stdout(), "JSON report: {}", path.display());
+        let path = file.path().to_path_buf();
+        file.write((json + "\n").as_bytes())?;
+        written.push(("JSON", path));
     }
-    if let Some(path) = &args.report {
+    if let Some(file) = report_file {
         let title = format!("Dovetail simulation: {}", args.scenario.display());
         let page = if several {
             dovetail_sim::compare_html(&title, &runs)
         } else {
             runs[0].report.to_html(&title)
         };
-        std::fs::write(path, page)
-            .with_context(|| format!("cannot write the HTML report {}", path.display()))?;
-        let _ = writeln!(std::io::stdout(), "HTML report: {}", path.display());
+        let path = file.path().to_path_buf();
+        file.write(page.as_bytes())?;
+        written.push(("HTML", path));
+    }
+    let stdout = output::stdout("the simulation report");
+    stdout.text(&out)?;
+    for (kind, path) in written {
+        outln!(stdout, "{kind} report: {}", path.display())?;
     }
     Ok(())
 }

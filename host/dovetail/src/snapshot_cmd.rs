@@ -12,6 +12,8 @@ use kube::Api;
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use serde_json::{Value, json};
 
+use crate::output::OutputFile;
+
 #[derive(Args)]
 pub struct SnapshotArgs {
     /// Kubeconfig to read the cluster through; default `$KUBECONFIG` or `~/.kube/config`.
@@ -46,6 +48,10 @@ const KINDS: [(&str, &str, &str, &str); 8] = [
 ];
 
 pub fn run(args: SnapshotArgs) -> Result<()> {
+    // Before reading the cluster: a bad output path fails now.
+    let output = (args.output.as_deref())
+        .map(|p| OutputFile::open("--output", p, "the snapshot"))
+        .transpose()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -65,10 +71,9 @@ pub fn run(args: SnapshotArgs) -> Result<()> {
         counts.join(", "),
         serde_norway::to_string(&scenario).context("writing the scenario as YAML")?
     );
-    match &args.output {
-        Some(path) => std::fs::write(path, text)
-            .with_context(|| format!("writing the snapshot to {}", path.display()))?,
-        None => print!("{text}"),
+    match output {
+        Some(file) => file.write(text.as_bytes())?,
+        None => crate::output::stdout("the snapshot").text(&text)?,
     }
     eprintln!("snapshot: {}", counts.join(", "));
     Ok(())
