@@ -101,7 +101,7 @@ impl Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Problem::NotFound => f.write_str("no such file"),
+            Problem::NotFound => f.write_str("does not exist"),
             Problem::IsDirectory => f.write_str("is a directory, not a file"),
             Problem::NotADirectory => f.write_str("is a file, not a directory"),
             Problem::NotAFile { kind } => write!(f, "is a {kind}, not a file"),
@@ -111,7 +111,7 @@ impl fmt::Display for Problem {
                 "is a dangling symbolic link: its target {} does not exist",
                 target.display()
             ),
-            Problem::PermissionDenied => f.write_str("permission denied"),
+            Problem::PermissionDenied => f.write_str("is not readable (permission denied)"),
             Problem::TooLarge {
                 cap,
                 size: Some(size),

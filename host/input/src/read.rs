@@ -251,7 +251,7 @@ mod tests {
         symlink(d.join("loop-b"), d.join("loop-a")).unwrap();
         symlink(d.join("loop-a"), d.join("loop-b")).unwrap();
         let cases = [
-            (d.join("missing"), "no such file", "check the path"),
+            (d.join("missing"), "does not exist", "check the path"),
             (
                 d.to_path_buf(),
                 "is a directory, not a file",
@@ -351,7 +351,7 @@ mod tests {
         assert!(matches!(why, Problem::NotFound), "{why:?}");
         assert!(
             shown.contains("policy directory ")
-                && shown.contains(": no such file; fix: check the path"),
+                && shown.contains(": does not exist; fix: check the path"),
             "{shown}"
         );
         let f = d.join("file");
