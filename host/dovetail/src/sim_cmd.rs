@@ -546,7 +546,8 @@ fn progress_bar(seconds: u64, prefix: &str) -> ProgressBar {
 }
 
 pub fn run(args: SimArgs) -> Result<()> {
-    let text = dovetail_input::read_text(&args.scenario, "scenario", dovetail_input::caps::SCENARIO)?;
+    let text =
+        dovetail_input::read_text(&args.scenario, "scenario", dovetail_input::caps::SCENARIO)?;
     let dir = args.scenario.parent().unwrap_or(std::path::Path::new("."));
     let mut scenario = parse_scenario_in(&text, dir)
         .with_context(|| format!("scenario {} is not valid", args.scenario.display()))?;

@@ -2438,7 +2438,12 @@ fn cluster_documents(
         };
         let path = dir.join(file);
         let text = dovetail_input::read_text(&path, "manifest", dovetail_input::caps::MANIFEST)
-            .map_err(|e| invalid(&at, format!("{e} (the path is relative to the scenario file)")))?;
+            .map_err(|e| {
+                invalid(
+                    &at,
+                    format!("{e} (the path is relative to the scenario file)"),
+                )
+            })?;
         out.extend(manifests::documents(&text, file)?);
     }
     Ok(out)
