@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use dovetail_core::policy::types::Decision;
 use dovetail_core::policy::{Builtin, InstanceSelector};
@@ -208,16 +208,18 @@ fn load_policy(
     decision: Decision,
 ) -> Result<Option<(PolicyHost, String)>> {
     let Some(file) = file else { return Ok(None) };
-    let bytes =
-        std::fs::read(file).with_context(|| format!("cannot read policy {}", file.display()))?;
-    let host = PolicyHost::new(opts.runtime()?);
+    let runtime = opts.runtime()?;
+    let bytes = dovetail_policy::LoadedPolicy::read_file(&runtime, file)?;
+    let host = PolicyHost::new(runtime);
     let config = opts.config()?;
-    let p = host.load_and_install(
-        decision,
-        &file.display().to_string(),
-        &bytes,
-        config.as_deref(),
-    )?;
+    let p = host
+        .load_and_install(
+            decision,
+            &file.display().to_string(),
+            &bytes,
+            config.as_deref(),
+        )
+        .map_err(|e| opts.name_config(e))?;
     let name = format!("{}@{}", p.info.name, p.info.version);
     Ok(Some((host, name)))
 }

@@ -164,8 +164,7 @@ struct Goals {
 pub fn run(args: &ControllerBenchArgs) -> Result<()> {
     let shape = Shape::new(args.nodes, args.pods)?;
     let policy = policy_file(args.policy.as_deref())?;
-    let policy_bytes = std::fs::read(&policy)
-        .with_context(|| format!("cannot read the policy {}", policy.display()))?;
+    let policy_bytes = dovetail_input::read_bytes(&policy, "policy", dovetail_input::caps::POLICY)?;
     let exe = std::env::current_exe().context("finding this executable to run the controller")?;
     let dir =
         std::env::temp_dir().join(format!("dovetail-bench-controller-{}", std::process::id()));

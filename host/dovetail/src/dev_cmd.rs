@@ -115,8 +115,7 @@ fn catalog(path: Option<&Path>) -> Result<Arc<Catalog>> {
     let Some(path) = path else {
         return Ok(aws_catalog());
     };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the catalog {}", path.display()))?;
+    let text = dovetail_input::read_text(path, "catalog", dovetail_input::caps::CATALOG)?;
     dovetail_sim::parse_catalog(&text).with_context(|| format!("catalog {}", path.display()))
 }
 

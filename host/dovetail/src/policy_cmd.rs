@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use dovetail_core::policy::document::{RequestDocument, explain_consolidation, explain_selection};
 use dovetail_core::policy::fixtures::{synthetic_consolidation, synthetic_selection};
@@ -116,8 +116,32 @@ pub struct RunOpts {
     memory_mib: usize,
 }
 
+/// Refuses a memory cap no policy can run under.
+pub fn check_memory_mib(mib: usize) -> Result<()> {
+    if mib == 0 {
+        bail!(
+            "--memory-mib 0: a policy instance needs memory to run; fix: give at least 1 (MiB), or leave the flag out for the default 64"
+        );
+    }
+    Ok(())
+}
+
+/// A policy's config file: text within the config size limit, holding one
+/// JSON document. Errors name the file.
+pub fn read_config(path: &Path) -> Result<String> {
+    let text = dovetail_input::read_text(path, "config", dovetail_input::caps::CONFIG)?;
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&text) {
+        bail!(
+            "config {}: not valid JSON: {e}; fix: write the policy's config as one JSON object",
+            path.display()
+        );
+    }
+    Ok(text)
+}
+
 impl RunOpts {
     pub fn runtime(&self) -> Result<Runtime> {
+        check_memory_mib(self.memory_mib)?;
         let config = RuntimeConfig {
             budget: match self.fuel {
                 Some(f) => Budget::Fuel(f),
@@ -130,20 +154,25 @@ impl RunOpts {
     }
 
     pub fn config(&self) -> Result<Option<String>> {
-        self.config
-            .as_ref()
-            .map(|p| {
-                std::fs::read_to_string(p)
-                    .with_context(|| format!("cannot read config {}", p.display()))
-            })
-            .transpose()
+        self.config.as_deref().map(read_config).transpose()
     }
 
     pub fn load(&self, file: &Path) -> Result<(Runtime, LoadedPolicy)> {
         let rt = self.runtime()?;
         let config = self.config()?;
-        let policy = LoadedPolicy::load_file(&rt, file, config.as_deref())?;
+        let policy = LoadedPolicy::load_file(&rt, file, config.as_deref())
+            .map_err(|e| self.name_config(e))?;
         Ok((rt, policy))
+    }
+
+    /// A policy's refusal of its config, naming the config file.
+    pub fn name_config(&self, e: dovetail_policy::PolicyFailure) -> anyhow::Error {
+        match &self.config {
+            Some(path) if e.class == dovetail_policy::FailureClass::Config => {
+                anyhow!(e).context(format!("config {}", path.display()))
+            }
+            _ => e.into(),
+        }
     }
 }
 
@@ -222,8 +251,7 @@ fn validate(file: &Path, opts: &RunOpts, json: bool) -> Result<()> {
 
 fn test(file: &Path, input: &Path, opts: &RunOpts) -> Result<()> {
     let out = output::stdout("the decision's result");
-    let text = std::fs::read_to_string(input)
-        .with_context(|| format!("cannot read request {}", input.display()))?;
+    let text = dovetail_input::read_text(input, "request", dovetail_input::caps::REQUEST)?;
     let doc: RequestDocument = serde_json::from_str(&text)
         .map_err(|e| anyhow!("{}: not a valid request: {e}", input.display()))?;
     let (_rt, p) = opts.load(file)?;
@@ -455,8 +483,8 @@ fn variant(bytes: &[u8], i: usize) -> (Vec<u8>, String) {
 
 fn bench_reload(file: &Path, rounds: usize, json: bool) -> Result<()> {
     let out = output::stdout("the reload figures");
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let rt = Runtime::new(RuntimeConfig::default())?;
+    let bytes = LoadedPolicy::read_file(&rt, file)?;
     let host = Arc::new(PolicyHost::new(rt));
     // Removed when dropped: on success, on an error and on a panic; an
     // interrupt removes it through `remove_on_interrupt`.

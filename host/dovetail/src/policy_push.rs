@@ -47,8 +47,7 @@ pub struct PushArgs {
 pub fn run(args: &PushArgs) -> Result<()> {
     let decision = Decision::from(args.decision);
     let key = decision.as_str();
-    let bytes = std::fs::read(&args.file)
-        .with_context(|| format!("cannot read policy {}", args.file.display()))?;
+    let bytes = dovetail_input::read_bytes(&args.file, "policy", dovetail_input::caps::POLICY)?;
     // The same checks the controller makes before swapping, so a broken policy never
     // reaches the cluster.
     let policy = args.opts.load(&args.file)?.1;

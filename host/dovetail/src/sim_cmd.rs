@@ -379,6 +379,7 @@ fn load_host(
     let rt = match runtime {
         Some(rt) => rt.clone(),
         None => {
+            crate::policy_cmd::check_memory_mib(args.memory_mib)?;
             let config = RuntimeConfig {
                 fuel_mode_deadline: FUEL_MODE_DEADLINE,
                 memory_limit: args.memory_mib << 20,
@@ -398,22 +399,13 @@ fn load_host(
     let host = PolicyHost::with_clock(rt, std::sync::Arc::new(SystemClock), breaker);
     for (i, (decision, key, _)) in DECISIONS.iter().enumerate() {
         let Some(src) = &set.wasm[i] else { continue };
-        let bytes = std::fs::read(&src.path).with_context(|| {
-            format!(
-                "run `{label}`: {}: cannot read policy {}; check the path",
-                src.named_by,
-                src.path.display()
-            )
-        })?;
+        let bytes = dovetail_policy::LoadedPolicy::read_file(host.runtime(), &src.path)
+            .map_err(|e| anyhow!("run `{label}`: {}: {e}", src.named_by))?;
         let config = set.config[i]
             .as_ref()
             .map(|c| {
-                std::fs::read_to_string(c).with_context(|| {
-                    format!(
-                        "run `{label}`: cannot read the {key} policy's config {}",
-                        c.display()
-                    )
-                })
+                crate::policy_cmd::read_config(c)
+                    .with_context(|| format!("run `{label}`: the {key} policy's config"))
             })
             .transpose()?;
         host.load_and_install(
@@ -429,7 +421,11 @@ fn load_host(
                 } else {
                     String::new()
                 };
-            anyhow!("run `{label}`: {}: {e}{fuel}", src.named_by)
+            let config = match &set.config[i] {
+                Some(c) if e.class == FailureClass::Config => format!("config {}: ", c.display()),
+                _ => String::new(),
+            };
+            anyhow!("run `{label}`: {}: {config}{e}{fuel}", src.named_by)
         })?;
     }
     Ok(Some(host))
@@ -572,12 +568,8 @@ fn progress_bar(seconds: u64, prefix: &str) -> ProgressBar {
 }
 
 pub fn run(args: SimArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&args.scenario).with_context(|| {
-        format!(
-            "cannot read scenario {}; check the path",
-            args.scenario.display()
-        )
-    })?;
+    let text =
+        dovetail_input::read_text(&args.scenario, "scenario", dovetail_input::caps::SCENARIO)?;
     let dir = args.scenario.parent().unwrap_or(std::path::Path::new("."));
     let mut scenario = parse_scenario_in(&text, dir)
         .with_context(|| format!("scenario {} is not valid", args.scenario.display()))?;

@@ -349,7 +349,7 @@ fn bench_controller_provisions_for_the_pending_pods_and_leaves_unmanaged_nodes_a
     let missing = dovetail(&["bench", "controller", "--policy", "/nonexistent.wasm"]);
     assert!(!missing.status.success());
     assert!(
-        stderr(&missing).contains("cannot read the policy /nonexistent.wasm"),
+        stderr(&missing).contains("policy /nonexistent.wasm: does not exist; fix: check the path"),
         "{}",
         stderr(&missing)
     );

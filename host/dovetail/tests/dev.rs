@@ -305,7 +305,7 @@ fn dev_sells_the_instance_types_of_a_catalog_file() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("cannot read the catalog no/such/catalog.yaml"),
+        stderr.contains("catalog no/such/catalog.yaml: does not exist; fix: check the path"),
         "{stderr}"
     );
 }

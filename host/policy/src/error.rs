@@ -27,10 +27,14 @@ pub enum FailureClass {
     InvalidOutput,
     /// The host could not run the policy (e.g. no instance slot free).
     Host,
+    /// The policy's file (or its config's, or its directory) could not be
+    /// read: missing, a directory, a link loop, a dangling link, not
+    /// readable, too large, not a file. Each cause carries its own fix.
+    File,
 }
 
 impl FailureClass {
-    pub const ALL: [FailureClass; 9] = [
+    pub const ALL: [FailureClass; 10] = [
         FailureClass::Load,
         FailureClass::Config,
         FailureClass::Timeout,
@@ -40,6 +44,7 @@ impl FailureClass {
         FailureClass::PolicyError,
         FailureClass::InvalidOutput,
         FailureClass::Host,
+        FailureClass::File,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +58,7 @@ impl FailureClass {
             FailureClass::PolicyError => "policy-error",
             FailureClass::InvalidOutput => "invalid-output",
             FailureClass::Host => "host",
+            FailureClass::File => "file",
         }
     }
 
@@ -77,6 +83,7 @@ impl FailureClass {
                 "return one entry per request, only offered rows, no duplicates, finite scores"
             }
             FailureClass::Host => "retry; if it persists, lower concurrency or report it",
+            FailureClass::File => "check the path names a readable policy file",
         }
     }
 }
@@ -96,6 +103,9 @@ pub struct PolicyFailure {
     pub digest: String,
     pub class: FailureClass,
     pub detail: String,
+    /// A fix for this failure's particular cause, where the class's own
+    /// is too coarse (a file problem).
+    fix: Option<String>,
 }
 
 impl PolicyFailure {
@@ -110,11 +120,24 @@ impl PolicyFailure {
             digest: digest.into(),
             class,
             detail: detail.into(),
+            fix: None,
         }
     }
 
-    pub fn hint(&self) -> &'static str {
-        self.class.hint()
+    /// A file that could not be read, with the fix for its cause.
+    pub fn unreadable(e: &dovetail_input::InputError) -> Self {
+        Self {
+            policy: e.path.display().to_string(),
+            digest: String::new(),
+            class: FailureClass::File,
+            detail: format!("the {} {}", e.what, e.problem),
+            fix: Some(e.fix()),
+        }
+    }
+
+    /// What to do about it.
+    pub fn hint(&self) -> &str {
+        self.fix.as_deref().unwrap_or(self.class.hint())
     }
 }
 

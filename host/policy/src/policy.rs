@@ -74,23 +74,23 @@ pub fn world_name(decisions: &[core::Decision]) -> &'static str {
 }
 
 impl LoadedPolicy {
-    /// Reads and validates the component at `path`, with the config at
-    /// `config_path` if given.
+    /// Reads and validates the component at `path`, with `config` if given.
+    /// The runtime's size limit holds while reading: a larger file, or a
+    /// device, costs no more than the limit.
     pub fn load_file(
         runtime: &Runtime,
         path: &std::path::Path,
         config: Option<&str>,
     ) -> Result<Self, PolicyFailure> {
-        let source = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| {
-            PolicyFailure::new(
-                &source,
-                "",
-                FailureClass::Load,
-                format!("cannot read the file: {e}"),
-            )
-        })?;
-        Self::load(runtime, &source, &bytes, config)
+        let bytes = Self::read_file(runtime, path)?;
+        Self::load(runtime, &path.display().to_string(), &bytes, config)
+    }
+
+    /// The bytes of the component at `path`, read within the runtime's size
+    /// limit; every cause of failure has its own fix.
+    pub fn read_file(runtime: &Runtime, path: &std::path::Path) -> Result<Vec<u8>, PolicyFailure> {
+        let cap = runtime.config().max_component_bytes as u64;
+        dovetail_input::read_bytes(path, "policy", cap).map_err(|e| PolicyFailure::unreadable(&e))
     }
 
     /// Validates `bytes` fully (see the module docs) and returns a policy
@@ -194,7 +194,18 @@ impl LoadedPolicy {
                     .load(&mut *store, instance)?
                     .call_describe(&mut *store)
             })
-            .map_err(|f| load_err(format!("trial run failed: [{}] {}", f.class, f.detail)))?;
+            .map_err(|f| match f.class {
+                // The budget, not the component, is what to change.
+                FailureClass::OutOfMemory | FailureClass::Timeout | FailureClass::OutOfFuel => {
+                    PolicyFailure::new(
+                        source,
+                        digest.clone(),
+                        f.class,
+                        format!("trial run failed: {}", f.detail),
+                    )
+                }
+                _ => load_err(format!("trial run failed: [{}] {}", f.class, f.detail)),
+            })?;
         let claimed: Vec<core::Decision> = info.decisions.iter().map(decision).collect();
         if let Some(missing) = claimed.iter().find(|d| !exported.contains(d)) {
             return Err(load_err(format!(

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dovetail_input::caps;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
@@ -70,7 +71,7 @@ impl Default for RuntimeConfig {
             deadline_per_row: Duration::from_nanos(100),
             memory_per_request_byte: 4,
             max_memory_limit: 1 << 30,
-            max_component_bytes: 32 << 20,
+            max_component_bytes: caps::POLICY as usize,
             tick: Duration::from_millis(2),
             cache_dir: None,
             max_concurrent_instances: 64,
@@ -346,7 +347,7 @@ impl Runtime {
 fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     // Read into memory rather than map the file: a mapped file truncated by
     // someone else would crash the process instead of failing this load.
-    let bytes = std::fs::read(path)?;
+    let bytes = dovetail_input::read_bytes(path, "compiled policy", caps::COMPILED_POLICY)?;
     // SAFETY: only files this runtime wrote into its own cache directory are
     // read, named by the source digest and the engine's compatibility hash;
     // wasmtime still checks the embedded engine metadata and refuses a mismatch.

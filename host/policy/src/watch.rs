@@ -11,7 +11,9 @@
 //! Loading and validation run on the watcher's own thread, never on a
 //! decision path. A valid change is swapped in atomically; an invalid one
 //! leaves the old policy serving and is reported (log and slot status). A
-//! removed file returns the decision to the built-in behaviour.
+//! removed file returns the decision to the built-in behaviour. A file that
+//! cannot be read (a dangling link, a link loop, a device) is reported the
+//! same way, once until its cause changes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +23,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use dovetail_core::policy::types::Decision;
-use notify::{RecursiveMode, Watcher};
+use dovetail_input::{InputError, Problem, caps};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
 
 use crate::error::{FailureClass, PolicyFailure};
@@ -46,20 +50,31 @@ const SETTLE: Duration = Duration::from_millis(5);
 enum Seen {
     Absent,
     Content([u8; 32]),
+    /// The files could not be read, for this reason (reported once, until
+    /// it changes).
+    Unreadable(String),
 }
 
-/// The file's bytes, `None` when it does not exist, or why it cannot be read.
-fn read_optional(path: &Path, class: FailureClass) -> Result<Option<Vec<u8>>, PolicyFailure> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(PolicyFailure::new(
-            path.display().to_string(),
-            "",
-            class,
-            format!("cannot read the file: {e}"),
-        )),
-    }
+/// The policy and its config, `None` where a file does not exist, or why
+/// they cannot be read. A dangling link is reported, not taken for an
+/// absent file: someone meant a policy to be there.
+fn read_pair(
+    host: &PolicyHost,
+    wasm_path: &Path,
+    config_path: &Path,
+) -> Result<(Option<Vec<u8>>, Option<String>), PolicyFailure> {
+    let unreadable = |e: InputError| PolicyFailure::unreadable(&e);
+    let cap = host.runtime().config().max_component_bytes as u64;
+    let wasm = dovetail_input::read_optional(wasm_path, "policy", cap).map_err(unreadable)?;
+    let config = match dovetail_input::read_text(config_path, "config", caps::CONFIG) {
+        Ok(text) => Some(text),
+        Err(InputError {
+            problem: Problem::NotFound,
+            ..
+        }) => None,
+        Err(e) => return Err(unreadable(e)),
+    };
+    Ok((wasm, config))
 }
 
 /// Reads the directory once and applies what changed since `seen`.
@@ -67,16 +82,17 @@ fn reconcile(dir: &Path, host: &PolicyHost, seen: &mut HashMap<Decision, Seen>) 
     for d in [Decision::InstanceSelection, Decision::ConsolidationScoring] {
         let wasm_path = dir.join(policy_file_name(d));
         let config_path = dir.join(config_file_name(d));
-        let read = read_optional(&wasm_path, FailureClass::Load)
-            .and_then(|wasm| Ok((wasm, read_optional(&config_path, FailureClass::Config)?)));
-        let (wasm, config) = match read {
+        let (wasm, config) = match read_pair(host, &wasm_path, &config_path) {
             Ok(found) => found,
             Err(failure) => {
-                host.reject_reload(d, &failure);
+                let now = Seen::Unreadable(failure.to_string());
+                if seen.get(&d) != Some(&now) {
+                    host.reject_reload(d, &failure);
+                    seen.insert(d, now);
+                }
                 continue;
             }
         };
-        let config = config.map(|c| String::from_utf8_lossy(&c).into_owned());
         let now = match &wasm {
             None => Seen::Absent,
             Some(bytes) => {
@@ -110,6 +126,17 @@ fn reconcile(dir: &Path, host: &PolicyHost, seen: &mut HashMap<Decision, Seen>) 
     }
 }
 
+/// Whether an event can change what the directory holds. Opening and
+/// reading a file are events too, and the watcher's own reads must not
+/// trigger another reconcile (and another report of the same refusal).
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 /// Watches a policy directory and keeps a [`PolicyHost`] in step with it.
 /// Stops when dropped.
 pub struct PolicyWatcher {
@@ -130,12 +157,11 @@ impl PolicyWatcher {
         let dir: PathBuf = dir.into();
         let shown = dir.display().to_string();
         let fail = |e: String| PolicyFailure::new(shown.clone(), "", FailureClass::Host, e);
-        if !dir.is_dir() {
-            return Err(fail("the policy directory does not exist".into()));
-        }
+        dovetail_input::check_dir(&dir, "policy directory")
+            .map_err(|e| PolicyFailure::unreadable(&e))?;
         let (events_tx, events) = mpsc::channel::<()>();
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if res.is_ok() {
+            if res.is_ok_and(|e| changes_content(&e.kind)) {
                 let _ = events_tx.send(());
             }
         })

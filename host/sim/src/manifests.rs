@@ -110,6 +110,7 @@ pub(crate) fn namespaced(kind: &str) -> bool {
 /// The objects of a multi-document YAML text (`---` between documents),
 /// `List`s expanded. Documents are named `{at} document N`, from 1.
 pub(crate) fn documents(text: &str, at: &str) -> Result<Vec<Doc>, ScenarioError> {
+    crate::scenario::too_deep(text).map_err(|e| invalid(at, e.to_string()))?;
     let mut out = Vec::new();
     for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
         let at = format!("{at} document {}", i + 1);

@@ -169,6 +169,13 @@ pub enum ScenarioError {
     Invalid { at: String, message: String },
 }
 
+/// Refuses YAML nested past [`dovetail_input::MAX_YAML_DEPTH`] before the
+/// parser, whose cost grows with the square of the depth, sees it.
+pub(crate) fn too_deep(text: &str) -> Result<(), ScenarioError> {
+    dovetail_input::check_yaml_depth(text, dovetail_input::MAX_YAML_DEPTH)
+        .map_err(|e| ScenarioError::Yaml(e.to_string()))
+}
+
 pub(crate) fn invalid(at: impl Into<String>, message: impl Into<String>) -> ScenarioError {
     ScenarioError::Invalid {
         at: at.into(),
@@ -1202,6 +1209,7 @@ fn sizing_differences(a: &CatalogSettings, b: &CatalogSettings) -> Vec<SizingDif
 /// section is: a list of instance types, or a map with `instanceTypes` and
 /// `wellKnownLabels` (region us-east-1).
 pub fn parse_catalog(text: &str) -> Result<Arc<Catalog>, ScenarioError> {
+    too_deep(text)?;
     let file: CatalogFile =
         serde_norway::from_str(text).map_err(|e| ScenarioError::Yaml(e.to_string()))?;
     catalog(None, Some(file), None)
@@ -2437,15 +2445,13 @@ fn cluster_documents(
             ));
         };
         let path = dir.join(file);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            invalid(
-                &at,
-                format!(
-                    "cannot read `{}`: {e}; check the path, which is relative to the scenario file",
-                    path.display()
-                ),
-            )
-        })?;
+        let text = dovetail_input::read_text(&path, "manifest", dovetail_input::caps::MANIFEST)
+            .map_err(|e| {
+                invalid(
+                    &at,
+                    format!("{e} (the path is relative to the scenario file)"),
+                )
+            })?;
         out.extend(manifests::documents(&text, file)?);
     }
     Ok(out)
@@ -2468,6 +2474,7 @@ pub fn parse_scenario_in(text: &str, dir: &Path) -> Result<Scenario, ScenarioErr
 }
 
 fn parse(text: &str, dir: Option<&Path>) -> Result<Scenario, ScenarioError> {
+    too_deep(text)?;
     let mut ignored = Vec::new();
     let mut file: File =
         serde_ignored::deserialize(serde_norway::Deserializer::from_str(text), |p| {
