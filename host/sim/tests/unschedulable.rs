@@ -4,7 +4,7 @@
 
 use dovetail_core::policy::Builtin;
 use dovetail_sim::text::{self, Run};
-use dovetail_sim::{Report, Scenario, Simulation, parse_scenario};
+use dovetail_sim::{Report, Scenario, Simulation, compare_html, parse_scenario};
 
 const MINUTES: u64 = 10;
 
@@ -62,16 +62,24 @@ fn assert_never_ran(report: &Report, scenario: &Scenario, cause: &str) {
     assert_eq!(json["unschedulable"][0]["never_ran"], 30);
     assert_eq!(json["unschedulable"][0]["kind"], "Deployment");
 
-    let out = text::report(
-        "case.yaml",
-        scenario,
-        &[Run {
-            label: "scenario".into(),
-            report: report.clone(),
-            deciders: Some(["built-in".into(), "built-in".into()]),
-            notes: Vec::new(),
-        }],
-    );
+    let html = report.to_html("case");
+    for part in [
+        "<h2>Unschedulable pods <span class=\"muted\">(30 never ran;",
+        "<div class=\"k\">pods never ran</div><div class=\"v\">30</div>",
+        "Deployment default/web",
+        "NodePool `general`: ",
+        cause,
+    ] {
+        assert!(html.contains(part), "the page lacks {part:?}");
+    }
+
+    let run = Run {
+        label: "scenario".into(),
+        report: report.clone(),
+        deciders: Some(["built-in".into(), "built-in".into()]),
+        notes: Vec::new(),
+    };
+    let out = text::report("case.yaml", scenario, std::slice::from_ref(&run));
     let headline = out.lines().nth(1).unwrap_or_default();
     assert_eq!(
         headline, "30 pods never ran: see unschedulable pods below",
@@ -93,6 +101,28 @@ fn assert_never_ran(report: &Report, scenario: &Scenario, cause: &str) {
         "{out}"
     );
     assert!(out.contains(cause), "{out}");
+
+    // Side by side, each run says so and has its own section.
+    let other = Run {
+        label: "other".into(),
+        ..run.clone()
+    };
+    let both = [run, other];
+    let out = text::report("case.yaml", scenario, &both);
+    assert!(
+        out.contains(
+            "\nscenario: 30 pods never ran: see unschedulable pods below\n\
+             other: 30 pods never ran: see unschedulable pods below\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nunschedulable pods in `other` (30 never ran):\n"),
+        "{out}"
+    );
+    let page = compare_html("case", &both);
+    assert!(page.contains("<th>run</th><th>workload</th>"), "a run column");
+    assert!(page.contains("(60 never ran;"), "both runs' pods");
 }
 
 #[test]
