@@ -1475,8 +1475,7 @@ impl<'a> Simulation<'a> {
                 Decision::Unschedulable { pods } => {
                     for (pod, reason) in &pods {
                         let workload = self.workload_of(pod);
-                        self.unschedulable
-                            .add(workload, *pod, reason, at_seconds);
+                        self.unschedulable.add(workload, *pod, reason, at_seconds);
                     }
                 }
                 Decision::Terminated { claim, node } => {
@@ -1749,44 +1748,36 @@ impl<'a> Simulation<'a> {
         self.report
     }
 
-    /// The workload `pod` belongs to, as the report names it.
+    /// The workload `pod` belongs to, as the report names it (its owner's
+    /// name is already interned on the pod: no lookup by text per pod).
     fn workload_of(&self, pod: &model::PodKey) -> Workload {
-        let owner = self
-            .world
-            .state
-            .pod_id(pod)
-            .and_then(|id| Some((self.world.owners.get(&id).copied(), self.world.state.pod(id)?)));
-        let own = |kind, name| Workload {
+        let state = &self.world.state;
+        let id = state.pod_id(pod);
+        let owner = id.and_then(|id| state.pod(id)).and_then(|e| e.pod.owner);
+        let Some(owner) = owner else {
+            return Workload {
+                kind: "Pod",
+                namespace: pod.namespace,
+                name: pod.name,
+            };
+        };
+        let kind = match (id.and_then(|id| self.world.owners.get(&id)), owner.kind) {
+            (Some(Owner::Deployment(d)), _) => match self.scenario.deployments[*d].kind {
+                WorkloadKind::Deployment => "Deployment",
+                WorkloadKind::ReplicaSet => "ReplicaSet",
+                WorkloadKind::StatefulSet => "StatefulSet",
+            },
+            (_, OwnerKind::ReplicaSet) => "ReplicaSet",
+            (_, OwnerKind::StatefulSet) => "StatefulSet",
+            (_, OwnerKind::Job) => "Job",
+            (_, OwnerKind::DaemonSet) => "DaemonSet",
+            (_, OwnerKind::Node) => "Node",
+            (_, OwnerKind::Other) => "Owner",
+        };
+        Workload {
             kind,
             namespace: pod.namespace,
-            name,
-        };
-        match owner {
-            Some((Some(Owner::Deployment(d)), _)) => {
-                let d = &self.scenario.deployments[d];
-                let kind = match d.kind {
-                    WorkloadKind::Deployment => "Deployment",
-                    WorkloadKind::ReplicaSet => "ReplicaSet",
-                    WorkloadKind::StatefulSet => "StatefulSet",
-                };
-                own(kind, Sym::new(&d.name))
-            }
-            Some((Some(Owner::Job(j)), _)) => own("Job", Sym::new(&self.scenario.jobs[j].name)),
-            Some((_, e)) => match e.pod.owner {
-                Some(o) => own(
-                    match o.kind {
-                        OwnerKind::ReplicaSet => "ReplicaSet",
-                        OwnerKind::StatefulSet => "StatefulSet",
-                        OwnerKind::Job => "Job",
-                        OwnerKind::DaemonSet => "DaemonSet",
-                        OwnerKind::Node => "Node",
-                        OwnerKind::Other => "Owner",
-                    },
-                    o.name,
-                ),
-                None => own("Pod", pod.name),
-            },
-            None => own("Pod", pod.name),
+            name: owner.name,
         }
     }
 }

@@ -46,22 +46,19 @@ impl Unschedulable {
             }
         };
         let records = &mut self.records;
-        let r = *self
-            .groups
-            .entry((workload, reason_id))
-            .or_insert_with(|| {
-                records.push(UnschedulableRecord {
-                    kind: workload.kind.to_string(),
-                    namespace: workload.namespace.to_string(),
-                    name: workload.name.to_string(),
-                    reason: reason.to_string(),
-                    pods: 0,
-                    never_ran: 0,
-                    first_at_seconds: at_seconds,
-                    last_at_seconds: at_seconds,
-                });
-                records.len() - 1
+        let r = *self.groups.entry((workload, reason_id)).or_insert_with(|| {
+            records.push(UnschedulableRecord {
+                kind: workload.kind.to_string(),
+                namespace: workload.namespace.to_string(),
+                name: workload.name.to_string(),
+                reason: reason.to_string(),
+                pods: 0,
+                never_ran: 0,
+                first_at_seconds: at_seconds,
+                last_at_seconds: at_seconds,
             });
+            records.len() - 1
+        });
         let record = &mut self.records[r];
         record.last_at_seconds = at_seconds;
         if self.latest.insert(pod, r) != Some(r) && self.counted.insert((pod, r)) {
@@ -112,9 +109,17 @@ mod tests {
         let r = u.into_records();
         assert_eq!(r.len(), 2, "{r:?}");
         assert_eq!(
-            (r[0].pods, r[0].never_ran, r[0].first_at_seconds, r[0].last_at_seconds),
+            (
+                r[0].pods,
+                r[0].never_ran,
+                r[0].first_at_seconds,
+                r[0].last_at_seconds
+            ),
             (1000, 1, 1, 21)
         );
-        assert_eq!((r[1].pods, r[1].never_ran, r[1].reason.as_str()), (1, 1, "NodePool `a`: full"));
+        assert_eq!(
+            (r[1].pods, r[1].never_ran, r[1].reason.as_str()),
+            (1, 1, "NodePool `a`: full")
+        );
     }
 }

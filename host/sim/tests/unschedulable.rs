@@ -48,7 +48,10 @@ fn assert_never_ran(report: &Report, scenario: &Scenario, cause: &str) {
     assert!(u.reason.contains("NodePool `general`"), "{}", u.reason);
     assert!(u.reason.contains(cause), "{:?} lacks {cause:?}", u.reason);
     assert!(u.first_at_seconds < 30, "{u:#?}");
-    assert!(u.last_at_seconds > (MINUTES - 1) * 60, "retried until the end: {u:#?}");
+    assert!(
+        u.last_at_seconds > (MINUTES - 1) * 60,
+        "retried until the end: {u:#?}"
+    );
 
     let t = &report.totals;
     assert_eq!((t.pending_at_end, t.pods_never_ran), (30, 30));
@@ -92,7 +95,9 @@ fn assert_never_ran(report: &Report, scenario: &Scenario, cause: &str) {
     assert!(row("pods never ran", "30"), "{out}");
     assert!(row("pending max (s)", "600"), "{out}");
     assert!(
-        out.contains("\nunschedulable pods (30 never ran):\n  Deployment default/web: 30 pods, 30 never ran"),
+        out.contains(
+            "\nunschedulable pods (30 never ran):\n  Deployment default/web: 30 pods, 30 never ran"
+        ),
         "{out}"
     );
     assert!(
@@ -121,7 +126,10 @@ fn assert_never_ran(report: &Report, scenario: &Scenario, cause: &str) {
         "{out}"
     );
     let page = compare_html("case", &both);
-    assert!(page.contains("<th>run</th><th>workload</th>"), "a run column");
+    assert!(
+        page.contains("<th>run</th><th>workload</th>"),
+        "a run column"
+    );
     assert!(page.contains("(60 never ran;"), "both runs' pods");
 }
 
@@ -134,7 +142,10 @@ fn contradictory_requirements_name_the_node_pool_and_the_conflict() {
     let r = run(s.clone());
     assert_never_ran(&r, &s, "incompatible requirements");
     let reason = &r.unschedulable[0].reason;
-    assert!(reason.contains("arm64") && reason.contains("amd64"), "{reason}");
+    assert!(
+        reason.contains("arm64") && reason.contains("amd64"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -145,7 +156,11 @@ fn an_instance_type_that_does_not_exist_leaves_the_node_pool_nothing_to_launch()
     );
     let r = run(s.clone());
     assert_never_ran(&r, &s, "leave no instance type");
-    assert!(r.unschedulable[0].reason.contains("m5.huge"), "{:?}", r.unschedulable);
+    assert!(
+        r.unschedulable[0].reason.contains("m5.huge"),
+        "{:?}",
+        r.unschedulable
+    );
 }
 
 #[test]
@@ -157,7 +172,9 @@ fn unmeetable_min_values_say_how_many_were_wanted() {
     let r = run(s.clone());
     assert_never_ran(&r, &s, "minValues");
     assert!(
-        r.unschedulable[0].reason.contains("needs at least 3 distinct values"),
+        r.unschedulable[0]
+            .reason
+            .contains("needs at least 3 distinct values"),
         "{:?}",
         r.unschedulable
     );
@@ -171,7 +188,11 @@ fn a_pod_larger_than_any_instance_names_the_largest() {
     );
     let r = run(s.clone());
     assert_never_ran(&r, &s, "no instance type has room for");
-    assert!(r.unschedulable[0].reason.contains("the largest has"), "{:?}", r.unschedulable);
+    assert!(
+        r.unschedulable[0].reason.contains("the largest has"),
+        "{:?}",
+        r.unschedulable
+    );
 }
 
 #[test]
@@ -185,7 +206,10 @@ fn pods_that_wait_and_then_run_are_not_counted_as_never_ran() {
     assert_eq!((r.totals.pending_at_end, r.totals.pods_never_ran), (0, 0));
     assert!(r.totals.pending_max_seconds > 0.0 && r.totals.pending_max_seconds < 120.0);
     let json = serde_json::to_value(&r).unwrap();
-    assert!(json.get("unschedulable").is_none(), "additive: absent when empty");
+    assert!(
+        json.get("unschedulable").is_none(),
+        "additive: absent when empty"
+    );
     let out = text::summary(&Run {
         label: "scenario".into(),
         report: r,
