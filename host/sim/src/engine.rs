@@ -10,7 +10,7 @@
 //! disruption queue, drains) is the controller's own code; this crate only
 //! models the world around it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use dovetail_control::controller::{Autoscaler, Config, Controller};
@@ -40,6 +40,7 @@ use crate::report::{
 use crate::types::{
     Autoscaler as Kind, EventKind, InitialNode, InitialPod, Scenario, WorkloadKind,
 };
+use crate::unschedulable::{Unschedulable, Workload};
 use crate::world::{Owner, World};
 use dovetail_core::stats::percentile;
 
@@ -172,6 +173,10 @@ pub struct Simulation<'a> {
     pub(crate) rolling: BTreeSet<usize>,
     /// Workloads and Jobs deleted by an event (their positions stay).
     pub(crate) deleted_jobs: BTreeSet<usize>,
+    /// Pods the autoscaler found no place for, by workload and reason.
+    unschedulable: Unschedulable,
+    /// Pods that have run on a node (to tell those that never did).
+    ran: HashSet<PodId>,
 }
 
 impl<'a> Simulation<'a> {
@@ -285,6 +290,8 @@ impl<'a> Simulation<'a> {
             revisions: HashMap::new(),
             rolling: BTreeSet::new(),
             deleted_jobs: BTreeSet::new(),
+            unschedulable: Unschedulable::default(),
+            ran: HashSet::new(),
             scenario,
         };
         s.start_state();
@@ -566,10 +573,10 @@ impl<'a> Simulation<'a> {
             pod.started_at = now_ms / 1000;
         }
         let id = self.world.state.apply_pod(pod, node, now_ms);
-        if let Some(n) = node {
+        if node.is_some() {
             let started = self.world.state.pod(id).map_or(0, |e| e.pod.started_at);
             self.world.state.set_pod_running(id, started);
-            let _ = n;
+            self.ran.insert(id);
         }
         self.world.sched_dirty = true;
         let Some(owner) = owner else { return id };
@@ -700,6 +707,7 @@ impl<'a> Simulation<'a> {
         if let Some(n) = node.and_then(|n| self.world.state.node(n)) {
             let name = n.node.name;
             self.placed(key, name);
+            self.ran.insert(id);
         }
         self.world.owners.insert(id, owner);
         if let Owner::Deployment(d) = owner {
@@ -716,6 +724,7 @@ impl<'a> Simulation<'a> {
         self.world.owners.remove(&id);
         self.world.finishes.remove(&id);
         self.revisions.remove(&id);
+        self.ran.remove(&id);
         self.world.sched_dirty = true;
     }
 
@@ -1257,6 +1266,7 @@ impl<'a> Simulation<'a> {
             self.placed(key, name);
         }
         self.world.state.set_pod_running(p, now_ms / 1000);
+        self.ran.insert(p);
         self.latencies.push((now_ms - since) as f64 / 1000.0);
         if let Some(&Owner::Job(j)) = self.world.owners.get(&p) {
             let f = self.now + self.scenario.jobs[j].duration_ms;
@@ -1461,6 +1471,12 @@ impl<'a> Simulation<'a> {
                         decided_by,
                         reason,
                     });
+                }
+                Decision::Unschedulable { pods } => {
+                    for (pod, reason) in &pods {
+                        let workload = self.workload_of(pod);
+                        self.unschedulable.add(workload, *pod, reason, at_seconds);
+                    }
                 }
                 Decision::Terminated { claim, node } => {
                     let Some(name) = node.or(claim) else { continue };
@@ -1709,13 +1725,60 @@ impl<'a> Simulation<'a> {
         t.insufficient_capacity_errors = self.cloud.insufficient_capacity_errors;
         t.pods_evicted = self.world.pods_evicted;
         t.pending_at_end = self.world.state.pending().len();
+        // A pod still pending waited until the end at least: leaving it out
+        // would show a run where nothing ever fit as pending for 0s.
+        let end_ms = self.start_ms + end;
         let mut l = std::mem::take(&mut self.latencies);
+        for &p in self.world.state.pending() {
+            let Some(e) = self.world.state.pod(p) else {
+                continue;
+            };
+            l.push(end_ms.saturating_sub(e.pending_since_ms) as f64 / 1000.0);
+            if !self.ran.contains(&p) {
+                t.pods_never_ran += 1;
+                self.unschedulable.never_ran(&e.pod.key());
+            }
+        }
         l.sort_by(f64::total_cmp);
         t.pending_p50_seconds = percentile(&l, 0.50);
         t.pending_p95_seconds = percentile(&l, 0.95);
         t.pending_p99_seconds = percentile(&l, 0.99);
         t.pending_max_seconds = l.last().copied().unwrap_or(0.0);
+        self.report.unschedulable = self.unschedulable.into_records();
         self.report
+    }
+
+    /// The workload `pod` belongs to, as the report names it (its owner's
+    /// name is already interned on the pod: no lookup by text per pod).
+    fn workload_of(&self, pod: &model::PodKey) -> Workload {
+        let state = &self.world.state;
+        let id = state.pod_id(pod);
+        let owner = id.and_then(|id| state.pod(id)).and_then(|e| e.pod.owner);
+        let Some(owner) = owner else {
+            return Workload {
+                kind: "Pod",
+                namespace: pod.namespace,
+                name: pod.name,
+            };
+        };
+        let kind = match (id.and_then(|id| self.world.owners.get(&id)), owner.kind) {
+            (Some(Owner::Deployment(d)), _) => match self.scenario.deployments[*d].kind {
+                WorkloadKind::Deployment => "Deployment",
+                WorkloadKind::ReplicaSet => "ReplicaSet",
+                WorkloadKind::StatefulSet => "StatefulSet",
+            },
+            (_, OwnerKind::ReplicaSet) => "ReplicaSet",
+            (_, OwnerKind::StatefulSet) => "StatefulSet",
+            (_, OwnerKind::Job) => "Job",
+            (_, OwnerKind::DaemonSet) => "DaemonSet",
+            (_, OwnerKind::Node) => "Node",
+            (_, OwnerKind::Other) => "Owner",
+        };
+        Workload {
+            kind,
+            namespace: pod.namespace,
+            name: owner.name,
+        }
     }
 }
 

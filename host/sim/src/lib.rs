@@ -34,6 +34,7 @@ mod scenario;
 pub mod text;
 mod types;
 mod unknown_fields;
+mod unschedulable;
 mod world;
 
 pub use demo::demo_scenario;
@@ -42,7 +43,7 @@ pub use html::{clock, compare_html};
 pub use objects::JOB_RUN_TIME_ANNOTATION;
 pub use report::{
     CostShare, DecisionRecord, LaunchRecord, NodeReason, OfferingRecord, Outcome, PassRecord,
-    PoolBudget, ProposedRecord, Report, Sample, Totals,
+    PoolBudget, ProposedRecord, Report, Sample, Totals, UnschedulableRecord,
 };
 pub use scenario::{ScenarioError, parse_catalog, parse_scenario, parse_scenario_in};
 pub use types::{

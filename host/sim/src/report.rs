@@ -191,6 +191,50 @@ impl std::fmt::Display for Outcome {
     }
 }
 
+/// Pods of one workload that the autoscaler found no place for, for one
+/// reason: 10,000 identical pods are one record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnschedulableRecord {
+    /// The workload's kind (`Deployment`, `StatefulSet`, `ReplicaSet`,
+    /// `Job`, another owner's kind from a manifest), or `Pod` for a pod
+    /// without an owner.
+    pub kind: String,
+    pub namespace: String,
+    /// The workload's name, or the pod's when it has no owner.
+    pub name: String,
+    /// Why, per NodePool, as the scheduler gives it (the text of the
+    /// controller's `FailedScheduling` event), e.g. ``NodePool `default`:
+    /// incompatible requirements: …``.
+    pub reason: String,
+    /// Distinct pods given this reason.
+    pub pods: usize,
+    /// Of those, pods still pending at the end that never ran, this being
+    /// the last reason they were given.
+    pub never_ran: usize,
+    pub first_at_seconds: u64,
+    pub last_at_seconds: u64,
+}
+
+impl UnschedulableRecord {
+    /// `Deployment default/web`.
+    pub fn workload(&self) -> String {
+        format!("{} {}/{}", self.kind, self.namespace, self.name)
+    }
+
+    /// The reason one NodePool to a line: the scheduler joins its
+    /// per-NodePool reasons with `; `.
+    pub fn reason_lines(&self) -> Vec<&str> {
+        let mut lines = Vec::new();
+        let mut rest = self.reason.as_str();
+        while let Some(i) = rest.find("; NodePool `") {
+            lines.push(&rest[..i]);
+            rest = &rest[i + 2..];
+        }
+        lines.push(rest);
+        lines
+    }
+}
+
 /// What nodes of one NodePool and capacity type cost.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CostShare {
@@ -225,7 +269,8 @@ pub struct Totals {
     /// tried (a CreateFleet call reports each of its overrides).
     pub insufficient_capacity_errors: usize,
     pub jobs_completed: usize,
-    /// Seconds from a pod becoming pending to running.
+    /// Seconds from a pod becoming pending to running, or to the end of
+    /// the run for a pod still pending then.
     pub pending_p50_seconds: f64,
     pub pending_p95_seconds: f64,
     pub pending_p99_seconds: f64,
@@ -234,6 +279,9 @@ pub struct Totals {
     pub all_running_after_seconds: Option<f64>,
     /// Pods still pending at the end.
     pub pending_at_end: usize,
+    /// Of those, pods that never ran on any node. The pending figures count
+    /// every pod still pending as pending until the end.
+    pub pods_never_ran: usize,
     pub node_hours_by_instance_type: BTreeMap<String, f64>,
     /// Calls where the configured policy failed and the built-in decided
     /// instead (filled in by whoever ran the policies).
@@ -266,6 +314,10 @@ pub struct Report {
     pub passes: Vec<PassRecord>,
     /// Each pod's bindings, `[at_seconds, node]`, by `namespace/name`.
     pub pods: BTreeMap<String, Vec<(u64, String)>>,
+    /// Pods the autoscaler found no place for, by workload and reason, in
+    /// the order first seen.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unschedulable: Vec<UnschedulableRecord>,
     pub totals: Totals,
     /// Real time the run took; set by the caller (it is the one field that
     /// differs between identical runs).

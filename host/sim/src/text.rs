@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{Report, Totals};
+use crate::report::{Report, Totals, UnschedulableRecord};
 use crate::types::Scenario;
 
 /// One finished run as the text report shows it.
@@ -35,6 +35,21 @@ pub fn report(name: &str, scenario: &Scenario, runs: &[Run]) -> String {
         human_duration(scenario.duration_ms / 1000),
         scenario.seed
     );
+    for run in runs {
+        let t = &run.report.totals;
+        if t.pods_never_ran == 0 {
+            continue;
+        }
+        if runs.len() > 1 {
+            let _ = write!(out, "{}: ", run.label);
+        }
+        let _ = write!(out, "{}", pods(t.pods_never_ran));
+        out.push_str(" never ran");
+        if !run.report.unschedulable.is_empty() {
+            out.push_str(": see unschedulable pods below");
+        }
+        out.push('\n');
+    }
     out.push('\n');
     match runs {
         [run] => write_summary(&mut out, run),
@@ -57,6 +72,64 @@ pub fn comparison(runs: &[Run]) -> String {
     let mut out = String::new();
     write_comparison(&mut out, runs);
     out
+}
+
+/// `1 pod`, `30 pods`.
+fn pods(n: usize) -> String {
+    if n == 1 {
+        "1 pod".into()
+    } else {
+        format!("{n} pods")
+    }
+}
+
+/// The most unschedulable records the text shows per run; the JSON report
+/// has them all.
+const MAX_UNSCHEDULABLE: usize = 10;
+
+/// Pods the autoscaler found no place for, one line per workload and reason
+/// (those with pods that never ran first), each NodePool's reason below.
+fn write_unschedulable(out: &mut String, run: Option<&str>, records: &[UnschedulableRecord]) {
+    if records.is_empty() {
+        return;
+    }
+    let never: usize = records.iter().map(|r| r.never_ran).sum();
+    let _ = writeln!(
+        out,
+        "\nunschedulable pods{} ({}):",
+        run.map(|l| format!(" in `{l}`")).unwrap_or_default(),
+        if never > 0 {
+            format!("{never} never ran")
+        } else {
+            "each ran later".into()
+        }
+    );
+    let mut order: Vec<&UnschedulableRecord> = records.iter().collect();
+    order.sort_by_key(|r| (std::cmp::Reverse(r.never_ran), r.first_at_seconds));
+    for r in order.iter().take(MAX_UNSCHEDULABLE) {
+        let ran = match r.never_ran {
+            0 => "all ran later".to_string(),
+            n => format!("{n} never ran"),
+        };
+        let _ = writeln!(
+            out,
+            "  {}: {}, {ran}, {} to {}",
+            r.workload(),
+            pods(r.pods),
+            crate::html::clock(r.first_at_seconds),
+            crate::html::clock(r.last_at_seconds)
+        );
+        for line in r.reason_lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    if order.len() > MAX_UNSCHEDULABLE {
+        let _ = writeln!(
+            out,
+            "  … and {} more in the JSON report (--json)",
+            order.len() - MAX_UNSCHEDULABLE
+        );
+    }
 }
 
 /// `30m`, `24h`, `1h30m`, `90s`.
@@ -175,6 +248,9 @@ pub(crate) fn metrics(runs: &[Run], compare: bool) -> Vec<Metric> {
         Value::Until(t.all_running_after_seconds)
     }));
     rows.push(count("pending at end", &|t| t.pending_at_end));
+    if totals.iter().any(|t| t.pods_never_ran > 0) {
+        rows.push(count("pods never ran", &|t| t.pods_never_ran));
+    }
     rows.push(metric("policy failures", &|t| {
         Value::Count(t.policy_failures)
     }));
@@ -263,6 +339,7 @@ fn write_summary(out: &mut String, run: &Run) {
     for note in &run.notes {
         let _ = writeln!(out, "note: {note}");
     }
+    write_unschedulable(out, None, &run.report.unschedulable);
 
     let hours = &run.report.totals.node_hours_by_instance_type;
     if !hours.is_empty() {
@@ -304,6 +381,9 @@ fn write_comparison(out: &mut String, runs: &[Run]) {
         for note in &run.notes {
             let _ = writeln!(out, "note: {note}");
         }
+    }
+    for run in runs {
+        write_unschedulable(out, Some(&run.label), &run.report.unschedulable);
     }
     let baselines: Vec<&Run> = runs.iter().filter(|r| r.is_baseline()).collect();
     let dovetail: Vec<&Run> = runs.iter().filter(|r| !r.is_baseline()).collect();

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use super::chart::{
     DISRUPTION_KINDS, Line, Unit, bucket_for, overlay_chart, pending_steps, points,
 };
+use super::unschedulable::unschedulable_section;
 use super::{PALETTE, cost_rows, escape, nodes_total, page_end, page_start};
 use crate::format::{self, count, money};
 use crate::report::{CostShare, Sample};
@@ -156,7 +157,13 @@ pub fn compare_html(title: &str, runs: &[Run]) -> String {
         }
         page.push_str("</p>");
     }
-    page.push_str("</div><h2>Over time</h2><div class=\"grid\">");
+    page.push_str("</div>");
+    let rows: Vec<(&str, _)> = runs
+        .iter()
+        .flat_map(|r| r.report.unschedulable.iter().map(|u| (r.label.as_str(), u)))
+        .collect();
+    unschedulable_section(&mut page, &rows, true);
+    page.push_str("<h2>Over time</h2><div class=\"grid\">");
     let end = runs
         .iter()
         .map(|r| r.report.duration_seconds)

@@ -16,6 +16,7 @@ mod compare;
 mod launches;
 mod passes;
 mod run;
+mod unschedulable;
 
 pub use compare::compare_html;
 

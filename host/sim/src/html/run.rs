@@ -11,6 +11,7 @@ use super::chart::{
 };
 use super::launches::launches_section;
 use super::passes::passes_section;
+use super::unschedulable::unschedulable_section;
 use super::{
     ON_DEMAND, SPOT, card, clock, cost_table, escape, nodes_cell, nodes_total, nowrap, page_end,
     page_start,
@@ -215,6 +216,14 @@ impl Report {
                 .map_or("never".into(), format::seconds),
             &format!("{} pending at the end", count(t.pending_at_end as u64)),
         );
+        if t.pods_never_ran > 0 {
+            card(
+                &mut page,
+                "pods never ran",
+                &count(t.pods_never_ran as u64),
+                "pending the whole time, never on a node",
+            );
+        }
         if t.insufficient_capacity_errors > 0 {
             card(
                 &mut page,
@@ -239,7 +248,10 @@ impl Report {
                 "the built-in decided instead",
             );
         }
-        page.push_str("</div><h2>Over time</h2><div class=\"grid\">");
+        page.push_str("</div>");
+        let rows: Vec<(&str, _)> = self.unschedulable.iter().map(|u| ("", u)).collect();
+        unschedulable_section(&mut page, &rows, false);
+        page.push_str("<h2>Over time</h2><div class=\"grid\">");
         let end = self.duration_seconds;
         let s = &self.timeline;
         page.push_str(&line_chart(
