@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use dovetail_core::policy::document::{RequestDocument, explain_consolidation, explain_selection};
 use dovetail_core::policy::fixtures::{synthetic_consolidation, synthetic_selection};
+use dovetail_core::policy::parse::parse_request;
 use dovetail_core::policy::select::default_select;
 use dovetail_core::policy::types::Decision;
 use dovetail_core::stats::percentile;
@@ -252,7 +253,7 @@ fn validate(file: &Path, opts: &RunOpts, json: bool) -> Result<()> {
 fn test(file: &Path, input: &Path, opts: &RunOpts) -> Result<()> {
     let out = output::stdout("the decision's result");
     let text = dovetail_input::read_text(input, "request", dovetail_input::caps::REQUEST)?;
-    let doc: RequestDocument = serde_json::from_str(&text)
+    let doc = parse_request(&text)
         .map_err(|e| anyhow!("{}: not a valid request: {e}", input.display()))?;
     let (_rt, p) = opts.load(file)?;
     let output = match doc {

@@ -16,6 +16,7 @@
 pub mod aws;
 pub(crate) mod compiled;
 mod csv;
+mod price;
 mod spec;
 mod spot;
 mod synthetic;
@@ -35,6 +36,7 @@ use crate::sym::Sym;
 
 pub use aws::{CatalogSettings, EvictionThreshold, KubeReserved};
 pub use csv::DataError;
+pub use price::{MAX_PRICE_PER_HOUR, Number, PriceError, check_price};
 pub use spec::{InstanceTypeSpec, LabelValue, OfferingSpec, OverheadSpec, SpecError};
 pub use spot::{PriceSource, SpotModel};
 
@@ -546,8 +548,12 @@ impl Catalog {
 
     /// Replaces a spot price with an observed one and records that the
     /// catalog's spot prices are no longer all modelled. False when the
-    /// catalog has no such spot offering.
+    /// catalog has no such spot offering, or `price` is not a price
+    /// ([`check_price`]): the modelled one is kept.
     pub fn set_spot_price(&mut self, instance_type: &str, zone: &str, price: f64) -> bool {
+        if check_price(price).is_err() {
+            return false;
+        }
         let Some(offering) = self.offering_mut(instance_type, zone, CapacityType::Spot) else {
             return false;
         };

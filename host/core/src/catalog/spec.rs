@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::price::check_price;
 use super::{CapacityType, Catalog, InstanceType, Offering, Overhead, PriceSource};
 use crate::labels;
 use crate::resources::{
@@ -268,11 +269,8 @@ impl InstanceTypeSpec {
                     "must not be empty".to_string(),
                 ));
             }
-            if !(o.price.is_finite() && o.price >= 0.0) {
-                return Err(fail(
-                    &format!("offerings[{i}].price"),
-                    format!("{} is not a price in USD per hour", o.price),
-                ));
+            if let Err(e) = check_price(o.price) {
+                return Err(fail(&format!("offerings[{i}].price"), e.to_string()));
             }
             if !seen.insert((o.zone.as_str(), o.capacity_type)) {
                 return Err(fail(

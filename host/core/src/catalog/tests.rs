@@ -415,6 +415,18 @@ fn observed_spot_prices_replace_modelled_ones() {
         "no spot offering"
     );
     assert!(!catalog.set_spot_price("m5.large", "us-east-1z", 0.01));
+    for bad in [f64::NAN, -0.01, 1e308] {
+        assert!(
+            !catalog.set_spot_price("m5.large", "us-east-1b", bad),
+            "{bad}"
+        );
+    }
+    let it = catalog.get("m5.large").unwrap();
+    assert_eq!(
+        it.offering("us-east-1b", CapacityType::Spot).unwrap().price,
+        0.0321,
+        "a refused price leaves the last good one"
+    );
 }
 
 #[test]
@@ -679,6 +691,15 @@ fn spec_errors_name_type_and_field() {
     assert_eq!(e.field, "offerings[2]");
     let e = err(&|s| s.offerings[1].price = f64::NAN);
     assert_eq!(e.field, "offerings[1].price");
+    let e = err(&|s| s.offerings[0].price = 1e308);
+    assert_eq!(e.field, "offerings[0].price");
+    assert!(
+        e.to_string()
+            .contains("1e308 USD per hour is above the limit of 10000 USD per hour"),
+        "{e}"
+    );
+    let e = err(&|s| s.offerings[1].price = -0.1);
+    assert!(e.to_string().contains("-0.1 is negative"), "{e}");
     let e = err(&|s| s.offerings.clear());
     assert_eq!(e.field, "offerings");
 

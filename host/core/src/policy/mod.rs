@@ -5,6 +5,8 @@ pub mod consolidate;
 pub mod document;
 #[cfg(feature = "testing")]
 pub mod fixtures;
+pub mod limits;
+pub mod parse;
 pub mod ports;
 pub mod select;
 pub mod smoke;

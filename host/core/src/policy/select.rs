@@ -1,6 +1,8 @@
 //! Instance selection: Karpenter's built-in launch choice, and the building
 //! blocks policies compose their own from.
 
+use rustc_hash::FxHashSet;
+
 use super::types::{
     Attribute, ErrorKind, LaunchRequest, PolicyError, Selection, SelectionRequest, capacity,
 };
@@ -137,33 +139,32 @@ fn capacity_tier(code: u8) -> u8 {
 /// enough distinct values to satisfy every min-values requirement: the
 /// best-ranked offering for each missing value is kept first, the rest of the
 /// budget goes to the best-ranked remainder. The result keeps `ranked` order.
+///
+/// Linear in `ranked` per requirement: a `minValues` as large as the table
+/// must not cost its square.
 pub fn truncate(
     request: &SelectionRequest,
     launch: &LaunchRequest,
     ranked: &[u32],
 ) -> Result<Vec<u32>, PolicyError> {
     let limit = pick_limit(launch);
-    let mut chosen = vec![false; request.offerings.len()];
+    // By position in `ranked`, not by row: sized by the launch, not the table.
+    let mut chosen = vec![false; ranked.len()];
     let mut count = 0usize;
     for mv in &launch.min_values {
-        let mut seen: Vec<u32> = ranked
+        let mut seen: FxHashSet<u32> = ranked
             .iter()
-            .filter(|&&r| chosen[r as usize])
-            .map(|&r| attribute_value(request, r, mv.attribute))
+            .zip(&chosen)
+            .filter(|&(_, &c)| c)
+            .map(|(&r, _)| attribute_value(request, r, mv.attribute))
             .collect();
-        seen.sort_unstable();
-        seen.dedup();
-        for &row in ranked {
+        for (at, &row) in ranked.iter().enumerate() {
             if seen.len() >= mv.min as usize {
                 break;
             }
-            let v = attribute_value(request, row, mv.attribute);
-            if let Err(at) = seen.binary_search(&v) {
-                seen.insert(at, v);
-                if !chosen[row as usize] {
-                    chosen[row as usize] = true;
-                    count += 1;
-                }
+            if seen.insert(attribute_value(request, row, mv.attribute)) && !chosen[at] {
+                chosen[at] = true;
+                count += 1;
             }
         }
         if seen.len() < mv.min as usize {
@@ -185,19 +186,20 @@ pub fn truncate(
             format!("minValues need {count} offerings but at most {limit} may be picked"),
         ));
     }
-    for &row in ranked {
+    for slot in &mut chosen {
         if count >= limit {
             break;
         }
-        if !chosen[row as usize] {
-            chosen[row as usize] = true;
+        if !*slot {
+            *slot = true;
             count += 1;
         }
     }
     Ok(ranked
         .iter()
-        .copied()
-        .filter(|&r| chosen[r as usize])
+        .zip(&chosen)
+        .filter(|&(_, &c)| c)
+        .map(|(&r, _)| r)
         .collect())
 }
 

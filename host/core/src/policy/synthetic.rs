@@ -4,7 +4,7 @@
 
 use crate::rng::SplitMix;
 
-use super::document::{DictionaryBuilder, InstanceTypeRow};
+use super::document::{DictionaryBuilder, InstanceTypeRef};
 use super::types::{
     CandidateTable, ConsolidationContext, Demand, Dictionary, LaunchRequest, NodePoolStats,
     OfferingTable, ProposedMove, SelectionRequest, capacity, reason,
@@ -51,12 +51,14 @@ pub fn synthetic_selection(offerings: usize, launches: usize, seed: u64) -> Sele
             "r" => 8192,
             _ => 4096,
         };
-        let it = dicts.instance_type(&InstanceTypeRow {
-            instance_type: name,
-            family: Some(family.to_string()),
-            category: Some(family[..1].to_string()),
-            architecture: Some(arch.to_string()),
-        });
+        let it = dicts
+            .instance_type(InstanceTypeRef {
+                instance_type: &name,
+                family: Some(family),
+                category: Some(&family[..1]),
+                architecture: Some(arch),
+            })
+            .expect("eight families, three categories and two architectures fit");
         let base = 0.0125 * f64::from(vcpu) * if arch == "arm64" { 0.85 } else { 1.0 }
             + memory_per_cpu as f64 / 4096.0 * 0.01 * f64::from(vcpu);
         for zone in ZONES {
@@ -72,7 +74,7 @@ pub fn synthetic_selection(offerings: usize, launches: usize, seed: u64) -> Sele
                 o.alloc_cpu_milli.push(u64::from(vcpu) * 1000 - 80);
                 o.alloc_memory_mib.push(memory_mib * 925 / 1000 - 600);
                 o.alloc_pods.push(if vcpu <= 2 { 29 } else { 58 });
-                o.zone.push(dicts.zone(zone));
+                o.zone.push(dicts.zone(zone).expect("three zones"));
                 o.capacity_type.push(cap);
                 let price = if cap == capacity::SPOT {
                     base * (0.3 + 0.4 * rng.next_f64())
@@ -85,7 +87,7 @@ pub fn synthetic_selection(offerings: usize, launches: usize, seed: u64) -> Sele
         }
         i += 1;
     }
-    let pool = dicts.node_pool("default");
+    let pool = dicts.node_pool("default").expect("one NodePool");
     let all: Vec<u32> = (0..o.len() as u32).collect();
     let requests = (0..launches)
         .map(|_| LaunchRequest {

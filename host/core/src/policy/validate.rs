@@ -32,15 +32,20 @@ pub fn check_selection(
         )));
     }
     let rows = request.offerings.len();
+    // Both marks are set per launch and cleared after it, so checking a
+    // round is linear in its rows, not launches × offerings.
     let mut seen = vec![false; rows];
-    for (i, (launch, result)) in request.requests.iter().zip(selection).enumerate() {
-        let Ok(picks) = result else { continue };
-        let mut compatible = vec![false; rows];
-        for &c in &launch.compatible {
-            if let Some(slot) = compatible.get_mut(c as usize) {
-                *slot = true;
+    let mut compatible = vec![false; rows];
+    let mark = |marks: &mut [bool], rows: &[u32], on: bool| {
+        for &r in rows {
+            if let Some(slot) = marks.get_mut(r as usize) {
+                *slot = on;
             }
         }
+    };
+    for (i, (launch, result)) in request.requests.iter().zip(selection).enumerate() {
+        let Ok(picks) = result else { continue };
+        mark(&mut compatible, &launch.compatible, true);
         if picks.len() > pick_limit(launch).max(launch.picks as usize) {
             return Err(invalid(format!(
                 "request {i}: {} picks where at most {} are allowed",
@@ -82,9 +87,8 @@ pub fn check_selection(
                 )));
             }
         }
-        for &p in picks {
-            seen[p as usize] = false;
-        }
+        mark(&mut seen, picks, false);
+        mark(&mut compatible, &launch.compatible, false);
     }
     Ok(())
 }
