@@ -15,9 +15,6 @@ use tokio::sync::{mpsc, watch};
 
 use crate::output::{self, outln};
 
-/// The most messages one run may send.
-const MAX_MESSAGES: usize = 100_000;
-
 /// Sends N interruption messages of every kind Karpenter handles (spot
 /// interruption warnings, rebalance recommendations, Health scheduled
 /// changes, stopping and terminated state changes, capacity reservation
@@ -34,7 +31,7 @@ pub struct InterruptionArgs {
     #[arg(long)]
     endpoint: String,
     /// Messages sent and drained (at most 100,000).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::limits::MESSAGES.count(), allow_negative_numbers = true)]
     messages: usize,
     /// The region the clients name.
     #[arg(long, default_value = "us-east-1")]
@@ -59,12 +56,6 @@ struct Report {
 }
 
 pub fn run(args: &InterruptionArgs) -> Result<()> {
-    if args.messages == 0 || args.messages > MAX_MESSAGES {
-        bail!(
-            "--messages must be between 1 and {MAX_MESSAGES} (got {}): larger runs only measure the test server",
-            args.messages
-        );
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -96,18 +96,8 @@ impl Limit {
     }
 }
 
-/// `1,047`.
-pub fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// `1,047`: the simulator's thousands separator, so both speak alike.
+pub use dovetail_sim::limits::count;
 
 /// A product of counts within `max`, or an error naming the factors, the
 /// limit and `fix`.
@@ -200,6 +190,12 @@ pub const PENDING: Limit = Limit::new(
     20_000,
     "pods",
     "a provisioning burst far larger than a real one; each needs a NodeClaim and a node",
+);
+pub const MESSAGES: Limit = Limit::new(
+    1,
+    100_000,
+    "messages",
+    "larger runs only measure the test server, not the interruption loop",
 );
 pub const SWAPS: Limit = Limit::new(
     1,

@@ -117,16 +117,6 @@ pub struct RunOpts {
     memory_mib: usize,
 }
 
-/// Refuses a memory cap no policy can run under.
-pub fn check_memory_mib(mib: usize) -> Result<()> {
-    if mib == 0 {
-        bail!(
-            "--memory-mib 0: a policy instance needs memory to run; fix: give at least 1 (MiB), or leave the flag out for the default 64"
-        );
-    }
-    Ok(())
-}
-
 /// A policy's config file: text within the config size limit, holding one
 /// JSON document. Errors name the file.
 pub fn read_config(path: &Path) -> Result<String> {
@@ -142,7 +132,6 @@ pub fn read_config(path: &Path) -> Result<String> {
 
 impl RunOpts {
     pub fn runtime(&self) -> Result<Runtime> {
-        check_memory_mib(self.memory_mib)?;
         let config = RuntimeConfig {
             budget: match self.fuel {
                 Some(f) => Budget::Fuel(f),

@@ -379,7 +379,6 @@ fn load_host(
     let rt = match runtime {
         Some(rt) => rt.clone(),
         None => {
-            crate::policy_cmd::check_memory_mib(args.memory_mib)?;
             let config = RuntimeConfig {
                 fuel_mode_deadline: FUEL_MODE_DEADLINE,
                 memory_limit: args.memory_mib << 20,

@@ -153,6 +153,17 @@ fn negative_counts_say_the_range_not_the_double_dash_tip() {
         &["sim", "x.yaml", "--memory-mib", "-1"],
         &["must be ≥ 1: give 1 to 4,096 MiB"],
     );
+    rejected(
+        &[
+            "bench",
+            "interruption",
+            "--endpoint",
+            "http://127.0.0.1:1",
+            "--messages",
+            "-1",
+        ],
+        &["must be ≥ 1: give 1 to 100,000 messages"],
+    );
     rejected(&["dev", "--port", "-1"], &["-1 is not in 0..=65535"]);
     rejected(
         &["dev", "--node-ready-after", "-5s"],

@@ -343,7 +343,18 @@ async fn the_chart_installs_runs_under_its_own_rbac_and_upgrades() {
     // and the new policy serves the next decision.
     let leases: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
     let claims: Api<dovetail_api::NodeClaim> = Api::all(client.clone());
-    let lease_before = leases.list(&ListParams::default()).await.unwrap().items;
+    let lease_uids = || async {
+        leases
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|l| l.metadata.uid)
+            .collect::<Vec<_>>()
+    };
+    let lease_before = lease_uids().await;
+    assert_eq!(lease_before.len(), 1, "the leader's Lease");
     let wasm = dovetail_tests::guest_bytes("dovetail-policy-graviton-first");
     let mut upgraded = values.clone();
     upgraded["policies"] = json!({"instanceSelection": {
@@ -386,16 +397,9 @@ async fn the_chart_installs_runs_under_its_own_rbac_and_upgrades() {
     })
     .await;
     wait_for("12 pods to run", 2 * MINUTE, || running(12)).await;
-    let lease_after = leases.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(
-        lease_before
-            .iter()
-            .map(|l| l.metadata.uid.clone())
-            .collect::<Vec<_>>(),
-        lease_after
-            .iter()
-            .map(|l| l.metadata.uid.clone())
-            .collect::<Vec<_>>(),
+        lease_uids().await,
+        lease_before,
         "the upgrade kept the Lease"
     );
 
@@ -448,18 +452,7 @@ async fn the_chart_installs_runs_under_its_own_rbac_and_upgrades() {
         }
     })
     .await;
-    let lease_rolled = leases.list(&ListParams::default()).await.unwrap().items;
-    assert_eq!(
-        lease_before
-            .iter()
-            .map(|l| l.metadata.uid.clone())
-            .collect::<Vec<_>>(),
-        lease_rolled
-            .iter()
-            .map(|l| l.metadata.uid.clone())
-            .collect::<Vec<_>>(),
-        "the roll kept the Lease"
-    );
+    assert_eq!(lease_uids().await, lease_before, "the roll kept the Lease");
     assert_eq!(
         claim_names().await,
         claims_before,

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::format::count;
+pub use crate::format::count;
 use crate::scenario::{ScenarioError, invalid};
 use crate::types::{EventKind, Manifest, Scenario};
 
