@@ -103,7 +103,7 @@ fn body(i: usize) -> (String, usize) {
                 "service": "EC2",
                 "eventTypeCategory": "scheduledChange",
                 "eventTypeCode": "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED",
-                "affectedEntities": [{"entityValue": id(i)}, {"entityValue": id(i + MAX_MESSAGES)}],
+                "affectedEntities": [{"entityValue": id(i)}, {"entityValue": id(i + crate::limits::MESSAGES.max as usize)}],
             }),
             2,
         ),
