@@ -141,7 +141,8 @@ fn a_failed_run_leaves_no_empty_report_behind() {
         None,
         Caps::default(),
     );
-    r.expect_code(1).expect_stderr(&["the policy does not exist"]);
+    r.expect_code(1)
+        .expect_stderr(&["the policy does not exist"]);
     assert!(!json.exists(), "{} was left behind", json.display());
 }
 
