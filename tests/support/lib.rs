@@ -5,6 +5,9 @@
 //! runtime.
 
 pub mod bounded;
+pub mod js;
+
+pub use js::js_policy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
