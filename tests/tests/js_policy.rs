@@ -92,10 +92,7 @@ fn js_policy_builds_and_imports_nothing_but_the_log() {
     // randomness to stub out; only the log (and the types it uses).
     assert_eq!(
         imports,
-        [
-            "dovetail:policy/log@0.1.0;",
-            "dovetail:policy/types@0.1.0;"
-        ],
+        ["dovetail:policy/log@0.1.0;", "dovetail:policy/types@0.1.0;"],
         "the JavaScript policy imports more than the log:\n{wit}"
     );
     for export in [
@@ -123,7 +120,10 @@ fn js_policy_prefers_cheapest_spot_through_the_runtime() {
     // Launch 0: every row allowed, 60 picks; spot first, each tier cheapest first.
     let picks = selection[0].as_ref().expect("launch 0 has picks");
     assert_eq!(picks.len(), 60);
-    assert_eq!(picks[0], 65, "c7g.xlarge spot in us-east-1c is the cheapest that fits");
+    assert_eq!(
+        picks[0], 65,
+        "c7g.xlarge spot in us-east-1c is the cheapest that fits"
+    );
     let spot_count = picks.iter().take_while(|r| spot(r)).count();
     assert!(spot_count > 0 && picks[spot_count..].iter().all(|r| !spot(r)));
     for tier in [&picks[..spot_count], &picks[spot_count..]] {
@@ -174,7 +174,9 @@ fn js_policy_config_caps_price_and_names_a_bad_field() {
         req.offerings.price_per_hour[r] <= 0.07 && req.offerings.capacity_type[r] == capacity::SPOT
     }));
     // Launch 1 may use only on-demand rows, which the config rules out.
-    let err = selection[1].as_ref().expect_err("nothing acceptable for launch 1");
+    let err = selection[1]
+        .as_ref()
+        .expect_err("nothing acceptable for launch 1");
     assert_eq!(err.kind, ErrorKind::NoAcceptableOffering, "{}", err.message);
 
     let bad = load(Some(r#"{"max_price": "cheap"}"#)).expect_err("a bad config is refused");

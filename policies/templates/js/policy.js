@@ -196,7 +196,7 @@ function pick(req, launch) {
   const rows = acceptable(req, launch);
   if (rows.length === 0) {
     return err('no-acceptable-offering',
-      `no compatible offering is available with room for the pods at most $${settings.maxPricePerHour}/h (max-price-per-hour)`);
+      `no compatible offering is available with room for the pods at $${settings.maxPricePerHour}/h or less (max-price-per-hour)`);
   }
   return truncate(req, launch, order(req, rows));
 }
