@@ -5,6 +5,7 @@
 //! runtime.
 
 pub mod bounded;
+pub mod c_policy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
