@@ -78,13 +78,14 @@ sources=("$src"/*.c)
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 # One name for every world, so the SDK includes the same header.
-"$wit_bindgen" c --world "$world" --rename-world dovetail_bindings --out-dir "$work" "$wit" >/dev/null
+"$wit_bindgen" c --world "$world" --rename-world dovetail_bindings --out-dir "$work" "$wit" >"$work/wit-bindgen.log" 2>&1 ||
+  { cat "$work/wit-bindgen.log" >&2; exit 1; }
 # shellcheck disable=SC2086 # CFLAGS is a list of flags
 "$clang" --target=wasm32-wasi -mexec-model=reactor "${sysroot[@]}" -Os -Wall -Wextra \
   -Wno-unused-parameter -Wno-missing-field-initializers \
   -DDT_SELECTION="$selection" -DDT_SCORING="$scoring" -I"$work" -I"$sdk" ${CFLAGS:-} \
   "$work/dovetail_bindings.c" "$work/dovetail_bindings_component_type.o" "$sdk"/*.c "${sources[@]}" \
-  -Wl,--strip-debug -o "$work/core.wasm"
+  -Wl,--strip-all -o "$work/core.wasm"
 mkdir -p "$(dirname "$out")"
 "$wasm_tools" component new "$work/core.wasm" --adapt "wasi_snapshot_preview1=$adapter" -o "$out.tmp"
 "$wasm_tools" validate "$out.tmp"
