@@ -292,7 +292,10 @@ uint32_t dt_attribute_value(const dt_selection_request *r, uint32_t row, dovetai
 }
 
 static const char *attribute_label(dovetail_policy_types_attribute_t a) {
-  static const char *labels[] = {"instance-type", "family", "category", "zone", "capacity-type", "architecture"};
+  /* The Kubernetes labels minValues are written with, as the host names them. */
+  static const char *labels[] = {"node.kubernetes.io/instance-type", "karpenter.k8s.aws/instance-family",
+                                 "karpenter.k8s.aws/instance-category", "topology.kubernetes.io/zone",
+                                 "karpenter.sh/capacity-type", "kubernetes.io/arch"};
   return a < 6 ? labels[a] : "attribute";
 }
 
