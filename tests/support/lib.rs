@@ -5,9 +5,13 @@
 //! runtime.
 
 pub mod bounded;
+<<<<<<< HEAD
 pub mod js;
 
 pub use js::js_policy;
+=======
+pub mod c_policy;
+>>>>>>> i17-c
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
