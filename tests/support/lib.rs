@@ -5,13 +5,10 @@
 //! runtime.
 
 pub mod bounded;
-<<<<<<< HEAD
+pub mod c_policy;
 pub mod js;
 
 pub use js::js_policy;
-=======
-pub mod c_policy;
->>>>>>> i17-c
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
