@@ -239,6 +239,13 @@ pub const RELOAD_ROUNDS: Limit = Limit::new(
 /// Above this many rounds, `bench-reload` says up front that it is long.
 pub const LARGE_RELOAD_ROUNDS: usize = 50;
 
+// `dovetail policy test --cases`.
+/// Cases in one cases file: each runs a decision and keeps its request.
+pub const POLICY_CASES: usize = 10_000;
+/// Bytes of the request files one cases file names, in all (each file is
+/// read once and kept, built, until the run ends).
+pub const POLICY_CASES_REQUEST_BYTES: u64 = 256 << 20;
+
 // Policy runtime settings (`policy …`, `bench`, `sim`).
 pub const TIMEOUT_MS: Limit = Limit::new(
     1,

@@ -16,6 +16,7 @@ mod limits;
 mod logs;
 mod metrics;
 mod output;
+mod policy_cases;
 mod policy_cmd;
 mod policy_push;
 mod policy_source;
@@ -118,14 +119,14 @@ fn main() {
 
 /// Ends the process for `e`: quietly (exit 0) when stdout's reader went away, as
 /// behind `| head`; otherwise with one line on stderr (scripts and people
-/// both read it) and exit 1.
+/// both read it) and exit 1 (2 for a malformed cases file).
 fn fail(e: &anyhow::Error) -> ! {
     if output::is_closed_stdout(e) {
         std::process::exit(0);
     }
     // Not `eprintln!`: it panics when stderr cannot be written either.
     let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("error: {e:#}\n"));
-    std::process::exit(1);
+    std::process::exit(policy_cases::exit_code(e));
 }
 
 fn run(cli: Cli) -> Result<()> {

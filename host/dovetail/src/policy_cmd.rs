@@ -36,14 +36,23 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Run one decision from a JSON request and print the result as JSON.
+    /// Run one decision from a JSON request and print the result as JSON,
+    /// or run golden cases (`--cases`) and print PASS/FAIL per case.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["input", "cases"])))]
     Test {
         file: PathBuf,
         /// Request file (see docs/policy-requests.md and examples/requests/).
         #[arg(long)]
-        input: PathBuf,
+        input: Option<PathBuf>,
+        /// Golden cases file (see docs/policy-cases.md); exits 1 when any
+        /// case fails, 2 when the file is malformed.
+        #[arg(long)]
+        cases: Option<PathBuf>,
         #[command(flatten)]
         opts: RunOpts,
+        /// With --cases: print the results as JSON.
+        #[arg(long, requires = "cases")]
+        json: bool,
     },
     /// Measure decision latency through the real runtime.
     Bench {
@@ -170,7 +179,17 @@ pub fn run(cmd: PolicyCommand) -> Result<()> {
     match cmd {
         PolicyCommand::Push(args) => crate::policy_push::run(&args),
         PolicyCommand::Validate { file, opts, json } => validate(&file, &opts, json),
-        PolicyCommand::Test { file, input, opts } => test(&file, &input, &opts),
+        PolicyCommand::Test {
+            file,
+            input,
+            cases,
+            opts,
+            json,
+        } => match (input, cases) {
+            (Some(input), _) => test(&file, &input, &opts),
+            (None, Some(cases)) => crate::policy_cases::run(&file, &cases, &opts, json),
+            (None, None) => unreachable!("clap requires --input or --cases"),
+        },
         PolicyCommand::Bench {
             file,
             offerings,

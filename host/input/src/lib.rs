@@ -28,6 +28,8 @@ pub mod caps {
     pub const CATALOG: u64 = 16 << 20;
     /// A decision request (`dovetail policy test --input`).
     pub const REQUEST: u64 = 64 << 20;
+    /// Golden cases for a policy (`dovetail policy test --cases`), YAML.
+    pub const CASES: u64 = 16 << 20;
     /// A compiled policy in the runtime's cache directory.
     pub const COMPILED_POLICY: u64 = 1 << 30;
 }
