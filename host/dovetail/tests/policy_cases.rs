@@ -68,6 +68,50 @@ fn every_shipped_policy_passes_its_own_cases() {
     }
 }
 
+/// The C and JavaScript policies are held to their cases through the same
+/// command (each is built by its language's toolchain first).
+#[test]
+fn the_c_and_javascript_policies_pass_their_own_cases() {
+    let c = dovetail_tests::c_policy::build("policies/c/cheapest-spot");
+    let js = dovetail_tests::js_policy();
+    for (wasm, dir) in [
+        (c.as_path(), "policies/c/cheapest-spot"),
+        (js, "policies/js/cheapest-spot"),
+    ] {
+        let file = root().join(dir).join("cases.yaml");
+        // The JavaScript component embeds an engine: compiling it takes tens of seconds.
+        let caps = Caps {
+            memory_mib: 4096,
+            timeout: std::time::Duration::from_secs(300),
+        };
+        let out = run(
+            Path::new(env!("CARGO_BIN_EXE_dovetail")),
+            &[
+                "policy",
+                "test",
+                wasm.to_str().unwrap(),
+                "--cases",
+                file.to_str().unwrap(),
+            ],
+            None,
+            caps,
+        );
+        out.expect_code(0);
+        let passes = out
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("PASS "))
+            .count();
+        assert!(passes >= 3, "{dir}: {}", out.stdout);
+        assert!(
+            out.stdout
+                .ends_with(&format!("{passes} passed, 0 failed\n")),
+            "{dir}: {}",
+            out.stdout
+        );
+    }
+}
+
 #[test]
 fn the_cases_tell_the_policies_apart() {
     // graviton-first's cases are about arm64 first: the default policy,
