@@ -222,8 +222,14 @@ async fn oci_artifacts_are_pulled_from_a_registry_with_and_without_a_token() {
     h.put_remote("selector", IS, &other, &sha256_hex(&meant))
         .await;
     let msg = h.event("selector", REASON_REFUSED).await;
-    assert!(msg.contains(&format!("has sha256 {}", sha256_hex(&scorer))), "{msg}");
-    assert!(msg.contains(&format!("pins sha256 {}", sha256_hex(&meant))), "{msg}");
+    assert!(
+        msg.contains(&format!("has sha256 {}", sha256_hex(&scorer))),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("pins sha256 {}", sha256_hex(&meant))),
+        "{msg}"
+    );
     assert_eq!(h.serving(IS).as_deref(), Some("graviton-first"));
     h.stop().await;
     open.stop().await;
