@@ -335,6 +335,20 @@ class Renders(unittest.TestCase):
             env["MEMORY_LIMIT"]["valueFrom"]["resourceFieldRef"]["resource"], "limits.memory"
         )
 
+    def test_fetched_policies_are_cached_on_a_writable_volume(self):
+        objs = objects(render(with_required()))
+        c = container(objs)
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        self.assertEqual((env["POLICY_FETCH_MAX_BYTES"], env["POLICY_FETCH_TIMEOUT"]), ("67108864", "2m"))
+        self.assertTrue(c["securityContext"]["readOnlyRootFilesystem"])
+        mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+        self.assertIn(env["POLICY_CACHE_DIR"], mounts, "the cache directory is a volume")
+        volumes = {v["name"]: v for v in one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+        self.assertEqual(volumes[mounts[env["POLICY_CACHE_DIR"]]].get("emptyDir"), {})
+        full = container(objects(render(full_values())))
+        self.assertEqual({m["mountPath"] for m in full["volumeMounts"]},
+                         {"/tmp", "/var/cache/dovetail/policies"}, "the user's mounts come beside it")
+
     def test_the_chart_sets_only_variables_the_controller_reads(self):
         read = set(re.findall(r'env = "([A-Z_]+)"', rust_source("host/dovetail/src/settings.rs")))
         self.assertIn("CLUSTER_NAME", read, "settings.rs's variables could not be read")

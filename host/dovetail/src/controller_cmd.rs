@@ -170,8 +170,14 @@ async fn run_until(
     let live = Arc::new(PolicyHost::new(runtime.clone()));
     let shadow = Arc::new(PolicyHost::new(runtime));
     let hosts = Arc::new(ShadowHost::with_shadow(live.clone(), shadow));
-    let (policy_task, reloads) =
-        policy_source::spawn(client.clone(), args.policy_namespace(), hosts.clone());
+    let fetcher = crate::policy_fetch::Fetcher::new(args.fetch_config())
+        .context("setting up the fetcher of policies named by URL")?;
+    let (policy_task, reloads) = policy_source::spawn(
+        client.clone(),
+        args.policy_namespace(),
+        hosts.clone(),
+        fetcher,
+    );
     let ports = Arc::new(Timed::new(hosts.clone(), metrics.clone()));
     let policies = Policies {
         selector: ports.clone(),

@@ -18,6 +18,7 @@ mod metrics;
 mod output;
 mod policy_cases;
 mod policy_cmd;
+mod policy_fetch;
 mod policy_push;
 mod policy_source;
 mod rate_limit;

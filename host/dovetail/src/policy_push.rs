@@ -1,5 +1,9 @@
 //! `dovetail policy push`: validate a policy here, then put it in the cluster as the ConfigMap
 //! the controller watches, in one step through the user's kubeconfig.
+//!
+//! With `--url` the ConfigMap names the component (and pins its sha256) instead of holding it,
+//! for components larger than a ConfigMap: nothing is uploaded, the component must already be
+//! there. `--print` prints the ConfigMap instead of applying it.
 
 use std::path::PathBuf;
 
@@ -8,6 +12,7 @@ use base64::Engine;
 use clap::Args;
 use dovetail_core::policy::types::Decision;
 use dovetail_kube::policy_configmaps::{MODE_LABEL, POLICY_LABEL};
+use dovetail_kube::policy_remote::{self, UrlError};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
@@ -20,8 +25,8 @@ const FIELD_MANAGER: &str = "dovetail-policy-push";
 
 #[derive(Args)]
 pub struct PushArgs {
-    /// The policy component (`.wasm`).
-    file: PathBuf,
+    /// The policy component (`.wasm`); with `--url` and `--sha256` it may be left out.
+    file: Option<PathBuf>,
     /// Which decision it makes in the cluster.
     #[arg(long, value_enum)]
     decision: DecisionArg,
@@ -34,6 +39,18 @@ pub struct PushArgs {
     /// The controller's namespace.
     #[arg(long, default_value = "kube-system")]
     namespace: String,
+    /// Name the component by URL instead of putting it in the ConfigMap (for one larger than a
+    /// ConfigMap's 1 MiB): `https://…`, `http://…` or `oci://host/repository:tag`. Nothing is
+    /// uploaded: the component must already be there.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// The sha256 of the component at `--url` (64 hex digits) [default: FILE's]
+    #[arg(long, value_name = "HEX", requires = "url")]
+    sha256: Option<String>,
+    /// Print the ConfigMap as YAML instead of applying it (e.g. for `kubectl apply -f -` or a
+    /// GitOps repository).
+    #[arg(long)]
+    print: bool,
     /// Kubeconfig; default `$KUBECONFIG` or `~/.kube/config`.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
@@ -44,17 +61,24 @@ pub struct PushArgs {
     opts: RunOpts,
 }
 
-pub fn run(args: &PushArgs) -> Result<()> {
-    let decision = Decision::from(args.decision);
+/// What the ConfigMap says of the policy, when there is a file to read it from.
+struct Checked {
+    name: String,
+    version: String,
+    digest: String,
+    bytes: Vec<u8>,
+}
+
+/// Reads and validates FILE as the controller would, so a broken policy never reaches the
+/// cluster.
+fn check(args: &PushArgs, file: &std::path::Path, decision: Decision) -> Result<Checked> {
     let key = decision.as_str();
-    let bytes = dovetail_input::read_bytes(&args.file, "policy", dovetail_input::caps::POLICY)?;
-    // The same checks the controller makes before swapping, so a broken policy never
-    // reaches the cluster.
-    let policy = args.opts.load(&args.file)?.1;
+    let bytes = dovetail_input::read_bytes(file, "policy", dovetail_input::caps::POLICY)?;
+    let policy = args.opts.load(file)?.1;
     if !policy.info.decisions.contains(&decision) {
         bail!(
             "{} ({} {}) does not implement {key}; it implements {}. Push it with --decision {}",
-            args.file.display(),
+            file.display(),
             policy.info.name,
             policy.info.version,
             policy
@@ -67,6 +91,69 @@ pub fn run(args: &PushArgs) -> Result<()> {
             policy.info.decisions.first().map_or("…", |d| d.as_str())
         );
     }
+    Ok(Checked {
+        name: policy.info.name.clone(),
+        version: policy.info.version.clone(),
+        digest: policy.digest.clone(),
+        bytes,
+    })
+}
+
+/// The `--url` and `--sha256` to write, checked as the controller will read them.
+fn remote(args: &PushArgs, url: &str, checked: Option<&Checked>) -> Result<(String, String)> {
+    match policy_remote::parse_url(url) {
+        Ok(_) => {}
+        Err(UrlError::UnknownScheme) => bail!(
+            "--url `{url}` is not an https://, http:// or oci:// URL: give the address the controller fetches the component from, e.g. https://example.com/policy.wasm or oci://ghcr.io/acme/policy:1.0"
+        ),
+        Err(UrlError::Malformed(why)) => bail!(
+            "--url `{url}` names no component: {why}; e.g. https://example.com/policy.wasm or oci://ghcr.io/acme/policy:1.0"
+        ),
+    }
+    let of_file = checked.map(|c| crate::policy_fetch::sha256_hex(&c.bytes));
+    let sha256 = match (&args.sha256, of_file) {
+        (Some(given), of_file) => {
+            let Some(given) = policy_remote::parse_sha256(given) else {
+                bail!(
+                    "--sha256 `{given}` is not 64 lowercase hex digits: give it as `sha256sum policy.wasm | cut -d' ' -f1` prints it, or leave it out to compute it from FILE"
+                );
+            };
+            if let Some(actual) = of_file
+                && actual != given
+            {
+                bail!(
+                    "--sha256 {given} is not the sha256 of {} ({actual}): the controller would refuse the component; leave --sha256 out to use FILE's, or give the FILE that is at the URL",
+                    args.file
+                        .as_deref()
+                        .unwrap_or_else(|| std::path::Path::new("FILE"))
+                        .display()
+                );
+            }
+            given
+        }
+        (None, Some(actual)) => actual,
+        (None, None) => unreachable!("FILE or --sha256 is checked first"),
+    };
+    Ok((url.trim().to_string(), sha256))
+}
+
+pub fn run(args: &PushArgs) -> Result<()> {
+    let decision = Decision::from(args.decision);
+    let key = decision.as_str();
+    let checked = match (&args.file, &args.url, &args.sha256) {
+        (Some(file), _, _) => Some(check(args, file, decision)?),
+        (None, Some(_), Some(_)) => None,
+        (None, Some(_), None) => bail!(
+            "--url needs the component's digest: give the component FILE (validated here, and its sha256 computed), or --sha256 HEX"
+        ),
+        (None, None, _) => bail!(
+            "give the policy component FILE to push (or --url URL with --sha256 HEX to name one already published)"
+        ),
+    };
+    let remote = match &args.url {
+        Some(url) => Some(remote(args, url, checked.as_ref())?),
+        None => None,
+    };
     let config = args.opts.config()?;
     let name = args.name.clone().unwrap_or_else(|| {
         if args.shadow {
@@ -86,18 +173,39 @@ pub fn run(args: &PushArgs) -> Result<()> {
             "name": name,
             "namespace": args.namespace,
             "labels": labels,
-            "annotations": {
-                "dovetail.dev/policy-name": policy.info.name,
-                "dovetail.dev/policy-version": policy.info.version,
-                "dovetail.dev/policy-digest": policy.digest,
-            },
-        },
-        "binaryData": {
-            format!("{key}.wasm"): base64::engine::general_purpose::STANDARD.encode(&bytes),
         },
     });
+    if let Some(c) = &checked {
+        cm["metadata"]["annotations"] = json!({
+            "dovetail.dev/policy-name": c.name,
+            "dovetail.dev/policy-version": c.version,
+            "dovetail.dev/policy-digest": c.digest,
+        });
+    }
+    let mut data = serde_json::Map::new();
+    match (&remote, &checked) {
+        (Some((url, sha256)), _) => {
+            data.insert(format!("{key}.url"), json!(url));
+            data.insert(format!("{key}.sha256"), json!(sha256));
+        }
+        (None, Some(c)) => {
+            cm["binaryData"] = json!({
+                format!("{key}.wasm"): base64::engine::general_purpose::STANDARD.encode(&c.bytes),
+            });
+        }
+        (None, None) => unreachable!("without --url there is a FILE"),
+    }
     if let Some(config) = &config {
-        cm["data"] = json!({ format!("{key}.json"): config });
+        data.insert(format!("{key}.json"), json!(config));
+    }
+    if !data.is_empty() {
+        cm["data"] = serde_json::Value::Object(data);
+    }
+    let out = output::stdout("the push result");
+    if args.print {
+        let yaml = serde_norway::to_string(&cm).context("writing the configmap as YAML")?;
+        outln!(out, "{}", yaml.trim_end())?;
+        return Ok(());
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -118,13 +226,17 @@ pub fn run(args: &PushArgs) -> Result<()> {
         .await
         .with_context(|| format!("writing configmap {}/{name}", args.namespace))
     })?;
-    let out = output::stdout("the push result");
+    let what = match &checked {
+        Some(c) => format!("{key} policy {} {} ({})", c.name, c.version, c.digest),
+        None => format!("{key} policy"),
+    };
+    let source = match &remote {
+        Some((url, sha256)) => format!(", to be fetched from {url} (sha256 {sha256})"),
+        None => String::new(),
+    };
     outln!(
         out,
-        "pushed {key} policy {} {} ({}) to configmap {}/{name}{}",
-        policy.info.name,
-        policy.info.version,
-        policy.digest,
+        "pushed {what} to configmap {}/{name}{}{source}",
         args.namespace,
         if args.shadow { " in shadow mode" } else { "" }
     )?;

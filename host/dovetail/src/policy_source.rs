@@ -12,6 +12,11 @@
 //!
 //! A ConfigMap is one unit: when it holds components for both decisions,
 //! both are installed or neither is.
+//!
+//! A component the ConfigMap names by URL is fetched (or read from the
+//! cache) and its digest verified before validation, by
+//! [`policy_fetch`](super::policy_fetch); a fetch that fails is refused like
+//! a component that does not load.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,13 +26,15 @@ use std::time::Duration;
 use dovetail_core::policy::ports::BUILTIN;
 use dovetail_core::policy::types::Decision;
 use dovetail_kube::policy_configmaps::{
-    AcceptedPolicy, ConfigMapRef, MODE_LABEL, PolicyConfigMap, PolicyEvent, PolicyMode,
-    PolicyOutcome, Refusal, report,
+    AcceptedPolicy, ComponentSource, ConfigMapRef, MODE_LABEL, PolicyConfigMap, PolicyEvent,
+    PolicyMode, PolicyOutcome, Refusal, report,
 };
 use dovetail_policy::{LoadedPolicy, PolicyFailure, PolicyHost, ShadowHost};
 use futures::{Stream, StreamExt};
 use kube::Client;
 use tokio::task::JoinHandle;
+
+use super::policy_fetch::{Fetcher, Origin};
 
 fn index(d: Decision) -> usize {
     match d {
@@ -125,6 +132,7 @@ struct Known {
 pub struct PolicySource {
     client: Client,
     hosts: Arc<ShadowHost>,
+    fetcher: Fetcher,
     counts: Arc<ReloadCounts>,
     known: HashMap<String, Known>,
     owners: HashMap<Slot, String>,
@@ -139,11 +147,13 @@ impl std::fmt::Debug for PolicySource {
 }
 
 impl PolicySource {
-    /// Drives `hosts` (live and shadow); reports through `client`.
-    pub fn new(client: Client, hosts: Arc<ShadowHost>) -> Self {
+    /// Drives `hosts` (live and shadow); reports through `client`;
+    /// components named by URL come through `fetcher`.
+    pub fn new(client: Client, hosts: Arc<ShadowHost>, fetcher: Fetcher) -> Self {
         Self {
             client,
             hosts,
+            fetcher,
             counts: Arc::default(),
             known: HashMap::new(),
             owners: HashMap::new(),
@@ -214,14 +224,8 @@ impl PolicySource {
                 }
                 let known = self.remember(&configmap);
                 known.waiting = None;
-                let refusal = Refusal {
-                    reason: error.to_string(),
-                    fix: error.fix(&configmap.name),
-                    still_serving: self.serving(mode, &decisions),
-                };
-                tracing::warn!(configmap = %configmap.name, "policy configmap refused: {}; fix: {}", refusal.reason, refusal.fix);
-                self.counts.refuse(&decisions);
-                self.report(&configmap, PolicyOutcome::Refused(refusal))
+                let fix = error.fix(&configmap.name);
+                self.refuse(&configmap, mode, &decisions, error.to_string(), fix)
                     .await;
             }
             PolicyEvent::Deleted(configmap) => {
@@ -289,11 +293,43 @@ impl PolicySource {
             return;
         }
 
+        // Components named by URL are fetched (or read from the cache) and
+        // their digests verified first; decisions meanwhile run on whatever
+        // serves now.
+        let mut components = Vec::with_capacity(cm.components.len());
+        for (d, source) in &cm.components {
+            match source {
+                ComponentSource::Inline(bytes) => components.push((*d, bytes.clone())),
+                ComponentSource::Remote(remote) => match self.fetcher.fetch(remote).await {
+                    Ok((bytes, origin)) => {
+                        tracing::info!(
+                            configmap = %name,
+                            url = %remote.url,
+                            bytes = bytes.len(),
+                            cached = origin == Origin::Cache,
+                            "policy component fetched and its digest verified"
+                        );
+                        components.push((*d, bytes));
+                    }
+                    Err(e) => {
+                        self.refuse(
+                            &cm.configmap,
+                            cm.mode,
+                            &decisions,
+                            format!("{d}: {e}"),
+                            e.fix(*d),
+                        )
+                        .await;
+                        return;
+                    }
+                },
+            }
+        }
+
         // Validation compiles and runs the component: seconds for a large
         // one, so on a blocking thread, never where decisions are made.
         let host = self.host(cm.mode).clone();
         let source = cm.configmap.to_string();
-        let components = cm.components.clone();
         let configs = cm.configs.clone();
         let runtime = host.runtime().clone();
         let loaded = tokio::task::spawn_blocking(move || {
@@ -321,26 +357,23 @@ impl PolicySource {
             Ok(Err((d, failure))) => {
                 // The host logs it and keeps the reason in its status.
                 host.reject_reload(d, &failure);
-                let refusal = Refusal {
-                    reason: format!("[{}] {}", failure.class, failure.detail),
-                    fix: failure.hint().to_string(),
-                    still_serving: self.serving(cm.mode, &decisions),
-                };
-                self.counts.refuse(&decisions);
-                self.report(&cm.configmap, PolicyOutcome::Refused(refusal))
-                    .await;
+                let reason = format!("[{}] {}", failure.class, failure.detail);
+                self.refuse(
+                    &cm.configmap,
+                    cm.mode,
+                    &decisions,
+                    reason,
+                    failure.hint().to_string(),
+                )
+                .await;
                 return;
             }
             Err(join) => {
                 // A panic while loading is a refusal like any other.
-                let refusal = Refusal {
-                    reason: format!("validation stopped: {join}"),
-                    fix: "check the component with `dovetail policy validate`".into(),
-                    still_serving: self.serving(cm.mode, &decisions),
-                };
                 tracing::error!(configmap = %name, "policy validation stopped: {join}");
-                self.counts.refuse(&decisions);
-                self.report(&cm.configmap, PolicyOutcome::Refused(refusal))
+                let reason = format!("validation stopped: {join}");
+                let fix = "check the component with `dovetail policy validate`".to_string();
+                self.refuse(&cm.configmap, cm.mode, &decisions, reason, fix)
                     .await;
                 return;
             }
@@ -423,6 +456,27 @@ impl PolicySource {
         }
     }
 
+    /// Refuses a version of `configmap`: counted, logged and reported, with
+    /// what keeps serving in its place.
+    async fn refuse(
+        &self,
+        configmap: &ConfigMapRef,
+        mode: PolicyMode,
+        decisions: &[Decision],
+        reason: String,
+        fix: String,
+    ) {
+        let refusal = Refusal {
+            reason,
+            fix,
+            still_serving: self.serving(mode, decisions),
+        };
+        tracing::warn!(configmap = %configmap.name, "policy configmap refused: {}; fix: {}", refusal.reason, refusal.fix);
+        self.counts.refuse(decisions);
+        self.report(configmap, PolicyOutcome::Refused(refusal))
+            .await;
+    }
+
     async fn report(&self, cm: &ConfigMapRef, outcome: PolicyOutcome) {
         if outcome.already_reported(cm) {
             return;
@@ -439,9 +493,10 @@ pub fn spawn(
     client: Client,
     namespace: &str,
     hosts: Arc<ShadowHost>,
+    fetcher: Fetcher,
 ) -> (JoinHandle<()>, Arc<ReloadCounts>) {
     let events = dovetail_kube::policy_configmaps::watch(client.clone(), namespace);
-    let source = PolicySource::new(client, hosts);
+    let source = PolicySource::new(client, hosts, fetcher);
     let counts = source.counts();
     (tokio::spawn(source.run(events)), counts)
 }

@@ -75,6 +75,17 @@ pub struct ControllerArgs {
     /// namespace]
     #[arg(long, env = "POLICY_NAMESPACE")]
     pub policy_namespace: Option<String>,
+    /// The largest policy component fetched from a URL a policy ConfigMap
+    /// names, in bytes: a larger body is refused as it arrives.
+    #[arg(long, env = "POLICY_FETCH_MAX_BYTES", default_value_t = crate::policy_fetch::DEFAULT_MAX_BYTES)]
+    pub policy_fetch_max_bytes: u64,
+    /// How long fetching one policy component may take (Go duration).
+    #[arg(long, env = "POLICY_FETCH_TIMEOUT", default_value = "2m")]
+    pub policy_fetch_timeout: GoDuration,
+    /// Where fetched policy components are cached by digest [default:
+    /// dovetail-policy-cache in the temporary directory]
+    #[arg(long, env = "POLICY_CACHE_DIR")]
+    pub policy_cache_dir: Option<PathBuf>,
     /// How often a disruption pass may run (Karpenter: 10s). Lower it only
     /// to watch consolidation quickly on a test cluster.
     #[arg(long, env = "DISRUPTION_POLL_INTERVAL", default_value = "10s")]
@@ -236,6 +247,15 @@ impl ControllerArgs {
                 MIN_HEAP_TARGET >> 20
             );
         }
+        if self.policy_fetch_max_bytes == 0 {
+            bail!(
+                "POLICY_FETCH_MAX_BYTES is 0: give the largest policy component to fetch in bytes (default {})",
+                crate::policy_fetch::DEFAULT_MAX_BYTES
+            );
+        }
+        if self.policy_fetch_timeout.0.is_zero() {
+            bail!("POLICY_FETCH_TIMEOUT must be more than 0 (e.g. `2m`)");
+        }
         if self.batch_idle_duration.0.is_zero() {
             bail!("BATCH_IDLE_DURATION must be more than 0 (e.g. `1s`)");
         }
@@ -292,6 +312,19 @@ impl ControllerArgs {
 
     pub fn leader_election_namespace(&self) -> &str {
         non_empty(self.leader_election_namespace.as_deref()).unwrap_or(&self.system_namespace)
+    }
+
+    /// How policy components named by URL are fetched and cached.
+    pub fn fetch_config(&self) -> crate::policy_fetch::FetchConfig {
+        crate::policy_fetch::FetchConfig {
+            cache_dir: self
+                .policy_cache_dir
+                .clone()
+                .unwrap_or_else(crate::policy_fetch::default_cache_dir),
+            max_bytes: self.policy_fetch_max_bytes,
+            timeout: self.policy_fetch_timeout.0,
+            extra_roots: Vec::new(),
+        }
     }
 
     pub fn policy_namespace(&self) -> &str {
@@ -514,6 +547,34 @@ mod tests {
 
     fn secs(s: u64) -> GoDuration {
         GoDuration(Duration::from_secs(s))
+    }
+
+    #[test]
+    fn policy_fetch_settings_default_and_are_checked() {
+        let a = parse(&[]).unwrap();
+        let f = a.fetch_config();
+        assert_eq!(f.max_bytes, 64 << 20);
+        assert_eq!(f.timeout, secs(120).0);
+        assert_eq!(
+            f.cache_dir,
+            std::env::temp_dir().join("dovetail-policy-cache")
+        );
+        let a = parse(&[
+            "--policy-fetch-max-bytes",
+            "1000",
+            "--policy-cache-dir",
+            "/var/cache/p",
+        ])
+        .unwrap();
+        assert_eq!(
+            (a.fetch_config().max_bytes, a.fetch_config().cache_dir),
+            (1000, PathBuf::from("/var/cache/p"))
+        );
+        let e = parse(&["--policy-fetch-max-bytes", "0"])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("POLICY_FETCH_MAX_BYTES is 0"), "{e}");
     }
 
     #[test]

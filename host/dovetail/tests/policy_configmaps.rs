@@ -6,6 +6,9 @@
 
 // The controller's policy source, compiled into this test as it is into the binary.
 #[allow(dead_code)]
+#[path = "../src/policy_fetch.rs"]
+mod policy_fetch;
+#[allow(dead_code)]
 #[path = "../src/policy_source.rs"]
 mod policy_source;
 
@@ -56,8 +59,13 @@ impl Harness {
         })
         .unwrap();
         let hosts = Arc::new(ShadowHost::new(Arc::new(PolicyHost::new(runtime))));
-        let (task, counts) = policy_source::spawn(client.clone(), NS, hosts.clone());
         let dir = tempfile::tempdir().unwrap();
+        let fetcher = policy_fetch::Fetcher::new(policy_fetch::FetchConfig {
+            cache_dir: dir.path().join("policy-cache"),
+            ..policy_fetch::FetchConfig::default()
+        })
+        .unwrap();
+        let (task, counts) = policy_source::spawn(client.clone(), NS, hosts.clone(), fetcher);
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, cluster.kubeconfig()).unwrap();
         Self {

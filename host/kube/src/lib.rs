@@ -26,6 +26,7 @@ pub mod index;
 pub mod lease;
 pub mod observed;
 pub mod policy_configmaps;
+pub mod policy_remote;
 pub mod runner;
 pub mod synced;
 #[cfg(any(test, feature = "testing"))]

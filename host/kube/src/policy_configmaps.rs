@@ -9,6 +9,10 @@
 //! (`<decision>.json`). `dovetail.dev/policy-mode: shadow` makes it run
 //! beside the live policy without acting.
 //!
+//! A component too large for a ConfigMap (1 MiB) is named instead in
+//! `data`: `<decision>.url` (`https://`, `http://` or `oci://`) and the
+//! required `<decision>.sha256` of its bytes ([`ComponentSource::Remote`]).
+//!
 //! [`watch`] turns the ConfigMaps into [`PolicyEvent`]s; a ConfigMap of the
 //! wrong shape arrives as [`PolicyEvent::Malformed`] with the fix, so it can
 //! be refused like a policy that fails validation. [`report`] writes the
@@ -34,6 +38,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::policy_remote::{self, RemoteSource, UrlError};
 
 /// The label that marks a ConfigMap as a Dovetail policy. Its value may
 /// name the decision (`instance-selection`, `consolidation-scoring`).
@@ -105,13 +111,23 @@ impl fmt::Display for ConfigMapRef {
     }
 }
 
+/// Where a decision's component is: in the ConfigMap, or named by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComponentSource {
+    /// `binaryData` `<decision>.wasm`.
+    Inline(Vec<u8>),
+    /// `data` `<decision>.url` and `<decision>.sha256`: fetched, and
+    /// verified against the digest before anything else.
+    Remote(RemoteSource),
+}
+
 /// A well-formed policy ConfigMap.
 #[derive(Debug, Clone)]
 pub struct PolicyConfigMap {
     pub configmap: ConfigMapRef,
     pub mode: PolicyMode,
-    /// Component bytes per decision, in decision order; never empty.
-    pub components: Vec<(Decision, Vec<u8>)>,
+    /// Where each decision's component is, in decision order; never empty.
+    pub components: Vec<(Decision, ComponentSource)>,
     /// The JSON config per decision, when the ConfigMap has one.
     pub configs: HashMap<Decision, String>,
 }
@@ -154,7 +170,7 @@ impl PolicyEvent {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShapeError {
     #[error(
-        "it holds no policy component: binaryData has no `instance-selection.wasm` or `consolidation-scoring.wasm` key"
+        "it holds no policy component: binaryData has no `instance-selection.wasm` or `consolidation-scoring.wasm` key, and data no `<decision>.url`"
     )]
     NoComponent,
     #[error(
@@ -165,14 +181,34 @@ pub enum ShapeError {
         "component `{key}` is under data, which holds text; a component is binary and belongs under binaryData"
     )]
     ComponentInData { key: String },
-    #[error("config `{key}` is not UTF-8 text")]
+    #[error("`{key}` is not UTF-8 text")]
     ConfigNotText { key: String },
-    #[error("config `{key}` has no component `{decision}.wasm` beside it")]
+    #[error("config `{key}` has no component `{decision}.wasm` (or `{decision}.url`) beside it")]
     ConfigWithoutComponent { key: String, decision: Decision },
     #[error(
-        "key `{key}` is neither a component (`<decision>.wasm`) nor a config (`<decision>.json`)"
+        "key `{key}` is neither a component (`<decision>.wasm`, `<decision>.url` with `<decision>.sha256`) nor a config (`<decision>.json`)"
     )]
     UnexpectedKey { key: String },
+    #[error(
+        "`{decision}.url` has no `{decision}.sha256` beside it; the digest is required, as it pins the bytes fetched"
+    )]
+    UrlWithoutDigest { decision: Decision },
+    #[error("`{decision}.sha256` has no `{decision}.url` beside it")]
+    DigestWithoutUrl { decision: Decision },
+    #[error("`{key}` is `{value}`, not 64 lowercase hex digits")]
+    BadDigest { key: String, value: String },
+    #[error("`{key}` is `{url}`, whose scheme is not https://, http:// or oci://")]
+    UnknownScheme { key: String, url: String },
+    #[error("`{key}` is `{url}`, which names no component: {why}")]
+    BadUrl {
+        key: String,
+        url: String,
+        why: &'static str,
+    },
+    #[error(
+        "{decision} has both a component (`{decision}.wasm`) and a URL (`{decision}.url`); it may have one"
+    )]
+    UrlAndComponent { decision: Decision },
     #[error("label {POLICY_LABEL}=`{value}` names no decision")]
     UnknownLabelValue { value: String },
     #[error("label {POLICY_LABEL}={label} but the ConfigMap holds {}", list(found))]
@@ -212,7 +248,25 @@ impl ShapeError {
                 format!("add the component as `{decision}.wasm` in binaryData, or remove `{key}`")
             }
             ShapeError::UnexpectedKey { key } => format!(
-                "remove `{key}` from configmap {name}: it may hold only `<decision>.wasm` and `<decision>.json`"
+                "remove `{key}` from configmap {name}: it may hold only `<decision>.wasm`, `<decision>.url`, `<decision>.sha256` and `<decision>.json`"
+            ),
+            ShapeError::UrlWithoutDigest { decision } => format!(
+                "add `{decision}.sha256` to data: the output of `sha256sum policy.wasm` without the file name; `dovetail policy push policy.wasm --decision {decision} --url URL --print` writes the whole ConfigMap"
+            ),
+            ShapeError::DigestWithoutUrl { decision } => format!(
+                "add `{decision}.url` to data (https://, http:// or oci://), or remove `{decision}.sha256`"
+            ),
+            ShapeError::BadDigest { key, .. } => format!(
+                "set `{key}` to the component's sha256 as `sha256sum policy.wasm | cut -d' ' -f1` prints it: 64 lowercase hex digits, no `sha256:` prefix"
+            ),
+            ShapeError::UnknownScheme { key, .. } => format!(
+                "make `{key}` an https:// or http:// URL answering GET with the component, or oci://host/repository:tag for a registry artifact"
+            ),
+            ShapeError::BadUrl { key, .. } => format!(
+                "correct `{key}`: https://host/path/policy.wasm, or oci://host[:port]/repository[:tag|@sha256:digest]"
+            ),
+            ShapeError::UrlAndComponent { decision } => format!(
+                "remove `{decision}.wasm` from binaryData to fetch the URL, or `{decision}.url` and `{decision}.sha256` from data to serve the bytes in configmap {name}"
             ),
             ShapeError::UnknownLabelValue { .. } => format!(
                 "`kubectl label configmap {name} {POLICY_LABEL}=instance-selection --overwrite` (or consolidation-scoring)"
@@ -320,24 +374,38 @@ pub fn parse(cm: &ConfigMap, observed_at: Instant) -> PolicyEvent {
         let ext = match ext {
             "wasm" => "wasm",
             "json" => "json",
+            "url" => "url",
+            "sha256" => "sha256",
             _ => return None,
         };
         Some((decision_named(stem), ext))
     };
     let mut components = Vec::new();
     let mut configs = HashMap::new();
+    let mut urls: HashMap<Decision, (String, String)> = HashMap::new();
+    let mut digests: HashMap<Decision, (String, String)> = HashMap::new();
+    // Text under a text key (url, sha256, json), wherever it was put.
+    let mut text_key = |d: Decision, ext: &str, key: &str, text: String| match ext {
+        "url" => {
+            urls.insert(d, (key.to_string(), text));
+        }
+        "sha256" => {
+            digests.insert(d, (key.to_string(), text));
+        }
+        _ => {
+            configs.insert(d, text);
+        }
+    };
     for (key, bytes) in cm.binary_data.iter().flatten() {
         match split(key) {
             Some((Some(d), "wasm")) => {
                 if !named.contains(&d) {
                     named.push(d);
                 }
-                components.push((d, bytes.0.clone()));
+                components.push((d, ComponentSource::Inline(bytes.0.clone())));
             }
-            Some((Some(d), _)) => match String::from_utf8(bytes.0.clone()) {
-                Ok(text) => {
-                    configs.insert(d, text);
-                }
+            Some((Some(d), ext)) => match String::from_utf8(bytes.0.clone()) {
+                Ok(text) => text_key(d, ext, key, text),
                 Err(_) => errors.push(ShapeError::ConfigNotText { key: key.clone() }),
             },
             Some((None, _)) => errors.push(ShapeError::UnknownDecision { key: key.clone() }),
@@ -352,11 +420,51 @@ pub fn parse(cm: &ConfigMap, observed_at: Instant) -> PolicyEvent {
                 }
                 errors.push(ShapeError::ComponentInData { key: key.clone() });
             }
-            Some((Some(d), _)) => {
-                configs.insert(d, text.clone());
-            }
+            Some((Some(d), ext)) => text_key(d, ext, key, text.clone()),
             Some((None, _)) => errors.push(ShapeError::UnknownDecision { key: key.clone() }),
             None => errors.push(ShapeError::UnexpectedKey { key: key.clone() }),
+        }
+    }
+    for d in DECISIONS {
+        match (urls.remove(&d), digests.remove(&d)) {
+            (None, None) => {}
+            (None, Some(_)) => errors.push(ShapeError::DigestWithoutUrl { decision: d }),
+            (Some(_), None) => errors.push(ShapeError::UrlWithoutDigest { decision: d }),
+            (Some((url_key, url)), Some((digest_key, digest))) => {
+                if !named.contains(&d) {
+                    named.push(d);
+                }
+                if components.iter().any(|(c, _)| *c == d) {
+                    errors.push(ShapeError::UrlAndComponent { decision: d });
+                    continue;
+                }
+                let Some(sha256) = policy_remote::parse_sha256(&digest) else {
+                    errors.push(ShapeError::BadDigest {
+                        key: digest_key,
+                        // Enough to recognise it; the event stays one line.
+                        value: digest.trim().chars().take(80).collect(),
+                    });
+                    continue;
+                };
+                match policy_remote::parse_url(&url) {
+                    Ok(location) => components.push((
+                        d,
+                        ComponentSource::Remote(RemoteSource {
+                            url: url.trim().to_string(),
+                            location,
+                            sha256,
+                        }),
+                    )),
+                    Err(UrlError::UnknownScheme) => {
+                        errors.push(ShapeError::UnknownScheme { key: url_key, url })
+                    }
+                    Err(UrlError::Malformed(why)) => errors.push(ShapeError::BadUrl {
+                        key: url_key,
+                        url,
+                        why,
+                    }),
+                }
+            }
         }
     }
     components.sort_by_key(|(d, _)| DECISIONS.iter().position(|x| x == d));
@@ -723,7 +831,10 @@ mod tests {
         assert_eq!(p.mode, PolicyMode::Live);
         assert_eq!(
             p.components,
-            vec![(Decision::ConsolidationScoring, b"\0asm".to_vec())]
+            vec![(
+                Decision::ConsolidationScoring,
+                ComponentSource::Inline(b"\0asm".to_vec())
+            )]
         );
         assert_eq!(p.config(Decision::ConsolidationScoring), Some("{\"x\":1}"));
         assert_eq!(
@@ -830,6 +941,153 @@ mod tests {
             now,
         ));
         assert!(matches!(e, ShapeError::UnexpectedKey { .. }), "{e}");
+    }
+
+    const HEX: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    #[test]
+    fn a_url_and_its_digest_name_a_remote_component() {
+        let c = cm(
+            &[(POLICY_LABEL, "instance-selection")],
+            &[],
+            &[
+                ("instance-selection.url", "https://example.com/p.wasm"),
+                ("instance-selection.sha256", &format!("{HEX}\n")),
+                ("instance-selection.json", "{}"),
+            ],
+        );
+        let PolicyEvent::Applied(p) = parse(&c, Instant::now()) else {
+            panic!("accepted shape")
+        };
+        let [(d, ComponentSource::Remote(r))] = p.components.as_slice() else {
+            panic!("{:?}", p.components)
+        };
+        assert_eq!(*d, Decision::InstanceSelection);
+        assert_eq!(r.url, "https://example.com/p.wasm");
+        assert_eq!(r.sha256, HEX, "the trailing newline is not part of it");
+        assert_eq!(p.config(*d), Some("{}"));
+
+        let c = cm(
+            &[(POLICY_LABEL, "")],
+            &[("instance-selection.wasm", b"x")],
+            &[
+                ("consolidation-scoring.url", "oci://ghcr.io/acme/scorer:1.0"),
+                ("consolidation-scoring.sha256", HEX),
+            ],
+        );
+        let PolicyEvent::Applied(p) = parse(&c, Instant::now()) else {
+            panic!("accepted shape")
+        };
+        let kinds: Vec<(Decision, bool)> = p
+            .components
+            .iter()
+            .map(|(d, s)| (*d, matches!(s, ComponentSource::Remote(_))))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (Decision::InstanceSelection, false),
+                (Decision::ConsolidationScoring, true)
+            ]
+        );
+    }
+
+    #[test]
+    fn remote_shape_errors_name_the_key_and_the_fix() {
+        let now = Instant::now();
+        let label = [(POLICY_LABEL, "instance-selection")];
+        let e = error_of(parse(
+            &cm(
+                &label,
+                &[],
+                &[("instance-selection.url", "https://x/p.wasm")],
+            ),
+            now,
+        ));
+        assert_eq!(
+            e,
+            ShapeError::UrlWithoutDigest {
+                decision: Decision::InstanceSelection
+            }
+        );
+        assert!(
+            e.fix("p").contains("add `instance-selection.sha256`"),
+            "{}",
+            e.fix("p")
+        );
+        assert!(
+            e.fix("p").contains("sha256sum policy.wasm"),
+            "{}",
+            e.fix("p")
+        );
+
+        let e = error_of(parse(
+            &cm(
+                &label,
+                &[],
+                &[
+                    ("instance-selection.url", "https://x/p.wasm"),
+                    ("instance-selection.sha256", &format!("sha256:{HEX}")),
+                ],
+            ),
+            now,
+        ));
+        assert!(matches!(e, ShapeError::BadDigest { .. }), "{e}");
+        assert!(e.to_string().contains("not 64 lowercase hex digits"), "{e}");
+        assert!(e.fix("p").contains("no `sha256:` prefix"), "{}", e.fix("p"));
+
+        let e = error_of(parse(
+            &cm(
+                &label,
+                &[],
+                &[
+                    ("instance-selection.url", "s3://bucket/p.wasm"),
+                    ("instance-selection.sha256", HEX),
+                ],
+            ),
+            now,
+        ));
+        assert!(matches!(e, ShapeError::UnknownScheme { .. }), "{e}");
+        assert!(e.to_string().contains("`s3://bucket/p.wasm`"), "{e}");
+        assert!(e.fix("p").contains("oci://"), "{}", e.fix("p"));
+
+        let e = error_of(parse(
+            &cm(
+                &label,
+                &[("instance-selection.wasm", b"\0asm")],
+                &[
+                    ("instance-selection.url", "https://x/p.wasm"),
+                    ("instance-selection.sha256", HEX),
+                ],
+            ),
+            now,
+        ));
+        assert!(matches!(e, ShapeError::UrlAndComponent { .. }), "{e}");
+        assert!(
+            e.fix("p").contains("remove `instance-selection.wasm`"),
+            "{}",
+            e.fix("p")
+        );
+
+        let e = error_of(parse(
+            &cm(&label, &[], &[("instance-selection.sha256", HEX)]),
+            now,
+        ));
+        assert!(matches!(e, ShapeError::DigestWithoutUrl { .. }), "{e}");
+
+        let e = error_of(parse(
+            &cm(
+                &label,
+                &[],
+                &[
+                    ("instance-selection.url", "oci://ghcr.io"),
+                    ("instance-selection.sha256", HEX),
+                ],
+            ),
+            now,
+        ));
+        assert!(matches!(e, ShapeError::BadUrl { .. }), "{e}");
+        assert!(e.to_string().contains("no repository"), "{e}");
     }
 
     #[test]

@@ -7,9 +7,9 @@ use std::time::Duration;
 use dovetail_apiserver::cluster::{Cluster, ClusterConfig};
 use dovetail_core::policy::types::Decision;
 use dovetail_kube::policy_configmaps::{
-    AcceptedPolicy, MODE_LABEL, OutcomeKind, POLICY_LABEL, PolicyEvent, PolicyMode, PolicyOutcome,
-    PolicyStatus, REASON_ACCEPTED, REASON_REFUSED, Refusal, STATUS_ANNOTATION, ShapeError, report,
-    watch, watch_with,
+    AcceptedPolicy, ComponentSource, MODE_LABEL, OutcomeKind, POLICY_LABEL, PolicyEvent,
+    PolicyMode, PolicyOutcome, PolicyStatus, REASON_ACCEPTED, REASON_REFUSED, Refusal,
+    STATUS_ANNOTATION, ShapeError, report, watch, watch_with,
 };
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
@@ -108,7 +108,10 @@ async fn a_policy_configmap_arrives_and_its_outcome_is_written_back_on_it() {
     assert_eq!(cm.mode, PolicyMode::Live);
     assert_eq!(
         cm.components,
-        vec![(Decision::InstanceSelection, WASM.to_vec())]
+        vec![(
+            Decision::InstanceSelection,
+            ComponentSource::Inline(WASM.to_vec())
+        )]
     );
     assert_eq!(
         cm.config(Decision::InstanceSelection),
