@@ -21,7 +21,7 @@ use dovetail_kube::policy_configmaps::{
 use dovetail_tests::{guest, guest_bytes};
 use k8s_openapi::api::core::v1::ConfigMap;
 use policy_fetch::sha256_hex;
-use policy_server::{ENDLESS, PolicyServer, SourceHarness, fetch_config, wait};
+use policy_server::{ENDLESS, PolicyServer, SourceHarness, fetch_config, wait, wait_up_to};
 
 const IS: Decision = Decision::InstanceSelection;
 const CS: Decision = Decision::ConsolidationScoring;
@@ -381,4 +381,46 @@ fn policy_push_prints_configmaps_the_controller_reads() {
         err.contains("is not an https://, http:// or oci:// URL"),
         "{err}"
     );
+}
+
+/// A JavaScript policy is about 12 MB, twelve times what a ConfigMap holds:
+/// named by URL, it is fetched, verified, compiled off the decision path and
+/// serves, while the built-in keeps deciding until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_policy_too_big_for_a_configmap_serves_by_url() {
+    let bytes = std::fs::read(dovetail_tests::js_policy()).unwrap();
+    assert!(
+        bytes.len() > 1 << 20,
+        "the JavaScript component is {} bytes; this test is about components over a ConfigMap's 1 MiB",
+        bytes.len()
+    );
+    let server = PolicyServer::start().await;
+    server.put("/cheapest-spot.wasm", bytes.clone());
+    let cache = tempfile::tempdir().unwrap();
+    let h = SourceHarness::start(fetch_config(cache.path())).await;
+    let started = std::time::Instant::now();
+    h.put_remote(
+        "js",
+        IS,
+        &server.https("/cheapest-spot.wasm"),
+        &sha256_hex(&bytes),
+    )
+    .await;
+    // Compiling an engine-sized component takes tens of seconds here.
+    wait_up_to(
+        std::time::Duration::from_secs(300),
+        "the JavaScript policy serving",
+        || h.serving(IS).as_deref() == Some("cheapest-spot"),
+    )
+    .await;
+    println!(
+        "JavaScript policy, {} bytes: fetched, verified, compiled and serving in {:.1} s",
+        bytes.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let msg = h.event("js", REASON_ACCEPTED).await;
+    assert!(msg.contains("cheapest-spot@"), "{msg}");
+    assert_eq!(h.counts.accepted(IS), 1);
+    h.stop().await;
+    server.stop().await;
 }

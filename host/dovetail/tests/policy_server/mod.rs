@@ -403,13 +403,15 @@ impl SourceHarness {
 }
 
 /// Waits (up to 40 s) for `done`.
-pub async fn wait(what: &str, mut done: impl FnMut() -> bool) {
+pub async fn wait(what: &str, done: impl FnMut() -> bool) {
+    wait_up_to(Duration::from_secs(40), what, done).await
+}
+
+/// Waits up to `limit` for `done`.
+pub async fn wait_up_to(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(40),
-            "timed out waiting for {what}"
-        );
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
