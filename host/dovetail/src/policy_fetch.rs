@@ -71,6 +71,9 @@ pub struct FetchConfig {
     /// Authorities trusted beside the system's (which `SSL_CERT_FILE` and
     /// `SSL_CERT_DIR` can replace).
     pub extra_roots: Vec<CertificateDer<'static>>,
+    /// After a failure that may pass (unreachable, timed out, a server
+    /// error), the wait before fetching again; it doubles on each failure.
+    pub retry_after: Duration,
 }
 
 impl Default for FetchConfig {
@@ -80,6 +83,7 @@ impl Default for FetchConfig {
             max_bytes: DEFAULT_MAX_BYTES,
             timeout: DEFAULT_TIMEOUT,
             extra_roots: Vec::new(),
+            retry_after: DEFAULT_RETRY_AFTER,
         }
     }
 }
@@ -111,7 +115,27 @@ pub enum FetchError {
     Tls(String),
 }
 
+/// The first wait before fetching a failed source again.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(10);
+
 impl FetchError {
+    /// Whether the same request may succeed later with nothing changed:
+    /// the network, a timeout, the server's own trouble or rate limit.
+    pub fn may_pass(&self) -> bool {
+        match self {
+            FetchError::Unreachable { .. } | FetchError::TimedOut { .. } => true,
+            FetchError::Status { status, .. } => {
+                status.is_server_error()
+                    || *status == StatusCode::TOO_MANY_REQUESTS
+                    || *status == StatusCode::REQUEST_TIMEOUT
+            }
+            FetchError::DigestMismatch { .. }
+            | FetchError::TooLarge { .. }
+            | FetchError::Registry { .. }
+            | FetchError::Tls(_) => false,
+        }
+    }
+
     /// What to change; `decision` names the ConfigMap keys.
     pub fn fix(&self, decision: Decision) -> String {
         match self {
@@ -119,7 +143,7 @@ impl FetchError {
                 "if {actual} is the component you mean to serve, set `{decision}.sha256` to it; otherwise point `{decision}.url` at the component whose `sha256sum` matches `{decision}.sha256`"
             ),
             FetchError::Unreachable { .. } => format!(
-                "check `{decision}.url` and that the controller's pod can reach it (DNS, NetworkPolicy, egress); then change the configmap, or restart the controller, to fetch again"
+                "check `{decision}.url` and that the controller's pod can reach it (DNS, NetworkPolicy, egress)"
             ),
             FetchError::TimedOut { timeout, .. } => format!(
                 "serve the component from nearer the cluster, or raise {TIMEOUT_SETTING} (now {}s)",
@@ -133,13 +157,16 @@ impl FetchError {
                 401 | 403 => format!(
                     "the controller fetches without credentials: make the object public, or use a pre-signed URL in `{decision}.url`"
                 ),
-                s if s >= 500 => "the server failed: fix it, then change the configmap, or restart the controller, to fetch again".to_string(),
+                s if s >= 500 => "the server failed: check its logs".to_string(),
                 _ => format!("check `{decision}.url`: it must answer GET with the component bytes"),
             },
             FetchError::Registry { .. } => format!(
                 "check `{decision}.url` names a public artifact whose component is a layer of type application/wasm; or serve the component over https:// instead"
             ),
-            FetchError::Tls(_) => "check the system's certificate authorities (SSL_CERT_FILE, SSL_CERT_DIR)".to_string(),
+            FetchError::Tls(_) => {
+                "check the system's certificate authorities (SSL_CERT_FILE, SSL_CERT_DIR)"
+                    .to_string()
+            }
         }
     }
 }
@@ -169,6 +196,11 @@ pub enum Origin {
 }
 
 impl Fetcher {
+    /// The first wait before fetching a failed source again.
+    pub fn retry_after(&self) -> Duration {
+        self.config.retry_after
+    }
+
     pub fn new(config: FetchConfig) -> Result<Self, FetchError> {
         let mut roots = rustls::RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();

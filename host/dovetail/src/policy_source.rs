@@ -126,7 +126,29 @@ struct Known {
     /// Its latest version, kept while it waits for a slot another
     /// ConfigMap holds, to be tried again when that one goes.
     waiting: Option<PolicyConfigMap>,
+    /// Its latest version, when fetching its component failed in a way
+    /// that may pass (unreachable, timed out, a server error): fetched
+    /// again at `at`, without the user touching the ConfigMap.
+    retry: Option<Retry>,
 }
+
+#[derive(Debug)]
+struct Retry {
+    cm: PolicyConfigMap,
+    attempt: u32,
+    at: tokio::time::Instant,
+}
+
+/// The wait before fetch `attempt` (from 1) of a component whose source
+/// failed: `first`, doubling, at most [`MAX_RETRY_DELAY`].
+fn retry_delay(first: Duration, attempt: u32) -> Duration {
+    first
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(MAX_RETRY_DELAY)
+}
+
+/// Retries of a failing source back off to this.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 
 /// Keeps the policy hosts in step with the policy ConfigMaps.
 pub struct PolicySource {
@@ -164,11 +186,44 @@ impl PolicySource {
         self.counts.clone()
     }
 
-    /// Handles `events` until the stream ends.
+    /// Handles `events` until the stream ends, fetching again the
+    /// components whose sources failed, when their retries fall due.
     pub async fn run(mut self, events: impl Stream<Item = PolicyEvent>) {
         let mut events = std::pin::pin!(events);
-        while let Some(event) = events.next().await {
-            self.handle(event).await;
+        loop {
+            let due = self
+                .known
+                .values()
+                .filter_map(|k| k.retry.as_ref())
+                .map(|r| r.at)
+                .min();
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(event) => self.handle(event).await,
+                    None => return,
+                },
+                () = async {
+                    match due {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => self.retry_due().await,
+            }
+        }
+    }
+
+    /// Applies again every version whose retry is due.
+    async fn retry_due(&mut self) {
+        let now = tokio::time::Instant::now();
+        let due: Vec<Retry> = self
+            .known
+            .values_mut()
+            .filter(|k| k.retry.as_ref().is_some_and(|r| r.at <= now))
+            .filter_map(|k| k.retry.take())
+            .collect();
+        for r in due {
+            tracing::info!(configmap = %r.cm.configmap.name, attempt = r.attempt, "fetching a policy component again");
+            self.apply_attempt(r.cm, r.attempt).await;
         }
     }
 
@@ -252,13 +307,21 @@ impl PolicySource {
             content: String::new(),
             serving: Vec::new(),
             waiting: None,
+            retry: None,
         });
+        known.retry = None;
         known.uid = cm.uid.clone();
         known.content = cm.content.clone();
         known
     }
 
     async fn apply(&mut self, cm: PolicyConfigMap) {
+        self.apply_attempt(cm, 0).await
+    }
+
+    /// `attempt`: how many times fetching this version's components failed
+    /// in a way that may pass.
+    async fn apply_attempt(&mut self, cm: PolicyConfigMap, attempt: u32) {
         let name = cm.configmap.name.clone();
         self.remember(&cm.configmap).waiting = None;
         let decisions: Vec<Decision> = cm.components.iter().map(|(d, _)| *d).collect();
@@ -312,14 +375,24 @@ impl PolicySource {
                         components.push((*d, bytes));
                     }
                     Err(e) => {
-                        self.refuse(
-                            &cm.configmap,
-                            cm.mode,
-                            &decisions,
-                            format!("{d}: {e}"),
-                            e.fix(*d),
-                        )
-                        .await;
+                        let mut fix = e.fix(*d);
+                        if e.may_pass() {
+                            let delay = retry_delay(self.fetcher.retry_after(), attempt + 1);
+                            fix.push_str(&format!(
+                                "; Dovetail fetches it again in {}s (then less often, up to every {}s)",
+                                delay.as_secs(),
+                                MAX_RETRY_DELAY.as_secs()
+                            ));
+                            if let Some(k) = self.known.get_mut(&name) {
+                                k.retry = Some(Retry {
+                                    cm: cm.clone(),
+                                    attempt: attempt + 1,
+                                    at: tokio::time::Instant::now() + delay,
+                                });
+                            }
+                        }
+                        self.refuse(&cm.configmap, cm.mode, &decisions, format!("{d}: {e}"), fix)
+                            .await;
                         return;
                     }
                 },

@@ -324,6 +324,7 @@ impl ControllerArgs {
             max_bytes: self.policy_fetch_max_bytes,
             timeout: self.policy_fetch_timeout.0,
             extra_roots: Vec::new(),
+            retry_after: crate::policy_fetch::DEFAULT_RETRY_AFTER,
         }
     }
 

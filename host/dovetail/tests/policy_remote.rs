@@ -161,6 +161,43 @@ async fn an_unreachable_source_or_a_missing_file_is_refused_naming_the_url() {
     server.stop().await;
 }
 
+/// A source in trouble (here a 503) is fetched again on its own, backing
+/// off, until it serves: nobody has to touch the ConfigMap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_recovers_is_fetched_again_without_touching_the_configmap() {
+    let graviton = guest_bytes("dovetail-policy-graviton-first");
+    let server = PolicyServer::start().await;
+    server.put("/p.wasm", graviton.clone());
+    server.set_unavailable("/p.wasm", true);
+    let cache = tempfile::tempdir().unwrap();
+    let mut config = fetch_config(cache.path());
+    config.retry_after = std::time::Duration::from_secs(1);
+    let h = SourceHarness::start(config).await;
+    let url = server.http("/p.wasm");
+    h.put_remote("p", IS, &url, &sha256_hex(&graviton)).await;
+    let first = h.event("p", REASON_REFUSED).await;
+    for part in [
+        format!("{url} answered HTTP 503"),
+        "Dovetail fetches it again in 1s".to_string(),
+        "still serving: instance-selection: builtin-default@".to_string(),
+    ] {
+        assert!(first.contains(&part), "`{part}` in {first}");
+    }
+    // The second failure waits twice as long.
+    let second = h.nth_event("p", REASON_REFUSED, 2).await;
+    assert!(second.contains("fetches it again in 2s"), "{second}");
+    server.set_unavailable("/p.wasm", false);
+    wait("graviton-first serving after the source recovered", || {
+        h.serving(IS).as_deref() == Some("graviton-first")
+    })
+    .await;
+    let msg = h.event("p", REASON_ACCEPTED).await;
+    assert!(msg.contains("graviton-first@0.1.0"), "{msg}");
+    assert!(h.counts.refused(IS) >= 2);
+    h.stop().await;
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversize_body_is_refused_as_it_streams() {
     let server = PolicyServer::start().await;

@@ -84,6 +84,8 @@ struct Shared {
     /// Registry requests need the token (after the 401 challenge).
     token_required: Mutex<bool>,
     hits: AtomicU64,
+    /// Paths answered 503, as by a server in trouble.
+    unavailable: Mutex<std::collections::HashSet<String>>,
     token_requests: AtomicU64,
     addr: Mutex<Option<SocketAddr>>,
 }
@@ -112,6 +114,16 @@ impl PolicyServer {
             let _ = axum::serve(listener, app).await;
         });
         Self { addr, shared, task }
+    }
+
+    /// Answers `path` with 503 Service Unavailable while `down`.
+    pub fn set_unavailable(&self, path: &str, down: bool) {
+        let mut paths = self.shared.unavailable.lock().unwrap();
+        if down {
+            paths.insert(path.to_string());
+        } else {
+            paths.remove(path);
+        }
     }
 
     /// Serves `bytes` at `path` (e.g. `/p.wasm`).
@@ -193,6 +205,9 @@ async fn serve(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Re
         let chunk = Bytes::from(vec![0u8; 1 << 20]);
         let stream = futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
         return Response::new(Body::from_stream(stream));
+    }
+    if s.unavailable.lock().unwrap().contains(path) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     if let Some(b) = s.files.lock().unwrap().get(path) {
         return b.clone().into_response();
