@@ -17,6 +17,7 @@ mod logs;
 mod metrics;
 mod output;
 mod policy_cmd;
+mod policy_new;
 mod policy_push;
 mod policy_source;
 mod rate_limit;
