@@ -70,11 +70,12 @@ impl NewDecision {
         self != Self::InstanceSelection
     }
 
-    /// The WIT world a component making these decisions targets.
+    /// The world of `wit/policy.wit` a component making these decisions
+    /// targets.
     fn world(self) -> &'static str {
         match self {
-            Self::InstanceSelection => "selector",
-            Self::ConsolidationScoring => "scorer",
+            Self::InstanceSelection => "instance-selector",
+            Self::ConsolidationScoring => "consolidation-scorer",
             Self::Both => "policy",
         }
     }
