@@ -19,6 +19,7 @@ mod output;
 mod policy_cases;
 mod policy_cmd;
 mod policy_fetch;
+mod policy_new;
 mod policy_push;
 mod policy_source;
 mod rate_limit;

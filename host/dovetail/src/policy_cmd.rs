@@ -22,6 +22,9 @@ use crate::output::{self, outln};
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
+    /// Start a policy project: sources, build, README, example config,
+    /// golden cases and a CI snippet, ready to build and test.
+    New(crate::policy_new::NewArgs),
     /// Validate a policy, then put it in the cluster as the ConfigMap the
     /// controller watches (labelled `dovetail.dev/policy`), through your
     /// kubeconfig.
@@ -177,6 +180,7 @@ impl RunOpts {
 
 pub fn run(cmd: PolicyCommand) -> Result<()> {
     match cmd {
+        PolicyCommand::New(args) => crate::policy_new::run(&args),
         PolicyCommand::Push(args) => crate::policy_push::run(&args),
         PolicyCommand::Validate { file, opts, json } => validate(&file, &opts, json),
         PolicyCommand::Test {
