@@ -405,7 +405,7 @@ fn an_unknown_language_is_refused_naming_the_known_ones() {
         s(&target),
     ]);
     out.expect_code(2)
-        .expect_stderr(&["no template for language \"go\"", "fix: use --lang rust"]);
+        .expect_stderr(&["no template for language \"go\"", "fix: use --lang c or --lang js or --lang rust"]);
     assert!(!target.exists());
 }
 
@@ -418,4 +418,115 @@ fn every_decision_must_be_one_of_the_three() {
         "consolidation-scoring",
         "both",
     ]);
+}
+
+/// Runs `program args` in `dir` with the `dovetail` under test first on
+/// `PATH`, failing with its output.
+fn run_in(dir: &Path, program: &str, args: &[&str], hint: &str) -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_dovetail")).parent().unwrap();
+    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    let out = Command::new(program)
+        .current_dir(dir)
+        .args(args)
+        .env("PATH", path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} ({hint}): {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "`{program} {}` in {} failed ({hint}):\n{text}",
+        args.join(" "),
+        dir.display()
+    );
+    text
+}
+
+/// A C project, for each decision, builds with its Makefile (the SDK and the
+/// WIT come with it) and passes its own validate and golden cases.
+#[test]
+fn a_c_policy_project_builds_and_passes_its_cases() {
+    let scratch = tempfile::tempdir().unwrap();
+    for (decision, cases) in [
+        ("instance-selection", 2),
+        ("consolidation-scoring", 1),
+        ("both", 3),
+    ] {
+        let name = format!("c-{decision}");
+        let project = scratch.path().join(&name);
+        dovetail(&[
+            "policy",
+            "new",
+            &name,
+            "--decision",
+            decision,
+            "--lang",
+            "c",
+            "--dir",
+            s(&project),
+        ])
+        .expect_code(0);
+        for f in [
+            "sdk/dovetail_policy.h",
+            "wit/policy.wit",
+            "Makefile",
+            "cases.yaml",
+        ] {
+            assert!(project.join(f).is_file(), "{name}: {f} missing");
+        }
+        let out = run_in(
+            &project,
+            "make",
+            &["test"],
+            "install the tools with tests/c/install.sh",
+        );
+        assert!(
+            out.contains(&format!("{cases} passed, 0 failed")),
+            "{name}: {out}"
+        );
+        let size = std::fs::metadata(project.join(format!("{name}.wasm")))
+            .unwrap()
+            .len();
+        assert!(size < 1 << 20, "{name}: {size} bytes fits a ConfigMap");
+    }
+}
+
+/// A JavaScript project builds with its own package.json (the pinned
+/// componentize-js) and passes its own validate and golden cases.
+#[test]
+fn a_javascript_policy_project_builds_and_passes_its_cases() {
+    dovetail_tests::js::require_js_tools();
+    let scratch = tempfile::tempdir().unwrap();
+    let project = scratch.path().join("js-both");
+    dovetail(&[
+        "policy",
+        "new",
+        "js-both",
+        "--decision",
+        "both",
+        "--lang",
+        "js",
+        "--dir",
+        s(&project),
+    ])
+    .expect_code(0);
+    let hint =
+        "Node.js 20 and npm, with the npm registry reachable (tests/js/install.sh fills the cache)";
+    run_in(
+        &project,
+        "npm",
+        &["install", "--no-audit", "--no-fund", "--prefer-offline"],
+        hint,
+    );
+    run_in(&project, "npm", &["run", "build"], hint);
+    run_in(&project, "npm", &["run", "validate"], hint);
+    let out = run_in(&project, "npm", &["test"], hint);
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+    assert!(!out.contains("FAIL"), "{out}");
 }

@@ -1,16 +1,16 @@
 /* {{ name }}: a Dovetail policy in C.
-{%- if selection %}
+{% if selection %}
  *
  * Instance selection: the launch's acceptable offerings (compatible,
  * available, big enough, no GPU waste), cheapest first, offerings above
  * `max-price` left out; the pick limit and minValues kept.
-{%- endif %}
-{%- if scoring %}
+{% endif %}
+{% if scoring %}
  *
  * Consolidation: candidates ranked by disruption cost scaled by remaining
  * lifetime (Karpenter's order); a move is approved when it is strictly cheaper
  * and saves at least `min-savings-percent` of what it removes.
-{%- endif %}
+{% endif %}
  *
  * The SDK (sdk/dovetail_policy.h) documents every view and helper. */
 
@@ -22,25 +22,32 @@
 DT_POLICY("{{ name }}", "0.1.0", "{{ name }} policy");
 
 /* Config; set afresh by dt_configure on every instance. */
-{%- if selection %}
+{% if selection %}
 static double max_price = INFINITY;
-{%- endif %}
-{%- if scoring %}
+{% endif %}
+{% if scoring %}
 static double min_savings_percent = 0;
-{%- endif %}
+{% endif %}
 
 bool dt_configure(const dt_config *config, dt_config_error *err) {
   static const char *const known[] = {
-{%- if selection %}"max-price", {% endif %}{% if scoring %}"min-savings-percent", {% endif %}};
-  return dt_config_deny_unknown(config, known, sizeof known / sizeof *known, err)
-{%- if selection %}
-         && dt_config_number(config, "max-price", INFINITY, 0, 1000, &max_price, err)
-{%- endif %}
-{%- if scoring %}
-         && dt_config_number(config, "min-savings-percent", 0, 0, 100, &min_savings_percent, err)
-{%- endif %};
+{% if selection %}
+      "max-price",
+{% endif %}
+{% if scoring %}
+      "min-savings-percent",
+{% endif %}
+  };
+  if (!dt_config_deny_unknown(config, known, sizeof known / sizeof *known, err)) return false;
+{% if selection %}
+  if (!dt_config_number(config, "max-price", INFINITY, 0, 1000, &max_price, err)) return false;
+{% endif %}
+{% if scoring %}
+  if (!dt_config_number(config, "min-savings-percent", 0, 0, 100, &min_savings_percent, err)) return false;
+{% endif %}
+  return true;
 }
-{%- if selection %}
+{% if selection %}
 
 static bool within_price(dt_offering o, void *unused) {
   (void)unused;
@@ -62,8 +69,8 @@ bool dt_pick(const dt_selection_request *req, const dt_launch *launch, dt_rows *
          dt_launch_node_pool(req, launch).ptr);
   return dt_truncate(req, launch, picks, err);
 }
-{%- endif %}
-{%- if scoring %}
+{% endif %}
+{% if scoring %}
 
 bool dt_rank(const dt_context *ctx, dt_score *scores, dt_error *err) {
   for (uint32_t i = 0; i < dt_candidate_count(ctx); i++)
@@ -83,4 +90,4 @@ bool dt_approve(const dt_context *ctx, const dt_move *move, char **reason) {
   *reason = dt_reason("saves %.1f%% ($%.4f/h)", percent, move->savings);
   return true;
 }
-{%- endif %}
+{% endif %}
