@@ -17,6 +17,7 @@ mod logs;
 mod metrics;
 mod output;
 mod policy_cmd;
+mod policy_judge;
 mod policy_push;
 mod policy_source;
 mod rate_limit;
@@ -95,6 +96,7 @@ fn main() {
     // a line per failed call would bury it.
     let default_filter = match cli.command {
         Command::Sim(_) => "warn,dovetail_policy=off",
+        Command::Policy(policy_cmd::PolicyCommand::Judge(_)) => "warn,dovetail_policy=off",
         // A client dropped mid-watch is routine for a local server; the
         // attached controller's decisions and policy swaps are what the
         // user came to see.
