@@ -372,6 +372,15 @@ fn calls(failures: u64, timeouts: u64) -> String {
 /// `+3 (+25.0%)`, `-0.0123 (-2.1%)`, `0`; the percent only against a
 /// non-zero built-in figure.
 fn delta(builtin: f64, policy: f64, decimals: usize) -> String {
+    match delta_parts(builtin, policy, decimals) {
+        (text, Some(pct)) => format!("{text} ({pct})"),
+        (text, None) => text,
+    }
+}
+
+/// The signed difference as shown, and its percentage of the built-in's
+/// figure when there is one; `0` and no percentage when they show equal.
+fn delta_parts(builtin: f64, policy: f64, decimals: usize) -> (String, Option<String>) {
     let d = policy - builtin;
     let text = format!("{d:+.decimals$}");
     if text
@@ -379,27 +388,24 @@ fn delta(builtin: f64, policy: f64, decimals: usize) -> String {
         .chars()
         .all(|c| matches!(c, '0' | '.'))
     {
-        return "0".into();
+        return ("0".into(), None);
     }
-    if builtin.abs() > f64::EPSILON {
-        format!("{text} ({:+.1}%)", d / builtin * 100.0)
-    } else {
-        text
-    }
+    let pct = (builtin.abs() > f64::EPSILON).then(|| format!("{:+.1}%", d / builtin * 100.0));
+    (text, pct)
 }
 
-/// Cents once any cost reaches 10 USD, else 4 decimals (as `dovetail sim`).
-fn money_decimals(j: &Judgement) -> usize {
-    let big = j
-        .scenarios
-        .iter()
-        .any(|s| s.builtin.cost_usd.abs() >= 10.0 || s.policy.cost_usd.abs() >= 10.0);
-    if big { 2 } else { 4 }
+/// Cents once either cost reaches 10 USD, else 4 decimals (as `dovetail
+/// sim`).
+fn money_decimals(a: f64, b: f64) -> usize {
+    if a.abs() >= 10.0 || b.abs() >= 10.0 {
+        2
+    } else {
+        4
+    }
 }
 
 /// The table, the failures' notes and the verdict line.
 fn render(j: &Judgement) -> String {
-    let money_decimals = money_decimals(j);
     let mut rows: Vec<[String; 5]> = vec![[
         "scenario".into(),
         "measure".into(),
@@ -419,7 +425,12 @@ fn render(j: &Judgement) -> String {
             ]
         };
         let mut group = vec![
-            num("cost (USD)", b.cost_usd, p.cost_usd, money_decimals),
+            num(
+                "cost (USD)",
+                b.cost_usd,
+                p.cost_usd,
+                money_decimals(b.cost_usd, p.cost_usd),
+            ),
             num("disruptions", b.disruptions as f64, p.disruptions as f64, 0),
             num(
                 "pods evicted",
@@ -509,16 +520,20 @@ fn verdict_line(j: &Judgement) -> String {
     let (cb, cp) = sum(&|f| f.cost_usd);
     let (db, dp) = sum(&|f| f.disruptions as f64);
     let (eb, ep) = sum(&|f| f.pods_evicted as f64);
-    let m = money_decimals(j);
+    let m = money_decimals(cb, cp);
+    let change = |b: f64, p: f64, decimals: usize| match delta_parts(b, p, decimals) {
+        (text, Some(pct)) => format!("{text}, {pct}"),
+        (text, None) => text,
+    };
     format!(
         "verdict: PASS: {} never failed or timed out in {n} scenario{}; in all, policy vs \
          built-in: cost {cp:.m$} vs {cb:.m$} USD ({}), disruptions {dp:.0} vs {db:.0} ({}), \
          pods evicted {ep:.0} vs {eb:.0} ({})",
         j.policy,
         if n == 1 { "" } else { "s" },
-        delta(cb, cp, m),
-        delta(db, dp, 0),
-        delta(eb, ep, 0),
+        change(cb, cp, m),
+        change(db, dp, 0),
+        change(eb, ep, 0),
     )
 }
 
@@ -575,14 +590,15 @@ mod tests {
             assert!(text.contains(measure), "{measure}: {text}");
         }
         assert!(
-            text.lines()
-                .any(|l| l.starts_with("demo  cost (USD)") && l.ends_with("-0.5000 (-25.0%)")),
+            text.lines().any(|l| l.starts_with("demo ")
+                && l.contains(" cost (USD) ")
+                && l.ends_with("-0.5000 (-25.0%)")),
             "{text}"
         );
         assert!(text.contains("verdict: PASS: p@0.1.0"), "{text}");
         assert!(
             text.contains(
-                "cost 1.5000 vs 2.0000 USD (-0.5000 (-25.0%)), disruptions 5 vs 4 (+1 (+25.0%))"
+                "cost 1.5000 vs 2.0000 USD (-0.5000, -25.0%), disruptions 5 vs 4 (+1, +25.0%), pods evicted 4 vs 4 (0)"
             ),
             "{text}"
         );
