@@ -20,6 +20,7 @@ mod policy_cases;
 mod policy_cmd;
 mod policy_fetch;
 mod policy_new;
+mod policy_judge;
 mod policy_push;
 mod policy_source;
 mod rate_limit;
@@ -98,6 +99,7 @@ fn main() {
     // a line per failed call would bury it.
     let default_filter = match cli.command {
         Command::Sim(_) => "warn,dovetail_policy=off",
+        Command::Policy(policy_cmd::PolicyCommand::Judge(_)) => "warn,dovetail_policy=off",
         // A client dropped mid-watch is routine for a local server; the
         // attached controller's decisions and policy swaps are what the
         // user came to see.

@@ -88,6 +88,9 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Judge a policy against the built-in decisions in the simulator, over
+    /// the reference scenarios or your own; exits 1 if it fails or times out.
+    Judge(crate::policy_judge::JudgeArgs),
     /// Serve a policy directory with hot reload and print every change (what
     /// the controller does with its mounted ConfigMap).
     Watch {
@@ -207,6 +210,7 @@ pub fn run(cmd: PolicyCommand) -> Result<()> {
         ),
         PolicyCommand::BenchReload { file, rounds, json } => bench_reload(&file, rounds, json),
         PolicyCommand::Watch { dir, seconds } => watch(&dir, seconds),
+        PolicyCommand::Judge(args) => crate::policy_judge::run(&args),
     }
 }
 

@@ -21,7 +21,7 @@ use crate::output::{self, OutputFile, outln};
 
 /// Fuel per policy call: far more than any shipped policy needs for a
 /// thousands-of-NodeClaims round, and the same on every machine.
-const DEFAULT_FUEL: u64 = 10_000_000_000;
+pub(crate) const DEFAULT_FUEL: u64 = 10_000_000_000;
 
 /// Wall-clock safety net per policy call in fuel mode; fuel is what limits a
 /// call, this only stops a runaway one on a very slow machine.
@@ -123,6 +123,13 @@ pub enum BaselineArg {
     StaticNodeGroupsSpot,
 }
 
+/// What every Wasm policy of a simulated run may use, per call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PolicyLimits {
+    pub fuel: u64,
+    pub memory_mib: usize,
+}
+
 /// The two decisions, their `--policy` keys and scenario fields.
 const DECISIONS: [(Decision, &str, &str); 2] = [
     (
@@ -146,12 +153,33 @@ struct Source {
 
 /// The Wasm policies (and their configs) of one run, by decision.
 #[derive(Debug, Clone, Default, PartialEq)]
-struct PolicySet {
+pub(crate) struct PolicySet {
     wasm: [Option<Source>; 2],
     config: [Option<PathBuf>; 2],
 }
 
 impl PolicySet {
+    /// One policy file deciding `decisions` (the others built-in), with its
+    /// config; `named_by` says where the file was named, for errors.
+    pub(crate) fn one(
+        file: &Path,
+        decisions: &[Decision],
+        config: Option<&Path>,
+        named_by: &str,
+    ) -> Self {
+        let mut set = Self::default();
+        for (i, (decision, _, _)) in DECISIONS.iter().enumerate() {
+            if decisions.contains(decision) {
+                set.wasm[i] = Some(Source {
+                    path: file.to_path_buf(),
+                    named_by: named_by.to_string(),
+                });
+                set.config[i] = config.map(Path::to_path_buf);
+            }
+        }
+        set
+    }
+
     fn is_builtin(&self) -> bool {
         self.wasm.iter().all(Option::is_none)
     }
@@ -210,7 +238,7 @@ impl PolicySet {
 
 /// What decides in one run.
 #[derive(Debug, Clone, PartialEq)]
-enum Spec {
+pub(crate) enum Spec {
     /// The scenario's policies with the `--policy` overrides.
     Scenario,
     Builtin,
@@ -225,7 +253,7 @@ enum Spec {
 }
 
 impl Spec {
-    fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         match self {
             Spec::Scenario => "scenario",
             Spec::Builtin => "builtin",
@@ -366,29 +394,35 @@ fn plan(args: &SimArgs, scenario: &Scenario) -> Result<(Vec<Spec>, PolicySet)> {
     Ok((specs, plain))
 }
 
+/// The runtime the runs' policies share (its compiled-code cache with
+/// them), started on first use.
+pub(crate) fn runtime(runtime: &mut Option<Runtime>, limits: PolicyLimits) -> Result<Runtime> {
+    Ok(match runtime {
+        Some(rt) => rt.clone(),
+        None => {
+            let config = RuntimeConfig {
+                fuel_mode_deadline: FUEL_MODE_DEADLINE,
+                memory_limit: limits.memory_mib << 20,
+                ..RuntimeConfig::deterministic(limits.fuel)
+            };
+            runtime
+                .insert(Runtime::new(config).context("cannot start the policy runtime")?)
+                .clone()
+        }
+    })
+}
+
 /// Loads a run's policies into their own host; `None`: all built-in.
 fn load_host(
     runtime: &mut Option<Runtime>,
-    args: &SimArgs,
+    limits: PolicyLimits,
     label: &str,
     set: &PolicySet,
 ) -> Result<Option<PolicyHost>> {
     if set.is_builtin() {
         return Ok(None);
     }
-    let rt = match runtime {
-        Some(rt) => rt.clone(),
-        None => {
-            let config = RuntimeConfig {
-                fuel_mode_deadline: FUEL_MODE_DEADLINE,
-                memory_limit: args.memory_mib << 20,
-                ..RuntimeConfig::deterministic(args.fuel)
-            };
-            runtime
-                .insert(Runtime::new(config).context("cannot start the policy runtime")?)
-                .clone()
-        }
-    };
+    let rt = self::runtime(runtime, limits)?;
     // A failing call falls back and is counted; the breaker's wall-clock
     // cool-down would make runs differ, so it never opens here.
     let breaker = BreakerConfig {
@@ -416,7 +450,7 @@ fn load_host(
         .map_err(|e| {
             let fuel =
                 if e.class == FailureClass::OutOfFuel || e.to_string().contains("out-of-fuel") {
-                    format!(" (in the simulator, raise --fuel, now {})", args.fuel)
+                    format!(" (in the simulator, raise --fuel, now {})", limits.fuel)
                 } else {
                     String::new()
                 };
@@ -428,6 +462,73 @@ fn load_host(
         })?;
     }
     Ok(Some(host))
+}
+
+/// Loads every run's policies, each run into its own host (so its counts
+/// are its own), before the first run: a bad policy fails fast. `plain`:
+/// the policies of [`Spec::Scenario`].
+pub(crate) fn load_hosts(
+    runtime: &mut Option<Runtime>,
+    limits: PolicyLimits,
+    specs: &[Spec],
+    plain: &PolicySet,
+) -> Result<Vec<Option<PolicyHost>>> {
+    specs
+        .iter()
+        .map(|spec| match spec {
+            Spec::Scenario => load_host(runtime, limits, spec.label(), plain),
+            Spec::Custom { label, set } => load_host(runtime, limits, label, set),
+            Spec::Builtin | Spec::StaticNodeGroups { .. } => Ok(None),
+        })
+        .collect()
+}
+
+/// Runs `scenario` once per spec, in order, with the hosts of
+/// [`load_hosts`]; `prefix` starts every progress bar.
+pub(crate) fn run_specs(
+    scenario: &Scenario,
+    specs: &[Spec],
+    hosts: &[Option<PolicyHost>],
+    prefix: &str,
+) -> Result<Vec<Run>> {
+    let several = specs.len() > 1;
+    specs
+        .iter()
+        .zip(hosts)
+        .map(|(spec, host)| {
+            let prefix = if several {
+                format!("{prefix}{} ", spec.label())
+            } else {
+                prefix.to_string()
+            };
+            simulate(scenario, spec, host.as_ref(), &prefix)
+        })
+        .collect()
+}
+
+/// Reads and parses a scenario file (its files relative to its folder);
+/// with `strict`, its warnings are errors, otherwise they are printed.
+pub(crate) fn read_scenario(path: &Path, strict: bool) -> Result<Scenario> {
+    let text = dovetail_input::read_text(path, "scenario", dovetail_input::caps::SCENARIO)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let scenario = parse_scenario_in(&text, dir)
+        .with_context(|| format!("scenario {} is not valid", path.display()))?;
+    if strict && !scenario.warnings.is_empty() {
+        bail!(
+            "scenario {} is not valid (--strict makes its warnings errors): {}",
+            path.display(),
+            scenario
+                .warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    for w in &scenario.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(scenario)
 }
 
 fn simulate(
@@ -512,6 +613,8 @@ fn simulate(
         // `name@version (digest)`: the table shows the name and version.
         deciders[i] = active.split(" (").next().unwrap_or_default().to_string();
         report.totals.policy_failures += status.fallbacks;
+        report.totals.policy_timeouts += status.failures.get(FailureClass::OutOfFuel)
+            + status.failures.get(FailureClass::Timeout);
         if status.fallbacks > 0 {
             notes.push(format!(
                 "{label}: {key} policy {active} failed {} of {} calls and the built-in decided \
@@ -567,26 +670,7 @@ fn progress_bar(seconds: u64, prefix: &str) -> ProgressBar {
 }
 
 pub fn run(args: SimArgs) -> Result<()> {
-    let text =
-        dovetail_input::read_text(&args.scenario, "scenario", dovetail_input::caps::SCENARIO)?;
-    let dir = args.scenario.parent().unwrap_or(std::path::Path::new("."));
-    let mut scenario = parse_scenario_in(&text, dir)
-        .with_context(|| format!("scenario {} is not valid", args.scenario.display()))?;
-    if args.strict && !scenario.warnings.is_empty() {
-        bail!(
-            "scenario {} is not valid (--strict makes its warnings errors): {}",
-            args.scenario.display(),
-            scenario
-                .warnings
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-    }
-    for w in &scenario.warnings {
-        eprintln!("warning: {w}");
-    }
+    let mut scenario = read_scenario(&args.scenario, args.strict)?;
     if let Some(seed) = args.seed {
         scenario.seed = seed;
     }
@@ -607,28 +691,13 @@ pub fn run(args: SimArgs) -> Result<()> {
         .map(|p| OutputFile::open("--report", p, "the HTML report"))
         .transpose()?;
 
-    // Load every policy before the first run: a bad one fails fast.
-    let mut runtime = None;
-    let mut hosts = Vec::with_capacity(specs.len());
-    for spec in &specs {
-        let host = match spec {
-            Spec::Scenario => load_host(&mut runtime, &args, spec.label(), &plain)?,
-            Spec::Custom { label, set } => load_host(&mut runtime, &args, label, set)?,
-            Spec::Builtin | Spec::StaticNodeGroups { .. } => None,
-        };
-        hosts.push(host);
-    }
-
+    let limits = PolicyLimits {
+        fuel: args.fuel,
+        memory_mib: args.memory_mib,
+    };
+    let hosts = load_hosts(&mut None, limits, &specs, &plain)?;
     let several = specs.len() > 1;
-    let mut runs = Vec::with_capacity(specs.len());
-    for (spec, host) in specs.iter().zip(&hosts) {
-        let prefix = if several {
-            format!("{} ", spec.label())
-        } else {
-            String::new()
-        };
-        runs.push(simulate(&scenario, spec, host.as_ref(), &prefix)?);
-    }
+    let runs = run_specs(&scenario, &specs, &hosts, "")?;
 
     let out = text::report(&args.scenario.display().to_string(), &scenario, &runs);
     // The files first: a reader of stdout that stops early (`| head`) must not cost them.

@@ -286,6 +286,10 @@ pub struct Totals {
     /// Calls where the configured policy failed and the built-in decided
     /// instead (filled in by whoever ran the policies).
     pub policy_failures: u64,
+    /// Of those, calls stopped because they ran out of fuel or past their
+    /// wall-clock deadline: a policy too slow for its budget rather than a
+    /// broken one.
+    pub policy_timeouts: u64,
 }
 
 impl Report {

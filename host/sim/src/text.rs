@@ -254,6 +254,11 @@ pub(crate) fn metrics(runs: &[Run], compare: bool) -> Vec<Metric> {
     rows.push(metric("policy failures", &|t| {
         Value::Count(t.policy_failures)
     }));
+    if totals.iter().any(|t| t.policy_timeouts > 0) {
+        rows.push(metric("policy timeouts", &|t| {
+            Value::Count(t.policy_timeouts)
+        }));
+    }
     rows.push(Metric {
         name: "wall".into(),
         values: runs

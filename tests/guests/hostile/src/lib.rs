@@ -1,16 +1,32 @@
 //! A policy that behaves until asked not to. The misbehaviour is chosen by
 //! the config's `mode` and triggered only by requests whose seed is
 //! [`TRIGGER_SEED`], so the policy passes its load-time smoke calls and the
-//! tests decide when it attacks.
+//! tests decide when it attacks. With `trigger: always` it attacks every
+//! request but the smoke calls (whose seed is [`SMOKE_SEED`]): what a policy
+//! broken on real rounds looks like, e.g. in the simulator.
 
 use dovetail_policy_sdk::prelude::*;
 
 /// Requests with this seed trigger the configured misbehaviour.
 pub const TRIGGER_SEED: u64 = 666;
 
+/// The seed of the host's load-time smoke requests.
+pub const SMOKE_SEED: u64 = 7;
+
 #[derive(Default)]
 pub struct Hostile {
     mode: String,
+    always: bool,
+}
+
+impl Hostile {
+    fn triggered(&self, seed: u64) -> bool {
+        if self.always {
+            seed != SMOKE_SEED
+        } else {
+            seed == TRIGGER_SEED
+        }
+    }
 }
 
 impl Policy for Hostile {
@@ -18,8 +34,18 @@ impl Policy for Hostile {
     const VERSION: &'static str = "0.0.1";
 
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
-        config.deny_unknown(&["mode"])?;
+        config.deny_unknown(&["mode", "trigger"])?;
         self.mode = config.string("mode", "none")?;
+        self.always = match config.string("trigger", "seed")?.as_str() {
+            "seed" => false,
+            "always" => true,
+            other => {
+                return Err(ConfigError::new(
+                    "trigger",
+                    format!("`{other}`: expected `seed` or `always`"),
+                ));
+            }
+        };
         Ok(())
     }
 }
@@ -67,7 +93,7 @@ fn recurse(depth: u64) -> u64 {
 
 impl SelectInstances for Hostile {
     fn select(&self, req: &SelectionRequest) -> Selection {
-        if req.seed != TRIGGER_SEED {
+        if !self.triggered(req.seed) {
             return default_select(req);
         }
         match self.mode.as_str() {
@@ -126,10 +152,10 @@ impl SelectInstances for Hostile {
 
 impl ScoreConsolidation for Hostile {
     fn rank(&self, ctx: &ConsolidationContext) -> Result<Ranking, PolicyError> {
-        if ctx.seed == TRIGGER_SEED && self.mode == "nan-score" {
+        if self.triggered(ctx.seed) && self.mode == "nan-score" {
             return Ok(vec![Some(f64::NAN); ctx.candidates.len()]);
         }
-        if ctx.seed == TRIGGER_SEED && self.mode == "refuse" {
+        if self.triggered(ctx.seed) && self.mode == "refuse" {
             return Err(PolicyError::new(ErrorKind::Internal, "refusing on purpose"));
         }
         Ok(default_rank(ctx))
