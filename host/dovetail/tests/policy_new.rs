@@ -404,8 +404,10 @@ fn an_unknown_language_is_refused_naming_the_known_ones() {
         "--dir",
         s(&target),
     ]);
-    out.expect_code(2)
-        .expect_stderr(&["no template for language \"go\"", "fix: use --lang c or --lang js or --lang rust"]);
+    out.expect_code(2).expect_stderr(&[
+        "no template for language \"go\"",
+        "fix: use --lang c or --lang js or --lang rust",
+    ]);
     assert!(!target.exists());
 }
 
