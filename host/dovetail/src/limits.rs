@@ -272,6 +272,13 @@ pub const WATCH_SECONDS: Limit = Limit::new(
     "a year; leave --seconds out to run until interrupted",
 );
 
+pub const PUSH_WAIT_SECONDS: Limit = Limit::new(
+    1,
+    3_600,
+    "seconds",
+    "an hour; a policy that takes longer to report on has a problem to look at",
+);
+
 // `dovetail dev`.
 /// How long a launched node may take to turn Ready.
 pub const NODE_READY_AFTER_MAX: std::time::Duration = std::time::Duration::from_secs(3_600);
@@ -353,6 +360,7 @@ mod tests {
             FUEL,
             MEMORY_MIB,
             WATCH_SECONDS,
+            PUSH_WAIT_SECONDS,
         ] {
             assert!(l.min <= l.max, "{l:?}");
             assert!(

@@ -11,7 +11,9 @@ use anyhow::{Context, Result, bail};
 use base64::Engine;
 use clap::Args;
 use dovetail_core::policy::types::Decision;
-use dovetail_kube::policy_configmaps::{MODE_LABEL, POLICY_LABEL};
+use dovetail_kube::policy_configmaps::{
+    MODE_LABEL, OutcomeKind, POLICY_LABEL, PolicyStatus, STATUS_ANNOTATION, content_digest,
+};
 use dovetail_kube::policy_remote::{self, UrlError};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
@@ -51,6 +53,12 @@ pub struct PushArgs {
     /// GitOps repository).
     #[arg(long)]
     print: bool,
+    /// Wait until the controller reports on this version (accepted, or refused with why), at
+    /// most SECONDS; exit 1 when it is refused or nothing reports in time.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "180",
+          conflicts_with = "print", value_parser = crate::limits::PUSH_WAIT_SECONDS.number(),
+          allow_negative_numbers = true)]
+    wait: Option<u64>,
     /// Kubeconfig; default `$KUBECONFIG` or `~/.kube/config`.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
@@ -211,20 +219,22 @@ pub fn run(args: &PushArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
+    let (api, applied) = runtime.block_on(async {
         let client =
             crate::kube_client::from_kubeconfig(args.kubeconfig.as_deref(), args.context.clone())
                 .await?;
         let api: Api<ConfigMap> = Api::namespaced(client, &args.namespace);
         // Server-side apply as one manager: pushing again replaces what the last push set,
         // including a config it no longer carries.
-        api.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&cm),
-        )
-        .await
-        .with_context(|| format!("writing configmap {}/{name}", args.namespace))
+        let applied = api
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&cm),
+            )
+            .await
+            .with_context(|| format!("writing configmap {}/{name}", args.namespace))?;
+        anyhow::Ok((api, applied))
     })?;
     let what = match &checked {
         Some(c) => format!("{key} policy {} {} ({})", c.name, c.version, c.digest),
@@ -240,5 +250,54 @@ pub fn run(args: &PushArgs) -> Result<()> {
         args.namespace,
         if args.shadow { " in shadow mode" } else { "" }
     )?;
+    if let Some(seconds) = args.wait {
+        let status = runtime.block_on(wait_for_report(
+            &api,
+            &applied,
+            std::time::Duration::from_secs(seconds),
+        ))?;
+        match status.outcome {
+            OutcomeKind::Accepted => outln!(out, "accepted: {}", status.message)?,
+            OutcomeKind::Refused => bail!(
+                "the controller refused configmap {}/{name}: {}",
+                args.namespace,
+                status.message
+            ),
+        }
+    }
     Ok(())
+}
+
+/// Polls the ConfigMap until the controller's status annotation is about
+/// the content just applied (an older version's status does not count).
+async fn wait_for_report(
+    api: &Api<ConfigMap>,
+    applied: &ConfigMap,
+    limit: std::time::Duration,
+) -> Result<PolicyStatus> {
+    let name = applied.metadata.name.clone().unwrap_or_default();
+    let content = content_digest(applied);
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let cm = api
+            .get(&name)
+            .await
+            .with_context(|| format!("reading configmap {name}"))?;
+        let status = cm
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(STATUS_ANNOTATION))
+            .and_then(|s| serde_json::from_str::<PolicyStatus>(s).ok());
+        if let Some(status) = status.filter(|s| s.content == content) {
+            return Ok(status);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "no controller reported on configmap {name} within {}s: is `dovetail controller` running and watching this namespace (POLICY_NAMESPACE)? A large component takes longer to compile: raise --wait",
+                limit.as_secs()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
