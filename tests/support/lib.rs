@@ -110,6 +110,52 @@ pub fn kubectl_binary() -> PathBuf {
         })
 }
 
+/// `dovetail dev` started from `dovetail` (the binary under test) with
+/// every port chosen free, its kubeconfig written into `dir`; returned once
+/// the kubeconfig is there, with its path. Killed when dropped.
+pub fn start_dev(dovetail: &Path, dir: &Path) -> (Running, PathBuf) {
+    let kubeconfig = dir.join("kubeconfig");
+    let dev = Running(
+        Command::new(dovetail)
+            .args([
+                "dev",
+                "--port",
+                "0",
+                "--metrics-port",
+                "0",
+                "--health-probe-port",
+                "0",
+                "--kubeconfig",
+            ])
+            .arg(&kubeconfig)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run dovetail dev"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !kubeconfig.is_file() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dovetail dev wrote no kubeconfig"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (dev, kubeconfig)
+}
+
+/// `PATH` with the directory of `program` first, so scripts and tools a
+/// test runs find the binary under test by its name.
+pub fn path_with(program: &Path) -> std::ffi::OsString {
+    let dir = program.parent().expect("a program path has a directory");
+    std::env::join_paths(
+        std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )),
+    )
+    .expect("PATH entries join")
+}
+
 /// A child process, killed when dropped, so a failing test leaves none
 /// behind.
 pub struct Running(pub std::process::Child);

@@ -426,34 +426,7 @@ fn the_karpenter_examples_are_valid() {
 
 /// Runs `dovetail dev` on a free port until dropped; returns it once its kubeconfig exists.
 fn start_dev(dir: &Path) -> (Running, PathBuf) {
-    let kubeconfig = dir.join("kubeconfig");
-    let dev = Running(
-        Command::new(env!("CARGO_BIN_EXE_dovetail"))
-            .args([
-                "dev",
-                "--port",
-                "0",
-                "--metrics-port",
-                "0",
-                "--health-probe-port",
-                "0",
-                "--kubeconfig",
-            ])
-            .arg(&kubeconfig)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run dovetail dev"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !kubeconfig.is_file() {
-        assert!(
-            Instant::now() < deadline,
-            "dovetail dev wrote no kubeconfig"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (dev, kubeconfig)
+    dovetail_tests::start_dev(Path::new(env!("CARGO_BIN_EXE_dovetail")), dir)
 }
 
 /// `dovetail snapshot` reads what kubectl applied to `dovetail dev`, writes a scenario without

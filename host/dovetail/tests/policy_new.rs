@@ -425,11 +425,7 @@ fn every_decision_must_be_one_of_the_three() {
 /// Runs `program args` in `dir` with the `dovetail` under test first on
 /// `PATH`, failing with its output.
 fn run_in(dir: &Path, program: &str, args: &[&str], hint: &str) -> String {
-    let bin = Path::new(env!("CARGO_BIN_EXE_dovetail")).parent().unwrap();
-    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))
-    .unwrap();
+    let path = dovetail_tests::path_with(Path::new(env!("CARGO_BIN_EXE_dovetail")));
     let out = Command::new(program)
         .current_dir(dir)
         .args(args)

@@ -6,9 +6,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use dovetail_tests::{Running, kubectl_binary, workspace_root};
+use dovetail_tests::{kubectl_binary, path_with, start_dev, workspace_root};
 
 /// The `sh` blocks of the doc, each with the heading (`## …`) it is under.
 fn sh_blocks(doc: &str) -> Vec<(String, String)> {
@@ -34,17 +33,6 @@ fn sh_blocks(doc: &str) -> Vec<(String, String)> {
     blocks
 }
 
-/// `PATH` with the `dovetail` under test first.
-fn path_with_dovetail() -> std::ffi::OsString {
-    let bin = Path::new(env!("CARGO_BIN_EXE_dovetail")).parent().unwrap();
-    std::env::join_paths(
-        std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        )),
-    )
-    .unwrap()
-}
-
 /// Runs `script` in bash (stopping at the first failing command, echoing
 /// each) in `dir` with `env`; panics with the transcript when it fails.
 fn bash(what: &str, script: &str, dir: &Path, env: &[(&str, &std::ffi::OsStr)]) -> String {
@@ -52,7 +40,7 @@ fn bash(what: &str, script: &str, dir: &Path, env: &[(&str, &std::ffi::OsStr)]) 
     cmd.arg("-c")
         .arg(format!("set -euxo pipefail\n{script}"))
         .current_dir(dir)
-        .env("PATH", path_with_dovetail())
+        .env("PATH", path_with(Path::new(env!("CARGO_BIN_EXE_dovetail"))))
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .stdin(Stdio::null());
@@ -70,37 +58,6 @@ fn bash(what: &str, script: &str, dir: &Path, env: &[(&str, &std::ffi::OsStr)]) 
         "{what}: a command in docs/writing-policies.md failed:\n{transcript}"
     );
     transcript
-}
-
-fn start_dev(dir: &Path) -> (Running, PathBuf) {
-    let kubeconfig = dir.join("kubeconfig");
-    let dev = Running(
-        Command::new(env!("CARGO_BIN_EXE_dovetail"))
-            .args([
-                "dev",
-                "--port",
-                "0",
-                "--metrics-port",
-                "0",
-                "--health-probe-port",
-                "0",
-                "--kubeconfig",
-            ])
-            .arg(&kubeconfig)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run dovetail dev"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !kubeconfig.is_file() {
-        assert!(
-            Instant::now() < deadline,
-            "dovetail dev wrote no kubeconfig"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (dev, kubeconfig)
 }
 
 /// Generated projects build here, shared with the `policy new` tests, so
@@ -146,7 +103,7 @@ fn every_command_in_writing_policies_runs() {
         .prefix("writing-policies-")
         .tempdir_in(&base)
         .unwrap();
-    let (_dev, kubeconfig) = start_dev(scratch.path());
+    let (_dev, kubeconfig) = start_dev(Path::new(env!("CARGO_BIN_EXE_dovetail")), scratch.path());
     let script: String = looped.iter().map(|(_, b)| b.as_str()).collect();
     let target = project_target_dir();
     let transcript = bash(
