@@ -7,6 +7,7 @@
 pub mod bounded;
 pub mod c_policy;
 pub mod js;
+pub mod same_as_builtin;
 
 pub use js::js_policy;
 
