@@ -378,8 +378,16 @@ class Renders(unittest.TestCase):
         schema, defaults, full = chart.schema, chart.values, full_values()
 
         def missing(schema_node, default, given, path):
-            for key, node in schema_node.get("properties", {}).items():
+            props = schema_node.get("properties", {})
+            # A policy is given inline or by url, never both: the way not
+            # taken may be left out.
+            unused = set()
+            if "component" in props and "url" in props:
+                unused = {"url", "sha256"} if given.get("component") else {"component"}
+            for key, node in props.items():
                 here = f"{path}{key}"
+                if key in unused and not given.get(key):
+                    continue
                 if key not in given:
                     yield here
                 elif "properties" in node and isinstance(default.get(key), dict):
@@ -395,6 +403,9 @@ class Renders(unittest.TestCase):
             "create", "cloudProvider",
         }
         self.assertEqual(list(missing(schema, defaults, full, "")), [], f"{FULL_VALUES} must set every value")
+        ways = {("url" if p.get("url") else "component") for d in full["policies"].values()
+                for p in (d, d["shadow"])}
+        self.assertEqual(ways, {"url", "component"}, "the example gives policies both ways")
 
     def test_the_full_example_renders_every_optional_object(self):
         objs = objects(render(full_values(), namespace="karpenter"))
@@ -619,6 +630,32 @@ class Policies(unittest.TestCase):
         self.assertEqual(base64.b64decode(s["binaryData"]["consolidation-scoring.wasm"]), shadow)
         self.assertEqual(json.loads(s["data"]["consolidation-scoring.json"]), {"k": 2})
 
+    def test_a_policy_named_by_url_becomes_a_configmap_the_controller_fetches(self):
+        label = re.search(r'POLICY_LABEL: &str = "([^"]+)"', rust_source("host/kube/src/policy_configmaps.rs"))[1]
+        digest = "ab" * 32
+        values = with_required({"policies": {"instanceSelection": {
+            "url": "oci://ghcr.io/acme/cheapest-spot:1.2",
+            "sha256": digest,
+            "config": {"spot-only": True},
+            "shadow": {"url": "https://policies.example.com/next.wasm", "sha256": digest},
+        }}})
+        maps = [o for o in objects(render(values)) if o["kind"] == "ConfigMap"]
+        live = one(maps, "ConfigMap", "dovetail-instance-selection")
+        self.assertEqual(live["metadata"]["labels"][label], "instance-selection")
+        self.assertNotIn("binaryData", live, "the component is fetched, not held")
+        self.assertEqual(live["data"], {
+            "instance-selection.url": "oci://ghcr.io/acme/cheapest-spot:1.2",
+            "instance-selection.sha256": digest,
+            "instance-selection.json": '{"spot-only":true}',
+        })
+        shadow = one(maps, "ConfigMap", "dovetail-instance-selection-shadow")
+        self.assertEqual(shadow["data"], {
+            "instance-selection.url": "https://policies.example.com/next.wasm",
+            "instance-selection.sha256": digest,
+        })
+        for o in maps:
+            kubernetes_validate.validate(o, KUBE_VERSIONS[-1], strict=True)
+
     def test_no_component_no_configmap(self):
         values = with_required({"policies": {"instanceSelection": {"config": {"ignored": True}}}})
         self.assertEqual([o for o in objects(render(values)) if o["kind"] == "ConfigMap"], [])
@@ -666,6 +703,24 @@ class Refused(unittest.TestCase):
         e = self.refused(with_required({"policies": {"consolidationScoring": {
             "component": "AGFzbQ0AAQA=", "config": "min-savings-percent=20"}}}))
         self.assertIn("policies.consolidationScoring.config is not a JSON object", e)
+
+    def test_a_policy_url_needs_its_digest_and_excludes_a_component(self):
+        digest = "ab" * 32
+        for policy, message in (
+            ({"url": "https://x.example/p.wasm"},
+             "policies.instanceSelection.url needs policies.instanceSelection.sha256"),
+            ({"sha256": digest},
+             "policies.instanceSelection.sha256 pins a component fetched from policies.instanceSelection.url"),
+            ({"url": "https://x.example/p.wasm", "sha256": digest, "component": "AGFzbQ0AAQA="},
+             "policies.instanceSelection has both a component and a url"),
+        ):
+            self.assertIn(message, self.refused(with_required({"policies": {"instanceSelection": policy}})))
+        e = self.refused(with_required({"policies": {"consolidationScoring": {"shadow": {
+            "url": "s3://bucket/p.wasm", "sha256": digest}}}}))
+        self.assertIn("/policies/consolidationScoring/shadow/url", e)
+        e = self.refused(with_required({"policies": {"consolidationScoring": {
+            "url": "https://x.example/p.wasm", "sha256": "sha256:" + digest}}}))
+        self.assertIn("/policies/consolidationScoring/sha256", e)
 
 
 class Golden(unittest.TestCase):

@@ -118,7 +118,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/*
 One policy ConfigMap. Arguments: the root context, the decision
 (`instance-selection`), the values key naming it (for messages), the policy
-({component, config}) and the mode (`live` or `shadow`).
+({component, config} or {url, sha256, config}) and the mode (`live` or `shadow`).
 */}}
 {{- define "dovetail.policyConfigMap" -}}
 {{- $root := index . 0 }}
@@ -126,14 +126,37 @@ One policy ConfigMap. Arguments: the root context, the decision
 {{- $key := index . 2 }}
 {{- $policy := index . 3 }}
 {{- $mode := index . 4 }}
-{{- $component := $policy.component | replace "\n" "" | replace "\r" "" | replace " " "" }}
+{{- $component := $policy.component | default "" | replace "\n" "" | replace "\r" "" | replace " " "" }}
+{{- $url := $policy.url | default "" | trim }}
+{{- $sha256 := $policy.sha256 | default "" | trim }}
+{{- if and $component $url }}
+{{- fail (printf "%s has both a component and a url: give one (a component up to about 700 KiB, a url for anything larger)" $key) }}
+{{- end }}
+{{- if and $url (not $sha256) }}
+{{- fail (printf "%s.url needs %s.sha256, the sha256 of the component's bytes (`sha256sum policy.wasm`), which pins what the controller runs" $key $key) }}
+{{- end }}
+{{- if and $sha256 (not $url) }}
+{{- fail (printf "%s.sha256 pins a component fetched from %s.url; give the url, or leave the sha256 out" $key $key) }}
+{{- end }}
 {{- if $component }}
 {{- if not (hasPrefix "AGFzbQ" $component) }}
 {{- fail (printf "%s.component is not a base64 Wasm component (its base64 starts with AGFzbQ, the encoding of \\0asm): give the file of `base64 -w0 policy.wasm` with --set-file %s.component=policy.b64" $key $key) }}
 {{- end }}
+{{- end }}
+{{- if or $component $url }}
 {{- $name := printf "%s-%s" (include "dovetail.fullname" $root) $decision }}
 {{- if eq $mode "shadow" }}
 {{- $name = printf "%s-shadow" $name }}
+{{- end }}
+{{- $config := $policy.config }}
+{{- if kindIs "string" $config }}
+{{- if and $config (hasKey (fromJson $config) "Error") }}
+{{- fail (printf "%s.config is not a JSON object: give it as YAML (config: {k: v}) or as JSON text ('{\"k\": 1}')" $key) }}
+{{- end }}
+{{- else if $config }}
+{{- $config = toJson $config }}
+{{- else }}
+{{- $config = "" }}
 {{- end }}
 ---
 apiVersion: v1
@@ -151,20 +174,19 @@ metadata:
   annotations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+{{- if $component }}
 binaryData:
   {{ $decision }}.wasm: {{ $component }}
-{{- $config := $policy.config }}
-{{- if kindIs "string" $config }}
-{{- if $config }}
-{{- if hasKey (fromJson $config) "Error" }}
-{{- fail (printf "%s.config is not a JSON object: give it as YAML (config: {k: v}) or as JSON text ('{\"k\": 1}')" $key) }}
 {{- end }}
+{{- if or $url $config }}
 data:
+  {{- if $url }}
+  {{ $decision }}.url: {{ $url | quote }}
+  {{ $decision }}.sha256: {{ $sha256 | quote }}
+  {{- end }}
+  {{- if $config }}
   {{ $decision }}.json: {{ $config | quote }}
-{{- end }}
-{{- else if $config }}
-data:
-  {{ $decision }}.json: {{ toJson $config | quote }}
+  {{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
