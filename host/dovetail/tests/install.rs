@@ -243,8 +243,23 @@ fn denials(access: &AccessControl) -> String {
         .join("\n")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_chart_installs_runs_under_its_own_rbac_and_upgrades() {
+/// `helm install` with `values` (ports added) on a cluster with
+/// authorisation enforced, and the controller's pod started as the chart's
+/// ServiceAccount; `edit` may change the rendered objects before they are
+/// applied.
+struct Installed {
+    cluster: Cluster,
+    access: AccessControl,
+    dir: tempfile::TempDir,
+    admin: PathBuf,
+    values: Value,
+    docs: Vec<Value>,
+    run: PodRun,
+    sa_kubeconfig: PathBuf,
+    health_port: u16,
+}
+
+async fn install(mut values: Value, edit: impl Fn(&mut Vec<Value>)) -> (Installed, Pod1) {
     let mut config: ClusterConfig = fast_config();
     config.server.access = Some(AccessControl::new());
     let cluster = Cluster::start(config).await.expect("start the cluster");
@@ -255,15 +270,17 @@ async fn the_chart_installs_runs_under_its_own_rbac_and_upgrades() {
 
     // helm install: the namespace, then the chart's CRDs and objects.
     let (metrics_port, health_port) = (free_port(), free_port());
-    let values = json!({
-        "settings": {"clusterName": "install-e2e", "cloudProvider": "fake"},
-        "controller": {
-            "metrics": {"port": metrics_port},
-            "healthProbe": {"port": health_port}
-        }
+    values["controller"] = json!({
+        "metrics": {"port": metrics_port},
+        "healthProbe": {"port": health_port}
     });
-    let rendered = render(dir.path(), &values);
-    let docs = documents(&rendered);
+    let mut docs = documents(&render(dir.path(), &values));
+    edit(&mut docs);
+    let rendered = docs
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n---\n");
     kubectl(&admin, &["create", "namespace", NAMESPACE], None);
     kubectl(&admin, &["apply", "-f", "-"], Some(&rendered));
 
@@ -288,6 +305,42 @@ async fn the_chart_installs_runs_under_its_own_rbac_and_upgrades() {
             other => Err(format!("/readyz: {other:?}")),
         }
     })
+    .await;
+    let installed = Installed {
+        cluster,
+        access,
+        dir,
+        admin,
+        values,
+        docs,
+        run,
+        sa_kubeconfig,
+        health_port,
+    };
+    (installed, pod)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_installs_runs_under_its_own_rbac_and_upgrades() {
+    // Bound in one pattern so the pod goes (and shows its log on a
+    // failure) before the directory holding that log.
+    let (
+        Installed {
+            cluster,
+            access,
+            dir,
+            admin,
+            values,
+            docs,
+            run,
+            sa_kubeconfig,
+            health_port,
+        },
+        pod,
+    ) = install(
+        json!({"settings": {"clusterName": "install-e2e", "cloudProvider": "fake"}}),
+        |_| {},
+    )
     .await;
 
     // Karpenter's example: its pods run on launched nodes.
@@ -553,16 +606,221 @@ async fn the_chart_installs_runs_under_its_own_rbac_and_upgrades() {
         "the chart's RBAC refused the controller:\n{denied}"
     );
 
-    every_rule_is_needed(&cluster, &access, &admin, &docs, &run.service_account);
+    every_grant_is_needed(&cluster, &access, &admin, &docs, &run.service_account);
 }
 
-/// Removes each of the chart's rules in turn and shows the scenario then
-/// fails: the server's own authoriser, asked again about every request the
-/// controller made, refuses at least one. Authorisation depends only on the
-/// stored RBAC and the request, so the first refused request is where the
-/// scenario would meet its 403; replaying them proves it without running
-/// the scenario once per rule.
-fn every_rule_is_needed(
+/// Every way values can give a policy renders a ConfigMap the controller
+/// reads as that policy: a component inline, one named by URL and pinned
+/// by its digest, each live or in shadow, with its config.
+#[test]
+fn policies_in_values_render_configmaps_the_controller_reads() {
+    use dovetail_core::policy::Decision;
+    use dovetail_kube::policy_configmaps::{ComponentSource, PolicyEvent, PolicyMode, parse};
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dovetail_tests::guest_bytes("dovetail-policy-graviton-first");
+    let digest = "0123456789abcdef".repeat(4);
+    let values = json!({
+        "settings": {"clusterName": "policies", "cloudProvider": "fake"},
+        "policies": {
+            "instanceSelection": {
+                "component": base64::engine::general_purpose::STANDARD.encode(&wasm),
+                "config": {"prefer": "arm64"},
+                "shadow": {"url": "oci://registry.example.com/acme/spot:1.2", "sha256": digest}
+            },
+            "consolidationScoring": {
+                "url": "https://policies.example.com/savings.wasm",
+                "sha256": digest,
+                "config": "{\"min-savings-percent\": 20}"
+            }
+        }
+    });
+    let mut read: Vec<(String, PolicyMode, Decision, String, Option<String>)> =
+        documents(&render(dir.path(), &values))
+            .into_iter()
+            .filter(|d| d["kind"] == "ConfigMap")
+            .map(|d| {
+                let cm: ConfigMap = serde_json::from_value(d).unwrap();
+                match parse(&cm, std::time::Instant::now()) {
+                    PolicyEvent::Applied(p) => {
+                        assert_eq!(p.components.len(), 1, "{:?}", p.configmap);
+                        let (decision, source) = p.components[0].clone();
+                        let source = match source {
+                            ComponentSource::Inline(bytes) if bytes == wasm => {
+                                "the component given".to_string()
+                            }
+                            ComponentSource::Inline(bytes) => format!("{} other bytes", bytes.len()),
+                            ComponentSource::Remote(r) => format!("{} sha256:{}", r.url, r.sha256),
+                        };
+                        let config = p.config(decision).map(str::to_string);
+                        (p.configmap.name.clone(), p.mode, decision, source, config)
+                    }
+                    other => panic!("the controller does not read the chart's ConfigMap: {other:?}"),
+                }
+            })
+            .collect();
+    read.sort_by(|a, b| a.0.cmp(&b.0));
+    let remote = |url: &str| format!("{url} sha256:{digest}");
+    assert_eq!(
+        read,
+        vec![
+            (
+                "dovetail-consolidation-scoring".to_string(),
+                PolicyMode::Live,
+                Decision::ConsolidationScoring,
+                remote("https://policies.example.com/savings.wasm"),
+                Some("{\"min-savings-percent\": 20}".to_string())
+            ),
+            (
+                "dovetail-instance-selection".to_string(),
+                PolicyMode::Live,
+                Decision::InstanceSelection,
+                "the component given".to_string(),
+                Some("{\"prefer\":\"arm64\"}".to_string())
+            ),
+            (
+                "dovetail-instance-selection-shadow".to_string(),
+                PolicyMode::Shadow,
+                Decision::InstanceSelection,
+                remote("oci://registry.example.com/acme/spot:1.2"),
+                None
+            ),
+        ]
+    );
+}
+
+/// A grant taken out for real, not replayed: installed without `create`
+/// on nodeclaims, the controller meets a 403, names the grant it lacks and
+/// keeps serving while the pods wait; `helm upgrade` back to the chart's
+/// own roles lets the same controller launch their nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_grant_is_named_and_the_controller_goes_on_once_it_is_back() {
+    let without_create = |docs: &mut Vec<Value>| {
+        let core = docs
+            .iter_mut()
+            .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "dovetail-core")
+            .expect("the chart's core ClusterRole");
+        let mut removed = 0;
+        for rule in core["rules"].as_array_mut().unwrap() {
+            if rule["resources"] == json!(["nodeclaims"]) {
+                let verbs = rule["verbs"].as_array_mut().unwrap();
+                let before = verbs.len();
+                verbs.retain(|v| *v != "create");
+                removed += before - verbs.len();
+            }
+        }
+        assert_eq!(removed, 1, "the chart grants create on nodeclaims once");
+    };
+    let (
+        Installed {
+            cluster,
+            access,
+            dir,
+            admin,
+            values,
+            health_port,
+            ..
+        },
+        pod,
+    ) = install(
+        json!({"settings": {"clusterName": "install-rbac", "cloudProvider": "fake"}}),
+        without_create,
+    )
+    .await;
+    let example = dovetail_tests::example("karpenter");
+    kubectl(&admin, &["apply", "-f", example.to_str().unwrap()], None);
+
+    let fix = "grant Dovetail's ServiceAccount `create` on `nodeclaims`";
+    wait_for("the controller to name the grant it lacks", MINUTE, || async {
+        if pod.logs().contains(fix) {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    })
+    .await;
+    let denied = access.denials();
+    assert!(
+        !denied.is_empty()
+            && denied
+                .iter()
+                .all(|d| d.attributes.verb == "create" && d.attributes.resource == "nodeclaims"),
+        "only create on nodeclaims is refused:\n{}",
+        denials(&access)
+    );
+    assert!(
+        denied[0].message.contains("cannot create resource \"nodeclaims\""),
+        "{}",
+        denied[0].message
+    );
+    assert_eq!(
+        http_get(health_port, "/healthz").map(|(status, _)| status),
+        Some(200),
+        "the controller keeps serving"
+    );
+    let client = cluster.client();
+    let claims: Api<dovetail_api::NodeClaim> = Api::all(client.clone());
+    assert!(
+        claims.list(&ListParams::default()).await.unwrap().items.is_empty(),
+        "no NodeClaim was made"
+    );
+
+    // helm upgrade with the chart as it is: the grant is back.
+    let rendered = render(dir.path(), &values);
+    kubectl(&admin, &["apply", "-f", "-"], Some(&rendered));
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    wait_for("the example's 5 pods to run", 2 * MINUTE, || async {
+        let n = pods
+            .list(&ListParams::default().labels("app=inflate"))
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        if n == 5 {
+            Ok(())
+        } else {
+            Err(format!("{n} of 5 running"))
+        }
+    })
+    .await;
+}
+
+/// One verb on one resource, as a rule of its own: the unit the chart's
+/// roles are checked in, so a verb a rule grants beside needed ones is
+/// caught too.
+fn grants(rule: &Value) -> Vec<Value> {
+    let list = |key: &str| -> Vec<Value> { rule[key].as_array().cloned().unwrap_or_default() };
+    assert!(
+        rule.get("nonResourceURLs").is_none(),
+        "the chart grants no non-resource URLs: {rule}"
+    );
+    let mut out = Vec::new();
+    for group in list("apiGroups") {
+        for resource in list("resources") {
+            for verb in list("verbs") {
+                let mut grant = json!({
+                    "apiGroups": [group], "resources": [resource], "verbs": [verb]
+                });
+                if let Some(names) = rule.get("resourceNames") {
+                    grant["resourceNames"] = names.clone();
+                }
+                out.push(grant);
+            }
+        }
+    }
+    out
+}
+
+/// Removes each of the chart's grants (one verb on one resource) in turn
+/// and shows the scenario then fails: the server's own authoriser, asked
+/// again about every request the controller made, refuses at least one.
+/// Authorisation depends only on the stored RBAC and the request, so the
+/// first refused request is where the scenario would meet its 403;
+/// replaying them proves it without running the scenario once per grant.
+fn every_grant_is_needed(
     cluster: &Cluster,
     access: &AccessControl,
     admin: &Path,
@@ -605,10 +863,21 @@ fn every_rule_is_needed(
     let mut unneeded = Vec::new();
     let mut checked = 0;
     for role in roles {
-        let rules = role["rules"].as_array().cloned().unwrap_or_default();
-        for (i, rule) in rules.iter().enumerate() {
+        let all: Vec<Value> = role["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(grants)
+            .collect();
+        for (i, grant) in all.iter().enumerate() {
             let mut reduced = role.clone();
-            reduced["rules"].as_array_mut().unwrap().remove(i);
+            reduced["rules"] = Value::Array(
+                all.iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, g)| g.clone())
+                    .collect(),
+            );
             kubectl(admin, &["apply", "-f", "-"], Some(&reduced.to_string()));
             let refused = made
                 .iter()
@@ -616,7 +885,7 @@ fn every_rule_is_needed(
                 .count();
             if refused == 0 {
                 unneeded.push(format!(
-                    "{} {} rule {i}: {rule}",
+                    "{} {}: {grant}",
                     role["kind"].as_str().unwrap(),
                     role["metadata"]["name"].as_str().unwrap()
                 ));
@@ -625,10 +894,10 @@ fn every_rule_is_needed(
         }
         kubectl(admin, &["apply", "-f", "-"], Some(&role.to_string()));
     }
-    assert!(checked >= 10, "only {checked} rules were checked");
+    assert!(checked >= 20, "only {checked} grants were checked");
     assert!(
         unneeded.is_empty(),
-        "the scenario needed none of these rules; remove them from the chart or exercise them:\n{}",
+        "the scenario needed none of these grants; take them out of the chart or exercise them:\n{}",
         unneeded.join("\n")
     );
 }
