@@ -115,6 +115,11 @@ pub fn kubectl_binary() -> PathBuf {
 /// every port chosen free, its kubeconfig written into `dir`; returned once
 /// the kubeconfig is there, with its path. Killed when dropped.
 pub fn start_dev(dovetail: &Path, dir: &Path) -> (Running, PathBuf) {
+    start_dev_with(dovetail, dir, &[])
+}
+
+/// [`start_dev`] with more arguments for `dovetail dev`.
+pub fn start_dev_with(dovetail: &Path, dir: &Path, extra: &[&str]) -> (Running, PathBuf) {
     let kubeconfig = dir.join("kubeconfig");
     let dev = Running(
         Command::new(dovetail)
@@ -129,6 +134,7 @@ pub fn start_dev(dovetail: &Path, dir: &Path) -> (Running, PathBuf) {
                 "--kubeconfig",
             ])
             .arg(&kubeconfig)
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -461,3 +461,81 @@ async fn a_javascript_policy_too_big_for_a_configmap_serves_by_url() {
     h.stop().await;
     server.stop().await;
 }
+
+/// `policy push --wait` against `dovetail dev`: a version the controller
+/// refuses (the URL serves other bytes than the digest pins) fails the push
+/// with the controller's reason, exit 1; the version it accepts succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_wait_reports_the_controllers_verdict() {
+    let graviton = guest_bytes("dovetail-policy-graviton-first");
+    let default = guest_bytes("dovetail-policy-default");
+    let server = PolicyServer::start().await;
+    server.put("/p.wasm", default.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_dovetail"));
+    let (_dev, kubeconfig) = dovetail_tests::start_dev(exe, dir.path());
+    let push = |sha256: String| {
+        let (url, kubeconfig) = (server.http("/p.wasm"), kubeconfig.clone());
+        tokio::task::spawn_blocking(move || {
+            Command::new(exe)
+                .args(["policy", "push", "--decision", "instance-selection"])
+                .args(["--url", &url, "--sha256", &sha256, "--wait", "120"])
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .output()
+                .unwrap()
+        })
+    };
+
+    let refused = push(sha256_hex(&graviton)).await.unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    for part in [
+        "the controller refused configmap",
+        "dovetail-instance-selection",
+        &format!("has sha256 {}", sha256_hex(&default)),
+        &format!("pins sha256 {}", sha256_hex(&graviton)),
+    ] {
+        assert!(stderr.contains(part), "`{part}` in {stderr}");
+    }
+
+    let accepted = push(sha256_hex(&default)).await.unwrap();
+    let stdout = String::from_utf8_lossy(&accepted.stdout);
+    assert!(
+        accepted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+    assert!(stdout.contains("accepted: "), "{stdout}");
+    server.stop().await;
+}
+
+/// With no controller to report, `push --wait` gives up after its limit,
+/// exit 1, saying what to check.
+#[test]
+fn push_wait_without_a_controller_says_what_to_check() {
+    let wasm = guest("dovetail-policy-graviton-first");
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_dovetail"));
+    let (_dev, kubeconfig) = dovetail_tests::start_dev_with(exe, dir.path(), &["--no-controller"]);
+    let started = std::time::Instant::now();
+    let out = Command::new(exe)
+        .args(["policy", "push", "--decision", "instance-selection", "--wait", "2"])
+        .arg(&wasm)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no controller reported on configmap dovetail-instance-selection within 2s")
+            && stderr.contains("is `dovetail controller` running"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "gave up in {:?}",
+        started.elapsed()
+    );
+}
