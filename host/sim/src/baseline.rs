@@ -193,12 +193,15 @@ impl StaticNodeGroups {
             if room == 0 {
                 continue;
             }
-            snap.node_pools = vec![group_pool(group)];
-            let plan = solve(&snap, &pods);
-            let Some(it) = catalog.get(group.instance_type.as_str()) else {
+            let pool = group_pool(group);
+            let Some(size) =
+                catalog.sizing(group.instance_type.as_str(), &pool.node_class_ref.name)
+            else {
                 continue;
             };
-            let alloc = it.allocatable();
+            let alloc = size.allocatable();
+            snap.node_pools = vec![pool];
+            let plan = solve(&snap, &pods);
             let claims: Vec<_> = plan
                 .node_claims
                 .iter()

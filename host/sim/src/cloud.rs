@@ -153,13 +153,15 @@ impl Ec2 {
         })
     }
 
-    /// Starts an instance of `offering` for `claim` of `node_pool`;
-    /// `started` back-dates it (a start state) and says if it is Ready at
-    /// once.
+    /// Starts an instance of `offering` for `claim` of `node_pool`, sized
+    /// as its EC2NodeClass `node_class` sizes it (the catalog's own sizing
+    /// without one); `started` back-dates it (a start state) and says if it
+    /// is Ready at once.
     pub(crate) fn start(
         &mut self,
         offering: OfferingKey,
         (claim, node_pool): (Sym, Option<Sym>),
+        node_class: Option<&str>,
         requirements: &[NodeSelectorRequirement],
         now: u64,
         started: Option<(u64, bool)>,
@@ -170,6 +172,10 @@ impl Ec2 {
             capacity_type,
         } = offering;
         let it = self.catalog.get(instance_type.as_str())?;
+        let size = match node_class {
+            Some(class) => self.catalog.sizing(instance_type.as_str(), class)?,
+            None => it.own_sizing(),
+        };
         let price = it.offering(zone.as_str(), capacity_type)?.price;
         self.next_id += 1;
         let id = self.next_id;
@@ -201,8 +207,8 @@ impl Ec2 {
             price,
             image_id: Some("ami-0dovetail0sim".into()),
             labels,
-            capacity: it.capacity.clone(),
-            allocatable: it.allocatable(),
+            capacity: size.capacity.clone(),
+            allocatable: size.allocatable(),
             state: InstanceState::Pending,
             launched_ms,
             node_claim: Some(claim),
@@ -241,7 +247,7 @@ impl Ec2 {
         now: u64,
         started: (u64, bool),
     ) -> Option<Instance> {
-        let mut instance = self.start(offering, (name, None), &[], now, Some(started))?;
+        let mut instance = self.start(offering, (name, None), None, &[], now, Some(started))?;
         instance.node_claim = None;
         if let Some(i) =
             instance_id(&instance.provider_id).and_then(|id| self.instances.get_mut(&id))
@@ -346,6 +352,7 @@ impl CloudProvider for Ec2 {
                     capacity_type: o.capacity_type,
                 },
                 (claim.name, claim.node_pool),
+                Some(&claim.node_class_ref.name),
                 &claim.requirements,
                 now,
                 None,

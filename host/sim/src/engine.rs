@@ -386,11 +386,23 @@ impl<'a> Simulation<'a> {
         } else {
             now_ms
         };
+        let pool = node
+            .node_pool
+            .and_then(|p| self.world.state.node_pool(p))
+            .cloned();
+        // Its NodeClaim's class sizes it, else its NodePool's, as a NodeClaim
+        // made for it below gets.
+        let node_class = init
+            .claim
+            .as_ref()
+            .map(|c| c.node_class_ref.name.clone())
+            .or_else(|| pool.as_ref().map(|p| p.node_class_ref.name.clone()));
         let instance = if managed {
             let key = offering?;
             Some(self.cloud.start(
                 key,
                 (node.name, node.node_pool),
+                node_class.as_deref(),
                 &[],
                 self.now,
                 Some((since, init.ready)),
@@ -404,10 +416,6 @@ impl<'a> Simulation<'a> {
         let initialized = node.initialized && init.ready;
         if managed && let Some(instance) = &instance {
             let key = offering.expect("a managed node has an offering");
-            let pool = node
-                .node_pool
-                .and_then(|p| self.world.state.node_pool(p))
-                .cloned();
             let mut claim = match init.claim.clone() {
                 Some(c) => c,
                 None => NodeClaim {
@@ -497,6 +505,7 @@ impl<'a> Simulation<'a> {
         let Some(instance) = self.cloud.start(
             key,
             (claim.name, claim.node_pool),
+            Some(&claim.node_class_ref.name),
             &claim.requirements,
             self.now,
             None,

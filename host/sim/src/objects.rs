@@ -690,8 +690,17 @@ pub(crate) fn node(
                 "is required for a node whose instance type the catalog does not have: give the node's cpu, memory and pods",
             ));
         };
-        node.capacity = t.capacity.clone();
-        node.allocatable = t.allocatable();
+        // Sized by its NodeClaim's class, else its NodePool's, as the
+        // engine sizes its instance.
+        let class = claim
+            .as_ref()
+            .map(|c| c.node_class_ref.name.as_str())
+            .or_else(|| pool.map(|p| p.node_class_ref.name.as_str()));
+        let size = class
+            .and_then(|c| cluster.catalog.sizing(t.name.as_str(), c))
+            .unwrap_or_else(|| t.own_sizing());
+        node.capacity = size.capacity.clone();
+        node.allocatable = size.allocatable();
     }
     if node.created_at == 0 {
         node.created_at = start_unix_seconds;

@@ -17,13 +17,13 @@
 //! or `delete` objects. See `docs/simulator.md`.
 //!
 //! With `nodeClasses`, every NodePool's `nodeClassRef` must name one of them,
-//! and the AWS catalog sizes nodes as those classes do (kubelet `maxPods`,
-//! `podsPerCore`, `kubeReserved`, `systemReserved`, `evictionHard`, the root
-//! volume). A cluster has one catalog, so the classes the NodePools use must
-//! size nodes alike; with a custom `catalog`, which states each type's
-//! capacity and overhead itself, they may not change sizing at all. Without
-//! `nodeClasses`, nodes are sized with Karpenter's defaults (AL2023, no
-//! kubelet overrides, a 20 GiB root volume).
+//! and each NodePool's nodes are sized as its class sizes them (kubelet
+//! `maxPods`, `podsPerCore`, `kubeReserved`, `systemReserved`,
+//! `evictionHard`, the root volume), as Karpenter does. With a custom
+//! `catalog`, which states each type's capacity and overhead itself, the
+//! classes in use may not change sizing at all. Without `nodeClasses`, nodes
+//! are sized with Karpenter's defaults (AL2023, no kubelet overrides, a
+//! 20 GiB root volume).
 //!
 //! ```yaml
 //! seed: 42                          # default 0
@@ -1013,22 +1013,63 @@ fn node_classes(
     Ok(classes)
 }
 
-/// How the embedded AWS catalog sizes nodes: the settings of the
-/// EC2NodeClasses the NodePools use, or None for Karpenter's defaults.
+/// How the embedded AWS catalog sizes nodes: its own sizing, and that of
+/// each EC2NodeClass that sizes nodes otherwise.
+#[derive(Debug, Default)]
+struct NodeSizing {
+    /// The catalog's own: the settings of the first NodePool's class, or
+    /// None for Karpenter's defaults.
+    base: Option<CatalogSettings>,
+    /// The declared classes whose settings differ from the base, by name.
+    classes: Vec<(String, CatalogSettings)>,
+}
+
+/// How the nodes of each EC2NodeClass are sized, as Karpenter resolves a
+/// NodePool's instance types with its EC2NodeClass. The first NodePool's
+/// class sizes the catalog itself, so classes that agree give the one
+/// catalog they always gave. Every declared class is sized, not only those
+/// in use at the start, so that a NodePool an event applies finds its class
+/// sized; a class whose settings cannot be taken is left out here and
+/// refused when a NodePool uses it.
 ///
-/// A snapshot has one catalog, so the classes in use must size nodes alike.
 /// A custom `catalog` states every type's capacity and overhead itself, so
-/// there a class in use may not change them.
+/// there a class in use may not change them and no class is sized.
 fn node_sizing(
+    classes: &[(Origin, EC2NodeClass)],
+    pools: &[(NodePool, bool, Origin)],
+    custom_catalog: bool,
+) -> Result<NodeSizing, ScenarioError> {
+    let first = check_node_classes(classes, pools, custom_catalog)?;
+    if custom_catalog {
+        return Ok(NodeSizing::default());
+    }
+    let defaults = CatalogSettings::default();
+    let base = first.unwrap_or_else(|| defaults.clone());
+    let sized = classes
+        .iter()
+        .filter_map(|(_, class)| {
+            let settings = class.catalog_settings(&defaults).ok()?;
+            (settings != base).then(|| (class.name().to_string(), settings))
+        })
+        .collect();
+    Ok(NodeSizing {
+        base: Some(base).filter(|s| *s != defaults),
+        classes: sized,
+    })
+}
+
+/// Checks that each NodePool's `nodeClassRef` names one of `classes` and
+/// that its class's settings can be taken, and returns the settings of the
+/// first NodePool's class. With a custom `catalog`, a class in use may not
+/// change sizing.
+fn check_node_classes(
     classes: &[(Origin, EC2NodeClass)],
     pools: &[(NodePool, bool, Origin)],
     custom_catalog: bool,
 ) -> Result<Option<CatalogSettings>, ScenarioError> {
     let base = CatalogSettings::default();
-    let mut settings: Vec<Option<CatalogSettings>> = vec![None; classes.len()];
-    // The first NodePool and its class, which the others must size alike.
-    let mut first: Option<(usize, usize)> = None;
-    for (j, (pool, left_out, origin)) in pools.iter().enumerate() {
+    let mut first = None;
+    for (pool, left_out, origin) in pools {
         let at = origin.field("spec.template.spec.nodeClassRef");
         let r = &pool.node_class_ref;
         for (field, value, want) in [
@@ -1045,7 +1086,7 @@ fn node_sizing(
                 ));
             }
         }
-        let Some(k) = classes.iter().position(|(_, c)| c.name() == r.name) else {
+        let Some((class_origin, class)) = classes.iter().find(|(_, c)| c.name() == r.name) else {
             let (at, why) = if *left_out {
                 (at, " (nodeClassRef is left out, which means `default`)")
             } else {
@@ -1062,81 +1103,39 @@ fn node_sizing(
                 ),
             ));
         };
-        if settings[k].is_none() {
-            let (class_origin, class) = &classes[k];
-            let own = class
+        let own = class
+            .catalog_settings(&base)
+            .map_err(|e| api_error(class_origin, e))?;
+        if custom_catalog {
+            // What the class's kubelet and block devices change, against
+            // its AMI family alone.
+            let mut plain = class.clone();
+            plain.spec.kubelet = None;
+            plain.spec.block_device_mappings.clear();
+            let family = plain
                 .catalog_settings(&base)
                 .map_err(|e| api_error(class_origin, e))?;
-            if custom_catalog {
-                // What the class's kubelet and block devices change, against
-                // its AMI family alone.
-                let mut plain = class.clone();
-                plain.spec.kubelet = None;
-                plain.spec.block_device_mappings.clear();
-                let family = plain
-                    .catalog_settings(&base)
-                    .map_err(|e| api_error(class_origin, e))?;
-                let changed = sizing_differences(&family, &own);
-                if !changed.is_empty() {
-                    return Err(invalid(
-                        class_origin.field("spec"),
-                        format!(
-                            "EC2NodeClass `{}` (used by NodePool `{}`) changes how nodes are sized ({}), but `catalog` states each instance type's capacity and overhead itself. Put them in `catalog` (`capacity.pods`, `capacity.ephemeral-storage`, `overhead.kubeReserved`, `overhead.systemReserved`, `overhead.evictionThreshold`) and take them out of the class",
-                            class.name(),
-                            pool.name,
-                            list(changed.iter().map(|d| d.field))
-                        ),
-                    ));
-                }
+            let changed = sizing_differences(&family, &own);
+            if !changed.is_empty() {
+                return Err(invalid(
+                    class_origin.field("spec"),
+                    format!(
+                        "EC2NodeClass `{}` (used by NodePool `{}`) changes how nodes are sized ({}), but `catalog` states each instance type's capacity and overhead itself. Put them in `catalog` (`capacity.pods`, `capacity.ephemeral-storage`, `overhead.kubeReserved`, `overhead.systemReserved`, `overhead.evictionThreshold`) and take them out of the class",
+                        class.name(),
+                        pool.name,
+                        list(changed)
+                    ),
+                ));
             }
-            settings[k] = Some(own);
         }
-        let Some((i, c)) = first else {
-            first = Some((j, k));
-            continue;
-        };
-        // A custom catalog's sizing is its own, checked above.
-        if custom_catalog {
-            continue;
-        }
-        if let (Some(a), Some(b)) = (&settings[c], &settings[k])
-            && a != b
-        {
-            let (a_name, b_name) = (classes[c].1.name(), classes[k].1.name());
-            let differences: Vec<String> = sizing_differences(a, b)
-                .into_iter()
-                .map(|d| match d.values {
-                    Some((x, y)) => format!("{} {x} in `{a_name}`, {y} in `{b_name}`", d.field),
-                    None => d.field.to_string(),
-                })
-                .collect();
-            return Err(invalid(
-                if *left_out { at } else { format!("{at}.name") },
-                format!(
-                    "NodePool `{}` uses EC2NodeClass `{b_name}` and NodePool `{}` uses `{a_name}`, which size nodes differently ({}). The cluster has one instance-type catalog, so every NodePool must size its nodes the same way: point the NodePools at one EC2NodeClass, or give the classes the same kubelet and blockDeviceMappings",
-                    pool.name,
-                    pools[i].0.name,
-                    differences.join("; ")
-                ),
-            ));
-        }
+        first.get_or_insert(own);
     }
-    if custom_catalog {
-        return Ok(None);
-    }
-    Ok(first
-        .and_then(|(_, c)| settings[c].take())
-        .filter(|s| *s != base))
+    Ok(first)
 }
 
-/// One way two catalog settings size nodes differently, named by the
-/// EC2NodeClass field behind it, with both values where they read simply.
-struct SizingDifference {
-    field: &'static str,
-    values: Option<(String, String)>,
-}
-
-fn sizing_differences(a: &CatalogSettings, b: &CatalogSettings) -> Vec<SizingDifference> {
+/// The EC2NodeClass fields behind the ways two catalog settings size nodes
+/// differently.
+fn sizing_differences(a: &CatalogSettings, b: &CatalogSettings) -> Vec<&'static str> {
     // Destructured so that a new setting cannot be left out here.
     let CatalogSettings {
         vm_memory_overhead_percent: _,
@@ -1151,58 +1150,31 @@ fn sizing_differences(a: &CatalogSettings, b: &CatalogSettings) -> Vec<SizingDif
         ephemeral_storage,
         spot: _,
     } = a;
-    let pods = |p: &Option<u32>, unset: &str| p.map_or(unset.to_string(), |n| n.to_string());
-    let mut out = Vec::new();
-    let mut differs = |same: bool, field, values| {
-        if !same {
-            out.push(SizingDifference { field, values });
-        }
-    };
-    differs(
-        *max_pods == b.max_pods,
-        "kubelet.maxPods",
-        Some((
-            pods(max_pods, "ENI-limited"),
-            pods(&b.max_pods, "ENI-limited"),
-        )),
-    );
-    differs(
-        *pods_per_core == b.pods_per_core,
-        "kubelet.podsPerCore",
-        Some((
-            pods(pods_per_core, "unset"),
-            pods(&b.pods_per_core, "unset"),
-        )),
-    );
-    differs(
-        *kube_reserved == b.kube_reserved,
-        "kubelet.kubeReserved",
-        None,
-    );
-    differs(
-        *system_reserved == b.system_reserved,
-        "kubelet.systemReserved",
-        None,
-    );
-    differs(
-        *eviction_memory == b.eviction_memory && *eviction_nodefs == b.eviction_nodefs,
-        "kubelet.evictionHard",
-        None,
-    );
-    differs(
-        *ephemeral_storage == b.ephemeral_storage,
-        "root volume (blockDeviceMappings)",
-        Some((
-            resources::format_bytes(*ephemeral_storage),
-            resources::format_bytes(b.ephemeral_storage),
-        )),
-    );
-    differs(
-        *eni_limited_memory_overhead == b.eni_limited_memory_overhead,
-        "amiFamily (which sizes kube-reserved memory)",
-        None,
-    );
-    out
+    [
+        (*max_pods == b.max_pods, "kubelet.maxPods"),
+        (*pods_per_core == b.pods_per_core, "kubelet.podsPerCore"),
+        (*kube_reserved == b.kube_reserved, "kubelet.kubeReserved"),
+        (
+            *system_reserved == b.system_reserved,
+            "kubelet.systemReserved",
+        ),
+        (
+            *eviction_memory == b.eviction_memory && *eviction_nodefs == b.eviction_nodefs,
+            "kubelet.evictionHard",
+        ),
+        (
+            *ephemeral_storage == b.ephemeral_storage,
+            "root volume (blockDeviceMappings)",
+        ),
+        (
+            *eni_limited_memory_overhead == b.eni_limited_memory_overhead,
+            "amiFamily (which sizes kube-reserved memory)",
+        ),
+    ]
+    .into_iter()
+    .filter(|(same, _)| !same)
+    .map(|(_, field)| field)
+    .collect()
 }
 
 /// An instance-type catalog file, written as a scenario's `catalog`
@@ -1212,26 +1184,25 @@ pub fn parse_catalog(text: &str) -> Result<Arc<Catalog>, ScenarioError> {
     too_deep(text)?;
     let file: CatalogFile =
         serde_norway::from_str(text).map_err(|e| ScenarioError::Yaml(e.to_string()))?;
-    catalog(None, Some(file), None)
+    catalog(None, Some(file), &NodeSizing::default())
 }
 
-/// The scenario's catalog, or the AWS one.
+/// The scenario's catalog, or the AWS one sized as `sizing` says.
 fn catalog(
     region: Option<String>,
     file: Option<CatalogFile>,
-    sizing: Option<&CatalogSettings>,
+    sizing: &NodeSizing,
 ) -> Result<Arc<Catalog>, ScenarioError> {
     let Some(file) = file else {
-        return match (region, sizing) {
-            (Some(r), _) if r != DEFAULT_REGION => Err(invalid(
+        if let Some(r) = region.filter(|r| r != DEFAULT_REGION) {
+            return Err(invalid(
                 "region",
                 format!(
                     "the built-in AWS catalog is {DEFAULT_REGION}; list the instance types of `{r}` under `catalog`"
                 ),
-            )),
-            (_, Some(settings)) => Ok(Arc::new(Catalog::aws_us_east_1_with(settings))),
-            (_, None) => Ok(aws_catalog()),
-        };
+            ));
+        }
+        return Ok(aws_sized(sizing));
     };
     let specs = &file.instance_types;
     let at = if file.map {
@@ -1282,6 +1253,31 @@ fn catalog(
                 format!("instance type `{}`: {}", e.instance_type, e.message),
             )
         })
+}
+
+/// The embedded AWS catalog sized by `sizing`: its own sizing, and each
+/// class's beside it, resolved once per distinct settings.
+fn aws_sized(sizing: &NodeSizing) -> Arc<Catalog> {
+    let base = match &sizing.base {
+        Some(settings) => Arc::new(Catalog::aws_us_east_1_with(settings)),
+        None => aws_catalog(),
+    };
+    if sizing.classes.is_empty() {
+        return base;
+    }
+    let mut resolved: Vec<(&CatalogSettings, Catalog)> = Vec::new();
+    let mut out = Catalog::clone(&base);
+    for (class, settings) in &sizing.classes {
+        let i = match resolved.iter().position(|(s, _)| *s == settings) {
+            Some(i) => i,
+            None => {
+                resolved.push((settings, Catalog::aws_us_east_1_with(settings)));
+                resolved.len() - 1
+            }
+        };
+        out = out.with_class_sized_as(class, &resolved[i].1);
+    }
+    Arc::new(out)
 }
 
 /// The scheduler settings and the spot-to-spot gate from `settings`.
@@ -2027,8 +2023,9 @@ impl Later<'_> {
                     let mut pools = self.pools.clone();
                     pools.retain(|(p, _, _)| p.name != pool.name);
                     pools.push((pool.clone(), left_out, origin));
+                    // Every declared class was sized at the start.
                     if !self.classes.is_empty() {
-                        node_sizing(self.classes, &pools, self.custom_catalog)?;
+                        check_node_classes(self.classes, &pools, self.custom_catalog)?;
                     }
                     self.pools = pools;
                     self.cluster.node_pools.retain(|p| p.name != pool.name);
@@ -2549,11 +2546,11 @@ fn parse(text: &str, dir: Option<&Path>) -> Result<Scenario, ScenarioError> {
     let custom_catalog = file.catalog.is_some();
     let classes = node_classes(class_manifests)?;
     let sizing = if classes.is_empty() {
-        None
+        NodeSizing::default()
     } else {
         node_sizing(&classes, &pools, custom_catalog)?
     };
-    let mut cluster = Snapshot::new(catalog(file.region, file.catalog, sizing.as_ref())?);
+    let mut cluster = Snapshot::new(catalog(file.region, file.catalog, &sizing)?);
     let (scheduler_settings, spot_to_spot) = settings(file.settings)?;
     cluster.settings = scheduler_settings;
     cluster.node_pools = pools.iter().map(|(p, _, _)| p.clone()).collect();

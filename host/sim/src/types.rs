@@ -454,8 +454,9 @@ pub enum NodeError {
 }
 
 /// A node of `instance_type` in `zone` as `pool` would launch it: the type's
-/// labels, zone, capacity type, hostname, the pool's labels and taints, and
-/// the offering's price. Not initialized; no pods.
+/// labels, zone, capacity type, hostname, the pool's labels and taints, the
+/// offering's price, and the capacity its EC2NodeClass gives it. Not
+/// initialized; no pods.
 pub fn node_for(
     cluster: &Snapshot,
     pool: Option<Sym>,
@@ -487,6 +488,14 @@ pub fn node_for(
     ));
     node_labels.push((Sym::new(labels::HOSTNAME), name));
     let template = pool.and_then(|p| cluster.node_pools.iter().find(|t| t.name == p));
+    // The pool's EC2NodeClass sizes the node.
+    let size = template
+        .and_then(|t| {
+            cluster
+                .catalog
+                .sizing(instance_type, &t.node_class_ref.name)
+        })
+        .unwrap_or_else(|| it.own_sizing());
     if let Some(p) = pool {
         node_labels.push((Sym::new(labels::NODE_POOL), p));
     }
@@ -505,8 +514,8 @@ pub fn node_for(
         startup_taints: template
             .map(|t| t.startup_taints.clone())
             .unwrap_or_default(),
-        capacity: it.capacity.clone(),
-        allocatable: it.allocatable(),
+        capacity: size.capacity.clone(),
+        allocatable: size.allocatable(),
         initialized: false,
         pods: Vec::new(),
         marked_for_deletion: false,

@@ -974,39 +974,207 @@ fn a_node_pool_must_name_one_of_the_node_classes() {
     parse_scenario(&unchecked).unwrap();
 }
 
-/// `tiny_pods` with a second NodePool `second` using the class `class`.
-fn two_pools(classes: &str, class: &str) -> String {
-    tiny_pods(classes).replace(
-        "workloads:",
-        &format!(
-            "  - apiVersion: karpenter.sh/v1\n    kind: NodePool\n    metadata: {{ name: second }}\n    spec:\n      template:\n        spec:\n          nodeClassRef: {{ group: karpenter.k8s.aws, kind: EC2NodeClass, name: {class} }}\nworkloads:"
-        ),
+/// A NodePool `name` of on-demand m5.large on EC2NodeClass `class`, as a
+/// `nodePools` entry (or, indented two more, an event's `apply`).
+fn m5_pool(name: &str, class: &str) -> String {
+    format!(
+        r#"  - apiVersion: karpenter.sh/v1
+    kind: NodePool
+    metadata: {{ name: {name} }}
+    spec:
+      template:
+        spec:
+          requirements:
+            - {{ key: node.kubernetes.io/instance-type, operator: In, values: [m5.large] }}
+            - {{ key: karpenter.sh/capacity-type, operator: In, values: [on-demand] }}
+          nodeClassRef: {{ group: karpenter.k8s.aws, kind: EC2NodeClass, name: {class} }}
+"#
     )
 }
 
+/// A deployment of `replicas` tiny pods that run only on NodePool `pool`.
+fn tiny_on(pool: &str, replicas: usize) -> String {
+    format!(
+        "  - {{ deployment: {pool}-pods, replicas: {replicas}, cpu: 10m, memory: 16Mi, nodeSelector: {{ karpenter.sh/nodepool: {pool} }} }}\n"
+    )
+}
+
+/// The NodeClasses `default` (Karpenter's sizing) and `four` (kubelet
+/// maxPods 4).
+fn default_and_four() -> String {
+    format!(
+        "nodeClasses:\n{}{}",
+        node_class("default", ""),
+        node_class("four", "      kubelet: { maxPods: 4 }\n")
+    )
+}
+
+/// The nodes each NodePool launched, with the pods planned onto each.
+fn pods_per_node(r: &dovetail_sim::Report) -> std::collections::BTreeMap<String, Vec<usize>> {
+    let mut out = std::collections::BTreeMap::<String, Vec<usize>>::new();
+    for l in r.launches.iter().filter(|l| l.launched.is_some()) {
+        let pool = l.node_pool.clone().unwrap_or_default();
+        out.entry(pool).or_default().push(l.pods);
+    }
+    out
+}
+
 #[test]
-fn node_pools_must_size_nodes_alike() {
-    let classes = format!(
-        "{}{}{}",
+fn each_node_pool_sizes_its_nodes_by_its_own_node_class() {
+    // Two more pods later find the nodes full, as their kubelets say.
+    let text = format!(
+        "seed: 1\nduration: 10m\n{}nodePools:\n{}{}workloads:\n{}{}events:\n  - at: 5m\n    scale: {{ deployment: four-pods, replicas: 42 }}\n",
+        default_and_four(),
+        m5_pool("roomy", "default"),
+        m5_pool("four", "four"),
+        tiny_on("roomy", 40),
+        tiny_on("four", 40),
+    );
+    let r = run(&text);
+    assert_eq!(r.totals.pending_at_end, 0, "{:?}", r.totals);
+    let nodes = pods_per_node(&r);
+    // maxPods 4: ceil(40 / 4) = 10 nodes, none over 4 pods, and one more
+    // for the two; the ENI limit of 29 pods: ceil(40 / 29) = 2.
+    assert_eq!(nodes["four"].len(), 11, "{nodes:?}");
+    assert!(nodes["four"].iter().all(|&p| p <= 4), "{nodes:?}");
+    assert_eq!(nodes["roomy"].len(), 2, "{nodes:?}");
+    assert!(nodes["roomy"].iter().any(|&p| p > 4), "{nodes:?}");
+    assert_eq!(r.totals.peak_nodes, 13, "{:?}", r.totals);
+
+    // Classes that size nodes alike give the catalog their sizing, as one
+    // class would; a class used by no NodePool does not change it.
+    let alike = format!(
+        "seed: 1\nduration: 10m\nnodeClasses:\n{}{}{}nodePools:\n{}{}workloads:\n{}",
         node_class("default", "      kubelet: { maxPods: 20 }\n"),
-        node_class(
-            "big-disk",
-            "      kubelet: { maxPods: 58 }\n      blockDeviceMappings:\n        - { deviceName: /dev/xvda, rootVolume: true, ebs: { volumeSize: 100Gi } }\n"
-        ),
         node_class(
             "also-20",
             "      kubelet: { maxPods: 20 }\n      tags: { team: web }\n"
         ),
+        node_class("four", "      kubelet: { maxPods: 4 }\n"),
+        m5_pool("roomy", "default"),
+        m5_pool("web", "also-20"),
+        tiny_on("web", 40),
     );
-    assert_eq!(
-        error(&two_pools(&classes, "big-disk")),
-        "nodePools[1].spec.template.spec.nodeClassRef.name: NodePool `second` uses EC2NodeClass `big-disk` and NodePool `default` uses `default`, which size nodes differently (kubelet.maxPods 20 in `default`, 58 in `big-disk`; root volume (blockDeviceMappings) 20Gi in `default`, 100Gi in `big-disk`). The cluster has one instance-type catalog, so every NodePool must size its nodes the same way: point the NodePools at one EC2NodeClass, or give the classes the same kubelet and blockDeviceMappings"
-    );
-
-    // Classes that size alike may differ otherwise; `big-disk`, used by no
-    // NodePool, does not count.
-    let s = parse_scenario(&two_pools(&classes, "also-20")).unwrap();
+    let s = parse_scenario(&alike).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.cluster.catalog.get("m5.large").unwrap().capacity.pods, 20);
+    let nodes = pods_per_node(&run(&alike));
+    assert_eq!(nodes["web"].len(), 2, "ceil(40 / 20): {nodes:?}");
+
+    // The class that sizes apart is so whichever NodePool comes first.
+    let swapped = format!(
+        "seed: 1\nduration: 10m\n{}nodePools:\n{}{}workloads:\n{}{}",
+        default_and_four(),
+        m5_pool("four", "four"),
+        m5_pool("roomy", "default"),
+        tiny_on("roomy", 40),
+        tiny_on("four", 40),
+    );
+    let nodes = pods_per_node(&run(&swapped));
+    assert_eq!(nodes["four"].len(), 10, "{nodes:?}");
+    assert_eq!(nodes["roomy"].len(), 2, "{nodes:?}");
+}
+
+#[test]
+fn a_node_class_root_volume_sizes_its_nodes_ephemeral_storage() {
+    let classes = format!(
+        "nodeClasses:\n{}{}",
+        node_class("default", ""),
+        node_class(
+            "big-disk",
+            "      blockDeviceMappings:\n        - { deviceName: /dev/xvda, rootVolume: true, ebs: { volumeSize: 100Gi } }\n"
+        ),
+    );
+    // 50Gi of scratch space: more than the default 20Gi root volume holds.
+    let scratch = r#"cluster:
+  - apiVersion: apps/v1
+    kind: Deployment
+    metadata: { name: scratch, namespace: default }
+    spec:
+      replicas: 3
+      selector: { matchLabels: { app: scratch } }
+      template:
+        metadata: { labels: { app: scratch } }
+        spec:
+          containers:
+            - name: app
+              image: registry.example.com/scratch:1
+              resources: { requests: { cpu: 100m, memory: 128Mi, ephemeral-storage: 50Gi } }
+"#;
+    let text = format!(
+        "seed: 1\nduration: 10m\n{classes}nodePools:\n{}{}{scratch}",
+        m5_pool("small-disk", "default"),
+        m5_pool("big-disk", "big-disk"),
+    );
+    let r = run(&text);
+    assert_eq!(r.totals.pending_at_end, 0, "{:?}", r.totals);
+    let nodes = pods_per_node(&r);
+    assert!(!nodes.contains_key("small-disk"), "{nodes:?}");
+    // One pod a node: two need 100Gi, more than the root volume's allocatable.
+    assert_eq!(nodes["big-disk"], [1, 1, 1], "{nodes:?}");
+
+    // Without the big-disk NodePool the pods cannot run.
+    let small = format!(
+        "seed: 1\nduration: 10m\n{classes}nodePools:\n{}{scratch}",
+        m5_pool("small-disk", "default"),
+    );
+    let r = run(&small);
+    assert_eq!(r.totals.pending_at_end, 3, "{:?}", r.totals);
+    assert_eq!(r.totals.nodes_launched, 0, "{:?}", r.totals);
+}
+
+#[test]
+fn a_node_pool_applied_by_an_event_is_sized_by_its_node_class() {
+    // `four` is used by no NodePool until the event applies one.
+    let apply = m5_pool("four", "four")
+        .lines()
+        .map(|l| format!("  {l}\n"))
+        .collect::<String>()
+        .replacen("    - apiVersion", "    apply:\n      apiVersion", 1);
+    let text = format!(
+        "seed: 1\nduration: 10m\n{}nodePools:\n{}workloads:\n{}{}events:\n  - at: 1m\n{apply}",
+        default_and_four(),
+        m5_pool("roomy", "default"),
+        tiny_on("roomy", 12),
+        tiny_on("four", 12),
+    );
+    let r = run(&text);
+    assert_eq!(r.totals.pending_at_end, 0, "{:?}", r.totals);
+    let nodes = pods_per_node(&r);
+    assert_eq!(nodes["four"].len(), 3, "{nodes:?}");
+    assert!(nodes["four"].iter().all(|&p| p <= 4), "{nodes:?}");
+    assert_eq!(nodes["roomy"], [12], "{nodes:?}");
+}
+
+#[test]
+fn a_start_state_node_is_sized_by_its_node_class() {
+    // A node of NodePool `four` at the start, its capacity left to the
+    // catalog, holds four of its pods; the other eight need two more.
+    let node = r#"cluster:
+  - apiVersion: v1
+    kind: Node
+    metadata:
+      name: ip-10-0-1-11.ec2.internal
+      labels:
+        karpenter.sh/nodepool: four
+        node.kubernetes.io/instance-type: m5.large
+        topology.kubernetes.io/zone: us-east-1a
+        karpenter.sh/capacity-type: on-demand
+    status:
+      conditions: [{ type: Ready, status: "True" }]
+"#;
+    let text = format!(
+        "seed: 1\nduration: 10m\n{}nodePools:\n{}{}{node}workloads:\n{}",
+        default_and_four(),
+        m5_pool("roomy", "default"),
+        m5_pool("four", "four"),
+        tiny_on("four", 12),
+    );
+    let s = parse_scenario(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.initial_nodes[0].node.allocatable.pods, 4);
+    let r = Simulation::new(s, &Builtin, &Builtin).run(&mut |_| {});
+    assert_eq!(r.totals.pending_at_end, 0, "{:?}", r.totals);
+    let nodes = pods_per_node(&r);
+    assert_eq!(nodes["four"], [4, 4], "{nodes:?}");
 }
 
 #[test]
@@ -1035,6 +1203,17 @@ fn a_custom_catalog_takes_node_classes_that_do_not_change_sizing() {
     assert_eq!(
         error(&tuned),
         "nodeClasses[0].spec: EC2NodeClass `default` (used by NodePool `general`) changes how nodes are sized (kubelet.maxPods, kubelet.kubeReserved), but `catalog` states each instance type's capacity and overhead itself. Put them in `catalog` (`capacity.pods`, `capacity.ephemeral-storage`, `overhead.kubeReserved`, `overhead.systemReserved`, `overhead.evictionThreshold`) and take them out of the class"
+    );
+
+    // A NodePool an event applies is held to the same rule.
+    assert_eq!(plain.matches("\nevents:\n").count(), 1);
+    let late = plain.replace(
+        "\nevents:\n",
+        "\nevents:\n  - at: 5m\n    apply:\n      apiVersion: karpenter.sh/v1\n      kind: NodePool\n      metadata: { name: late }\n      spec: { template: { spec: { nodeClassRef: { group: karpenter.k8s.aws, kind: EC2NodeClass, name: unused } } } }\n",
+    );
+    assert_eq!(
+        error(&late),
+        "nodeClasses[1].spec: EC2NodeClass `unused` (used by NodePool `late`) changes how nodes are sized (kubelet.maxPods), but `catalog` states each instance type's capacity and overhead itself. Put them in `catalog` (`capacity.pods`, `capacity.ephemeral-storage`, `overhead.kubeReserved`, `overhead.systemReserved`, `overhead.evictionThreshold`) and take them out of the class"
     );
 }
 
