@@ -33,6 +33,34 @@ impl Bounded {
         self
     }
 
+    /// Panics unless the run ended as a command does when its stdout's
+    /// reader went away (`| head`): exit 0, not a word, no panic.
+    pub fn expect_quiet_end(&self) -> &Self {
+        self.expect_no_panic().expect_code(0);
+        assert_eq!(self.stderr, "", "a closed pipe is not worth a word");
+        self
+    }
+
+    /// Panics unless the run failed on a full disk (stdout `/dev/full`)
+    /// naming `what` it could not write, with one `error:` line: exit 1.
+    pub fn expect_failed_write(&self, what: &str) -> &Self {
+        self.expect_no_panic().expect_code(1).expect_stderr(&[
+            &format!("error: cannot write {what} to stdout: "),
+            "No space left on device",
+            "free space on that device or write elsewhere",
+        ])
+    }
+
+    /// Panics if the run panicked.
+    pub fn expect_no_panic(&self) -> &Self {
+        assert!(
+            !self.stderr.contains("panicked"),
+            "panicked: {}",
+            self.stderr
+        );
+        self
+    }
+
     /// Panics unless stderr holds every one of `parts`.
     pub fn expect_stderr(&self, parts: &[&str]) -> &Self {
         for p in parts {

@@ -291,7 +291,9 @@ fn read_dir(dir: &Path) -> Result<Vec<Named>> {
         let path = entry
             .with_context(|| format!("--scenarios {}: cannot list it", dir.display()))?
             .path();
-        if path.extension().is_some_and(|e| e == "yaml") && path.is_file() {
+        // Anything named *.yaml but a directory is read, so a device, a FIFO
+        // or a dangling link is refused by name rather than skipped unseen.
+        if path.extension().is_some_and(|e| e == "yaml") && !path.is_dir() {
             files.push(path);
         }
     }

@@ -275,7 +275,11 @@ fn check_destination(dir: &Path) -> Result<()> {
     let meta = match fs::symlink_metadata(dir) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => bail!("cannot use {} for the project: {e}", dir.display()),
+        Err(e) => bail!(
+            "cannot use {} for the project: {e}; nothing was written; \
+             fix: give NAME or --dir a path inside a directory you can write",
+            dir.display()
+        ),
     };
     if !meta.is_dir() {
         bail!(
@@ -441,7 +445,11 @@ impl Staging {
             match fs::create_dir(&path) {
                 Ok(()) => return Ok(Self { path, done: false }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => bail!("cannot create a directory in {}: {e}", parent.display()),
+                Err(e) => bail!(
+                    "cannot create a directory in {}: {e}; nothing was written; \
+                     fix: give NAME or --dir a path inside a directory you can write",
+                    parent.display()
+                ),
             }
         }
         bail!(

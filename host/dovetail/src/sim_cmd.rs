@@ -318,10 +318,13 @@ fn plan(args: &SimArgs, scenario: &Scenario) -> Result<(Vec<Spec>, PolicySet)> {
         if let Some(file) = file {
             let path = dir.join(file);
             let (_, key, field) = DECISIONS[i];
-            if !path.is_file() {
+            // Only nothing at all is "not found": a directory, a device or a
+            // dangling link is named as such when the policy is read.
+            if path.symlink_metadata().is_err() {
                 bail!(
-                    "scenario {}: {field}: policy file {} not found; the path is relative to the \
-                     scenario file's directory: fix it, or override it with --policy {key}=FILE",
+                    "scenario {}: {field}: policy file {} not found; fix: the path is relative to \
+                     the scenario file's directory: correct it, or override it with --policy \
+                     {key}=FILE",
                     args.scenario.display(),
                     path.display()
                 );

@@ -103,6 +103,35 @@ fn each_path_problem_gets_its_own_fix() {
 }
 
 #[test]
+fn a_scenarios_policy_path_is_named_by_what_is_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("folder.wasm")).unwrap();
+    symlink(d.join("gone.wasm"), d.join("dangling.wasm")).unwrap();
+    let demo = std::fs::read_to_string(dovetail_tests::example("scenarios/demo.yaml")).unwrap();
+    for (file, cause) in [
+        ("folder.wasm", "is a directory, not a file"),
+        ("dangling.wasm", "is a dangling symbolic link"),
+        ("missing.wasm", "policy file"),
+    ] {
+        let scenario = d.join("scenario.yaml");
+        std::fs::write(
+            &scenario,
+            format!("{demo}\npolicies:\n  instanceSelection: {file}\n"),
+        )
+        .unwrap();
+        let out = dovetail(&["sim", s(&scenario)], SMALL);
+        refused(&out, &[file, cause]);
+        assert_eq!(
+            out.stderr.contains("not found"),
+            file == "missing.wasm",
+            "only a missing file is not found: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
 fn a_memory_cap_of_zero_is_refused_as_a_flag() {
     let wasm = guest("dovetail-policy-default");
     let out = dovetail(

@@ -650,13 +650,17 @@ fn policies_in_values_render_configmaps_the_controller_reads() {
                             ComponentSource::Inline(bytes) if bytes == wasm => {
                                 "the component given".to_string()
                             }
-                            ComponentSource::Inline(bytes) => format!("{} other bytes", bytes.len()),
+                            ComponentSource::Inline(bytes) => {
+                                format!("{} other bytes", bytes.len())
+                            }
                             ComponentSource::Remote(r) => format!("{} sha256:{}", r.url, r.sha256),
                         };
                         let config = p.config(decision).map(str::to_string);
                         (p.configmap.name.clone(), p.mode, decision, source, config)
                     }
-                    other => panic!("the controller does not read the chart's ConfigMap: {other:?}"),
+                    other => {
+                        panic!("the controller does not read the chart's ConfigMap: {other:?}")
+                    }
                 }
             })
             .collect();
@@ -732,13 +736,17 @@ async fn a_missing_grant_is_named_and_the_controller_goes_on_once_it_is_back() {
     kubectl(&admin, &["apply", "-f", example.to_str().unwrap()], None);
 
     let fix = "grant Dovetail's ServiceAccount `create` on `nodeclaims`";
-    wait_for("the controller to name the grant it lacks", MINUTE, || async {
-        if pod.logs().contains(fix) {
-            Ok(())
-        } else {
-            Err("not yet".into())
-        }
-    })
+    wait_for(
+        "the controller to name the grant it lacks",
+        MINUTE,
+        || async {
+            if pod.logs().contains(fix) {
+                Ok(())
+            } else {
+                Err("not yet".into())
+            }
+        },
+    )
     .await;
     let denied = access.denials();
     assert!(
@@ -750,7 +758,9 @@ async fn a_missing_grant_is_named_and_the_controller_goes_on_once_it_is_back() {
         denials(&access)
     );
     assert!(
-        denied[0].message.contains("cannot create resource \"nodeclaims\""),
+        denied[0]
+            .message
+            .contains("cannot create resource \"nodeclaims\""),
         "{}",
         denied[0].message
     );
@@ -762,7 +772,12 @@ async fn a_missing_grant_is_named_and_the_controller_goes_on_once_it_is_back() {
     let client = cluster.client();
     let claims: Api<dovetail_api::NodeClaim> = Api::all(client.clone());
     assert!(
-        claims.list(&ListParams::default()).await.unwrap().items.is_empty(),
+        claims
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
         "no NodeClaim was made"
     );
 

@@ -432,3 +432,43 @@ fn input_and_cases_exclude_each_other_and_one_is_required() {
         .expect_code(2)
         .expect_stderr(&["<--input <INPUT>|--cases <CASES>>"]);
 }
+
+// Bad input, as every command takes it (docs/limits.md): a device is not
+// read, a full disk fails the run naming its output, a closed pipe ends it
+// quietly.
+
+#[test]
+fn bad_input_a_device_as_the_cases_file_is_refused_unread() {
+    let r = cases("default", Path::new("/dev/zero"), &[]);
+    r.expect_no_panic().expect_stderr(&[
+        "cases file /dev/zero: is a character device, not a file",
+        "fix: give a regular file",
+    ]);
+    assert_ne!(r.code, Some(0), "{r:#?}");
+}
+
+#[test]
+fn bad_input_case_results_on_a_full_disk_or_a_closed_pipe() {
+    let wasm = dovetail_tests::guest("dovetail-policy-default");
+    let file = root().join("policies/default/cases.yaml");
+    let args = [
+        "policy",
+        "test",
+        wasm.to_str().unwrap(),
+        "--cases",
+        file.to_str().unwrap(),
+    ];
+    let with = |stdout| {
+        dovetail_tests::bounded::run_with(
+            Path::new(env!("CARGO_BIN_EXE_dovetail")),
+            &args,
+            dovetail_tests::bounded::Io {
+                stdout,
+                ..Default::default()
+            },
+            Caps::default(),
+        )
+    };
+    with(dovetail_tests::bounded::Stdout::Full).expect_failed_write("the case results");
+    with(dovetail_tests::bounded::Stdout::Closed).expect_quiet_end();
+}

@@ -266,3 +266,67 @@ fn a_decision_the_policy_lacks_is_refused() {
         "it implements consolidation-scoring",
     ]);
 }
+
+// Bad input, as every command takes it (docs/limits.md): a device among the
+// scenarios is not read, a full disk fails the judge naming its output, a
+// closed pipe ends it quietly.
+
+#[test]
+fn bad_input_a_device_among_the_scenarios_is_refused_unread() {
+    let dir = demo_dir();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.yaml")).unwrap();
+    let wasm = guest("dovetail-policy-default");
+    let r = judge(
+        &[path(&wasm), "--scenarios", path(dir.path())],
+        Duration::from_secs(60),
+    );
+    r.expect_no_panic()
+        .expect_code(1)
+        .expect_stderr(&["zero.yaml", "is a character device, not a file"]);
+}
+
+#[test]
+fn bad_input_a_dangling_link_among_the_scenarios_is_named() {
+    let dir = demo_dir();
+    std::os::unix::fs::symlink("gone.yaml", dir.path().join("moved.yaml")).unwrap();
+    let wasm = guest("dovetail-policy-default");
+    judge(
+        &[path(&wasm), "--scenarios", path(dir.path())],
+        Duration::from_secs(60),
+    )
+    .expect_no_panic()
+    .expect_code(1)
+    .expect_stderr(&["moved.yaml", "dangling symbolic link"]);
+}
+
+#[test]
+fn bad_input_the_table_on_a_full_disk_or_a_closed_pipe() {
+    let dir = demo_dir();
+    let wasm = guest("dovetail-policy-default");
+    let args = [
+        "policy",
+        "judge",
+        path(&wasm),
+        "--scenarios",
+        path(dir.path()),
+    ];
+    let with = |stdout| {
+        bounded::run_with(
+            Path::new(env!("CARGO_BIN_EXE_dovetail")),
+            &args,
+            bounded::Io {
+                stdout,
+                ..Default::default()
+            },
+            Caps {
+                memory_mib: 2048,
+                timeout: Duration::from_secs(120),
+            },
+        )
+    };
+    with(bounded::Stdout::Full).expect_failed_write("the judgement");
+    // The run's note on stderr comes before the table; the end is quiet.
+    let closed = with(bounded::Stdout::Closed);
+    closed.expect_no_panic().expect_code(0);
+    assert!(!closed.stderr.contains("error"), "{}", closed.stderr);
+}

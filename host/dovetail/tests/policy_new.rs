@@ -528,3 +528,72 @@ fn a_javascript_policy_project_builds_and_passes_its_cases() {
     assert!(out.contains(" passed, 0 failed"), "{out}");
     assert!(!out.contains("FAIL"), "{out}");
 }
+
+// Bad input, as every command takes it (docs/limits.md): a destination that
+// cannot be a directory is refused with a fix and nothing written; a full
+// disk fails the summary, a closed pipe ends it quietly.
+
+#[test]
+fn bad_input_a_destination_that_cannot_be_made_is_refused_with_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    for dest in [file.join("p"), PathBuf::from("/proc/dovetail-policy-new")] {
+        let r = dovetail(&[
+            "policy",
+            "new",
+            "p",
+            "--decision",
+            "instance-selection",
+            "--dir",
+            s(&dest),
+        ]);
+        r.expect_no_panic().expect_code(1).expect_stderr(&[
+            "nothing was written",
+            "fix: give NAME or --dir a path inside a directory you can write",
+        ]);
+    }
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "not a directory",
+        "left alone"
+    );
+}
+
+#[test]
+fn bad_input_the_summary_on_a_full_disk_or_a_closed_pipe() {
+    use dovetail_tests::bounded::{Io, Stdout, run_with};
+    let dir = tempfile::tempdir().unwrap();
+    let with = |name: &str, stdout| {
+        let dest = dir.path().join(name);
+        let r = run_with(
+            Path::new(env!("CARGO_BIN_EXE_dovetail")),
+            &[
+                "policy",
+                "new",
+                name,
+                "--decision",
+                "both",
+                "--lang",
+                "c",
+                "--dir",
+                s(&dest),
+            ],
+            Io {
+                stdout,
+                ..Default::default()
+            },
+            Caps::default(),
+        );
+        (r, dest)
+    };
+    let (full, dest) = with("on-a-full-disk", Stdout::Full);
+    full.expect_failed_write("the new project's summary");
+    assert!(
+        dest.join("Makefile").is_file(),
+        "the project is written before its summary"
+    );
+    let (closed, dest) = with("behind-head", Stdout::Closed);
+    closed.expect_quiet_end();
+    assert!(dest.join("Makefile").is_file());
+}

@@ -520,7 +520,14 @@ fn push_wait_without_a_controller_says_what_to_check() {
     let (_dev, kubeconfig) = dovetail_tests::start_dev_with(exe, dir.path(), &["--no-controller"]);
     let started = std::time::Instant::now();
     let out = Command::new(exe)
-        .args(["policy", "push", "--decision", "instance-selection", "--wait", "2"])
+        .args([
+            "policy",
+            "push",
+            "--decision",
+            "instance-selection",
+            "--wait",
+            "2",
+        ])
         .arg(&wasm)
         .arg("--kubeconfig")
         .arg(&kubeconfig)
@@ -529,7 +536,8 @@ fn push_wait_without_a_controller_says_what_to_check() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("no controller reported on configmap dovetail-instance-selection within 2s")
+        stderr
+            .contains("no controller reported on configmap dovetail-instance-selection within 2s")
             && stderr.contains("is `dovetail controller` running"),
         "{stderr}"
     );
@@ -538,4 +546,41 @@ fn push_wait_without_a_controller_says_what_to_check() {
         "gave up in {:?}",
         started.elapsed()
     );
+}
+
+// Bad input, as every command takes it (docs/limits.md): a device as the
+// config is not read, a full disk fails the print naming its output, a
+// closed pipe ends it quietly.
+
+#[test]
+fn bad_input_push_a_device_config_a_full_disk_or_a_closed_pipe() {
+    use dovetail_tests::bounded::{Caps, Io, Stdout, run_with};
+    let wasm = guest("dovetail-policy-graviton-first");
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_dovetail"));
+    let with = |extra: &[&str], stdout| {
+        let mut args = vec![
+            "policy",
+            "push",
+            wasm.to_str().unwrap(),
+            "--decision",
+            "instance-selection",
+            "--print",
+        ];
+        args.extend_from_slice(extra);
+        run_with(
+            exe,
+            &args,
+            Io {
+                stdout,
+                ..Default::default()
+            },
+            Caps::default(),
+        )
+    };
+    with(&["--config", "/dev/zero"], Stdout::Captured)
+        .expect_no_panic()
+        .expect_code(1)
+        .expect_stderr(&["config /dev/zero: is a character device, not a file"]);
+    with(&[], Stdout::Full).expect_failed_write("the push result");
+    with(&[], Stdout::Closed).expect_quiet_end();
 }
