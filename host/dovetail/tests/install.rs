@@ -243,6 +243,23 @@ fn denials(access: &AccessControl) -> String {
         .join("\n")
 }
 
+/// Ok once exactly `want` of the example's `inflate` pods run.
+async fn inflate_running(pods: &Api<Pod>, want: usize) -> Result<(), String> {
+    let n = pods
+        .list(&ListParams::default().labels("app=inflate"))
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+        .iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .count();
+    if n == want {
+        Ok(())
+    } else {
+        Err(format!("{n} of {want} running"))
+    }
+}
+
 /// `helm install` with `values` (ports added) on a cluster with
 /// authorisation enforced, and the controller's pod started as the chart's
 /// ServiceAccount; `edit` may change the rendered objects before they are
@@ -349,25 +366,7 @@ async fn the_chart_installs_runs_under_its_own_rbac_and_upgrades() {
     let client = cluster.client();
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let nodes: Api<Node> = Api::all(client.clone());
-    let running = |want: usize| {
-        let pods = pods.clone();
-        async move {
-            let list = pods
-                .list(&ListParams::default().labels("app=inflate"))
-                .await
-                .map_err(|e| e.to_string())?;
-            let n = list
-                .items
-                .iter()
-                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-                .count();
-            if n == want {
-                Ok(())
-            } else {
-                Err(format!("{n} of {want} running"))
-            }
-        }
-    };
+    let running = |want: usize| inflate_running(&pods, want);
     wait_for("the example's 5 pods to run", 2 * MINUTE, || running(5)).await;
     let launched = nodes
         .list(&ListParams::default().labels("karpenter.sh/nodepool"))
@@ -785,20 +784,8 @@ async fn a_missing_grant_is_named_and_the_controller_goes_on_once_it_is_back() {
     let rendered = render(dir.path(), &values);
     kubectl(&admin, &["apply", "-f", "-"], Some(&rendered));
     let pods: Api<Pod> = Api::namespaced(client, "default");
-    wait_for("the example's 5 pods to run", 2 * MINUTE, || async {
-        let n = pods
-            .list(&ListParams::default().labels("app=inflate"))
-            .await
-            .map_err(|e| e.to_string())?
-            .items
-            .iter()
-            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-            .count();
-        if n == 5 {
-            Ok(())
-        } else {
-            Err(format!("{n} of 5 running"))
-        }
+    wait_for("the example's 5 pods to run", 2 * MINUTE, || {
+        inflate_running(&pods, 5)
     })
     .await;
 }
