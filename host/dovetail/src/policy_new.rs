@@ -270,14 +270,17 @@ pub fn run(args: &NewArgs) -> Result<()> {
     Ok(())
 }
 
+/// The end of every refusal of a destination that cannot be made.
+const UNWRITABLE: &str =
+    "nothing was written; fix: give NAME or --dir a path inside a directory you can write";
+
 /// Refuses a destination that exists and is not an empty directory.
 fn check_destination(dir: &Path) -> Result<()> {
     let meta = match fs::symlink_metadata(dir) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => bail!(
-            "cannot use {} for the project: {e}; nothing was written; \
-             fix: give NAME or --dir a path inside a directory you can write",
+            "cannot use {} for the project: {e}; {UNWRITABLE}",
             dir.display()
         ),
     };
@@ -446,8 +449,7 @@ impl Staging {
                 Ok(()) => return Ok(Self { path, done: false }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => bail!(
-                    "cannot create a directory in {}: {e}; nothing was written; \
-                     fix: give NAME or --dir a path inside a directory you can write",
+                    "cannot create a directory in {}: {e}; {UNWRITABLE}",
                     parent.display()
                 ),
             }
